@@ -1,0 +1,395 @@
+//! One connectivity check: the request, the steps that stream back, and their result types.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+/// What a client asks the agent to check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRequest {
+    /// The target as the user typed it: `host:port`, `[v6]:port`, `v4:port`,
+    /// `scheme://host[:port]/path`, or a bare host together with `port`.
+    pub target: String,
+    /// The port, for a bare host; when the target names a port too, the two must agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The connect deadline for each address, in milliseconds
+    /// (default [`crate::DEFAULT_TIMEOUT_MS`], at most [`crate::MAX_TIMEOUT_MS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u32>,
+}
+
+impl CheckRequest {
+    /// A request for `target` with default options.
+    pub fn new(target: impl Into<String>) -> Self {
+        CheckRequest { target: target.into(), port: None, timeout_ms: None }
+    }
+}
+
+/// A wall-clock time in RFC 3339 form with microseconds, in UTC (`2026-11-24T10:00:00.123456Z`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub String);
+
+/// One step of a check and the moment it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckEvent {
+    /// When the agent observed this step.
+    pub at: Timestamp,
+    /// What happened.
+    pub step: Step,
+}
+
+/// The steps of a check, in the order they stream: `started`, `resolved`, then for each address
+/// `attempt_started` and `attempt_finished` (interleaved, as they happen), `verdict`, `done`.
+/// A failed resolution goes straight to `verdict`; a cancelled check goes straight to `done`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Step {
+    /// The target was parsed and the check began.
+    Started {
+        /// The parsed target.
+        target: TargetInfo,
+        /// The connect deadline for each address, in milliseconds.
+        timeout_ms: u32,
+    },
+    /// The host name was resolved (or failed to resolve, or was an IP literal).
+    Resolved {
+        /// The resolution and its timing.
+        resolution: Resolution,
+    },
+    /// A TCP connect to one address began.
+    AttemptStarted {
+        /// The address and port being connected to.
+        address: SocketAddr,
+    },
+    /// A TCP connect to one address ended.
+    AttemptFinished {
+        /// How it ended.
+        attempt: Attempt,
+    },
+    /// The agent's conclusion from everything above.
+    Verdict {
+        /// The cause and its explanation.
+        verdict: Verdict,
+    },
+    /// The request is over; no more events carry its id.
+    Done {
+        /// Whether it ran to the end.
+        outcome: Outcome,
+        /// The whole check's duration, in microseconds.
+        elapsed_us: u64,
+    },
+}
+
+/// The target after parsing, as the agent understood it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// The text the user gave.
+    pub input: String,
+    /// The host in the form sent to the resolver: ASCII (punycode for international names), or an
+    /// IP address literal without brackets.
+    pub host: String,
+    /// The host as a person reads it: Unicode for international names, otherwise as `host`.
+    pub display_host: String,
+    /// The TCP port.
+    pub port: u16,
+    /// Where the port came from.
+    pub port_source: PortSource,
+    /// The URL scheme, when the target was a URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// The URL path, when the target was a URL with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// Where a target's port came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortSource {
+    /// Written in the target (`host:port`).
+    Explicit,
+    /// The well-known port of the target's URL scheme (`https://` means 443).
+    SchemeDefault,
+    /// Given separately (the request's `port`, the CLI's `--port`).
+    Option,
+}
+
+/// How a host became addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolveMethod {
+    /// The host was already an IP address: nothing was looked up.
+    Literal,
+    /// The system resolver (`getaddrinfo`: `/etc/hosts`, `resolv.conf`, nsswitch), as any program
+    /// on the agent's host sees it.
+    System,
+}
+
+/// The result of a resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsStatus {
+    /// One or more addresses were found.
+    Ok,
+    /// The name does not exist.
+    Nxdomain,
+    /// The name exists but has no A or AAAA records.
+    NoAddress,
+    /// The resolver failed (a server failure, no nameserver reachable, a local error).
+    Error,
+    /// The resolver did not answer within the deadline.
+    Timeout,
+}
+
+/// A host name's resolution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    /// The name (or literal) that was resolved.
+    pub host: String,
+    /// How it was resolved.
+    pub method: ResolveMethod,
+    /// What came of it.
+    pub status: DnsStatus,
+    /// The addresses found, in the resolver's order (the order programs try them in).
+    pub addresses: Vec<IpAddr>,
+    /// The resolver's own words on a failure (`Name or service not known`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// How long the resolution took, in microseconds.
+    pub elapsed_us: u64,
+}
+
+/// An address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// IPv4.
+    Ipv4,
+    /// IPv6.
+    Ipv6,
+}
+
+impl Family {
+    /// The family of an address.
+    pub fn of(address: &IpAddr) -> Family {
+        match address {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
+        }
+    }
+
+    /// `IPv4` or `IPv6`, for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "IPv4",
+            Family::Ipv6 => "IPv6",
+        }
+    }
+}
+
+/// How one TCP connect attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectState {
+    /// The handshake completed: something listens there.
+    Open,
+    /// The host answered with a reset (`ECONNREFUSED`): nothing listens on that port, or a
+    /// firewall rejects with a reset or an ICMP port-unreachable.
+    Refused,
+    /// No answer before the deadline: a firewall drops the packets, or the host is silent.
+    Timeout,
+    /// The host could not be reached (`EHOSTUNREACH`): no neighbour answer, or an ICMP
+    /// host-unreachable or admin-prohibited from a router or firewall.
+    HostUnreachable,
+    /// No route to the host's network (`ENETUNREACH`).
+    NetworkUnreachable,
+    /// The agent's own host forbade the connection (`EACCES`/`EPERM`: a local firewall rule).
+    PermissionDenied,
+    /// The connection was reset during the handshake (`ECONNRESET`).
+    Reset,
+    /// Any other failure; the attempt's `errno` names it.
+    Error,
+}
+
+impl ConnectState {
+    /// The state's wire name, for tables and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectState::Open => "open",
+            ConnectState::Refused => "refused",
+            ConnectState::Timeout => "timeout",
+            ConnectState::HostUnreachable => "host_unreachable",
+            ConnectState::NetworkUnreachable => "network_unreachable",
+            ConnectState::PermissionDenied => "permission_denied",
+            ConnectState::Reset => "reset",
+            ConnectState::Error => "error",
+        }
+    }
+}
+
+/// An operating-system error number with its symbolic name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Errno {
+    /// The number (`111`).
+    pub code: i32,
+    /// The name (`ECONNREFUSED`).
+    pub name: String,
+}
+
+/// One finished TCP connect attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// The address connected to.
+    pub address: IpAddr,
+    /// The port connected to.
+    pub port: u16,
+    /// The address family.
+    pub family: Family,
+    /// How the attempt ended.
+    pub state: ConnectState,
+    /// The OS error behind a failed attempt; absent for `open` and `timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno: Option<Errno>,
+    /// How long the connect took, in microseconds.
+    pub elapsed_us: u64,
+    /// The same duration in milliseconds, for readers of the JSON.
+    pub elapsed_ms: f64,
+    /// When the attempt began.
+    pub started_at: Timestamp,
+}
+
+impl Attempt {
+    /// The address and port as one socket address.
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.address, self.port)
+    }
+}
+
+/// The cause a verdict names. The vocabulary is stable: programs may match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// A connection opened on every address.
+    Reachable,
+    /// Some addresses opened and others failed.
+    Partial,
+    /// The host answered with a reset: nothing listens on that port.
+    PortClosed,
+    /// No answer on that port before the deadline: a firewall drops it, or the host is down.
+    Filtered,
+    /// The host could not be reached (no neighbour answer, or an ICMP unreachable).
+    HostUnreachable,
+    /// There is no route to the host's network from the agent.
+    NetworkUnreachable,
+    /// The agent's own host refused to send the connection (a local firewall rule).
+    LocalFirewall,
+    /// The connection was reset during the handshake.
+    ConnectionReset,
+    /// The connect failed with another operating-system error.
+    ConnectError,
+    /// The name does not exist.
+    DnsNxdomain,
+    /// The name exists but has no address records.
+    DnsNoAddress,
+    /// The resolver failed or did not answer.
+    DnsError,
+}
+
+impl Cause {
+    /// The cause's wire name (`port_closed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Reachable => "reachable",
+            Cause::Partial => "partial",
+            Cause::PortClosed => "port_closed",
+            Cause::Filtered => "filtered",
+            Cause::HostUnreachable => "host_unreachable",
+            Cause::NetworkUnreachable => "network_unreachable",
+            Cause::LocalFirewall => "local_firewall",
+            Cause::ConnectionReset => "connection_reset",
+            Cause::ConnectError => "connect_error",
+            Cause::DnsNxdomain => "dns_nxdomain",
+            Cause::DnsNoAddress => "dns_no_address",
+            Cause::DnsError => "dns_error",
+        }
+    }
+
+    /// Whether the target can be connected to (fully or on some addresses).
+    pub fn is_reachable(self) -> bool {
+        matches!(self, Cause::Reachable)
+    }
+}
+
+/// The agent's conclusion about a check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The cause, from a stable vocabulary.
+    pub cause: Cause,
+    /// One sentence in plain words naming the culprit.
+    pub summary: String,
+    /// What to try next.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<String>,
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It ran to the end; a verdict was sent.
+    Completed,
+    /// The client cancelled it.
+    Cancelled,
+    /// The agent is shutting down and stopped it.
+    ShuttingDown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_and_causes_serialize_to_their_wire_names() {
+        for state in [
+            ConnectState::Open,
+            ConnectState::Refused,
+            ConnectState::Timeout,
+            ConnectState::HostUnreachable,
+            ConnectState::NetworkUnreachable,
+            ConnectState::PermissionDenied,
+            ConnectState::Reset,
+            ConnectState::Error,
+        ] {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+        }
+        for cause in [
+            Cause::Reachable,
+            Cause::Partial,
+            Cause::PortClosed,
+            Cause::Filtered,
+            Cause::HostUnreachable,
+            Cause::NetworkUnreachable,
+            Cause::LocalFirewall,
+            Cause::ConnectionReset,
+            Cause::ConnectError,
+            Cause::DnsNxdomain,
+            Cause::DnsNoAddress,
+            Cause::DnsError,
+        ] {
+            let json = serde_json::to_string(&cause).unwrap();
+            assert_eq!(json, format!("\"{}\"", cause.as_str()));
+        }
+    }
+
+    #[test]
+    fn a_request_without_options_omits_them() {
+        let json = serde_json::to_string(&CheckRequest::new("db:5432")).unwrap();
+        assert_eq!(json, r#"{"target":"db:5432"}"#);
+        let back: CheckRequest = serde_json::from_str(r#"{"target":"db","port":5432}"#).unwrap();
+        assert_eq!(back.port, Some(5432));
+        assert_eq!(back.timeout_ms, None);
+    }
+}

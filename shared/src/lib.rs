@@ -1,0 +1,44 @@
+//! The whyrefused wire protocol, shared by the agent (native) and the page (wasm).
+//!
+//! Everything that crosses the WebSocket is defined here, as serde types sent as JSON text frames:
+//!
+//! - [`message`]: the envelopes, named by direction: [`ClientMessage`] (page or CLI to agent) and
+//!   [`AgentMessage`] (agent to page or CLI), the [`RequestId`] that lets several requests run at
+//!   once on one socket, and the [`ErrorCode`]s an agent answers bad input with.
+//! - [`check`]: one connectivity check: the request, the events that stream back while it runs,
+//!   and every result type inside them (DNS resolution, connect attempts, states, verdicts).
+//! - [`report`]: [`CheckReport`], the fold of a check's events into one document. The page
+//!   renders it, and `whyrefused check --json` prints it.
+//!
+//! A socket opens with both sides sending `hello` carrying [`PROTOCOL_VERSION`]; the agent refuses
+//! requests until the client's hello has arrived and answers a different version with
+//! [`ErrorCode::ProtocolMismatch`].
+//!
+//! This crate has no runtime dependencies beyond serde, so it builds for `wasm32-unknown-unknown`.
+
+pub mod check;
+pub mod message;
+pub mod report;
+
+pub use check::{
+    Attempt, Cause, CheckRequest, CheckEvent, ConnectState, DnsStatus, Errno, Family, Outcome,
+    PortSource, ResolveMethod, Resolution, Step, TargetInfo, Timestamp, Verdict,
+};
+pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, RequestId};
+pub use report::CheckReport;
+
+/// The protocol version both sides announce in `hello`. Bump it on any incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest message (in bytes of JSON) the agent accepts; larger ones are answered with
+/// [`ErrorCode::MessageTooLarge`]. Real requests are a few hundred bytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The path of the WebSocket endpoint, served from the same origin as the page.
+pub const WS_PATH: &str = "/ws";
+
+/// The connect deadline for each address when a request does not name one.
+pub const DEFAULT_TIMEOUT_MS: u32 = 3_000;
+
+/// The longest connect deadline a request may ask for (one minute).
+pub const MAX_TIMEOUT_MS: u32 = 60_000;

@@ -1,0 +1,222 @@
+//! The envelopes exchanged over the WebSocket, one enum per direction.
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::{CheckEvent, CheckRequest};
+
+/// Names one request on a socket. The client picks it (any number unique among its requests in
+/// flight); every event and error about that request carries it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RequestId(pub u64);
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A message from a client (the page or the CLI) to the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// The first message on a socket: the protocol version the client speaks and who it is.
+    Hello {
+        /// The client's [`crate::PROTOCOL_VERSION`].
+        protocol: u32,
+        /// A free-form client name for the agent's log, such as `page` or `whyrefused-cli 0.1.0`.
+        client: String,
+    },
+    /// Run a connectivity check. Its events stream back as [`AgentMessage::Event`] with this id,
+    /// ending with a `done` step.
+    Check {
+        /// The client's id for this request.
+        id: RequestId,
+        /// What to check and how.
+        request: CheckRequest,
+    },
+    /// Stop a running request. The agent answers with its `done` step, outcome `cancelled`.
+    Cancel {
+        /// The request to stop.
+        id: RequestId,
+    },
+}
+
+impl ClientMessage {
+    /// Every `type` tag a client may send, for error messages that list the valid ones.
+    pub const TYPES: &'static [&'static str] = &["hello", "check", "cancel"];
+}
+
+/// A message from the agent to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMessage {
+    /// Sent as soon as the socket opens: the agent's protocol version and identity.
+    Hello {
+        /// The agent's [`crate::PROTOCOL_VERSION`].
+        protocol: u32,
+        /// Who is answering.
+        agent: AgentInfo,
+    },
+    /// One step of a running request, as it happens.
+    Event {
+        /// The request this step belongs to.
+        id: RequestId,
+        /// The step and when it happened.
+        event: CheckEvent,
+    },
+    /// A message could not be acted on. The socket stays open unless the code says otherwise.
+    Error {
+        /// The request the error is about, when the message named one.
+        id: Option<RequestId>,
+        /// What kind of problem this is, for programs.
+        code: ErrorCode,
+        /// What is wrong and what a valid message looks like, for people.
+        message: String,
+    },
+}
+
+/// Who an agent is: shown by the page so the user knows where probes start from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// The agent's package version.
+    pub version: String,
+    /// The host name of the machine the agent runs on: probes start from there.
+    pub hostname: String,
+}
+
+/// Why the agent refused a client message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not JSON (or not text).
+    MalformedMessage,
+    /// The JSON had no `type`, or a `type` the agent does not know.
+    UnknownMessageType,
+    /// The `type` was known but its fields were missing or of the wrong kind.
+    InvalidMessage,
+    /// The message was larger than [`crate::MAX_MESSAGE_BYTES`].
+    MessageTooLarge,
+    /// A request arrived before the client's `hello`.
+    HelloRequired,
+    /// The client's protocol version differs from the agent's; the agent closes the socket.
+    ProtocolMismatch,
+    /// The check's target could not be parsed; the message says why and what is valid.
+    InvalidTarget,
+    /// The check's options were out of range (for example a timeout of zero).
+    InvalidOption,
+    /// A request reused the id of one still running on this socket.
+    DuplicateRequestId,
+    /// A cancel named a request that is not running.
+    UnknownRequest,
+    /// The socket already runs as many requests as the agent allows.
+    TooManyRequests,
+    /// The agent is shutting down: the request was stopped and no new ones are taken.
+    ShuttingDown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::*;
+    use serde::de::DeserializeOwned;
+
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) -> String {
+        let json = serde_json::to_string(value).unwrap();
+        let back: T = serde_json::from_str(&json).unwrap();
+        assert_eq!(&back, value, "round trip changed {json}");
+        json
+    }
+
+    fn event(step: Step) -> AgentMessage {
+        AgentMessage::Event {
+            id: RequestId(7),
+            event: CheckEvent { at: Timestamp("2026-11-24T10:00:00.000001Z".into()), step },
+        }
+    }
+
+    #[test]
+    fn every_client_message_round_trips_with_its_type_tag() {
+        let hello = ClientMessage::Hello { protocol: crate::PROTOCOL_VERSION, client: "page".into() };
+        assert!(round_trip(&hello).starts_with(r#"{"type":"hello","#));
+        let check = ClientMessage::Check {
+            id: RequestId(1),
+            request: CheckRequest { target: "db".into(), port: Some(5432), timeout_ms: Some(500) },
+        };
+        assert_eq!(
+            round_trip(&check),
+            r#"{"type":"check","id":1,"request":{"target":"db","port":5432,"timeout_ms":500}}"#
+        );
+        let cancel = ClientMessage::Cancel { id: RequestId(1) };
+        assert_eq!(round_trip(&cancel), r#"{"type":"cancel","id":1}"#);
+    }
+
+    #[test]
+    fn every_agent_message_and_step_round_trips() {
+        let address: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        let target = TargetInfo {
+            input: "https://bücher.example/x".into(),
+            host: "xn--bcher-kva.example".into(),
+            display_host: "bücher.example".into(),
+            port: 443,
+            port_source: PortSource::SchemeDefault,
+            scheme: Some("https".into()),
+            path: Some("/x".into()),
+        };
+        let messages = [
+            AgentMessage::Hello {
+                protocol: 1,
+                agent: AgentInfo { version: "0.1.0".into(), hostname: "box".into() },
+            },
+            event(Step::Started { target, timeout_ms: 3000 }),
+            event(Step::Resolved {
+                resolution: Resolution {
+                    host: "xn--bcher-kva.example".into(),
+                    method: ResolveMethod::System,
+                    status: DnsStatus::Ok,
+                    addresses: vec![address],
+                    detail: None,
+                    elapsed_us: 1234,
+                },
+            }),
+            event(Step::AttemptStarted { address: "[2001:db8::1]:443".parse().unwrap() }),
+            event(Step::AttemptFinished {
+                attempt: Attempt {
+                    address,
+                    port: 443,
+                    family: Family::Ipv6,
+                    state: ConnectState::Refused,
+                    errno: Some(Errno { code: 111, name: "ECONNREFUSED".into() }),
+                    elapsed_us: 87,
+                    elapsed_ms: 0.087,
+                    started_at: Timestamp("2026-11-24T10:00:00.000002Z".into()),
+                },
+            }),
+            event(Step::Verdict {
+                verdict: Verdict {
+                    cause: Cause::PortClosed,
+                    summary: "Nothing listens on port 443.".into(),
+                    suggestions: vec!["Start the service.".into()],
+                },
+            }),
+            event(Step::Done { outcome: Outcome::Completed, elapsed_us: 2000 }),
+            AgentMessage::Error {
+                id: Some(RequestId(3)),
+                code: ErrorCode::InvalidTarget,
+                message: "port 0 is not a valid port".into(),
+            },
+            AgentMessage::Error { id: None, code: ErrorCode::MalformedMessage, message: "x".into() },
+        ];
+        for message in &messages {
+            round_trip(message);
+        }
+        let json = round_trip(&messages[2]);
+        assert!(json.contains(r#""step":{"kind":"resolved""#), "{json}");
+    }
+
+    #[test]
+    fn error_codes_use_snake_case_names() {
+        let json = serde_json::to_string(&ErrorCode::DuplicateRequestId).unwrap();
+        assert_eq!(json, r#""duplicate_request_id""#);
+    }
+}

@@ -1,0 +1,160 @@
+//! [`CheckReport`]: a check's events folded into one document, for the page and `--json`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::{
+    Attempt, CheckEvent, Outcome, Resolution, Step, TargetInfo, Timestamp, Verdict,
+};
+
+/// Everything known about one check so far. Start from [`CheckReport::default`] and
+/// [`apply`](CheckReport::apply) each event as it arrives; the page renders the report at every
+/// step, and the CLI prints the finished one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// The parsed target (from `started`).
+    pub target: Option<TargetInfo>,
+    /// The connect deadline for each address, in milliseconds.
+    pub timeout_ms: Option<u32>,
+    /// When the check started.
+    pub started_at: Option<Timestamp>,
+    /// The host name's resolution (from `resolved`).
+    pub dns: Option<Resolution>,
+    /// The finished connect attempts, in the order the addresses were resolved.
+    pub attempts: Vec<Attempt>,
+    /// Connects started and not yet finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<SocketAddr>,
+    /// The conclusion (from `verdict`).
+    pub verdict: Option<Verdict>,
+    /// How the check ended (from `done`); absent while it runs.
+    pub outcome: Option<Outcome>,
+    /// The whole check's duration in microseconds (from `done`).
+    pub elapsed_us: Option<u64>,
+}
+
+impl CheckReport {
+    /// Folds one event into the report.
+    pub fn apply(&mut self, event: &CheckEvent) {
+        match &event.step {
+            Step::Started { target, timeout_ms } => {
+                self.target = Some(target.clone());
+                self.timeout_ms = Some(*timeout_ms);
+                self.started_at = Some(event.at.clone());
+            }
+            Step::Resolved { resolution } => self.dns = Some(resolution.clone()),
+            Step::AttemptStarted { address } => self.pending.push(*address),
+            Step::AttemptFinished { attempt } => self.finish_attempt(attempt.clone()),
+            Step::Verdict { verdict } => self.verdict = Some(verdict.clone()),
+            Step::Done { outcome, elapsed_us } => {
+                self.outcome = Some(*outcome);
+                self.elapsed_us = Some(*elapsed_us);
+                self.pending.clear();
+            }
+        }
+    }
+
+    /// Whether the check has ended (completed, cancelled or stopped).
+    pub fn is_done(&self) -> bool {
+        self.outcome.is_some()
+    }
+
+    /// The finished attempt for an address, if any.
+    pub fn attempt_for(&self, address: &SocketAddr) -> Option<&Attempt> {
+        self.attempts.iter().find(|attempt| attempt.socket_addr() == *address)
+    }
+
+    fn finish_attempt(&mut self, attempt: Attempt) {
+        let address = attempt.socket_addr();
+        self.pending.retain(|pending| *pending != address);
+        self.attempts.push(attempt);
+        let order = self.resolution_order();
+        self.attempts.sort_by_key(|attempt| {
+            order.iter().position(|ip| *ip == attempt.address).unwrap_or(usize::MAX)
+        });
+    }
+
+    fn resolution_order(&self) -> Vec<IpAddr> {
+        self.dns.as_ref().map(|dns| dns.addresses.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{
+        Cause, ConnectState, DnsStatus, Family, PortSource, ResolveMethod,
+    };
+
+    fn at(step: Step) -> CheckEvent {
+        CheckEvent { at: Timestamp("2026-11-24T10:00:00.000000Z".into()), step }
+    }
+
+    fn attempt(address: &str, state: ConnectState) -> Attempt {
+        let address: IpAddr = address.parse().unwrap();
+        Attempt {
+            address,
+            port: 80,
+            family: Family::of(&address),
+            state,
+            errno: None,
+            elapsed_us: 120,
+            elapsed_ms: 0.12,
+            started_at: Timestamp("2026-11-24T10:00:00.000100Z".into()),
+        }
+    }
+
+    #[test]
+    fn folding_a_whole_check_keeps_resolution_order_and_clears_pending() {
+        let mut report = CheckReport::default();
+        let target = TargetInfo {
+            input: "localhost:80".into(),
+            host: "localhost".into(),
+            display_host: "localhost".into(),
+            port: 80,
+            port_source: PortSource::Explicit,
+            scheme: None,
+            path: None,
+        };
+        report.apply(&at(Step::Started { target, timeout_ms: 3000 }));
+        report.apply(&at(Step::Resolved {
+            resolution: Resolution {
+                host: "localhost".into(),
+                method: ResolveMethod::System,
+                status: DnsStatus::Ok,
+                addresses: vec!["::1".parse().unwrap(), "127.0.0.1".parse().unwrap()],
+                detail: None,
+                elapsed_us: 50,
+            },
+        }));
+        report.apply(&at(Step::AttemptStarted { address: "[::1]:80".parse().unwrap() }));
+        report.apply(&at(Step::AttemptStarted { address: "127.0.0.1:80".parse().unwrap() }));
+        assert_eq!(report.pending.len(), 2);
+
+        // The IPv4 attempt finishes first but is listed second, as resolved.
+        report.apply(&at(Step::AttemptFinished { attempt: attempt("127.0.0.1", ConnectState::Open) }));
+        assert_eq!(report.pending, vec!["[::1]:80".parse::<SocketAddr>().unwrap()]);
+        report.apply(&at(Step::AttemptFinished { attempt: attempt("::1", ConnectState::Refused) }));
+        let order: Vec<String> = report.attempts.iter().map(|a| a.address.to_string()).collect();
+        assert_eq!(order, ["::1", "127.0.0.1"]);
+        assert!(report.pending.is_empty());
+        assert!(!report.is_done());
+
+        let verdict = Verdict { cause: Cause::Partial, summary: "half".into(), suggestions: vec![] };
+        report.apply(&at(Step::Verdict { verdict }));
+        report.apply(&at(Step::Done { outcome: Outcome::Completed, elapsed_us: 900 }));
+        assert!(report.is_done());
+        assert_eq!(report.verdict.as_ref().map(|v| v.cause), Some(Cause::Partial));
+        assert_eq!(report.elapsed_us, Some(900));
+    }
+
+    #[test]
+    fn cancelling_clears_connects_still_pending() {
+        let mut report = CheckReport::default();
+        report.apply(&at(Step::AttemptStarted { address: "127.0.0.1:9".parse().unwrap() }));
+        report.apply(&at(Step::Done { outcome: Outcome::Cancelled, elapsed_us: 10 }));
+        assert!(report.pending.is_empty());
+        assert_eq!(report.outcome, Some(Outcome::Cancelled));
+    }
+}
