@@ -21,8 +21,8 @@ pub mod message;
 pub mod report;
 
 pub use check::{
-    Attempt, Cause, CheckRequest, CheckEvent, ConnectState, DnsStatus, Errno, Family, Outcome,
-    PortSource, ResolveMethod, Resolution, Step, TargetInfo, Timestamp, Verdict,
+    Attempt, Cause, CheckEvent, CheckRequest, ConnectState, DnsStatus, Errno, Family, Outcome,
+    PortSource, Resolution, ResolveMethod, Step, TargetInfo, Timestamp, Verdict,
 };
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, RequestId};
 pub use report::CheckReport;

@@ -121,7 +121,9 @@ mod tests {
     use crate::check::*;
     use serde::de::DeserializeOwned;
 
-    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) -> String {
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
+        value: &T,
+    ) -> String {
         let json = serde_json::to_string(value).unwrap();
         let back: T = serde_json::from_str(&json).unwrap();
         assert_eq!(&back, value, "round trip changed {json}");
@@ -131,17 +133,27 @@ mod tests {
     fn event(step: Step) -> AgentMessage {
         AgentMessage::Event {
             id: RequestId(7),
-            event: CheckEvent { at: Timestamp("2026-11-24T10:00:00.000001Z".into()), step },
+            event: CheckEvent {
+                at: Timestamp("2026-11-24T10:00:00.000001Z".into()),
+                step,
+            },
         }
     }
 
     #[test]
     fn every_client_message_round_trips_with_its_type_tag() {
-        let hello = ClientMessage::Hello { protocol: crate::PROTOCOL_VERSION, client: "page".into() };
+        let hello = ClientMessage::Hello {
+            protocol: crate::PROTOCOL_VERSION,
+            client: "page".into(),
+        };
         assert!(round_trip(&hello).starts_with(r#"{"type":"hello","#));
         let check = ClientMessage::Check {
             id: RequestId(1),
-            request: CheckRequest { target: "db".into(), port: Some(5432), timeout_ms: Some(500) },
+            request: CheckRequest {
+                target: "db".into(),
+                port: Some(5432),
+                timeout_ms: Some(500),
+            },
         };
         assert_eq!(
             round_trip(&check),
@@ -166,9 +178,15 @@ mod tests {
         let messages = [
             AgentMessage::Hello {
                 protocol: 1,
-                agent: AgentInfo { version: "0.1.0".into(), hostname: "box".into() },
+                agent: AgentInfo {
+                    version: "0.1.0".into(),
+                    hostname: "box".into(),
+                },
             },
-            event(Step::Started { target, timeout_ms: 3000 }),
+            event(Step::Started {
+                target,
+                timeout_ms: 3000,
+            }),
             event(Step::Resolved {
                 resolution: Resolution {
                     host: "xn--bcher-kva.example".into(),
@@ -179,14 +197,19 @@ mod tests {
                     elapsed_us: 1234,
                 },
             }),
-            event(Step::AttemptStarted { address: "[2001:db8::1]:443".parse().unwrap() }),
+            event(Step::AttemptStarted {
+                address: "[2001:db8::1]:443".parse().unwrap(),
+            }),
             event(Step::AttemptFinished {
                 attempt: Attempt {
                     address,
                     port: 443,
                     family: Family::Ipv6,
                     state: ConnectState::Refused,
-                    errno: Some(Errno { code: 111, name: "ECONNREFUSED".into() }),
+                    errno: Some(Errno {
+                        code: 111,
+                        name: "ECONNREFUSED".into(),
+                    }),
                     elapsed_us: 87,
                     elapsed_ms: 0.087,
                     started_at: Timestamp("2026-11-24T10:00:00.000002Z".into()),
@@ -199,13 +222,20 @@ mod tests {
                     suggestions: vec!["Start the service.".into()],
                 },
             }),
-            event(Step::Done { outcome: Outcome::Completed, elapsed_us: 2000 }),
+            event(Step::Done {
+                outcome: Outcome::Completed,
+                elapsed_us: 2000,
+            }),
             AgentMessage::Error {
                 id: Some(RequestId(3)),
                 code: ErrorCode::InvalidTarget,
                 message: "port 0 is not a valid port".into(),
             },
-            AgentMessage::Error { id: None, code: ErrorCode::MalformedMessage, message: "x".into() },
+            AgentMessage::Error {
+                id: None,
+                code: ErrorCode::MalformedMessage,
+                message: "x".into(),
+            },
         ];
         for message in &messages {
             round_trip(message);
