@@ -1,1 +1,22 @@
-//! placeholder
+//! whyrefused: "connection refused (or timed out): which part is causing it?"
+//!
+//! The agent runs real probes and names the culprit. Its parts:
+//!
+//! - [`target`]: parses what the user typed (`host:port`, URLs, IPv6 in brackets, IDNA names).
+//! - [`probe`]: the probes themselves: DNS through the system resolver, TCP connects.
+//! - [`verdict`]: turns probe results into a cause, a summary and suggestions.
+//! - [`check`]: runs a whole check, streaming each step as it happens.
+//! - [`server`]: the axum server: the embedded page at `/`, the WebSocket at `/ws`.
+//! - [`cli`]: the `whyrefused` command line (`serve`, `check`).
+//! - [`clock`] and [`logging`]: timestamps, logs, the shutdown signal.
+//!
+//! The wire protocol lives in the `whyrefused-shared` crate, shared with the page.
+
+pub mod check;
+pub mod cli;
+pub mod clock;
+pub mod logging;
+pub mod probe;
+pub mod server;
+pub mod target;
+pub mod verdict;

@@ -1,0 +1,224 @@
+//! The readable report `whyrefused check` prints: verdict first, then the evidence.
+
+use std::fmt::Write;
+
+use anstyle::{AnsiColor, Style};
+use whyrefused_shared::{Attempt, Cause, CheckReport, ConnectState, DnsStatus, ResolveMethod};
+
+/// The styles of the report; all plain when colour is off.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Colors {
+    good: Style,
+    bad: Style,
+    warn: Style,
+    dim: Style,
+    bold: Style,
+}
+
+impl Colors {
+    /// Colour when writing to a terminal and `NO_COLOR` is not set.
+    pub fn for_stdout(is_terminal: bool) -> Colors {
+        if !is_terminal || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+            return Colors::default();
+        }
+        Colors {
+            good: AnsiColor::Green.on_default().bold(),
+            bad: AnsiColor::Red.on_default().bold(),
+            warn: AnsiColor::Yellow.on_default().bold(),
+            dim: Style::new().dimmed(),
+            bold: Style::new().bold(),
+        }
+    }
+
+    fn for_cause(&self, cause: Cause) -> Style {
+        match cause {
+            Cause::Reachable => self.good,
+            Cause::Partial => self.warn,
+            _ => self.bad,
+        }
+    }
+
+    fn for_state(&self, state: ConnectState) -> Style {
+        match state {
+            ConnectState::Open => self.good,
+            ConnectState::Timeout => self.warn,
+            _ => self.bad,
+        }
+    }
+}
+
+fn paint(style: Style, text: &str) -> String {
+    format!("{style}{text}{style:#}")
+}
+
+/// Renders a finished report.
+pub fn render(report: &CheckReport, colors: Colors) -> String {
+    let mut out = String::new();
+    if let Some(verdict) = &report.verdict {
+        let mark = if verdict.cause.is_reachable() {
+            "✓"
+        } else {
+            "✗"
+        };
+        let style = colors.for_cause(verdict.cause);
+        let _ = writeln!(
+            out,
+            "{} {}",
+            paint(style, &format!("{mark} {}", verdict.cause.as_str())),
+            verdict.summary
+        );
+        for suggestion in &verdict.suggestions {
+            let _ = writeln!(out, "  → {suggestion}");
+        }
+        out.push('\n');
+    }
+    if let Some(target) = &report.target {
+        let source = format!("{:?}", target.port_source).to_lowercase();
+        let _ = writeln!(
+            out,
+            "{} {} port {} {}",
+            paint(colors.bold, "target "),
+            target.display_host,
+            target.port,
+            paint(colors.dim, &format!("({source})"))
+        );
+    }
+    if let Some(dns) = &report.dns {
+        let _ = writeln!(out, "{} {}", paint(colors.bold, "dns    "), dns_line(dns));
+    }
+    if !report.attempts.is_empty() {
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(
+                colors.bold,
+                &format!(
+                    "{:<40} {:<6} {:<20} {:>12}",
+                    "address", "family", "state", "connect"
+                )
+            )
+        );
+        for attempt in &report.attempts {
+            out.push_str(&attempt_line(attempt, colors));
+        }
+    }
+    if let Some(elapsed) = report.elapsed_us {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            paint(
+                colors.dim,
+                &format!("checked in {:.3} ms", elapsed as f64 / 1000.0)
+            )
+        );
+    }
+    out
+}
+
+fn dns_line(dns: &whyrefused_shared::Resolution) -> String {
+    let took = format!("{:.3} ms", dns.elapsed_us as f64 / 1000.0);
+    match (dns.method, dns.status) {
+        (ResolveMethod::Literal, _) => "an IP address: nothing to look up".to_string(),
+        (_, DnsStatus::Ok) => {
+            let list: Vec<String> = dns.addresses.iter().map(|a| a.to_string()).collect();
+            format!(
+                "{} → {} (system resolver, {took})",
+                dns.host,
+                list.join(", ")
+            )
+        }
+        (_, status) => format!(
+            "{} → {:?}: {} (system resolver, {took})",
+            dns.host,
+            status,
+            dns.detail.as_deref().unwrap_or("no details")
+        ),
+    }
+}
+
+fn attempt_line(attempt: &Attempt, colors: Colors) -> String {
+    let address = attempt.socket_addr().to_string();
+    let state = attempt.state.as_str();
+    let errno = attempt
+        .errno
+        .as_ref()
+        .map_or(String::new(), |e| format!("  {}", e.name));
+    format!(
+        "{address:<40} {:<6} {} {:>12}{}\n",
+        attempt.family.label(),
+        paint(colors.for_state(attempt.state), &format!("{state:<20}")),
+        format!("{:.3} ms", attempt.elapsed_ms),
+        paint(colors.dim, &errno),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use whyrefused_shared::{Errno, Family, Resolution, Timestamp, Verdict};
+
+    fn report() -> CheckReport {
+        CheckReport {
+            dns: Some(Resolution {
+                host: "localhost".into(),
+                method: ResolveMethod::System,
+                status: DnsStatus::Ok,
+                addresses: vec!["127.0.0.1".parse().unwrap()],
+                detail: None,
+                elapsed_us: 412,
+            }),
+            attempts: vec![Attempt {
+                address: "127.0.0.1".parse().unwrap(),
+                port: 5432,
+                family: Family::Ipv4,
+                state: ConnectState::Refused,
+                errno: Some(Errno {
+                    code: 111,
+                    name: "ECONNREFUSED".into(),
+                }),
+                elapsed_us: 61,
+                elapsed_ms: 0.061,
+                started_at: Timestamp(String::new()),
+            }],
+            verdict: Some(Verdict {
+                cause: Cause::PortClosed,
+                summary: "Nothing listens on port 5432.".into(),
+                suggestions: vec!["Start the service.".into()],
+            }),
+            elapsed_us: Some(700),
+            ..CheckReport::default()
+        }
+    }
+
+    #[test]
+    fn the_plain_report_leads_with_the_verdict_and_lists_each_address() {
+        let text = render(&report(), Colors::default());
+        assert!(
+            text.starts_with("✗ port_closed Nothing listens on port 5432."),
+            "{text}"
+        );
+        assert!(text.contains("  → Start the service."));
+        assert!(text.contains("localhost → 127.0.0.1 (system resolver, 0.412 ms)"));
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("127.0.0.1:5432"))
+            .expect(&text);
+        assert!(
+            row.contains("IPv4")
+                && row.contains("refused")
+                && row.contains("0.061 ms")
+                && row.contains("ECONNREFUSED")
+        );
+        assert!(!text.contains('\u{1b}'), "no escape codes without colour");
+    }
+
+    #[test]
+    fn colour_wraps_the_verdict_when_asked_for() {
+        let colors = Colors {
+            bad: AnsiColor::Red.on_default(),
+            ..Colors::default()
+        };
+        assert!(render(&report(), colors).starts_with("\u{1b}[31m✗ port_closed"));
+    }
+}

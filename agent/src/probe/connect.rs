@@ -1,0 +1,142 @@
+//! One TCP connect to one address, with its own deadline, classified from the OS's answer.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno as OsErrno;
+use tokio::net::TcpSocket;
+use whyrefused_shared::{Attempt, ConnectState, Errno, Family};
+
+use crate::clock;
+
+/// Connects to `address`, giving up after `deadline`, and reports how it went.
+///
+/// A socket that opens is closed at once with zero linger (a reset instead of a FIN), so probes
+/// leave no `TIME_WAIT` behind on either side.
+pub async fn connect(address: SocketAddr, deadline: Duration) -> Attempt {
+    let started_at = clock::now();
+    let start = Instant::now();
+    let result = tokio::time::timeout(deadline, open(address)).await;
+    let elapsed = start.elapsed();
+    let (state, errno) = match result {
+        Ok(Ok(())) => (ConnectState::Open, None),
+        Ok(Err(error)) => classify(&error),
+        Err(_deadline_passed) => (ConnectState::Timeout, None),
+    };
+    Attempt {
+        address: address.ip(),
+        port: address.port(),
+        family: Family::of(&address.ip()),
+        state,
+        errno,
+        elapsed_us: clock::micros(elapsed),
+        elapsed_ms: clock::millis(elapsed),
+        started_at,
+    }
+}
+
+async fn open(address: SocketAddr) -> io::Result<()> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_zero_linger()?;
+    let stream = socket.connect(address).await?;
+    drop(stream);
+    Ok(())
+}
+
+/// Maps a connect error to a state, keeping the errno for anything but a plain timeout.
+pub fn classify(error: &io::Error) -> (ConnectState, Option<Errno>) {
+    let Some(code) = error.raw_os_error() else {
+        return (ConnectState::Error, None);
+    };
+    let os = OsErrno::from_raw(code);
+    let state = match os {
+        OsErrno::ECONNREFUSED => ConnectState::Refused,
+        OsErrno::ETIMEDOUT => ConnectState::Timeout,
+        OsErrno::EHOSTUNREACH | OsErrno::EHOSTDOWN => ConnectState::HostUnreachable,
+        OsErrno::ENETUNREACH | OsErrno::ENETDOWN => ConnectState::NetworkUnreachable,
+        OsErrno::EACCES | OsErrno::EPERM => ConnectState::PermissionDenied,
+        OsErrno::ECONNRESET | OsErrno::ECONNABORTED => ConnectState::Reset,
+        _ => ConnectState::Error,
+    };
+    (
+        state,
+        Some(Errno {
+            code,
+            name: format!("{os:?}"),
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_of(code: i32) -> (ConnectState, String) {
+        let (state, errno) = classify(&io::Error::from_raw_os_error(code));
+        (state, errno.expect("an OS error keeps its errno").name)
+    }
+
+    #[test]
+    fn os_errors_map_to_states_with_their_names() {
+        let cases = [
+            (OsErrno::ECONNREFUSED, ConnectState::Refused, "ECONNREFUSED"),
+            (OsErrno::ETIMEDOUT, ConnectState::Timeout, "ETIMEDOUT"),
+            (
+                OsErrno::EHOSTUNREACH,
+                ConnectState::HostUnreachable,
+                "EHOSTUNREACH",
+            ),
+            (
+                OsErrno::EHOSTDOWN,
+                ConnectState::HostUnreachable,
+                "EHOSTDOWN",
+            ),
+            (
+                OsErrno::ENETUNREACH,
+                ConnectState::NetworkUnreachable,
+                "ENETUNREACH",
+            ),
+            (
+                OsErrno::ENETDOWN,
+                ConnectState::NetworkUnreachable,
+                "ENETDOWN",
+            ),
+            (OsErrno::EACCES, ConnectState::PermissionDenied, "EACCES"),
+            (OsErrno::EPERM, ConnectState::PermissionDenied, "EPERM"),
+            (OsErrno::ECONNRESET, ConnectState::Reset, "ECONNRESET"),
+            (OsErrno::EADDRNOTAVAIL, ConnectState::Error, "EADDRNOTAVAIL"),
+            (OsErrno::EMFILE, ConnectState::Error, "EMFILE"),
+        ];
+        for (errno, state, name) in cases {
+            assert_eq!(state_of(errno as i32), (state, name.to_string()));
+        }
+    }
+
+    #[test]
+    fn an_error_without_errno_is_a_plain_error() {
+        let (state, errno) = classify(&io::Error::other("no errno"));
+        assert_eq!((state, errno), (ConnectState::Error, None));
+    }
+
+    #[tokio::test]
+    async fn a_listening_port_is_open_and_a_closed_one_refused() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open = connect(listener.local_addr().unwrap(), Duration::from_secs(3)).await;
+        assert_eq!(open.state, ConnectState::Open);
+        assert_eq!(open.errno, None);
+
+        let closed_port = listener.local_addr().unwrap();
+        drop(listener);
+        let closed = connect(closed_port, Duration::from_secs(3)).await;
+        assert_eq!(closed.state, ConnectState::Refused);
+        assert_eq!(
+            closed.errno.map(|e| e.name),
+            Some("ECONNREFUSED".to_string())
+        );
+        assert_eq!(closed.family, Family::Ipv4);
+    }
+}

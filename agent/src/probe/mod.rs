@@ -1,0 +1,10 @@
+//! The probes a check runs: resolving the host and connecting to each address.
+//!
+//! Each probe returns a plain result value from the protocol crate; none of them emits events or
+//! decides anything. [`crate::check`] runs them and [`crate::verdict`] interprets them.
+
+pub mod connect;
+pub mod resolve;
+
+pub use connect::connect;
+pub use resolve::resolve;

@@ -1,0 +1,155 @@
+//! The agent server: the page at `/` and the WebSocket at `/ws`, from one origin.
+//!
+//! [`router`] builds the routes (tests serve it on port 0); [`serve`] runs it until a shutdown
+//! signal, then tells every session's running requests and waits briefly for them to finish.
+
+pub mod assets;
+pub mod origin;
+pub mod session;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+use whyrefused_shared::{AgentInfo, MAX_MESSAGE_BYTES, WS_PATH};
+
+/// The largest WebSocket frame the transport takes. Messages above [`MAX_MESSAGE_BYTES`] but
+/// under this get an error message and the session goes on; above it the socket is closed.
+const TRANSPORT_LIMIT: usize = 16 * MAX_MESSAGE_BYTES;
+
+/// How long sessions get to finish after a shutdown signal before the process exits anyway.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(3);
+
+/// What every handler and session shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Who this agent is, sent in every hello.
+    pub agent: AgentInfo,
+    /// Cancelled once when the agent starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Tracks the WebSocket sessions, so shutdown can wait for them.
+    pub sessions: TaskTracker,
+}
+
+impl AppState {
+    /// State for an agent on this host, not yet shutting down.
+    pub fn new() -> Self {
+        let hostname =
+            hostname::get().map_or_else(|_| "unknown".into(), |h| h.to_string_lossy().into_owned());
+        AppState {
+            agent: AgentInfo {
+                version: env!("CARGO_PKG_VERSION").into(),
+                hostname,
+            },
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+        }
+    }
+}
+
+impl Default for AppState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The routes: the page's files and the WebSocket.
+pub fn router(state: AppState) -> Router {
+    assets::routes()
+        .route(WS_PATH, get(upgrade))
+        .with_state(state)
+}
+
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(state): State<AppState>,
+) -> Response {
+    if let Err(refusal) = origin::check(&headers) {
+        warn!(%peer, %refusal, "refused a WebSocket upgrade");
+        return (StatusCode::FORBIDDEN, refusal.to_string()).into_response();
+    }
+    if state.shutdown.is_cancelled() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the agent is shutting down",
+        )
+            .into_response();
+    }
+    let sessions = state.sessions.clone();
+    ws.max_message_size(TRANSPORT_LIMIT)
+        .max_frame_size(TRANSPORT_LIMIT)
+        .on_upgrade(move |socket| sessions.track_future(session::run(socket, state, peer)))
+}
+
+/// Why the agent will not listen where it was asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "refusing to listen on {0}: it is not a loopback address, and an agent that makes \
+         connections on request must not be open to the network without authentication. \
+         Listen on 127.0.0.1 or [::1] (the default is 127.0.0.1:7070)"
+    )]
+    NotLoopback(SocketAddr),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Binds `address`, refusing any that is not loopback.
+pub async fn bind(address: SocketAddr) -> Result<TcpListener, ServeError> {
+    if !address.ip().is_loopback() {
+        return Err(ServeError::NotLoopback(address));
+    }
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| ServeError::Bind { address, source })
+}
+
+/// Serves until `signal` completes, then shuts down gracefully: running requests are told, their
+/// sockets closed, and the function returns once sessions end (or after a short deadline).
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let shutdown = state.shutdown.clone();
+    let sessions = state.sessions.clone();
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown({
+        let shutdown = shutdown.clone();
+        async move { shutdown.cancelled().await }
+    });
+    let server = tokio::spawn(server.into_future());
+    tokio::select! {
+        () = signal => info!("shutting down: telling running requests"),
+        () = shutdown.cancelled() => {}
+    }
+    shutdown.cancel();
+    sessions.close();
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, sessions.wait())
+        .await
+        .is_err()
+    {
+        warn!("sessions did not finish in time; exiting anyway");
+    }
+    match tokio::time::timeout(SHUTDOWN_DEADLINE, server).await {
+        Ok(Ok(result)) => result.map_err(ServeError::Serve),
+        Ok(Err(join_error)) => Err(ServeError::Serve(std::io::Error::other(join_error))),
+        Err(_) => Ok(()),
+    }
+}

@@ -1,0 +1,131 @@
+//! Who may open the WebSocket: same-origin pages only, on a host name that is really this agent.
+//!
+//! A web page on another site must not be able to drive a local agent to scan the user's network.
+//! The browser always sends `Origin` on a WebSocket upgrade, so a present `Origin` must name the
+//! same authority as `Host` (clients outside a browser, like the CLI, send none and are allowed).
+//! A loopback agent also requires `Host` to be an IP literal or `localhost`: that defeats DNS
+//! rebinding, where an attacker's name is re-pointed at 127.0.0.1 to look same-origin.
+
+use axum::http::HeaderMap;
+use axum::http::header::{HOST, ORIGIN};
+
+/// Why an upgrade was refused; the text is sent to the client with the 403.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginError {
+    #[error(
+        "cross-origin WebSocket refused: a page from {origin} may not use this agent at {host}"
+    )]
+    CrossOrigin { origin: String, host: String },
+    #[error("WebSocket refused: the request has no valid Host header")]
+    MissingHost,
+    #[error("WebSocket refused: Origin {0:?} is not a valid origin")]
+    BadOrigin(String),
+    #[error("WebSocket refused: this agent answers only to localhost or its IP address, not {0:?}")]
+    ForeignHost(String),
+}
+
+/// Accepts an upgrade only from a client without `Origin` or from a page served by this agent.
+pub fn check(headers: &HeaderMap) -> Result<(), OriginError> {
+    let host = headers
+        .get(HOST)
+        .and_then(|value| value.to_str().ok())
+        .filter(|host| !host.is_empty())
+        .ok_or(OriginError::MissingHost)?;
+    if !is_local_host_name(host) {
+        return Err(OriginError::ForeignHost(host.to_string()));
+    }
+    let Some(origin) = headers.get(ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin
+        .to_str()
+        .map_err(|_| OriginError::BadOrigin("(not text)".into()))?;
+    let authority = origin
+        .split_once("://")
+        .map(|(_, authority)| authority.trim_end_matches('/'))
+        .ok_or_else(|| OriginError::BadOrigin(origin.to_string()))?;
+    if authority.eq_ignore_ascii_case(host) {
+        Ok(())
+    } else {
+        Err(OriginError::CrossOrigin {
+            origin: origin.to_string(),
+            host: host.to_string(),
+        })
+    }
+}
+
+/// Whether a `Host` header names this machine directly: an IP literal or `localhost`.
+fn is_local_host_name(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(host: Option<&str>, origin: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(host) = host {
+            headers.insert(HOST, host.parse().unwrap());
+        }
+        if let Some(origin) = origin {
+            headers.insert(ORIGIN, origin.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn same_origin_pages_and_clients_without_origin_are_allowed() {
+        assert!(
+            check(&headers(
+                Some("127.0.0.1:7070"),
+                Some("http://127.0.0.1:7070")
+            ))
+            .is_ok()
+        );
+        assert!(
+            check(&headers(
+                Some("localhost:7070"),
+                Some("http://LOCALHOST:7070")
+            ))
+            .is_ok()
+        );
+        assert!(check(&headers(Some("[::1]:7070"), Some("http://[::1]:7070"))).is_ok());
+        assert!(check(&headers(Some("127.0.0.1:7070"), None)).is_ok());
+    }
+
+    #[test]
+    fn other_origins_are_refused() {
+        let refused = check(&headers(
+            Some("127.0.0.1:7070"),
+            Some("https://evil.example"),
+        ));
+        assert!(matches!(refused, Err(OriginError::CrossOrigin { .. })));
+        let other_port = check(&headers(
+            Some("127.0.0.1:7070"),
+            Some("http://127.0.0.1:8080"),
+        ));
+        assert!(matches!(other_port, Err(OriginError::CrossOrigin { .. })));
+        assert!(matches!(
+            check(&headers(Some("127.0.0.1:7070"), Some("null"))),
+            Err(OriginError::BadOrigin(_))
+        ));
+    }
+
+    #[test]
+    fn a_rebound_name_is_refused_even_when_it_looks_same_origin() {
+        let rebound = check(&headers(
+            Some("evil.example:7070"),
+            Some("http://evil.example:7070"),
+        ));
+        assert!(matches!(rebound, Err(OriginError::ForeignHost(_))));
+        assert!(matches!(
+            check(&headers(None, None)),
+            Err(OriginError::MissingHost)
+        ));
+    }
+}

@@ -1,0 +1,460 @@
+//! One WebSocket session: the hello exchange, then requests running side by side on one socket.
+//!
+//! A writer task owns the socket's sending half and drains the session's outbox; the session
+//! reads frames, answers bad ones with an error message (the socket stays open), and runs each
+//! check as its own task. Closing the socket cancels everything the session started; shutting the
+//! agent down tells every running request before the socket closes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use futures::{SinkExt, Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use whyrefused_shared::{
+    AgentMessage, CheckEvent, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, Outcome,
+    PROTOCOL_VERSION, RequestId, Step,
+};
+
+use super::AppState;
+use crate::check::{self, CheckPlan};
+use crate::clock;
+
+/// How many requests one socket may run at once.
+pub const MAX_REQUESTS_PER_SOCKET: usize = 32;
+
+/// How long running requests get to report a shutdown before the socket closes anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// What the writer task sends.
+#[derive(Debug)]
+enum Outgoing {
+    /// A protocol message, as a JSON text frame.
+    Message(AgentMessage),
+    /// A close frame; the writer stops after it.
+    Close(u16, &'static str),
+}
+
+/// Runs a session on an upgraded socket until the client leaves or the agent shuts down.
+pub async fn run(socket: WebSocket, state: AppState, peer: SocketAddr) {
+    info!(%peer, "session opened");
+    let (sink, stream) = socket.split();
+    let (outbox, inbox) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_frames(sink, inbox));
+    let mut session = Session::new(state, outbox, peer);
+    session.send(AgentMessage::Hello {
+        protocol: PROTOCOL_VERSION,
+        agent: session.state.agent.clone(),
+    });
+    let end = session.read(stream).await;
+    session.wind_down(end).await;
+    drop(session);
+    let _ = writer.await;
+    info!(%peer, ?end, "session closed");
+}
+
+/// Why a session's read loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The client closed the socket or the connection broke.
+    ClientGone,
+    /// The agent is shutting down.
+    ShuttingDown,
+    /// The client speaks another protocol version.
+    ProtocolMismatch,
+}
+
+/// What to do after handling one frame.
+enum Flow {
+    Continue,
+    Stop(End),
+}
+
+struct Session {
+    /// The agent-wide state: identity and the shutdown signal.
+    state: AppState,
+    /// Everything sent to the client goes through here, to the writer task.
+    outbox: mpsc::UnboundedSender<Outgoing>,
+    /// The client's address, for the log.
+    peer: SocketAddr,
+    /// Whether the client has said hello; requests before it are refused.
+    greeted: bool,
+    /// The running requests, each with the token that cancels it.
+    running: HashMap<RequestId, CancellationToken>,
+    /// The request tasks; dropping the set aborts them all.
+    tasks: JoinSet<RequestId>,
+}
+
+impl Session {
+    fn new(state: AppState, outbox: mpsc::UnboundedSender<Outgoing>, peer: SocketAddr) -> Self {
+        Session {
+            state,
+            outbox,
+            peer,
+            greeted: false,
+            running: HashMap::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    fn send(&self, message: AgentMessage) {
+        // A send fails only when the writer is gone, and then the read loop ends on its own.
+        let _ = self.outbox.send(Outgoing::Message(message));
+    }
+
+    fn send_error(&self, id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) {
+        let message = message.into();
+        debug!(peer = %self.peer, ?id, ?code, %message, "refused a message");
+        self.send(AgentMessage::Error { id, code, message });
+    }
+
+    async fn read(
+        &mut self,
+        mut stream: impl Stream<Item = Result<Message, axum::Error>> + Unpin,
+    ) -> End {
+        loop {
+            tokio::select! {
+                () = self.state.shutdown.cancelled() => return End::ShuttingDown,
+                Some(finished) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if let Ok(id) = finished {
+                        self.running.remove(&id);
+                    }
+                }
+                frame = stream.next() => {
+                    let flow = match frame {
+                        Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
+                        Some(Ok(Message::Binary(_))) => {
+                            self.send_error(None, ErrorCode::MalformedMessage,
+                                "binary frames are not understood: send JSON text frames");
+                            Flow::Continue
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
+                        Some(Ok(Message::Close(_))) | None => Flow::Stop(End::ClientGone),
+                        Some(Err(error)) => {
+                            warn!(peer = %self.peer, %error, "socket error");
+                            Flow::Stop(End::ClientGone)
+                        }
+                    };
+                    if let Flow::Stop(end) = flow {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_text(&mut self, text: &str) -> Flow {
+        match decode(text) {
+            Ok(ClientMessage::Hello { protocol, client }) => self.on_hello(protocol, &client),
+            Ok(ClientMessage::Check { id, request }) => {
+                self.on_check(id, &request);
+                Flow::Continue
+            }
+            Ok(ClientMessage::Cancel { id }) => {
+                self.on_cancel(id);
+                Flow::Continue
+            }
+            Err(rejection) => {
+                self.send_error(rejection.id, rejection.code, rejection.message);
+                Flow::Continue
+            }
+        }
+    }
+
+    fn on_hello(&mut self, protocol: u32, client: &str) -> Flow {
+        if protocol != PROTOCOL_VERSION {
+            self.send_error(
+                None,
+                ErrorCode::ProtocolMismatch,
+                format!(
+                    "this agent speaks protocol {PROTOCOL_VERSION}, the client {protocol}: \
+                     use a page or CLI of the same whyrefused version"
+                ),
+            );
+            return Flow::Stop(End::ProtocolMismatch);
+        }
+        info!(peer = %self.peer, client, "client said hello");
+        self.greeted = true;
+        Flow::Continue
+    }
+
+    fn on_check(&mut self, id: RequestId, request: &whyrefused_shared::CheckRequest) {
+        if !self.greeted {
+            return self.send_error(Some(id), ErrorCode::HelloRequired,
+                format!(r#"say hello first: {{"type":"hello","protocol":{PROTOCOL_VERSION},"client":"NAME"}}"#));
+        }
+        if self.running.contains_key(&id) {
+            return self.send_error(
+                Some(id),
+                ErrorCode::DuplicateRequestId,
+                format!("request {id} is still running: give each request its own id"),
+            );
+        }
+        if self.running.len() >= MAX_REQUESTS_PER_SOCKET {
+            return self.send_error(Some(id), ErrorCode::TooManyRequests,
+                format!("{MAX_REQUESTS_PER_SOCKET} requests are already running on this socket: wait for one to finish"));
+        }
+        let plan = match CheckPlan::from_request(request) {
+            Ok(plan) => plan,
+            Err(error) => return self.send_error(Some(id), error.code(), error.to_string()),
+        };
+        info!(peer = %self.peer, %id, target = %plan.target.input, "check started");
+        let cancel = CancellationToken::new();
+        self.running.insert(id, cancel.clone());
+        let job = Request {
+            id,
+            outbox: self.outbox.clone(),
+            cancel,
+            shutdown: self.state.shutdown.clone(),
+        };
+        self.tasks.spawn(job.run(plan));
+    }
+
+    fn on_cancel(&mut self, id: RequestId) {
+        match self.running.remove(&id) {
+            Some(cancel) => cancel.cancel(),
+            None => self.send_error(
+                Some(id),
+                ErrorCode::UnknownRequest,
+                format!("no request {id} is running on this socket (it may have finished already)"),
+            ),
+        }
+    }
+
+    /// Ends the session: on shutdown, lets requests report it and closes with "going away"; when
+    /// the client is gone, aborts everything at once.
+    async fn wind_down(&mut self, end: End) {
+        match end {
+            End::ClientGone => self.tasks.abort_all(),
+            End::ShuttingDown => {
+                let all_done = async { while self.tasks.join_next().await.is_some() {} };
+                let _ = tokio::time::timeout(SHUTDOWN_GRACE, all_done).await;
+                let _ = self.outbox.send(Outgoing::Close(
+                    close_code::AWAY,
+                    "the agent is shutting down",
+                ));
+            }
+            End::ProtocolMismatch => {
+                self.tasks.abort_all();
+                let _ = self.outbox.send(Outgoing::Close(
+                    close_code::PROTOCOL,
+                    "protocol version mismatch",
+                ));
+            }
+        }
+    }
+}
+
+/// One running check and how to reach its client.
+struct Request {
+    id: RequestId,
+    outbox: mpsc::UnboundedSender<Outgoing>,
+    /// Cancelled by the client's `cancel`.
+    cancel: CancellationToken,
+    /// Cancelled when the agent shuts down.
+    shutdown: CancellationToken,
+}
+
+impl Request {
+    async fn run(self, plan: CheckPlan) -> RequestId {
+        let start = Instant::now();
+        let outcome = {
+            let check = check::run(&plan, |event| self.send_event(event));
+            tokio::select! {
+                () = check => None,
+                () = self.cancel.cancelled() => Some(Outcome::Cancelled),
+                () = self.shutdown.cancelled() => Some(Outcome::ShuttingDown),
+            }
+        };
+        if let Some(outcome) = outcome {
+            info!(id = %self.id, ?outcome, "check stopped");
+            if outcome == Outcome::ShuttingDown {
+                self.send(AgentMessage::Error {
+                    id: Some(self.id),
+                    code: ErrorCode::ShuttingDown,
+                    message: "the agent is shutting down: this check was stopped".into(),
+                });
+            }
+            let elapsed_us = clock::micros(start.elapsed());
+            self.send_event(CheckEvent {
+                at: clock::now(),
+                step: Step::Done {
+                    outcome,
+                    elapsed_us,
+                },
+            });
+        }
+        self.id
+    }
+
+    fn send_event(&self, event: CheckEvent) {
+        self.send(AgentMessage::Event { id: self.id, event });
+    }
+
+    fn send(&self, message: AgentMessage) {
+        let _ = self.outbox.send(Outgoing::Message(message));
+    }
+}
+
+/// Sends everything from the outbox as frames, until a close or until every sender is gone.
+async fn write_frames(
+    mut sink: impl futures::Sink<Message, Error = axum::Error> + Unpin,
+    mut inbox: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    while let Some(outgoing) = inbox.recv().await {
+        let frame = match outgoing {
+            Outgoing::Message(message) => match serde_json::to_string(&message) {
+                Ok(json) => Message::Text(json.into()),
+                Err(error) => {
+                    warn!(%error, "could not encode a message");
+                    continue;
+                }
+            },
+            Outgoing::Close(code, reason) => {
+                let _ = sink
+                    .send(Message::Close(Some(CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    })))
+                    .await;
+                return;
+            }
+        };
+        if sink.send(frame).await.is_err() {
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// Why a text frame is not a valid client message, and which request it named, if any.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub id: Option<RequestId>,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Parses a text frame into a client message, telling apart bytes that are not JSON, JSON that
+/// is not a known message, and a known message with bad fields.
+pub fn decode(text: &str) -> Result<ClientMessage, Rejection> {
+    let reject = |id, code, message: String| Rejection { id, code, message };
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(reject(
+            None,
+            ErrorCode::MessageTooLarge,
+            format!(
+                "the message is {} bytes; the limit is {MAX_MESSAGE_BYTES}",
+                text.len()
+            ),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|error| {
+        reject(
+            None,
+            ErrorCode::MalformedMessage,
+            format!("the message is not valid JSON: {error}"),
+        )
+    })?;
+    let id = value
+        .get("id")
+        .and_then(serde_json::Value::as_u64)
+        .map(RequestId);
+    let types = ClientMessage::TYPES.join(", ");
+    match value.get("type").and_then(serde_json::Value::as_str) {
+        None => {
+            return Err(reject(
+                id,
+                ErrorCode::UnknownMessageType,
+                format!(
+                    r#"the message has no "type": it must be an object with "type" one of {types}"#
+                ),
+            ));
+        }
+        Some(kind) if !ClientMessage::TYPES.contains(&kind) => {
+            return Err(reject(
+                id,
+                ErrorCode::UnknownMessageType,
+                format!("unknown message type {kind:?}: expected one of {types}"),
+            ));
+        }
+        Some(_) => {}
+    }
+    serde_json::from_value(value).map_err(|error| {
+        reject(
+            id,
+            ErrorCode::InvalidMessage,
+            format!("the message's fields are wrong: {error}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejection(text: &str) -> Rejection {
+        decode(text).expect_err(text)
+    }
+
+    #[test]
+    fn valid_messages_decode() {
+        let check = decode(r#"{"type":"check","id":4,"request":{"target":"db:5432"}}"#).unwrap();
+        assert!(matches!(
+            check,
+            ClientMessage::Check {
+                id: RequestId(4),
+                ..
+            }
+        ));
+        assert!(matches!(
+            decode(r#"{"type":"cancel","id":4}"#).unwrap(),
+            ClientMessage::Cancel { .. }
+        ));
+    }
+
+    #[test]
+    fn not_json_is_malformed() {
+        let r = rejection("{not json");
+        assert_eq!((r.code, r.id), (ErrorCode::MalformedMessage, None));
+        assert!(r.message.contains("not valid JSON"));
+    }
+
+    #[test]
+    fn unknown_or_missing_types_are_named() {
+        let r = rejection(r#"{"type":"scan_everything","id":9}"#);
+        assert_eq!(
+            (r.code, r.id),
+            (ErrorCode::UnknownMessageType, Some(RequestId(9)))
+        );
+        assert!(
+            r.message.contains("\"scan_everything\"") && r.message.contains("hello, check, cancel")
+        );
+        assert_eq!(rejection("[1,2]").code, ErrorCode::UnknownMessageType);
+        assert_eq!(rejection(r#"{"id":1}"#).code, ErrorCode::UnknownMessageType);
+    }
+
+    #[test]
+    fn bad_fields_name_the_request() {
+        let r = rejection(r#"{"type":"check","id":5,"request":{"target":7}}"#);
+        assert_eq!(
+            (r.code, r.id),
+            (ErrorCode::InvalidMessage, Some(RequestId(5)))
+        );
+        let r = rejection(r#"{"type":"check","id":5}"#);
+        assert!(r.message.contains("request"), "{}", r.message);
+    }
+
+    #[test]
+    fn oversized_messages_are_refused_before_parsing() {
+        let big = format!(
+            r#"{{"type":"check","id":1,"request":{{"target":"{}"}}}}"#,
+            "a".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(rejection(&big).code, ErrorCode::MessageTooLarge);
+    }
+}
