@@ -1,1 +1,76 @@
-fn main() {}
+//! The whyrefused page: type a target, press Diagnose, and watch the agent's DNS lookup and TCP
+//! connects arrive step by step, ending with a verdict in plain words.
+//!
+//! - [`state`]: the one [`State`] (the agent link and every check) and the [`Action`]s that
+//!   change it; each check's progress is the shared `CheckReport` fold of its events.
+//! - [`hooks`]: [`use_agent_link`] keeps the WebSocket to the agent open (reconnecting with
+//!   [`backoff`]) and hands out the [`AgentLink`] that components use through a context.
+//! - [`components`]: one component per file: the form, the connection status, a check's card and
+//!   its parts.
+//! - [`format`]: durations and labels as people read them.
+
+mod backoff;
+mod components;
+mod format;
+mod hooks;
+mod state;
+
+use yew::prelude::*;
+
+use components::check_card::CheckCard;
+use components::check_form::CheckForm;
+use components::connection_status::ConnectionStatus;
+use hooks::{AgentLink, use_agent_link};
+use state::{LinkStatus, State};
+
+#[function_component(App)]
+fn app() -> Html {
+    let state = use_reducer(State::default);
+    let link = use_agent_link(state.dispatcher());
+
+    let blocked: Option<AttrValue> = match &state.link {
+        LinkStatus::Connected { .. } => None,
+        LinkStatus::Connecting => Some("Waiting for the agent to answer…".into()),
+        LinkStatus::Disconnected { .. } => {
+            Some("Not connected to the agent: checks can run again once it reconnects.".into())
+        }
+    };
+
+    html! {
+        <ContextProvider<AgentLink> context={link}>
+            <div class="page">
+                <header class="masthead">
+                    <div class="brand">
+                        <h1>{ "whyrefused" }</h1>
+                        <p class="tagline">
+                            { "Connection refused or timed out? Find out which part is to blame." }
+                        </p>
+                    </div>
+                    <ConnectionStatus status={state.link.clone()} />
+                </header>
+                <main>
+                    <CheckForm {blocked} />
+                    if let Some(notice) = &state.notice {
+                        <p class="notice" role="alert">{ notice }</p>
+                    }
+                    <section id="results" class="results" aria-live="polite" aria-label="Checks">
+                        if state.checks.is_empty() {
+                            <p class="empty">
+                                { "No checks yet. Try " }<code>{ "localhost:22" }</code>
+                                { " or " }<code>{ "https://example.com" }</code>
+                                { ". Probes run from the agent's machine, not from your browser." }
+                            </p>
+                        }
+                        { for state.checks.iter().map(|check| html! {
+                            <CheckCard key={check.id.0.to_string()} check={check.clone()} />
+                        }) }
+                    </section>
+                </main>
+            </div>
+        </ContextProvider<AgentLink>>
+    }
+}
+
+fn main() {
+    yew::Renderer::<App>::new().render();
+}

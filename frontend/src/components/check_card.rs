@@ -1,0 +1,148 @@
+//! [`CheckCard`]: one check, drawn from its report as each step arrives.
+
+use whyrefused_shared::ErrorCode;
+use yew::prelude::*;
+
+use crate::components::attempt_table::AttemptTable;
+use crate::components::resolution_summary::ResolutionSummary;
+use crate::components::target_summary::TargetSummary;
+use crate::components::verdict_panel::VerdictPanel;
+use crate::format;
+use crate::hooks::AgentLink;
+use crate::state::{Check, Phase};
+
+#[derive(Properties, PartialEq)]
+pub struct CheckCardProps {
+    /// The check to show.
+    pub check: Check,
+}
+
+/// The verdict on top, then the target as parsed, the resolution and the address table.
+/// Carries `data-request-id`, `data-cause` (once a verdict arrived) and `data-done`.
+#[function_component(CheckCard)]
+pub fn check_card(props: &CheckCardProps) -> Html {
+    let link =
+        use_context::<AgentLink>().expect("CheckCard is rendered inside the AgentLink provider");
+    let check = &props.check;
+    let report = &check.report;
+    let id = check.id;
+    let phase = check.phase();
+    let title_id = format!("check-{}-title", id.0);
+    let cause = report
+        .verdict
+        .as_ref()
+        .map(|verdict| verdict.cause.as_str());
+    let oncancel = Callback::from(move |_: MouseEvent| link.cancel(id));
+    let rows = check.address_rows();
+
+    html! {
+        <article
+            class={classes!("check", format!("check--{}", phase.as_str()))}
+            data-request-id={id.0.to_string()}
+            data-phase={phase.as_str()}
+            data-cause={cause}
+            data-done={check.is_done().then_some("true")}
+            aria-labelledby={title_id.clone()}
+        >
+            <header class="check-head">
+                <h2 id={title_id} class="check-title mono">{ &check.request.target }</h2>
+                <span class="check-meta">{ meta(check, phase) }</span>
+                if phase == Phase::Running {
+                    <button
+                        type="button"
+                        class="cancel"
+                        onclick={oncancel}
+                        disabled={check.cancel_requested}
+                        aria-label={format!("Cancel check {id}")}
+                    >
+                        { if check.cancel_requested { "Cancelling…" } else { "Cancel" } }
+                    </button>
+                }
+            </header>
+            if let Some(verdict) = &report.verdict {
+                <VerdictPanel verdict={verdict.clone()} />
+            }
+            { outcome_note(check, phase) }
+            if let Some(error) = &check.error {
+                <p class="check-error" role="alert">
+                    <code class="error-code">{ error_code_name(error.code) }</code>
+                    { " " }
+                    { &error.message }
+                </p>
+            }
+            if let Some(target) = &report.target {
+                <TargetSummary target={target.clone()} timeout_ms={report.timeout_ms} />
+            }
+            if let Some(resolution) = &report.dns {
+                <ResolutionSummary resolution={resolution.clone()} />
+            }
+            if !rows.is_empty() {
+                <AttemptTable {rows} />
+            }
+        </article>
+    }
+}
+
+/// The short status beside the title: the id and how far the check got.
+fn meta(check: &Check, phase: Phase) -> String {
+    let status = match phase {
+        Phase::Running if check.cancel_requested => "cancelling…".to_owned(),
+        Phase::Running => "running…".to_owned(),
+        Phase::Completed => match check.report.elapsed_us {
+            Some(us) => format!("done in {}", format::millis(us)),
+            None => "done".to_owned(),
+        },
+        Phase::Cancelled => "cancelled".to_owned(),
+        Phase::Stopped => "stopped".to_owned(),
+        Phase::Failed => "not run".to_owned(),
+        Phase::Interrupted => "interrupted".to_owned(),
+    };
+    format!("{} · {status}", check.id)
+}
+
+/// What to say when a check ended without (or before) its verdict, or is still on its way to one.
+fn outcome_note(check: &Check, phase: Phase) -> Html {
+    let has_verdict = check.report.verdict.is_some();
+    let (class, text) = match phase {
+        Phase::Running if has_verdict => return Html::default(),
+        Phase::Running => ("progress", progress_text(check)),
+        Phase::Cancelled if !has_verdict => ("cancelled", "Cancelled before a verdict."),
+        Phase::Stopped => (
+            "stopped",
+            "The agent is shutting down and stopped this check.",
+        ),
+        Phase::Interrupted => (
+            "interrupted",
+            "The connection to the agent dropped while this check ran, so its result is \
+             unknown. Run it again once the page reconnects.",
+        ),
+        Phase::Completed | Phase::Cancelled | Phase::Failed => return Html::default(),
+    };
+    html! {
+        <p class={classes!("outcome", format!("outcome--{class}"))}>
+            if phase == Phase::Running {
+                <span class="spinner" aria-hidden="true"></span>
+            }
+            { text }
+        </p>
+    }
+}
+
+fn progress_text(check: &Check) -> &'static str {
+    let report = &check.report;
+    if report.target.is_none() {
+        "Sending to the agent…"
+    } else if report.dns.is_none() {
+        "Resolving the name…"
+    } else {
+        "Connecting…"
+    }
+}
+
+/// The error code's wire name (`invalid_target`).
+fn error_code_name(code: ErrorCode) -> String {
+    serde_json::to_value(code)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{code:?}"))
+}

@@ -1,0 +1,9 @@
+//! The page's components, one per file.
+
+pub mod attempt_table;
+pub mod check_card;
+pub mod check_form;
+pub mod connection_status;
+pub mod resolution_summary;
+pub mod target_summary;
+pub mod verdict_panel;

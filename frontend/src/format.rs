@@ -1,0 +1,124 @@
+//! Words and numbers for people: durations, states, causes and sources as the page shows them.
+
+use whyrefused_shared::{Cause, ConnectState, DnsStatus, PortSource, ResolveMethod, TargetInfo};
+
+/// A duration in microseconds as milliseconds with microsecond precision (`0.087 ms`).
+pub fn millis(us: u64) -> String {
+    format!("{}.{:03} ms", us / 1000, us % 1000)
+}
+
+/// The time before a reconnect: tenths under a second (`0.5 s`), whole seconds above (`4 s`).
+pub fn retry_delay(ms: u32) -> String {
+    if ms < 1000 {
+        format!("{:.1} s", f64::from(ms) / 1000.0)
+    } else {
+        format!("{} s", ms.div_ceil(1000))
+    }
+}
+
+/// A connect state in words (`host unreachable`).
+pub fn state_label(state: ConnectState) -> &'static str {
+    match state {
+        ConnectState::Open => "open",
+        ConnectState::Refused => "refused",
+        ConnectState::Timeout => "timed out",
+        ConnectState::HostUnreachable => "host unreachable",
+        ConnectState::NetworkUnreachable => "network unreachable",
+        ConnectState::PermissionDenied => "blocked locally",
+        ConnectState::Reset => "reset",
+        ConnectState::Error => "error",
+    }
+}
+
+/// The colour family of a verdict: `ok`, `partial`, `bad` or `dns` (a CSS modifier).
+pub fn cause_tone(cause: Cause) -> &'static str {
+    match cause {
+        Cause::Reachable => "ok",
+        Cause::Partial => "partial",
+        Cause::DnsNxdomain | Cause::DnsNoAddress | Cause::DnsError => "dns",
+        Cause::PortClosed
+        | Cause::Filtered
+        | Cause::HostUnreachable
+        | Cause::NetworkUnreachable
+        | Cause::LocalFirewall
+        | Cause::ConnectionReset
+        | Cause::ConnectError => "bad",
+    }
+}
+
+/// A short title for a verdict's cause (`Port closed`).
+pub fn cause_title(cause: Cause) -> &'static str {
+    match cause {
+        Cause::Reachable => "Reachable",
+        Cause::Partial => "Partly reachable",
+        Cause::PortClosed => "Port closed",
+        Cause::Filtered => "Filtered (no answer)",
+        Cause::HostUnreachable => "Host unreachable",
+        Cause::NetworkUnreachable => "Network unreachable",
+        Cause::LocalFirewall => "Blocked by a local firewall",
+        Cause::ConnectionReset => "Connection reset",
+        Cause::ConnectError => "Connect error",
+        Cause::DnsNxdomain => "Name does not exist",
+        Cause::DnsNoAddress => "Name has no addresses",
+        Cause::DnsError => "DNS lookup failed",
+    }
+}
+
+/// How a host was resolved, in words.
+pub fn method_label(method: ResolveMethod) -> &'static str {
+    match method {
+        ResolveMethod::Literal => "IP address, no lookup",
+        ResolveMethod::System => "system resolver",
+    }
+}
+
+/// A resolution's result, in words.
+pub fn dns_status_label(status: DnsStatus) -> &'static str {
+    match status {
+        DnsStatus::Ok => "ok",
+        DnsStatus::Nxdomain => "no such name (NXDOMAIN)",
+        DnsStatus::NoAddress => "no A/AAAA records",
+        DnsStatus::Error => "resolver error",
+        DnsStatus::Timeout => "resolver timed out",
+    }
+}
+
+/// Where the target's port came from, in words (`default for https`).
+pub fn port_source_label(target: &TargetInfo) -> String {
+    match target.port_source {
+        PortSource::Explicit => "given in the target".to_owned(),
+        PortSource::SchemeDefault => match &target.scheme {
+            Some(scheme) => format!("default for {scheme}"),
+            None => "default for the scheme".to_owned(),
+        },
+        PortSource::Option => "given separately".to_owned(),
+    }
+}
+
+/// `1 address` or `3 addresses`.
+pub fn address_count(count: usize) -> String {
+    match count {
+        1 => "1 address".to_owned(),
+        _ => format!("{count} addresses"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_keep_microseconds() {
+        assert_eq!(millis(87), "0.087 ms");
+        assert_eq!(millis(0), "0.000 ms");
+        assert_eq!(millis(3_000_123), "3000.123 ms");
+    }
+
+    #[test]
+    fn retry_delays_read_naturally() {
+        assert_eq!(retry_delay(500), "0.5 s");
+        assert_eq!(retry_delay(1000), "1 s");
+        assert_eq!(retry_delay(2500), "3 s");
+        assert_eq!(retry_delay(10_000), "10 s");
+    }
+}

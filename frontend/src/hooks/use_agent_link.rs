@@ -1,0 +1,244 @@
+//! [`use_agent_link`]: the one WebSocket to the agent, kept open for the page's whole life.
+//!
+//! The socket runs in a task of its own: it says hello, turns every frame into an
+//! [`Action::Received`], and sends what components ask through the [`AgentLink`] handle (given to
+//! them by a context provider). When the socket drops it reports [`Action::Disconnected`] with a
+//! countdown and opens a new one after a [`Backoff`] pause.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use futures::channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use futures::stream::{SplitSink, StreamExt};
+use futures::{SinkExt, select};
+use gloo_net::websocket::futures::WebSocket;
+use gloo_net::websocket::{Message, WebSocketError};
+use gloo_timers::future::TimeoutFuture;
+use whyrefused_shared::{
+    AgentMessage, CheckRequest, ClientMessage, PROTOCOL_VERSION, RequestId, WS_PATH,
+};
+use yew::prelude::*;
+
+use crate::backoff::Backoff;
+use crate::state::{Action, State};
+
+/// The page's handle on the agent: starts and cancels checks, recording them in the [`State`]
+/// and sending them over the socket. Cheap to clone; all clones are the same link.
+#[derive(Clone)]
+pub struct AgentLink(Rc<Inner>);
+
+struct Inner {
+    /// Feeds the socket task; messages queued while no socket is open are dropped on reconnect.
+    outgoing: UnboundedSender<ClientMessage>,
+    /// Records what was sent, so the page shows a check the moment it is asked for.
+    dispatch: UseReducerDispatcher<State>,
+    /// The id of the next check: unique for the page's life, so late events never mix up cards.
+    next_id: Cell<u64>,
+}
+
+impl PartialEq for AgentLink {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl AgentLink {
+    /// Sends a check and adds its card; returns the id it was sent with.
+    pub fn check(&self, request: CheckRequest) -> RequestId {
+        let id = RequestId(self.0.next_id.get());
+        self.0.next_id.set(id.0 + 1);
+        self.0.dispatch.dispatch(Action::Submitted {
+            id,
+            request: request.clone(),
+        });
+        self.send(ClientMessage::Check { id, request });
+        id
+    }
+
+    /// Asks the agent to stop a running check; its `done` (outcome cancelled) follows.
+    pub fn cancel(&self, id: RequestId) {
+        self.0.dispatch.dispatch(Action::CancelRequested(id));
+        self.send(ClientMessage::Cancel { id });
+    }
+
+    fn send(&self, message: ClientMessage) {
+        // Fails only once the page is gone, when nobody is left to tell.
+        let _ = self.0.outgoing.unbounded_send(message);
+    }
+}
+
+/// Opens the agent's WebSocket once, for as long as the calling component lives, and returns the
+/// handle to give to components. Its progress arrives in the reducer as [`Action`]s.
+#[hook]
+pub fn use_agent_link(dispatch: UseReducerDispatcher<State>) -> AgentLink {
+    let channel = {
+        let dispatch = dispatch.clone();
+        use_memo((), move |_| {
+            let (outgoing, receiver) = mpsc::unbounded();
+            let link = AgentLink(Rc::new(Inner {
+                outgoing,
+                dispatch,
+                next_id: Cell::new(1),
+            }));
+            (link, RefCell::new(Some(receiver)))
+        })
+    };
+    {
+        let channel = channel.clone();
+        use_effect_with((), move |_| {
+            if let Some(receiver) = channel.1.borrow_mut().take() {
+                wasm_bindgen_futures::spawn_local(keep_connected(socket_url(), receiver, dispatch));
+            }
+        });
+    }
+    channel.0.clone()
+}
+
+/// The WebSocket URL on the page's own origin: `ws://` for an `http://` page, `wss://` for
+/// `https://`.
+fn socket_url() -> String {
+    let location = web_sys::window().map(|window| window.location());
+    let protocol = location
+        .as_ref()
+        .and_then(|l| l.protocol().ok())
+        .unwrap_or_default();
+    let host = location
+        .as_ref()
+        .and_then(|l| l.host().ok())
+        .unwrap_or_default();
+    let scheme = if protocol == "https:" { "wss:" } else { "ws:" };
+    format!("{scheme}//{host}{WS_PATH}")
+}
+
+/// Why one socket's life ended.
+enum SessionEnd {
+    /// The page dropped its link: stop for good.
+    LinkDropped,
+    /// The socket closed or failed.
+    SocketClosed {
+        /// Whether the agent said hello on it (then the backoff starts over).
+        greeted: bool,
+        /// What the browser said, when it said something useful.
+        reason: Option<String>,
+    },
+}
+
+/// Connects, and reconnects after every drop, until the page drops its link.
+async fn keep_connected(
+    url: String,
+    mut outgoing: UnboundedReceiver<ClientMessage>,
+    dispatch: UseReducerDispatcher<State>,
+) {
+    let mut backoff = Backoff::default();
+    loop {
+        dispatch.dispatch(Action::Connecting);
+        match session(&url, &mut outgoing, &dispatch).await {
+            SessionEnd::LinkDropped => return,
+            SessionEnd::SocketClosed { greeted, reason } => {
+                if greeted {
+                    backoff.reset();
+                }
+                count_down(backoff.next_delay(), reason, &dispatch).await;
+            }
+        }
+    }
+}
+
+/// Reports the time left before the next try, once a second, while waiting it out.
+async fn count_down(delay_ms: u32, reason: Option<String>, dispatch: &UseReducerDispatcher<State>) {
+    let mut remaining = delay_ms;
+    while remaining > 0 {
+        dispatch.dispatch(Action::Disconnected {
+            retry_in_ms: remaining,
+            reason: reason.clone(),
+        });
+        let step = match remaining % 1000 {
+            0 => 1000,
+            part => part,
+        };
+        TimeoutFuture::new(step).await;
+        remaining -= step;
+    }
+}
+
+/// One socket's life: hello, then frames in and messages out until either side ends.
+async fn session(
+    url: &str,
+    outgoing: &mut UnboundedReceiver<ClientMessage>,
+    dispatch: &UseReducerDispatcher<State>,
+) -> SessionEnd {
+    let socket = match WebSocket::open(url) {
+        Ok(socket) => socket,
+        Err(error) => {
+            return SessionEnd::SocketClosed {
+                greeted: false,
+                reason: Some(error.to_string()),
+            };
+        }
+    };
+    let (mut sink, stream) = socket.split();
+    let mut incoming = stream.fuse();
+    let mut greeted = false;
+
+    // Whatever was asked while no socket was open belongs to checks already marked interrupted.
+    while let Ok(_stale) = outgoing.try_recv() {}
+    let hello = ClientMessage::Hello {
+        protocol: PROTOCOL_VERSION,
+        client: "page".to_owned(),
+    };
+    if let Err(error) = send(&mut sink, &hello).await {
+        return SessionEnd::SocketClosed {
+            greeted,
+            reason: close_reason(error),
+        };
+    }
+
+    loop {
+        select! {
+            frame = incoming.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let action = match serde_json::from_str::<AgentMessage>(&text) {
+                        Ok(message) => {
+                            greeted |= matches!(message, AgentMessage::Hello { .. });
+                            Action::Received(message)
+                        }
+                        Err(error) => Action::Unreadable(error.to_string()),
+                    };
+                    dispatch.dispatch(action);
+                }
+                // The agent only sends text; a binary frame is not ours to read.
+                Some(Ok(Message::Bytes(_))) => {}
+                Some(Err(error)) => {
+                    return SessionEnd::SocketClosed { greeted, reason: close_reason(error) };
+                }
+                None => return SessionEnd::SocketClosed { greeted, reason: None },
+            },
+            message = outgoing.next() => match message {
+                Some(message) => {
+                    if let Err(error) = send(&mut sink, &message).await {
+                        return SessionEnd::SocketClosed { greeted, reason: close_reason(error) };
+                    }
+                }
+                None => return SessionEnd::LinkDropped,
+            },
+        }
+    }
+}
+
+async fn send(
+    sink: &mut SplitSink<WebSocket, Message>,
+    message: &ClientMessage,
+) -> Result<(), WebSocketError> {
+    let json = serde_json::to_string(message).expect("a ClientMessage always serializes to JSON");
+    sink.send(Message::Text(json)).await
+}
+
+/// The part of a socket error worth showing: the agent's close reason, if it gave one. (Browsers
+/// hide why a connection failed, so a failed open says nothing useful.)
+fn close_reason(error: WebSocketError) -> Option<String> {
+    match error {
+        WebSocketError::ConnectionClose(event) if !event.reason.is_empty() => Some(event.reason),
+        WebSocketError::MessageSendError(error) => Some(error.to_string()),
+        _ => None,
+    }
+}

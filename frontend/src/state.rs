@@ -1,0 +1,688 @@
+//! The page's state: the link to the agent and every check run so far, changed only by [`Action`]s.
+//!
+//! Each check's progress is the shared [`CheckReport`] fold of its events; this module only adds
+//! what the page knows beyond the events (an error the agent answered with, a socket that dropped
+//! under a running check, a cancel on its way).
+
+use std::net::IpAddr;
+use std::rc::Rc;
+
+use whyrefused_shared::{
+    AgentInfo, AgentMessage, Attempt, CheckEvent, CheckReport, CheckRequest, ErrorCode, Family,
+    Outcome, PROTOCOL_VERSION, RequestId,
+};
+use yew::prelude::*;
+
+/// Where the page stands with the agent's WebSocket.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkStatus {
+    /// The socket is opening, or open and waiting for the agent's hello.
+    Connecting,
+    /// The agent said hello: checks can run.
+    Connected {
+        /// Who answers, shown so the user knows where probes start from.
+        agent: AgentInfo,
+    },
+    /// The socket is closed; the page tries again after a pause.
+    Disconnected {
+        /// Time left before the next try, in milliseconds.
+        retry_in_ms: u32,
+        /// What the browser said about the close, when it said anything useful.
+        reason: Option<String>,
+    },
+}
+
+impl LinkStatus {
+    /// The name used in `data-state` on the status element (`connecting`, `connected`,
+    /// `disconnected`).
+    pub fn wire_name(&self) -> &'static str {
+        match self {
+            LinkStatus::Connecting => "connecting",
+            LinkStatus::Connected { .. } => "connected",
+            LinkStatus::Disconnected { .. } => "disconnected",
+        }
+    }
+}
+
+/// An error the agent answered a check with (such as `invalid_target`), shown on its card.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckError {
+    /// The machine-readable kind.
+    pub code: ErrorCode,
+    /// The agent's explanation, for people.
+    pub message: String,
+}
+
+/// Where a check stands, derived from its report and what happened around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Events are still expected.
+    Running,
+    /// The agent ran it to the end and gave a verdict.
+    Completed,
+    /// The user cancelled it.
+    Cancelled,
+    /// The agent stopped it because it is shutting down.
+    Stopped,
+    /// The agent refused it (the card shows why).
+    Failed,
+    /// The socket dropped before it finished: its result is unknown.
+    Interrupted,
+}
+
+impl Phase {
+    /// The name used in the card's `data-phase` attribute and CSS.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Running => "running",
+            Phase::Completed => "completed",
+            Phase::Cancelled => "cancelled",
+            Phase::Stopped => "stopped",
+            Phase::Failed => "failed",
+            Phase::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One check the user asked for, and everything known about it so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// The id it was sent with; every event about it carries this back.
+    pub id: RequestId,
+    /// What was asked, shown until the agent's parsed target arrives.
+    pub request: CheckRequest,
+    /// The fold of its events so far.
+    pub report: CheckReport,
+    /// The agent's refusal, if it refused.
+    pub error: Option<CheckError>,
+    /// Set when the socket dropped while it ran: no more events can come for it.
+    pub interrupted: bool,
+    /// Set once the user pressed Cancel, until the agent's `done` arrives.
+    pub cancel_requested: bool,
+}
+
+impl Check {
+    /// A check just sent, with nothing heard back yet.
+    pub fn new(id: RequestId, request: CheckRequest) -> Self {
+        Check {
+            id,
+            request,
+            report: CheckReport::default(),
+            error: None,
+            interrupted: false,
+            cancel_requested: false,
+        }
+    }
+
+    /// Where the check stands.
+    pub fn phase(&self) -> Phase {
+        match self.report.outcome {
+            Some(Outcome::Completed) => Phase::Completed,
+            Some(Outcome::Cancelled) => Phase::Cancelled,
+            Some(Outcome::ShuttingDown) => Phase::Stopped,
+            None if self.error.is_some() => Phase::Failed,
+            None if self.interrupted => Phase::Interrupted,
+            None => Phase::Running,
+        }
+    }
+
+    /// Whether events are still expected for it.
+    pub fn is_running(&self) -> bool {
+        self.phase() == Phase::Running
+    }
+
+    /// Whether it is over for good on the agent's side: `done` arrived, or the agent refused it.
+    pub fn is_done(&self) -> bool {
+        self.report.is_done() || self.error.is_some()
+    }
+
+    /// One row per address, in the resolver's order: finished attempts, connects in flight, and
+    /// addresses not tried (yet). Attempts to addresses the resolution did not list come last.
+    pub fn address_rows(&self) -> Vec<AddressRow> {
+        let report = &self.report;
+        let resolved = report
+            .dns
+            .as_ref()
+            .map(|dns| dns.addresses.as_slice())
+            .unwrap_or(&[]);
+        let mut addresses: Vec<IpAddr> = resolved.to_vec();
+        let others = report
+            .attempts
+            .iter()
+            .map(|attempt| attempt.address)
+            .chain(report.pending.iter().map(|pending| pending.ip()));
+        for address in others {
+            if !addresses.contains(&address) {
+                addresses.push(address);
+            }
+        }
+        addresses
+            .into_iter()
+            .map(|address| self.row_for(address))
+            .collect()
+    }
+
+    fn row_for(&self, address: IpAddr) -> AddressRow {
+        let report = &self.report;
+        let progress = if let Some(attempt) = report.attempts.iter().find(|a| a.address == address)
+        {
+            RowProgress::Finished(attempt.clone())
+        } else if !self.is_running() {
+            RowProgress::NotFinished
+        } else if report.pending.iter().any(|pending| pending.ip() == address) {
+            RowProgress::Connecting
+        } else {
+            RowProgress::Waiting
+        };
+        AddressRow {
+            address,
+            family: Family::of(&address),
+            progress,
+        }
+    }
+}
+
+/// One line of a check's address table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddressRow {
+    /// The address connected to.
+    pub address: IpAddr,
+    /// Its family.
+    pub family: Family,
+    /// How far the connect to it got.
+    pub progress: RowProgress,
+}
+
+/// How far the connect to one address got.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowProgress {
+    /// The attempt ended; here is how.
+    Finished(Attempt),
+    /// The connect started and has not ended yet.
+    Connecting,
+    /// The check runs but this address was not tried yet.
+    Waiting,
+    /// The check ended (cancelled, interrupted) before this address got an answer.
+    NotFinished,
+}
+
+/// Everything the page shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    /// The link to the agent.
+    pub link: LinkStatus,
+    /// Every check of this page's life, newest first.
+    pub checks: Vec<Check>,
+    /// The last problem not tied to one check (an error without id, an unreadable message).
+    pub notice: Option<String>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            link: LinkStatus::Connecting,
+            checks: Vec::new(),
+            notice: None,
+        }
+    }
+}
+
+impl State {
+    /// The check with this id, if the page sent it.
+    #[cfg(test)]
+    pub fn check(&self, id: RequestId) -> Option<&Check> {
+        self.checks.iter().find(|check| check.id == id)
+    }
+
+    fn check_mut(&mut self, id: RequestId) -> Option<&mut Check> {
+        self.checks.iter_mut().find(|check| check.id == id)
+    }
+
+    fn receive(&mut self, message: AgentMessage) {
+        match message {
+            AgentMessage::Hello { protocol, agent } => self.greeted(protocol, agent),
+            AgentMessage::Event { id, event } => self.event(id, &event),
+            AgentMessage::Error { id, code, message } => self.error(id, code, message),
+        }
+    }
+
+    fn greeted(&mut self, protocol: u32, agent: AgentInfo) {
+        if protocol == PROTOCOL_VERSION {
+            self.link = LinkStatus::Connected { agent };
+            self.notice = None;
+        } else {
+            self.notice = Some(format!(
+                "The agent at {} speaks protocol version {protocol} but this page speaks version \
+                 {PROTOCOL_VERSION}: reload the page, or run the same whyrefused version on both.",
+                agent.hostname
+            ));
+        }
+    }
+
+    fn event(&mut self, id: RequestId, event: &CheckEvent) {
+        if let Some(check) = self.check_mut(id).filter(|check| check.is_running()) {
+            check.report.apply(event);
+        }
+    }
+
+    fn error(&mut self, id: Option<RequestId>, code: ErrorCode, message: String) {
+        let check = id.and_then(|id| self.check_mut(id));
+        match check {
+            // A cancel that crossed the check's `done` on the wire: nothing to show.
+            Some(check) if code == ErrorCode::UnknownRequest && !check.is_running() => {}
+            Some(check) if check.is_running() => check.error = Some(CheckError { code, message }),
+            _ => self.notice = Some(message),
+        }
+    }
+
+    fn disconnected(&mut self, retry_in_ms: u32, reason: Option<String>) {
+        self.link = LinkStatus::Disconnected {
+            retry_in_ms,
+            reason,
+        };
+        for check in self.checks.iter_mut().filter(|check| check.is_running()) {
+            check.interrupted = true;
+        }
+    }
+}
+
+/// Everything that can change the [`State`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A socket to the agent is being opened.
+    Connecting,
+    /// The socket closed (or never opened); the next try is in `retry_in_ms`. Sent again as the
+    /// countdown runs. Running checks become interrupted.
+    Disconnected {
+        /// Time left before the next try, in milliseconds.
+        retry_in_ms: u32,
+        /// What the browser said about the close.
+        reason: Option<String>,
+    },
+    /// A message arrived from the agent.
+    Received(AgentMessage),
+    /// The agent sent something the page could not read.
+    Unreadable(String),
+    /// A check was sent with this id.
+    Submitted {
+        /// The id it was sent with.
+        id: RequestId,
+        /// What was asked.
+        request: CheckRequest,
+    },
+    /// The user asked to cancel a running check.
+    CancelRequested(RequestId),
+}
+
+impl Reducible for State {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let mut state = (*self).clone();
+        match action {
+            Action::Connecting => state.link = LinkStatus::Connecting,
+            Action::Disconnected {
+                retry_in_ms,
+                reason,
+            } => state.disconnected(retry_in_ms, reason),
+            Action::Received(message) => state.receive(message),
+            Action::Unreadable(problem) => {
+                state.notice = Some(format!(
+                    "The agent sent a message this page cannot read: {problem}"
+                ))
+            }
+            Action::Submitted { id, request } => state.checks.insert(0, Check::new(id, request)),
+            Action::CancelRequested(id) => {
+                if let Some(check) = state.check_mut(id).filter(|check| check.is_running()) {
+                    check.cancel_requested = true;
+                }
+            }
+        }
+        state.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use whyrefused_shared::{
+        Cause, ConnectState, DnsStatus, PortSource, Resolution, ResolveMethod, Step, TargetInfo,
+        Timestamp, Verdict,
+    };
+
+    use super::*;
+
+    fn reduce(state: State, actions: impl IntoIterator<Item = Action>) -> State {
+        let mut state = Rc::new(state);
+        for action in actions {
+            state = state.reduce(action);
+        }
+        Rc::unwrap_or_clone(state)
+    }
+
+    fn hello(protocol: u32) -> Action {
+        Action::Received(AgentMessage::Hello {
+            protocol,
+            agent: AgentInfo {
+                version: "0.1.0".into(),
+                hostname: "box".into(),
+            },
+        })
+    }
+
+    fn submit(id: u64, target: &str) -> Action {
+        Action::Submitted {
+            id: RequestId(id),
+            request: CheckRequest::new(target),
+        }
+    }
+
+    fn event(id: u64, step: Step) -> Action {
+        Action::Received(AgentMessage::Event {
+            id: RequestId(id),
+            event: CheckEvent {
+                at: Timestamp("2026-11-24T10:00:00.000000Z".into()),
+                step,
+            },
+        })
+    }
+
+    fn started(port: u16) -> Step {
+        Step::Started {
+            target: TargetInfo {
+                input: format!("localhost:{port}"),
+                host: "localhost".into(),
+                display_host: "localhost".into(),
+                port,
+                port_source: PortSource::Explicit,
+                scheme: None,
+                path: None,
+            },
+            timeout_ms: 3000,
+        }
+    }
+
+    fn resolved(addresses: &[&str]) -> Step {
+        Step::Resolved {
+            resolution: Resolution {
+                host: "localhost".into(),
+                method: ResolveMethod::System,
+                status: DnsStatus::Ok,
+                addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+                detail: None,
+                elapsed_us: 42,
+            },
+        }
+    }
+
+    fn attempt_started(address: &str) -> Step {
+        Step::AttemptStarted {
+            address: address.parse::<SocketAddr>().unwrap(),
+        }
+    }
+
+    fn attempt_finished(address: &str, state: ConnectState) -> Step {
+        let address: IpAddr = address.parse().unwrap();
+        Step::AttemptFinished {
+            attempt: Attempt {
+                address,
+                port: 80,
+                family: Family::of(&address),
+                state,
+                errno: None,
+                elapsed_us: 87,
+                elapsed_ms: 0.087,
+                started_at: Timestamp("2026-11-24T10:00:00.000001Z".into()),
+            },
+        }
+    }
+
+    fn done(outcome: Outcome) -> Step {
+        Step::Done {
+            outcome,
+            elapsed_us: 1000,
+        }
+    }
+
+    fn connected() -> State {
+        reduce(State::default(), [hello(PROTOCOL_VERSION)])
+    }
+
+    #[test]
+    fn the_page_starts_connecting_and_connects_on_the_agents_hello() {
+        let state = State::default();
+        assert_eq!(state.link.wire_name(), "connecting");
+        let state = connected();
+        assert!(matches!(state.link, LinkStatus::Connected { .. }));
+        assert_eq!(state.link.wire_name(), "connected");
+    }
+
+    #[test]
+    fn a_hello_with_another_protocol_does_not_connect_and_says_why() {
+        let state = reduce(State::default(), [hello(PROTOCOL_VERSION + 1)]);
+        assert!(!matches!(state.link, LinkStatus::Connected { .. }));
+        assert!(
+            state
+                .notice
+                .as_deref()
+                .unwrap()
+                .contains("protocol version")
+        );
+    }
+
+    #[test]
+    fn new_checks_come_first_and_earlier_ones_stay() {
+        let state = reduce(connected(), [submit(1, "a:1"), submit(2, "b:2")]);
+        let ids: Vec<u64> = state.checks.iter().map(|check| check.id.0).collect();
+        assert_eq!(ids, [2, 1]);
+        assert!(state.checks.iter().all(Check::is_running));
+    }
+
+    #[test]
+    fn events_fold_into_their_own_checks_report() {
+        let state = reduce(
+            connected(),
+            [
+                submit(1, "localhost:80"),
+                submit(2, "localhost:81"),
+                event(1, started(80)),
+                event(1, resolved(&["::1", "127.0.0.1"])),
+                event(1, attempt_started("[::1]:80")),
+                event(1, attempt_started("127.0.0.1:80")),
+                event(1, attempt_finished("127.0.0.1", ConnectState::Open)),
+            ],
+        );
+        let check = state.check(RequestId(1)).unwrap();
+        assert_eq!(check.report.target.as_ref().unwrap().port, 80);
+        let rows = check.address_rows();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].address.to_string(), "::1");
+        assert_eq!(rows[0].progress, RowProgress::Connecting);
+        assert!(
+            matches!(&rows[1].progress, RowProgress::Finished(a) if a.state == ConnectState::Open)
+        );
+        assert_eq!(
+            state.check(RequestId(2)).unwrap().report,
+            CheckReport::default()
+        );
+    }
+
+    #[test]
+    fn a_verdict_and_done_complete_a_check() {
+        let verdict = Verdict {
+            cause: Cause::PortClosed,
+            summary: "closed".into(),
+            suggestions: vec![],
+        };
+        let state = reduce(
+            connected(),
+            [
+                submit(1, "localhost:80"),
+                event(1, started(80)),
+                event(1, Step::Verdict { verdict }),
+                event(1, done(Outcome::Completed)),
+            ],
+        );
+        let check = state.check(RequestId(1)).unwrap();
+        assert_eq!(check.phase(), Phase::Completed);
+        assert!(check.is_done());
+        assert_eq!(
+            check.report.verdict.as_ref().unwrap().cause,
+            Cause::PortClosed
+        );
+    }
+
+    #[test]
+    fn resolved_addresses_not_tried_yet_are_waiting() {
+        let state = reduce(
+            connected(),
+            [
+                submit(1, "localhost:80"),
+                event(1, resolved(&["127.0.0.1"])),
+            ],
+        );
+        let rows = state.check(RequestId(1)).unwrap().address_rows();
+        assert_eq!(rows[0].progress, RowProgress::Waiting);
+    }
+
+    #[test]
+    fn an_error_for_a_check_is_shown_on_its_card_and_ends_it() {
+        let error = AgentMessage::Error {
+            id: Some(RequestId(1)),
+            code: ErrorCode::InvalidTarget,
+            message: "port 0 is not a valid port".into(),
+        };
+        let state = reduce(connected(), [submit(1, "x:0"), Action::Received(error)]);
+        let check = state.check(RequestId(1)).unwrap();
+        assert_eq!(check.phase(), Phase::Failed);
+        assert!(check.is_done());
+        assert_eq!(
+            check.error.as_ref().unwrap().message,
+            "port 0 is not a valid port"
+        );
+        assert_eq!(state.notice, None);
+    }
+
+    #[test]
+    fn an_error_without_a_check_becomes_the_notice() {
+        let error = AgentMessage::Error {
+            id: None,
+            code: ErrorCode::MalformedMessage,
+            message: "not JSON".into(),
+        };
+        let state = reduce(connected(), [Action::Received(error)]);
+        assert_eq!(state.notice.as_deref(), Some("not JSON"));
+    }
+
+    #[test]
+    fn a_late_unknown_request_after_a_cancel_is_ignored() {
+        let late = AgentMessage::Error {
+            id: Some(RequestId(1)),
+            code: ErrorCode::UnknownRequest,
+            message: "request #1 is not running".into(),
+        };
+        let state = reduce(
+            connected(),
+            [
+                submit(1, "localhost:80"),
+                Action::CancelRequested(RequestId(1)),
+                event(1, done(Outcome::Cancelled)),
+                Action::Received(late),
+            ],
+        );
+        let check = state.check(RequestId(1)).unwrap();
+        assert_eq!(check.phase(), Phase::Cancelled);
+        assert_eq!(check.error, None);
+        assert_eq!(state.notice, None);
+    }
+
+    #[test]
+    fn cancelling_marks_the_check_until_done_arrives() {
+        let state = reduce(
+            connected(),
+            [
+                submit(1, "localhost:80"),
+                event(1, resolved(&["127.0.0.1"])),
+                event(1, attempt_started("127.0.0.1:80")),
+                Action::CancelRequested(RequestId(1)),
+            ],
+        );
+        assert!(state.check(RequestId(1)).unwrap().cancel_requested);
+        let state = reduce(state, [event(1, done(Outcome::Cancelled))]);
+        let check = state.check(RequestId(1)).unwrap();
+        assert_eq!(check.phase(), Phase::Cancelled);
+        assert_eq!(check.address_rows()[0].progress, RowProgress::NotFinished);
+    }
+
+    #[test]
+    fn a_dropped_socket_interrupts_running_checks_only() {
+        let state = reduce(
+            connected(),
+            [
+                submit(1, "localhost:80"),
+                event(1, done(Outcome::Completed)),
+                submit(2, "localhost:81"),
+                Action::Disconnected {
+                    retry_in_ms: 500,
+                    reason: None,
+                },
+            ],
+        );
+        assert_eq!(state.link.wire_name(), "disconnected");
+        assert_eq!(state.check(RequestId(1)).unwrap().phase(), Phase::Completed);
+        let interrupted = state.check(RequestId(2)).unwrap();
+        assert_eq!(interrupted.phase(), Phase::Interrupted);
+        assert!(!interrupted.is_done());
+    }
+
+    #[test]
+    fn connects_in_flight_when_the_socket_drops_are_no_longer_shown_as_connecting() {
+        let state = reduce(
+            connected(),
+            [
+                submit(1, "localhost:80"),
+                event(1, resolved(&["127.0.0.1"])),
+                event(1, attempt_started("127.0.0.1:80")),
+                Action::Disconnected {
+                    retry_in_ms: 500,
+                    reason: None,
+                },
+            ],
+        );
+        let rows = state.check(RequestId(1)).unwrap().address_rows();
+        assert_eq!(rows[0].progress, RowProgress::NotFinished);
+    }
+
+    #[test]
+    fn events_for_an_interrupted_or_unknown_check_are_dropped() {
+        let state = reduce(
+            connected(),
+            [
+                submit(1, "localhost:80"),
+                Action::Disconnected {
+                    retry_in_ms: 500,
+                    reason: None,
+                },
+                Action::Connecting,
+                hello(PROTOCOL_VERSION),
+                event(1, started(80)),
+                event(9, started(80)),
+            ],
+        );
+        assert!(matches!(state.link, LinkStatus::Connected { .. }));
+        assert_eq!(
+            state.check(RequestId(1)).unwrap().report,
+            CheckReport::default()
+        );
+        assert_eq!(state.checks.len(), 1);
+    }
+
+    #[test]
+    fn a_reconnect_clears_an_old_notice() {
+        let state = reduce(connected(), [Action::Unreadable("expected value".into())]);
+        assert!(state.notice.is_some());
+        let state = reduce(state, [Action::Connecting, hello(PROTOCOL_VERSION)]);
+        assert_eq!(state.notice, None);
+    }
+}
