@@ -1,1 +1,15 @@
-//! Test helpers shared by the integration tests.
+//! The test harness: real agent processes, a real WebSocket client, and loopback targets whose
+//! behaviour the test controls (open, closed, or hanging).
+//!
+//! Every target is on loopback. The agent binary is built once per test run (`cargo build -p
+//! whyrefused`), so the tests always exercise the current code, page included.
+
+pub mod agent;
+pub mod browser;
+pub mod client;
+pub mod targets;
+
+pub use agent::{Agent, agent_binary, workspace_root};
+pub use browser::Browser;
+pub use client::Client;
+pub use targets::{HangingPort, closed_port, syn_sent_to};

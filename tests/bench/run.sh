@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The benchmarks behind the figures in the README: sizes, WebSocket round trip, CLI wall time.
+# Only loopback is probed. Run through `./dev bench`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+cargo build --release -p whyrefused --quiet
+binary=target/release/whyrefused
+wasm=$(ls -t target/release/build/whyrefused-*/out/page/whyrefused_frontend_bg.wasm | head -n 1)
+
+echo "== sizes"
+echo "wasm: $(stat -c %s "$wasm") bytes raw, $(gzip -9 -c "$wasm" | wc -c) bytes gzipped"
+echo "binary (release, page embedded): $(stat -c %s "$binary") bytes"
+
+echo "== WebSocket round trip (1,000 checks of a closed loopback port)"
+cargo bench -p whyrefused-tests --bench ws_roundtrip --quiet -- "${CHECKS:-1000}"
+
+echo "== whyrefused check 127.0.0.1:PORT on a closed port, process start included"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+hyperfine --warmup 5 --runs "${RUNS:-100}" -N --ignore-failure "$binary check 127.0.0.1:$port"

@@ -1,0 +1,117 @@
+//! Starting, stopping and reaching a real `whyrefused` agent process.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// The `whyrefused` binary of this workspace, built once per test process: a debug build for
+/// tests, a release build when the harness itself is optimised (benchmarks).
+pub fn agent_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(build_agent).clone()
+}
+
+fn build_agent() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "-p", "whyrefused"]);
+    if profile == "release" {
+        build.arg("--release");
+    }
+    let status = build
+        .current_dir(workspace_root())
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the agent failed");
+    // A relative CARGO_TARGET_DIR is relative to where cargo ran: the workspace root.
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| workspace_root().join(dir))
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target_dir.join(profile).join("whyrefused")
+}
+
+/// The repository's root directory.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A running agent (`whyrefused serve --listen 127.0.0.1:0`), killed when dropped.
+pub struct Agent {
+    child: Child,
+    /// Where it listens.
+    pub address: SocketAddr,
+}
+
+impl Agent {
+    /// Starts an agent on a free loopback port and waits until it prints its URL.
+    pub fn start() -> Agent {
+        let mut child = Command::new(agent_binary())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "whyrefused=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the agent starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the agent prints its URL");
+        let address = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|address| address.parse().ok())
+            .unwrap_or_else(|| panic!("no address in the agent's first line: {line:?}"));
+        Agent { child, address }
+    }
+
+    /// The page's URL.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.address)
+    }
+
+    /// The WebSocket's URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}{}", self.address, whyrefused_shared::WS_PATH)
+    }
+
+    /// Sends SIGTERM (as Ctrl-C or systemd would).
+    pub fn terminate(&self) {
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits"));
+        kill(pid, Signal::SIGTERM).expect("the agent can be signalled");
+    }
+
+    /// Waits for the process to exit, up to `limit`; `None` if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().expect("waitable") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

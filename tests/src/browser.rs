@@ -1,0 +1,106 @@
+//! A real headless Chromium, driven through chromedriver (Debian's `chromium` and
+//! `chromium-driver` packages), for end-to-end tests of the page.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// A chromedriver process and one browser session, both ended when dropped.
+pub struct Browser {
+    driver: Child,
+    _profile: tempfile::TempDir,
+    /// The WebDriver session.
+    pub client: Client,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium with a fresh profile and the given window size.
+    pub async fn start(width: u32, height: u32) -> Browser {
+        assert!(
+            std::path::Path::new(CHROMEDRIVER).exists(),
+            "{CHROMEDRIVER} is missing: install Debian's chromium and chromium-driver (./dev setup)"
+        );
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        wait_for_port(port);
+        let profile = tempfile::tempdir().expect("a temporary profile directory");
+        let args = [
+            "--headless".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-dev-shm-usage".into(),
+            format!("--window-size={width},{height}"),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let capabilities = json!({
+            "goog:chromeOptions": { "binary": CHROMIUM, "args": args }
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("chromedriver starts a Chromium session");
+        Browser {
+            driver,
+            _profile: profile,
+            client,
+        }
+    }
+
+    /// Saves a screenshot of the page as a test artefact and returns its path.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.expect("a screenshot");
+        let directory = crate::workspace_root().join("artifacts");
+        std::fs::create_dir_all(&directory).expect("artifacts/ can be created");
+        let path = directory.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("the screenshot is written");
+        path
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "chromedriver did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,185 @@
+//! A WebSocket client for the agent, as the page or the CLI would speak to it.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use whyrefused_shared::{
+    AgentMessage, CheckEvent, CheckReport, CheckRequest, ClientMessage, PROTOCOL_VERSION,
+    RequestId, Step,
+};
+
+use crate::Agent;
+
+/// How long any single wait for the agent may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A connected client that has exchanged hellos with the agent.
+pub struct Client {
+    socket: Socket,
+    /// The agent's hello.
+    pub hello: AgentMessage,
+}
+
+impl Client {
+    /// Connects without an `Origin` header (as a program would) and says hello.
+    pub async fn connect(agent: &Agent) -> Client {
+        let mut client = Client::connect_silent(agent).await;
+        client
+            .send(&ClientMessage::Hello {
+                protocol: PROTOCOL_VERSION,
+                client: "tests".into(),
+            })
+            .await;
+        client
+    }
+
+    /// Connects and reads the agent's hello, but says nothing yet.
+    pub async fn connect_silent(agent: &Agent) -> Client {
+        let socket = open(&agent.ws_url(), None)
+            .await
+            .expect("the agent accepts the upgrade");
+        let mut client = Client {
+            socket,
+            hello: AgentMessage::Hello {
+                protocol: 0,
+                agent: empty_info(),
+            },
+        };
+        client.hello = client.recv().await;
+        client
+    }
+
+    /// Sends a protocol message.
+    pub async fn send(&mut self, message: &ClientMessage) {
+        let json = serde_json::to_string(message).expect("encodes");
+        self.send_text(&json).await;
+    }
+
+    /// Sends any text frame, valid or not.
+    pub async fn send_text(&mut self, text: &str) {
+        self.send_raw(Message::text(text)).await;
+    }
+
+    /// Sends any frame.
+    pub async fn send_raw(&mut self, frame: Message) {
+        self.socket.send(frame).await.expect("the socket is open");
+    }
+
+    /// Sends a check request.
+    pub async fn start_check(&mut self, id: u64, request: CheckRequest) {
+        self.send(&ClientMessage::Check {
+            id: RequestId(id),
+            request,
+        })
+        .await;
+    }
+
+    /// The next protocol message; fails the test on a close, garbage or a long silence.
+    pub async fn recv(&mut self) -> AgentMessage {
+        match self.next_frame().await {
+            Some(Message::Text(text)) => serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("the agent sent invalid JSON ({e}): {text}")),
+            other => panic!("expected a message from the agent, got {other:?}"),
+        }
+    }
+
+    /// The next frame (text or close), or `None` when the socket ended.
+    pub async fn next_frame(&mut self) -> Option<Message> {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("the agent answered in time");
+            match frame {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(message)) => return Some(message),
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// The events of request `id` up to and including its `done`, and their fold into a report.
+    /// Messages about other requests are skipped; an error about this one fails the test.
+    pub async fn events_until_done(&mut self, id: u64) -> (Vec<CheckEvent>, CheckReport) {
+        let mut events = Vec::new();
+        let mut report = CheckReport::default();
+        loop {
+            match self.recv().await {
+                AgentMessage::Event {
+                    id: RequestId(got),
+                    event,
+                } if got == id => {
+                    report.apply(&event);
+                    let done = matches!(event.step, Step::Done { .. });
+                    events.push(event);
+                    if done {
+                        return (events, report);
+                    }
+                }
+                AgentMessage::Error {
+                    id: Some(RequestId(got)),
+                    code,
+                    message,
+                } if got == id => {
+                    panic!("request {id} failed: {code:?}: {message}")
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Runs one check to the end.
+    pub async fn check(
+        &mut self,
+        id: u64,
+        request: CheckRequest,
+    ) -> (Vec<CheckEvent>, CheckReport) {
+        self.start_check(id, request).await;
+        self.events_until_done(id).await
+    }
+
+    /// Closes the socket from the client's side.
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}
+
+/// Opens a WebSocket to `url`, with an `Origin` header when given (as a browser sends).
+pub async fn open(url: &str, origin: Option<&str>) -> Result<Socket, tungstenite::Error> {
+    let mut request = url.into_client_request()?;
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("Origin", origin.parse().expect("a valid header"));
+    }
+    connect_async(request)
+        .await
+        .map(|(socket, _response)| socket)
+}
+
+fn empty_info() -> whyrefused_shared::AgentInfo {
+    whyrefused_shared::AgentInfo {
+        version: String::new(),
+        hostname: String::new(),
+    }
+}
+
+/// The `kind` of each step, for asserting the order of a stream.
+pub fn step_names(events: &[CheckEvent]) -> Vec<&'static str> {
+    events
+        .iter()
+        .map(|event| match event.step {
+            Step::Started { .. } => "started",
+            Step::Resolved { .. } => "resolved",
+            Step::AttemptStarted { .. } => "attempt_started",
+            Step::AttemptFinished { .. } => "attempt_finished",
+            Step::Verdict { .. } => "verdict",
+            Step::Done { .. } => "done",
+        })
+        .collect()
+}

@@ -1,0 +1,70 @@
+//! Loopback targets with known behaviour: a closed port, and a port whose connects hang.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+
+/// A loopback port with nothing listening (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}
+
+/// A loopback port where new connects hang: a listener that never accepts, with its accept
+/// queue filled, so the kernel drops further SYNs (as a firewall's DROP would).
+pub struct HangingPort {
+    _listener: Socket,
+    _fillers: Vec<TcpStream>,
+    /// The hanging address.
+    pub address: SocketAddr,
+}
+
+impl HangingPort {
+    /// Creates the listener and fills its queue.
+    pub fn new() -> HangingPort {
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        listener
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("bind");
+        listener.listen(0).expect("listen");
+        let address = listener
+            .local_addr()
+            .expect("address")
+            .as_socket()
+            .expect("inet");
+        let mut fillers = Vec::new();
+        // A backlog of 0 holds one connection; a few more make sure the queue is full.
+        for _ in 0..3 {
+            if let Ok(stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) {
+                fillers.push(stream);
+            }
+        }
+        HangingPort {
+            _listener: listener,
+            _fillers: fillers,
+            address,
+        }
+    }
+}
+
+impl Default for HangingPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How many IPv4 sockets on this host are in SYN_SENT towards `port` on loopback: a connect
+/// still in flight. Read from `/proc/net/tcp`, as `ss -tn state syn-sent` would.
+pub fn syn_sent_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp is readable");
+    let remote = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(2) == Some(&remote.as_str()) && fields.get(3) == Some(&"02")
+        })
+        .count()
+}
