@@ -1,5 +1,6 @@
-//! The test harness: real agent processes, a real WebSocket client, and loopback targets whose
-//! behaviour the test controls (open, closed, or hanging).
+//! The test harness: real agent processes, a real WebSocket client, loopback targets whose
+//! behaviour the test controls (open, closed, or hanging), a real browser, and a network lab of
+//! namespaces for real network faults.
 //!
 //! Every target is on loopback. The agent binary is built once per test run (`cargo build -p
 //! whyrefused`), so the tests always exercise the current code, page included.
@@ -7,9 +8,11 @@
 pub mod agent;
 pub mod browser;
 pub mod client;
+pub mod lab;
 pub mod targets;
 
 pub use agent::{Agent, agent_binary, workspace_root};
 pub use browser::Browser;
 pub use client::Client;
+pub use lab::{Host, Lab};
 pub use targets::{HangingPort, closed_port, syn_sent_to};
