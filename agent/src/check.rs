@@ -123,14 +123,7 @@ mod tests {
         let mut kinds = Vec::new();
         let mut report = CheckReport::default();
         run(plan, |event| {
-            kinds.push(match &event.step {
-                Step::Started { .. } => "started",
-                Step::Resolved { .. } => "resolved",
-                Step::AttemptStarted { .. } => "attempt_started",
-                Step::AttemptFinished { .. } => "attempt_finished",
-                Step::Verdict { .. } => "verdict",
-                Step::Done { .. } => "done",
-            });
+            kinds.push(event.step.name());
             report.apply(&event);
         })
         .await;

@@ -43,6 +43,8 @@ fn verdict(cause: Cause, summary: String, suggestions: &[&str]) -> Verdict {
         cause,
         summary,
         suggestions: suggestions.iter().map(|s| s.to_string()).collect(),
+        evidence: Vec::new(),
+        pattern: None,
     }
 }
 
@@ -245,6 +247,7 @@ mod tests {
                 code: 99,
                 name: "EADDRNOTAVAIL".into(),
             }),
+            icmp: None,
             elapsed_us: 10,
             elapsed_ms: 0.01,
             started_at: Timestamp(String::new()),

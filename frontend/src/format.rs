@@ -42,7 +42,13 @@ pub fn cause_tone(cause: Cause) -> &'static str {
         | Cause::NetworkUnreachable
         | Cause::LocalFirewall
         | Cause::ConnectionReset
-        | Cause::ConnectError => "bad",
+        | Cause::ConnectError
+        | Cause::LoopbackOnly
+        | Cause::NoResponse
+        | Cause::FirewallReject
+        | Cause::ServerClosed
+        | Cause::TlsError
+        | Cause::HttpError => "bad",
     }
 }
 
@@ -58,6 +64,12 @@ pub fn cause_title(cause: Cause) -> &'static str {
         Cause::LocalFirewall => "Blocked by a local firewall",
         Cause::ConnectionReset => "Connection reset",
         Cause::ConnectError => "Connect error",
+        Cause::LoopbackOnly => "Listening on loopback only",
+        Cause::NoResponse => "No response",
+        Cause::FirewallReject => "Rejected by a firewall",
+        Cause::ServerClosed => "Server closed the connection",
+        Cause::TlsError => "TLS handshake failed",
+        Cause::HttpError => "HTTP request failed",
         Cause::DnsNxdomain => "Name does not exist",
         Cause::DnsNoAddress => "Name has no addresses",
         Cause::DnsError => "DNS lookup failed",

@@ -431,6 +431,7 @@ mod tests {
                 family: Family::of(&address),
                 state,
                 errno: None,
+                icmp: None,
                 elapsed_us: 87,
                 elapsed_ms: 0.087,
                 started_at: Timestamp("2026-11-24T10:00:00.000001Z".into()),
@@ -514,6 +515,8 @@ mod tests {
             cause: Cause::PortClosed,
             summary: "closed".into(),
             suggestions: vec![],
+            evidence: vec![],
+            pattern: None,
         };
         let state = reduce(
             connected(),

@@ -4,6 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::diagnosis::{Evidence, Finding, IcmpError, Pattern, Round};
+
 /// What a client asks the agent to check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckRequest {
@@ -45,8 +47,9 @@ pub struct CheckEvent {
 }
 
 /// The steps of a check, in the order they stream: `started`, `resolved`, then for each address
-/// `attempt_started` and `attempt_finished` (interleaved, as they happen), `verdict`, `done`.
-/// A failed resolution goes straight to `verdict`; a cancelled check goes straight to `done`.
+/// `attempt_started` and `attempt_finished` (interleaved, as they happen), `finding`s from the
+/// extra probes, `verdict`, `done`. A cancelled check goes straight to `done`. With retries,
+/// each round is wrapped in `round_started` and `round_finished`, and the verdict comes last.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Step {
@@ -72,6 +75,24 @@ pub enum Step {
         /// How it ended.
         attempt: Attempt,
     },
+    /// An extra probe ended (DNS detail, liveness, nearby ports, local listeners, what followed
+    /// the connect, Happy Eyeballs).
+    Finding {
+        /// What it found.
+        finding: Finding,
+    },
+    /// A retried check began another round; the report's per-round parts start afresh.
+    RoundStarted {
+        /// The round's number, from 1.
+        round: u32,
+        /// How many rounds there will be.
+        of: u32,
+    },
+    /// A round of a retried check ended.
+    RoundFinished {
+        /// How it ended.
+        round: Round,
+    },
     /// The agent's conclusion from everything above.
     Verdict {
         /// The cause and its explanation.
@@ -84,6 +105,23 @@ pub enum Step {
         /// The whole check's duration, in microseconds.
         elapsed_us: u64,
     },
+}
+
+impl Step {
+    /// The step's wire name (`attempt_finished`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Started { .. } => "started",
+            Step::Resolved { .. } => "resolved",
+            Step::AttemptStarted { .. } => "attempt_started",
+            Step::AttemptFinished { .. } => "attempt_finished",
+            Step::Finding { .. } => "finding",
+            Step::RoundStarted { .. } => "round_started",
+            Step::RoundFinished { .. } => "round_finished",
+            Step::Verdict { .. } => "verdict",
+            Step::Done { .. } => "done",
+        }
+    }
 }
 
 /// The target after parsing, as the agent understood it.
@@ -256,6 +294,9 @@ pub struct Attempt {
     /// The OS error behind a failed attempt; absent for `open` and `timeout`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errno: Option<Errno>,
+    /// The ICMP error that ended the attempt, when the network sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp: Option<IcmpError>,
     /// How long the connect took, in microseconds.
     pub elapsed_us: u64,
     /// The same duration in milliseconds, for readers of the JSON.
@@ -281,8 +322,16 @@ pub enum Cause {
     Partial,
     /// The host answered with a reset: nothing listens on that port.
     PortClosed,
-    /// No answer on that port before the deadline: a firewall drops it, or the host is down.
+    /// The target is the agent's own host, and something listens on that port, but only on
+    /// another local address (such as 127.0.0.1).
+    LoopbackOnly,
+    /// No answer on that port, while other probes prove the host up: a firewall drops it.
     Filtered,
+    /// No answer at all, and nothing proves the host up: it is down, or everything is dropped.
+    NoResponse,
+    /// An ICMP error from a firewall (port unreachable, administratively prohibited) rejected
+    /// the connection.
+    FirewallReject,
     /// The host could not be reached (no neighbour answer, or an ICMP unreachable).
     HostUnreachable,
     /// There is no route to the host's network from the agent.
@@ -291,6 +340,12 @@ pub enum Cause {
     LocalFirewall,
     /// The connection was reset during the handshake.
     ConnectionReset,
+    /// The connection opened, but the server closed or reset it at once.
+    ServerClosed,
+    /// The connection opened, but the TLS handshake failed.
+    TlsError,
+    /// The connection (and TLS) worked, but the HTTP exchange failed.
+    HttpError,
     /// The connect failed with another operating-system error.
     ConnectError,
     /// The name does not exist.
@@ -302,17 +357,45 @@ pub enum Cause {
 }
 
 impl Cause {
+    /// Every cause, for documentation and exhaustive tests.
+    pub const ALL: [Cause; 18] = [
+        Cause::Reachable,
+        Cause::Partial,
+        Cause::PortClosed,
+        Cause::LoopbackOnly,
+        Cause::Filtered,
+        Cause::NoResponse,
+        Cause::FirewallReject,
+        Cause::HostUnreachable,
+        Cause::NetworkUnreachable,
+        Cause::LocalFirewall,
+        Cause::ConnectionReset,
+        Cause::ServerClosed,
+        Cause::TlsError,
+        Cause::HttpError,
+        Cause::ConnectError,
+        Cause::DnsNxdomain,
+        Cause::DnsNoAddress,
+        Cause::DnsError,
+    ];
+
     /// The cause's wire name (`port_closed`).
     pub fn as_str(self) -> &'static str {
         match self {
             Cause::Reachable => "reachable",
             Cause::Partial => "partial",
             Cause::PortClosed => "port_closed",
+            Cause::LoopbackOnly => "loopback_only",
             Cause::Filtered => "filtered",
+            Cause::NoResponse => "no_response",
+            Cause::FirewallReject => "firewall_reject",
             Cause::HostUnreachable => "host_unreachable",
             Cause::NetworkUnreachable => "network_unreachable",
             Cause::LocalFirewall => "local_firewall",
             Cause::ConnectionReset => "connection_reset",
+            Cause::ServerClosed => "server_closed",
+            Cause::TlsError => "tls_error",
+            Cause::HttpError => "http_error",
             Cause::ConnectError => "connect_error",
             Cause::DnsNxdomain => "dns_nxdomain",
             Cause::DnsNoAddress => "dns_no_address",
@@ -336,6 +419,12 @@ pub struct Verdict {
     /// What to try next.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suggestions: Vec<String>,
+    /// The probes that support the cause, with their results and timings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
+    /// With retries: whether the outcome repeated in every round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<Pattern>,
 }
 
 /// How a request ended.
@@ -369,23 +458,18 @@ mod tests {
             let json = serde_json::to_string(&state).unwrap();
             assert_eq!(json, format!("\"{}\"", state.as_str()));
         }
-        for cause in [
-            Cause::Reachable,
-            Cause::Partial,
-            Cause::PortClosed,
-            Cause::Filtered,
-            Cause::HostUnreachable,
-            Cause::NetworkUnreachable,
-            Cause::LocalFirewall,
-            Cause::ConnectionReset,
-            Cause::ConnectError,
-            Cause::DnsNxdomain,
-            Cause::DnsNoAddress,
-            Cause::DnsError,
-        ] {
+        for cause in Cause::ALL {
             let json = serde_json::to_string(&cause).unwrap();
             assert_eq!(json, format!("\"{}\"", cause.as_str()));
         }
+    }
+
+    #[test]
+    fn every_cause_is_listed_once() {
+        let mut names: Vec<&str> = Cause::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Cause::ALL.len());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //!   once on one socket, and the [`ErrorCode`]s an agent answers bad input with.
 //! - [`check`]: one connectivity check: the request, the events that stream back while it runs,
 //!   and every result type inside them (DNS resolution, connect attempts, states, verdicts).
+//! - [`diagnosis`]: the extra probes behind a verdict (DNS detail, liveness, nearby ports, local
+//!   listeners, ICMP errors, what followed the connect) and the evidence they give.
 //! - [`report`]: [`CheckReport`], the fold of a check's events into one document. The page
 //!   renders it, and `whyrefused check --json` prints it.
 //!
@@ -17,12 +19,18 @@
 //! This crate has no runtime dependencies beyond serde, so it builds for `wasm32-unknown-unknown`.
 
 pub mod check;
+pub mod diagnosis;
 pub mod message;
 pub mod report;
 
 pub use check::{
     Attempt, Cause, CheckEvent, CheckRequest, ConnectState, DnsStatus, Errno, Family, Outcome,
     PortSource, Resolution, ResolveMethod, Step, TargetInfo, Timestamp, Verdict,
+};
+pub use diagnosis::{
+    AfterConnect, CertificateSummary, DnsDetail, DnsRcode, EarlyClose, EchoState, Evidence,
+    Finding, HappyEyeballs, HttpReport, IcmpError, Listener, Liveness, LocalListeners,
+    NameserverAnswer, NearbyPorts, Pattern, Phases, PortProbe, Round, TlsReport,
 };
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, RequestId};
 pub use report::CheckReport;
@@ -42,3 +50,9 @@ pub const DEFAULT_TIMEOUT_MS: u32 = 3_000;
 
 /// The longest connect deadline a request may ask for (one minute).
 pub const MAX_TIMEOUT_MS: u32 = 60_000;
+
+/// The most rounds a retried check may repeat after its first.
+pub const MAX_RETRIES: u32 = 20;
+
+/// The pause between rounds of a retried check when a request does not name one.
+pub const DEFAULT_RETRY_DELAY_MS: u32 = 1_000;

@@ -119,6 +119,7 @@ pub enum ErrorCode {
 mod tests {
     use super::*;
     use crate::check::*;
+    use crate::diagnosis::*;
     use serde::de::DeserializeOwned;
 
     fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
@@ -210,6 +211,13 @@ mod tests {
                         code: 111,
                         name: "ECONNREFUSED".into(),
                     }),
+                    icmp: Some(IcmpError {
+                        icmp_type: 1,
+                        code: 4,
+                        meaning: "port unreachable".into(),
+                        from: address,
+                        from_local: false,
+                    }),
                     elapsed_us: 87,
                     elapsed_ms: 0.087,
                     started_at: Timestamp("2026-11-24T10:00:00.000002Z".into()),
@@ -220,6 +228,21 @@ mod tests {
                     cause: Cause::PortClosed,
                     summary: "Nothing listens on port 443.".into(),
                     suggestions: vec!["Start the service.".into()],
+                    evidence: vec![Evidence {
+                        probe: "connect [2001:db8::1]:443".into(),
+                        result: "refused".into(),
+                        elapsed_us: Some(87),
+                    }],
+                    pattern: Some(Pattern::Persistent),
+                },
+            }),
+            event(Step::RoundStarted { round: 1, of: 3 }),
+            event(Step::RoundFinished {
+                round: Round {
+                    round: 1,
+                    at: Timestamp("2026-11-24T10:00:00.000003Z".into()),
+                    cause: Cause::PortClosed,
+                    elapsed_us: 90,
                 },
             }),
             event(Step::Done {
@@ -237,11 +260,106 @@ mod tests {
                 message: "x".into(),
             },
         ];
-        for message in &messages {
+        for message in messages.iter().chain(&every_finding()) {
             round_trip(message);
         }
         let json = round_trip(&messages[2]);
         assert!(json.contains(r#""step":{"kind":"resolved""#), "{json}");
+    }
+
+    fn every_finding() -> Vec<AgentMessage> {
+        let v4: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let v6: std::net::IpAddr = "2001:db8::7".parse().unwrap();
+        let findings = [
+            Finding::DnsDetail(DnsDetail {
+                name: "www.example.".into(),
+                answers: vec![NameserverAnswer {
+                    server: "192.0.2.53:53".parse().unwrap(),
+                    record: "A".into(),
+                    rcode: DnsRcode::NoError,
+                    addresses: vec![v4],
+                    cnames: vec!["cdn.example.".into()],
+                    detail: None,
+                    elapsed_us: 800,
+                }],
+                hosts_file: vec![v6],
+            }),
+            Finding::Liveness(Liveness {
+                address: v4,
+                ports: vec![PortProbe {
+                    port: 22,
+                    state: ConnectState::Refused,
+                    elapsed_us: 40,
+                }],
+                echo: EchoState::Replied,
+                echo_rtt_us: Some(90),
+                echo_detail: None,
+                host_up: true,
+            }),
+            Finding::NearbyPorts(NearbyPorts {
+                address: v4,
+                probed: 40,
+                open: vec![8080],
+            }),
+            Finding::LocalListeners(LocalListeners {
+                port: 5432,
+                listeners: vec![Listener {
+                    address: "127.0.0.1:5432".parse().unwrap(),
+                    pid: Some(4321),
+                    process: Some("postgres".into()),
+                }],
+            }),
+            Finding::AfterConnect(AfterConnect {
+                address: "192.0.2.7:443".parse().unwrap(),
+                early_close: Some(EarlyClose::Reset),
+                banner: Some("SSH-2.0-OpenSSH_9.2".into()),
+                tls: Some(TlsReport {
+                    ok: false,
+                    version: Some("TLSv1.3".into()),
+                    error: Some("certificate expired".into()),
+                    certificate: Some(CertificateSummary {
+                        subject: "CN=example".into(),
+                        issuer: "CN=ca".into(),
+                        not_after: "2026-01-01T00:00:00Z".into(),
+                        subject_alt_names: vec!["example".into()],
+                        name_matches: true,
+                        expired: true,
+                    }),
+                    elapsed_us: 3000,
+                }),
+                http: Some(HttpReport {
+                    status: Some(503),
+                    detail: Some("Service Unavailable".into()),
+                    failed: false,
+                    first_byte_us: Some(1200),
+                }),
+                phases: Phases {
+                    dns_us: 1,
+                    connect_us: 2,
+                    tls_us: Some(3),
+                    first_byte_us: Some(4),
+                },
+            }),
+            Finding::HappyEyeballs(HappyEyeballs {
+                order: vec![v6, v4],
+                winner: Some(v4),
+                family: Some(Family::Ipv4),
+                connected_after_us: Some(250_400),
+            }),
+        ];
+        findings
+            .into_iter()
+            .map(|finding| event(Step::Finding { finding }))
+            .collect()
+    }
+
+    #[test]
+    fn findings_are_tagged_by_probe() {
+        let json = serde_json::to_string(&every_finding()[2]).unwrap();
+        assert!(
+            json.contains(r#""finding":{"probe":"nearby_ports","#),
+            "{json}"
+        );
     }
 
     #[test]

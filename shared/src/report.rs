@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::check::{
     Attempt, CheckEvent, Outcome, Resolution, Step, TargetInfo, Timestamp, Verdict,
 };
+use crate::diagnosis::{Finding, Round};
 
 /// Everything known about one check so far. Start from [`CheckReport::default`] and
 /// [`apply`](CheckReport::apply) each event as it arrives; the page renders the report at every
@@ -26,6 +27,15 @@ pub struct CheckReport {
     /// Connects started and not yet finished.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<SocketAddr>,
+    /// The extra probes' findings, in the order they ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+    /// With retries: each finished round.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<Round>,
+    /// With retries: the round running now, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
     /// The conclusion (from `verdict`).
     pub verdict: Option<Verdict>,
     /// How the check ended (from `done`); absent while it runs.
@@ -46,6 +56,9 @@ impl CheckReport {
             Step::Resolved { resolution } => self.dns = Some(resolution.clone()),
             Step::AttemptStarted { address } => self.pending.push(*address),
             Step::AttemptFinished { attempt } => self.finish_attempt(attempt.clone()),
+            Step::Finding { finding } => self.findings.push(finding.clone()),
+            Step::RoundStarted { round, .. } => self.start_round(*round),
+            Step::RoundFinished { round } => self.rounds.push(round.clone()),
             Step::Verdict { verdict } => self.verdict = Some(verdict.clone()),
             Step::Done {
                 outcome,
@@ -68,6 +81,17 @@ impl CheckReport {
         self.attempts
             .iter()
             .find(|attempt| attempt.socket_addr() == *address)
+    }
+
+    /// A new round replaces the previous round's resolution, attempts and findings.
+    fn start_round(&mut self, round: u32) {
+        self.round = Some(round);
+        if round > 1 {
+            self.dns = None;
+            self.attempts.clear();
+            self.pending.clear();
+            self.findings.clear();
+        }
     }
 
     fn finish_attempt(&mut self, attempt: Attempt) {
@@ -111,6 +135,7 @@ mod tests {
             family: Family::of(&address),
             state,
             errno: None,
+            icmp: None,
             elapsed_us: 120,
             elapsed_ms: 0.12,
             started_at: Timestamp("2026-11-24T10:00:00.000100Z".into()),
@@ -175,6 +200,8 @@ mod tests {
             cause: Cause::Partial,
             summary: "half".into(),
             suggestions: vec![],
+            evidence: vec![],
+            pattern: None,
         };
         report.apply(&at(Step::Verdict { verdict }));
         report.apply(&at(Step::Done {
@@ -187,6 +214,30 @@ mod tests {
             Some(Cause::Partial)
         );
         assert_eq!(report.elapsed_us, Some(900));
+    }
+
+    #[test]
+    fn a_new_round_starts_its_attempts_afresh_and_keeps_the_timeline() {
+        let mut report = CheckReport::default();
+        report.apply(&at(Step::RoundStarted { round: 1, of: 2 }));
+        report.apply(&at(Step::AttemptFinished {
+            attempt: attempt("127.0.0.1", ConnectState::Refused),
+        }));
+        report.apply(&at(Step::RoundFinished {
+            round: Round {
+                round: 1,
+                at: Timestamp(String::new()),
+                cause: Cause::PortClosed,
+                elapsed_us: 5,
+            },
+        }));
+        report.apply(&at(Step::RoundStarted { round: 2, of: 2 }));
+        assert!(
+            report.attempts.is_empty(),
+            "round 2 starts without round 1's attempts"
+        );
+        assert_eq!(report.rounds.len(), 1);
+        assert_eq!(report.round, Some(2));
     }
 
     #[test]

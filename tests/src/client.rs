@@ -171,15 +171,5 @@ fn empty_info() -> whyrefused_shared::AgentInfo {
 
 /// The `kind` of each step, for asserting the order of a stream.
 pub fn step_names(events: &[CheckEvent]) -> Vec<&'static str> {
-    events
-        .iter()
-        .map(|event| match event.step {
-            Step::Started { .. } => "started",
-            Step::Resolved { .. } => "resolved",
-            Step::AttemptStarted { .. } => "attempt_started",
-            Step::AttemptFinished { .. } => "attempt_finished",
-            Step::Verdict { .. } => "verdict",
-            Step::Done { .. } => "done",
-        })
-        .collect()
+    events.iter().map(|event| event.step.name()).collect()
 }

@@ -177,6 +177,7 @@ mod tests {
                     code: 111,
                     name: "ECONNREFUSED".into(),
                 }),
+                icmp: None,
                 elapsed_us: 61,
                 elapsed_ms: 0.061,
                 started_at: Timestamp(String::new()),
@@ -185,6 +186,8 @@ mod tests {
                 cause: Cause::PortClosed,
                 summary: "Nothing listens on port 5432.".into(),
                 suggestions: vec!["Start the service.".into()],
+                evidence: vec![],
+                pattern: None,
             }),
             elapsed_us: Some(700),
             ..CheckReport::default()

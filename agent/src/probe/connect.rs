@@ -30,6 +30,7 @@ pub async fn connect(address: SocketAddr, deadline: Duration) -> Attempt {
         family: Family::of(&address.ip()),
         state,
         errno,
+        icmp: None,
         elapsed_us: clock::micros(elapsed),
         elapsed_ms: clock::millis(elapsed),
         started_at,

@@ -1,0 +1,333 @@
+//! The extra probes a diagnosis runs beyond one connect per address, and their findings.
+//!
+//! Each finding streams as a `finding` step as soon as its probe ends, and is kept in the
+//! report; the verdict cites the ones that support it as [`Evidence`].
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::{ConnectState, Family};
+
+/// One probe's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "probe", rename_all = "snake_case")]
+pub enum Finding {
+    /// The configured nameservers asked directly, beside the system resolver.
+    DnsDetail(DnsDetail),
+    /// Whether the host is up, from other ports and an ICMP echo.
+    Liveness(Liveness),
+    /// Open ports near the asked one, and its usual alternatives.
+    NearbyPorts(NearbyPorts),
+    /// The agent's own listening sockets on the asked port, when the target is this host.
+    LocalListeners(LocalListeners),
+    /// What happened after a connection opened: banner, early close, TLS, HTTP.
+    AfterConnect(AfterConnect),
+    /// What a Happy Eyeballs client (a browser, curl) would end up with.
+    HappyEyeballs(HappyEyeballs),
+}
+
+impl Finding {
+    /// The probe's wire name (`dns_detail`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Finding::DnsDetail(_) => "dns_detail",
+            Finding::Liveness(_) => "liveness",
+            Finding::NearbyPorts(_) => "nearby_ports",
+            Finding::LocalListeners(_) => "local_listeners",
+            Finding::AfterConnect(_) => "after_connect",
+            Finding::HappyEyeballs(_) => "happy_eyeballs",
+        }
+    }
+}
+
+/// An ICMP error that answered one of the agent's own SYNs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IcmpError {
+    /// ICMP (or ICMPv6) type: 3 is destination unreachable for IPv4, 1 for IPv6.
+    pub icmp_type: u8,
+    /// ICMP code: for IPv4 type 3, 1 host unreachable, 3 port unreachable, 13 administratively
+    /// prohibited; for IPv6 type 1, 1 administratively prohibited, 4 port unreachable.
+    pub code: u8,
+    /// What the type and code mean, in words (`port unreachable`).
+    pub meaning: String,
+    /// Who sent it: the target itself, a router or firewall on the way, or this host.
+    pub from: IpAddr,
+    /// Whether the sender is one of the agent's own addresses (its own firewall or neighbour
+    /// table answered).
+    pub from_local: bool,
+}
+
+/// A nameserver's answer to one question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsRcode {
+    /// The name exists (records may or may not be present).
+    NoError,
+    /// The name does not exist.
+    NxDomain,
+    /// The server failed.
+    ServFail,
+    /// The server refused to answer.
+    Refused,
+    /// No answer before the deadline.
+    Timeout,
+    /// Another failure (see the detail).
+    Error,
+}
+
+/// One question to one nameserver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameserverAnswer {
+    /// The nameserver asked.
+    pub server: SocketAddr,
+    /// The record type asked for (`A` or `AAAA`).
+    pub record: String,
+    /// Its response code.
+    pub rcode: DnsRcode,
+    /// The addresses in the answer.
+    pub addresses: Vec<IpAddr>,
+    /// The CNAME chain the answer followed, in order (`www.example.com` → `cdn.example.net`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cnames: Vec<String>,
+    /// The server's words or the error's, when useful.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// How long it took, in microseconds.
+    pub elapsed_us: u64,
+}
+
+/// The configured nameservers asked directly (via `/etc/resolv.conf`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsDetail {
+    /// The name asked about (fully qualified, as the answers name it).
+    pub name: String,
+    /// Each server's answer for A and for AAAA.
+    pub answers: Vec<NameserverAnswer>,
+    /// Addresses `/etc/hosts` gives the name: when present, they override DNS for programs
+    /// that use the system resolver.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts_file: Vec<IpAddr>,
+}
+
+/// One extra TCP probe to a port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortProbe {
+    /// The port.
+    pub port: u16,
+    /// How the connect ended.
+    pub state: ConnectState,
+    /// How long it took, in microseconds.
+    pub elapsed_us: u64,
+}
+
+/// An ICMP echo's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EchoState {
+    /// The host answered.
+    Replied,
+    /// No reply before the deadline.
+    NoReply,
+    /// The agent may not send ICMP (no ping socket, no raw socket).
+    Unavailable,
+}
+
+/// Whether a host is up, independent of the asked port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Liveness {
+    /// The address probed.
+    pub address: IpAddr,
+    /// Connects to a few well-known ports: any answer (open or refused) proves the host is up.
+    pub ports: Vec<PortProbe>,
+    /// The ICMP echo.
+    pub echo: EchoState,
+    /// The echo's round trip, in microseconds, when it replied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo_rtt_us: Option<u64>,
+    /// Why the echo could not be sent, when unavailable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo_detail: Option<String>,
+    /// Whether anything above proved the host up.
+    pub host_up: bool,
+}
+
+/// Open ports near the asked one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NearbyPorts {
+    /// The address probed.
+    pub address: IpAddr,
+    /// How many ports were tried.
+    pub probed: u32,
+    /// The ones that opened, nearest first.
+    pub open: Vec<u16>,
+}
+
+/// A listening socket on the agent's host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listener {
+    /// The address it is bound to (`127.0.0.1:5432`, `[::]:5432`).
+    pub address: SocketAddr,
+    /// The owning process, when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// The owning process's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+}
+
+/// The agent host's listeners on the asked port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalListeners {
+    /// The port.
+    pub port: u16,
+    /// Every listening socket on it, whatever its address.
+    pub listeners: Vec<Listener>,
+}
+
+/// How a server ended a connection it had just accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EarlyClose {
+    /// It closed cleanly (FIN) before sending anything.
+    Closed,
+    /// It reset the connection.
+    Reset,
+}
+
+/// A server certificate, summarised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateSummary {
+    /// The subject's distinguished name.
+    pub subject: String,
+    /// The issuer's distinguished name.
+    pub issuer: String,
+    /// The end of validity (RFC 3339).
+    pub not_after: String,
+    /// The DNS names and addresses it is valid for.
+    pub subject_alt_names: Vec<String>,
+    /// Whether the asked host name is among them.
+    pub name_matches: bool,
+    /// Whether it has expired.
+    pub expired: bool,
+}
+
+/// The TLS handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsReport {
+    /// Whether the handshake completed and the certificate was accepted.
+    pub ok: bool,
+    /// The negotiated version (`TLSv1.3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The server's certificate, when one was received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateSummary>,
+    /// How long the handshake took, in microseconds.
+    pub elapsed_us: u64,
+}
+
+/// One HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpReport {
+    /// The status code, when a response arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The status line's reason or the error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Whether the exchange failed (no response, or a malformed one).
+    pub failed: bool,
+    /// Time from sending the request to the response's first byte, in microseconds.
+    pub first_byte_us: Option<u64>,
+}
+
+/// The phases of the first connection that opened, in microseconds each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Phases {
+    /// Name resolution.
+    pub dns_us: u64,
+    /// The TCP handshake.
+    pub connect_us: u64,
+    /// The TLS handshake, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_us: Option<u64>,
+    /// From the request (or the connection, with no request) to the first byte back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_byte_us: Option<u64>,
+}
+
+/// What followed a successful connect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AfterConnect {
+    /// The address the connection went to.
+    pub address: SocketAddr,
+    /// The server closed or reset the connection at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_close: Option<EarlyClose>,
+    /// What the server sent first unprompted (SSH, SMTP, FTP, Redis errors, …), made printable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub banner: Option<String>,
+    /// The TLS handshake, for `https://`, `wss://` and other TLS schemes or `--tls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsReport>,
+    /// The HTTP exchange, for `http://` and `https://`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpReport>,
+    /// Phase timings.
+    pub phases: Phases,
+}
+
+/// What a Happy Eyeballs client (RFC 8305) would do with the resolved addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HappyEyeballs {
+    /// The order it tries addresses in: families interleaved, the preferred family first.
+    pub order: Vec<IpAddr>,
+    /// The address it ends up connected to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub winner: Option<IpAddr>,
+    /// The winner's family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<Family>,
+    /// When it would have a connection, counting its 250 ms staggering, in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_after_us: Option<u64>,
+}
+
+/// One piece of evidence behind a verdict: a probe, what it found, and how long it took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The probe (`connect 10.0.0.5:5432`, `icmp`, `liveness`, `dns 10.0.0.2`, `listeners`).
+    pub probe: String,
+    /// What it found, in words.
+    pub result: String,
+    /// How long it took, in microseconds, when it is one timed probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_us: Option<u64>,
+}
+
+/// Whether a failure repeats over retried rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pattern {
+    /// Every round ended the same way.
+    Persistent,
+    /// Rounds disagreed: it sometimes works.
+    Intermittent,
+}
+
+/// One round of a retried check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Round {
+    /// The round's number, from 1.
+    pub round: u32,
+    /// When it started (RFC 3339).
+    pub at: crate::check::Timestamp,
+    /// Its cause.
+    pub cause: crate::check::Cause,
+    /// How long it took, in microseconds.
+    pub elapsed_us: u64,
+}
