@@ -67,21 +67,11 @@ impl CheckPlan {
 /// the request as cancelled.
 pub async fn run(plan: &CheckPlan, mut emit: impl FnMut(CheckEvent)) {
     let start = Instant::now();
-    let mut send = |step: Step| {
-        emit(CheckEvent {
-            at: clock::now(),
-            step,
-        })
-    };
-    send(Step::Started {
-        target: plan.target.info(),
-        timeout_ms: plan.timeout_ms,
-    });
+    let mut send = |step: Step| emit(CheckEvent { at: clock::now(), step });
+    send(Step::Started { target: plan.target.info(), timeout_ms: plan.timeout_ms });
 
     let resolution = probe::resolve(&plan.target.host, DNS_DEADLINE).await;
-    send(Step::Resolved {
-        resolution: resolution.clone(),
-    });
+    send(Step::Resolved { resolution: resolution.clone() });
 
     let mut attempts = Vec::new();
     if resolution.status == DnsStatus::Ok {
@@ -95,19 +85,14 @@ pub async fn run(plan: &CheckPlan, mut emit: impl FnMut(CheckEvent)) {
             })
             .collect();
         while let Some(attempt) = connects.next().await {
-            send(Step::AttemptFinished {
-                attempt: attempt.clone(),
-            });
+            send(Step::AttemptFinished { attempt: attempt.clone() });
             attempts.push(attempt);
         }
     }
 
     let verdict = verdict::conclude(&plan.target, &resolution, &attempts, plan.timeout_ms);
     send(Step::Verdict { verdict });
-    send(Step::Done {
-        outcome: Outcome::Completed,
-        elapsed_us: clock::micros(start.elapsed()),
-    });
+    send(Step::Done { outcome: Outcome::Completed, elapsed_us: clock::micros(start.elapsed()) });
 }
 
 #[cfg(test)]
@@ -134,15 +119,9 @@ mod tests {
     fn requests_are_validated() {
         let mut request = CheckRequest::new("127.0.0.1:80");
         request.timeout_ms = Some(0);
-        assert_eq!(
-            CheckPlan::from_request(&request).unwrap_err(),
-            RequestError::Timeout(0)
-        );
+        assert_eq!(CheckPlan::from_request(&request).unwrap_err(), RequestError::Timeout(0));
         request.timeout_ms = Some(MAX_TIMEOUT_MS + 1);
-        assert_eq!(
-            CheckPlan::from_request(&request).unwrap_err().code(),
-            ErrorCode::InvalidOption
-        );
+        assert_eq!(CheckPlan::from_request(&request).unwrap_err().code(), ErrorCode::InvalidOption);
         let error = CheckPlan::from_request(&CheckRequest::new("db:0")).unwrap_err();
         assert_eq!(error.code(), ErrorCode::InvalidTarget);
         assert_eq!(plan("127.0.0.1:80").timeout_ms, DEFAULT_TIMEOUT_MS);
@@ -155,14 +134,7 @@ mod tests {
         let (kinds, report) = steps_of(&plan(&format!("127.0.0.1:{port}"))).await;
         assert_eq!(
             kinds,
-            [
-                "started",
-                "resolved",
-                "attempt_started",
-                "attempt_finished",
-                "verdict",
-                "done"
-            ]
+            ["started", "resolved", "attempt_started", "attempt_finished", "verdict", "done"]
         );
         assert_eq!(report.verdict.unwrap().cause, Cause::Reachable);
         assert_eq!(report.outcome, Some(Outcome::Completed));
@@ -176,11 +148,7 @@ mod tests {
         let (_, report) = steps_of(&plan(&format!("localhost:{port}"))).await;
         let dns = report.dns.unwrap();
         assert_eq!(report.attempts.len(), dns.addresses.len());
-        let expected = if dns.addresses.len() > 1 {
-            Cause::Partial
-        } else {
-            Cause::Reachable
-        };
+        let expected = if dns.addresses.len() > 1 { Cause::Partial } else { Cause::Reachable };
         assert_eq!(report.verdict.unwrap().cause, expected);
     }
 }

@@ -76,14 +76,7 @@ impl Target {
         let host = parse_host(host_text)?;
         let (port, port_source) = choose_port(written_port, port_option, scheme.as_deref(), &host)?;
         let input = redact_password(text);
-        Ok(Target {
-            input,
-            host,
-            port,
-            port_source,
-            scheme,
-            path,
-        })
+        Ok(Target { input, host, port, port_source, scheme, path })
     }
 
     /// The target as the wire protocol describes it.
@@ -188,13 +181,8 @@ fn split_scheme(text: &str) -> Result<(Option<String>, &str), TargetError> {
     let Some((scheme, rest)) = text.split_once("://") else {
         return Ok((None, text));
     };
-    let valid = scheme
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    let valid = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
     if !valid {
         return Err(TargetError::BadScheme(scheme.to_string()));
     }
@@ -211,9 +199,7 @@ fn split_path(rest: &str, is_url: bool) -> Result<(&str, Option<String>), Target
     if !path.is_empty() && !is_url {
         return Err(TargetError::PathWithoutScheme(rest.to_string()));
     }
-    let authority = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
     if authority.is_empty() {
         return Err(TargetError::MissingHost(rest.to_string()));
     }
@@ -245,10 +231,9 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), TargetError> 
         // More than one colon and no brackets: only a bare IPv6 address (port given separately).
         return match authority.parse::<Ipv6Addr>() {
             Ok(_) => Ok((authority, None)),
-            Err(_) => Err(TargetError::BadCharacter {
-                host: authority.to_string(),
-                character: ':',
-            }),
+            Err(_) => {
+                Err(TargetError::BadCharacter { host: authority.to_string(), character: ':' })
+            }
         };
     }
     match authority.split_once(':') {
@@ -301,9 +286,7 @@ fn choose_port(
         (None, None) => match scheme {
             Some(scheme) => default_port(scheme)
                 .map(|port| (port, PortSource::SchemeDefault))
-                .ok_or_else(|| TargetError::UnknownScheme {
-                    scheme: scheme.to_string(),
-                }),
+                .ok_or_else(|| TargetError::UnknownScheme { scheme: scheme.to_string() }),
             None => match host {
                 Host::Ip(IpAddr::V6(_)) => Err(TargetError::BareIpv6NeedsPort(host.display())),
                 _ => Err(TargetError::NoPort(host.display())),
@@ -316,14 +299,10 @@ fn parse_host(text: &str) -> Result<Host, TargetError> {
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(Host::Ip(ip));
     }
-    if let Some(character) = text
-        .chars()
-        .find(|&c| !(c.is_alphanumeric() || c == '-' || c == '.' || c == '_'))
+    if let Some(character) =
+        text.chars().find(|&c| !(c.is_alphanumeric() || c == '-' || c == '.' || c == '_'))
     {
-        return Err(TargetError::BadCharacter {
-            host: text.to_string(),
-            character,
-        });
+        return Err(TargetError::BadCharacter { host: text.to_string(), character });
     }
     if looks_like_ipv4(text) {
         return Err(TargetError::BadIpv4(text.to_string()));
@@ -341,9 +320,7 @@ fn parse_host(text: &str) -> Result<Host, TargetError> {
 fn looks_like_ipv4(text: &str) -> bool {
     let labels: Vec<&str> = text.trim_end_matches('.').split('.').collect();
     labels.len() > 1
-        && labels
-            .iter()
-            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
+        && labels.iter().all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
         && text.parse::<Ipv4Addr>().is_err()
 }
 
@@ -361,9 +338,7 @@ fn check_labels(original: &str, ascii: &str) -> Result<(), TargetError> {
     }
     for label in name.split('.') {
         if label.is_empty() {
-            return Err(bad(
-                "it has an empty label (two dots in a row, or a leading dot)",
-            ));
+            return Err(bad("it has an empty label (two dots in a row, or a leading dot)"));
         }
         if label.len() > 63 {
             return Err(bad("a label is longer than 63 characters"));
@@ -395,25 +370,16 @@ mod tests {
         let target = ok("db.internal:5432");
         assert_eq!(
             target.host,
-            Host::Name {
-                ascii: "db.internal".into(),
-                display: "db.internal".into()
-            }
+            Host::Name { ascii: "db.internal".into(), display: "db.internal".into() }
         );
-        assert_eq!(
-            (target.port, target.port_source),
-            (5432, PortSource::Explicit)
-        );
+        assert_eq!((target.port, target.port_source), (5432, PortSource::Explicit));
         assert_eq!(ok("  LocalHost:80 ").host.ascii(), "localhost");
         assert_eq!(ok("my_host.example.:22").host.ascii(), "my_host.example.");
     }
 
     #[test]
     fn ip_literals() {
-        assert_eq!(
-            ok("127.0.0.1:80").host,
-            Host::Ip("127.0.0.1".parse().unwrap())
-        );
+        assert_eq!(ok("127.0.0.1:80").host, Host::Ip("127.0.0.1".parse().unwrap()));
         let v6 = ok("[::1]:8080");
         assert_eq!((v6.host, v6.port), (Host::Ip("::1".parse().unwrap()), 8080));
         let bare_v6 = Target::parse("2001:db8::1", Some(443)).unwrap();
@@ -448,15 +414,9 @@ mod tests {
         }
         let url = ok("HTTPS://user:secret@Example.com:8443/health?full=1");
         assert_eq!(url.scheme.as_deref(), Some("https"));
-        assert_eq!(
-            (url.host.ascii(), url.port),
-            ("example.com".to_string(), 8443)
-        );
+        assert_eq!((url.host.ascii(), url.port), ("example.com".to_string(), 8443));
         assert_eq!(url.path.as_deref(), Some("/health?full=1"));
-        assert!(
-            !format!("{:?}", url.info()).contains("secret"),
-            "passwords are never kept"
-        );
+        assert!(!format!("{:?}", url.info()).contains("secret"), "passwords are never kept");
         assert_eq!(url.input, "HTTPS://user:***@Example.com:8443/health?full=1");
     }
 
@@ -465,10 +425,7 @@ mod tests {
         let target = ok("bücher.example:443");
         assert_eq!(
             target.host,
-            Host::Name {
-                ascii: "xn--bcher-kva.example".into(),
-                display: "bücher.example".into()
-            }
+            Host::Name { ascii: "xn--bcher-kva.example".into(), display: "bücher.example".into() }
         );
         assert_eq!(ok("https://münchen.de").host.ascii(), "xn--mnchen-3ya.de");
     }
@@ -476,17 +433,9 @@ mod tests {
     #[test]
     fn bare_host_takes_the_port_option() {
         let target = Target::parse("db.internal", Some(5432)).unwrap();
-        assert_eq!(
-            (target.port, target.port_source),
-            (5432, PortSource::Option)
-        );
+        assert_eq!((target.port, target.port_source), (5432, PortSource::Option));
         assert_eq!(Target::parse("db:5432", Some(5432)).unwrap().port, 5432);
-        assert!(
-            Target::parse("db:5432", Some(5433))
-                .unwrap_err()
-                .to_string()
-                .contains("5432")
-        );
+        assert!(Target::parse("db:5432", Some(5433)).unwrap_err().to_string().contains("5432"));
     }
 
     #[test]
@@ -514,20 +463,12 @@ mod tests {
         assert!(err("https://").contains("no host"));
         assert!(err("1http://x").contains("scheme"));
         assert!(err("a:b:c").contains("':'"));
-        assert!(
-            Target::parse("db", Some(0))
-                .unwrap_err()
-                .to_string()
-                .contains("out of range")
-        );
+        assert!(Target::parse("db", Some(0)).unwrap_err().to_string().contains("out of range"));
     }
 
     #[test]
     fn unknown_scheme_with_a_port_is_fine() {
         let target = ok("gopher://old.example:70");
-        assert_eq!(
-            (target.scheme.as_deref(), target.port),
-            (Some("gopher"), 70)
-        );
+        assert_eq!((target.scheme.as_deref(), target.port), (Some("gopher"), 70));
     }
 }

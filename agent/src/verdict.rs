@@ -19,9 +19,8 @@ pub fn conclude(
     if dns.status != DnsStatus::Ok {
         return dns_verdict(target, dns);
     }
-    let (open, failed): (Vec<&Attempt>, Vec<&Attempt>) = attempts
-        .iter()
-        .partition(|attempt| attempt.state == ConnectState::Open);
+    let (open, failed): (Vec<&Attempt>, Vec<&Attempt>) =
+        attempts.iter().partition(|attempt| attempt.state == ConnectState::Open);
     match (open.is_empty(), failed.is_empty()) {
         (false, true) => reachable(target, &open),
         (false, false) => partial(target, &open, &failed),
@@ -80,25 +79,15 @@ fn dns_verdict(target: &Target, dns: &Resolution) -> Verdict {
 
 fn reachable(target: &Target, open: &[&Attempt]) -> Verdict {
     let summary = match open {
-        [only] => format!(
-            "{} accepts connections (on {}).",
-            endpoint(target),
-            only.address
-        ),
-        _ => format!(
-            "{} accepts connections on all {} addresses.",
-            endpoint(target),
-            open.len()
-        ),
+        [only] => format!("{} accepts connections (on {}).", endpoint(target), only.address),
+        _ => format!("{} accepts connections on all {} addresses.", endpoint(target), open.len()),
     };
     verdict(Cause::Reachable, summary, &[])
 }
 
 fn partial(target: &Target, open: &[&Attempt], failed: &[&Attempt]) -> Verdict {
-    let failures: Vec<String> = failed
-        .iter()
-        .map(|a| format!("{} ({})", a.address, a.state.as_str()))
-        .collect();
+    let failures: Vec<String> =
+        failed.iter().map(|a| format!("{} ({})", a.address, a.state.as_str())).collect();
     verdict(
         Cause::Partial,
         format!(
@@ -107,10 +96,8 @@ fn partial(target: &Target, open: &[&Attempt], failed: &[&Attempt]) -> Verdict {
             addresses(open),
             failures.join(", ")
         ),
-        &[
-            "Programs that try a failing address first will stall or fail: fix that address, \
-             or remove its DNS record.",
-        ],
+        &["Programs that try a failing address first will stall or fail: fix that address, \
+             or remove its DNS record."],
     )
 }
 
@@ -126,32 +113,21 @@ const PRECEDENCE: [ConnectState; 7] = [
 ];
 
 fn failure(target: &Target, failed: &[&Attempt], timeout_ms: u32) -> Verdict {
-    let Some(state) = PRECEDENCE
-        .into_iter()
-        .find(|s| failed.iter().any(|a| a.state == *s))
-    else {
+    let Some(state) = PRECEDENCE.into_iter().find(|s| failed.iter().any(|a| a.state == *s)) else {
         return verdict(
             Cause::ConnectError,
             format!("No connection to {} was attempted.", endpoint(target)),
             &[],
         );
     };
-    let with_state: Vec<&Attempt> = failed
-        .iter()
-        .copied()
-        .filter(|a| a.state == state)
-        .collect();
+    let with_state: Vec<&Attempt> = failed.iter().copied().filter(|a| a.state == state).collect();
     let place = match (with_state.len(), failed.len()) {
         (n, total) if n == total => addresses(&with_state),
         (n, total) => format!("{} ({n} of {total} addresses)", addresses(&with_state)),
     };
     // "127.0.0.1 (127.0.0.1)" says nothing twice: name the host alone when it is the address.
     let host = target.host.display();
-    let at = if place == host {
-        host.clone()
-    } else {
-        format!("{host} ({place})")
-    };
+    let at = if place == host { host.clone() } else { format!("{host} ({place})") };
     let port = target.port;
     match state {
         ConnectState::Refused => verdict(
@@ -243,10 +219,8 @@ mod tests {
             port: 5432,
             family: Family::of(&address),
             state,
-            errno: (state == ConnectState::Error).then(|| Errno {
-                code: 99,
-                name: "EADDRNOTAVAIL".into(),
-            }),
+            errno: (state == ConnectState::Error)
+                .then(|| Errno { code: 99, name: "EADDRNOTAVAIL".into() }),
             icmp: None,
             elapsed_us: 10,
             elapsed_ms: 0.01,
@@ -270,36 +244,24 @@ mod tests {
         ] {
             let verdict = conclude(&target(), &dns(status, &[]), &[], 3000);
             assert_eq!(verdict.cause, expected);
-            assert!(
-                verdict.summary.contains("db.internal"),
-                "{}",
-                verdict.summary
-            );
+            assert!(verdict.summary.contains("db.internal"), "{}", verdict.summary);
         }
     }
 
     #[test]
     fn every_address_open_is_reachable() {
-        let verdict = cause(&[
-            ("10.0.0.1", ConnectState::Open),
-            ("2001:db8::1", ConnectState::Open),
-        ]);
+        let verdict =
+            cause(&[("10.0.0.1", ConnectState::Open), ("2001:db8::1", ConnectState::Open)]);
         assert_eq!(verdict.cause, Cause::Reachable);
         assert!(verdict.summary.contains("all 2 addresses"));
     }
 
     #[test]
     fn some_open_is_partial_and_names_the_failing_address() {
-        let verdict = cause(&[
-            ("10.0.0.1", ConnectState::Open),
-            ("2001:db8::1", ConnectState::Timeout),
-        ]);
+        let verdict =
+            cause(&[("10.0.0.1", ConnectState::Open), ("2001:db8::1", ConnectState::Timeout)]);
         assert_eq!(verdict.cause, Cause::Partial);
-        assert!(
-            verdict.summary.contains("2001:db8::1 (timeout)"),
-            "{}",
-            verdict.summary
-        );
+        assert!(verdict.summary.contains("2001:db8::1 (timeout)"), "{}", verdict.summary);
     }
 
     #[test]
@@ -315,28 +277,15 @@ mod tests {
         ] {
             assert_eq!(cause(&[("10.0.0.1", state)]).cause, expected, "{state:?}");
         }
-        assert!(
-            cause(&[("10.0.0.1", ConnectState::Error)])
-                .summary
-                .contains("EADDRNOTAVAIL")
-        );
-        assert!(
-            cause(&[("10.0.0.1", ConnectState::Timeout)])
-                .summary
-                .contains("3000 ms")
-        );
+        assert!(cause(&[("10.0.0.1", ConnectState::Error)]).summary.contains("EADDRNOTAVAIL"));
+        assert!(cause(&[("10.0.0.1", ConnectState::Timeout)]).summary.contains("3000 ms"));
     }
 
     #[test]
     fn an_ip_target_is_not_named_twice() {
         let target = Target::parse("10.0.0.1:5432", None).unwrap();
         let dns = dns(DnsStatus::Ok, &["10.0.0.1"]);
-        let verdict = conclude(
-            &target,
-            &dns,
-            &[attempt("10.0.0.1", ConnectState::Refused)],
-            3000,
-        );
+        let verdict = conclude(&target, &dns, &[attempt("10.0.0.1", ConnectState::Refused)], 3000);
         assert_eq!(
             verdict.summary,
             "Nothing listens on port 5432 of 10.0.0.1: the host is up and answered with a reset."
@@ -345,15 +294,9 @@ mod tests {
 
     #[test]
     fn a_reset_outranks_a_timeout_because_it_proves_the_host_is_up() {
-        let verdict = cause(&[
-            ("2001:db8::1", ConnectState::Timeout),
-            ("10.0.0.1", ConnectState::Refused),
-        ]);
+        let verdict =
+            cause(&[("2001:db8::1", ConnectState::Timeout), ("10.0.0.1", ConnectState::Refused)]);
         assert_eq!(verdict.cause, Cause::PortClosed);
-        assert!(
-            verdict.summary.contains("1 of 2 addresses"),
-            "{}",
-            verdict.summary
-        );
+        assert!(verdict.summary.contains("1 of 2 addresses"), "{}", verdict.summary);
     }
 }

@@ -140,11 +140,7 @@ impl Check {
     /// addresses not tried (yet). Attempts to addresses the resolution did not list come last.
     pub fn address_rows(&self) -> Vec<AddressRow> {
         let report = &self.report;
-        let resolved = report
-            .dns
-            .as_ref()
-            .map(|dns| dns.addresses.as_slice())
-            .unwrap_or(&[]);
+        let resolved = report.dns.as_ref().map(|dns| dns.addresses.as_slice()).unwrap_or(&[]);
         let mut addresses: Vec<IpAddr> = resolved.to_vec();
         let others = report
             .attempts
@@ -156,10 +152,7 @@ impl Check {
                 addresses.push(address);
             }
         }
-        addresses
-            .into_iter()
-            .map(|address| self.row_for(address))
-            .collect()
+        addresses.into_iter().map(|address| self.row_for(address)).collect()
     }
 
     fn row_for(&self, address: IpAddr) -> AddressRow {
@@ -174,11 +167,7 @@ impl Check {
         } else {
             RowProgress::Waiting
         };
-        AddressRow {
-            address,
-            family: Family::of(&address),
-            progress,
-        }
+        AddressRow { address, family: Family::of(&address), progress }
     }
 }
 
@@ -219,11 +208,7 @@ pub struct State {
 
 impl Default for State {
     fn default() -> Self {
-        State {
-            link: LinkStatus::Connecting,
-            checks: Vec::new(),
-            notice: None,
-        }
+        State { link: LinkStatus::Connecting, checks: Vec::new(), notice: None }
     }
 }
 
@@ -276,10 +261,7 @@ impl State {
     }
 
     fn disconnected(&mut self, retry_in_ms: u32, reason: Option<String>) {
-        self.link = LinkStatus::Disconnected {
-            retry_in_ms,
-            reason,
-        };
+        self.link = LinkStatus::Disconnected { retry_in_ms, reason };
         for check in self.checks.iter_mut().filter(|check| check.is_running()) {
             check.interrupted = true;
         }
@@ -321,15 +303,11 @@ impl Reducible for State {
         let mut state = (*self).clone();
         match action {
             Action::Connecting => state.link = LinkStatus::Connecting,
-            Action::Disconnected {
-                retry_in_ms,
-                reason,
-            } => state.disconnected(retry_in_ms, reason),
+            Action::Disconnected { retry_in_ms, reason } => state.disconnected(retry_in_ms, reason),
             Action::Received(message) => state.receive(message),
             Action::Unreadable(problem) => {
-                state.notice = Some(format!(
-                    "The agent sent a message this page cannot read: {problem}"
-                ))
+                state.notice =
+                    Some(format!("The agent sent a message this page cannot read: {problem}"))
             }
             Action::Submitted { id, request } => state.checks.insert(0, Check::new(id, request)),
             Action::CancelRequested(id) => {
@@ -364,27 +342,18 @@ mod tests {
     fn hello(protocol: u32) -> Action {
         Action::Received(AgentMessage::Hello {
             protocol,
-            agent: AgentInfo {
-                version: "0.1.0".into(),
-                hostname: "box".into(),
-            },
+            agent: AgentInfo { version: "0.1.0".into(), hostname: "box".into() },
         })
     }
 
     fn submit(id: u64, target: &str) -> Action {
-        Action::Submitted {
-            id: RequestId(id),
-            request: CheckRequest::new(target),
-        }
+        Action::Submitted { id: RequestId(id), request: CheckRequest::new(target) }
     }
 
     fn event(id: u64, step: Step) -> Action {
         Action::Received(AgentMessage::Event {
             id: RequestId(id),
-            event: CheckEvent {
-                at: Timestamp("2026-11-24T10:00:00.000000Z".into()),
-                step,
-            },
+            event: CheckEvent { at: Timestamp("2026-11-24T10:00:00.000000Z".into()), step },
         })
     }
 
@@ -417,9 +386,7 @@ mod tests {
     }
 
     fn attempt_started(address: &str) -> Step {
-        Step::AttemptStarted {
-            address: address.parse::<SocketAddr>().unwrap(),
-        }
+        Step::AttemptStarted { address: address.parse::<SocketAddr>().unwrap() }
     }
 
     fn attempt_finished(address: &str, state: ConnectState) -> Step {
@@ -440,10 +407,7 @@ mod tests {
     }
 
     fn done(outcome: Outcome) -> Step {
-        Step::Done {
-            outcome,
-            elapsed_us: 1000,
-        }
+        Step::Done { outcome, elapsed_us: 1000 }
     }
 
     fn connected() -> State {
@@ -463,13 +427,7 @@ mod tests {
     fn a_hello_with_another_protocol_does_not_connect_and_says_why() {
         let state = reduce(State::default(), [hello(PROTOCOL_VERSION + 1)]);
         assert!(!matches!(state.link, LinkStatus::Connected { .. }));
-        assert!(
-            state
-                .notice
-                .as_deref()
-                .unwrap()
-                .contains("protocol version")
-        );
+        assert!(state.notice.as_deref().unwrap().contains("protocol version"));
     }
 
     #[test]
@@ -503,10 +461,7 @@ mod tests {
         assert!(
             matches!(&rows[1].progress, RowProgress::Finished(a) if a.state == ConnectState::Open)
         );
-        assert_eq!(
-            state.check(RequestId(2)).unwrap().report,
-            CheckReport::default()
-        );
+        assert_eq!(state.check(RequestId(2)).unwrap().report, CheckReport::default());
     }
 
     #[test]
@@ -530,21 +485,13 @@ mod tests {
         let check = state.check(RequestId(1)).unwrap();
         assert_eq!(check.phase(), Phase::Completed);
         assert!(check.is_done());
-        assert_eq!(
-            check.report.verdict.as_ref().unwrap().cause,
-            Cause::PortClosed
-        );
+        assert_eq!(check.report.verdict.as_ref().unwrap().cause, Cause::PortClosed);
     }
 
     #[test]
     fn resolved_addresses_not_tried_yet_are_waiting() {
-        let state = reduce(
-            connected(),
-            [
-                submit(1, "localhost:80"),
-                event(1, resolved(&["127.0.0.1"])),
-            ],
-        );
+        let state =
+            reduce(connected(), [submit(1, "localhost:80"), event(1, resolved(&["127.0.0.1"]))]);
         let rows = state.check(RequestId(1)).unwrap().address_rows();
         assert_eq!(rows[0].progress, RowProgress::Waiting);
     }
@@ -560,10 +507,7 @@ mod tests {
         let check = state.check(RequestId(1)).unwrap();
         assert_eq!(check.phase(), Phase::Failed);
         assert!(check.is_done());
-        assert_eq!(
-            check.error.as_ref().unwrap().message,
-            "port 0 is not a valid port"
-        );
+        assert_eq!(check.error.as_ref().unwrap().message, "port 0 is not a valid port");
         assert_eq!(state.notice, None);
     }
 
@@ -626,10 +570,7 @@ mod tests {
                 submit(1, "localhost:80"),
                 event(1, done(Outcome::Completed)),
                 submit(2, "localhost:81"),
-                Action::Disconnected {
-                    retry_in_ms: 500,
-                    reason: None,
-                },
+                Action::Disconnected { retry_in_ms: 500, reason: None },
             ],
         );
         assert_eq!(state.link.wire_name(), "disconnected");
@@ -647,10 +588,7 @@ mod tests {
                 submit(1, "localhost:80"),
                 event(1, resolved(&["127.0.0.1"])),
                 event(1, attempt_started("127.0.0.1:80")),
-                Action::Disconnected {
-                    retry_in_ms: 500,
-                    reason: None,
-                },
+                Action::Disconnected { retry_in_ms: 500, reason: None },
             ],
         );
         let rows = state.check(RequestId(1)).unwrap().address_rows();
@@ -663,10 +601,7 @@ mod tests {
             connected(),
             [
                 submit(1, "localhost:80"),
-                Action::Disconnected {
-                    retry_in_ms: 500,
-                    reason: None,
-                },
+                Action::Disconnected { retry_in_ms: 500, reason: None },
                 Action::Connecting,
                 hello(PROTOCOL_VERSION),
                 event(1, started(80)),
@@ -674,10 +609,7 @@ mod tests {
             ],
         );
         assert!(matches!(state.link, LinkStatus::Connected { .. }));
-        assert_eq!(
-            state.check(RequestId(1)).unwrap().report,
-            CheckReport::default()
-        );
+        assert_eq!(state.check(RequestId(1)).unwrap().report, CheckReport::default());
         assert_eq!(state.checks.len(), 1);
     }
 

@@ -24,11 +24,7 @@ pub struct CheckRequest {
 impl CheckRequest {
     /// A request for `target` with default options.
     pub fn new(target: impl Into<String>) -> Self {
-        CheckRequest {
-            target: target.into(),
-            port: None,
-            timeout_ms: None,
-        }
+        CheckRequest { target: target.into(), port: None, timeout_ms: None }
     }
 }
 

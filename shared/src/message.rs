@@ -134,27 +134,18 @@ mod tests {
     fn event(step: Step) -> AgentMessage {
         AgentMessage::Event {
             id: RequestId(7),
-            event: CheckEvent {
-                at: Timestamp("2026-11-24T10:00:00.000001Z".into()),
-                step,
-            },
+            event: CheckEvent { at: Timestamp("2026-11-24T10:00:00.000001Z".into()), step },
         }
     }
 
     #[test]
     fn every_client_message_round_trips_with_its_type_tag() {
-        let hello = ClientMessage::Hello {
-            protocol: crate::PROTOCOL_VERSION,
-            client: "page".into(),
-        };
+        let hello =
+            ClientMessage::Hello { protocol: crate::PROTOCOL_VERSION, client: "page".into() };
         assert!(round_trip(&hello).starts_with(r#"{"type":"hello","#));
         let check = ClientMessage::Check {
             id: RequestId(1),
-            request: CheckRequest {
-                target: "db".into(),
-                port: Some(5432),
-                timeout_ms: Some(500),
-            },
+            request: CheckRequest { target: "db".into(), port: Some(5432), timeout_ms: Some(500) },
         };
         assert_eq!(
             round_trip(&check),
@@ -179,15 +170,9 @@ mod tests {
         let messages = [
             AgentMessage::Hello {
                 protocol: 1,
-                agent: AgentInfo {
-                    version: "0.1.0".into(),
-                    hostname: "box".into(),
-                },
+                agent: AgentInfo { version: "0.1.0".into(), hostname: "box".into() },
             },
-            event(Step::Started {
-                target,
-                timeout_ms: 3000,
-            }),
+            event(Step::Started { target, timeout_ms: 3000 }),
             event(Step::Resolved {
                 resolution: Resolution {
                     host: "xn--bcher-kva.example".into(),
@@ -198,19 +183,14 @@ mod tests {
                     elapsed_us: 1234,
                 },
             }),
-            event(Step::AttemptStarted {
-                address: "[2001:db8::1]:443".parse().unwrap(),
-            }),
+            event(Step::AttemptStarted { address: "[2001:db8::1]:443".parse().unwrap() }),
             event(Step::AttemptFinished {
                 attempt: Attempt {
                     address,
                     port: 443,
                     family: Family::Ipv6,
                     state: ConnectState::Refused,
-                    errno: Some(Errno {
-                        code: 111,
-                        name: "ECONNREFUSED".into(),
-                    }),
+                    errno: Some(Errno { code: 111, name: "ECONNREFUSED".into() }),
                     icmp: Some(IcmpError {
                         icmp_type: 1,
                         code: 4,
@@ -245,10 +225,7 @@ mod tests {
                     elapsed_us: 90,
                 },
             }),
-            event(Step::Done {
-                outcome: Outcome::Completed,
-                elapsed_us: 2000,
-            }),
+            event(Step::Done { outcome: Outcome::Completed, elapsed_us: 2000 }),
             AgentMessage::Error {
                 id: Some(RequestId(3)),
                 code: ErrorCode::InvalidTarget,
@@ -286,21 +263,13 @@ mod tests {
             }),
             Finding::Liveness(Liveness {
                 address: v4,
-                ports: vec![PortProbe {
-                    port: 22,
-                    state: ConnectState::Refused,
-                    elapsed_us: 40,
-                }],
+                ports: vec![PortProbe { port: 22, state: ConnectState::Refused, elapsed_us: 40 }],
                 echo: EchoState::Replied,
                 echo_rtt_us: Some(90),
                 echo_detail: None,
                 host_up: true,
             }),
-            Finding::NearbyPorts(NearbyPorts {
-                address: v4,
-                probed: 40,
-                open: vec![8080],
-            }),
+            Finding::NearbyPorts(NearbyPorts { address: v4, probed: 40, open: vec![8080] }),
             Finding::LocalListeners(LocalListeners {
                 port: 5432,
                 listeners: vec![Listener {
@@ -347,19 +316,13 @@ mod tests {
                 connected_after_us: Some(250_400),
             }),
         ];
-        findings
-            .into_iter()
-            .map(|finding| event(Step::Finding { finding }))
-            .collect()
+        findings.into_iter().map(|finding| event(Step::Finding { finding })).collect()
     }
 
     #[test]
     fn findings_are_tagged_by_probe() {
         let json = serde_json::to_string(&every_finding()[2]).unwrap();
-        assert!(
-            json.contains(r#""finding":{"probe":"nearby_ports","#),
-            "{json}"
-        );
+        assert!(json.contains(r#""finding":{"probe":"nearby_ports","#), "{json}");
     }
 
     #[test]

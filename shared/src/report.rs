@@ -60,10 +60,7 @@ impl CheckReport {
             Step::RoundStarted { round, .. } => self.start_round(*round),
             Step::RoundFinished { round } => self.rounds.push(round.clone()),
             Step::Verdict { verdict } => self.verdict = Some(verdict.clone()),
-            Step::Done {
-                outcome,
-                elapsed_us,
-            } => {
+            Step::Done { outcome, elapsed_us } => {
                 self.outcome = Some(*outcome);
                 self.elapsed_us = Some(*elapsed_us);
                 self.pending.clear();
@@ -78,9 +75,7 @@ impl CheckReport {
 
     /// The finished attempt for an address, if any.
     pub fn attempt_for(&self, address: &SocketAddr) -> Option<&Attempt> {
-        self.attempts
-            .iter()
-            .find(|attempt| attempt.socket_addr() == *address)
+        self.attempts.iter().find(|attempt| attempt.socket_addr() == *address)
     }
 
     /// A new round replaces the previous round's resolution, attempts and findings.
@@ -100,18 +95,12 @@ impl CheckReport {
         self.attempts.push(attempt);
         let order = self.resolution_order();
         self.attempts.sort_by_key(|attempt| {
-            order
-                .iter()
-                .position(|ip| *ip == attempt.address)
-                .unwrap_or(usize::MAX)
+            order.iter().position(|ip| *ip == attempt.address).unwrap_or(usize::MAX)
         });
     }
 
     fn resolution_order(&self) -> Vec<IpAddr> {
-        self.dns
-            .as_ref()
-            .map(|dns| dns.addresses.clone())
-            .unwrap_or_default()
+        self.dns.as_ref().map(|dns| dns.addresses.clone()).unwrap_or_default()
     }
 }
 
@@ -121,10 +110,7 @@ mod tests {
     use crate::check::{Cause, ConnectState, DnsStatus, Family, PortSource, ResolveMethod};
 
     fn at(step: Step) -> CheckEvent {
-        CheckEvent {
-            at: Timestamp("2026-11-24T10:00:00.000000Z".into()),
-            step,
-        }
+        CheckEvent { at: Timestamp("2026-11-24T10:00:00.000000Z".into()), step }
     }
 
     fn attempt(address: &str, state: ConnectState) -> Attempt {
@@ -154,10 +140,7 @@ mod tests {
             scheme: None,
             path: None,
         };
-        report.apply(&at(Step::Started {
-            target,
-            timeout_ms: 3000,
-        }));
+        report.apply(&at(Step::Started { target, timeout_ms: 3000 }));
         report.apply(&at(Step::Resolved {
             resolution: Resolution {
                 host: "localhost".into(),
@@ -168,30 +151,17 @@ mod tests {
                 elapsed_us: 50,
             },
         }));
-        report.apply(&at(Step::AttemptStarted {
-            address: "[::1]:80".parse().unwrap(),
-        }));
-        report.apply(&at(Step::AttemptStarted {
-            address: "127.0.0.1:80".parse().unwrap(),
-        }));
+        report.apply(&at(Step::AttemptStarted { address: "[::1]:80".parse().unwrap() }));
+        report.apply(&at(Step::AttemptStarted { address: "127.0.0.1:80".parse().unwrap() }));
         assert_eq!(report.pending.len(), 2);
 
         // The IPv4 attempt finishes first but is listed second, as resolved.
         report.apply(&at(Step::AttemptFinished {
             attempt: attempt("127.0.0.1", ConnectState::Open),
         }));
-        assert_eq!(
-            report.pending,
-            vec!["[::1]:80".parse::<SocketAddr>().unwrap()]
-        );
-        report.apply(&at(Step::AttemptFinished {
-            attempt: attempt("::1", ConnectState::Refused),
-        }));
-        let order: Vec<String> = report
-            .attempts
-            .iter()
-            .map(|a| a.address.to_string())
-            .collect();
+        assert_eq!(report.pending, vec!["[::1]:80".parse::<SocketAddr>().unwrap()]);
+        report.apply(&at(Step::AttemptFinished { attempt: attempt("::1", ConnectState::Refused) }));
+        let order: Vec<String> = report.attempts.iter().map(|a| a.address.to_string()).collect();
         assert_eq!(order, ["::1", "127.0.0.1"]);
         assert!(report.pending.is_empty());
         assert!(!report.is_done());
@@ -204,15 +174,9 @@ mod tests {
             pattern: None,
         };
         report.apply(&at(Step::Verdict { verdict }));
-        report.apply(&at(Step::Done {
-            outcome: Outcome::Completed,
-            elapsed_us: 900,
-        }));
+        report.apply(&at(Step::Done { outcome: Outcome::Completed, elapsed_us: 900 }));
         assert!(report.is_done());
-        assert_eq!(
-            report.verdict.as_ref().map(|v| v.cause),
-            Some(Cause::Partial)
-        );
+        assert_eq!(report.verdict.as_ref().map(|v| v.cause), Some(Cause::Partial));
         assert_eq!(report.elapsed_us, Some(900));
     }
 
@@ -232,10 +196,7 @@ mod tests {
             },
         }));
         report.apply(&at(Step::RoundStarted { round: 2, of: 2 }));
-        assert!(
-            report.attempts.is_empty(),
-            "round 2 starts without round 1's attempts"
-        );
+        assert!(report.attempts.is_empty(), "round 2 starts without round 1's attempts");
         assert_eq!(report.rounds.len(), 1);
         assert_eq!(report.round, Some(2));
     }
@@ -243,13 +204,8 @@ mod tests {
     #[test]
     fn cancelling_clears_connects_still_pending() {
         let mut report = CheckReport::default();
-        report.apply(&at(Step::AttemptStarted {
-            address: "127.0.0.1:9".parse().unwrap(),
-        }));
-        report.apply(&at(Step::Done {
-            outcome: Outcome::Cancelled,
-            elapsed_us: 10,
-        }));
+        report.apply(&at(Step::AttemptStarted { address: "127.0.0.1:9".parse().unwrap() }));
+        report.apply(&at(Step::Done { outcome: Outcome::Cancelled, elapsed_us: 10 }));
         assert!(report.pending.is_empty());
         assert_eq!(report.outcome, Some(Outcome::Cancelled));
     }

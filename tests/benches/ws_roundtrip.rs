@@ -22,10 +22,7 @@ fn ms(duration: Duration) -> String {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let checks: u64 = std::env::args()
-        .skip(1)
-        .find_map(|arg| arg.parse().ok())
-        .unwrap_or(1_000);
+    let checks: u64 = std::env::args().skip(1).find_map(|arg| arg.parse().ok()).unwrap_or(1_000);
     let agent = Agent::start();
     let target = format!("127.0.0.1:{}", closed_port());
     let mut client = Client::connect(&agent).await;

@@ -19,20 +19,13 @@ pub fn agent_binary() -> PathBuf {
 
 fn build_agent() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     let mut build = Command::new(cargo);
     build.args(["build", "--quiet", "-p", "whyrefused"]);
     if profile == "release" {
         build.arg("--release");
     }
-    let status = build
-        .current_dir(workspace_root())
-        .status()
-        .expect("cargo runs");
+    let status = build.current_dir(workspace_root()).status().expect("cargo runs");
     assert!(status.success(), "building the agent failed");
     // A relative CARGO_TARGET_DIR is relative to where cargo ran: the workspace root.
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
@@ -43,10 +36,7 @@ fn build_agent() -> PathBuf {
 
 /// The repository's root directory.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// A running agent (`whyrefused serve --listen 127.0.0.1:0`), killed when dropped.
@@ -68,9 +58,7 @@ impl Agent {
             .expect("the agent starts");
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("the agent prints its URL");
+        BufReader::new(stdout).read_line(&mut line).expect("the agent prints its URL");
         let address = line
             .split("http://")
             .nth(1)

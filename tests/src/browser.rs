@@ -53,19 +53,13 @@ impl Browser {
         let capabilities = json!({
             "goog:chromeOptions": { "binary": CHROMIUM, "args": args }
         });
-        let serde_json::Value::Object(capabilities) = capabilities else {
-            unreachable!()
-        };
+        let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
         let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("chromedriver starts a Chromium session");
-        Browser {
-            driver,
-            _profile: profile,
-            client,
-        }
+        Browser { driver, _profile: profile, client }
     }
 
     /// Saves a screenshot of the page as a test artefact and returns its path.
@@ -87,20 +81,13 @@ impl Drop for Browser {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
 }
 
 fn wait_for_port(port: u16) {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "chromedriver did not start listening"
-        );
+        assert!(start.elapsed() < Duration::from_secs(10), "chromedriver did not start listening");
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -6,7 +6,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 use whyrefused_shared::{
     AgentMessage, CheckEvent, CheckReport, CheckRequest, ClientMessage, PROTOCOL_VERSION,
     RequestId, Step,
@@ -31,26 +31,16 @@ impl Client {
     pub async fn connect(agent: &Agent) -> Client {
         let mut client = Client::connect_silent(agent).await;
         client
-            .send(&ClientMessage::Hello {
-                protocol: PROTOCOL_VERSION,
-                client: "tests".into(),
-            })
+            .send(&ClientMessage::Hello { protocol: PROTOCOL_VERSION, client: "tests".into() })
             .await;
         client
     }
 
     /// Connects and reads the agent's hello, but says nothing yet.
     pub async fn connect_silent(agent: &Agent) -> Client {
-        let socket = open(&agent.ws_url(), None)
-            .await
-            .expect("the agent accepts the upgrade");
-        let mut client = Client {
-            socket,
-            hello: AgentMessage::Hello {
-                protocol: 0,
-                agent: empty_info(),
-            },
-        };
+        let socket = open(&agent.ws_url(), None).await.expect("the agent accepts the upgrade");
+        let mut client =
+            Client { socket, hello: AgentMessage::Hello { protocol: 0, agent: empty_info() } };
         client.hello = client.recv().await;
         client
     }
@@ -73,11 +63,7 @@ impl Client {
 
     /// Sends a check request.
     pub async fn start_check(&mut self, id: u64, request: CheckRequest) {
-        self.send(&ClientMessage::Check {
-            id: RequestId(id),
-            request,
-        })
-        .await;
+        self.send(&ClientMessage::Check { id: RequestId(id), request }).await;
     }
 
     /// The next protocol message; fails the test on a close, garbage or a long silence.
@@ -110,10 +96,7 @@ impl Client {
         let mut report = CheckReport::default();
         loop {
             match self.recv().await {
-                AgentMessage::Event {
-                    id: RequestId(got),
-                    event,
-                } if got == id => {
+                AgentMessage::Event { id: RequestId(got), event } if got == id => {
                     report.apply(&event);
                     let done = matches!(event.step, Step::Done { .. });
                     events.push(event);
@@ -121,11 +104,7 @@ impl Client {
                         return (events, report);
                     }
                 }
-                AgentMessage::Error {
-                    id: Some(RequestId(got)),
-                    code,
-                    message,
-                } if got == id => {
+                AgentMessage::Error { id: Some(RequestId(got)), code, message } if got == id => {
                     panic!("request {id} failed: {code:?}: {message}")
                 }
                 _ => {}
@@ -153,20 +132,14 @@ impl Client {
 pub async fn open(url: &str, origin: Option<&str>) -> Result<Socket, tungstenite::Error> {
     let mut request = url.into_client_request()?;
     if let Some(origin) = origin {
-        request
-            .headers_mut()
-            .insert("Origin", origin.parse().expect("a valid header"));
+        request.headers_mut().insert("Origin", origin.parse().expect("a valid header"));
     }
-    connect_async(request)
-        .await
-        .map(|(socket, _response)| socket)
+    let disable_nagle = true;
+    connect_async_with_config(request, None, disable_nagle).await.map(|(socket, _response)| socket)
 }
 
 fn empty_info() -> whyrefused_shared::AgentInfo {
-    whyrefused_shared::AgentInfo {
-        version: String::new(),
-        hostname: String::new(),
-    }
+    whyrefused_shared::AgentInfo { version: String::new(), hostname: String::new() }
 }
 
 /// The `kind` of each step, for asserting the order of a stream.

@@ -29,24 +29,14 @@ impl Lab {
             "the namespace lab needs root (ip netns, veth, iptables): run the tests as root, as CI does"
         );
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let prefix = format!(
-            "wr{}x{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        Lab {
-            prefix,
-            hosts: Vec::new(),
-            processes: Vec::new(),
-            links: 0,
-        }
+        let prefix =
+            format!("wr{}x{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        Lab { prefix, hosts: Vec::new(), processes: Vec::new(), links: 0 }
     }
 
     /// Adds a host: a new namespace with its loopback up.
     pub fn host(&mut self, name: &str) -> Host {
-        let host = Host {
-            netns: format!("{}-{name}", self.prefix),
-        };
+        let host = Host { netns: format!("{}-{name}", self.prefix) };
         must(Command::new("ip").args(["netns", "add", &host.netns]));
         self.hosts.push(host.clone());
         self.sh(&host, "ip link set lo up");
@@ -112,10 +102,7 @@ impl Lab {
             if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
                 return;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "nothing listened on port {port}"
-            );
+            assert!(start.elapsed() < Duration::from_secs(10), "nothing listened on port {port}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -134,9 +121,7 @@ impl Drop for Lab {
             let _ = child.wait();
         }
         for host in &self.hosts {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &host.netns])
-                .status();
+            let _ = Command::new("ip").args(["netns", "del", &host.netns]).status();
         }
     }
 }

@@ -24,15 +24,9 @@ impl HangingPort {
     /// Creates the listener and fills its queue.
     pub fn new() -> HangingPort {
         let listener = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-        listener
-            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-            .expect("bind");
+        listener.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).expect("bind");
         listener.listen(0).expect("listen");
-        let address = listener
-            .local_addr()
-            .expect("address")
-            .as_socket()
-            .expect("inet");
+        let address = listener.local_addr().expect("address").as_socket().expect("inet");
         let mut fillers = Vec::new();
         // A backlog of 0 holds one connection; a few more make sure the queue is full.
         for _ in 0..3 {
@@ -40,11 +34,7 @@ impl HangingPort {
                 fillers.push(stream);
             }
         }
-        HangingPort {
-            _listener: listener,
-            _fillers: fillers,
-            address,
-        }
+        HangingPort { _listener: listener, _fillers: fillers, address }
     }
 }
 

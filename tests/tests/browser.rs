@@ -18,15 +18,9 @@ async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
 }
 
 async fn diagnose(client: &Client, target: &str) {
-    let input = client
-        .find(Locator::Css("#target"))
-        .await
-        .expect("the target input");
+    let input = client.find(Locator::Css("#target")).await.expect("the target input");
     input.clear().await.expect("the input clears");
-    input
-        .send_keys(&format!("{target}\u{E007}"))
-        .await
-        .expect("typing works"); // \u{E007}: Enter
+    input.send_keys(&format!("{target}\u{E007}")).await.expect("typing works"); // \u{E007}: Enter
 }
 
 #[tokio::test]
@@ -40,29 +34,13 @@ async fn typing_a_target_and_pressing_enter_shows_the_verdict_and_address_rows()
     let closed = closed_port();
     diagnose(client, &format!("127.0.0.1:{closed}")).await;
     let card = wait_for(client, ".check[data-done='true']").await;
-    assert_eq!(
-        card.attr("data-cause").await.unwrap().as_deref(),
-        Some("port_closed")
-    );
-    let verdict = card
-        .find(Locator::Css(".verdict"))
-        .await
-        .expect("a verdict")
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        verdict.contains(&closed.to_string()),
-        "the verdict names the port: {verdict}"
-    );
-    let row = card
-        .find(Locator::Css("tr.attempt-row[data-address='127.0.0.1']"))
-        .await
-        .expect("a row");
-    assert_eq!(
-        row.attr("data-state").await.unwrap().as_deref(),
-        Some("refused")
-    );
+    assert_eq!(card.attr("data-cause").await.unwrap().as_deref(), Some("port_closed"));
+    let verdict =
+        card.find(Locator::Css(".verdict")).await.expect("a verdict").text().await.unwrap();
+    assert!(verdict.contains(&closed.to_string()), "the verdict names the port: {verdict}");
+    let row =
+        card.find(Locator::Css("tr.attempt-row[data-address='127.0.0.1']")).await.expect("a row");
+    assert_eq!(row.attr("data-state").await.unwrap().as_deref(), Some("refused"));
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let open = listener.local_addr().unwrap().port();

@@ -7,11 +7,7 @@ use serde_json::Value;
 use whyrefused_tests::{agent_binary, closed_port};
 
 fn whyrefused(args: &[&str]) -> Output {
-    Command::new(agent_binary())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("whyrefused runs")
+    Command::new(agent_binary()).args(args).env("NO_COLOR", "1").output().expect("whyrefused runs")
 }
 
 fn stdout(output: &Output) -> String {
@@ -30,10 +26,7 @@ fn check_of_an_open_port_says_reachable_and_exits_0() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.starts_with("✓ reachable"), "{text}");
-    assert!(
-        text.contains(&format!("{target} ")) && text.contains("open"),
-        "{text}"
-    );
+    assert!(text.contains(&format!("{target} ")) && text.contains("open"), "{text}");
 }
 
 #[test]
@@ -43,10 +36,7 @@ fn check_of_a_closed_port_says_port_closed_and_exits_1() {
     assert_eq!(output.status.code(), Some(1));
     let text = stdout(&output);
     assert!(text.starts_with("✗ port_closed"), "{text}");
-    assert!(
-        text.contains("refused") && text.contains("ECONNREFUSED"),
-        "{text}"
-    );
+    assert!(text.contains("refused") && text.contains("ECONNREFUSED"), "{text}");
     assert!(!text.contains('\u{1b}'), "no colour when not on a terminal");
 }
 
@@ -72,30 +62,16 @@ fn check_json_holds_target_dns_attempts_and_verdict() {
     assert_eq!(json["dns"]["method"], "system");
     assert_eq!(json["dns"]["status"], "ok");
     let attempts = json["attempts"].as_array().expect("attempts is a list");
-    assert_eq!(
-        attempts.len(),
-        json["dns"]["addresses"].as_array().unwrap().len()
-    );
+    assert_eq!(attempts.len(), json["dns"]["addresses"].as_array().unwrap().len());
     for attempt in attempts {
         assert_eq!(attempt["port"], port);
         assert_eq!(attempt["state"], "refused", "{attempt}");
         assert!(["ipv4", "ipv6"].contains(&attempt["family"].as_str().unwrap()));
-        assert!(
-            attempt["address"]
-                .as_str()
-                .unwrap()
-                .parse::<std::net::IpAddr>()
-                .is_ok()
-        );
+        assert!(attempt["address"].as_str().unwrap().parse::<std::net::IpAddr>().is_ok());
         assert!(attempt["elapsed_ms"].as_f64().unwrap() >= 0.0);
     }
     assert_eq!(json["verdict"]["cause"], "port_closed");
-    assert!(
-        json["verdict"]["summary"]
-            .as_str()
-            .unwrap()
-            .contains(&port.to_string())
-    );
+    assert!(json["verdict"]["summary"].as_str().unwrap().contains(&port.to_string()));
     assert_eq!(json["outcome"], "completed");
 }
 
@@ -110,29 +86,17 @@ fn invalid_targets_exit_2_with_a_precise_message() {
     ] {
         let output = whyrefused(&["check", target]);
         assert_eq!(output.status.code(), Some(2), "{target}");
-        assert!(
-            stderr(&output).contains(says),
-            "{target}: {}",
-            stderr(&output)
-        );
+        assert!(stderr(&output).contains(says), "{target}: {}", stderr(&output));
         assert!(stdout(&output).is_empty(), "nothing on stdout for {target}");
     }
     let output = whyrefused(&["check", "127.0.0.1:1", "--timeout-ms", "0"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("timeout_ms"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("timeout_ms"), "{}", stderr(&output));
 }
 
 #[test]
 fn serve_refuses_a_non_loopback_address() {
     let output = whyrefused(&["serve", "--listen", "0.0.0.0:0"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("refusing to listen on 0.0.0.0:0"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("refusing to listen on 0.0.0.0:0"), "{}", stderr(&output));
 }

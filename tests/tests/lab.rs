@@ -48,12 +48,7 @@ fn nothing_listening_is_port_closed() {
 fn a_dropping_firewall_is_filtered() {
     let (lab, client, server) = two_hosts();
     lab.sh(&server, "iptables -A INPUT -p tcp --dport 80 -j DROP");
-    let report = check(
-        &lab,
-        &client,
-        &format!("{SERVER}:80"),
-        &["--timeout-ms", "500"],
-    );
+    let report = check(&lab, &client, &format!("{SERVER}:80"), &["--timeout-ms", "500"]);
     assert_eq!(cause(&report), "filtered", "{report:#}");
     assert_eq!(report["attempts"][0]["state"], "timeout");
 }
@@ -61,11 +56,7 @@ fn a_dropping_firewall_is_filtered() {
 #[test]
 fn a_listening_service_is_reachable() {
     let (mut lab, client, server) = two_hosts();
-    lab.spawn(
-        &server,
-        env!("CARGO_BIN_EXE_lab-server"),
-        &["hold", &format!("{SERVER}:80")],
-    );
+    lab.spawn(&server, env!("CARGO_BIN_EXE_lab-server"), &["hold", &format!("{SERVER}:80")]);
     lab.wait_listening(&server, 80);
     let report = check(&lab, &client, &format!("{SERVER}:80"), &[]);
     assert_eq!(cause(&report), "reachable", "{report:#}");

@@ -15,10 +15,7 @@ use whyrefused_tests::{Agent, Client, HangingPort, closed_port, syn_sent_to};
 async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let start = Instant::now();
     while !condition() {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "timed out waiting until {what}"
-        );
+        assert!(start.elapsed() < Duration::from_secs(5), "timed out waiting until {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -36,11 +33,7 @@ async fn next_error(client: &mut Client) -> (Option<RequestId>, ErrorCode, Strin
 async fn the_agent_says_hello_with_its_protocol_and_identity() {
     let agent = Agent::start();
     let client = Client::connect(&agent).await;
-    let AgentMessage::Hello {
-        protocol,
-        agent: info,
-    } = &client.hello
-    else {
+    let AgentMessage::Hello { protocol, agent: info } = &client.hello else {
         panic!("the first message is hello, not {:?}", client.hello);
     };
     assert_eq!(*protocol, whyrefused_shared::PROTOCOL_VERSION);
@@ -55,31 +48,16 @@ async fn an_open_port_streams_each_step_in_order_and_is_reachable() {
     let port = listener.local_addr().unwrap().port();
     let mut client = Client::connect(&agent).await;
 
-    let (events, report) = client
-        .check(1, CheckRequest::new(format!("127.0.0.1:{port}")))
-        .await;
+    let (events, report) = client.check(1, CheckRequest::new(format!("127.0.0.1:{port}"))).await;
 
     assert_eq!(
         step_names(&events),
-        [
-            "started",
-            "resolved",
-            "attempt_started",
-            "attempt_finished",
-            "verdict",
-            "done"
-        ]
+        ["started", "resolved", "attempt_started", "attempt_finished", "verdict", "done"]
     );
-    assert!(
-        events.windows(2).all(|pair| pair[0].at <= pair[1].at),
-        "timestamps never go back"
-    );
+    assert!(events.windows(2).all(|pair| pair[0].at <= pair[1].at), "timestamps never go back");
     let attempt = &report.attempts[0];
     assert_eq!((attempt.state, attempt.port), (ConnectState::Open, port));
-    assert!(
-        attempt.elapsed_us > 0 && attempt.elapsed_us < 1_000_000,
-        "{attempt:?}"
-    );
+    assert!(attempt.elapsed_us > 0 && attempt.elapsed_us < 1_000_000, "{attempt:?}");
     assert_eq!(report.verdict.unwrap().cause, Cause::Reachable);
     assert_eq!(report.outcome, Some(Outcome::Completed));
 }
@@ -90,23 +68,14 @@ async fn a_closed_port_is_refused_and_called_port_closed() {
     let port = closed_port();
     let mut client = Client::connect(&agent).await;
 
-    let (_, report) = client
-        .check(2, CheckRequest::new(format!("127.0.0.1:{port}")))
-        .await;
+    let (_, report) = client.check(2, CheckRequest::new(format!("127.0.0.1:{port}"))).await;
 
     let attempt = &report.attempts[0];
     assert_eq!(attempt.state, ConnectState::Refused);
-    assert_eq!(
-        attempt.errno.as_ref().map(|e| e.name.as_str()),
-        Some("ECONNREFUSED")
-    );
+    assert_eq!(attempt.errno.as_ref().map(|e| e.name.as_str()), Some("ECONNREFUSED"));
     let verdict = report.verdict.unwrap();
     assert_eq!(verdict.cause, Cause::PortClosed);
-    assert!(
-        verdict.summary.contains(&port.to_string()),
-        "{}",
-        verdict.summary
-    );
+    assert!(verdict.summary.contains(&port.to_string()), "{}", verdict.summary);
 }
 
 #[tokio::test]
@@ -116,25 +85,12 @@ async fn localhost_is_resolved_and_every_address_is_tried() {
     let port = listener.local_addr().unwrap().port();
     let mut client = Client::connect(&agent).await;
 
-    let (_, report) = client
-        .check(3, CheckRequest::new(format!("localhost:{port}")))
-        .await;
+    let (_, report) = client.check(3, CheckRequest::new(format!("localhost:{port}"))).await;
 
     let dns = report.dns.unwrap();
-    assert!(
-        dns.addresses.contains(&"127.0.0.1".parse().unwrap()),
-        "{dns:?}"
-    );
-    assert_eq!(
-        report.attempts.len(),
-        dns.addresses.len(),
-        "one attempt per resolved address"
-    );
-    let ipv4 = report
-        .attempts
-        .iter()
-        .find(|a| a.address.is_ipv4())
-        .unwrap();
+    assert!(dns.addresses.contains(&"127.0.0.1".parse().unwrap()), "{dns:?}");
+    assert_eq!(report.attempts.len(), dns.addresses.len(), "one attempt per resolved address");
+    let ipv4 = report.attempts.iter().find(|a| a.address.is_ipv4()).unwrap();
     assert_eq!(ipv4.state, ConnectState::Open);
 }
 
@@ -148,14 +104,8 @@ async fn several_requests_run_at_once_on_one_socket() {
     let mut slow = CheckRequest::new(hanging.address.to_string());
     slow.timeout_ms = Some(1_500);
     client.start_check(10, slow).await;
-    let (_, quick) = client
-        .check(11, CheckRequest::new(format!("127.0.0.1:{closed}")))
-        .await;
-    assert_eq!(
-        quick.verdict.unwrap().cause,
-        Cause::PortClosed,
-        "the quick check is not held up"
-    );
+    let (_, quick) = client.check(11, CheckRequest::new(format!("127.0.0.1:{closed}"))).await;
+    assert_eq!(quick.verdict.unwrap().cause, Cause::PortClosed, "the quick check is not held up");
 
     let (_, slow) = client.events_until_done(10).await;
     let verdict = slow.verdict.unwrap();
@@ -173,32 +123,19 @@ async fn bad_messages_get_errors_and_the_session_goes_on() {
 
     client.send_text(r#"{"type":"teleport","id":4}"#).await;
     let (id, code, message) = next_error(&mut client).await;
-    assert_eq!(
-        (id, code),
-        (Some(RequestId(4)), ErrorCode::UnknownMessageType)
-    );
+    assert_eq!((id, code), (Some(RequestId(4)), ErrorCode::UnknownMessageType));
     assert!(message.contains("hello, check, cancel"), "{message}");
 
-    client
-        .send_text(r#"{"type":"check","id":5,"request":{"timeout_ms":"soon"}}"#)
-        .await;
+    client.send_text(r#"{"type":"check","id":5,"request":{"timeout_ms":"soon"}}"#).await;
     assert_eq!(next_error(&mut client).await.1, ErrorCode::InvalidMessage);
 
-    client
-        .start_check(6, CheckRequest::new("db.internal:99999"))
-        .await;
+    client.start_check(6, CheckRequest::new("db.internal:99999")).await;
     let (id, code, message) = next_error(&mut client).await;
     assert_eq!((id, code), (Some(RequestId(6)), ErrorCode::InvalidTarget));
     assert!(message.contains("1 to 65535"), "{message}");
 
     client
-        .start_check(
-            7,
-            CheckRequest {
-                timeout_ms: Some(0),
-                ..CheckRequest::new("127.0.0.1:1")
-            },
-        )
+        .start_check(7, CheckRequest { timeout_ms: Some(0), ..CheckRequest::new("127.0.0.1:1") })
         .await;
     assert_eq!(next_error(&mut client).await.1, ErrorCode::InvalidOption);
 
@@ -209,24 +146,17 @@ async fn bad_messages_get_errors_and_the_session_goes_on() {
     client.send_text(&oversized).await;
     let (_, code, message) = next_error(&mut client).await;
     assert_eq!(code, ErrorCode::MessageTooLarge);
-    assert!(
-        message.contains(&MAX_MESSAGE_BYTES.to_string()),
-        "{message}"
-    );
+    assert!(message.contains(&MAX_MESSAGE_BYTES.to_string()), "{message}");
 
     client.send_raw(Message::binary(vec![1u8, 2, 3])).await;
     assert_eq!(next_error(&mut client).await.1, ErrorCode::MalformedMessage);
 
-    client
-        .send(&ClientMessage::Cancel { id: RequestId(99) })
-        .await;
+    client.send(&ClientMessage::Cancel { id: RequestId(99) }).await;
     assert_eq!(next_error(&mut client).await.1, ErrorCode::UnknownRequest);
 
     // After all that, the same socket still runs checks.
     let port = closed_port();
-    let (_, report) = client
-        .check(9, CheckRequest::new(format!("127.0.0.1:{port}")))
-        .await;
+    let (_, report) = client.check(9, CheckRequest::new(format!("127.0.0.1:{port}"))).await;
     assert_eq!(report.verdict.unwrap().cause, Cause::PortClosed);
 }
 
@@ -234,18 +164,11 @@ async fn bad_messages_get_errors_and_the_session_goes_on() {
 async fn requests_before_hello_are_refused_and_a_wrong_protocol_closes_the_socket() {
     let agent = Agent::start();
     let mut client = Client::connect_silent(&agent).await;
-    client
-        .start_check(1, CheckRequest::new("127.0.0.1:1"))
-        .await;
+    client.start_check(1, CheckRequest::new("127.0.0.1:1")).await;
     let (id, code, _) = next_error(&mut client).await;
     assert_eq!((id, code), (Some(RequestId(1)), ErrorCode::HelloRequired));
 
-    client
-        .send(&ClientMessage::Hello {
-            protocol: 999,
-            client: "future".into(),
-        })
-        .await;
+    client.send(&ClientMessage::Hello { protocol: 999, client: "future".into() }).await;
     let (_, code, message) = next_error(&mut client).await;
     assert_eq!(code, ErrorCode::ProtocolMismatch);
     assert!(message.contains("999"), "{message}");
@@ -260,17 +183,10 @@ async fn a_reused_request_id_is_refused_while_the_first_runs() {
     let agent = Agent::start();
     let hanging = HangingPort::new();
     let mut client = Client::connect(&agent).await;
-    client
-        .start_check(3, CheckRequest::new(hanging.address.to_string()))
-        .await;
-    client
-        .start_check(3, CheckRequest::new(hanging.address.to_string()))
-        .await;
+    client.start_check(3, CheckRequest::new(hanging.address.to_string())).await;
+    client.start_check(3, CheckRequest::new(hanging.address.to_string())).await;
     let (id, code, _) = next_error(&mut client).await;
-    assert_eq!(
-        (id, code),
-        (Some(RequestId(3)), ErrorCode::DuplicateRequestId)
-    );
+    assert_eq!((id, code), (Some(RequestId(3)), ErrorCode::DuplicateRequestId));
 }
 
 #[tokio::test]
@@ -279,10 +195,7 @@ async fn a_cross_origin_page_is_refused_and_a_same_origin_page_accepted() {
     let refused = open(&agent.ws_url(), Some("https://evil.example")).await;
     match refused {
         Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
-        other => panic!(
-            "a foreign origin must get 403, got {:?}",
-            other.map(|_| "a socket")
-        ),
+        other => panic!("a foreign origin must get 403, got {:?}", other.map(|_| "a socket")),
     }
     let same_origin = format!("http://{}", agent.address);
     assert!(open(&agent.ws_url(), Some(&same_origin)).await.is_ok());
@@ -297,14 +210,9 @@ async fn cancel_stops_the_check_and_frees_its_socket() {
     let mut request = CheckRequest::new(hanging.address.to_string());
     request.timeout_ms = Some(30_000);
     client.start_check(1, request).await;
-    eventually("the probe's connect is in flight", || {
-        syn_sent_to(port) == 1
-    })
-    .await;
+    eventually("the probe's connect is in flight", || syn_sent_to(port) == 1).await;
 
-    client
-        .send(&ClientMessage::Cancel { id: RequestId(1) })
-        .await;
+    client.send(&ClientMessage::Cancel { id: RequestId(1) }).await;
     let (events, report) = client.events_until_done(1).await;
 
     assert_eq!(report.outcome, Some(Outcome::Cancelled));
@@ -322,10 +230,7 @@ async fn closing_the_socket_mid_check_cancels_it() {
     let mut request = CheckRequest::new(hanging.address.to_string());
     request.timeout_ms = Some(30_000);
     client.start_check(1, request).await;
-    eventually("the probe's connect is in flight", || {
-        syn_sent_to(port) == 1
-    })
-    .await;
+    eventually("the probe's connect is in flight", || syn_sent_to(port) == 1).await;
 
     client.close().await;
 
@@ -340,10 +245,8 @@ async fn shutdown_tells_running_requests_then_exits() {
     let mut request = CheckRequest::new(hanging.address.to_string());
     request.timeout_ms = Some(30_000);
     client.start_check(1, request).await;
-    eventually("the probe's connect is in flight", || {
-        syn_sent_to(hanging.address.port()) == 1
-    })
-    .await;
+    eventually("the probe's connect is in flight", || syn_sent_to(hanging.address.port()) == 1)
+        .await;
 
     agent.terminate();
 
@@ -352,13 +255,7 @@ async fn shutdown_tells_running_requests_then_exits() {
     match client.recv().await {
         AgentMessage::Event { event, .. } => {
             assert!(
-                matches!(
-                    event.step,
-                    Step::Done {
-                        outcome: Outcome::ShuttingDown,
-                        ..
-                    }
-                ),
+                matches!(event.step, Step::Done { outcome: Outcome::ShuttingDown, .. }),
                 "{event:?}"
             )
         }
@@ -368,8 +265,6 @@ async fn shutdown_tells_running_requests_then_exits() {
         Some(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 1001),
         other => panic!("expected a going-away close, got {other:?}"),
     }
-    let status = agent
-        .wait_exit(Duration::from_secs(5))
-        .expect("the agent exits promptly");
+    let status = agent.wait_exit(Duration::from_secs(5)).expect("the agent exits promptly");
     assert!(status.success(), "{status:?}");
 }

@@ -63,22 +63,16 @@ mod exit {
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            return fail(
-                exit::INTERNAL,
-                &format!("cannot start the async runtime: {error}"),
-            );
+            return fail(exit::INTERNAL, &format!("cannot start the async runtime: {error}"));
         }
     };
     match cli.command {
-        None => runtime.block_on(serve(ServeArgs {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
-        })),
+        None => {
+            runtime.block_on(serve(ServeArgs { listen: SocketAddr::from(([127, 0, 0, 1], 7070)) }))
+        }
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         Some(Command::Check(args)) => runtime.block_on(run_check(args)),
     }
@@ -106,11 +100,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
 
 async fn run_check(args: CheckArgs) -> ExitCode {
     crate::logging::init("whyrefused=warn");
-    let request = CheckRequest {
-        target: args.target,
-        port: args.port,
-        timeout_ms: Some(args.timeout_ms),
-    };
+    let request =
+        CheckRequest { target: args.target, port: args.port, timeout_ms: Some(args.timeout_ms) };
     let plan = match CheckPlan::from_request(&request) {
         Ok(plan) => plan,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
@@ -121,17 +112,11 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         match serde_json::to_string_pretty(&report) {
             Ok(json) => json + "\n",
             Err(error) => {
-                return fail(
-                    exit::INTERNAL,
-                    &format!("cannot encode the report: {error}"),
-                );
+                return fail(exit::INTERNAL, &format!("cannot encode the report: {error}"));
             }
         }
     } else {
-        report::render(
-            &report,
-            report::Colors::for_stdout(std::io::stdout().is_terminal()),
-        )
+        report::render(&report, report::Colors::for_stdout(std::io::stdout().is_terminal()))
     };
     if let Err(error) = std::io::stdout().write_all(output.as_bytes()) {
         return fail(exit::INTERNAL, &format!("cannot write the report: {error}"));

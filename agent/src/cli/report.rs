@@ -55,11 +55,7 @@ fn paint(style: Style, text: &str) -> String {
 pub fn render(report: &CheckReport, colors: Colors) -> String {
     let mut out = String::new();
     if let Some(verdict) = &report.verdict {
-        let mark = if verdict.cause.is_reachable() {
-            "✓"
-        } else {
-            "✗"
-        };
+        let mark = if verdict.cause.is_reachable() { "✓" } else { "✗" };
         let style = colors.for_cause(verdict.cause);
         let _ = writeln!(
             out,
@@ -93,10 +89,7 @@ pub fn render(report: &CheckReport, colors: Colors) -> String {
             "{}",
             paint(
                 colors.bold,
-                &format!(
-                    "{:<40} {:<6} {:<20} {:>12}",
-                    "address", "family", "state", "connect"
-                )
+                &format!("{:<40} {:<6} {:<20} {:>12}", "address", "family", "state", "connect")
             )
         );
         for attempt in &report.attempts {
@@ -107,10 +100,7 @@ pub fn render(report: &CheckReport, colors: Colors) -> String {
         let _ = writeln!(
             out,
             "\n{}",
-            paint(
-                colors.dim,
-                &format!("checked in {:.3} ms", elapsed as f64 / 1000.0)
-            )
+            paint(colors.dim, &format!("checked in {:.3} ms", elapsed as f64 / 1000.0))
         );
     }
     out
@@ -122,11 +112,7 @@ fn dns_line(dns: &whyrefused_shared::Resolution) -> String {
         (ResolveMethod::Literal, _) => "an IP address: nothing to look up".to_string(),
         (_, DnsStatus::Ok) => {
             let list: Vec<String> = dns.addresses.iter().map(|a| a.to_string()).collect();
-            format!(
-                "{} → {} (system resolver, {took})",
-                dns.host,
-                list.join(", ")
-            )
+            format!("{} → {} (system resolver, {took})", dns.host, list.join(", "))
         }
         (_, status) => format!(
             "{} → {:?}: {} (system resolver, {took})",
@@ -140,10 +126,7 @@ fn dns_line(dns: &whyrefused_shared::Resolution) -> String {
 fn attempt_line(attempt: &Attempt, colors: Colors) -> String {
     let address = attempt.socket_addr().to_string();
     let state = attempt.state.as_str();
-    let errno = attempt
-        .errno
-        .as_ref()
-        .map_or(String::new(), |e| format!("  {}", e.name));
+    let errno = attempt.errno.as_ref().map_or(String::new(), |e| format!("  {}", e.name));
     format!(
         "{address:<40} {:<6} {} {:>12}{}\n",
         attempt.family.label(),
@@ -173,10 +156,7 @@ mod tests {
                 port: 5432,
                 family: Family::Ipv4,
                 state: ConnectState::Refused,
-                errno: Some(Errno {
-                    code: 111,
-                    name: "ECONNREFUSED".into(),
-                }),
+                errno: Some(Errno { code: 111, name: "ECONNREFUSED".into() }),
                 icmp: None,
                 elapsed_us: 61,
                 elapsed_ms: 0.061,
@@ -197,16 +177,10 @@ mod tests {
     #[test]
     fn the_plain_report_leads_with_the_verdict_and_lists_each_address() {
         let text = render(&report(), Colors::default());
-        assert!(
-            text.starts_with("✗ port_closed Nothing listens on port 5432."),
-            "{text}"
-        );
+        assert!(text.starts_with("✗ port_closed Nothing listens on port 5432."), "{text}");
         assert!(text.contains("  → Start the service."));
         assert!(text.contains("localhost → 127.0.0.1 (system resolver, 0.412 ms)"));
-        let row = text
-            .lines()
-            .find(|l| l.starts_with("127.0.0.1:5432"))
-            .expect(&text);
+        let row = text.lines().find(|l| l.starts_with("127.0.0.1:5432")).expect(&text);
         assert!(
             row.contains("IPv4")
                 && row.contains("refused")
@@ -218,10 +192,7 @@ mod tests {
 
     #[test]
     fn colour_wraps_the_verdict_when_asked_for() {
-        let colors = Colors {
-            bad: AnsiColor::Red.on_default(),
-            ..Colors::default()
-        };
+        let colors = Colors { bad: AnsiColor::Red.on_default(), ..Colors::default() };
         assert!(render(&report(), colors).starts_with("\u{1b}[31m✗ port_closed"));
     }
 }

@@ -63,13 +63,7 @@ pub fn classify(error: &io::Error) -> (ConnectState, Option<Errno>) {
         OsErrno::ECONNRESET | OsErrno::ECONNABORTED => ConnectState::Reset,
         _ => ConnectState::Error,
     };
-    (
-        state,
-        Some(Errno {
-            code,
-            name: format!("{os:?}"),
-        }),
-    )
+    (state, Some(Errno { code, name: format!("{os:?}") }))
 }
 
 #[cfg(test)]
@@ -86,26 +80,10 @@ mod tests {
         let cases = [
             (OsErrno::ECONNREFUSED, ConnectState::Refused, "ECONNREFUSED"),
             (OsErrno::ETIMEDOUT, ConnectState::Timeout, "ETIMEDOUT"),
-            (
-                OsErrno::EHOSTUNREACH,
-                ConnectState::HostUnreachable,
-                "EHOSTUNREACH",
-            ),
-            (
-                OsErrno::EHOSTDOWN,
-                ConnectState::HostUnreachable,
-                "EHOSTDOWN",
-            ),
-            (
-                OsErrno::ENETUNREACH,
-                ConnectState::NetworkUnreachable,
-                "ENETUNREACH",
-            ),
-            (
-                OsErrno::ENETDOWN,
-                ConnectState::NetworkUnreachable,
-                "ENETDOWN",
-            ),
+            (OsErrno::EHOSTUNREACH, ConnectState::HostUnreachable, "EHOSTUNREACH"),
+            (OsErrno::EHOSTDOWN, ConnectState::HostUnreachable, "EHOSTDOWN"),
+            (OsErrno::ENETUNREACH, ConnectState::NetworkUnreachable, "ENETUNREACH"),
+            (OsErrno::ENETDOWN, ConnectState::NetworkUnreachable, "ENETDOWN"),
             (OsErrno::EACCES, ConnectState::PermissionDenied, "EACCES"),
             (OsErrno::EPERM, ConnectState::PermissionDenied, "EPERM"),
             (OsErrno::ECONNRESET, ConnectState::Reset, "ECONNRESET"),
@@ -134,10 +112,7 @@ mod tests {
         drop(listener);
         let closed = connect(closed_port, Duration::from_secs(3)).await;
         assert_eq!(closed.state, ConnectState::Refused);
-        assert_eq!(
-            closed.errno.map(|e| e.name),
-            Some("ECONNREFUSED".to_string())
-        );
+        assert_eq!(closed.errno.map(|e| e.name), Some("ECONNREFUSED".to_string()));
         assert_eq!(closed.family, Family::Ipv4);
     }
 }

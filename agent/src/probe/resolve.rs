@@ -30,10 +30,7 @@ pub async fn resolve(host: &Host, deadline: Duration) -> Resolution {
         Ok(Err(join_error)) => Err(Failure::new(DnsStatus::Error, join_error.to_string())),
         Err(_) => Err(Failure::new(
             DnsStatus::Timeout,
-            format!(
-                "no answer from the system resolver within {} ms",
-                deadline.as_millis()
-            ),
+            format!("no answer from the system resolver within {} ms", deadline.as_millis()),
         )),
     };
     let elapsed_us = clock::micros(start.elapsed());
@@ -42,14 +39,7 @@ pub async fn resolve(host: &Host, deadline: Duration) -> Resolution {
         Ok(addresses) => (DnsStatus::Ok, addresses, None),
         Err(failure) => (failure.status, Vec::new(), Some(failure.detail)),
     };
-    Resolution {
-        host: name,
-        method: ResolveMethod::System,
-        status,
-        addresses,
-        detail,
-        elapsed_us,
-    }
+    Resolution { host: name, method: ResolveMethod::System, status, addresses, detail, elapsed_us }
 }
 
 fn literal(ip: IpAddr) -> Resolution {
@@ -77,17 +67,12 @@ impl Failure {
 
 /// Every distinct address `getaddrinfo` returns for a TCP connection, in its order.
 fn system_lookup(name: &str) -> Result<Vec<IpAddr>, Failure> {
-    let hints = AddrInfoHints {
-        socktype: nix::libc::SOCK_STREAM,
-        ..AddrInfoHints::default()
-    };
+    let hints = AddrInfoHints { socktype: nix::libc::SOCK_STREAM, ..AddrInfoHints::default() };
     let answers = dns_lookup::getaddrinfo(Some(name), None, Some(hints)).map_err(failure)?;
     let mut addresses = Vec::new();
     for answer in answers {
-        let address = answer
-            .map_err(|e| Failure::new(DnsStatus::Error, e.to_string()))?
-            .sockaddr
-            .ip();
+        let address =
+            answer.map_err(|e| Failure::new(DnsStatus::Error, e.to_string()))?.sockaddr.ip();
         if !addresses.contains(&address) {
             addresses.push(address);
         }
@@ -117,15 +102,9 @@ mod tests {
 
     #[tokio::test]
     async fn localhost_resolves_through_etc_hosts() {
-        let host = Host::Name {
-            ascii: "localhost".into(),
-            display: "localhost".into(),
-        };
+        let host = Host::Name { ascii: "localhost".into(), display: "localhost".into() };
         let resolution = resolve(&host, Duration::from_secs(5)).await;
         assert_eq!(resolution.status, DnsStatus::Ok, "{resolution:?}");
-        assert!(
-            resolution.addresses.iter().all(|ip| ip.is_loopback()),
-            "{resolution:?}"
-        );
+        assert!(resolution.addresses.iter().all(|ip| ip.is_loopback()), "{resolution:?}");
     }
 }

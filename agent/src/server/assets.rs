@@ -9,17 +9,12 @@ include!(concat!(env!("OUT_DIR"), "/page_assets.rs"));
 
 /// Routes serving every file of the built page at its path.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    PAGE_ASSETS
-        .iter()
-        .fold(Router::new(), |router, &(path, content_type, bytes)| {
-            router.route(
-                path,
-                get(move || async move {
-                    (
-                        [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")],
-                        bytes,
-                    )
-                }),
-            )
-        })
+    PAGE_ASSETS.iter().fold(Router::new(), |router, &(path, content_type, bytes)| {
+        router.route(
+            path,
+            get(move || async move {
+                ([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")], bytes)
+            }),
+        )
+    })
 }

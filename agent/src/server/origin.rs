@@ -37,9 +37,7 @@ pub fn check(headers: &HeaderMap) -> Result<(), OriginError> {
     let Some(origin) = headers.get(ORIGIN) else {
         return Ok(());
     };
-    let origin = origin
-        .to_str()
-        .map_err(|_| OriginError::BadOrigin("(not text)".into()))?;
+    let origin = origin.to_str().map_err(|_| OriginError::BadOrigin("(not text)".into()))?;
     let authority = origin
         .split_once("://")
         .map(|(_, authority)| authority.trim_end_matches('/'))
@@ -47,10 +45,7 @@ pub fn check(headers: &HeaderMap) -> Result<(), OriginError> {
     if authority.eq_ignore_ascii_case(host) {
         Ok(())
     } else {
-        Err(OriginError::CrossOrigin {
-            origin: origin.to_string(),
-            host: host.to_string(),
-        })
+        Err(OriginError::CrossOrigin { origin: origin.to_string(), host: host.to_string() })
     }
 }
 
@@ -80,35 +75,17 @@ mod tests {
 
     #[test]
     fn same_origin_pages_and_clients_without_origin_are_allowed() {
-        assert!(
-            check(&headers(
-                Some("127.0.0.1:7070"),
-                Some("http://127.0.0.1:7070")
-            ))
-            .is_ok()
-        );
-        assert!(
-            check(&headers(
-                Some("localhost:7070"),
-                Some("http://LOCALHOST:7070")
-            ))
-            .is_ok()
-        );
+        assert!(check(&headers(Some("127.0.0.1:7070"), Some("http://127.0.0.1:7070"))).is_ok());
+        assert!(check(&headers(Some("localhost:7070"), Some("http://LOCALHOST:7070"))).is_ok());
         assert!(check(&headers(Some("[::1]:7070"), Some("http://[::1]:7070"))).is_ok());
         assert!(check(&headers(Some("127.0.0.1:7070"), None)).is_ok());
     }
 
     #[test]
     fn other_origins_are_refused() {
-        let refused = check(&headers(
-            Some("127.0.0.1:7070"),
-            Some("https://evil.example"),
-        ));
+        let refused = check(&headers(Some("127.0.0.1:7070"), Some("https://evil.example")));
         assert!(matches!(refused, Err(OriginError::CrossOrigin { .. })));
-        let other_port = check(&headers(
-            Some("127.0.0.1:7070"),
-            Some("http://127.0.0.1:8080"),
-        ));
+        let other_port = check(&headers(Some("127.0.0.1:7070"), Some("http://127.0.0.1:8080")));
         assert!(matches!(other_port, Err(OriginError::CrossOrigin { .. })));
         assert!(matches!(
             check(&headers(Some("127.0.0.1:7070"), Some("null"))),
@@ -118,14 +95,8 @@ mod tests {
 
     #[test]
     fn a_rebound_name_is_refused_even_when_it_looks_same_origin() {
-        let rebound = check(&headers(
-            Some("evil.example:7070"),
-            Some("http://evil.example:7070"),
-        ));
+        let rebound = check(&headers(Some("evil.example:7070"), Some("http://evil.example:7070")));
         assert!(matches!(rebound, Err(OriginError::ForeignHost(_))));
-        assert!(matches!(
-            check(&headers(None, None)),
-            Err(OriginError::MissingHost)
-        ));
+        assert!(matches!(check(&headers(None, None)), Err(OriginError::MissingHost)));
     }
 }

@@ -233,17 +233,15 @@ impl Session {
             End::ShuttingDown => {
                 let all_done = async { while self.tasks.join_next().await.is_some() {} };
                 let _ = tokio::time::timeout(SHUTDOWN_GRACE, all_done).await;
-                let _ = self.outbox.send(Outgoing::Close(
-                    close_code::AWAY,
-                    "the agent is shutting down",
-                ));
+                let _ = self
+                    .outbox
+                    .send(Outgoing::Close(close_code::AWAY, "the agent is shutting down"));
             }
             End::ProtocolMismatch => {
                 self.tasks.abort_all();
-                let _ = self.outbox.send(Outgoing::Close(
-                    close_code::PROTOCOL,
-                    "protocol version mismatch",
-                ));
+                let _ = self
+                    .outbox
+                    .send(Outgoing::Close(close_code::PROTOCOL, "protocol version mismatch"));
             }
         }
     }
@@ -282,10 +280,7 @@ impl Request {
             let elapsed_us = clock::micros(start.elapsed());
             self.send_event(CheckEvent {
                 at: clock::now(),
-                step: Step::Done {
-                    outcome,
-                    elapsed_us,
-                },
+                step: Step::Done { outcome, elapsed_us },
             });
         }
         self.id
@@ -301,34 +296,38 @@ impl Request {
 }
 
 /// Sends everything from the outbox as frames, until a close or until every sender is gone.
+/// Frames queued together are written together and flushed once.
 async fn write_frames(
     mut sink: impl futures::Sink<Message, Error = axum::Error> + Unpin,
     mut inbox: mpsc::UnboundedReceiver<Outgoing>,
 ) {
-    while let Some(outgoing) = inbox.recv().await {
-        let frame = match outgoing {
-            Outgoing::Message(message) => match serde_json::to_string(&message) {
-                Ok(json) => Message::Text(json.into()),
-                Err(error) => {
-                    warn!(%error, "could not encode a message");
-                    continue;
+    while let Some(first) = inbox.recv().await {
+        let mut next = Some(first);
+        while let Some(outgoing) = next.take() {
+            let frame = match outgoing {
+                Outgoing::Message(message) => encode(&message),
+                Outgoing::Close(code, reason) => {
+                    let close = CloseFrame { code, reason: reason.into() };
+                    let _ = sink.send(Message::Close(Some(close))).await;
+                    return;
                 }
-            },
-            Outgoing::Close(code, reason) => {
-                let _ = sink
-                    .send(Message::Close(Some(CloseFrame {
-                        code,
-                        reason: reason.into(),
-                    })))
-                    .await;
+            };
+            if sink.feed(frame).await.is_err() {
                 return;
             }
-        };
-        if sink.send(frame).await.is_err() {
+            next = inbox.try_recv().ok();
+        }
+        if sink.flush().await.is_err() {
             return;
         }
     }
     let _ = sink.close().await;
+}
+
+fn encode(message: &AgentMessage) -> Message {
+    // The protocol's types always serialize; a failure would be a bug in them.
+    let json = serde_json::to_string(message).expect("protocol messages serialize");
+    Message::Text(json.into())
 }
 
 /// Why a text frame is not a valid client message, and which request it named, if any.
@@ -347,23 +346,13 @@ pub fn decode(text: &str) -> Result<ClientMessage, Rejection> {
         return Err(reject(
             None,
             ErrorCode::MessageTooLarge,
-            format!(
-                "the message is {} bytes; the limit is {MAX_MESSAGE_BYTES}",
-                text.len()
-            ),
+            format!("the message is {} bytes; the limit is {MAX_MESSAGE_BYTES}", text.len()),
         ));
     }
     let value: serde_json::Value = serde_json::from_str(text).map_err(|error| {
-        reject(
-            None,
-            ErrorCode::MalformedMessage,
-            format!("the message is not valid JSON: {error}"),
-        )
+        reject(None, ErrorCode::MalformedMessage, format!("the message is not valid JSON: {error}"))
     })?;
-    let id = value
-        .get("id")
-        .and_then(serde_json::Value::as_u64)
-        .map(RequestId);
+    let id = value.get("id").and_then(serde_json::Value::as_u64).map(RequestId);
     let types = ClientMessage::TYPES.join(", ");
     match value.get("type").and_then(serde_json::Value::as_str) {
         None => {
@@ -385,11 +374,7 @@ pub fn decode(text: &str) -> Result<ClientMessage, Rejection> {
         Some(_) => {}
     }
     serde_json::from_value(value).map_err(|error| {
-        reject(
-            id,
-            ErrorCode::InvalidMessage,
-            format!("the message's fields are wrong: {error}"),
-        )
+        reject(id, ErrorCode::InvalidMessage, format!("the message's fields are wrong: {error}"))
     })
 }
 
@@ -404,13 +389,7 @@ mod tests {
     #[test]
     fn valid_messages_decode() {
         let check = decode(r#"{"type":"check","id":4,"request":{"target":"db:5432"}}"#).unwrap();
-        assert!(matches!(
-            check,
-            ClientMessage::Check {
-                id: RequestId(4),
-                ..
-            }
-        ));
+        assert!(matches!(check, ClientMessage::Check { id: RequestId(4), .. }));
         assert!(matches!(
             decode(r#"{"type":"cancel","id":4}"#).unwrap(),
             ClientMessage::Cancel { .. }
@@ -427,10 +406,7 @@ mod tests {
     #[test]
     fn unknown_or_missing_types_are_named() {
         let r = rejection(r#"{"type":"scan_everything","id":9}"#);
-        assert_eq!(
-            (r.code, r.id),
-            (ErrorCode::UnknownMessageType, Some(RequestId(9)))
-        );
+        assert_eq!((r.code, r.id), (ErrorCode::UnknownMessageType, Some(RequestId(9))));
         assert!(
             r.message.contains("\"scan_everything\"") && r.message.contains("hello, check, cancel")
         );
@@ -441,10 +417,7 @@ mod tests {
     #[test]
     fn bad_fields_name_the_request() {
         let r = rejection(r#"{"type":"check","id":5,"request":{"target":7}}"#);
-        assert_eq!(
-            (r.code, r.id),
-            (ErrorCode::InvalidMessage, Some(RequestId(5)))
-        );
+        assert_eq!((r.code, r.id), (ErrorCode::InvalidMessage, Some(RequestId(5))));
         let r = rejection(r#"{"type":"check","id":5}"#);
         assert!(r.message.contains("request"), "{}", r.message);
     }

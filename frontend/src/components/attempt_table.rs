@@ -36,16 +36,10 @@ pub fn attempt_table(props: &AttemptTableProps) -> Html {
 fn row(row: &AddressRow) -> Html {
     let address = row.address.to_string();
     let (state, cell, time) = match &row.progress {
-        RowProgress::Finished(attempt) => (
-            attempt.state.as_str(),
-            finished_state(attempt),
-            format::millis(attempt.elapsed_us),
-        ),
-        RowProgress::Connecting => (
-            "pending",
-            pending_state("connecting…", true),
-            "—".to_owned(),
-        ),
+        RowProgress::Finished(attempt) => {
+            (attempt.state.as_str(), finished_state(attempt), format::millis(attempt.elapsed_us))
+        }
+        RowProgress::Connecting => ("pending", pending_state("connecting…", true), "—".to_owned()),
         RowProgress::Waiting => ("pending", pending_state("waiting…", true), "—".to_owned()),
         RowProgress::NotFinished => ("pending", pending_state("no answer", false), "—".to_owned()),
     };

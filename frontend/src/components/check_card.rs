@@ -28,10 +28,7 @@ pub fn check_card(props: &CheckCardProps) -> Html {
     let id = check.id;
     let phase = check.phase();
     let title_id = format!("check-{}-title", id.0);
-    let cause = report
-        .verdict
-        .as_ref()
-        .map(|verdict| verdict.cause.as_str());
+    let cause = report.verdict.as_ref().map(|verdict| verdict.cause.as_str());
     let oncancel = Callback::from(move |_: MouseEvent| link.cancel(id));
     let rows = check.address_rows();
 
@@ -107,10 +104,7 @@ fn outcome_note(check: &Check, phase: Phase) -> Html {
         Phase::Running if has_verdict => return Html::default(),
         Phase::Running => ("progress", progress_text(check)),
         Phase::Cancelled if !has_verdict => ("cancelled", "Cancelled before a verdict."),
-        Phase::Stopped => (
-            "stopped",
-            "The agent is shutting down and stopped this check.",
-        ),
+        Phase::Stopped => ("stopped", "The agent is shutting down and stopped this check."),
         Phase::Interrupted => (
             "interrupted",
             "The connection to the agent dropped while this check ran, so its result is \

@@ -42,9 +42,7 @@ pub fn check_form(props: &CheckFormProps) -> Html {
                 return;
             }
             let value = |node: &NodeRef| {
-                node.cast::<HtmlInputElement>()
-                    .map(|input| input.value())
-                    .unwrap_or_default()
+                node.cast::<HtmlInputElement>().map(|input| input.value()).unwrap_or_default()
             };
             match build_request(&value(&target_ref), &value(&timeout_ref)) {
                 Ok(request) => {
@@ -116,9 +114,7 @@ pub fn check_form(props: &CheckFormProps) -> Html {
 fn build_request(target: &str, timeout: &str) -> Result<CheckRequest, String> {
     let target = target.trim();
     if target.is_empty() {
-        return Err(
-            "Enter a target first, such as db.internal:5432 or https://example.com.".into(),
-        );
+        return Err("Enter a target first, such as db.internal:5432 or https://example.com.".into());
     }
     let timeout = timeout.trim();
     let timeout_ms = if timeout.is_empty() {
@@ -129,11 +125,7 @@ fn build_request(target: &str, timeout: &str) -> Result<CheckRequest, String> {
         })?;
         Some(ms)
     };
-    Ok(CheckRequest {
-        target: target.to_owned(),
-        port: None,
-        timeout_ms,
-    })
+    Ok(CheckRequest { target: target.to_owned(), port: None, timeout_ms })
 }
 
 #[cfg(test)]
@@ -154,16 +146,8 @@ mod tests {
 
     #[test]
     fn an_empty_target_or_a_non_numeric_timeout_is_refused_with_an_example() {
-        assert!(
-            build_request("   ", "")
-                .unwrap_err()
-                .contains("db.internal:5432")
-        );
-        assert!(
-            build_request("db:5432", "3s")
-                .unwrap_err()
-                .contains("milliseconds")
-        );
+        assert!(build_request("   ", "").unwrap_err().contains("db.internal:5432"));
+        assert!(build_request("db:5432", "3s").unwrap_err().contains("milliseconds"));
         assert!(build_request("db:5432", "-1").is_err());
     }
 }

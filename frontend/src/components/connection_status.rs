@@ -25,10 +25,7 @@ pub fn connection_status(props: &ConnectionStatusProps) -> Html {
                 <span class="muted">{ format!(" (whyrefused {})", agent.version) }</span>
             </span>
         },
-        LinkStatus::Disconnected {
-            retry_in_ms,
-            reason,
-        } => html! {
+        LinkStatus::Disconnected { retry_in_ms, reason } => html! {
             <span>
                 { "Disconnected from the agent — reconnecting" }
                 // The countdown changes every second: visible, but not read out each time.

@@ -47,10 +47,7 @@ impl AgentLink {
     pub fn check(&self, request: CheckRequest) -> RequestId {
         let id = RequestId(self.0.next_id.get());
         self.0.next_id.set(id.0 + 1);
-        self.0.dispatch.dispatch(Action::Submitted {
-            id,
-            request: request.clone(),
-        });
+        self.0.dispatch.dispatch(Action::Submitted { id, request: request.clone() });
         self.send(ClientMessage::Check { id, request });
         id
     }
@@ -75,11 +72,7 @@ pub fn use_agent_link(dispatch: UseReducerDispatcher<State>) -> AgentLink {
         let dispatch = dispatch.clone();
         use_memo((), move |_| {
             let (outgoing, receiver) = mpsc::unbounded();
-            let link = AgentLink(Rc::new(Inner {
-                outgoing,
-                dispatch,
-                next_id: Cell::new(1),
-            }));
+            let link = AgentLink(Rc::new(Inner { outgoing, dispatch, next_id: Cell::new(1) }));
             (link, RefCell::new(Some(receiver)))
         })
     };
@@ -98,14 +91,8 @@ pub fn use_agent_link(dispatch: UseReducerDispatcher<State>) -> AgentLink {
 /// `https://`.
 fn socket_url() -> String {
     let location = web_sys::window().map(|window| window.location());
-    let protocol = location
-        .as_ref()
-        .and_then(|l| l.protocol().ok())
-        .unwrap_or_default();
-    let host = location
-        .as_ref()
-        .and_then(|l| l.host().ok())
-        .unwrap_or_default();
+    let protocol = location.as_ref().and_then(|l| l.protocol().ok()).unwrap_or_default();
+    let host = location.as_ref().and_then(|l| l.host().ok()).unwrap_or_default();
     let scheme = if protocol == "https:" { "wss:" } else { "ws:" };
     format!("{scheme}//{host}{WS_PATH}")
 }
@@ -148,10 +135,7 @@ async fn keep_connected(
 async fn count_down(delay_ms: u32, reason: Option<String>, dispatch: &UseReducerDispatcher<State>) {
     let mut remaining = delay_ms;
     while remaining > 0 {
-        dispatch.dispatch(Action::Disconnected {
-            retry_in_ms: remaining,
-            reason: reason.clone(),
-        });
+        dispatch.dispatch(Action::Disconnected { retry_in_ms: remaining, reason: reason.clone() });
         let step = match remaining % 1000 {
             0 => 1000,
             part => part,
@@ -170,10 +154,7 @@ async fn session(
     let socket = match WebSocket::open(url) {
         Ok(socket) => socket,
         Err(error) => {
-            return SessionEnd::SocketClosed {
-                greeted: false,
-                reason: Some(error.to_string()),
-            };
+            return SessionEnd::SocketClosed { greeted: false, reason: Some(error.to_string()) };
         }
     };
     let (mut sink, stream) = socket.split();
@@ -182,15 +163,9 @@ async fn session(
 
     // Whatever was asked while no socket was open belongs to checks already marked interrupted.
     while let Ok(_stale) = outgoing.try_recv() {}
-    let hello = ClientMessage::Hello {
-        protocol: PROTOCOL_VERSION,
-        client: "page".to_owned(),
-    };
+    let hello = ClientMessage::Hello { protocol: PROTOCOL_VERSION, client: "page".to_owned() };
     if let Err(error) = send(&mut sink, &hello).await {
-        return SessionEnd::SocketClosed {
-            greeted,
-            reason: close_reason(error),
-        };
+        return SessionEnd::SocketClosed { greeted, reason: close_reason(error) };
     }
 
     loop {

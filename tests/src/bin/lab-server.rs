@@ -10,9 +10,7 @@ use std::time::Duration;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (mode, rest) = args
-        .split_first()
-        .expect("usage: lab-server MODE [TEXT] ADDRESS...");
+    let (mode, rest) = args.split_first().expect("usage: lab-server MODE [TEXT] ADDRESS...");
     let (banner, addresses) = match mode.as_str() {
         "banner" => (Some(rest[0].clone()), &rest[1..]),
         _ => (None, rest),
