@@ -22,7 +22,7 @@ pub enum Finding {
     /// The agent's own listening sockets on the asked port, when the target is this host.
     LocalListeners(LocalListeners),
     /// What happened after a connection opened: banner, early close, TLS, HTTP.
-    AfterConnect(AfterConnect),
+    AfterConnect(Box<AfterConnect>),
     /// What a Happy Eyeballs client (a browser, curl) would end up with.
     HappyEyeballs(HappyEyeballs),
 }

@@ -278,7 +278,7 @@ mod tests {
                     process: Some("postgres".into()),
                 }],
             }),
-            Finding::AfterConnect(AfterConnect {
+            Finding::AfterConnect(Box::new(AfterConnect {
                 address: "192.0.2.7:443".parse().unwrap(),
                 early_close: Some(EarlyClose::Reset),
                 banner: Some("SSH-2.0-OpenSSH_9.2".into()),
@@ -308,7 +308,7 @@ mod tests {
                     tls_us: Some(3),
                     first_byte_us: Some(4),
                 },
-            }),
+            })),
             Finding::HappyEyeballs(HappyEyeballs {
                 order: vec![v6, v4],
                 winner: Some(v4),
