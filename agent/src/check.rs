@@ -1,21 +1,39 @@
-//! A whole check: resolve the host, connect to every address at once, conclude, and stream each
-//! step to the caller as it happens. The WebSocket session and the CLI both run checks here.
+//! A whole check: resolve the host, connect to every address at once, run the extra probes a
+//! careful engineer would (liveness, nearby ports, local listeners, Happy Eyeballs), conclude,
+//! and stream each step the moment it happens. The WebSocket session and the CLI both run
+//! checks here.
+//!
+//! Everything in a check runs concurrently on one task, so a verdict costs about one probe's
+//! time, and dropping the future stops every probe and closes every socket at once.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
+use futures::future::join_all;
+use tokio::sync::mpsc;
 use whyrefused_shared::{
-    CheckEvent, CheckRequest, DEFAULT_TIMEOUT_MS, DnsStatus, ErrorCode, MAX_TIMEOUT_MS, Outcome,
-    Step,
+    Attempt, CheckEvent, CheckRequest, ConnectState, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS,
+    DnsStatus, ErrorCode, Finding, MAX_RETRIES, MAX_TIMEOUT_MS, Outcome, Round, Step, Verdict,
 };
 
-use crate::probe;
+use crate::probe::{self, icmp, listeners, liveness, nearby};
 use crate::target::{Target, TargetError};
-use crate::{clock, verdict};
+use crate::verdict::{self, RoundResult};
+use crate::{clock, happy_eyeballs};
 
 /// How long to wait for the system resolver before calling it timed out.
 pub const DNS_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long a connect may stay silent before liveness probes start beside it, so that a
+/// filtered port's verdict costs the timeout and little more.
+pub const LIVENESS_AFTER: Duration = Duration::from_millis(100);
+
+/// The longest deadline of the extra probes (liveness, nearby ports): they only need an answer
+/// from a live host, which comes in milliseconds.
+pub const EXTRA_PROBE_DEADLINE: Duration = Duration::from_secs(1);
+
+/// The longest pause a request may ask for between retried rounds.
+pub const MAX_RETRY_DELAY_MS: u32 = 60_000;
 
 /// A validated request: what to check and how.
 #[derive(Debug, Clone)]
@@ -24,6 +42,12 @@ pub struct CheckPlan {
     pub target: Target,
     /// The connect deadline for each address, in milliseconds.
     pub timeout_ms: u32,
+    /// Whether to attempt TLS after connecting even when the scheme does not ask for it.
+    pub tls: bool,
+    /// How many rounds follow the first.
+    pub retries: u32,
+    /// The pause between rounds, in milliseconds.
+    pub retry_delay_ms: u32,
 }
 
 /// Why a request cannot run.
@@ -33,6 +57,10 @@ pub enum RequestError {
     Target(#[from] TargetError),
     #[error("timeout_ms must be from 1 to {MAX_TIMEOUT_MS} (milliseconds), not {0}")]
     Timeout(u32),
+    #[error("retries must be from 0 to {MAX_RETRIES}, not {0}")]
+    Retries(u32),
+    #[error("retry_delay_ms must be at most {MAX_RETRY_DELAY_MS} (milliseconds), not {0}")]
+    RetryDelay(u32),
 }
 
 impl RequestError {
@@ -40,7 +68,9 @@ impl RequestError {
     pub fn code(&self) -> ErrorCode {
         match self {
             RequestError::Target(_) => ErrorCode::InvalidTarget,
-            RequestError::Timeout(_) => ErrorCode::InvalidOption,
+            RequestError::Timeout(_) | RequestError::Retries(_) | RequestError::RetryDelay(_) => {
+                ErrorCode::InvalidOption
+            }
         }
     }
 }
@@ -52,12 +82,24 @@ impl CheckPlan {
         if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
             return Err(RequestError::Timeout(timeout_ms));
         }
+        let retries = request.retries.unwrap_or(0);
+        if retries > MAX_RETRIES {
+            return Err(RequestError::Retries(retries));
+        }
+        let retry_delay_ms = request.retry_delay_ms.unwrap_or(DEFAULT_RETRY_DELAY_MS);
+        if retry_delay_ms > MAX_RETRY_DELAY_MS {
+            return Err(RequestError::RetryDelay(retry_delay_ms));
+        }
         let target = Target::parse(&request.target, request.port)?;
-        Ok(CheckPlan { target, timeout_ms })
+        Ok(CheckPlan { target, timeout_ms, tls: request.tls, retries, retry_delay_ms })
     }
 
     fn connect_deadline(&self) -> Duration {
         Duration::from_millis(u64::from(self.timeout_ms))
+    }
+
+    fn extra_probe_deadline(&self) -> Duration {
+        self.connect_deadline().min(EXTRA_PROBE_DEADLINE)
     }
 }
 
@@ -67,32 +109,148 @@ impl CheckPlan {
 /// the request as cancelled.
 pub async fn run(plan: &CheckPlan, mut emit: impl FnMut(CheckEvent)) {
     let start = Instant::now();
-    let mut send = |step: Step| emit(CheckEvent { at: clock::now(), step });
-    send(Step::Started { target: plan.target.info(), timeout_ms: plan.timeout_ms });
-
-    let resolution = probe::resolve(&plan.target.host, DNS_DEADLINE).await;
-    send(Step::Resolved { resolution: resolution.clone() });
-
-    let mut attempts = Vec::new();
-    if resolution.status == DnsStatus::Ok {
-        let mut connects: FuturesUnordered<_> = resolution
-            .addresses
-            .iter()
-            .map(|ip| {
-                let address = std::net::SocketAddr::new(*ip, plan.target.port);
-                send(Step::AttemptStarted { address });
-                probe::connect(address, plan.connect_deadline())
-            })
-            .collect();
-        while let Some(attempt) = connects.next().await {
-            send(Step::AttemptFinished { attempt: attempt.clone() });
-            attempts.push(attempt);
+    let (sender, mut steps) = mpsc::unbounded_channel();
+    let reporter = Reporter(sender);
+    reporter.send(Step::Started { target: plan.target.info(), timeout_ms: plan.timeout_ms });
+    let work = run_rounds(plan, &reporter);
+    tokio::pin!(work);
+    let verdict = loop {
+        tokio::select! {
+            biased;
+            Some(event) = steps.recv() => emit(event),
+            verdict = &mut work => break verdict,
         }
+    };
+    while let Ok(event) = steps.try_recv() {
+        emit(event);
+    }
+    let elapsed_us = clock::micros(start.elapsed());
+    emit(stamped(Step::Verdict { verdict }));
+    emit(stamped(Step::Done { outcome: Outcome::Completed, elapsed_us }));
+}
+
+fn stamped(step: Step) -> CheckEvent {
+    CheckEvent { at: clock::now(), step }
+}
+
+/// Where the probes report their steps, stamped when they happen.
+struct Reporter(mpsc::UnboundedSender<CheckEvent>);
+
+impl Reporter {
+    fn send(&self, step: Step) {
+        // The receiver lives as long as the check; a failed send means it is being dropped.
+        let _ = self.0.send(stamped(step));
     }
 
-    let verdict = verdict::conclude(&plan.target, &resolution, &attempts, plan.timeout_ms);
-    send(Step::Verdict { verdict });
-    send(Step::Done { outcome: Outcome::Completed, elapsed_us: clock::micros(start.elapsed()) });
+    fn finding(&self, finding: Finding, into: &mut Vec<Finding>) {
+        self.send(Step::Finding { finding: finding.clone() });
+        into.push(finding);
+    }
+}
+
+/// One round, or with retries every round and a verdict across them.
+async fn run_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
+    if plan.retries == 0 {
+        let round = probe_round(plan, reporter).await;
+        return verdict::conclude(&plan.target, &round, plan.timeout_ms);
+    }
+    let total = plan.retries + 1;
+    let mut rounds = Vec::new();
+    let mut verdicts = Vec::new();
+    for number in 1..=total {
+        reporter.send(Step::RoundStarted { round: number, of: total });
+        let (at, start) = (clock::now(), Instant::now());
+        let result = probe_round(plan, reporter).await;
+        let verdict = verdict::conclude(&plan.target, &result, plan.timeout_ms);
+        let round = Round {
+            round: number,
+            at,
+            cause: verdict.cause,
+            elapsed_us: clock::micros(start.elapsed()),
+        };
+        reporter.send(Step::RoundFinished { round: round.clone() });
+        rounds.push(round);
+        verdicts.push(verdict);
+        if number < total {
+            tokio::time::sleep(Duration::from_millis(u64::from(plan.retry_delay_ms))).await;
+        }
+    }
+    verdict::across_rounds(&rounds, verdicts)
+}
+
+/// Resolves, then probes every address and the host's own listeners at once.
+async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
+    let resolution = probe::resolve(&plan.target.host, DNS_DEADLINE).await;
+    reporter.send(Step::Resolved { resolution: resolution.clone() });
+    let mut findings = Vec::new();
+    if resolution.status != DnsStatus::Ok {
+        return RoundResult { resolution: Some(resolution), attempts: Vec::new(), findings };
+    }
+    let port = plan.target.port;
+    let on_this_host = resolution.addresses.iter().any(icmp::is_local_address);
+    let addresses =
+        join_all(resolution.addresses.iter().map(|ip| probe_address(plan, *ip, reporter)));
+    let own_listeners = async {
+        match on_this_host {
+            true => tokio::task::spawn_blocking(move || listeners::listeners_on(port)).await.ok(),
+            false => None,
+        }
+    };
+    let (per_address, own_listeners) = tokio::join!(addresses, own_listeners);
+    let mut attempts = Vec::new();
+    for (attempt, address_findings) in per_address {
+        attempts.push(attempt);
+        findings.extend(address_findings);
+    }
+    if let Some(found) = own_listeners {
+        reporter.finding(Finding::LocalListeners(found), &mut findings);
+    }
+    if resolution.addresses.len() > 1 {
+        let replay =
+            happy_eyeballs::replay(&resolution.addresses, &attempts, plan.connect_deadline());
+        reporter.finding(Finding::HappyEyeballs(replay), &mut findings);
+    }
+    RoundResult { resolution: Some(resolution), attempts, findings }
+}
+
+/// Connects to one address, then asks what its outcome calls for: nearby ports after a reset,
+/// liveness after silence (started early, beside the connect, once it has been silent a while).
+async fn probe_address(
+    plan: &CheckPlan,
+    ip: IpAddr,
+    reporter: &Reporter,
+) -> (Attempt, Vec<Finding>) {
+    let address = SocketAddr::new(ip, plan.target.port);
+    let extra_deadline = plan.extra_probe_deadline();
+    reporter.send(Step::AttemptStarted { address });
+    let connect = probe::connect::connect_and_keep(address, plan.connect_deadline());
+    tokio::pin!(connect);
+    let early_liveness = async {
+        tokio::time::sleep(LIVENESS_AFTER).await;
+        liveness::liveness(ip, address.port(), extra_deadline).await
+    };
+    let ((attempt, stream), early) = tokio::select! {
+        result = &mut connect => (result, None),
+        found = early_liveness => (connect.await, Some(found)),
+    };
+    reporter.send(Step::AttemptFinished { attempt: attempt.clone() });
+    drop(stream);
+    let mut findings = Vec::new();
+    match attempt.state {
+        ConnectState::Refused if attempt.icmp.is_none() => {
+            let open = nearby::nearby_ports(ip, address.port(), extra_deadline).await;
+            reporter.finding(Finding::NearbyPorts(open), &mut findings);
+        }
+        ConnectState::Timeout => {
+            let found = match early {
+                Some(found) => found,
+                None => liveness::liveness(ip, address.port(), extra_deadline).await,
+            };
+            reporter.finding(Finding::Liveness(found), &mut findings);
+        }
+        _ => {}
+    }
+    (attempt, findings)
 }
 
 #[cfg(test)]
@@ -132,12 +290,53 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (kinds, report) = steps_of(&plan(&format!("127.0.0.1:{port}"))).await;
+        // 127.0.0.1 is this host, so its own listeners on the port are reported too.
         assert_eq!(
             kinds,
-            ["started", "resolved", "attempt_started", "attempt_finished", "verdict", "done"]
+            [
+                "started",
+                "resolved",
+                "attempt_started",
+                "attempt_finished",
+                "finding",
+                "verdict",
+                "done"
+            ]
         );
+        let Some(Finding::LocalListeners(found)) = report.findings.first() else {
+            panic!("expected local listeners, got {:?}", report.findings);
+        };
+        assert_eq!(found.listeners[0].pid, Some(std::process::id()));
         assert_eq!(report.verdict.unwrap().cause, Cause::Reachable);
         assert_eq!(report.outcome, Some(Outcome::Completed));
+    }
+
+    #[tokio::test]
+    async fn a_closed_local_port_reports_nearby_ports_and_the_closed_cause() {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let (kinds, report) = steps_of(&plan(&format!("127.0.0.1:{port}"))).await;
+        assert!(kinds.contains(&"finding"));
+        assert!(report.findings.iter().any(|f| matches!(f, Finding::NearbyPorts(_))));
+        assert_eq!(report.verdict.unwrap().cause, Cause::PortClosed);
+    }
+
+    #[tokio::test]
+    async fn retries_run_every_round_and_say_the_failure_is_persistent() {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let mut request = CheckRequest::new(format!("127.0.0.1:{port}"));
+        request.retries = Some(2);
+        request.retry_delay_ms = Some(10);
+        let (kinds, report) = steps_of(&CheckPlan::from_request(&request).unwrap()).await;
+        assert_eq!(kinds.iter().filter(|k| **k == "round_finished").count(), 3);
+        assert_eq!(report.rounds.len(), 3);
+        let verdict = report.verdict.unwrap();
+        assert_eq!(verdict.pattern, Some(whyrefused_shared::Pattern::Persistent));
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@
 pub mod check;
 pub mod cli;
 pub mod clock;
+pub mod happy_eyeballs;
 pub mod logging;
 pub mod probe;
 pub mod server;

@@ -1,204 +1,725 @@
-//! The first verdict: from a resolution and the connect attempts, name the cause in plain words.
+//! The verdict: from everything a round of probes found, name the part at fault, with the
+//! evidence that supports it and what to do about it.
 //!
-//! The rules, in order: a failed resolution names the DNS problem; every address open is
-//! `reachable`; some open and some not is `partial`; none open names the most telling failure
-//! (a reset proves the host is up, so `port_closed` outranks the rest, and a timeout, which
-//! proves nothing, comes last).
+//! Each address is diagnosed on its own, from its connect attempt, the ICMP error behind it
+//! and the findings about it (liveness, nearby ports, local listeners, what followed the
+//! connect). Then the addresses are combined: all working is `reachable`, some working is
+//! `partial`, none working names the most telling failure. A failed resolution names the DNS
+//! problem before any of that.
 
-use whyrefused_shared::{Attempt, Cause, ConnectState, DnsStatus, Resolution, Verdict};
+use std::net::IpAddr;
 
+use whyrefused_shared::{
+    AfterConnect, Attempt, Cause, ConnectState, DnsRcode, DnsStatus, EarlyClose, EchoState,
+    Evidence, Family, Finding, LocalListeners, Pattern, Resolution, Round, Verdict,
+};
+
+use crate::probe::{icmp, listeners};
 use crate::target::Target;
 
-/// Concludes a check whose resolution failed or whose attempts have all finished.
-pub fn conclude(
-    target: &Target,
-    dns: &Resolution,
-    attempts: &[Attempt],
-    timeout_ms: u32,
-) -> Verdict {
+/// What one round of probing found.
+#[derive(Debug, Clone, Default)]
+pub struct RoundResult {
+    /// The system resolver's answer (absent only when the round never ran).
+    pub resolution: Option<Resolution>,
+    /// One finished attempt per address.
+    pub attempts: Vec<Attempt>,
+    /// The extra probes' findings.
+    pub findings: Vec<Finding>,
+}
+
+/// Concludes one round.
+pub fn conclude(target: &Target, round: &RoundResult, timeout_ms: u32) -> Verdict {
+    let Some(dns) = round.resolution.as_ref() else {
+        return verdict(Cause::ConnectError, "The check did not run.".into(), vec![], vec![]);
+    };
     if dns.status != DnsStatus::Ok {
-        return dns_verdict(target, dns);
+        return dns_verdict(target, dns, &round.findings);
     }
-    let (open, failed): (Vec<&Attempt>, Vec<&Attempt>) =
-        attempts.iter().partition(|attempt| attempt.state == ConnectState::Open);
-    match (open.is_empty(), failed.is_empty()) {
-        (false, true) => reachable(target, &open),
-        (false, false) => partial(target, &open, &failed),
-        (true, _) => failure(target, &failed, timeout_ms),
+    let context = Context { target, findings: &round.findings, timeout_ms };
+    let diagnoses: Vec<AddressDiagnosis> =
+        round.attempts.iter().map(|attempt| context.diagnose(attempt)).collect();
+    let mut verdict = combine(target, diagnoses);
+    verdict.evidence.insert(0, resolution_evidence(dns));
+    verdict
+}
+
+/// The verdict over retried rounds: the same cause every time is persistent; anything else is
+/// intermittent, named by its most frequent failure, with the timeline as evidence.
+pub fn across_rounds(rounds: &[Round], mut verdicts: Vec<Verdict>) -> Verdict {
+    let timeline: Vec<Evidence> = rounds
+        .iter()
+        .map(|round| {
+            evidence(
+                format!("round {} at {}", round.round, round.at.0),
+                round.cause.as_str(),
+                Some(round.elapsed_us),
+            )
+        })
+        .collect();
+    let persistent = rounds.windows(2).all(|pair| pair[0].cause == pair[1].cause);
+    let failures: Vec<&Round> = rounds.iter().filter(|r| !r.cause.is_reachable()).collect();
+    let most_frequent = failures
+        .iter()
+        .map(|r| r.cause)
+        .max_by_key(|cause| failures.iter().filter(|r| r.cause == *cause).count());
+    // The latest verdict of the cause that matters carries its evidence and suggestions.
+    let chosen = match (persistent, most_frequent) {
+        (false, Some(cause)) => verdicts.iter().rposition(|v| v.cause == cause),
+        _ => None,
+    }
+    .unwrap_or(verdicts.len().saturating_sub(1));
+    let Some(mut verdict) = (!verdicts.is_empty()).then(|| verdicts.swap_remove(chosen)) else {
+        return self::verdict(Cause::ConnectError, "No round ran.".into(), vec![], timeline);
+    };
+    if persistent {
+        verdict.pattern = Some(Pattern::Persistent);
+        verdict.summary = format!("{} (The same in all {} rounds.)", verdict.summary, rounds.len());
+    } else {
+        verdict.pattern = Some(Pattern::Intermittent);
+        verdict.summary = format!(
+            "Intermittent: {} of {} rounds failed, mostly as {}. {}",
+            failures.len(),
+            rounds.len(),
+            verdict.cause.as_str(),
+            verdict.summary
+        );
+        verdict.suggestions.insert(
+            0,
+            "The failure comes and goes: look for a flapping service, an overloaded server or              firewall, or a load balancer with an unhealthy member."
+                .into(),
+        );
+    }
+    verdict.evidence.extend(timeline);
+    verdict
+}
+
+/// One address's diagnosis.
+#[derive(Debug, Clone)]
+struct AddressDiagnosis {
+    address: IpAddr,
+    cause: Cause,
+    summary: String,
+    suggestions: Vec<String>,
+    evidence: Vec<Evidence>,
+}
+
+/// What every address's diagnosis may consult.
+struct Context<'a> {
+    target: &'a Target,
+    findings: &'a [Finding],
+    timeout_ms: u32,
+}
+
+fn verdict(
+    cause: Cause,
+    summary: String,
+    suggestions: Vec<String>,
+    evidence: Vec<Evidence>,
+) -> Verdict {
+    Verdict { cause, summary, suggestions, evidence, pattern: None }
+}
+
+fn evidence(
+    probe: impl Into<String>,
+    result: impl Into<String>,
+    elapsed_us: Option<u64>,
+) -> Evidence {
+    Evidence { probe: probe.into(), result: result.into(), elapsed_us }
+}
+
+fn resolution_evidence(dns: &Resolution) -> Evidence {
+    let list: Vec<String> = dns.addresses.iter().map(IpAddr::to_string).collect();
+    let how = match dns.method {
+        whyrefused_shared::ResolveMethod::Literal => {
+            "an IP address, nothing to look up".to_string()
+        }
+        whyrefused_shared::ResolveMethod::System => format!("{} → {}", dns.host, list.join(", ")),
+    };
+    evidence("dns (system resolver)", how, Some(dns.elapsed_us))
+}
+
+impl Context<'_> {
+    fn endpoint(&self, address: &IpAddr) -> String {
+        let host = self.target.host.display();
+        let port = self.target.port;
+        if host == address.to_string() {
+            format!("port {port} of {host}")
+        } else {
+            format!("port {port} of {host} ({address})")
+        }
+    }
+
+    fn diagnose(&self, attempt: &Attempt) -> AddressDiagnosis {
+        let mut connect_result = attempt.state.as_str().to_string();
+        if let Some(errno) = &attempt.errno {
+            connect_result = format!("{connect_result} ({})", errno.name);
+        }
+        let mut diagnosis = AddressDiagnosis {
+            address: attempt.address,
+            cause: Cause::ConnectError,
+            summary: String::new(),
+            suggestions: Vec::new(),
+            evidence: vec![evidence(
+                format!("connect {}", attempt.socket_addr()),
+                connect_result,
+                Some(attempt.elapsed_us),
+            )],
+        };
+        if let Some(error) = &attempt.icmp {
+            let sender = self.describe_sender(error.from, attempt.address, error.from_local);
+            diagnosis.evidence.push(evidence(
+                "icmp",
+                format!(
+                    "{} (type {}, code {}) from {} ({sender})",
+                    error.meaning, error.icmp_type, error.code, error.from
+                ),
+                None,
+            ));
+        }
+        match attempt.state {
+            ConnectState::Open => self.opened(attempt, &mut diagnosis),
+            ConnectState::Refused => self.refused(attempt, &mut diagnosis),
+            ConnectState::Timeout => self.silent(attempt, &mut diagnosis),
+            ConnectState::HostUnreachable => self.host_unreachable(attempt, &mut diagnosis),
+            ConnectState::NetworkUnreachable => self.network_unreachable(attempt, &mut diagnosis),
+            ConnectState::PermissionDenied => {
+                diagnosis.cause = Cause::LocalFirewall;
+                diagnosis.summary = format!(
+                    "This host's own firewall blocked the connection to {} before it left \
+                     (EPERM: an OUTPUT rule drops it).",
+                    self.endpoint(&attempt.address)
+                );
+                diagnosis.suggestions.push(LOCAL_FIREWALL_FIX.into());
+            }
+            ConnectState::Reset => {
+                diagnosis.cause = Cause::ConnectionReset;
+                diagnosis.summary = format!(
+                    "The connection to {} was reset during the handshake.",
+                    self.endpoint(&attempt.address)
+                );
+                diagnosis.suggestions.push(
+                    "A firewall or load balancer in front of the service may be resetting connections.".into(),
+                );
+            }
+            ConnectState::Error => {
+                let errno = attempt.errno.as_ref().map_or("an unknown error", |e| e.name.as_str());
+                diagnosis.summary = format!(
+                    "Connecting to {} failed with {errno}.",
+                    self.endpoint(&attempt.address)
+                );
+            }
+        }
+        diagnosis
+    }
+
+    fn describe_sender(&self, from: IpAddr, target: IpAddr, from_local: bool) -> &'static str {
+        if from == target {
+            "the target itself"
+        } else if from_local {
+            "this host"
+        } else {
+            "a router or firewall on the way"
+        }
+    }
+
+    fn opened(&self, attempt: &Attempt, diagnosis: &mut AddressDiagnosis) {
+        let endpoint = self.endpoint(&attempt.address);
+        diagnosis.cause = Cause::Reachable;
+        diagnosis.summary = format!("{endpoint} accepts connections.");
+        let Some(after) = self.after_connect(attempt) else { return };
+        diagnosis.evidence.extend(after_connect_evidence(after));
+        if let Some(close) = after.early_close {
+            let how = match close {
+                EarlyClose::Closed => "closed it",
+                EarlyClose::Reset => "reset it",
+            };
+            diagnosis.cause = Cause::ServerClosed;
+            diagnosis.summary = format!(
+                "{endpoint} accepted the connection, then the server {how} at once: the server \
+                 program is failing or refusing this client."
+            );
+            diagnosis.suggestions.push(
+                "Check the server's logs: it may be crashing, out of connections, or rejecting this client's address.".into(),
+            );
+        } else if let Some(tls) = after.tls.as_ref().filter(|tls| !tls.ok) {
+            diagnosis.cause = Cause::TlsError;
+            let why = tls.error.as_deref().unwrap_or("the certificate was not accepted");
+            diagnosis.summary =
+                format!("{endpoint} accepts connections, but the TLS handshake failed: {why}.");
+            if let Some(certificate) = &tls.certificate {
+                if !certificate.name_matches {
+                    diagnosis.suggestions.push(format!(
+                        "The certificate is for {}, not {}: use a name it covers, or fix the certificate.",
+                        certificate.subject_alt_names.join(", "),
+                        self.target.host.display()
+                    ));
+                }
+                if certificate.expired {
+                    diagnosis.suggestions.push(format!(
+                        "The certificate expired on {}: renew it.",
+                        certificate.not_after
+                    ));
+                }
+            }
+        } else if let Some(http) = after.http.as_ref().filter(|http| http.failed) {
+            diagnosis.cause = Cause::HttpError;
+            let why = http.detail.as_deref().unwrap_or("no valid response");
+            diagnosis.summary =
+                format!("{endpoint} accepts connections, but the HTTP request failed: {why}.");
+        }
+    }
+
+    fn refused(&self, attempt: &Attempt, diagnosis: &mut AddressDiagnosis) {
+        let endpoint = self.endpoint(&attempt.address);
+        let family = Family::of(&attempt.address);
+        if let Some(error) = attempt.icmp.as_ref().filter(|e| icmp::is_rejection(e, family)) {
+            return self.rejected(attempt, error, diagnosis);
+        }
+        if let Some((listeners, elsewhere)) = self.listeners_elsewhere(attempt.address) {
+            diagnosis.cause = Cause::LoopbackOnly;
+            let bound: Vec<String> = elsewhere.iter().map(|l| l.address.to_string()).collect();
+            diagnosis.summary = format!(
+                "The service on port {} listens on {} only, so connections to {} are refused.",
+                listeners.port,
+                bound.join(", "),
+                attempt.address
+            );
+            diagnosis.evidence.push(listeners_evidence(listeners));
+            diagnosis.suggestions.extend(bind_suggestions(&elsewhere, listeners.port));
+            return;
+        }
+        diagnosis.cause = Cause::PortClosed;
+        diagnosis.summary =
+            format!("Nothing listens on {endpoint}: the host is up and answered with a reset.");
+        diagnosis.evidence.push(evidence(
+            "note",
+            "a firewall rejecting with a TCP reset looks exactly like a closed port from here",
+            None,
+        ));
+        if let Some(listeners) = self.local_listeners() {
+            diagnosis.evidence.push(listeners_evidence(listeners));
+        }
+        match self.nearby(attempt.address) {
+            Some(open) if !open.is_empty() => {
+                diagnosis.evidence.push(evidence(
+                    "nearby ports",
+                    format!("open: {}", join_ports(open)),
+                    None,
+                ));
+                for port in open.iter().take(3) {
+                    diagnosis
+                        .suggestions
+                        .push(format!("Port {port} on that host is open: did you mean {port}?"));
+                }
+            }
+            Some(_) => diagnosis.evidence.push(evidence(
+                "nearby ports",
+                "none of the nearby ports is open",
+                None,
+            )),
+            None => {}
+        }
+        diagnosis
+            .suggestions
+            .push("Check that the service is running and listening on this port.".into());
+    }
+
+    fn rejected(
+        &self,
+        attempt: &Attempt,
+        error: &whyrefused_shared::IcmpError,
+        diagnosis: &mut AddressDiagnosis,
+    ) {
+        let endpoint = self.endpoint(&attempt.address);
+        if error.from_local && !icmp::is_local_address(&attempt.address) {
+            diagnosis.cause = Cause::LocalFirewall;
+            diagnosis.summary = format!(
+                "This host's own firewall rejected the connection to {endpoint} ({} from {}).",
+                error.meaning, error.from
+            );
+            diagnosis.suggestions.push(LOCAL_FIREWALL_FIX.into());
+        } else {
+            let at = if error.from == attempt.address {
+                "the host's own firewall"
+            } else {
+                "a firewall on the way"
+            };
+            diagnosis.cause = Cause::FirewallReject;
+            diagnosis.summary = format!(
+                "A firewall rejected the connection to {endpoint}: {} from {} ({at}).",
+                error.meaning, error.from
+            );
+            diagnosis.suggestions.push(format!(
+                "Allow TCP port {} from this host in the firewall at {} (a REJECT rule answers for it).",
+                self.target.port, error.from
+            ));
+        }
+    }
+
+    fn silent(&self, attempt: &Attempt, diagnosis: &mut AddressDiagnosis) {
+        let endpoint = self.endpoint(&attempt.address);
+        let timeout_ms = self.timeout_ms;
+        let liveness = self.liveness(attempt.address);
+        if let Some(liveness) = liveness {
+            diagnosis.evidence.extend(liveness_evidence(liveness));
+        }
+        if liveness.is_some_and(|l| l.host_up) {
+            diagnosis.cause = Cause::Filtered;
+            diagnosis.summary = format!(
+                "No answer on {endpoint} within {timeout_ms} ms, while the host is up: a firewall \
+                 drops connections to this port."
+            );
+            diagnosis.suggestions.push(format!(
+                "Allow TCP port {} in the firewalls between here and the host (security groups, iptables, nftables).",
+                self.target.port
+            ));
+        } else {
+            diagnosis.cause = Cause::NoResponse;
+            diagnosis.summary = format!(
+                "No answer at all from {} within {timeout_ms} ms, on this port or any other: the host \
+                 is down, or a firewall drops everything.",
+                attempt.address
+            );
+            if liveness.is_some_and(|l| l.echo == EchoState::Unavailable) {
+                diagnosis.evidence.push(evidence(
+                    "note",
+                    "no ICMP echo could be sent, so a silent host and a firewall that drops everything cannot be told apart",
+                    None,
+                ));
+            }
+            diagnosis
+                .suggestions
+                .push("Check that the host is up and the address is right.".into());
+            diagnosis.suggestions.push("Check the firewalls between here and the host.".into());
+        }
+    }
+
+    fn host_unreachable(&self, attempt: &Attempt, diagnosis: &mut AddressDiagnosis) {
+        let family = Family::of(&attempt.address);
+        if let Some(error) = attempt.icmp.as_ref().filter(|e| icmp::is_rejection(e, family)) {
+            return self.rejected(attempt, error, diagnosis);
+        }
+        diagnosis.cause = Cause::HostUnreachable;
+        diagnosis.summary = match &attempt.icmp {
+            Some(error) if error.from_local => format!(
+                "{} does not answer on the local network (no ARP or neighbour reply): the host is \
+                 down or the address is wrong.",
+                attempt.address
+            ),
+            Some(error) => {
+                format!("The router {} reports {} unreachable.", error.from, attempt.address)
+            }
+            None => format!("{} could not be reached (EHOSTUNREACH).", attempt.address),
+        };
+        diagnosis.suggestions.push("Check that the host is up and its address is right.".into());
+    }
+
+    fn network_unreachable(&self, attempt: &Attempt, diagnosis: &mut AddressDiagnosis) {
+        diagnosis.cause = Cause::NetworkUnreachable;
+        diagnosis.summary = match attempt.icmp.as_ref().filter(|e| !e.from_local) {
+            Some(error) => {
+                format!("The router {} has no route to {}'s network.", error.from, attempt.address)
+            }
+            None => format!("This host has no route to {}'s network.", attempt.address),
+        };
+        diagnosis.suggestions.push("Check the routes (ip route) and the default gateway.".into());
+    }
+
+    fn after_connect(&self, attempt: &Attempt) -> Option<&AfterConnect> {
+        self.findings.iter().find_map(|finding| match finding {
+            Finding::AfterConnect(after) if after.address == attempt.socket_addr() => {
+                Some(after.as_ref())
+            }
+            _ => None,
+        })
+    }
+
+    fn liveness(&self, address: IpAddr) -> Option<&whyrefused_shared::Liveness> {
+        self.findings.iter().find_map(|finding| match finding {
+            Finding::Liveness(liveness) if liveness.address == address => Some(liveness),
+            _ => None,
+        })
+    }
+
+    fn nearby(&self, address: IpAddr) -> Option<&[u16]> {
+        self.findings.iter().find_map(|finding| match finding {
+            Finding::NearbyPorts(nearby) if nearby.address == address => {
+                Some(nearby.open.as_slice())
+            }
+            _ => None,
+        })
+    }
+
+    fn local_listeners(&self) -> Option<&LocalListeners> {
+        self.findings.iter().find_map(|finding| match finding {
+            Finding::LocalListeners(listeners) => Some(listeners),
+            _ => None,
+        })
+    }
+
+    /// The local listeners on the port, when there are some and none takes `address`.
+    fn listeners_elsewhere(
+        &self,
+        address: IpAddr,
+    ) -> Option<(&LocalListeners, Vec<&whyrefused_shared::Listener>)> {
+        let found = self.local_listeners()?;
+        let takes = found.listeners.iter().any(|l| listeners::accepts(&l.address, &address));
+        (!found.listeners.is_empty() && !takes).then(|| (found, found.listeners.iter().collect()))
     }
 }
 
-fn endpoint(target: &Target) -> String {
-    format!("{}:{}", target.host.display(), target.port)
+const LOCAL_FIREWALL_FIX: &str =
+    "Check this host's OUTPUT firewall rules (iptables -S OUTPUT, nft list ruleset).";
+
+fn join_ports(ports: &[u16]) -> String {
+    ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
 }
 
-fn addresses(attempts: &[&Attempt]) -> String {
-    let list: Vec<String> = attempts.iter().map(|a| a.address.to_string()).collect();
-    list.join(", ")
+fn listeners_evidence(found: &LocalListeners) -> Evidence {
+    let described: Vec<String> = found
+        .listeners
+        .iter()
+        .map(|l| match (&l.process, l.pid) {
+            (Some(name), Some(pid)) => format!("{} (pid {pid}, {name})", l.address),
+            _ => l.address.to_string(),
+        })
+        .collect();
+    let result = if described.is_empty() {
+        format!("nothing on this host listens on port {}", found.port)
+    } else {
+        format!("listening: {}", described.join(", "))
+    };
+    evidence("local listeners", result, None)
 }
 
-fn verdict(cause: Cause, summary: String, suggestions: &[&str]) -> Verdict {
-    Verdict {
-        cause,
-        summary,
-        suggestions: suggestions.iter().map(|s| s.to_string()).collect(),
-        evidence: Vec::new(),
-        pattern: None,
+/// How to make a service listen beyond loopback, in its own configuration's words.
+fn bind_suggestions(listeners: &[&whyrefused_shared::Listener], port: u16) -> Vec<String> {
+    let process = listeners.iter().find_map(|l| l.process.as_deref()).unwrap_or("");
+    let setting = match process {
+        p if p.starts_with("postgres") => "listen_addresses = '*' in postgresql.conf",
+        p if p.starts_with("mysqld") || p.starts_with("mariadbd") => {
+            "bind-address = 0.0.0.0 in my.cnf"
+        }
+        p if p.starts_with("redis") => "bind 0.0.0.0 in redis.conf (and set a password)",
+        p if p.starts_with("mongod") => "net.bindIp: 0.0.0.0 in mongod.conf",
+        _ => "its listen or bind address",
+    };
+    let mut suggestions =
+        vec![format!("Make the service listen on 0.0.0.0 or this host's address: set {setting}.")];
+    if let Some(owner) = listeners.iter().find(|l| l.pid.is_some()) {
+        suggestions.push(format!(
+            "pid {} ({}) owns {}:{port}.",
+            owner.pid.unwrap_or_default(),
+            owner.process.as_deref().unwrap_or("?"),
+            owner.address.ip()
+        ));
+    }
+    suggestions
+}
+
+fn liveness_evidence(liveness: &whyrefused_shared::Liveness) -> Vec<Evidence> {
+    let mut found: Vec<Evidence> = liveness
+        .ports
+        .iter()
+        .map(|probe| {
+            let meaning = match probe.state {
+                ConnectState::Open | ConnectState::Refused => " (the host is up)",
+                _ => "",
+            };
+            evidence(
+                format!("liveness port {}", probe.port),
+                format!("{}{meaning}", probe.state.as_str()),
+                Some(probe.elapsed_us),
+            )
+        })
+        .collect();
+    let echo = match liveness.echo {
+        EchoState::Replied => "reply (the host is up)".to_string(),
+        EchoState::NoReply => "no reply".to_string(),
+        EchoState::Unavailable => {
+            format!("not sent: {}", liveness.echo_detail.as_deref().unwrap_or("no permission"))
+        }
+    };
+    found.push(evidence("icmp echo", echo, liveness.echo_rtt_us));
+    found
+}
+
+fn after_connect_evidence(after: &AfterConnect) -> Vec<Evidence> {
+    let mut found = Vec::new();
+    if let Some(close) = after.early_close {
+        found.push(evidence(
+            "after connect",
+            format!("the server {close:?} the connection at once").to_lowercase(),
+            None,
+        ));
+    }
+    if let Some(banner) = &after.banner {
+        found.push(evidence("banner", banner.clone(), None));
+    }
+    if let Some(tls) = &after.tls {
+        let result = match (&tls.error, &tls.version) {
+            (Some(error), _) => format!("failed: {error}"),
+            (None, Some(version)) => format!("{version}, certificate accepted"),
+            (None, None) => "completed".to_string(),
+        };
+        found.push(evidence("tls", result, Some(tls.elapsed_us)));
+    }
+    if let Some(http) = &after.http {
+        let result = match http.status {
+            Some(status) => {
+                format!("HTTP {status} {}", http.detail.as_deref().unwrap_or("")).trim().to_string()
+            }
+            None => format!("failed: {}", http.detail.as_deref().unwrap_or("no response")),
+        };
+        found.push(evidence("http", result, http.first_byte_us));
+    }
+    found
+}
+
+/// The failure causes, most telling first: when addresses fail differently, the verdict names
+/// the one that says most about what to fix.
+const PRECEDENCE: [Cause; 13] = [
+    Cause::LocalFirewall,
+    Cause::LoopbackOnly,
+    Cause::FirewallReject,
+    Cause::PortClosed,
+    Cause::ServerClosed,
+    Cause::TlsError,
+    Cause::HttpError,
+    Cause::ConnectionReset,
+    Cause::HostUnreachable,
+    Cause::NetworkUnreachable,
+    Cause::Filtered,
+    Cause::NoResponse,
+    Cause::ConnectError,
+];
+
+fn combine(target: &Target, diagnoses: Vec<AddressDiagnosis>) -> Verdict {
+    let evidence: Vec<Evidence> = diagnoses.iter().flat_map(|d| d.evidence.clone()).collect();
+    let mut suggestions: Vec<String> = Vec::new();
+    for suggestion in diagnoses.iter().flat_map(|d| &d.suggestions) {
+        if !suggestions.contains(suggestion) {
+            suggestions.push(suggestion.clone());
+        }
+    }
+    let (working, failing): (Vec<&AddressDiagnosis>, Vec<&AddressDiagnosis>) =
+        diagnoses.iter().partition(|d| d.cause == Cause::Reachable);
+    let endpoint = format!("{}:{}", target.host.display(), target.port);
+    match (working.as_slice(), failing.as_slice()) {
+        ([], []) => verdict(
+            Cause::ConnectError,
+            format!("No connection to {endpoint} was attempted."),
+            suggestions,
+            evidence,
+        ),
+        ([only], []) => verdict(Cause::Reachable, only.summary.clone(), suggestions, evidence),
+        (all, []) => verdict(
+            Cause::Reachable,
+            format!("{endpoint} accepts connections on all {} addresses.", all.len()),
+            suggestions,
+            evidence,
+        ),
+        (_, _) if !working.is_empty() => {
+            let works: Vec<String> = working.iter().map(|d| d.address.to_string()).collect();
+            let worst = most_telling(&failing);
+            suggestions.insert(
+                0,
+                "Programs that try a failing address first will stall or fail: fix that address, or remove its DNS record.".into(),
+            );
+            verdict(
+                Cause::Partial,
+                format!(
+                    "{endpoint} works on {} but not on {}: {}",
+                    works.join(", "),
+                    worst.address,
+                    worst.summary
+                ),
+                suggestions,
+                evidence,
+            )
+        }
+        (_, _) => {
+            let worst = most_telling(&failing);
+            let others = failing.iter().filter(|d| d.cause != worst.cause).count();
+            let summary = if others == 0 || failing.len() == 1 {
+                worst.summary.clone()
+            } else {
+                format!("{} ({others} other address(es) failed differently.)", worst.summary)
+            };
+            verdict(worst.cause, summary, suggestions, evidence)
+        }
     }
 }
 
-fn dns_verdict(target: &Target, dns: &Resolution) -> Verdict {
+fn most_telling<'a>(failing: &[&'a AddressDiagnosis]) -> &'a AddressDiagnosis {
+    let rank =
+        |cause: Cause| PRECEDENCE.iter().position(|c| *c == cause).unwrap_or(PRECEDENCE.len());
+    failing.iter().copied().min_by_key(|d| rank(d.cause)).expect("at least one failing address")
+}
+
+fn dns_verdict(target: &Target, dns: &Resolution, findings: &[Finding]) -> Verdict {
     let name = target.host.display();
     let detail = dns.detail.as_deref().unwrap_or("no details");
-    match dns.status {
-        DnsStatus::Nxdomain => verdict(
+    let mut evidence_list = vec![evidence(
+        "dns (system resolver)",
+        format!("{:?}: {detail}", dns.status).to_lowercase(),
+        Some(dns.elapsed_us),
+    )];
+    if let Some(Finding::DnsDetail(detail)) =
+        findings.iter().find(|f| matches!(f, Finding::DnsDetail(_)))
+    {
+        for answer in &detail.answers {
+            let result = match answer.rcode {
+                DnsRcode::NoError if answer.addresses.is_empty() => {
+                    "no records of that type (NODATA)".to_string()
+                }
+                rcode => format!("{rcode:?}").to_uppercase(),
+            };
+            evidence_list.push(evidence(
+                format!("dns {} {}", answer.server, answer.record),
+                result,
+                Some(answer.elapsed_us),
+            ));
+        }
+    }
+    let (cause, summary, suggestions): (Cause, String, &[&str]) = match dns.status {
+        DnsStatus::Nxdomain => (
             Cause::DnsNxdomain,
-            format!("The name {name} does not exist: the resolver found no such name ({detail})."),
+            format!("The name {name} does not exist: the resolver found no such name."),
             &[
                 "Check the spelling of the host name and its domain.",
                 "If you used a short name, check the search domains in /etc/resolv.conf.",
             ],
         ),
-        DnsStatus::NoAddress => verdict(
+        DnsStatus::NoAddress => (
             Cause::DnsNoAddress,
             format!("The name {name} exists but has no address (A or AAAA) records."),
             &["Add an A or AAAA record for it, or use the name that carries the addresses."],
         ),
-        DnsStatus::Timeout => verdict(
+        DnsStatus::Timeout => (
             Cause::DnsError,
             format!("The resolver did not answer for {name}: {detail}."),
             &["Check that the nameservers in /etc/resolv.conf are reachable and running."],
         ),
-        DnsStatus::Error | DnsStatus::Ok => verdict(
+        DnsStatus::Error | DnsStatus::Ok => (
             Cause::DnsError,
             format!("The resolver failed to look up {name}: {detail}."),
             &["Check the nameservers in /etc/resolv.conf, and try again in a moment."],
         ),
-    }
-}
-
-fn reachable(target: &Target, open: &[&Attempt]) -> Verdict {
-    let summary = match open {
-        [only] => format!("{} accepts connections (on {}).", endpoint(target), only.address),
-        _ => format!("{} accepts connections on all {} addresses.", endpoint(target), open.len()),
     };
-    verdict(Cause::Reachable, summary, &[])
-}
-
-fn partial(target: &Target, open: &[&Attempt], failed: &[&Attempt]) -> Verdict {
-    let failures: Vec<String> =
-        failed.iter().map(|a| format!("{} ({})", a.address, a.state.as_str())).collect();
-    verdict(
-        Cause::Partial,
-        format!(
-            "{} opens on {} but fails on {}.",
-            endpoint(target),
-            addresses(open),
-            failures.join(", ")
-        ),
-        &["Programs that try a failing address first will stall or fail: fix that address, \
-             or remove its DNS record."],
-    )
-}
-
-/// The states that say the most about a failure, most telling first.
-const PRECEDENCE: [ConnectState; 7] = [
-    ConnectState::Refused,
-    ConnectState::Reset,
-    ConnectState::PermissionDenied,
-    ConnectState::HostUnreachable,
-    ConnectState::NetworkUnreachable,
-    ConnectState::Timeout,
-    ConnectState::Error,
-];
-
-fn failure(target: &Target, failed: &[&Attempt], timeout_ms: u32) -> Verdict {
-    let Some(state) = PRECEDENCE.into_iter().find(|s| failed.iter().any(|a| a.state == *s)) else {
-        return verdict(
-            Cause::ConnectError,
-            format!("No connection to {} was attempted.", endpoint(target)),
-            &[],
-        );
-    };
-    let with_state: Vec<&Attempt> = failed.iter().copied().filter(|a| a.state == state).collect();
-    let place = match (with_state.len(), failed.len()) {
-        (n, total) if n == total => addresses(&with_state),
-        (n, total) => format!("{} ({n} of {total} addresses)", addresses(&with_state)),
-    };
-    // "127.0.0.1 (127.0.0.1)" says nothing twice: name the host alone when it is the address.
-    let host = target.host.display();
-    let at = if place == host { host.clone() } else { format!("{host} ({place})") };
-    let port = target.port;
-    match state {
-        ConnectState::Refused => verdict(
-            Cause::PortClosed,
-            format!(
-                "Nothing listens on port {port} of {at}: the host is up and answered with a reset."
-            ),
-            &[
-                "Check that the service is running and listening on this port.",
-                "Check the port number: the service may listen on another one.",
-            ],
-        ),
-        ConnectState::Reset => verdict(
-            Cause::ConnectionReset,
-            format!("The connection to port {port} of {at} was reset during the handshake."),
-            &["A firewall or load balancer in front of the service may be resetting connections."],
-        ),
-        ConnectState::PermissionDenied => verdict(
-            Cause::LocalFirewall,
-            format!(
-                "This host's own firewall refused to send the connection to port {port} of {at}."
-            ),
-            &[
-                "Check the OUTPUT rules of this host's firewall (iptables -L OUTPUT, nft list ruleset).",
-            ],
-        ),
-        ConnectState::HostUnreachable => verdict(
-            Cause::HostUnreachable,
-            format!(
-                "{at} could not be reached: no answer from the host on its network, or a router \
-                 reported it unreachable."
-            ),
-            &["Check that the host is up and its address is right."],
-        ),
-        ConnectState::NetworkUnreachable => verdict(
-            Cause::NetworkUnreachable,
-            format!("There is no route from this host to the network of {place}."),
-            &["Check this host's routes (ip route) and its default gateway."],
-        ),
-        ConnectState::Timeout => verdict(
-            Cause::Filtered,
-            format!(
-                "No answer from port {port} of {at} within {timeout_ms} ms: a firewall is dropping \
-                 the connection, or the host is down."
-            ),
-            &[
-                "Check the firewalls between here and the host (security groups, iptables, nftables).",
-                "Check that the host is up.",
-            ],
-        ),
-        ConnectState::Error | ConnectState::Open => {
-            let errno = with_state
-                .iter()
-                .find_map(|a| a.errno.as_ref().map(|e| e.name.clone()))
-                .unwrap_or_else(|| "an unknown error".into());
-            verdict(
-                Cause::ConnectError,
-                format!("Connecting to port {port} of {at} failed with {errno}."),
-                &[],
-            )
-        }
-    }
+    verdict(cause, summary, suggestions.iter().map(|s| s.to_string()).collect(), evidence_list)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use whyrefused_shared::{Errno, Family, ResolveMethod, Timestamp};
+    use whyrefused_shared::{
+        Errno, Listener, Liveness, NearbyPorts, PortProbe, ResolveMethod, Timestamp,
+    };
 
-    fn target() -> Target {
-        Target::parse("db.internal:5432", None).unwrap()
+    fn target(text: &str) -> Target {
+        Target::parse(text, None).unwrap()
     }
 
     fn dns(status: DnsStatus, addresses: &[&str]) -> Resolution {
@@ -228,10 +749,34 @@ mod tests {
         }
     }
 
-    fn cause(states: &[(&str, ConnectState)]) -> Verdict {
-        let addresses: Vec<&str> = states.iter().map(|(a, _)| *a).collect();
-        let attempts: Vec<Attempt> = states.iter().map(|(a, s)| attempt(a, *s)).collect();
-        conclude(&target(), &dns(DnsStatus::Ok, &addresses), &attempts, 3000)
+    fn with_icmp(mut attempt: Attempt, code: u8, from: &str, from_local: bool) -> Attempt {
+        let mut error = icmp::describe(attempt.family, 3, code, from.parse().unwrap());
+        error.from_local = from_local;
+        attempt.icmp = Some(error);
+        attempt
+    }
+
+    fn liveness(address: &str, up: bool) -> Finding {
+        Finding::Liveness(Liveness {
+            address: address.parse().unwrap(),
+            ports: vec![PortProbe {
+                port: 22,
+                state: if up { ConnectState::Refused } else { ConnectState::Timeout },
+                elapsed_us: 50,
+            }],
+            echo: if up { EchoState::Replied } else { EchoState::NoReply },
+            echo_rtt_us: up.then_some(80),
+            echo_detail: None,
+            host_up: up,
+        })
+    }
+
+    fn conclude_on(target_text: &str, attempts: Vec<Attempt>, findings: Vec<Finding>) -> Verdict {
+        let addresses: Vec<String> = attempts.iter().map(|a| a.address.to_string()).collect();
+        let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
+        let round =
+            RoundResult { resolution: Some(dns(DnsStatus::Ok, &addresses)), attempts, findings };
+        conclude(&target(target_text), &round, 3000)
     }
 
     #[test]
@@ -242,61 +787,231 @@ mod tests {
             (DnsStatus::Error, Cause::DnsError),
             (DnsStatus::Timeout, Cause::DnsError),
         ] {
-            let verdict = conclude(&target(), &dns(status, &[]), &[], 3000);
+            let round =
+                RoundResult { resolution: Some(dns(status, &[])), ..RoundResult::default() };
+            let verdict = conclude(&target("db.internal:5432"), &round, 3000);
             assert_eq!(verdict.cause, expected);
             assert!(verdict.summary.contains("db.internal"), "{}", verdict.summary);
+            assert!(!verdict.evidence.is_empty());
         }
     }
 
     #[test]
+    fn a_reset_without_icmp_is_a_closed_port_and_nearby_open_ports_are_suggested() {
+        let nearby = Finding::NearbyPorts(NearbyPorts {
+            address: "10.0.0.5".parse().unwrap(),
+            probed: 24,
+            open: vec![5433],
+        });
+        let verdict = conclude_on(
+            "10.0.0.5:5432",
+            vec![attempt("10.0.0.5", ConnectState::Refused)],
+            vec![nearby],
+        );
+        assert_eq!(verdict.cause, Cause::PortClosed);
+        assert_eq!(
+            verdict.summary,
+            "Nothing listens on port 5432 of 10.0.0.5: the host is up and answered with a reset."
+        );
+        assert!(
+            verdict
+                .suggestions
+                .iter()
+                .any(|s| s == "Port 5433 on that host is open: did you mean 5433?"),
+            "{:?}",
+            verdict.suggestions
+        );
+        assert!(
+            verdict
+                .evidence
+                .iter()
+                .any(|e| e.probe == "connect 10.0.0.5:5432" && e.elapsed_us == Some(10))
+        );
+    }
+
+    #[test]
+    fn an_icmp_port_unreachable_is_a_firewall_reject_naming_the_sender() {
+        let refused = with_icmp(attempt("10.0.0.5", ConnectState::Refused), 3, "10.0.0.5", false);
+        let verdict = conclude_on("10.0.0.5:5432", vec![refused], vec![]);
+        assert_eq!(verdict.cause, Cause::FirewallReject);
+        assert!(
+            verdict.summary.contains("port unreachable from 10.0.0.5 (the host's own firewall)"),
+            "{}",
+            verdict.summary
+        );
+        let prohibited =
+            with_icmp(attempt("10.0.0.5", ConnectState::HostUnreachable), 13, "10.0.0.1", false);
+        let verdict = conclude_on("10.0.0.5:5432", vec![prohibited], vec![]);
+        assert_eq!(verdict.cause, Cause::FirewallReject);
+        assert!(verdict.summary.contains("a firewall on the way"), "{}", verdict.summary);
+    }
+
+    #[test]
+    fn an_icmp_rejection_from_this_host_is_the_local_firewall() {
+        let refused = with_icmp(attempt("192.0.2.5", ConnectState::Refused), 3, "192.0.2.1", true);
+        assert_eq!(
+            conclude_on("192.0.2.5:5432", vec![refused], vec![]).cause,
+            Cause::LocalFirewall
+        );
+        let eperm = attempt("192.0.2.5", ConnectState::PermissionDenied);
+        assert_eq!(conclude_on("192.0.2.5:5432", vec![eperm], vec![]).cause, Cause::LocalFirewall);
+    }
+
+    #[test]
+    fn a_timeout_is_filtered_when_the_host_is_up_and_no_response_otherwise() {
+        let silent = || attempt("10.0.0.5", ConnectState::Timeout);
+        let filtered =
+            conclude_on("10.0.0.5:5432", vec![silent()], vec![liveness("10.0.0.5", true)]);
+        assert_eq!(filtered.cause, Cause::Filtered);
+        assert!(filtered.evidence.iter().any(|e| e.result.contains("the host is up")));
+        let silent_host =
+            conclude_on("10.0.0.5:5432", vec![silent()], vec![liveness("10.0.0.5", false)]);
+        assert_eq!(silent_host.cause, Cause::NoResponse);
+    }
+
+    #[test]
+    fn host_unreachable_says_who_reported_it() {
+        let local =
+            with_icmp(attempt("10.0.0.9", ConnectState::HostUnreachable), 1, "10.0.0.1", true);
+        let verdict = conclude_on("10.0.0.9:22", vec![local], vec![]);
+        assert_eq!(verdict.cause, Cause::HostUnreachable);
+        assert!(verdict.summary.contains("no ARP or neighbour reply"), "{}", verdict.summary);
+        let router =
+            with_icmp(attempt("10.9.0.9", ConnectState::HostUnreachable), 1, "10.0.0.254", false);
+        assert!(
+            conclude_on("10.9.0.9:22", vec![router], vec![]).summary.contains("router 10.0.0.254")
+        );
+    }
+
+    #[test]
+    fn a_listener_on_loopback_only_explains_the_refusal() {
+        let listeners = Finding::LocalListeners(LocalListeners {
+            port: 5432,
+            listeners: vec![Listener {
+                address: "127.0.0.1:5432".parse().unwrap(),
+                pid: Some(4321),
+                process: Some("postgres".into()),
+            }],
+        });
+        let verdict = conclude_on(
+            "10.0.0.5:5432",
+            vec![attempt("10.0.0.5", ConnectState::Refused)],
+            vec![listeners],
+        );
+        assert_eq!(verdict.cause, Cause::LoopbackOnly);
+        assert!(verdict.summary.contains("listens on 127.0.0.1:5432 only"), "{}", verdict.summary);
+        assert!(verdict.suggestions.iter().any(|s| s.contains("listen_addresses")));
+        assert!(verdict.suggestions.iter().any(|s| s.contains("pid 4321 (postgres)")));
+    }
+
+    #[test]
+    fn a_server_that_closes_at_once_is_server_closed() {
+        let after = Finding::AfterConnect(Box::new(AfterConnect {
+            address: "10.0.0.5:5432".parse().unwrap(),
+            early_close: Some(EarlyClose::Closed),
+            banner: None,
+            tls: None,
+            http: None,
+            phases: whyrefused_shared::Phases::default(),
+        }));
+        let verdict = conclude_on(
+            "10.0.0.5:5432",
+            vec![attempt("10.0.0.5", ConnectState::Open)],
+            vec![after],
+        );
+        assert_eq!(verdict.cause, Cause::ServerClosed);
+    }
+
+    #[test]
+    fn some_addresses_working_is_partial_naming_the_failing_one() {
+        let verdict = conclude_on(
+            "db.internal:5432",
+            vec![
+                attempt("10.0.0.1", ConnectState::Open),
+                attempt("2001:db8::1", ConnectState::Timeout),
+            ],
+            vec![liveness("2001:db8::1", false)],
+        );
+        assert_eq!(verdict.cause, Cause::Partial);
+        assert!(
+            verdict.summary.contains("works on 10.0.0.1 but not on 2001:db8::1"),
+            "{}",
+            verdict.summary
+        );
+    }
+
+    #[test]
     fn every_address_open_is_reachable() {
-        let verdict =
-            cause(&[("10.0.0.1", ConnectState::Open), ("2001:db8::1", ConnectState::Open)]);
+        let verdict = conclude_on(
+            "db.internal:5432",
+            vec![
+                attempt("10.0.0.1", ConnectState::Open),
+                attempt("2001:db8::1", ConnectState::Open),
+            ],
+            vec![],
+        );
         assert_eq!(verdict.cause, Cause::Reachable);
         assert!(verdict.summary.contains("all 2 addresses"));
     }
 
     #[test]
-    fn some_open_is_partial_and_names_the_failing_address() {
+    fn the_most_telling_failure_wins() {
+        let verdict = conclude_on(
+            "db.internal:5432",
+            vec![
+                attempt("2001:db8::1", ConnectState::Timeout),
+                attempt("10.0.0.1", ConnectState::Refused),
+            ],
+            vec![],
+        );
+        assert_eq!(verdict.cause, Cause::PortClosed);
+        assert!(verdict.summary.contains("failed differently"), "{}", verdict.summary);
+    }
+
+    fn round(number: u32, cause: Cause) -> Round {
+        Round { round: number, at: Timestamp(format!("t{number}")), cause, elapsed_us: 100 }
+    }
+
+    fn plain(cause: Cause) -> Verdict {
+        verdict(cause, format!("{} happened.", cause.as_str()), vec![], vec![])
+    }
+
+    #[test]
+    fn the_same_cause_every_round_is_persistent() {
+        let rounds = [round(1, Cause::PortClosed), round(2, Cause::PortClosed)];
         let verdict =
-            cause(&[("10.0.0.1", ConnectState::Open), ("2001:db8::1", ConnectState::Timeout)]);
-        assert_eq!(verdict.cause, Cause::Partial);
-        assert!(verdict.summary.contains("2001:db8::1 (timeout)"), "{}", verdict.summary);
-    }
-
-    #[test]
-    fn each_single_failure_maps_to_its_cause() {
-        for (state, expected) in [
-            (ConnectState::Refused, Cause::PortClosed),
-            (ConnectState::Timeout, Cause::Filtered),
-            (ConnectState::HostUnreachable, Cause::HostUnreachable),
-            (ConnectState::NetworkUnreachable, Cause::NetworkUnreachable),
-            (ConnectState::PermissionDenied, Cause::LocalFirewall),
-            (ConnectState::Reset, Cause::ConnectionReset),
-            (ConnectState::Error, Cause::ConnectError),
-        ] {
-            assert_eq!(cause(&[("10.0.0.1", state)]).cause, expected, "{state:?}");
-        }
-        assert!(cause(&[("10.0.0.1", ConnectState::Error)]).summary.contains("EADDRNOTAVAIL"));
-        assert!(cause(&[("10.0.0.1", ConnectState::Timeout)]).summary.contains("3000 ms"));
-    }
-
-    #[test]
-    fn an_ip_target_is_not_named_twice() {
-        let target = Target::parse("10.0.0.1:5432", None).unwrap();
-        let dns = dns(DnsStatus::Ok, &["10.0.0.1"]);
-        let verdict = conclude(&target, &dns, &[attempt("10.0.0.1", ConnectState::Refused)], 3000);
+            across_rounds(&rounds, vec![plain(Cause::PortClosed), plain(Cause::PortClosed)]);
         assert_eq!(
-            verdict.summary,
-            "Nothing listens on port 5432 of 10.0.0.1: the host is up and answered with a reset."
+            (verdict.cause, verdict.pattern),
+            (Cause::PortClosed, Some(Pattern::Persistent))
+        );
+        assert!(verdict.summary.contains("all 2 rounds"));
+        assert_eq!(verdict.evidence.iter().filter(|e| e.probe.starts_with("round ")).count(), 2);
+    }
+
+    #[test]
+    fn a_failure_that_comes_and_goes_is_intermittent_and_named() {
+        let rounds =
+            [round(1, Cause::Reachable), round(2, Cause::Filtered), round(3, Cause::Reachable)];
+        let verdicts =
+            vec![plain(Cause::Reachable), plain(Cause::Filtered), plain(Cause::Reachable)];
+        let verdict = across_rounds(&rounds, verdicts);
+        assert_eq!(
+            (verdict.cause, verdict.pattern),
+            (Cause::Filtered, Some(Pattern::Intermittent))
+        );
+        assert!(
+            verdict.summary.starts_with("Intermittent: 1 of 3 rounds failed, mostly as filtered."),
+            "{}",
+            verdict.summary
         );
     }
 
     #[test]
-    fn a_reset_outranks_a_timeout_because_it_proves_the_host_is_up() {
+    fn other_errors_name_the_errno() {
         let verdict =
-            cause(&[("2001:db8::1", ConnectState::Timeout), ("10.0.0.1", ConnectState::Refused)]);
-        assert_eq!(verdict.cause, Cause::PortClosed);
-        assert!(verdict.summary.contains("1 of 2 addresses"), "{}", verdict.summary);
+            conclude_on("10.0.0.5:5432", vec![attempt("10.0.0.5", ConnectState::Error)], vec![]);
+        assert_eq!(verdict.cause, Cause::ConnectError);
+        assert!(verdict.summary.contains("EADDRNOTAVAIL"));
     }
 }

@@ -19,12 +19,29 @@ pub struct CheckRequest {
     /// (default [`crate::DEFAULT_TIMEOUT_MS`], at most [`crate::MAX_TIMEOUT_MS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u32>,
+    /// Attempt a TLS handshake after connecting even when the scheme does not ask for one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
+    /// How many times to repeat the check after the first round (default 0, at most
+    /// [`crate::MAX_RETRIES`]), to tell a persistent failure from an intermittent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// The pause between rounds, in milliseconds (default [`crate::DEFAULT_RETRY_DELAY_MS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_delay_ms: Option<u32>,
 }
 
 impl CheckRequest {
     /// A request for `target` with default options.
     pub fn new(target: impl Into<String>) -> Self {
-        CheckRequest { target: target.into(), port: None, timeout_ms: None }
+        CheckRequest {
+            target: target.into(),
+            port: None,
+            timeout_ms: None,
+            tls: false,
+            retries: None,
+            retry_delay_ms: None,
+        }
     }
 }
 

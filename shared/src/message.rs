@@ -145,11 +145,18 @@ mod tests {
         assert!(round_trip(&hello).starts_with(r#"{"type":"hello","#));
         let check = ClientMessage::Check {
             id: RequestId(1),
-            request: CheckRequest { target: "db".into(), port: Some(5432), timeout_ms: Some(500) },
+            request: CheckRequest {
+                target: "db".into(),
+                port: Some(5432),
+                timeout_ms: Some(500),
+                tls: true,
+                retries: Some(2),
+                retry_delay_ms: Some(100),
+            },
         };
         assert_eq!(
             round_trip(&check),
-            r#"{"type":"check","id":1,"request":{"target":"db","port":5432,"timeout_ms":500}}"#
+            r#"{"type":"check","id":1,"request":{"target":"db","port":5432,"timeout_ms":500,"tls":true,"retries":2,"retry_delay_ms":100}}"#
         );
         let cancel = ClientMessage::Cancel { id: RequestId(1) };
         assert_eq!(round_trip(&cancel), r#"{"type":"cancel","id":1}"#);

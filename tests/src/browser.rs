@@ -54,11 +54,21 @@ impl Browser {
             "goog:chromeOptions": { "binary": CHROMIUM, "args": args }
         });
         let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .expect("chromedriver starts a Chromium session");
+        // A loaded machine can make the first session start time out: try a few times.
+        let mut failures = Vec::new();
+        let client = loop {
+            let attempt = ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await;
+            match attempt {
+                Ok(client) => break client,
+                Err(error) if failures.len() < 2 => failures.push(error.to_string()),
+                Err(error) => {
+                    panic!("chromedriver could not start Chromium: {error} (earlier: {failures:?})")
+                }
+            }
+        };
         Browser { driver, _profile: profile, client }
     }
 

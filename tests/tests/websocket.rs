@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use tokio_tungstenite::tungstenite::{self, Message};
 use whyrefused_shared::{
-    AgentMessage, Cause, CheckRequest, ClientMessage, ConnectState, ErrorCode, MAX_MESSAGE_BYTES,
-    Outcome, RequestId, Step,
+    AgentMessage, Cause, CheckRequest, ClientMessage, ConnectState, ErrorCode, Finding,
+    MAX_MESSAGE_BYTES, Outcome, RequestId, Step,
 };
 use whyrefused_tests::client::{open, step_names};
 use whyrefused_tests::{Agent, Client, HangingPort, closed_port, syn_sent_to};
@@ -50,11 +50,28 @@ async fn an_open_port_streams_each_step_in_order_and_is_reachable() {
 
     let (events, report) = client.check(1, CheckRequest::new(format!("127.0.0.1:{port}"))).await;
 
+    // 127.0.0.1 is the agent's own host: its listeners on the port are a finding.
     assert_eq!(
         step_names(&events),
-        ["started", "resolved", "attempt_started", "attempt_finished", "verdict", "done"]
+        [
+            "started",
+            "resolved",
+            "attempt_started",
+            "attempt_finished",
+            "finding",
+            "verdict",
+            "done"
+        ]
     );
     assert!(events.windows(2).all(|pair| pair[0].at <= pair[1].at), "timestamps never go back");
+    let Some(Finding::LocalListeners(found)) = report.findings.first() else {
+        panic!("expected the local listeners, got {:?}", report.findings);
+    };
+    assert_eq!(
+        found.listeners[0].pid,
+        Some(std::process::id()),
+        "the test process owns the listener"
+    );
     let attempt = &report.attempts[0];
     assert_eq!((attempt.state, attempt.port), (ConnectState::Open, port));
     assert!(attempt.elapsed_us > 0 && attempt.elapsed_us < 1_000_000, "{attempt:?}");

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use whyrefused_shared::{CheckReport, CheckRequest, DEFAULT_TIMEOUT_MS};
+use whyrefused_shared::{CheckReport, CheckRequest, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS};
 
 use crate::check::{self, CheckPlan};
 use crate::server::{self, AppState};
@@ -48,6 +48,15 @@ struct CheckArgs {
     /// The connect deadline for each address, in milliseconds.
     #[arg(long, default_value_t = DEFAULT_TIMEOUT_MS)]
     timeout_ms: u32,
+    /// Attempt a TLS handshake after connecting, whatever the scheme.
+    #[arg(long)]
+    tls: bool,
+    /// Repeat the check this many more times, to tell a persistent failure from an intermittent one.
+    #[arg(long, default_value_t = 0)]
+    retries: u32,
+    /// The pause between repeated rounds, in milliseconds.
+    #[arg(long, default_value_t = DEFAULT_RETRY_DELAY_MS)]
+    retry_delay_ms: u32,
     /// Print one JSON document instead of the readable report.
     #[arg(long)]
     json: bool,
@@ -100,8 +109,14 @@ async fn serve(args: ServeArgs) -> ExitCode {
 
 async fn run_check(args: CheckArgs) -> ExitCode {
     crate::logging::init("whyrefused=warn");
-    let request =
-        CheckRequest { target: args.target, port: args.port, timeout_ms: Some(args.timeout_ms) };
+    let request = CheckRequest {
+        target: args.target,
+        port: args.port,
+        timeout_ms: Some(args.timeout_ms),
+        tls: args.tls,
+        retries: Some(args.retries),
+        retry_delay_ms: Some(args.retry_delay_ms),
+    };
     let plan = match CheckPlan::from_request(&request) {
         Ok(plan) => plan,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),

@@ -66,6 +66,16 @@ pub fn render(report: &CheckReport, colors: Colors) -> String {
         for suggestion in &verdict.suggestions {
             let _ = writeln!(out, "  → {suggestion}");
         }
+        if !verdict.evidence.is_empty() {
+            let _ = writeln!(out, "\n{}", paint(colors.bold, "evidence"));
+        }
+        for item in &verdict.evidence {
+            let took = item
+                .elapsed_us
+                .map_or(String::new(), |us| format!("  {:.3} ms", us as f64 / 1000.0));
+            let _ =
+                writeln!(out, "  {:<28} {}{}", item.probe, item.result, paint(colors.dim, &took));
+        }
         out.push('\n');
     }
     if let Some(target) = &report.target {
@@ -126,7 +136,10 @@ fn dns_line(dns: &whyrefused_shared::Resolution) -> String {
 fn attempt_line(attempt: &Attempt, colors: Colors) -> String {
     let address = attempt.socket_addr().to_string();
     let state = attempt.state.as_str();
-    let errno = attempt.errno.as_ref().map_or(String::new(), |e| format!("  {}", e.name));
+    let mut errno = attempt.errno.as_ref().map_or(String::new(), |e| format!("  {}", e.name));
+    if let Some(icmp) = &attempt.icmp {
+        errno.push_str(&format!("  ICMP {} from {}", icmp.meaning, icmp.from));
+    }
     format!(
         "{address:<40} {:<6} {} {:>12}{}\n",
         attempt.family.label(),

@@ -4,10 +4,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno as OsErrno;
-use tokio::net::TcpSocket;
-use whyrefused_shared::{Attempt, ConnectState, Errno, Family};
+use std::os::fd::AsFd;
 
+use nix::errno::Errno as OsErrno;
+use tokio::net::{TcpSocket, TcpStream};
+use whyrefused_shared::{Attempt, ConnectState, Errno, Family, IcmpError};
+
+use super::icmp;
 use crate::clock;
 
 /// Connects to `address`, giving up after `deadline`, and reports how it went.
@@ -15,37 +18,69 @@ use crate::clock;
 /// A socket that opens is closed at once with zero linger (a reset instead of a FIN), so probes
 /// leave no `TIME_WAIT` behind on either side.
 pub async fn connect(address: SocketAddr, deadline: Duration) -> Attempt {
+    connect_and_keep(address, deadline).await.0
+}
+
+/// Like [`connect`], but hands back the open stream for what follows the connect.
+pub async fn connect_and_keep(
+    address: SocketAddr,
+    deadline: Duration,
+) -> (Attempt, Option<TcpStream>) {
     let started_at = clock::now();
     let start = Instant::now();
     let result = tokio::time::timeout(deadline, open(address)).await;
     let elapsed = start.elapsed();
-    let (state, errno) = match result {
-        Ok(Ok(())) => (ConnectState::Open, None),
-        Ok(Err(error)) => classify(&error),
-        Err(_deadline_passed) => (ConnectState::Timeout, None),
+    let (state, errno, icmp, stream) = match result {
+        Ok(Ok(stream)) => (ConnectState::Open, None, None, Some(stream)),
+        Ok(Err(failure)) => {
+            let (state, errno) = classify(&failure.error);
+            (state, errno, failure.icmp, None)
+        }
+        Err(_deadline_passed) => (ConnectState::Timeout, None, None, None),
     };
-    Attempt {
+    let attempt = Attempt {
         address: address.ip(),
         port: address.port(),
         family: Family::of(&address.ip()),
         state,
         errno,
-        icmp: None,
+        icmp,
         elapsed_us: clock::micros(elapsed),
         elapsed_ms: clock::millis(elapsed),
         started_at,
-    }
+    };
+    (attempt, stream)
 }
 
-async fn open(address: SocketAddr) -> io::Result<()> {
+/// A failed connect: the OS error and the ICMP error behind it, if the network sent one.
+#[derive(Debug)]
+pub struct ConnectFailure {
+    /// What `connect` returned.
+    pub error: io::Error,
+    /// The ICMP error queued on the socket (see [`icmp`]).
+    pub icmp: Option<IcmpError>,
+}
+
+/// Opens a TCP connection with zero linger and ICMP errors queued, so a failure can say which
+/// ICMP message (from whom) ended it. The open stream is returned for post-connect probes;
+/// dropping it resets the connection.
+pub async fn open(address: SocketAddr) -> Result<TcpStream, ConnectFailure> {
+    let failed = |error| ConnectFailure { error, icmp: None };
     let socket = match address {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    socket.set_zero_linger()?;
-    let stream = socket.connect(address).await?;
-    drop(stream);
-    Ok(())
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(failed)?;
+    socket.set_zero_linger().map_err(failed)?;
+    // Best effort: without the error queue the attempt still runs, only without ICMP detail.
+    let _ = icmp::enable(socket.as_fd(), Family::of(&address.ip()));
+    // `connect` consumes the socket and closes it on failure: a second descriptor keeps it
+    // open long enough to read its error queue.
+    let watcher = socket.as_fd().try_clone_to_owned().map_err(failed)?;
+    socket
+        .connect(address)
+        .await
+        .map_err(|error| ConnectFailure { icmp: icmp::take(&watcher), error })
 }
 
 /// Maps a connect error to a state, keeping the errno for anything but a plain timeout.

@@ -4,6 +4,11 @@
 //! decides anything. [`crate::check`] runs them and [`crate::verdict`] interprets them.
 
 pub mod connect;
+pub mod echo;
+pub mod icmp;
+pub mod listeners;
+pub mod liveness;
+pub mod nearby;
 pub mod resolve;
 
 pub use connect::connect;

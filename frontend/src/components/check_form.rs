@@ -125,7 +125,7 @@ fn build_request(target: &str, timeout: &str) -> Result<CheckRequest, String> {
         })?;
         Some(ms)
     };
-    Ok(CheckRequest { target: target.to_owned(), port: None, timeout_ms })
+    Ok(CheckRequest { timeout_ms, ..CheckRequest::new(target) })
 }
 
 #[cfg(test)]

@@ -1,0 +1,153 @@
+//! The agent host's own listening sockets on a port, with the process that owns each.
+//!
+//! Read from `/proc/net/tcp` and `/proc/net/tcp6` (the agent's network namespace), and the
+//! owner from the `socket:[inode]` links under `/proc/*/fd` (all processes when the agent runs
+//! as root, its own user's otherwise).
+
+use std::collections::HashMap;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use whyrefused_shared::{Listener, LocalListeners};
+
+/// The TCP state number of a listening socket in `/proc/net/tcp`.
+const LISTEN: &str = "0A";
+
+/// Every listening socket on `port`, whatever address it is bound to.
+pub fn listeners_on(port: u16) -> LocalListeners {
+    let mut sockets = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(text) = fs::read_to_string(table) {
+            sockets.extend(
+                parse_table(&text).into_iter().filter(|(address, _)| address.port() == port),
+            );
+        }
+    }
+    let owners = if sockets.is_empty() { HashMap::new() } else { socket_owners() };
+    let listeners = sockets
+        .into_iter()
+        .map(|(address, inode)| {
+            let owner = owners.get(&inode);
+            Listener {
+                address,
+                pid: owner.map(|(pid, _)| *pid),
+                process: owner.map(|(_, name)| name.clone()),
+            }
+        })
+        .collect();
+    LocalListeners { port, listeners }
+}
+
+/// Whether a listener accepts connections to `destination` (same address, or a wildcard of
+/// the same family; an IPv6 wildcard also takes IPv4 unless the socket is v6-only, which
+/// `/proc` does not tell, so it is assumed to).
+pub fn accepts(listener: &SocketAddr, destination: &IpAddr) -> bool {
+    let bound = listener.ip();
+    bound == *destination
+        || (bound.is_unspecified() && (bound.is_ipv4() == destination.is_ipv4() || bound.is_ipv6()))
+}
+
+/// The listening sockets in one `/proc/net/tcp*` table, with their inodes.
+fn parse_table(text: &str) -> Vec<(SocketAddr, u64)> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.get(3) != Some(&LISTEN) {
+                return None;
+            }
+            let address = parse_address(fields.get(1)?)?;
+            let inode = fields.get(9)?.parse().ok()?;
+            Some((address, inode))
+        })
+        .collect()
+}
+
+/// `0100007F:1538` (IPv4) or 32 hex digits and a port (IPv6): the kernel prints each 32-bit
+/// word of the address as a number read in host (little-endian) order, so its bytes in memory
+/// order are the address's bytes in network order.
+fn parse_address(text: &str) -> Option<SocketAddr> {
+    let (address, port) = text.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let words: Vec<u32> = (0..address.len() / 8)
+        .map(|i| u32::from_str_radix(&address[i * 8..i * 8 + 8], 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let ip = match words.as_slice() {
+        [word] => IpAddr::V4(Ipv4Addr::from(word.to_le_bytes())),
+        [a, b, c, d] => {
+            let mut bytes = [0u8; 16];
+            for (chunk, word) in bytes.chunks_mut(4).zip([a, b, c, d]) {
+                chunk.copy_from_slice(&word.to_le_bytes());
+            }
+            IpAddr::V6(Ipv6Addr::from(bytes))
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Socket inode → (pid, process name), from every readable `/proc/PID/fd`.
+fn socket_owners() -> HashMap<u64, (u32, String)> {
+    let mut owners = HashMap::new();
+    let Ok(processes) = fs::read_dir("/proc") else {
+        return owners;
+    };
+    for process in processes.flatten() {
+        let Some(pid) = process.file_name().to_str().and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(descriptors) = fs::read_dir(process.path().join("fd")) else {
+            continue;
+        };
+        let name =
+            fs::read_to_string(process.path().join("comm")).unwrap_or_default().trim().to_string();
+        for descriptor in descriptors.flatten() {
+            let Ok(link) = fs::read_link(descriptor.path()) else { continue };
+            let inode = link
+                .to_str()
+                .and_then(|l| l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok());
+            if let Some(inode) = inode {
+                owners.entry(inode).or_insert_with(|| (pid, name.clone()));
+            }
+        }
+    }
+    owners
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_addresses_decode() {
+        assert_eq!(parse_address("0100007F:1538"), Some("127.0.0.1:5432".parse().unwrap()));
+        assert_eq!(parse_address("00000000:0050"), Some("0.0.0.0:80".parse().unwrap()));
+        assert_eq!(
+            parse_address("00000000000000000000000001000000:1F90"),
+            Some("[::1]:8080".parse().unwrap())
+        );
+        assert_eq!(parse_address("nonsense"), None);
+    }
+
+    #[test]
+    fn wildcards_accept_their_family() {
+        let any4: SocketAddr = "0.0.0.0:80".parse().unwrap();
+        let loopback: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        assert!(accepts(&any4, &"10.0.0.5".parse().unwrap()));
+        assert!(!accepts(&loopback, &"10.0.0.5".parse().unwrap()));
+        assert!(accepts(&"[::]:80".parse().unwrap(), &"10.0.0.5".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_listener_of_this_process_is_found_with_its_owner() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let found = listeners_on(port);
+        assert_eq!(found.listeners.len(), 1, "{found:?}");
+        let only = &found.listeners[0];
+        assert_eq!(only.address, listener.local_addr().unwrap());
+        assert_eq!(only.pid, Some(std::process::id()));
+    }
+}

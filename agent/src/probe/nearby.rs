@@ -1,0 +1,87 @@
+//! Open ports near the asked one and its usual alternatives: "nothing on 8080, but 8081 is
+//! open" is the fix more often than not.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use futures::future::join_all;
+use whyrefused_shared::{ConnectState, NearbyPorts};
+
+use super::connect;
+
+/// How far either side of the asked port to look.
+const WINDOW: u16 = 10;
+
+/// Ports a service is commonly moved to, by its usual port.
+fn alternatives(port: u16) -> &'static [u16] {
+    match port {
+        80 => &[8080, 8000, 8008, 8888, 3000, 5000],
+        443 => &[8443, 4443, 9443, 80, 8080],
+        8080 => &[80, 8000, 8081, 8088, 8888, 3000],
+        22 => &[2222, 2200, 22222],
+        5432 => &[5433, 5434, 6432],
+        3306 => &[3307, 33060],
+        6379 => &[6380, 6381],
+        27017 => &[27018, 27019],
+        5672 => &[5671, 15672],
+        9200 => &[9300, 9201],
+        25 => &[587, 465, 2525],
+        3000 => &[3001, 8080, 5000, 8000],
+        5000 => &[5001, 3000, 8000],
+        _ => &[],
+    }
+}
+
+/// The ports to try for `port`: its alternatives first, then the window around it.
+pub fn candidates(port: u16) -> Vec<u16> {
+    let low = port.saturating_sub(WINDOW).max(1);
+    let high = port.saturating_add(WINDOW);
+    let mut ports: Vec<u16> = alternatives(port).to_vec();
+    ports.extend((low..=high).filter(|p| *p != port));
+    let mut seen = std::collections::HashSet::new();
+    ports.retain(|p| seen.insert(*p));
+    ports
+}
+
+/// Connects to every candidate at once; returns the open ones, alternatives first, then
+/// nearest first.
+pub async fn nearby_ports(address: IpAddr, port: u16, deadline: Duration) -> NearbyPorts {
+    let candidates = candidates(port);
+    let attempts =
+        join_all(candidates.iter().map(|p| connect(SocketAddr::new(address, *p), deadline))).await;
+    let open: Vec<u16> =
+        attempts.iter().filter(|a| a.state == ConnectState::Open).map(|a| a.port).collect();
+    NearbyPorts { address, probed: candidates.len() as u32, open }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_put_alternatives_first_and_skip_the_asked_port() {
+        let ports = candidates(5432);
+        assert_eq!(&ports[..3], &[5433, 5434, 6432]);
+        assert!(!ports.contains(&5432));
+        assert!(ports.contains(&5422) && ports.contains(&5442));
+        assert_eq!(ports.iter().filter(|p| **p == 5433).count(), 1, "no duplicates");
+        assert!(candidates(3).iter().all(|p| *p >= 1), "no port 0");
+    }
+
+    #[tokio::test]
+    async fn an_open_port_next_door_is_found() {
+        // Find a free pair (p, p + 1) and listen on p + 1.
+        let listener = loop {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = probe.local_addr().unwrap().port();
+            drop(probe);
+            if let Ok(next) = std::net::TcpListener::bind(("127.0.0.1", port.wrapping_add(1))) {
+                break next;
+            }
+        };
+        let open = listener.local_addr().unwrap().port();
+        let found =
+            nearby_ports("127.0.0.1".parse().unwrap(), open - 1, Duration::from_millis(500)).await;
+        assert!(found.open.contains(&open), "{found:?}");
+    }
+}
