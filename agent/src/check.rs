@@ -32,6 +32,10 @@ pub const LIVENESS_AFTER: Duration = Duration::from_millis(100);
 /// from a live host, which comes in milliseconds.
 pub const EXTRA_PROBE_DEADLINE: Duration = Duration::from_secs(1);
 
+/// The shortest deadline for nearby-port probes; beyond it, it is many round trips (see
+/// [`nearby_deadline`]).
+pub const NEARBY_MIN_DEADLINE: Duration = Duration::from_millis(30);
+
 /// The longest pause a request may ask for between retried rounds.
 pub const MAX_RETRY_DELAY_MS: u32 = 60_000;
 
@@ -238,7 +242,8 @@ async fn probe_address(
     let mut findings = Vec::new();
     match attempt.state {
         ConnectState::Refused if attempt.icmp.is_none() => {
-            let open = nearby::nearby_ports(ip, address.port(), extra_deadline).await;
+            let deadline = nearby_deadline(&attempt, extra_deadline);
+            let open = nearby::nearby_ports(ip, address.port(), deadline).await;
             reporter.finding(Finding::NearbyPorts(open), &mut findings);
         }
         ConnectState::Timeout => {
@@ -251,6 +256,14 @@ async fn probe_address(
         _ => {}
     }
     (attempt, findings)
+}
+
+/// How long to wait for nearby ports of a host that just answered with a reset: an open port
+/// answers a SYN as fast as a closed one, so ten times that round trip (at least
+/// [`NEARBY_MIN_DEADLINE`]) is plenty, and a firewalled neighbour does not hold the verdict up.
+fn nearby_deadline(refused: &Attempt, ceiling: Duration) -> Duration {
+    let round_trip = Duration::from_micros(refused.elapsed_us);
+    (round_trip * 10).max(NEARBY_MIN_DEADLINE).min(ceiling)
 }
 
 #[cfg(test)]

@@ -18,3 +18,6 @@ cargo bench -p whyrefused-tests --bench ws_roundtrip --quiet -- "${CHECKS:-1000}
 echo "== whyrefused check 127.0.0.1:PORT on a closed port, process start included"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 hyperfine --warmup 5 --runs "${RUNS:-100}" -N --ignore-failure "$binary check 127.0.0.1:$port"
+
+echo "== diagnosis in a namespace lab (root)"
+bash tests/bench/diagnosis.sh
