@@ -20,6 +20,19 @@ async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Starts check 1 towards a port whose connect hangs (30 s deadline) and waits until the
+/// probe's SYN is in flight; the port stays hanging while the returned value lives.
+async fn start_hanging_check(agent: &Agent) -> (Client, HangingPort) {
+    let hanging = HangingPort::new();
+    let port = hanging.address.port();
+    let mut client = Client::connect(agent).await;
+    let mut request = CheckRequest::new(hanging.address.to_string());
+    request.timeout_ms = Some(30_000);
+    client.start_check(1, request).await;
+    eventually("the probe's connect is in flight", || syn_sent_to(port) == 1).await;
+    (client, hanging)
+}
+
 /// The next error message, skipping anything else.
 async fn next_error(client: &mut Client) -> (Option<RequestId>, ErrorCode, String) {
     loop {
@@ -221,13 +234,8 @@ async fn a_cross_origin_page_is_refused_and_a_same_origin_page_accepted() {
 #[tokio::test]
 async fn cancel_stops_the_check_and_frees_its_socket() {
     let agent = Agent::start();
-    let hanging = HangingPort::new();
+    let (mut client, hanging) = start_hanging_check(&agent).await;
     let port = hanging.address.port();
-    let mut client = Client::connect(&agent).await;
-    let mut request = CheckRequest::new(hanging.address.to_string());
-    request.timeout_ms = Some(30_000);
-    client.start_check(1, request).await;
-    eventually("the probe's connect is in flight", || syn_sent_to(port) == 1).await;
 
     client.send(&ClientMessage::Cancel { id: RequestId(1) }).await;
     let (events, report) = client.events_until_done(1).await;
@@ -241,13 +249,8 @@ async fn cancel_stops_the_check_and_frees_its_socket() {
 #[tokio::test]
 async fn closing_the_socket_mid_check_cancels_it() {
     let agent = Agent::start();
-    let hanging = HangingPort::new();
+    let (client, hanging) = start_hanging_check(&agent).await;
     let port = hanging.address.port();
-    let mut client = Client::connect(&agent).await;
-    let mut request = CheckRequest::new(hanging.address.to_string());
-    request.timeout_ms = Some(30_000);
-    client.start_check(1, request).await;
-    eventually("the probe's connect is in flight", || syn_sent_to(port) == 1).await;
 
     client.close().await;
 
@@ -257,13 +260,7 @@ async fn closing_the_socket_mid_check_cancels_it() {
 #[tokio::test]
 async fn shutdown_tells_running_requests_then_exits() {
     let mut agent = Agent::start();
-    let hanging = HangingPort::new();
-    let mut client = Client::connect(&agent).await;
-    let mut request = CheckRequest::new(hanging.address.to_string());
-    request.timeout_ms = Some(30_000);
-    client.start_check(1, request).await;
-    eventually("the probe's connect is in flight", || syn_sent_to(hanging.address.port()) == 1)
-        .await;
+    let (mut client, _hanging) = start_hanging_check(&agent).await;
 
     agent.terminate();
 
