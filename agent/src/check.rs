@@ -16,7 +16,7 @@ use whyrefused_shared::{
     DnsStatus, ErrorCode, Finding, MAX_RETRIES, MAX_TIMEOUT_MS, Outcome, Round, Step, Verdict,
 };
 
-use crate::probe::{self, icmp, listeners, liveness, nearby};
+use crate::probe::{self, icmp, listeners, liveness, local_drops, nearby};
 use crate::target::{Target, TargetError};
 use crate::verdict::{self, RoundResult};
 use crate::{clock, happy_eyeballs};
@@ -29,8 +29,10 @@ pub const DNS_DEADLINE: Duration = Duration::from_secs(5);
 pub const LIVENESS_AFTER: Duration = Duration::from_millis(100);
 
 /// The longest deadline of the extra probes (liveness, nearby ports): they only need an answer
-/// from a live host, which comes in milliseconds.
-pub const EXTRA_PROBE_DEADLINE: Duration = Duration::from_secs(1);
+/// from a live host, which comes in milliseconds. It stays under the 1 s before TCP's first
+/// retransmission, so their SYNs never disturb the retransmission count that reveals a local
+/// DROP rule (see [`local_drops`]).
+pub const EXTRA_PROBE_DEADLINE: Duration = Duration::from_millis(900);
 
 /// The shortest deadline for nearby-port probes; beyond it, it is many round trips (see
 /// [`nearby_deadline`]).
@@ -227,6 +229,7 @@ async fn probe_address(
     let address = SocketAddr::new(ip, plan.target.port);
     let extra_deadline = plan.extra_probe_deadline();
     reporter.send(Step::AttemptStarted { address });
+    let failures_before = local_drops::retransmit_failures();
     let connect = probe::connect::connect_and_keep(address, plan.connect_deadline());
     tokio::pin!(connect);
     let early_liveness = async {
@@ -247,6 +250,16 @@ async fn probe_address(
             reporter.finding(Finding::NearbyPorts(open), &mut findings);
         }
         ConnectState::Timeout => {
+            let failures_after = local_drops::retransmit_failures();
+            if let (Some(before), Some(after)) = (failures_before, failures_after)
+                && after > before
+            {
+                let drops = whyrefused_shared::LocalDrops {
+                    address,
+                    failed_retransmissions: after - before,
+                };
+                reporter.finding(Finding::LocalDrops(drops), &mut findings);
+            }
             let found = match early {
                 Some(found) => found,
                 None => liveness::liveness(ip, address.port(), extra_deadline).await,

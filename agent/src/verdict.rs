@@ -360,6 +360,24 @@ impl Context<'_> {
     fn silent(&self, attempt: &Attempt, diagnosis: &mut AddressDiagnosis) {
         let endpoint = self.endpoint(&attempt.address);
         let timeout_ms = self.timeout_ms;
+        if let Some(drops) = self.local_drops(attempt) {
+            diagnosis.cause = Cause::LocalFirewall;
+            diagnosis.summary = format!(
+                "This host's own firewall drops the connection to {endpoint}: its SYN \
+                 retransmissions never left this host."
+            );
+            diagnosis.evidence.push(evidence(
+                "local drops",
+                format!(
+                    "{} TCP retransmission(s) failed to leave this host during the attempt \
+                     (TcpExt TCPRetransFail, counted for the whole host)",
+                    drops.failed_retransmissions
+                ),
+                None,
+            ));
+            diagnosis.suggestions.push(LOCAL_FIREWALL_FIX.into());
+            return;
+        }
         let liveness = self.liveness(attempt.address);
         if let Some(liveness) = liveness {
             diagnosis.evidence.extend(liveness_evidence(liveness));
@@ -431,6 +449,13 @@ impl Context<'_> {
             Finding::AfterConnect(after) if after.address == attempt.socket_addr() => {
                 Some(after.as_ref())
             }
+            _ => None,
+        })
+    }
+
+    fn local_drops(&self, attempt: &Attempt) -> Option<&whyrefused_shared::LocalDrops> {
+        self.findings.iter().find_map(|finding| match finding {
+            Finding::LocalDrops(drops) if drops.address == attempt.socket_addr() => Some(drops),
             _ => None,
         })
     }
@@ -867,6 +892,24 @@ mod tests {
         let silent_host =
             conclude_on("10.0.0.5:5432", vec![silent()], vec![liveness("10.0.0.5", false)]);
         assert_eq!(silent_host.cause, Cause::NoResponse);
+    }
+
+    #[test]
+    fn a_timeout_with_failed_local_retransmissions_is_the_local_firewall() {
+        let drops = Finding::LocalDrops(whyrefused_shared::LocalDrops {
+            address: "10.0.0.5:5432".parse().unwrap(),
+            failed_retransmissions: 2,
+        });
+        let silent = attempt("10.0.0.5", ConnectState::Timeout);
+        let verdict =
+            conclude_on("10.0.0.5:5432", vec![silent], vec![drops, liveness("10.0.0.5", true)]);
+        assert_eq!(verdict.cause, Cause::LocalFirewall);
+        assert!(
+            verdict
+                .evidence
+                .iter()
+                .any(|e| e.probe == "local drops" && e.result.starts_with("2 TCP"))
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub enum Finding {
     AfterConnect(Box<AfterConnect>),
     /// What a Happy Eyeballs client (a browser, curl) would end up with.
     HappyEyeballs(HappyEyeballs),
+    /// Retransmissions this host failed to send while a connect went unanswered: its own
+    /// firewall dropped them.
+    LocalDrops(LocalDrops),
 }
 
 impl Finding {
@@ -37,6 +40,7 @@ impl Finding {
             Finding::LocalListeners(_) => "local_listeners",
             Finding::AfterConnect(_) => "after_connect",
             Finding::HappyEyeballs(_) => "happy_eyeballs",
+            Finding::LocalDrops(_) => "local_drops",
         }
     }
 }
@@ -295,6 +299,18 @@ pub struct HappyEyeballs {
     /// When it would have a connection, counting its 250 ms staggering, in microseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connected_after_us: Option<u64>,
+}
+
+/// TCP retransmissions this host failed to send (`TcpExt: TCPRetransFail`) while a connect to
+/// `address` went unanswered: the packets never left, so this host's own firewall (its OUTPUT
+/// chain) dropped them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalDrops {
+    /// The address the unanswered connect went to.
+    pub address: SocketAddr,
+    /// How many retransmissions failed on this host during it (counted for the whole network
+    /// namespace).
+    pub failed_retransmissions: u64,
 }
 
 /// One piece of evidence behind a verdict: a probe, what it found, and how long it took.

@@ -29,7 +29,7 @@ pub use check::{
 };
 pub use diagnosis::{
     AfterConnect, CertificateSummary, DnsDetail, DnsRcode, EarlyClose, EchoState, Evidence,
-    Finding, HappyEyeballs, HttpReport, IcmpError, Listener, Liveness, LocalListeners,
+    Finding, HappyEyeballs, HttpReport, IcmpError, Listener, Liveness, LocalDrops, LocalListeners,
     NameserverAnswer, NearbyPorts, Pattern, Phases, PortProbe, Round, TlsReport,
 };
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, RequestId};

@@ -323,7 +323,11 @@ mod tests {
                 connected_after_us: Some(250_400),
             }),
         ];
-        findings.into_iter().map(|finding| event(Step::Finding { finding })).collect()
+        let findings = findings.into_iter().chain([Finding::LocalDrops(LocalDrops {
+            address: "192.0.2.7:80".parse().unwrap(),
+            failed_retransmissions: 2,
+        })]);
+        findings.map(|finding| event(Step::Finding { finding })).collect()
     }
 
     #[test]

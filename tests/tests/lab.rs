@@ -179,6 +179,25 @@ fn the_agents_own_output_reject_is_the_local_firewall() {
 }
 
 #[test]
+fn the_agents_own_output_drop_is_the_local_firewall() {
+    let (lab, client, _server) = two_hosts();
+    lab.sh(&client, "iptables -A OUTPUT -p tcp --dport 80 -j DROP");
+    // The first SYN retransmission, whose local failure gives the rule away, comes after 1 s.
+    let report = check(&lab, &client, &format!("{SERVER}:80"), &["--timeout-ms", "1500"]);
+    assert_eq!(cause(&report), "local_firewall", "{report:#}");
+    assert_eq!(report["attempts"][0]["state"], "timeout");
+    assert!(finding(&report, "local_drops")["failed_retransmissions"].as_u64() >= Some(1));
+}
+
+#[test]
+fn a_remote_drop_is_not_mistaken_for_a_local_one() {
+    let (lab, client, server) = two_hosts();
+    lab.sh(&server, "iptables -A INPUT -p tcp --dport 80 -j DROP");
+    let report = check(&lab, &client, &format!("{SERVER}:80"), &["--timeout-ms", "1500"]);
+    assert_eq!(cause(&report), "filtered", "{report:#}");
+}
+
+#[test]
 fn a_listener_on_loopback_only_is_named_with_its_process() {
     let (mut lab, _client, server) = two_hosts();
     lab.spawn(&server, env!("CARGO_BIN_EXE_lab-server"), &["hold", "127.0.0.1:5432"]);

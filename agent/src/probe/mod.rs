@@ -8,6 +8,7 @@ pub mod echo;
 pub mod icmp;
 pub mod listeners;
 pub mod liveness;
+pub mod local_drops;
 pub mod nearby;
 pub mod resolve;
 

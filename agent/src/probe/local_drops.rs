@@ -1,0 +1,43 @@
+//! Telling this host's own DROP rule from a remote one, without privileges.
+//!
+//! A SYN dropped by this host's OUTPUT chain never leaves, yet `connect` just times out: Linux
+//! ignores the local error and retransmits. Each retransmission that fails locally is counted in
+//! `TcpExt: TCPRetransFail` (`/proc/net/netstat`), while one lost on the wire is not. So a
+//! connect that timed out while that counter rose had its packets stopped on this host. The
+//! counter is per network namespace, so other connections failing at the same moment would count
+//! too; the evidence says what was observed. The first retransmission comes one second after the
+//! SYN, so shorter deadlines cannot see it.
+
+use std::fs;
+
+/// How many TCP retransmissions this network namespace has failed to send, if readable.
+pub fn retransmit_failures() -> Option<u64> {
+    parse(&fs::read_to_string("/proc/net/netstat").ok()?)
+}
+
+/// The `TCPRetransFail` value from `/proc/net/netstat`'s text: a `TcpExt:` line of names
+/// followed by a `TcpExt:` line of values.
+fn parse(text: &str) -> Option<u64> {
+    let mut lines = text.lines().filter(|line| line.starts_with("TcpExt:"));
+    let names = lines.next()?;
+    let values = lines.next()?;
+    let index = names.split_whitespace().position(|name| name == "TCPRetransFail")?;
+    values.split_whitespace().nth(index)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_counter_is_found_by_name() {
+        let text = "TcpExt: SyncookiesSent TCPRetransFail TCPWinProbe\nTcpExt: 0 7 1\nIpExt: InNoRoutes\nIpExt: 0\n";
+        assert_eq!(parse(text), Some(7));
+        assert_eq!(parse("IpExt: A\nIpExt: 1\n"), None);
+    }
+
+    #[test]
+    fn this_host_has_the_counter() {
+        assert!(retransmit_failures().is_some());
+    }
+}
