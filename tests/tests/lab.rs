@@ -33,6 +33,26 @@ fn check(lab: &Lab, host: &Host, target: &str, args: &[&str]) -> Value {
     })
 }
 
+/// A hosts file for one lab host (`ip netns exec` mounts `/etc/netns/NS/hosts` over
+/// `/etc/hosts`), removed when dropped.
+struct HostsFile(std::path::PathBuf);
+
+impl HostsFile {
+    fn new(host: &Host, lines: &str) -> HostsFile {
+        let directory = std::path::Path::new("/etc/netns").join(&host.netns);
+        std::fs::create_dir_all(&directory).expect("/etc/netns is writable (root)");
+        std::fs::write(directory.join("hosts"), format!("127.0.0.1 localhost\n{lines}"))
+            .expect("hosts written");
+        HostsFile(directory)
+    }
+}
+
+impl Drop for HostsFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn cause(report: &Value) -> &str {
     report["verdict"]["cause"].as_str().unwrap_or("(none)")
 }
@@ -208,6 +228,28 @@ fn a_listener_on_loopback_only_is_named_with_its_process() {
     assert!(summary(&report).contains("listens on 127.0.0.1:5432 only"), "{report:#}");
     let suggestions = report["verdict"]["suggestions"].to_string();
     assert!(suggestions.contains("(lab-server) owns 127.0.0.1:5432"), "{suggestions}");
+}
+
+#[test]
+fn a_name_with_one_working_and_one_dead_address_is_partial() {
+    let (mut lab, client, server) = two_hosts();
+    lab.sh(&server, "ip addr add 10.0.1.3/24 dev v1b");
+    lab.spawn(&server, env!("CARGO_BIN_EXE_lab-server"), &["hold", &format!("{SERVER}:80")]);
+    lab.wait_listening(&server, 80);
+    lab.sh(&server, "iptables -A INPUT -d 10.0.1.3 -p tcp --dport 80 -j DROP");
+    let _hosts = HostsFile::new(&client, "10.0.1.2 svc.lab\n10.0.1.3 svc.lab\n");
+
+    let report = check(&lab, &client, "svc.lab:80", &["--timeout-ms", "700"]);
+
+    assert_eq!(
+        report["dns"]["addresses"],
+        serde_json::json!(["10.0.1.2", "10.0.1.3"]),
+        "{report:#}"
+    );
+    assert_eq!(cause(&report), "partial", "{report:#}");
+    assert!(summary(&report).contains("works on 10.0.1.2 but not on 10.0.1.3"), "{report:#}");
+    let happy = finding(&report, "happy_eyeballs");
+    assert_eq!(happy["winner"], "10.0.1.2", "a Happy Eyeballs client still connects: {happy}");
 }
 
 #[test]
