@@ -13,7 +13,8 @@ use futures::future::join_all;
 use tokio::sync::mpsc;
 use whyrefused_shared::{
     Attempt, CheckEvent, CheckRequest, ConnectState, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS,
-    DnsStatus, ErrorCode, Finding, MAX_RETRIES, MAX_TIMEOUT_MS, Outcome, Round, Step, Verdict,
+    DnsStatus, ErrorCode, Finding, LocalDrops, MAX_RETRIES, MAX_TIMEOUT_MS, Outcome, Round, Step,
+    Verdict,
 };
 
 use crate::probe::{self, icmp, listeners, liveness, local_drops, nearby};
@@ -250,14 +251,7 @@ async fn probe_address(
             reporter.finding(Finding::NearbyPorts(open), &mut findings);
         }
         ConnectState::Timeout => {
-            let failures_after = local_drops::retransmit_failures();
-            if let (Some(before), Some(after)) = (failures_before, failures_after)
-                && after > before
-            {
-                let drops = whyrefused_shared::LocalDrops {
-                    address,
-                    failed_retransmissions: after - before,
-                };
+            if let Some(drops) = local_drops_since(failures_before, address) {
                 reporter.finding(Finding::LocalDrops(drops), &mut findings);
             }
             let found = match early {
@@ -269,6 +263,12 @@ async fn probe_address(
         _ => {}
     }
     (attempt, findings)
+}
+
+/// The retransmissions this host failed to send since `before` was read, if any.
+fn local_drops_since(before: Option<u64>, address: SocketAddr) -> Option<LocalDrops> {
+    let failed_retransmissions = local_drops::retransmit_failures()?.checked_sub(before?)?;
+    (failed_retransmissions > 0).then_some(LocalDrops { address, failed_retransmissions })
 }
 
 /// How long to wait for nearby ports of a host that just answered with a reset: an open port
