@@ -11,14 +11,16 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
 use whyrefused_shared::{
     Attempt, CheckEvent, CheckRequest, ConnectState, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS,
-    DnsStatus, ErrorCode, Finding, LocalDrops, MAX_RETRIES, MAX_TIMEOUT_MS, Outcome, Round, Step,
-    Verdict,
+    DnsDetail, DnsStatus, ErrorCode, Finding, LocalDrops, MAX_RETRIES, MAX_TIMEOUT_MS, Outcome,
+    Round, Step, Verdict,
 };
 
-use crate::probe::{self, icmp, listeners, liveness, local_drops, nearby};
-use crate::target::{Target, TargetError};
+use crate::probe::after_connect::{self, AfterConnectPlan};
+use crate::probe::{self, dns_detail, icmp, listeners, liveness, local_drops, nearby};
+use crate::target::{Host, Target, TargetError};
 use crate::verdict::{self, RoundResult};
 use crate::{clock, happy_eyeballs};
 
@@ -38,6 +40,10 @@ pub const EXTRA_PROBE_DEADLINE: Duration = Duration::from_millis(900);
 /// The shortest deadline for nearby-port probes; beyond it, it is many round trips (see
 /// [`nearby_deadline`]).
 pub const NEARBY_MIN_DEADLINE: Duration = Duration::from_millis(30);
+
+/// How long the nameservers' own answers may still be awaited once the system resolver has
+/// answered and every address has been probed: they only add detail then.
+pub const DNS_DETAIL_GRACE: Duration = Duration::from_millis(250);
 
 /// The longest pause a request may ask for between retried rounds.
 pub const MAX_RETRY_DELAY_MS: u32 = 60_000;
@@ -107,6 +113,10 @@ impl CheckPlan {
 
     fn extra_probe_deadline(&self) -> Duration {
         self.connect_deadline().min(EXTRA_PROBE_DEADLINE)
+    }
+
+    fn after_connect_plan(&self) -> AfterConnectPlan {
+        AfterConnectPlan::for_target(&self.target, self.tls, self.connect_deadline())
     }
 }
 
@@ -185,18 +195,24 @@ async fn run_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
     verdict::across_rounds(&rounds, verdicts)
 }
 
-/// Resolves, then probes every address and the host's own listeners at once.
+/// Resolves (while asking the nameservers directly), then probes every address and the host's
+/// own listeners at once.
 async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
+    let dns_detail = DnsDetailTask::start(&plan.target.host);
     let resolution = probe::resolve(&plan.target.host, DNS_DEADLINE).await;
     reporter.send(Step::Resolved { resolution: resolution.clone() });
     let mut findings = Vec::new();
     if resolution.status != DnsStatus::Ok {
+        if let Some(detail) = dns_detail.finish(None).await {
+            reporter.finding(Finding::DnsDetail(detail), &mut findings);
+        }
         return RoundResult { resolution: Some(resolution), attempts: Vec::new(), findings };
     }
     let port = plan.target.port;
     let on_this_host = resolution.addresses.iter().any(icmp::is_local_address);
+    let dns_us = resolution.elapsed_us;
     let addresses =
-        join_all(resolution.addresses.iter().map(|ip| probe_address(plan, *ip, reporter)));
+        join_all(resolution.addresses.iter().map(|ip| probe_address(plan, *ip, dns_us, reporter)));
     let own_listeners = async {
         match on_this_host {
             true => tokio::task::spawn_blocking(move || listeners::listeners_on(port)).await.ok(),
@@ -217,7 +233,34 @@ async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
             happy_eyeballs::replay(&resolution.addresses, &attempts, plan.connect_deadline());
         reporter.finding(Finding::HappyEyeballs(replay), &mut findings);
     }
+    if let Some(detail) = dns_detail.finish(Some(DNS_DETAIL_GRACE)).await {
+        reporter.finding(Finding::DnsDetail(detail), &mut findings);
+    }
     RoundResult { resolution: Some(resolution), attempts, findings }
+}
+
+/// The nameservers asked directly, running beside the system resolver and the connects.
+struct DnsDetailTask(Option<AbortOnDropHandle<Option<DnsDetail>>>);
+
+impl DnsDetailTask {
+    /// Starts asking, for names only (an address literal has nothing to ask).
+    fn start(host: &Host) -> DnsDetailTask {
+        let Host::Name { ascii, .. } = host else { return DnsDetailTask(None) };
+        let name = ascii.clone();
+        DnsDetailTask(Some(AbortOnDropHandle::new(tokio::spawn(async move {
+            dns_detail::dns_detail(&name).await
+        }))))
+    }
+
+    /// Its answers: waited for fully, or at most `grace` when they only add detail.
+    async fn finish(self, grace: Option<Duration>) -> Option<DnsDetail> {
+        let task = self.0?;
+        let result = match grace {
+            Some(grace) => tokio::time::timeout(grace, task).await.ok()?,
+            None => task.await,
+        };
+        result.ok().flatten()
+    }
 }
 
 /// Connects to one address, then asks what its outcome calls for: nearby ports after a reset,
@@ -225,6 +268,7 @@ async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
 async fn probe_address(
     plan: &CheckPlan,
     ip: IpAddr,
+    dns_us: u64,
     reporter: &Reporter,
 ) -> (Attempt, Vec<Finding>) {
     let address = SocketAddr::new(ip, plan.target.port);
@@ -242,8 +286,13 @@ async fn probe_address(
         found = early_liveness => (connect.await, Some(found)),
     };
     reporter.send(Step::AttemptFinished { attempt: attempt.clone() });
-    drop(stream);
     let mut findings = Vec::new();
+    if let Some(stream) = stream {
+        let plan = plan.after_connect_plan();
+        let after =
+            after_connect::after_connect(stream, address, &plan, dns_us, attempt.elapsed_us).await;
+        reporter.finding(Finding::AfterConnect(Box::new(after)), &mut findings);
+    }
     match attempt.state {
         ConnectState::Refused if attempt.icmp.is_none() => {
             let deadline = nearby_deadline(&attempt, extra_deadline);
@@ -316,22 +365,17 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (kinds, report) = steps_of(&plan(&format!("127.0.0.1:{port}"))).await;
-        // 127.0.0.1 is this host, so its own listeners on the port are reported too.
-        assert_eq!(
-            kinds,
-            [
-                "started",
-                "resolved",
-                "attempt_started",
-                "attempt_finished",
-                "finding",
-                "verdict",
-                "done"
-            ]
-        );
-        let Some(Finding::LocalListeners(found)) = report.findings.first() else {
-            panic!("expected local listeners, got {:?}", report.findings);
+        // What followed the connect is reported, and as 127.0.0.1 is this host, its own
+        // listeners on the port too.
+        let finding = "finding";
+        let expected =
+            ["started", "resolved", "attempt_started", "attempt_finished", finding, finding];
+        assert_eq!(kinds, [&expected[..], &["verdict", "done"]].concat());
+        let [Finding::AfterConnect(after), Finding::LocalListeners(found)] = &report.findings[..]
+        else {
+            panic!("expected after-connect and local listeners, got {:?}", report.findings);
         };
+        assert_eq!((after.early_close, &after.banner), (None, &None), "a silent, healthy server");
         assert_eq!(found.listeners[0].pid, Some(std::process::id()));
         assert_eq!(report.verdict.unwrap().cause, Cause::Reachable);
         assert_eq!(report.outcome, Some(Outcome::Completed));

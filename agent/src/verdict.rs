@@ -10,12 +10,14 @@
 use std::net::IpAddr;
 
 use whyrefused_shared::{
-    AfterConnect, Attempt, Cause, ConnectState, DnsRcode, DnsStatus, EarlyClose, EchoState,
-    Evidence, Family, Finding, LocalListeners, Pattern, Resolution, Round, Verdict,
+    AfterConnect, Attempt, Cause, ConnectState, DnsStatus, EarlyClose, EchoState, Evidence, Family,
+    Finding, LocalListeners, Pattern, Resolution, Round, Verdict,
 };
 
 use crate::probe::{icmp, listeners};
 use crate::target::Target;
+
+mod dns;
 
 /// What one round of probing found.
 #[derive(Debug, Clone, Default)]
@@ -34,13 +36,16 @@ pub fn conclude(target: &Target, round: &RoundResult, timeout_ms: u32) -> Verdic
         return verdict(Cause::ConnectError, "The check did not run.".into(), vec![], vec![]);
     };
     if dns.status != DnsStatus::Ok {
-        return dns_verdict(target, dns, &round.findings);
+        return dns::dns_verdict(target, dns, &round.findings);
     }
     let context = Context { target, findings: &round.findings, timeout_ms };
     let diagnoses: Vec<AddressDiagnosis> =
         round.attempts.iter().map(|attempt| context.diagnose(attempt)).collect();
     let mut verdict = combine(target, diagnoses);
     verdict.evidence.insert(0, resolution_evidence(dns));
+    if !verdict.cause.is_reachable() {
+        dns::note_hosts_override(&mut verdict, &round.findings);
+    }
     verdict
 }
 
@@ -86,7 +91,8 @@ pub fn across_rounds(rounds: &[Round], mut verdicts: Vec<Verdict>) -> Verdict {
         );
         verdict.suggestions.insert(
             0,
-            "The failure comes and goes: look for a flapping service, an overloaded server or              firewall, or a load balancer with an unhealthy member."
+            "The failure comes and goes: look for a flapping service, an overloaded server or \
+             firewall, or a load balancer with an unhealthy member."
                 .into(),
         );
     }
@@ -681,59 +687,6 @@ fn most_telling<'a>(failing: &[&'a AddressDiagnosis]) -> &'a AddressDiagnosis {
     let rank =
         |cause: Cause| PRECEDENCE.iter().position(|c| *c == cause).unwrap_or(PRECEDENCE.len());
     failing.iter().copied().min_by_key(|d| rank(d.cause)).expect("at least one failing address")
-}
-
-fn dns_verdict(target: &Target, dns: &Resolution, findings: &[Finding]) -> Verdict {
-    let name = target.host.display();
-    let detail = dns.detail.as_deref().unwrap_or("no details");
-    let mut evidence_list = vec![evidence(
-        "dns (system resolver)",
-        format!("{:?}: {detail}", dns.status).to_lowercase(),
-        Some(dns.elapsed_us),
-    )];
-    if let Some(Finding::DnsDetail(detail)) =
-        findings.iter().find(|f| matches!(f, Finding::DnsDetail(_)))
-    {
-        for answer in &detail.answers {
-            let result = match answer.rcode {
-                DnsRcode::NoError if answer.addresses.is_empty() => {
-                    "no records of that type (NODATA)".to_string()
-                }
-                rcode => format!("{rcode:?}").to_uppercase(),
-            };
-            evidence_list.push(evidence(
-                format!("dns {} {}", answer.server, answer.record),
-                result,
-                Some(answer.elapsed_us),
-            ));
-        }
-    }
-    let (cause, summary, suggestions): (Cause, String, &[&str]) = match dns.status {
-        DnsStatus::Nxdomain => (
-            Cause::DnsNxdomain,
-            format!("The name {name} does not exist: the resolver found no such name."),
-            &[
-                "Check the spelling of the host name and its domain.",
-                "If you used a short name, check the search domains in /etc/resolv.conf.",
-            ],
-        ),
-        DnsStatus::NoAddress => (
-            Cause::DnsNoAddress,
-            format!("The name {name} exists but has no address (A or AAAA) records."),
-            &["Add an A or AAAA record for it, or use the name that carries the addresses."],
-        ),
-        DnsStatus::Timeout => (
-            Cause::DnsError,
-            format!("The resolver did not answer for {name}: {detail}."),
-            &["Check that the nameservers in /etc/resolv.conf are reachable and running."],
-        ),
-        DnsStatus::Error | DnsStatus::Ok => (
-            Cause::DnsError,
-            format!("The resolver failed to look up {name}: {detail}."),
-            &["Check the nameservers in /etc/resolv.conf, and try again in a moment."],
-        ),
-    };
-    verdict(cause, summary, suggestions.iter().map(|s| s.to_string()).collect(), evidence_list)
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! Each probe returns a plain result value from the protocol crate; none of them emits events or
 //! decides anything. [`crate::check`] runs them and [`crate::verdict`] interprets them.
 
+pub mod after_connect;
 pub mod connect;
+pub mod dns_detail;
 pub mod echo;
 pub mod icmp;
 pub mod listeners;
@@ -11,6 +13,7 @@ pub mod liveness;
 pub mod local_drops;
 pub mod nearby;
 pub mod resolve;
+pub mod tls;
 
 pub use connect::connect;
 pub use resolve::resolve;

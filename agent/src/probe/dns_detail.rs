@@ -1,0 +1,356 @@
+//! The configured nameservers asked directly, beside the system resolver: each server's response
+//! code for A and AAAA (NXDOMAIN, NODATA, SERVFAIL, REFUSED, or silence), the CNAME chain its
+//! answer followed, and the addresses `/etc/hosts` gives the name, which override DNS.
+//!
+//! `getaddrinfo` folds all of that into one error code; asking each server in
+//! `/etc/resolv.conf` says which server answered what.
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use whyrefused_shared::{DnsDetail, DnsRcode, NameserverAnswer};
+
+use crate::clock;
+
+/// Where the system resolver's configuration lives.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// Where the system resolver's static names live.
+pub const HOSTS_FILE: &str = "/etc/hosts";
+
+/// The longest wait for one nameserver's answer (`resolv.conf`'s `timeout` when shorter).
+pub const MAX_QUERY_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The largest DNS message read over UDP (EDNS-sized, though no EDNS is sent).
+const MAX_UDP_MESSAGE: usize = 4096;
+
+/// Whether `name` may be asked of DNS at all: `localhost` and names under it are answered by
+/// the host itself and must never leave it (RFC 6761).
+pub fn asks_dns(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name != "localhost" && !name.ends_with(".localhost")
+}
+
+/// Asks every nameserver the system resolver is configured with about `name`, for A and AAAA
+/// at once, and reads `/etc/hosts` for it. `None` when the name must not be asked of DNS.
+pub async fn dns_detail(name: &str) -> Option<DnsDetail> {
+    if !asks_dns(name) {
+        return None;
+    }
+    let config = tokio::fs::read(RESOLV_CONF)
+        .await
+        .ok()
+        .and_then(|text| resolv_conf::Config::parse(text).ok())
+        .unwrap_or_default();
+    let hosts = tokio::fs::read_to_string(HOSTS_FILE).await.unwrap_or_default();
+    Some(ask_all(name, &config, &hosts).await)
+}
+
+/// Asks the servers in `config` about `name` (qualified the way the system resolver would).
+async fn ask_all(name: &str, config: &resolv_conf::Config, hosts: &str) -> DnsDetail {
+    let qualified = qualify(name, config);
+    let deadline = MAX_QUERY_DEADLINE.min(Duration::from_secs(u64::from(config.timeout.max(1))));
+    let servers: Vec<SocketAddr> = config
+        .get_nameservers_or_local()
+        .iter()
+        .map(|server| SocketAddr::new(IpAddr::from(server), 53))
+        .collect();
+    let questions = servers.iter().flat_map(|server| {
+        [RecordType::A, RecordType::AAAA].map(|record| ask(*server, &qualified, record, deadline))
+    });
+    let answers = join_all(questions).await;
+    let hosts_file = hosts_file_addresses(hosts, &[name, &qualified]);
+    DnsDetail { name: qualified, answers, hosts_file }
+}
+
+/// The name a search-list resolver asks first: as written when it has at least `ndots` dots
+/// (or no search list applies), else with the first search domain appended.
+pub fn qualify(name: &str, config: &resolv_conf::Config) -> String {
+    let name = name.trim_end_matches('.');
+    let dots = name.matches('.').count();
+    let first_domain = config.get_last_search_or_domain().next();
+    match first_domain {
+        Some(domain) if dots < config.ndots as usize => {
+            format!("{name}.{}", domain.trim_end_matches('.'))
+        }
+        _ => name.to_string(),
+    }
+}
+
+/// One question to one server, classified.
+async fn ask(
+    server: SocketAddr,
+    name: &str,
+    record: RecordType,
+    deadline: Duration,
+) -> NameserverAnswer {
+    let start = Instant::now();
+    let outcome = match tokio::time::timeout(deadline, exchange(server, name, record)).await {
+        Ok(Ok(response)) => Reply::Response(Box::new(response)),
+        Ok(Err(error)) => Reply::Failed(describe_failure(&error)),
+        Err(_) => Reply::Silent(deadline),
+    };
+    let mut answer = NameserverAnswer {
+        server,
+        record: record.to_string(),
+        rcode: DnsRcode::Error,
+        addresses: Vec::new(),
+        cnames: Vec::new(),
+        detail: None,
+        elapsed_us: clock::micros(start.elapsed()),
+    };
+    match outcome {
+        Reply::Response(response) => read_response(&response, name, &mut answer),
+        Reply::Failed(why) => answer.detail = Some(why),
+        Reply::Silent(deadline) => {
+            answer.rcode = DnsRcode::Timeout;
+            answer.detail = Some(format!("no answer within {} ms", deadline.as_millis()));
+        }
+    }
+    answer
+}
+
+/// How one exchange ended.
+enum Reply {
+    Response(Box<Message>),
+    Failed(String),
+    Silent(Duration),
+}
+
+/// Fills `answer` from a response: its code, the CNAME chain from `name`, and the addresses at
+/// the chain's end.
+fn read_response(response: &Message, name: &str, answer: &mut NameserverAnswer) {
+    let code = response.metadata.response_code;
+    answer.rcode = match code {
+        ResponseCode::NoError => DnsRcode::NoError,
+        ResponseCode::NXDomain => DnsRcode::NxDomain,
+        ResponseCode::ServFail => DnsRcode::ServFail,
+        ResponseCode::Refused => DnsRcode::Refused,
+        _ => DnsRcode::Error,
+    };
+    if answer.rcode == DnsRcode::Error {
+        answer.detail = Some(format!("response code {code}"));
+    }
+    let mut current = name.trim_end_matches('.').to_ascii_lowercase();
+    for record in &response.answers {
+        let owner = record.name.to_ascii().trim_end_matches('.').to_ascii_lowercase();
+        match &record.data {
+            RData::CNAME(target) if owner == current => {
+                current = target.0.to_ascii().trim_end_matches('.').to_ascii_lowercase();
+                answer.cnames.push(current.clone());
+            }
+            RData::A(a) if owner == current => answer.addresses.push(IpAddr::V4(a.0)),
+            RData::AAAA(aaaa) if owner == current => answer.addresses.push(IpAddr::V6(aaaa.0)),
+            _ => {}
+        }
+    }
+}
+
+/// A query over UDP, repeated over TCP when the answer was truncated.
+async fn exchange(
+    server: SocketAddr,
+    name: &str,
+    record: RecordType,
+) -> Result<Message, ExchangeError> {
+    let query = query_bytes(name, record)?;
+    let response = over_udp(server, &query.bytes).await?;
+    let response = match response.metadata.truncation {
+        true => over_tcp(server, &query.bytes).await?,
+        false => response,
+    };
+    if response.metadata.id != query.id {
+        return Err(ExchangeError::Mismatch);
+    }
+    Ok(response)
+}
+
+/// An encoded question and its id.
+struct Query {
+    id: u16,
+    bytes: Vec<u8>,
+}
+
+fn query_bytes(name: &str, record: RecordType) -> Result<Query, ExchangeError> {
+    let mut fqdn = Name::from_str(name).map_err(|e| ExchangeError::Name(e.to_string()))?;
+    fqdn.set_fqdn(true);
+    let mut message = Message::query();
+    message.metadata.recursion_desired = true;
+    message.add_query(hickory_proto::op::Query::query(fqdn, record));
+    let bytes = message.to_vec().map_err(|e| ExchangeError::Name(e.to_string()))?;
+    Ok(Query { id: message.metadata.id, bytes })
+}
+
+async fn over_udp(server: SocketAddr, query: &[u8]) -> Result<Message, ExchangeError> {
+    let local: SocketAddr = match server {
+        SocketAddr::V4(_) => "0.0.0.0:0".parse().expect("a valid address"),
+        SocketAddr::V6(_) => "[::]:0".parse().expect("a valid address"),
+    };
+    let socket = UdpSocket::bind(local).await?;
+    socket.connect(server).await?;
+    socket.send(query).await?;
+    let mut buffer = vec![0; MAX_UDP_MESSAGE];
+    let length = socket.recv(&mut buffer).await?;
+    Message::from_vec(&buffer[..length]).map_err(|e| ExchangeError::Malformed(e.to_string()))
+}
+
+async fn over_tcp(server: SocketAddr, query: &[u8]) -> Result<Message, ExchangeError> {
+    let mut stream = TcpStream::connect(server).await?;
+    let length =
+        u16::try_from(query.len()).map_err(|_| ExchangeError::Malformed("query".into()))?;
+    stream.write_all(&length.to_be_bytes()).await?;
+    stream.write_all(query).await?;
+    let length = stream.read_u16().await?;
+    let mut buffer = vec![0; usize::from(length)];
+    stream.read_exact(&mut buffer).await?;
+    Message::from_vec(&buffer).map_err(|e| ExchangeError::Malformed(e.to_string()))
+}
+
+/// Why an exchange gave no response.
+#[derive(Debug, thiserror::Error)]
+enum ExchangeError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the name cannot be asked: {0}")]
+    Name(String),
+    #[error("a malformed response: {0}")]
+    Malformed(String),
+    #[error("a response to another question")]
+    Mismatch,
+}
+
+fn describe_failure(error: &ExchangeError) -> String {
+    match error {
+        ExchangeError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "port 53 refused: no nameserver runs there".to_string()
+        }
+        ExchangeError::Io(io) if io.raw_os_error() == Some(nix::libc::ENETUNREACH) => {
+            "no route to the nameserver".to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The addresses `/etc/hosts` (given as `text`) lists for any of `names`, in file order.
+pub fn hosts_file_addresses(text: &str, names: &[&str]) -> Vec<IpAddr> {
+    let wanted: Vec<String> =
+        names.iter().map(|name| name.trim_end_matches('.').to_ascii_lowercase()).collect();
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or_default();
+        let mut fields = line.split_whitespace();
+        let Some(Ok(address)) = fields.next().map(IpAddr::from_str) else { continue };
+        let named = fields.any(|alias| wanted.contains(&alias.to_ascii_lowercase()));
+        if named && !found.contains(&address) {
+            found.push(address);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::Record;
+    use hickory_proto::rr::rdata::{A, CNAME};
+
+    fn config(text: &str) -> resolv_conf::Config {
+        resolv_conf::Config::parse(text).unwrap()
+    }
+
+    #[test]
+    fn localhost_names_never_reach_dns() {
+        assert!(!asks_dns("localhost"));
+        assert!(!asks_dns("LOCALHOST."));
+        assert!(!asks_dns("app.localhost"));
+        assert!(asks_dns("db.internal"));
+    }
+
+    #[test]
+    fn short_names_take_the_first_search_domain_like_the_system_resolver() {
+        let search = config("nameserver 10.0.0.53\nsearch corp.example lab.example\n");
+        assert_eq!(qualify("db", &search), "db.corp.example");
+        assert_eq!(qualify("db.internal.", &search), "db.internal");
+        let ndots = config("nameserver 10.0.0.53\nsearch corp.example\noptions ndots:3\n");
+        assert_eq!(qualify("a.b", &ndots), "a.b.corp.example");
+        assert_eq!(qualify("db", &config("nameserver 10.0.0.53\n")), "db");
+    }
+
+    #[test]
+    fn hosts_file_entries_are_found_by_any_alias_without_comments() {
+        let hosts = "127.0.0.1 localhost\n10.0.0.9 db.internal db # old address\n\
+                     # 10.0.0.7 db\n::1 localhost ip6-localhost\nnot-an-ip db\n";
+        let found = hosts_file_addresses(hosts, &["DB", "db.corp"]);
+        assert_eq!(found, vec!["10.0.0.9".parse::<IpAddr>().unwrap()]);
+        assert!(hosts_file_addresses(hosts, &["web"]).is_empty());
+    }
+
+    fn response(code: ResponseCode, records: Vec<Record>) -> Message {
+        let mut message = Message::response(7, hickory_proto::op::OpCode::Query);
+        message.metadata.response_code = code;
+        message.add_answers(records);
+        message
+    }
+
+    fn blank_answer() -> NameserverAnswer {
+        NameserverAnswer {
+            server: "10.0.0.53:53".parse().unwrap(),
+            record: "A".into(),
+            rcode: DnsRcode::Error,
+            addresses: Vec::new(),
+            cnames: Vec::new(),
+            detail: None,
+            elapsed_us: 0,
+        }
+    }
+
+    #[test]
+    fn the_cname_chain_is_followed_to_its_addresses() {
+        let www = Name::from_str("www.example.com.").unwrap();
+        let cdn = Name::from_str("cdn.example.net.").unwrap();
+        let records = vec![
+            Record::from_rdata(www, 60, RData::CNAME(CNAME(cdn.clone()))),
+            Record::from_rdata(cdn, 60, RData::A(A::new(192, 0, 2, 7))),
+        ];
+        let mut answer = blank_answer();
+        read_response(&response(ResponseCode::NoError, records), "www.example.com", &mut answer);
+        assert_eq!(answer.rcode, DnsRcode::NoError);
+        assert_eq!(answer.cnames, vec!["cdn.example.net"]);
+        assert_eq!(answer.addresses, vec!["192.0.2.7".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn response_codes_are_told_apart() {
+        for (code, expected) in [
+            (ResponseCode::NXDomain, DnsRcode::NxDomain),
+            (ResponseCode::ServFail, DnsRcode::ServFail),
+            (ResponseCode::Refused, DnsRcode::Refused),
+            (ResponseCode::NoError, DnsRcode::NoError),
+        ] {
+            let mut answer = blank_answer();
+            read_response(&response(code, Vec::new()), "x.example", &mut answer);
+            assert_eq!(answer.rcode, expected);
+            assert!(answer.addresses.is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_with_nothing_on_port_53_is_refused_and_named() {
+        // 127.0.0.1:53 has no nameserver here; the ICMP port unreachable comes back at once.
+        let detail =
+            ask_all("db.internal", &config("nameserver 127.0.0.1\n"), "10.0.0.9 db.internal\n")
+                .await;
+        assert_eq!(detail.answers.len(), 2);
+        for answer in &detail.answers {
+            assert_eq!(answer.server, "127.0.0.1:53".parse().unwrap());
+            assert_eq!(answer.rcode, DnsRcode::Error, "{answer:?}");
+            assert!(answer.detail.as_deref().unwrap().contains("refused"), "{answer:?}");
+        }
+        assert_eq!(detail.hosts_file, vec!["10.0.0.9".parse::<IpAddr>().unwrap()]);
+    }
+}
