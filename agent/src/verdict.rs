@@ -253,6 +253,20 @@ impl Context<'_> {
             let why = tls.error.as_deref().unwrap_or("the certificate was not accepted");
             diagnosis.summary =
                 format!("{endpoint} accepts connections, but the TLS handshake failed: {why}.");
+            if tls.certificate.is_none() && after.early_close.is_none() {
+                diagnosis.suggestions.push(
+                    "This port does not speak TLS: use the plain scheme (http://) or drop --tls, \
+                     or connect to the service's TLS port."
+                        .into(),
+                );
+            }
+            if let Some(certificate) = tls.certificate.as_ref().filter(|c| c.subject == c.issuer) {
+                diagnosis.suggestions.push(format!(
+                    "The certificate ({}) is self-signed: install a certificate from a trusted \
+                     authority, or make the clients trust this one explicitly.",
+                    certificate.subject
+                ));
+            }
             if let Some(certificate) = &tls.certificate {
                 if !certificate.name_matches {
                     diagnosis.suggestions.push(format!(
@@ -273,6 +287,11 @@ impl Context<'_> {
             let why = http.detail.as_deref().unwrap_or("no valid response");
             diagnosis.summary =
                 format!("{endpoint} accepts connections, but the HTTP request failed: {why}.");
+            diagnosis.suggestions.push(
+                "Check that this port serves HTTP (not another protocol, or TLS: try https://), \
+                 and the server's logs for the request."
+                    .into(),
+            );
         }
     }
 

@@ -94,11 +94,20 @@ impl Lab {
         self.processes.push(child);
     }
 
-    /// Waits until something listens on `port` in `host` (per `ss`).
+    /// Waits until something listens on TCP `port` in `host` (per `ss`).
     pub fn wait_listening(&self, host: &Host, port: u16) {
+        self.wait_socket(host, "-Hltn", port);
+    }
+
+    /// Waits until something is bound to UDP `port` in `host` (a DNS server).
+    pub fn wait_udp(&self, host: &Host, port: u16) {
+        self.wait_socket(host, "-Hlun", port);
+    }
+
+    fn wait_socket(&self, host: &Host, ss_flags: &str, port: u16) {
         let start = Instant::now();
         loop {
-            let out = self.run(host, "ss", &["-Hltn", &format!("sport = :{port}")]);
+            let out = self.run(host, "ss", &[ss_flags, &format!("sport = :{port}")]);
             if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
                 return;
             }

@@ -33,21 +33,26 @@ fn check(lab: &Lab, host: &Host, target: &str, args: &[&str]) -> Value {
     })
 }
 
-/// A hosts file for one lab host (`ip netns exec` mounts `/etc/netns/NS/hosts` over
-/// `/etc/hosts`), removed when dropped.
-struct HostsFile(std::path::PathBuf);
+/// A lab host's own `/etc/hosts` and `/etc/resolv.conf` (`ip netns exec` mounts the files in
+/// `/etc/netns/NS/` over `/etc/`), removed when dropped. The resolver configuration always
+/// points inside the lab, so no lookup leaves it.
+struct EtcFiles(std::path::PathBuf);
 
-impl HostsFile {
-    fn new(host: &Host, lines: &str) -> HostsFile {
+impl EtcFiles {
+    /// `hosts` lines (after localhost) and the lab nameserver the host asks.
+    fn new(host: &Host, hosts: &str, nameserver: &str) -> EtcFiles {
         let directory = std::path::Path::new("/etc/netns").join(&host.netns);
         std::fs::create_dir_all(&directory).expect("/etc/netns is writable (root)");
-        std::fs::write(directory.join("hosts"), format!("127.0.0.1 localhost\n{lines}"))
-            .expect("hosts written");
-        HostsFile(directory)
+        let write = |name: &str, text: String| {
+            std::fs::write(directory.join(name), text).expect("lab /etc file written")
+        };
+        write("hosts", format!("127.0.0.1 localhost\n{hosts}"));
+        write("resolv.conf", format!("nameserver {nameserver}\noptions timeout:1 attempts:1\n"));
+        EtcFiles(directory)
     }
 }
 
-impl Drop for HostsFile {
+impl Drop for EtcFiles {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
@@ -237,7 +242,7 @@ fn a_name_with_one_working_and_one_dead_address_is_partial() {
     lab.spawn(&server, env!("CARGO_BIN_EXE_lab-server"), &["hold", &format!("{SERVER}:80")]);
     lab.wait_listening(&server, 80);
     lab.sh(&server, "iptables -A INPUT -d 10.0.1.3 -p tcp --dport 80 -j DROP");
-    let _hosts = HostsFile::new(&client, "10.0.1.2 svc.lab\n10.0.1.3 svc.lab\n");
+    let _etc = EtcFiles::new(&client, "10.0.1.2 svc.lab\n10.0.1.3 svc.lab\n", SERVER);
 
     let report = check(&lab, &client, "svc.lab:80", &["--timeout-ms", "700"]);
 
@@ -273,4 +278,181 @@ fn retries_tell_a_persistent_failure() {
     assert_eq!(cause(&report), "port_closed", "{report:#}");
     assert_eq!(report["verdict"]["pattern"], "persistent");
     assert_eq!(report["rounds"].as_array().map(Vec::len), Some(3));
+}
+
+#[test]
+fn a_server_that_accepts_and_closes_at_once_is_server_closed() {
+    let (mut lab, client, server) = two_hosts();
+    lab.spawn(&server, env!("CARGO_BIN_EXE_lab-server"), &["close", &format!("{SERVER}:5432")]);
+    lab.wait_listening(&server, 5432);
+    let report = check(&lab, &client, &format!("{SERVER}:5432"), &[]);
+    assert_eq!(cause(&report), "server_closed", "{report:#}");
+    assert_eq!(report["attempts"][0]["state"], "open", "the connect itself worked");
+    assert_eq!(finding(&report, "after_connect")["early_close"], "closed");
+    assert!(has_evidence(&report, "after connect", "closed the connection at once"), "{report:#}");
+}
+
+#[test]
+fn a_banner_is_shown_and_the_service_is_reachable() {
+    let (mut lab, client, server) = two_hosts();
+    let address = format!("{SERVER}:22");
+    lab.spawn(&server, env!("CARGO_BIN_EXE_lab-server"), &["banner", "SSH-2.0-lab", &address]);
+    lab.wait_listening(&server, 22);
+    let report = check(&lab, &client, &address, &[]);
+    assert_eq!(cause(&report), "reachable", "{report:#}");
+    assert_eq!(finding(&report, "after_connect")["banner"], "SSH-2.0-lab");
+}
+
+/// The lab's DNS server, dnsmasq on the server host, for the zone `lab.`: `web.lab` has
+/// SERVER's address, `www.lab` is a CNAME to it, `noaddr.lab` exists with only a TXT record,
+/// and every other name under `lab.` does not exist.
+fn start_lab_dns(lab: &mut Lab, server: &Host) {
+    let pid_file = format!("--pid-file=/tmp/whyrefused-{}-dnsmasq.pid", server.netns);
+    let listen = format!("--listen-address={SERVER}");
+    let web = format!("--host-record=web.lab,{SERVER}");
+    let args = [
+        "--keep-in-foreground",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        "--local=/lab/",
+        "--cname=www.lab,web.lab",
+        "--txt-record=noaddr.lab,no address here",
+        &pid_file,
+        &listen,
+        &web,
+    ];
+    lab.spawn(server, "/usr/sbin/dnsmasq", &args);
+    lab.wait_udp(server, 53);
+}
+
+/// The lab with its DNS server, the client asking it.
+fn lab_with_dns() -> (Lab, Host, Host, EtcFiles) {
+    let (mut lab, client, server) = two_hosts();
+    start_lab_dns(&mut lab, &server);
+    let etc = EtcFiles::new(&client, "", SERVER);
+    (lab, client, server, etc)
+}
+
+fn answers(report: &Value) -> &Vec<Value> {
+    finding(report, "dns_detail")["answers"].as_array().expect("answers")
+}
+
+#[test]
+fn a_name_that_does_not_exist_is_nxdomain_naming_the_server_that_said_so() {
+    let (lab, client, _server, _etc) = lab_with_dns();
+    let report = check(&lab, &client, "nosuch.lab:80", &[]);
+    assert_eq!(cause(&report), "dns_nxdomain", "{report:#}");
+    assert!(summary(&report).contains("10.0.1.2 answered NXDOMAIN"), "{report:#}");
+    assert!(answers(&report).iter().all(|a| a["rcode"] == "nx_domain"), "{report:#}");
+    assert!(has_evidence(&report, "dns 10.0.1.2:53 A", "NXDOMAIN"), "{report:#}");
+}
+
+#[test]
+fn a_name_without_address_records_is_dns_no_address() {
+    let (lab, client, _server, _etc) = lab_with_dns();
+    let report = check(&lab, &client, "noaddr.lab:80", &[]);
+    assert_eq!(cause(&report), "dns_no_address", "{report:#}");
+    assert!(answers(&report).iter().all(|a| a["rcode"] == "no_error"), "{report:#}");
+    assert!(has_evidence(&report, "dns 10.0.1.2:53 AAAA", "NODATA"), "{report:#}");
+}
+
+#[test]
+fn a_dead_resolver_is_dns_error_naming_the_silent_nameserver() {
+    let (lab, client, server) = two_hosts();
+    lab.sh(&server, "iptables -A INPUT -p udp --dport 53 -j DROP");
+    let _etc = EtcFiles::new(&client, "", SERVER);
+    let report = check(&lab, &client, "web.lab:80", &[]);
+    assert_eq!(cause(&report), "dns_error", "{report:#}");
+    assert!(summary(&report).contains("nameserver 10.0.1.2 is silent"), "{report:#}");
+    assert!(answers(&report).iter().all(|a| a["rcode"] == "timeout"), "{report:#}");
+}
+
+#[test]
+fn a_cname_chain_is_shown_beside_a_working_connection() {
+    let (mut lab, client, server, _etc) = lab_with_dns();
+    lab.spawn(&server, env!("CARGO_BIN_EXE_lab-server"), &["hold", &format!("{SERVER}:80")]);
+    lab.wait_listening(&server, 80);
+    let report = check(&lab, &client, "www.lab:80", &[]);
+    assert_eq!(cause(&report), "reachable", "{report:#}");
+    let a_answer = answers(&report).iter().find(|a| a["record"] == "A").expect("an A answer");
+    assert_eq!(a_answer["cnames"], serde_json::json!(["web.lab"]), "{report:#}");
+    assert_eq!(a_answer["addresses"], serde_json::json!([SERVER]), "{report:#}");
+}
+
+#[test]
+fn a_stale_hosts_entry_that_overrides_dns_is_named() {
+    let (lab, client, server) = two_hosts();
+    let mut lab = lab;
+    start_lab_dns(&mut lab, &server);
+    lab.sh(&server, "ip addr add 10.0.1.3/24 dev v1b");
+    // /etc/hosts sends web.lab to 10.0.1.3, where nothing listens; DNS says 10.0.1.2.
+    let _etc = EtcFiles::new(&client, "10.0.1.3 web.lab\n", SERVER);
+    let report = check(&lab, &client, "web.lab:80", &[]);
+    assert_eq!(cause(&report), "port_closed", "{report:#}");
+    assert_eq!(finding(&report, "dns_detail")["hosts_file"], serde_json::json!(["10.0.1.3"]));
+    let suggestions = report["verdict"]["suggestions"].to_string();
+    assert!(
+        suggestions
+            .contains("/etc/hosts on this host maps web.lab to 10.0.1.3, but DNS says 10.0.1.2"),
+        "{suggestions}"
+    );
+}
+
+/// A TLS server (openssl s_server) on SERVER:443 with a fresh self-signed certificate for
+/// `name`; the files live as long as the returned directory.
+fn start_tls_server(lab: &mut Lab, server: &Host, name: &str) -> tempfile::TempDir {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let (key, cert) = (directory.path().join("key.pem"), directory.path().join("cert.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={name}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{name}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (key, cert) = (key.to_str().expect("UTF-8"), cert.to_str().expect("UTF-8"));
+    let args = ["s_server", "-quiet", "-www", "-accept", "443", "-key", key, "-cert", cert];
+    lab.spawn(server, "openssl", &args);
+    lab.wait_listening(server, 443);
+    directory
+}
+
+#[test]
+fn a_self_signed_certificate_for_another_name_is_a_tls_error_with_the_certificate_described() {
+    let (mut lab, client, server, _etc) = lab_with_dns();
+    let _certificate = start_tls_server(&mut lab, &server, "other.lab");
+    let report = check(&lab, &client, "https://web.lab/", &[]);
+    assert_eq!(cause(&report), "tls_error", "{report:#}");
+    let tls = &finding(&report, "after_connect")["tls"];
+    assert_eq!(tls["ok"], false);
+    assert!(tls["error"].as_str().unwrap_or_default().contains("self-signed"), "{tls}");
+    let certificate = &tls["certificate"];
+    assert_eq!(certificate["subject"], "CN=other.lab", "{tls}");
+    assert_eq!(certificate["subject_alt_names"], serde_json::json!(["other.lab"]));
+    assert_eq!(certificate["name_matches"], false);
+    let suggestions = report["verdict"]["suggestions"].to_string();
+    assert!(suggestions.contains("The certificate is for other.lab, not web.lab"), "{suggestions}");
+}
+
+#[test]
+fn an_http_server_is_reachable_with_its_status_and_phase_timings() {
+    let (mut lab, client, server, _etc) = lab_with_dns();
+    let root = tempfile::tempdir().expect("a temporary directory");
+    let directory = root.path().to_str().expect("UTF-8");
+    let args = ["-m", "http.server", "--bind", SERVER, "--directory", directory, "8000"];
+    lab.spawn(&server, "python3", &args);
+    lab.wait_listening(&server, 8000);
+    let report = check(&lab, &client, "http://web.lab:8000/", &[]);
+    assert_eq!(cause(&report), "reachable", "{report:#}");
+    let after = finding(&report, "after_connect");
+    assert_eq!(after["http"]["status"], 200, "{after}");
+    let phases = &after["phases"];
+    assert!(phases["dns_us"].as_u64() > Some(0), "{phases}");
+    assert!(phases["connect_us"].as_u64() > Some(0), "{phases}");
+    assert!(phases["first_byte_us"].as_u64() > Some(0), "{phases}");
 }

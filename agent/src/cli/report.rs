@@ -3,7 +3,9 @@
 use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
-use whyrefused_shared::{Attempt, Cause, CheckReport, ConnectState, DnsStatus, ResolveMethod};
+use whyrefused_shared::{
+    Attempt, Cause, CheckReport, ConnectState, DnsStatus, Finding, Phases, ResolveMethod,
+};
 
 /// The styles of the report; all plain when colour is off.
 #[derive(Debug, Clone, Copy, Default)]
@@ -92,6 +94,9 @@ pub fn render(report: &CheckReport, colors: Colors) -> String {
     if let Some(dns) = &report.dns {
         let _ = writeln!(out, "{} {}", paint(colors.bold, "dns    "), dns_line(dns));
     }
+    if let Some(phases) = first_phases(report) {
+        let _ = writeln!(out, "{} {}", paint(colors.bold, "phases "), phases_line(&phases));
+    }
     if !report.attempts.is_empty() {
         out.push('\n');
         let _ = writeln!(
@@ -114,6 +119,27 @@ pub fn render(report: &CheckReport, colors: Colors) -> String {
         );
     }
     out
+}
+
+/// The phase timings of the first connection that opened.
+fn first_phases(report: &CheckReport) -> Option<Phases> {
+    report.findings.iter().find_map(|finding| match finding {
+        Finding::AfterConnect(after) => Some(after.phases),
+        _ => None,
+    })
+}
+
+fn phases_line(phases: &Phases) -> String {
+    let ms = |us: u64| format!("{:.3} ms", us as f64 / 1000.0);
+    let mut parts =
+        vec![format!("dns {}", ms(phases.dns_us)), format!("connect {}", ms(phases.connect_us))];
+    if let Some(tls) = phases.tls_us {
+        parts.push(format!("tls {}", ms(tls)));
+    }
+    if let Some(first_byte) = phases.first_byte_us {
+        parts.push(format!("first byte {}", ms(first_byte)));
+    }
+    parts.join(" · ")
 }
 
 fn dns_line(dns: &whyrefused_shared::Resolution) -> String {
@@ -207,5 +233,22 @@ mod tests {
     fn colour_wraps_the_verdict_when_asked_for() {
         let colors = Colors { bad: AnsiColor::Red.on_default(), ..Colors::default() };
         assert!(render(&report(), colors).starts_with("\u{1b}[31m✗ port_closed"));
+    }
+
+    #[test]
+    fn the_phases_of_an_opened_connection_are_listed() {
+        let phases =
+            Phases { dns_us: 400, connect_us: 1_500, tls_us: Some(12_000), first_byte_us: None };
+        assert_eq!(phases_line(&phases), "dns 0.400 ms · connect 1.500 ms · tls 12.000 ms");
+        let mut opened = report();
+        opened.findings.push(Finding::AfterConnect(Box::new(whyrefused_shared::AfterConnect {
+            address: "127.0.0.1:5432".parse().unwrap(),
+            early_close: None,
+            banner: None,
+            tls: None,
+            http: None,
+            phases,
+        })));
+        assert!(render(&opened, Colors::default()).contains("phases  dns 0.400 ms"));
     }
 }

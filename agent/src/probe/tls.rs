@@ -45,7 +45,9 @@ pub async fn handshake(stream: TcpStream, host: &Host, deadline: Duration) -> Ha
     let stream = match outcome {
         Ok(Ok(stream)) => {
             report.version = stream.get_ref().1.protocol_version().map(version_name);
-            report.error = seen.verification_error.map(|error| describe_rejection(&error, host));
+            report.error = seen
+                .verification_error
+                .map(|error| describe_rejection(&error, host, report.certificate.as_ref()));
             report.ok = report.error.is_none();
             Some(stream)
         }
@@ -179,8 +181,19 @@ impl ServerCertVerifier for RecordingVerifier {
 }
 
 /// Why a strict client refuses the certificate, in words.
-fn describe_rejection(error: &rustls::Error, host: &Host) -> String {
+fn describe_rejection(
+    error: &rustls::Error,
+    host: &Host,
+    certificate: Option<&CertificateSummary>,
+) -> String {
     let rustls::Error::InvalidCertificate(problem) = error else { return error.to_string() };
+    let self_signed = certificate.is_some_and(|c| c.subject == c.issuer);
+    let about_the_issuer =
+        matches!(problem, CertificateError::UnknownIssuer | CertificateError::Other(_));
+    if self_signed && about_the_issuer {
+        return "the certificate is self-signed: no authority this host trusts vouches for it"
+            .into();
+    }
     match problem {
         CertificateError::UnknownIssuer => "the certificate is not signed by an authority this \
             host trusts (self-signed, a private CA, or a missing intermediate)"
@@ -295,10 +308,22 @@ mod tests {
     fn rejections_are_explained_in_words() {
         let host = name("db.example.com");
         let unknown = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
-        assert!(describe_rejection(&unknown, &host).contains("self-signed"));
+        assert!(describe_rejection(&unknown, &host, None).contains("authority this host trusts"));
+        let own = CertificateSummary {
+            subject: "CN=db".into(),
+            issuer: "CN=db".into(),
+            not_after: "2030-01-01T00:00:00Z".into(),
+            subject_alt_names: vec!["db".into()],
+            name_matches: false,
+            expired: false,
+        };
+        assert!(
+            describe_rejection(&unknown, &host, Some(&own))
+                .starts_with("the certificate is self-signed")
+        );
         let wrong = rustls::Error::InvalidCertificate(CertificateError::NotValidForName);
         assert_eq!(
-            describe_rejection(&wrong, &host),
+            describe_rejection(&wrong, &host, None),
             "the certificate is not valid for db.example.com"
         );
     }
