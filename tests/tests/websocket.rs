@@ -63,7 +63,8 @@ async fn an_open_port_streams_each_step_in_order_and_is_reachable() {
 
     let (events, report) = client.check(1, CheckRequest::new(format!("127.0.0.1:{port}"))).await;
 
-    // 127.0.0.1 is the agent's own host: its listeners on the port are a finding.
+    // What followed the connect is a finding, and as 127.0.0.1 is the agent's own host, its
+    // listeners on the port are another.
     assert_eq!(
         step_names(&events),
         [
@@ -72,14 +73,17 @@ async fn an_open_port_streams_each_step_in_order_and_is_reachable() {
             "attempt_started",
             "attempt_finished",
             "finding",
+            "finding",
             "verdict",
             "done"
         ]
     );
     assert!(events.windows(2).all(|pair| pair[0].at <= pair[1].at), "timestamps never go back");
-    let Some(Finding::LocalListeners(found)) = report.findings.first() else {
-        panic!("expected the local listeners, got {:?}", report.findings);
+    let [Finding::AfterConnect(after), Finding::LocalListeners(found)] = &report.findings[..]
+    else {
+        panic!("expected after-connect and the local listeners, got {:?}", report.findings);
     };
+    assert_eq!(after.early_close, None, "the listener keeps the connection open");
     assert_eq!(
         found.listeners[0].pid,
         Some(std::process::id()),
