@@ -1,6 +1,9 @@
 //! Words and numbers for people: durations, states, causes and sources as the page shows them.
 
-use whyrefused_shared::{Cause, ConnectState, DnsStatus, PortSource, ResolveMethod, TargetInfo};
+use whyrefused_shared::{
+    Cause, ConnectState, DnsRcode, DnsStatus, EchoState, IcmpError, Pattern, PortSource,
+    ResolveMethod, TargetInfo,
+};
 
 /// A duration in microseconds as milliseconds with microsecond precision (`0.087 ms`).
 pub fn millis(us: u64) -> String {
@@ -115,6 +118,58 @@ pub fn address_count(count: usize) -> String {
     }
 }
 
+/// An ICMP error in words: meaning, type and code, and who sent it
+/// (`port unreachable (type 3, code 3) from 10.0.0.1`, with ` (this host)` when it was local).
+pub fn icmp_label(icmp: &IcmpError) -> String {
+    let sender = if icmp.from_local { " (this host)" } else { "" };
+    format!(
+        "{} (type {}, code {}) from {}{sender}",
+        icmp.meaning, icmp.icmp_type, icmp.code, icmp.from
+    )
+}
+
+/// What a retry pattern means (`the same in every round`).
+pub fn pattern_meaning(pattern: Pattern) -> &'static str {
+    match pattern {
+        Pattern::Persistent => "the same in every round",
+        Pattern::Intermittent => "the rounds disagreed, so it sometimes works",
+    }
+}
+
+/// A pattern's short name, for CSS and tests (`persistent`).
+pub fn pattern_name(pattern: Pattern) -> &'static str {
+    match pattern {
+        Pattern::Persistent => "persistent",
+        Pattern::Intermittent => "intermittent",
+    }
+}
+
+/// A nameserver's response code as DNS people write it (`NXDOMAIN`).
+pub fn rcode_label(rcode: DnsRcode) -> &'static str {
+    match rcode {
+        DnsRcode::NoError => "NOERROR",
+        DnsRcode::NxDomain => "NXDOMAIN",
+        DnsRcode::ServFail => "SERVFAIL",
+        DnsRcode::Refused => "REFUSED",
+        DnsRcode::Timeout => "timed out",
+        DnsRcode::Error => "error",
+    }
+}
+
+/// An ICMP echo's outcome, in words.
+pub fn echo_label(echo: EchoState) -> &'static str {
+    match echo {
+        EchoState::Replied => "replied",
+        EchoState::NoReply => "no reply",
+        EchoState::Unavailable => "not available",
+    }
+}
+
+/// A number with the right noun (`1 port`, `3 ports`).
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +187,26 @@ mod tests {
         assert_eq!(retry_delay(1000), "1 s");
         assert_eq!(retry_delay(2500), "3 s");
         assert_eq!(retry_delay(10_000), "10 s");
+    }
+
+    #[test]
+    fn an_icmp_error_names_its_sender_and_marks_this_host() {
+        let mut icmp = IcmpError {
+            icmp_type: 3,
+            code: 3,
+            meaning: "port unreachable".into(),
+            from: "10.0.0.1".parse().unwrap(),
+            from_local: false,
+        };
+        assert_eq!(icmp_label(&icmp), "port unreachable (type 3, code 3) from 10.0.0.1");
+        icmp.from_local = true;
+        assert!(icmp_label(&icmp).ends_with("from 10.0.0.1 (this host)"));
+    }
+
+    #[test]
+    fn counts_take_the_right_noun() {
+        assert_eq!(count(1, "port", "ports"), "1 port");
+        assert_eq!(count(0, "port", "ports"), "0 ports");
+        assert_eq!(count(12, "port", "ports"), "12 ports");
     }
 }

@@ -6,13 +6,17 @@
 //! - [`hooks`]: [`use_agent_link`] keeps the WebSocket to the agent open (reconnecting with
 //!   [`backoff`]) and hands out the [`AgentLink`] that components use through a context.
 //! - [`components`]: one component per file: the form, the connection status, a check's card and
-//!   its parts.
+//!   its parts (the verdict with its evidence, the address table, the phase waterfall, the
+//!   findings, the rounds of a retried check).
 //! - [`format`]: durations and labels as people read them.
+//! - [`markdown`]: a check as Markdown, for "Copy as Markdown"; [`clipboard`] writes it.
 
 mod backoff;
+mod clipboard;
 mod components;
 mod format;
 mod hooks;
+mod markdown;
 mod state;
 
 use yew::prelude::*;
