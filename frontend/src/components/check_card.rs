@@ -9,6 +9,7 @@ use crate::components::target_summary::TargetSummary;
 use crate::components::verdict_panel::VerdictPanel;
 use crate::format;
 use crate::hooks::AgentLink;
+use crate::markdown;
 use crate::state::{Check, Phase};
 
 #[derive(Properties, PartialEq)]
@@ -57,7 +58,10 @@ pub fn check_card(props: &CheckCardProps) -> Html {
                 }
             </header>
             if let Some(verdict) = &report.verdict {
-                <VerdictPanel verdict={verdict.clone()} />
+                <VerdictPanel
+                    verdict={verdict.clone()}
+                    markdown={markdown::check_markdown(&check.request.target, report)}
+                />
             }
             { outcome_note(check, phase) }
             if let Some(error) = &check.error {

@@ -1,17 +1,23 @@
-//! [`VerdictPanel`]: the agent's conclusion in plain words, coloured by the kind of cause.
+//! [`VerdictPanel`]: the agent's conclusion in plain words, coloured by the kind of cause, with
+//! the evidence behind it and what to try next.
 
 use whyrefused_shared::Verdict;
 use yew::prelude::*;
 
+use crate::components::copy_markdown::CopyMarkdown;
+use crate::components::evidence_list::EvidenceList;
 use crate::format;
 
 #[derive(Properties, PartialEq)]
 pub struct VerdictPanelProps {
     /// The verdict to show.
     pub verdict: Verdict,
+    /// The whole check as Markdown, for the copy button.
+    pub markdown: AttrValue,
 }
 
-/// The cause's title and wire name, the one-sentence summary, and what to try next.
+/// The headline (the cause's title and wire name), the one-sentence summary, the retry pattern,
+/// the evidence, the suggestions, and "Copy as Markdown" at the foot.
 #[function_component(VerdictPanel)]
 pub fn verdict_panel(props: &VerdictPanelProps) -> Html {
     let verdict = &props.verdict;
@@ -24,9 +30,20 @@ pub fn verdict_panel(props: &VerdictPanelProps) -> Html {
                 <code class="verdict-cause">{ verdict.cause.as_str() }</code>
             </p>
             <p class="verdict-summary">{ &verdict.summary }</p>
+            if let Some(pattern) = verdict.pattern {
+                <p class={classes!("pattern", format!("pattern--{}", format::pattern_name(pattern)))}
+                    data-pattern={format::pattern_name(pattern)}>
+                    <span class="pattern-label">{ "Over the rounds: " }</span>
+                    <strong>{ format::pattern_name(pattern) }</strong>
+                    { format!(", {}", format::pattern_meaning(pattern)) }
+                </p>
+            }
+            if !verdict.evidence.is_empty() {
+                <EvidenceList evidence={verdict.evidence.clone()} />
+            }
             if !verdict.suggestions.is_empty() {
                 <div class="suggestions">
-                    <p class="suggestions-title">{ "What to try" }</p>
+                    <h3 class="verdict-subtitle">{ "What to try" }</h3>
                     <ul>
                         { for verdict.suggestions.iter().map(|suggestion| html! {
                             <li>{ suggestion }</li>
@@ -34,6 +51,7 @@ pub fn verdict_panel(props: &VerdictPanelProps) -> Html {
                     </ul>
                 </div>
             }
+            <CopyMarkdown markdown={props.markdown.clone()} />
         </section>
     }
 }
