@@ -1,6 +1,7 @@
-//! [`AttemptTable`]: one row per address: family, how the connect ended, and how long it took.
+//! [`AttemptTable`]: one row per address: family, how the connect ended (with the ICMP error that
+//! ended it, if any), and how long it took.
 
-use whyrefused_shared::Attempt;
+use whyrefused_shared::{Attempt, IcmpError};
 use yew::prelude::*;
 
 use crate::format;
@@ -63,6 +64,26 @@ fn finished_state(attempt: &Attempt) -> Html {
             if let Some(errno) = &attempt.errno {
                 <span class="errno mono" title={format!("errno {}", errno.code)}>{ &errno.name }</span>
             }
+            if let Some(icmp) = &attempt.icmp {
+                { icmp_detail(icmp) }
+            }
+        </span>
+    }
+}
+
+/// The ICMP error under the state: what it means, its type and code, and who sent it.
+fn icmp_detail(icmp: &IcmpError) -> Html {
+    html! {
+        <span class="icmp" data-local={icmp.from_local.then_some("true")}>
+            <span class="icmp-tag">{ "ICMP" }</span>
+            <span class="icmp-meaning">{ &icmp.meaning }</span>
+            <span class="icmp-code mono">{ format!("type {}, code {}", icmp.icmp_type, icmp.code) }</span>
+            <span class="icmp-from">
+                { "from " }<span class="mono">{ icmp.from.to_string() }</span>
+                if icmp.from_local {
+                    <span class="icmp-local">{ "this host" }</span>
+                }
+            </span>
         </span>
     }
 }
