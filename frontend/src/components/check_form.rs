@@ -1,7 +1,8 @@
-//! [`CheckForm`]: the target, an optional timeout, and the Diagnose button.
+//! [`CheckForm`]: the target, an optional timeout, optional retries with their delay, and the
+//! Diagnose button.
 
 use web_sys::HtmlInputElement;
-use whyrefused_shared::{CheckRequest, DEFAULT_TIMEOUT_MS};
+use whyrefused_shared::{CheckRequest, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS, MAX_RETRIES};
 use yew::prelude::*;
 
 use crate::hooks::AgentLink;
@@ -20,6 +21,8 @@ pub fn check_form(props: &CheckFormProps) -> Html {
         use_context::<AgentLink>().expect("CheckForm is rendered inside the AgentLink provider");
     let target_ref = use_node_ref();
     let timeout_ref = use_node_ref();
+    let retries_ref = use_node_ref();
+    let delay_ref = use_node_ref();
     let problem = use_state(|| None::<String>);
 
     {
@@ -33,8 +36,8 @@ pub fn check_form(props: &CheckFormProps) -> Html {
     }
 
     let onsubmit = {
-        let (target_ref, timeout_ref, problem) =
-            (target_ref.clone(), timeout_ref.clone(), problem.clone());
+        let inputs = [&target_ref, &timeout_ref, &retries_ref, &delay_ref].map(NodeRef::clone);
+        let problem = problem.clone();
         let blocked = props.blocked.is_some();
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
@@ -44,7 +47,14 @@ pub fn check_form(props: &CheckFormProps) -> Html {
             let value = |node: &NodeRef| {
                 node.cast::<HtmlInputElement>().map(|input| input.value()).unwrap_or_default()
             };
-            match build_request(&value(&target_ref), &value(&timeout_ref)) {
+            let [target, timeout, retries, delay] = inputs.each_ref().map(value);
+            let fields = FormFields {
+                target: &target,
+                timeout: &timeout,
+                retries: &retries,
+                retry_delay: &delay,
+            };
+            match build_request(&fields) {
                 Ok(request) => {
                     problem.set(None);
                     link.check(request);
@@ -87,7 +97,35 @@ pub fn check_form(props: &CheckFormProps) -> Html {
                     autocomplete="off"
                     aria-describedby="timeout-help"
                 />
-                <p id="timeout-help" class="help">{ "per address, optional" }</p>
+                <p id="timeout-help" class="help">{ "per address" }</p>
+            </div>
+            <div class="field field--retries">
+                <label for="retries">{ "Retries" }</label>
+                <input
+                    ref={retries_ref}
+                    id="retries"
+                    name="retries"
+                    type="text"
+                    inputmode="numeric"
+                    placeholder="0"
+                    autocomplete="off"
+                    aria-describedby="retries-help"
+                />
+                <p id="retries-help" class="help">{ format!("extra rounds, up to {MAX_RETRIES}") }</p>
+            </div>
+            <div class="field field--delay">
+                <label for="retry-delay">{ "Delay " }<span class="muted">{ "(ms)" }</span></label>
+                <input
+                    ref={delay_ref}
+                    id="retry-delay"
+                    name="retry-delay"
+                    type="text"
+                    inputmode="numeric"
+                    placeholder={DEFAULT_RETRY_DELAY_MS.to_string()}
+                    autocomplete="off"
+                    aria-describedby="retry-delay-help"
+                />
+                <p id="retry-delay-help" class="help">{ "between rounds" }</p>
             </div>
             <div class="field field--submit">
                 <button
@@ -109,45 +147,101 @@ pub fn check_form(props: &CheckFormProps) -> Html {
     }
 }
 
-/// The request the form's two fields ask for, or what is wrong with them. Ranges and the target's
+/// What the form's fields hold, as typed.
+struct FormFields<'a> {
+    target: &'a str,
+    timeout: &'a str,
+    retries: &'a str,
+    retry_delay: &'a str,
+}
+
+/// The request the form's fields ask for, or what is wrong with them. Ranges and the target's
 /// syntax are the agent's to judge: its messages are the precise ones.
-fn build_request(target: &str, timeout: &str) -> Result<CheckRequest, String> {
-    let target = target.trim();
+fn build_request(fields: &FormFields) -> Result<CheckRequest, String> {
+    let target = fields.target.trim();
     if target.is_empty() {
         return Err("Enter a target first, such as db.internal:5432 or https://example.com.".into());
     }
-    let timeout = timeout.trim();
-    let timeout_ms = if timeout.is_empty() {
-        None
-    } else {
-        let ms = timeout.parse::<u32>().map_err(|_| {
-            format!("The timeout is a whole number of milliseconds, such as {DEFAULT_TIMEOUT_MS}.")
-        })?;
-        Some(ms)
-    };
-    Ok(CheckRequest { timeout_ms, ..CheckRequest::new(target) })
+    let timeout_ms = optional_number(fields.timeout).map_err(|_| {
+        format!("The timeout is a whole number of milliseconds, such as {DEFAULT_TIMEOUT_MS}.")
+    })?;
+    let retries = optional_number(fields.retries).map_err(|_| {
+        format!("Retries is a whole number of extra rounds, from 0 to {MAX_RETRIES}, such as 3.")
+    })?;
+    let retry_delay_ms = optional_number(fields.retry_delay).map_err(|_| {
+        format!(
+            "The delay is a whole number of milliseconds between retries, such as \
+             {DEFAULT_RETRY_DELAY_MS}."
+        )
+    })?;
+    if retry_delay_ms.is_some() && retries.unwrap_or(0) == 0 {
+        return Err("The delay is the pause between retries: set Retries to 1 or more, or clear \
+                    the delay."
+            .into());
+    }
+    Ok(CheckRequest { timeout_ms, retries, retry_delay_ms, ..CheckRequest::new(target) })
+}
+
+/// An empty field is `None`; anything else must be a whole number.
+fn optional_number(text: &str) -> Result<Option<u32>, std::num::ParseIntError> {
+    let text = text.trim();
+    if text.is_empty() { Ok(None) } else { text.parse().map(Some) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn build(target: &str, timeout: &str) -> Result<CheckRequest, String> {
+        build_request(&FormFields { target, timeout, retries: "", retry_delay: "" })
+    }
+
+    fn build_retried(retries: &str, retry_delay: &str) -> Result<CheckRequest, String> {
+        build_request(&FormFields { target: "db:5432", timeout: "", retries, retry_delay })
+    }
+
     #[test]
     fn the_target_is_trimmed_and_an_empty_timeout_means_the_default() {
-        let request = build_request("  db:5432 ", "").unwrap();
+        let request = build("  db:5432 ", "").unwrap();
         assert_eq!(request, CheckRequest::new("db:5432"));
     }
 
     #[test]
     fn a_timeout_is_milliseconds() {
-        let request = build_request("db:5432", " 250 ").unwrap();
+        let request = build("db:5432", " 250 ").unwrap();
         assert_eq!(request.timeout_ms, Some(250));
     }
 
     #[test]
     fn an_empty_target_or_a_non_numeric_timeout_is_refused_with_an_example() {
-        assert!(build_request("   ", "").unwrap_err().contains("db.internal:5432"));
-        assert!(build_request("db:5432", "3s").unwrap_err().contains("milliseconds"));
-        assert!(build_request("db:5432", "-1").is_err());
+        assert!(build("   ", "").unwrap_err().contains("db.internal:5432"));
+        assert!(build("db:5432", "3s").unwrap_err().contains("milliseconds"));
+        assert!(build("db:5432", "-1").is_err());
+    }
+
+    #[test]
+    fn retries_and_their_delay_are_sent_when_given() {
+        let request = build_retried(" 2 ", "100").unwrap();
+        assert_eq!((request.retries, request.retry_delay_ms), (Some(2), Some(100)));
+        let request = build_retried("3", "").unwrap();
+        assert_eq!((request.retries, request.retry_delay_ms), (Some(3), None));
+        assert_eq!(build_retried("", "").unwrap(), CheckRequest::new("db:5432"));
+    }
+
+    #[test]
+    fn non_numeric_retries_or_delay_are_refused_with_an_example() {
+        let retries = build_retried("two", "").unwrap_err();
+        assert!(retries.contains("Retries is a whole number") && retries.contains("such as 3"));
+        assert!(build_retried("-1", "").unwrap_err().contains("Retries"));
+        let delay = build_retried("2", "0.5s").unwrap_err();
+        assert!(delay.contains("milliseconds between retries"), "{delay}");
+    }
+
+    #[test]
+    fn a_delay_without_retries_says_what_it_needs() {
+        for retries in ["", "0"] {
+            let problem = build_retried(retries, "500").unwrap_err();
+            assert!(problem.contains("set Retries to 1 or more"), "{problem}");
+        }
     }
 }
