@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use std::rc::Rc;
 
 use whyrefused_shared::{
-    AgentInfo, AgentMessage, Attempt, CheckEvent, CheckReport, CheckRequest, ErrorCode, Family,
-    Outcome, PROTOCOL_VERSION, RequestId,
+    AfterConnect, AgentInfo, AgentMessage, Attempt, CheckEvent, CheckReport, CheckRequest,
+    ErrorCode, Family, Finding, Outcome, PROTOCOL_VERSION, RequestId,
 };
 use yew::prelude::*;
 
@@ -134,6 +134,20 @@ impl Check {
     /// Whether it is over for good on the agent's side: `done` arrived, or the agent refused it.
     pub fn is_done(&self) -> bool {
         self.report.is_done() || self.error.is_some()
+    }
+
+    /// With retries: how many rounds the check runs (the first, then each retry); `None` for a
+    /// check of one round.
+    pub fn rounds_planned(&self) -> Option<u32> {
+        self.request.retries.filter(|retries| *retries > 0).map(|retries| retries + 1)
+    }
+
+    /// What followed the first connection that opened (the phase waterfall is drawn from it).
+    pub fn first_opened(&self) -> Option<&AfterConnect> {
+        self.report.findings.iter().find_map(|finding| match finding {
+            Finding::AfterConnect(after) => Some(after.as_ref()),
+            _ => None,
+        })
     }
 
     /// One row per address, in the resolver's order: finished attempts, connects in flight, and
@@ -325,8 +339,8 @@ mod tests {
     use std::net::SocketAddr;
 
     use whyrefused_shared::{
-        Cause, ConnectState, DnsStatus, PortSource, Resolution, ResolveMethod, Step, TargetInfo,
-        Timestamp, Verdict,
+        Cause, ConnectState, DnsStatus, Phases, PortSource, Resolution, ResolveMethod, Step,
+        TargetInfo, Timestamp, Verdict,
     };
 
     use super::*;
@@ -486,6 +500,38 @@ mod tests {
         assert_eq!(check.phase(), Phase::Completed);
         assert!(check.is_done());
         assert_eq!(check.report.verdict.as_ref().unwrap().cause, Cause::PortClosed);
+    }
+
+    #[test]
+    fn only_a_check_with_retries_plans_rounds_and_they_count_the_first() {
+        let mut check = Check::new(RequestId(1), CheckRequest::new("a:1"));
+        assert_eq!(check.rounds_planned(), None);
+        check.request.retries = Some(0);
+        assert_eq!(check.rounds_planned(), None);
+        check.request.retries = Some(2);
+        assert_eq!(check.rounds_planned(), Some(3));
+    }
+
+    #[test]
+    fn the_waterfall_comes_from_the_first_connection_that_opened() {
+        let opened = |address: &str, connect_us: u64| Step::Finding {
+            finding: Finding::AfterConnect(Box::new(AfterConnect {
+                address: address.parse().unwrap(),
+                early_close: None,
+                banner: None,
+                tls: None,
+                http: None,
+                phases: Phases { connect_us, ..Phases::default() },
+            })),
+        };
+        let state = reduce(connected(), [submit(1, "localhost:80")]);
+        assert_eq!(state.check(RequestId(1)).unwrap().first_opened(), None);
+        let state = reduce(
+            state,
+            [event(1, opened("127.0.0.1:80", 120)), event(1, opened("[::1]:80", 90))],
+        );
+        let first = state.check(RequestId(1)).unwrap().first_opened().unwrap();
+        assert_eq!(first.phases.connect_us, 120);
     }
 
     #[test]

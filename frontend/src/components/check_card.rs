@@ -4,7 +4,10 @@ use whyrefused_shared::ErrorCode;
 use yew::prelude::*;
 
 use crate::components::attempt_table::AttemptTable;
+use crate::components::finding_list::FindingList;
+use crate::components::phase_waterfall::PhaseWaterfall;
 use crate::components::resolution_summary::ResolutionSummary;
+use crate::components::round_timeline::RoundTimeline;
 use crate::components::target_summary::TargetSummary;
 use crate::components::verdict_panel::VerdictPanel;
 use crate::format;
@@ -18,7 +21,8 @@ pub struct CheckCardProps {
     pub check: Check,
 }
 
-/// The verdict on top, then the target as parsed, the resolution and the address table.
+/// The verdict on top, then the rounds of a retried check, the target as parsed, the resolution,
+/// the address table, the phase waterfall and the findings.
 /// Carries `data-request-id`, `data-cause` (once a verdict arrived) and `data-done`.
 #[function_component(CheckCard)]
 pub fn check_card(props: &CheckCardProps) -> Html {
@@ -63,6 +67,13 @@ pub fn check_card(props: &CheckCardProps) -> Html {
                     markdown={markdown::check_markdown(&check.request.target, report)}
                 />
             }
+            if let Some(planned) = check.rounds_planned() {
+                <RoundTimeline
+                    rounds={report.rounds.clone()}
+                    {planned}
+                    current={report.round.filter(|_| phase == Phase::Running)}
+                />
+            }
             { outcome_note(check, phase) }
             if let Some(error) = &check.error {
                 <p class="check-error" role="alert">
@@ -79,6 +90,12 @@ pub fn check_card(props: &CheckCardProps) -> Html {
             }
             if !rows.is_empty() {
                 <AttemptTable {rows} />
+            }
+            if let Some(opened) = check.first_opened() {
+                <PhaseWaterfall address={opened.address} phases={opened.phases} />
+            }
+            if !report.findings.is_empty() {
+                <FindingList findings={report.findings.clone()} />
             }
         </article>
     }

@@ -1,11 +1,21 @@
 //! The page's components, one per file.
 
+pub mod after_connect_finding;
 pub mod attempt_table;
 pub mod check_card;
 pub mod check_form;
 pub mod connection_status;
 pub mod copy_markdown;
+pub mod dns_detail_finding;
 pub mod evidence_list;
+pub mod finding_list;
+pub mod happy_eyeballs_finding;
+pub mod liveness_finding;
+pub mod local_drops_finding;
+pub mod local_listeners_finding;
+pub mod nearby_ports_finding;
+pub mod phase_waterfall;
 pub mod resolution_summary;
+pub mod round_timeline;
 pub mod target_summary;
 pub mod verdict_panel;

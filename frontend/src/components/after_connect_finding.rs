@@ -1,0 +1,128 @@
+//! [`AfterConnectFinding`]: what followed a connect that opened: an early close, a banner, the
+//! TLS handshake and its certificate, the HTTP status.
+
+use whyrefused_shared::{AfterConnect, CertificateSummary, EarlyClose, HttpReport, TlsReport};
+use yew::prelude::*;
+
+use crate::format;
+
+#[derive(Properties, PartialEq)]
+pub struct AfterConnectFindingProps {
+    /// The probe's result.
+    pub after: AfterConnect,
+}
+
+/// A definition list with a line for each thing that happened; a quiet server gets one line
+/// saying so.
+#[function_component(AfterConnectFinding)]
+pub fn after_connect_finding(props: &AfterConnectFindingProps) -> Html {
+    let after = &props.after;
+    let quiet = after.early_close.is_none()
+        && after.banner.is_none()
+        && after.tls.is_none()
+        && after.http.is_none();
+    html! {
+        <>
+            <p class="finding-line">{ "Connected to " }<span class="mono">{ after.address.to_string() }</span></p>
+            <dl class="finding-facts">
+                if let Some(close) = after.early_close {
+                    <dt>{ "Server" }</dt>
+                    <dd class="bad-text">{ early_close(close) }</dd>
+                }
+                if let Some(banner) = &after.banner {
+                    <dt>{ "Banner" }</dt>
+                    <dd><code class="banner">{ banner }</code></dd>
+                }
+                if let Some(tls) = &after.tls {
+                    { tls_facts(tls) }
+                }
+                if let Some(http) = &after.http {
+                    <dt>{ "HTTP" }</dt>
+                    <dd>{ http_status(http) }</dd>
+                }
+                if quiet {
+                    <dt>{ "Server" }</dt>
+                    <dd class="muted">{ "kept the connection open and sent nothing first" }</dd>
+                }
+            </dl>
+        </>
+    }
+}
+
+fn early_close(close: EarlyClose) -> &'static str {
+    match close {
+        EarlyClose::Closed => "closed the connection at once (FIN) without sending anything",
+        EarlyClose::Reset => "reset the connection at once",
+    }
+}
+
+fn tls_facts(tls: &TlsReport) -> Html {
+    html! {
+        <>
+            <dt>{ "TLS" }</dt>
+            <dd>
+                <span class={classes!("pill", if tls.ok { "pill--ok" } else { "pill--bad" })}>
+                    { if tls.ok { "ok" } else { "failed" } }
+                </span>
+                if let Some(version) = &tls.version {
+                    { " " }<span class="mono">{ version }</span>
+                }
+                { " in " }<span class="mono time">{ format::millis(tls.elapsed_us) }</span>
+                if let Some(error) = &tls.error {
+                    <div class="bad-text">{ error }</div>
+                }
+            </dd>
+            if let Some(certificate) = &tls.certificate {
+                { certificate_facts(certificate) }
+            }
+        </>
+    }
+}
+
+fn certificate_facts(certificate: &CertificateSummary) -> Html {
+    html! {
+        <>
+            <dt>{ "Subject" }</dt>
+            <dd class="mono">{ &certificate.subject }</dd>
+            <dt>{ "Issuer" }</dt>
+            <dd class="mono">{ &certificate.issuer }</dd>
+            <dt>{ "Expires" }</dt>
+            <dd>
+                <span class="mono">{ &certificate.not_after }</span>
+                if certificate.expired {
+                    { " " }<span class="pill pill--bad">{ "expired" }</span>
+                }
+            </dd>
+            <dt>{ "Names" }</dt>
+            <dd>
+                <span class={classes!("pill", if certificate.name_matches { "pill--ok" } else { "pill--bad" })}>
+                    { if certificate.name_matches { "host name matches" } else { "host name not listed" } }
+                </span>
+                { " " }
+                <span class="mono">{ certificate.subject_alt_names.join(", ") }</span>
+            </dd>
+        </>
+    }
+}
+
+fn http_status(http: &HttpReport) -> Html {
+    html! {
+        <>
+            if let Some(status) = http.status {
+                <span class={classes!("pill", if http.failed || status >= 500 { "pill--bad" } else { "pill--ok" })}>
+                    { status }
+                </span>
+                { " " }
+            } else {
+                <span class="pill pill--bad">{ "no response" }</span>{ " " }
+            }
+            if let Some(detail) = &http.detail {
+                { detail }
+            }
+            if let Some(first_byte_us) = http.first_byte_us {
+                <span class="muted">{ " · first byte after " }</span>
+                <span class="mono time">{ format::millis(first_byte_us) }</span>
+            }
+        </>
+    }
+}

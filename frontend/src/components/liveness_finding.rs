@@ -1,0 +1,60 @@
+//! [`LivenessFinding`]: whether the host is up, from other ports and an ICMP echo.
+
+use whyrefused_shared::{ConnectState, EchoState, Liveness, PortProbe};
+use yew::prelude::*;
+
+use crate::format;
+
+#[derive(Properties, PartialEq)]
+pub struct LivenessFindingProps {
+    /// The probe's result.
+    pub liveness: Liveness,
+}
+
+/// The conclusion first (up, or no sign of life), then each port's state and the echo.
+#[function_component(LivenessFinding)]
+pub fn liveness_finding(props: &LivenessFindingProps) -> Html {
+    let liveness = &props.liveness;
+    html! {
+        <>
+            <p class="finding-line">
+                <span class="mono">{ liveness.address.to_string() }</span>{ " " }
+                if liveness.host_up {
+                    <span class="pill pill--ok">{ "host up" }</span>
+                } else {
+                    <span class="pill pill--bad">{ "no sign of life" }</span>
+                }
+            </p>
+            <ul class="chips">
+                { for liveness.ports.iter().map(port) }
+            </ul>
+            <p class="finding-line">{ "ICMP echo: " }{ echo(liveness) }</p>
+        </>
+    }
+}
+
+fn port(probe: &PortProbe) -> Html {
+    // Any answer, open or refused, proves the host up.
+    let answered = matches!(probe.state, ConnectState::Open | ConnectState::Refused);
+    html! {
+        <li
+            class={classes!("chip", if answered { "chip--open" } else { "chip--quiet" })}
+            title={format::millis(probe.elapsed_us)}
+        >
+            <span class="mono">{ probe.port }</span>{ " " }{ format::state_label(probe.state) }
+        </li>
+    }
+}
+
+fn echo(liveness: &Liveness) -> Html {
+    let label = format::echo_label(liveness.echo);
+    match (liveness.echo, liveness.echo_rtt_us, &liveness.echo_detail) {
+        (EchoState::Replied, Some(rtt_us), _) => html! {
+            <>{ format!("{label} in ") }<span class="mono time">{ format::millis(rtt_us) }</span></>
+        },
+        (EchoState::Unavailable, _, Some(detail)) => html! {
+            <>{ label }<span class="muted">{ format!(" ({detail})") }</span></>
+        },
+        _ => html! { label },
+    }
+}

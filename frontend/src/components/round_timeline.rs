@@ -1,0 +1,84 @@
+//! [`RoundTimeline`]: a retried check's rounds: which one runs now, and how each finished one
+//! ended.
+
+use whyrefused_shared::Round;
+use yew::prelude::*;
+
+use crate::format;
+
+#[derive(Properties, PartialEq)]
+pub struct RoundTimelineProps {
+    /// The finished rounds, in order.
+    pub rounds: Vec<Round>,
+    /// How many rounds the check runs.
+    pub planned: u32,
+    /// The round running now, while the check runs.
+    pub current: Option<u32>,
+}
+
+/// "Round N of M" while a round runs, then one entry per finished round: its number, when it
+/// started, its cause and how long it took.
+#[function_component(RoundTimeline)]
+pub fn round_timeline(props: &RoundTimelineProps) -> Html {
+    html! {
+        <section class="rounds" aria-label="Rounds">
+            <h3 class="section-title">
+                { "Rounds " }
+                <span class="muted section-aside">{ format!("{} planned", props.planned) }</span>
+            </h3>
+            if let Some(current) = props.current {
+                <p class="round-progress" role="status" data-round={current.to_string()}>
+                    <span class="spinner" aria-hidden="true"></span>
+                    { format!("round {current} of {}", props.planned) }
+                </p>
+            }
+            if !props.rounds.is_empty() {
+                <ol class="round-list">
+                    { for props.rounds.iter().map(round) }
+                </ol>
+            }
+        </section>
+    }
+}
+
+fn round(round: &Round) -> Html {
+    let tone = format::cause_tone(round.cause);
+    html! {
+        <li class={classes!("round", format!("round--{tone}"))} data-cause={round.cause.as_str()}>
+            <span class="round-number">{ format!("#{}", round.round) }</span>
+            <span class="round-at mono">{ clock_time(&round.at.0) }</span>
+            <span class="round-cause">
+                <span class="round-dot" aria-hidden="true"></span>
+                { format::cause_title(round.cause) }
+            </span>
+            <span class="round-time mono time">{ format::millis(round.elapsed_us) }</span>
+        </li>
+    }
+}
+
+/// The time of day of an RFC 3339 timestamp, to the millisecond (`10:00:01.234`); anything else
+/// as it came.
+fn clock_time(rfc3339: &str) -> String {
+    rfc3339
+        .split_once('T')
+        .map(|(_, time)| time.trim_end_matches('Z'))
+        .map(|time| match time.split_once('.') {
+            Some((seconds, fraction)) => {
+                format!("{seconds}.{}", &fraction[..fraction.len().min(3)])
+            }
+            None => time.to_owned(),
+        })
+        .unwrap_or_else(|| rfc3339.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rounds_start_shows_as_a_time_of_day_to_the_millisecond() {
+        assert_eq!(clock_time("2026-11-24T10:00:01.234567Z"), "10:00:01.234");
+        assert_eq!(clock_time("2026-11-24T10:00:01Z"), "10:00:01");
+        assert_eq!(clock_time("soon"), "soon");
+    }
+}
