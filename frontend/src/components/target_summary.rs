@@ -40,7 +40,7 @@ pub fn target_summary(props: &TargetSummaryProps) -> Html {
                     <dt>{ "Path" }</dt>
                     <dd>
                         <span class="mono">{ path }</span>
-                        <span class="muted">{ " (not requested: only TCP is checked)" }</span>
+                        <span class="muted">{ path_note(target) }</span>
                     </dd>
                 </div>
             }
@@ -51,5 +51,14 @@ pub fn target_summary(props: &TargetSummaryProps) -> Html {
                 </div>
             }
         </dl>
+    }
+}
+
+/// Whether the agent asks for the path: it sends one GET for web schemes, and only connects for
+/// the others.
+fn path_note(target: &TargetInfo) -> &'static str {
+    match target.scheme.as_deref() {
+        Some("http" | "https" | "ws" | "wss") => " (requested with one GET)",
+        _ => " (not requested: only the connection is checked)",
     }
 }
