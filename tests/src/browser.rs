@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
+/// Headless Chromium's narrowest window; narrower screens (phones) are emulated.
+const MIN_WINDOW_WIDTH: u32 = 500;
 
 /// A chromedriver process and one browser session, both ended when dropped.
 pub struct Browser {
@@ -22,7 +25,8 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Starts chromedriver and a headless Chromium with a fresh profile and the given window size.
+    /// Starts chromedriver and a headless Chromium with a fresh profile and the given window size
+    /// (a page width under 500 px is an emulated phone screen).
     pub async fn start(width: u32, height: u32) -> Browser {
         assert!(
             std::path::Path::new(CHROMEDRIVER).exists(),
@@ -50,9 +54,14 @@ impl Browser {
             format!("--window-size={width},{height}"),
             format!("--user-data-dir={}", profile.path().display()),
         ];
-        let capabilities = json!({
-            "goog:chromeOptions": { "binary": CHROMIUM, "args": args }
-        });
+        let mut options = json!({ "binary": CHROMIUM, "args": args });
+        if width < MIN_WINDOW_WIDTH {
+            // Chromium will not make a window this narrow: emulate a screen of that width.
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 }
+            });
+        }
+        let capabilities = json!({ "goog:chromeOptions": options });
         let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
         // A loaded machine can make the first session start time out: try a few times.
         let mut failures = Vec::new();
@@ -72,6 +81,16 @@ impl Browser {
         Browser { driver, _profile: profile, client }
     }
 
+    /// Grants the page a permission (`clipboard-read`, `clipboard-sanitized-write`) without the
+    /// prompt a headless browser cannot answer, through WebDriver's "Set Permission" command.
+    pub async fn grant(&self, permission: &str) {
+        let command = SetPermission { name: permission.to_owned() };
+        self.client
+            .issue_cmd(command)
+            .await
+            .unwrap_or_else(|error| panic!("chromedriver grants {permission}: {error}"));
+    }
+
     /// Saves a screenshot of the page as a test artefact and returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("a screenshot");
@@ -87,6 +106,27 @@ impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// WebDriver's "Set Permission" (W3C Permissions, section "Automation"), for the current origin.
+#[derive(Debug)]
+struct SetPermission {
+    name: String,
+}
+
+impl WebDriverCompatibleCommand for SetPermission {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/permissions", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({ "descriptor": { "name": self.name }, "state": "granted" });
+        (http::Method::POST, Some(body.to_string()))
     }
 }
 

@@ -1,6 +1,10 @@
 //! End to end in a real browser: headless Chromium opens the page the agent serves, types a
-//! loopback target, presses Enter, and sees the verdict and the address rows arrive.
+//! loopback target, presses Enter, and sees the verdict, its evidence and suggestions, the
+//! address rows, the phase waterfall, the findings and the rounds of a retried check arrive.
+//! Every target is on loopback.
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
@@ -15,6 +19,49 @@ async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
         .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("{css} never appeared: {e}"))
+}
+
+async fn fill(client: &Client, css: &str, text: &str) {
+    let input = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+    input.clear().await.expect("the input clears");
+    input.send_keys(text).await.expect("typing works");
+}
+
+/// The texts of every element matching `css` inside `scope`.
+async fn texts(scope: &fantoccini::elements::Element, css: &str) -> Vec<String> {
+    let mut texts = Vec::new();
+    for element in scope.find_all(Locator::Css(css)).await.expect("a query") {
+        texts.push(element.text().await.expect("its text"));
+    }
+    texts
+}
+
+/// A loopback HTTP server that answers every request with `200 OK`, for the test's whole life.
+fn http_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = stream.read(&mut [0; 2048]);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    port
+}
+
+/// Runs a check of an HTTP server on loopback and then of a closed port, so the closed port's
+/// verdict comes first and the reachable one, with its waterfall, below it. Returns the closed
+/// port's card.
+async fn open_then_closed(client: &Client) -> (fantoccini::elements::Element, u16) {
+    let open = http_server();
+    diagnose(client, &format!("http://127.0.0.1:{open}/")).await;
+    wait_for(client, ".check[data-cause='reachable'][data-done='true']").await;
+    let closed = closed_port();
+    diagnose(client, &format!("127.0.0.1:{closed}")).await;
+    let card = wait_for(client, ".check[data-cause='port_closed'][data-done='true']").await;
+    (card, closed)
 }
 
 async fn diagnose(client: &Client, target: &str) {
@@ -54,6 +101,159 @@ async fn typing_a_target_and_pressing_enter_shows_the_verdict_and_address_rows()
         "the newest check comes first"
     );
     browser.screenshot("browser-check").await;
+}
+
+#[tokio::test]
+async fn a_closed_port_shows_its_evidence_suggestions_and_findings_and_an_open_one_its_phases() {
+    let agent = Agent::start();
+    let browser = Browser::start(1200, 2200).await;
+    let client = &browser.client;
+    client.goto(&agent.url()).await.expect("the page loads");
+    wait_for(client, "#connection-status[data-state='connected']").await;
+
+    let (closed_card, closed) = open_then_closed(client).await;
+    let evidence = texts(&closed_card, ".verdict .evidence li").await;
+    assert!(
+        evidence.iter().any(|item| item.contains(&format!("127.0.0.1:{closed}"))
+            && item.contains("refused")
+            && item.contains(" ms")),
+        "the connect is evidence, with its result and time: {evidence:?}"
+    );
+    let suggestions = texts(&closed_card, ".verdict .suggestions li").await;
+    assert!(!suggestions.is_empty(), "a closed port comes with something to try");
+    let nearby = texts(&closed_card, ".finding[data-probe='nearby_ports']").await;
+    assert!(nearby[0].contains("tried on 127.0.0.1"), "{nearby:?}");
+    let listeners = texts(&closed_card, ".finding[data-probe='local_listeners']").await;
+    assert!(listeners[0].contains(&format!("listens on port {closed}")), "{listeners:?}");
+    assert!(
+        closed_card.find(Locator::Css(".waterfall")).await.is_err(),
+        "no connection opened, so there are no phases"
+    );
+
+    let open_card = wait_for(client, ".check[data-cause='reachable']").await;
+    let phases: Vec<String> = texts(&open_card, ".waterfall .waterfall-row").await;
+    assert_eq!(phases.len(), 3, "dns, connect and first byte: {phases:?}");
+    assert!(phases[1].starts_with("TCP connect") && phases[1].ends_with(" ms"), "{phases:?}");
+    let widths = client
+        .execute(
+            "return [...document.querySelectorAll('.check[data-cause=reachable] .waterfall-bar')]\
+             .map(bar => bar.getBoundingClientRect().width)",
+            vec![],
+        )
+        .await
+        .expect("the bars' widths");
+    let widths: Vec<f64> = serde_json::from_value(widths).expect("numbers");
+    assert!(widths.iter().all(|width| *width >= 2.0), "every bar is visible: {widths:?}");
+    let after = texts(&open_card, ".finding[data-probe='after_connect']").await;
+    assert!(after[0].contains("200") && after[0].contains("OK"), "{after:?}");
+    browser.screenshot("browser-verdict-wide").await;
+}
+
+#[tokio::test]
+async fn the_verdict_card_reads_well_at_phone_width() {
+    let agent = Agent::start();
+    let browser = Browser::start(420, 1800).await;
+    let client = &browser.client;
+    client.goto(&agent.url()).await.expect("the page loads");
+    wait_for(client, "#connection-status[data-state='connected']").await;
+
+    let (card, _) = open_then_closed(client).await;
+    let widths = client
+        .execute("return [window.innerWidth, document.documentElement.scrollWidth]", vec![])
+        .await
+        .expect("the page's width");
+    assert_eq!(widths, serde_json::json!([420, 420]), "a 420 px screen, nothing wider than it");
+    assert!(!texts(&card, ".verdict .evidence li").await.is_empty());
+    browser.screenshot("browser-verdict-narrow").await;
+}
+
+#[tokio::test]
+async fn retries_show_each_round_and_the_pattern() {
+    let agent = Agent::start();
+    let browser = Browser::start(1200, 1200).await;
+    let client = &browser.client;
+    client.goto(&agent.url()).await.expect("the page loads");
+    wait_for(client, "#connection-status[data-state='connected']").await;
+
+    fill(client, "#retries", "2").await;
+    fill(client, "#retry-delay", "700").await;
+    diagnose(client, &format!("127.0.0.1:{}", closed_port())).await;
+    let progress = wait_for(client, ".check .rounds .round-progress").await;
+    let progress = progress.text().await.unwrap();
+    assert!(progress.starts_with("round ") && progress.ends_with(" of 3"), "{progress}");
+
+    let card = wait_for(client, ".check[data-done='true']").await;
+    let rounds = texts(&card, ".rounds .round").await;
+    assert_eq!(rounds.len(), 3, "{rounds:?}");
+    assert!(rounds.iter().all(|round| round.contains("Port closed")), "{rounds:?}");
+    assert!(rounds[2].starts_with("#3"), "{rounds:?}");
+    assert!(card.find(Locator::Css(".round-progress")).await.is_err(), "no progress once done");
+    let pattern = card.find(Locator::Css(".verdict .pattern")).await.expect("a pattern");
+    assert_eq!(pattern.attr("data-pattern").await.unwrap().as_deref(), Some("persistent"));
+    browser.screenshot("browser-retries").await;
+}
+
+#[tokio::test]
+async fn a_delay_without_retries_is_refused_before_anything_is_sent() {
+    let agent = Agent::start();
+    let browser = Browser::start(420, 900).await;
+    let client = &browser.client;
+    client.goto(&agent.url()).await.expect("the page loads");
+    wait_for(client, "#connection-status[data-state='connected']").await;
+
+    fill(client, "#retry-delay", "500").await;
+    diagnose(client, "127.0.0.1:9").await;
+    let problem = wait_for(client, ".form-error").await.text().await.unwrap();
+    assert!(problem.contains("set Retries to 1 or more"), "{problem}");
+    assert!(client.find(Locator::Css(".check")).await.is_err(), "no check was sent");
+}
+
+#[tokio::test]
+async fn copy_as_markdown_puts_the_verdict_on_the_clipboard_or_shows_it_for_copying() {
+    let agent = Agent::start();
+    let browser = Browser::start(1200, 900).await;
+    let client = &browser.client;
+    client.goto(&agent.url()).await.expect("the page loads");
+    wait_for(client, "#connection-status[data-state='connected']").await;
+    browser.grant("clipboard-read").await;
+    browser.grant("clipboard-write").await;
+
+    let closed = closed_port();
+    diagnose(client, &format!("127.0.0.1:{closed}")).await;
+    wait_for(client, ".check[data-done='true'] button.copy-markdown").await.click().await.unwrap();
+    wait_for(client, "button.copy-markdown[data-copied='true']").await;
+    let read_back = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             navigator.clipboard.readText().then(done, error => done('failed: ' + error));",
+            vec![],
+        )
+        .await
+        .expect("the clipboard is read");
+    let markdown = read_back.as_str().expect("text").to_owned();
+    assert!(markdown.starts_with(&format!("### whyrefused: `127.0.0.1:{closed}`")), "{markdown}");
+    assert!(markdown.contains("**Port closed** (`port_closed`)"), "{markdown}");
+    assert!(markdown.contains("#### Evidence") && markdown.contains("#### What to try"));
+    assert!(markdown.contains(&format!("| `127.0.0.1:{closed}` | IPv4 | refused")), "{markdown}");
+
+    // Without a clipboard API (as on a plain-http origin), the Markdown is shown, selected.
+    client
+        .execute(
+            "Object.defineProperty(Navigator.prototype, 'clipboard', \
+             { get: () => undefined, configurable: true })",
+            vec![],
+        )
+        .await
+        .expect("the clipboard API is removed");
+    client.find(Locator::Css("button.copy-markdown")).await.unwrap().click().await.unwrap();
+    let shown = wait_for(client, ".markdown-fallback textarea.markdown-text").await;
+    assert_eq!(shown.prop("value").await.unwrap().as_deref(), Some(markdown.as_str()));
+    let focused = client
+        .execute("return document.activeElement.classList.contains('markdown-text')", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, serde_json::Value::Bool(true), "the text is focused for Ctrl+C");
+    browser.screenshot("browser-copy-fallback").await;
 }
 
 #[tokio::test]
