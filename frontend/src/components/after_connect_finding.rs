@@ -126,3 +126,77 @@ fn http_status(http: &HttpReport) -> Html {
         </>
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use whyrefused_shared::Phases;
+
+    use super::*;
+    use crate::components::render;
+
+    fn after() -> AfterConnect {
+        AfterConnect {
+            address: "192.0.2.1:443".parse().unwrap(),
+            early_close: None,
+            banner: None,
+            tls: None,
+            http: None,
+            phases: Phases::default(),
+        }
+    }
+
+    #[test]
+    fn tls_shows_version_and_the_certificate_summary_and_http_its_status() {
+        let mut after = after();
+        after.tls = Some(TlsReport {
+            ok: false,
+            version: Some("TLSv1.3".into()),
+            error: Some("invalid peer certificate: Expired".into()),
+            certificate: Some(CertificateSummary {
+                subject: "CN=db.test".into(),
+                issuer: "CN=Test CA".into(),
+                not_after: "2020-01-01T00:00:00Z".into(),
+                subject_alt_names: vec!["db.test".into(), "www.db.test".into()],
+                name_matches: true,
+                expired: true,
+            }),
+            elapsed_us: 4_000,
+        });
+        after.http = Some(HttpReport {
+            status: Some(503),
+            detail: Some("Service Unavailable".into()),
+            failed: false,
+            first_byte_us: Some(9_000),
+        });
+        let html = render::<AfterConnectFinding>(AfterConnectFindingProps { after });
+        for expected in [
+            "TLSv1.3",
+            "invalid peer certificate: Expired",
+            "CN=db.test",
+            "CN=Test CA",
+            "2020-01-01T00:00:00Z",
+            "expired",
+            "host name matches",
+            "db.test, www.db.test",
+            "503",
+            "Service Unavailable",
+            "9.000 ms",
+        ] {
+            assert!(html.contains(expected), "{expected} in {html}");
+        }
+    }
+
+    #[test]
+    fn a_banner_an_early_close_or_silence_is_said() {
+        let mut banner = after();
+        banner.banner = Some("SSH-2.0-OpenSSH_9.2".into());
+        let html = render::<AfterConnectFinding>(AfterConnectFindingProps { after: banner });
+        assert!(html.contains(r#"<code class="banner">SSH-2.0-OpenSSH_9.2</code>"#), "{html}");
+        let mut closed = after();
+        closed.early_close = Some(EarlyClose::Reset);
+        let html = render::<AfterConnectFinding>(AfterConnectFindingProps { after: closed });
+        assert!(html.contains("reset the connection at once"), "{html}");
+        let html = render::<AfterConnectFinding>(AfterConnectFindingProps { after: after() });
+        assert!(html.contains("sent nothing first"), "{html}");
+    }
+}

@@ -98,3 +98,49 @@ fn pending_state(label: &'static str, busy: bool) -> Html {
         </span>
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use whyrefused_shared::{ConnectState, Errno, Family, Timestamp};
+
+    use super::*;
+    use crate::components::render;
+
+    fn rejected(from_local: bool) -> AddressRow {
+        let address = "127.0.0.1".parse().unwrap();
+        let attempt = Attempt {
+            address,
+            port: 80,
+            family: Family::Ipv4,
+            state: ConnectState::Refused,
+            errno: Some(Errno { code: 111, name: "ECONNREFUSED".into() }),
+            icmp: Some(IcmpError {
+                icmp_type: 3,
+                code: 3,
+                meaning: "port unreachable".into(),
+                from: "127.0.0.1".parse().unwrap(),
+                from_local,
+            }),
+            elapsed_us: 90,
+            elapsed_ms: 0.09,
+            started_at: Timestamp(String::new()),
+        };
+        AddressRow { address, family: Family::Ipv4, progress: RowProgress::Finished(attempt) }
+    }
+
+    #[test]
+    fn an_icmp_error_shows_its_meaning_type_code_and_sender() {
+        let html = render::<AttemptTable>(AttemptTableProps { rows: vec![rejected(false)] });
+        assert!(html.contains(r#"<span class="icmp">"#), "{html}");
+        assert!(html.contains("port unreachable") && html.contains("type 3, code 3"), "{html}");
+        assert!(html.contains("from <span class=\"mono\">127.0.0.1</span>"), "{html}");
+        assert!(!html.contains("this host"), "{html}");
+    }
+
+    #[test]
+    fn an_icmp_error_from_this_host_says_so() {
+        let html = render::<AttemptTable>(AttemptTableProps { rows: vec![rejected(true)] });
+        assert!(html.contains(r#"data-local="true""#), "{html}");
+        assert!(html.contains(r#"<span class="icmp-local">this host</span>"#), "{html}");
+    }
+}

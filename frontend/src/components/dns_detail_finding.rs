@@ -81,3 +81,40 @@ fn row(answer: &NameserverAnswer) -> Html {
 fn join(addresses: &[std::net::IpAddr]) -> String {
     addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::components::render;
+
+    fn answer(rcode: DnsRcode, addresses: &[&str], cnames: &[&str]) -> NameserverAnswer {
+        NameserverAnswer {
+            server: "192.0.2.53:53".parse().unwrap(),
+            record: "A".into(),
+            rcode,
+            addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+            cnames: cnames.iter().map(|c| (*c).to_owned()).collect(),
+            detail: None,
+            elapsed_us: 1_500,
+        }
+    }
+
+    #[test]
+    fn each_answer_shows_its_rcode_cname_chain_and_addresses_and_hosts_overrides_first() {
+        let detail = DnsDetail {
+            name: "www.example.test.".into(),
+            answers: vec![
+                answer(DnsRcode::NoError, &["192.0.2.7"], &["www.example.test.", "cdn.test."]),
+                answer(DnsRcode::NxDomain, &[], &[]),
+            ],
+            hosts_file: vec!["192.0.2.99".parse().unwrap()],
+        };
+        let html = render::<DnsDetailFinding>(DnsDetailFindingProps { detail });
+        let hosts = html.find("/etc/hosts").expect("the override");
+        assert!(hosts < html.find("<table").unwrap(), "the override comes first: {html}");
+        assert!(html.contains("192.0.2.99"), "{html}");
+        assert!(html.contains("www.example.test. → cdn.test. →"), "{html}");
+        assert!(html.contains("NOERROR") && html.contains("NXDOMAIN"), "{html}");
+        assert!(html.contains("192.0.2.7") && html.contains("1.500 ms"), "{html}");
+    }
+}

@@ -72,3 +72,82 @@ fn finding(finding: &Finding) -> Html {
         </section>
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use whyrefused_shared::{
+        AfterConnect, DnsDetail, EchoState, Family, HappyEyeballs, Liveness, LocalDrops,
+        LocalListeners, NearbyPorts, Phases,
+    };
+
+    use super::*;
+    use crate::components::render;
+
+    #[test]
+    fn every_finding_gets_a_frame_named_after_its_probe() {
+        let address = "127.0.0.1".parse().unwrap();
+        let findings = vec![
+            Finding::DnsDetail(DnsDetail {
+                name: "x.".into(),
+                answers: vec![],
+                hosts_file: vec![],
+            }),
+            Finding::Liveness(Liveness {
+                address,
+                ports: vec![],
+                echo: EchoState::NoReply,
+                echo_rtt_us: None,
+                echo_detail: None,
+                host_up: false,
+            }),
+            Finding::NearbyPorts(NearbyPorts { address, probed: 20, open: vec![8080, 8081] }),
+            Finding::LocalListeners(LocalListeners {
+                port: 80,
+                listeners: vec![whyrefused_shared::Listener {
+                    address: "127.0.0.1:80".parse().unwrap(),
+                    pid: Some(4321),
+                    process: Some("postgres".into()),
+                }],
+            }),
+            Finding::AfterConnect(Box::new(AfterConnect {
+                address: "127.0.0.1:80".parse().unwrap(),
+                early_close: None,
+                banner: None,
+                tls: None,
+                http: None,
+                phases: Phases::default(),
+            })),
+            Finding::HappyEyeballs(HappyEyeballs {
+                order: vec!["::1".parse().unwrap(), address],
+                winner: Some(address),
+                family: Some(Family::Ipv4),
+                connected_after_us: Some(250_300),
+            }),
+            Finding::LocalDrops(LocalDrops {
+                address: "127.0.0.1:80".parse().unwrap(),
+                failed_retransmissions: 2,
+            }),
+        ];
+        let names: Vec<&str> = findings.iter().map(Finding::name).collect();
+        let html = render::<FindingList>(FindingListProps { findings });
+        for name in names {
+            assert!(html.contains(&format!(r#"data-probe="{name}""#)), "{name} in {html}");
+        }
+        assert!(
+            html.contains(r#"data-probe="dns_detail" class="finding finding--wide""#),
+            "{html}"
+        );
+        for expected in [
+            "8080",
+            "8081",
+            "4321",
+            "postgres",
+            "winner",
+            "250.300 ms",
+            "2 retransmissions",
+            "OUTPUT chain",
+        ] {
+            assert!(html.contains(expected), "{expected} in {html}");
+        }
+    }
+}

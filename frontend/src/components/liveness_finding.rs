@@ -58,3 +58,44 @@ fn echo(liveness: &Liveness) -> Html {
         _ => html! { label },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::components::render;
+
+    #[test]
+    fn a_host_up_lists_each_port_and_the_echo_time() {
+        let liveness = Liveness {
+            address: "192.0.2.1".parse().unwrap(),
+            ports: vec![
+                PortProbe { port: 22, state: ConnectState::Refused, elapsed_us: 300 },
+                PortProbe { port: 443, state: ConnectState::Timeout, elapsed_us: 1_000_000 },
+            ],
+            echo: EchoState::Replied,
+            echo_rtt_us: Some(250),
+            echo_detail: None,
+            host_up: true,
+        };
+        let html = render::<LivenessFinding>(LivenessFindingProps { liveness });
+        assert!(html.contains("host up"), "{html}");
+        assert!(html.contains(r#"class="chip chip--open""#) && html.contains("refused"), "{html}");
+        assert!(html.contains(r#"class="chip chip--quiet""#) && html.contains("timed out"));
+        assert!(html.contains("replied in ") && html.contains("0.250 ms"), "{html}");
+    }
+
+    #[test]
+    fn an_echo_that_cannot_be_sent_says_why() {
+        let liveness = Liveness {
+            address: "192.0.2.1".parse().unwrap(),
+            ports: vec![],
+            echo: EchoState::Unavailable,
+            echo_rtt_us: None,
+            echo_detail: Some("no ping socket".into()),
+            host_up: false,
+        };
+        let html = render::<LivenessFinding>(LivenessFindingProps { liveness });
+        assert!(html.contains("no sign of life"), "{html}");
+        assert!(html.contains("not available") && html.contains("(no ping socket)"), "{html}");
+    }
+}

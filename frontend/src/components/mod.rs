@@ -19,3 +19,13 @@ pub mod resolution_summary;
 pub mod round_timeline;
 pub mod target_summary;
 pub mod verdict_panel;
+
+/// Renders a component to HTML natively, for unit tests of what it shows.
+#[cfg(test)]
+pub fn render<C>(props: C::Properties) -> String
+where
+    C: yew::BaseComponent,
+{
+    let renderer = yew::LocalServerRenderer::<C>::with_props(props).hydratable(false);
+    futures::executor::block_on(renderer.render())
+}

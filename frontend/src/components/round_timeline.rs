@@ -82,3 +82,39 @@ mod tests {
         assert_eq!(clock_time("soon"), "soon");
     }
 }
+
+#[cfg(test)]
+mod render_tests {
+    use whyrefused_shared::{Cause, Timestamp};
+
+    use super::*;
+    use crate::components::render;
+
+    fn round(number: u32, cause: Cause) -> Round {
+        Round {
+            round: number,
+            at: Timestamp("2026-11-24T10:00:01.234567Z".into()),
+            cause,
+            elapsed_us: 900,
+        }
+    }
+
+    #[test]
+    fn a_running_check_says_which_round_and_lists_the_finished_ones() {
+        let props = RoundTimelineProps {
+            rounds: vec![round(1, Cause::PortClosed), round(2, Cause::Reachable)],
+            planned: 3,
+            current: Some(3),
+        };
+        let html = render::<RoundTimeline>(props);
+        assert!(html.contains("round 3 of 3"), "{html}");
+        assert_eq!(html.matches(r#"class="round round--"#).count(), 2, "{html}");
+        assert!(html.contains(r#"data-cause="reachable""#) && html.contains("Port closed"));
+    }
+
+    #[test]
+    fn a_finished_check_has_no_progress_line() {
+        let props = RoundTimelineProps { rounds: vec![], planned: 2, current: None };
+        assert!(!render::<RoundTimeline>(props).contains("round-progress"));
+    }
+}

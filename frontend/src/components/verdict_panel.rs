@@ -55,3 +55,35 @@ pub fn verdict_panel(props: &VerdictPanelProps) -> Html {
         </section>
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use whyrefused_shared::{Cause, Evidence, Pattern};
+
+    use super::*;
+    use crate::components::render;
+
+    #[test]
+    fn the_card_shows_evidence_with_times_suggestions_the_pattern_and_the_copy_button() {
+        let verdict = Verdict {
+            cause: Cause::FirewallReject,
+            summary: "A firewall rejected the connection.".into(),
+            suggestions: vec!["Allow TCP port 80.".into()],
+            evidence: vec![
+                Evidence {
+                    probe: "connect 127.0.0.1:80".into(),
+                    result: "refused".into(),
+                    elapsed_us: Some(112),
+                },
+                Evidence { probe: "note".into(), result: "untimed".into(), elapsed_us: None },
+            ],
+            pattern: Some(Pattern::Intermittent),
+        };
+        let html = render::<VerdictPanel>(VerdictPanelProps { verdict, markdown: "# x".into() });
+        assert!(html.contains("Rejected by a firewall") && html.contains("firewall_reject"));
+        assert_eq!(html.matches("<li>").count(), 3, "two evidence items, one suggestion: {html}");
+        assert!(html.contains("0.112 ms") && html.contains("Allow TCP port 80."), "{html}");
+        assert!(html.contains(r#"data-pattern="intermittent""#), "{html}");
+        assert!(html.contains("Copy as Markdown"), "{html}");
+    }
+}
