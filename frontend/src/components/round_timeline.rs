@@ -24,7 +24,7 @@ pub fn round_timeline(props: &RoundTimelineProps) -> Html {
         <section class="rounds" aria-label="Rounds">
             <h3 class="section-title">
                 { "Rounds " }
-                <span class="muted section-aside">{ format!("{} planned", props.planned) }</span>
+                <span class="muted section-aside">{ format!("{} planned · start times in UTC", props.planned) }</span>
             </h3>
             if let Some(current) = props.current {
                 <p class="round-progress" role="status" data-round={current.to_string()}>
