@@ -106,7 +106,7 @@ async fn typing_a_target_and_pressing_enter_shows_the_verdict_and_address_rows()
 #[tokio::test]
 async fn a_closed_port_shows_its_evidence_suggestions_and_findings_and_an_open_one_its_phases() {
     let agent = Agent::start();
-    let browser = Browser::start(1200, 2200).await;
+    let browser = Browser::start(1200, 2080).await;
     let client = &browser.client;
     client.goto(&agent.url()).await.expect("the page loads");
     wait_for(client, "#connection-status[data-state='connected']").await;
@@ -165,6 +165,11 @@ async fn the_verdict_card_reads_well_at_phone_width() {
     assert_eq!(widths, serde_json::json!([420, 420]), "a 420 px screen, nothing wider than it");
     assert!(!texts(&card, ".verdict .evidence li").await.is_empty());
     browser.screenshot("browser-verdict-narrow").await;
+    client
+        .execute("document.querySelector('.check[data-cause=reachable]').scrollIntoView()", vec![])
+        .await
+        .expect("the reachable card scrolls into view");
+    browser.screenshot("browser-verdict-narrow-reachable").await;
 }
 
 #[tokio::test]
