@@ -210,6 +210,19 @@ async fn a_delay_without_retries_is_refused_before_anything_is_sent() {
     diagnose(client, "127.0.0.1:9").await;
     let problem = wait_for(client, ".form-error").await.text().await.unwrap();
     assert!(problem.contains("set Retries to 1 or more"), "{problem}");
+    let focused = client
+        .execute(
+            "const field = document.activeElement;\
+             return [field.id, field.getAttribute('aria-invalid'), field.getAttribute('aria-describedby')]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        focused,
+        serde_json::json!(["retry-delay", "true", "retry-delay-help form-error"]),
+        "the field to fix is focused, marked, and points at the message"
+    );
     assert!(client.find(Locator::Css(".check")).await.is_err(), "no check was sent");
 }
 

@@ -23,7 +23,7 @@ pub fn check_form(props: &CheckFormProps) -> Html {
     let timeout_ref = use_node_ref();
     let retries_ref = use_node_ref();
     let delay_ref = use_node_ref();
-    let problem = use_state(|| None::<String>);
+    let problem = use_state(|| None::<FormProblem>);
 
     {
         // `autofocus` only works on the first page load; the form is rendered later than that.
@@ -59,9 +59,21 @@ pub fn check_form(props: &CheckFormProps) -> Html {
                     problem.set(None);
                     link.check(request);
                 }
-                Err(message) => problem.set(Some(message)),
+                Err(found) => {
+                    // Keyboard users land on the field to fix.
+                    if let Some(input) = inputs[found.field as usize].cast::<HtmlInputElement>() {
+                        let _ = input.focus();
+                    }
+                    problem.set(Some(found));
+                }
             }
         })
+    };
+
+    let invalid = |field: Field| problem.as_ref().is_some_and(|p| p.field == field);
+    let aria_invalid = |field: Field| invalid(field).then_some("true");
+    let described_by = |help: &str, field: Field| {
+        if invalid(field) { format!("{help} {FORM_ERROR_ID}") } else { help.to_owned() }
     };
 
     html! {
@@ -78,8 +90,8 @@ pub fn check_form(props: &CheckFormProps) -> Html {
                     autocapitalize="off"
                     spellcheck="false"
                     autofocus=true
-                    aria-describedby="target-help"
-                    aria-invalid={problem.is_some().then_some("true")}
+                    aria-describedby={described_by("target-help", Field::Target)}
+                    aria-invalid={aria_invalid(Field::Target)}
                 />
                 <p id="target-help" class="help">
                     { "host:port, [IPv6]:port, or a URL (its scheme gives the port)" }
@@ -95,7 +107,8 @@ pub fn check_form(props: &CheckFormProps) -> Html {
                     inputmode="numeric"
                     placeholder={DEFAULT_TIMEOUT_MS.to_string()}
                     autocomplete="off"
-                    aria-describedby="timeout-help"
+                    aria-describedby={described_by("timeout-help", Field::Timeout)}
+                    aria-invalid={aria_invalid(Field::Timeout)}
                 />
                 <p id="timeout-help" class="help">{ "per address" }</p>
             </div>
@@ -109,7 +122,8 @@ pub fn check_form(props: &CheckFormProps) -> Html {
                     inputmode="numeric"
                     placeholder="0"
                     autocomplete="off"
-                    aria-describedby="retries-help"
+                    aria-describedby={described_by("retries-help", Field::Retries)}
+                    aria-invalid={aria_invalid(Field::Retries)}
                 />
                 <p id="retries-help" class="help">{ format!("extra rounds, up to {MAX_RETRIES}") }</p>
             </div>
@@ -123,7 +137,8 @@ pub fn check_form(props: &CheckFormProps) -> Html {
                     inputmode="numeric"
                     placeholder={DEFAULT_RETRY_DELAY_MS.to_string()}
                     autocomplete="off"
-                    aria-describedby="retry-delay-help"
+                    aria-describedby={described_by("retry-delay-help", Field::RetryDelay)}
+                    aria-invalid={aria_invalid(Field::RetryDelay)}
                 />
                 <p id="retry-delay-help" class="help">{ "between rounds" }</p>
             </div>
@@ -140,10 +155,37 @@ pub fn check_form(props: &CheckFormProps) -> Html {
             if let Some(reason) = &props.blocked {
                 <p id="diagnose-blocked" class="form-note">{ reason }</p>
             }
-            if let Some(message) = &*problem {
-                <p class="form-error" role="alert">{ message }</p>
+            if let Some(problem) = &*problem {
+                <p id={FORM_ERROR_ID} class="form-error" role="alert">{ &problem.message }</p>
             }
         </form>
+    }
+}
+
+/// The id of the message saying what is wrong, which the field at fault points to.
+const FORM_ERROR_ID: &str = "form-error";
+
+/// The form's fields, in the order of their inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Target,
+    Timeout,
+    Retries,
+    RetryDelay,
+}
+
+/// What is wrong with the form, and which field to fix.
+#[derive(Debug, Clone, PartialEq)]
+struct FormProblem {
+    /// The field at fault: marked invalid and focused.
+    field: Field,
+    /// What is wrong, with an example of what is right.
+    message: String,
+}
+
+impl FormProblem {
+    fn new(field: Field, message: impl Into<String>) -> Self {
+        FormProblem { field, message: message.into() }
     }
 }
 
@@ -157,27 +199,42 @@ struct FormFields<'a> {
 
 /// The request the form's fields ask for, or what is wrong with them. Ranges and the target's
 /// syntax are the agent's to judge: its messages are the precise ones.
-fn build_request(fields: &FormFields) -> Result<CheckRequest, String> {
+fn build_request(fields: &FormFields) -> Result<CheckRequest, FormProblem> {
     let target = fields.target.trim();
     if target.is_empty() {
-        return Err("Enter a target first, such as db.internal:5432 or https://example.com.".into());
+        return Err(FormProblem::new(
+            Field::Target,
+            "Enter a target first, such as db.internal:5432 or https://example.com.",
+        ));
     }
     let timeout_ms = optional_number(fields.timeout).map_err(|_| {
-        format!("The timeout is a whole number of milliseconds, such as {DEFAULT_TIMEOUT_MS}.")
+        FormProblem::new(
+            Field::Timeout,
+            format!("The timeout is a whole number of milliseconds, such as {DEFAULT_TIMEOUT_MS}."),
+        )
     })?;
     let retries = optional_number(fields.retries).map_err(|_| {
-        format!("Retries is a whole number of extra rounds, from 0 to {MAX_RETRIES}, such as 3.")
+        FormProblem::new(
+            Field::Retries,
+            format!(
+                "Retries is a whole number of extra rounds, from 0 to {MAX_RETRIES}, such as 3."
+            ),
+        )
     })?;
     let retry_delay_ms = optional_number(fields.retry_delay).map_err(|_| {
-        format!(
-            "The delay is a whole number of milliseconds between retries, such as \
-             {DEFAULT_RETRY_DELAY_MS}."
+        FormProblem::new(
+            Field::RetryDelay,
+            format!(
+                "The delay is a whole number of milliseconds between retries, such as \
+                 {DEFAULT_RETRY_DELAY_MS}."
+            ),
         )
     })?;
     if retry_delay_ms.is_some() && retries.unwrap_or(0) == 0 {
-        return Err("The delay is the pause between retries: set Retries to 1 or more, or clear \
-                    the delay."
-            .into());
+        return Err(FormProblem::new(
+            Field::RetryDelay,
+            "The delay is the pause between retries: set Retries to 1 or more, or clear the delay.",
+        ));
     }
     Ok(CheckRequest { timeout_ms, retries, retry_delay_ms, ..CheckRequest::new(target) })
 }
@@ -194,9 +251,10 @@ mod tests {
 
     fn build(target: &str, timeout: &str) -> Result<CheckRequest, String> {
         build_request(&FormFields { target, timeout, retries: "", retry_delay: "" })
+            .map_err(|problem| problem.message)
     }
 
-    fn build_retried(retries: &str, retry_delay: &str) -> Result<CheckRequest, String> {
+    fn build_retried(retries: &str, retry_delay: &str) -> Result<CheckRequest, FormProblem> {
         build_request(&FormFields { target: "db:5432", timeout: "", retries, retry_delay })
     }
 
@@ -231,17 +289,28 @@ mod tests {
     #[test]
     fn non_numeric_retries_or_delay_are_refused_with_an_example() {
         let retries = build_retried("two", "").unwrap_err();
-        assert!(retries.contains("Retries is a whole number") && retries.contains("such as 3"));
-        assert!(build_retried("-1", "").unwrap_err().contains("Retries"));
+        assert_eq!(retries.field, Field::Retries);
+        assert!(retries.message.contains("Retries is a whole number"));
+        assert!(retries.message.contains("such as 3"));
+        assert_eq!(build_retried("-1", "").unwrap_err().field, Field::Retries);
         let delay = build_retried("2", "0.5s").unwrap_err();
-        assert!(delay.contains("milliseconds between retries"), "{delay}");
+        assert_eq!(delay.field, Field::RetryDelay);
+        assert!(delay.message.contains("milliseconds between retries"), "{delay:?}");
+    }
+
+    #[test]
+    fn each_problem_names_the_field_to_fix() {
+        let fields = |target, timeout| FormFields { target, timeout, retries: "", retry_delay: "" };
+        assert_eq!(build_request(&fields(" ", "")).unwrap_err().field, Field::Target);
+        assert_eq!(build_request(&fields("db:1", "x")).unwrap_err().field, Field::Timeout);
     }
 
     #[test]
     fn a_delay_without_retries_says_what_it_needs() {
         for retries in ["", "0"] {
             let problem = build_retried(retries, "500").unwrap_err();
-            assert!(problem.contains("set Retries to 1 or more"), "{problem}");
+            assert_eq!(problem.field, Field::RetryDelay);
+            assert!(problem.message.contains("set Retries to 1 or more"), "{problem:?}");
         }
     }
 }
