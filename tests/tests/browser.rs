@@ -11,6 +11,9 @@ use fantoccini::{Client, Locator};
 use whyrefused_tests::{Agent, Browser, closed_port};
 
 const PATIENCE: Duration = Duration::from_secs(15);
+/// WebDriver's codes for the Tab and Enter keys.
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
 
 async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
     client
@@ -67,7 +70,7 @@ async fn open_then_closed(client: &Client) -> (fantoccini::elements::Element, u1
 async fn diagnose(client: &Client, target: &str) {
     let input = client.find(Locator::Css("#target")).await.expect("the target input");
     input.clear().await.expect("the input clears");
-    input.send_keys(&format!("{target}\u{E007}")).await.expect("typing works"); // \u{E007}: Enter
+    input.send_keys(&format!("{target}{ENTER}")).await.expect("typing works");
 }
 
 #[tokio::test]
@@ -180,9 +183,9 @@ async fn retries_show_each_round_and_the_pattern() {
     client.goto(&agent.url()).await.expect("the page loads");
     wait_for(client, "#connection-status[data-state='connected']").await;
 
-    fill(client, "#retries", "2").await;
-    fill(client, "#retry-delay", "700").await;
-    diagnose(client, &format!("127.0.0.1:{}", closed_port())).await;
+    // By keyboard alone: the target, Tab past the timeout to Retries, Tab to Delay, Enter.
+    let keys = format!("127.0.0.1:{}{TAB}{TAB}2{TAB}700{ENTER}", closed_port());
+    fill(client, "#target", &keys).await;
     let progress = wait_for(client, ".check .rounds .round-progress").await;
     let progress = progress.text().await.unwrap();
     assert!(progress.starts_with("round ") && progress.ends_with(" of 3"), "{progress}");
@@ -238,7 +241,8 @@ async fn copy_as_markdown_puts_the_verdict_on_the_clipboard_or_shows_it_for_copy
 
     let closed = closed_port();
     diagnose(client, &format!("127.0.0.1:{closed}")).await;
-    wait_for(client, ".check[data-done='true'] button.copy-markdown").await.click().await.unwrap();
+    let copy = wait_for(client, ".check[data-done='true'] button.copy-markdown").await;
+    copy.send_keys(ENTER).await.expect("Enter presses the focused button");
     wait_for(client, "button.copy-markdown[data-copied='true']").await;
     let read_back = client
         .execute_async(
