@@ -6,6 +6,7 @@
 //! - [`probe`]: the probes themselves: DNS through the system resolver, TCP connects.
 //! - [`verdict`]: turns probe results into a cause, a summary and suggestions.
 //! - [`check`]: runs a whole check, streaming each step as it happens.
+//! - [`scan`]: port scans: port specs, an epoll connect engine, batched results.
 //! - [`server`]: the axum server: the embedded page at `/`, the WebSocket at `/ws`.
 //! - [`cli`]: the `whyrefused` command line (`serve`, `check`).
 //! - [`clock`] and [`logging`]: timestamps, logs, the shutdown signal.
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod happy_eyeballs;
 pub mod logging;
 pub mod probe;
+pub mod scan;
 pub mod server;
 pub mod target;
 pub mod verdict;

@@ -62,6 +62,25 @@ impl Host {
     }
 }
 
+impl Host {
+    /// Parses a host alone, as a scan takes it: a name, an IPv4 address, or an IPv6 address with
+    /// or without brackets (a URL's host is taken too). A port is refused: a scan's ports come
+    /// from its port spec.
+    pub fn parse(input: &str) -> Result<Host, TargetError> {
+        let text = input.trim();
+        if text.is_empty() {
+            return Err(TargetError::EmptyHost);
+        }
+        let (scheme, rest) = split_scheme(text)?;
+        let (authority, _path) = split_path(rest, scheme.is_some())?;
+        let (host_text, written_port) = split_host_port(authority)?;
+        match written_port {
+            Some(port) => Err(TargetError::PortInHost { host: host_text.to_string(), port }),
+            None => parse_host(host_text),
+        }
+    }
+}
+
 impl Target {
     /// Parses `input`, with `port_option` as the port for a bare host (or, when the input names a
     /// port too, a value it must agree with).
@@ -98,6 +117,14 @@ impl Target {
 pub enum TargetError {
     #[error("the target is empty: give {VALID_FORMS}")]
     Empty,
+    #[error(
+        "the host is empty: give a name or an address, as db.internal, 192.0.2.1 or 2001:db8::1"
+    )]
+    EmptyHost,
+    #[error(
+        "a scan takes a host without a port, not '{host}:{port}': the ports come from the port list (--ports {port})"
+    )]
+    PortInHost { host: String, port: u16 },
     #[error(
         "'{0}' is not a valid URL scheme: a scheme is letters, digits, '+', '-' or '.', starting with a letter (like https://)"
     )]
@@ -470,5 +497,22 @@ mod tests {
     fn unknown_scheme_with_a_port_is_fine() {
         let target = ok("gopher://old.example:70");
         assert_eq!((target.scheme.as_deref(), target.port), (Some("gopher"), 70));
+    }
+
+    #[test]
+    fn a_host_alone_parses_for_scans_and_a_port_is_refused() {
+        assert_eq!(Host::parse(" 127.0.0.1 ").unwrap(), Host::Ip("127.0.0.1".parse().unwrap()));
+        assert_eq!(Host::parse("[::1]").unwrap(), Host::Ip("::1".parse().unwrap()));
+        assert_eq!(Host::parse("::1").unwrap(), Host::Ip("::1".parse().unwrap()));
+        assert_eq!(
+            Host::parse("https://Bücher.example/x").unwrap().ascii(),
+            "xn--bcher-kva.example"
+        );
+        assert_eq!(Host::parse(""), Err(TargetError::EmptyHost));
+        let error = Host::parse("db:5432").unwrap_err();
+        assert_eq!(error, TargetError::PortInHost { host: "db".into(), port: 5432 });
+        assert!(error.to_string().contains("--ports 5432"), "{error}");
+        assert!(matches!(Host::parse("[::1"), Err(TargetError::UnclosedBracket(_))));
+        assert!(matches!(Host::parse("db host"), Err(TargetError::BadCharacter { .. })));
     }
 }

@@ -242,6 +242,8 @@ impl State {
             AgentMessage::Hello { protocol, agent } => self.greeted(protocol, agent),
             AgentMessage::Event { id, event } => self.event(id, &event),
             AgentMessage::Error { id, code, message } => self.error(id, code, message),
+            // The page sends no scans yet.
+            AgentMessage::Scan { .. } => {}
         }
     }
 

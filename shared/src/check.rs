@@ -269,6 +269,18 @@ pub enum ConnectState {
 }
 
 impl ConnectState {
+    /// Every state, for documentation, counts and exhaustive tests.
+    pub const ALL: [ConnectState; 8] = [
+        ConnectState::Open,
+        ConnectState::Refused,
+        ConnectState::Timeout,
+        ConnectState::HostUnreachable,
+        ConnectState::NetworkUnreachable,
+        ConnectState::PermissionDenied,
+        ConnectState::Reset,
+        ConnectState::Error,
+    ];
+
     /// The state's wire name, for tables and reports.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -458,16 +470,7 @@ mod tests {
 
     #[test]
     fn states_and_causes_serialize_to_their_wire_names() {
-        for state in [
-            ConnectState::Open,
-            ConnectState::Refused,
-            ConnectState::Timeout,
-            ConnectState::HostUnreachable,
-            ConnectState::NetworkUnreachable,
-            ConnectState::PermissionDenied,
-            ConnectState::Reset,
-            ConnectState::Error,
-        ] {
+        for state in ConnectState::ALL {
             let json = serde_json::to_string(&state).unwrap();
             assert_eq!(json, format!("\"{}\"", state.as_str()));
         }

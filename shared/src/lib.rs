@@ -11,6 +11,8 @@
 //!   listeners, ICMP errors, what followed the connect) and the evidence they give.
 //! - [`report`]: [`CheckReport`], the fold of a check's events into one document. The page
 //!   renders it, and `whyrefused check --json` prints it.
+//! - [`scan`]: a port scan: the request, its batched progress steps, and [`ScanReport`], their
+//!   fold (what the page's scan view renders and `whyrefused scan --json` prints).
 //!
 //! A socket opens with both sides sending `hello` carrying [`PROTOCOL_VERSION`]; the agent refuses
 //! requests until the client's hello has arrived and answers a different version with
@@ -22,6 +24,7 @@ pub mod check;
 pub mod diagnosis;
 pub mod message;
 pub mod report;
+pub mod scan;
 
 pub use check::{
     Attempt, Cause, CheckEvent, CheckRequest, ConnectState, DnsStatus, Errno, Family, Outcome,
@@ -34,6 +37,10 @@ pub use diagnosis::{
 };
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, RequestId};
 pub use report::CheckReport;
+pub use scan::{
+    DEFAULT_PORT_SPEC, DEFAULT_SCAN_RETRIES, DEFAULT_SCAN_TIMEOUT_MS, MAX_SCAN_RETRIES, PortResult,
+    PortRun, ScanEvent, ScanProgress, ScanReport, ScanRequest, ScanStep, StateCounts,
+};
 
 /// The protocol version both sides announce in `hello`. Bump it on any incompatible change.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::check::{CheckEvent, CheckRequest};
+use crate::scan::{ScanEvent, ScanRequest};
 
 /// Names one request on a socket. The client picks it (any number unique among its requests in
 /// flight); every event and error about that request carries it back.
@@ -35,7 +36,16 @@ pub enum ClientMessage {
         /// What to check and how.
         request: CheckRequest,
     },
-    /// Stop a running request. The agent answers with its `done` step, outcome `cancelled`.
+    /// Scan ports of a host. Its events stream back as [`AgentMessage::Scan`] with this id, in
+    /// batches, ending with a `done` step.
+    Scan {
+        /// The client's id for this request.
+        id: RequestId,
+        /// What to scan and how.
+        request: ScanRequest,
+    },
+    /// Stop a running request (a check or a scan). The agent answers with its `done` step,
+    /// outcome `cancelled`.
     Cancel {
         /// The request to stop.
         id: RequestId,
@@ -44,7 +54,7 @@ pub enum ClientMessage {
 
 impl ClientMessage {
     /// Every `type` tag a client may send, for error messages that list the valid ones.
-    pub const TYPES: &'static [&'static str] = &["hello", "check", "cancel"];
+    pub const TYPES: &'static [&'static str] = &["hello", "check", "scan", "cancel"];
 }
 
 /// A message from the agent to a client.
@@ -64,6 +74,13 @@ pub enum AgentMessage {
         id: RequestId,
         /// The step and when it happened.
         event: CheckEvent,
+    },
+    /// One step of a running scan: progress arrives in batches.
+    Scan {
+        /// The request this step belongs to.
+        id: RequestId,
+        /// The step and when it happened.
+        event: ScanEvent,
     },
     /// A message could not be acted on. The socket stays open unless the code says otherwise.
     Error {
@@ -113,6 +130,12 @@ pub enum ErrorCode {
     TooManyRequests,
     /// The agent is shutting down: the request was stopped and no new ones are taken.
     ShuttingDown,
+    /// A scan's port spec could not be parsed; the message says why and what is valid.
+    InvalidPorts,
+    /// A scan asked for more ports than the agent's settings allow.
+    TooManyPorts,
+    /// The agent already runs as many scans as its settings allow.
+    TooManyScans,
 }
 
 #[cfg(test)]
@@ -157,6 +180,17 @@ mod tests {
         assert_eq!(
             round_trip(&check),
             r#"{"type":"check","id":1,"request":{"target":"db","port":5432,"timeout_ms":500,"tls":true,"retries":2,"retry_delay_ms":100}}"#
+        );
+        let scan = ClientMessage::Scan {
+            id: RequestId(2),
+            request: crate::scan::ScanRequest {
+                family: Some(Family::Ipv6),
+                ..crate::scan::ScanRequest::new("db", "top100")
+            },
+        };
+        assert_eq!(
+            round_trip(&scan),
+            r#"{"type":"scan","id":2,"request":{"target":"db","ports":"top100","family":"ipv6"}}"#
         );
         let cancel = ClientMessage::Cancel { id: RequestId(1) };
         assert_eq!(round_trip(&cancel), r#"{"type":"cancel","id":1}"#);
@@ -233,6 +267,17 @@ mod tests {
                 },
             }),
             event(Step::Done { outcome: Outcome::Completed, elapsed_us: 2000 }),
+            AgentMessage::Scan {
+                id: RequestId(4),
+                event: crate::scan::ScanEvent {
+                    at: Timestamp("2026-11-24T10:00:00.000004Z".into()),
+                    step: crate::scan::ScanStep::Done {
+                        outcome: Outcome::Cancelled,
+                        counts: crate::scan::StateCounts { open: 1, ..Default::default() },
+                        elapsed_us: 5,
+                    },
+                },
+            },
             AgentMessage::Error {
                 id: Some(RequestId(3)),
                 code: ErrorCode::InvalidTarget,

@@ -1,19 +1,27 @@
-//! The command line: `whyrefused [serve]` starts the agent, `whyrefused check` runs one check.
+//! The command line: `whyrefused [serve]` starts the agent, `whyrefused check` runs one check,
+//! `whyrefused scan` scans ports.
 //!
-//! `check` runs the same engine in-process (no server needed) and exits 0 when the target is
-//! reachable, 1 when it is not, 2 for invalid input and 3 for an internal failure.
+//! `check` and `scan` run the same engines in-process (no server needed). `check` exits 0 when
+//! the target is reachable, 1 when it is not; `scan` exits 0 when it scanned, 1 when there was
+//! nothing to scan (the name did not resolve); both exit 2 for invalid input and 3 for an
+//! internal failure.
 
 mod report;
+mod scan;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use whyrefused_shared::{CheckReport, CheckRequest, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS};
+use whyrefused_shared::{
+    CheckReport, CheckRequest, DEFAULT_PORT_SPEC, DEFAULT_RETRY_DELAY_MS, DEFAULT_SCAN_RETRIES,
+    DEFAULT_SCAN_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, Family, ScanReport, ScanRequest,
+};
 
 use crate::check::{self, CheckPlan};
-use crate::server::{self, AppState};
+use crate::scan::{self as port_scan, ScanPlan, limits};
+use crate::server::{self, AppState, Limits};
 
 /// Connection refused (or timed out)? whyrefused finds which part is causing it.
 #[derive(Debug, Parser)]
@@ -29,6 +37,8 @@ enum Command {
     Serve(ServeArgs),
     /// Check a target now and print the verdict.
     Check(CheckArgs),
+    /// Scan ports of a host now, with the same classification as a check.
+    Scan(ScanArgs),
 }
 
 #[derive(Debug, Args)]
@@ -36,6 +46,55 @@ struct ServeArgs {
     /// Where to listen; loopback addresses only (remote access needs authentication).
     #[arg(long, default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
+    /// The most ports one scan may cover (per address).
+    #[arg(long, default_value_t = Limits::DEFAULT.max_scan_ports, value_parser = clap::value_parser!(u32).range(1..=65_535))]
+    max_scan_ports: u32,
+    /// The most scans the agent runs at once.
+    #[arg(long, default_value_t = Limits::DEFAULT.max_scans, value_parser = parse_max_scans)]
+    max_scans: usize,
+}
+
+impl ServeArgs {
+    fn limits(&self) -> Limits {
+        Limits { max_scan_ports: self.max_scan_ports, max_scans: self.max_scans }
+    }
+}
+
+fn parse_max_scans(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n @ 1..=64) => Ok(n),
+        _ => Err(format!("'{text}' is not a number of scans from 1 to 64")),
+    }
+}
+
+#[derive(Debug, Args)]
+struct ScanArgs {
+    /// The host to scan: a name or an address (no port: the ports come from --ports).
+    target: String,
+    /// Ports and ranges (22,80,8000-8100), 1-65535 or all, top100 or top1000.
+    #[arg(long, short = 'p', default_value = DEFAULT_PORT_SPEC)]
+    ports: String,
+    /// The connect deadline for each port, in milliseconds.
+    #[arg(long, default_value_t = DEFAULT_SCAN_TIMEOUT_MS)]
+    timeout_ms: u32,
+    /// How many more times a port that timed out is tried before it is called filtered.
+    #[arg(long, default_value_t = DEFAULT_SCAN_RETRIES)]
+    retries: u32,
+    /// Scan only the name's IPv4 addresses.
+    #[arg(short = '4', conflicts_with_all = ["ipv6", "address"])]
+    ipv4: bool,
+    /// Scan only the name's IPv6 addresses.
+    #[arg(short = '6', conflicts_with = "address")]
+    ipv6: bool,
+    /// Scan only this one of the name's addresses.
+    #[arg(long)]
+    address: Option<std::net::IpAddr>,
+    /// Print one JSON document instead of the readable summary.
+    #[arg(long)]
+    json: bool,
+    /// List every port, refused ones included.
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -79,11 +138,14 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        None => {
-            runtime.block_on(serve(ServeArgs { listen: SocketAddr::from(([127, 0, 0, 1], 7070)) }))
-        }
+        None => runtime.block_on(serve(ServeArgs {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            max_scan_ports: Limits::DEFAULT.max_scan_ports,
+            max_scans: Limits::DEFAULT.max_scans,
+        })),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         Some(Command::Check(args)) => runtime.block_on(run_check(args)),
+        Some(Command::Scan(args)) => runtime.block_on(run_scan(args)),
     }
 }
 
@@ -101,7 +163,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let address = listener.local_addr().map_or(args.listen, |a| a);
     println!("whyrefused agent: open http://{address}/ (Ctrl-C to stop)");
     let _ = std::io::stdout().flush();
-    match server::serve(listener, AppState::new(), crate::logging::shutdown_signal()).await {
+    limits::raise_open_files_limit();
+    let state = AppState::new(args.limits());
+    match server::serve(listener, state, crate::logging::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(exit::INTERNAL, &error.to_string()),
     }
@@ -140,5 +204,51 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         Some(verdict) if verdict.cause.is_reachable() => ExitCode::SUCCESS,
         Some(_) => ExitCode::from(exit::UNREACHABLE),
         None => fail(exit::INTERNAL, "the check ended without a verdict"),
+    }
+}
+
+async fn run_scan(args: ScanArgs) -> ExitCode {
+    crate::logging::init("whyrefused=warn");
+    let family = match (args.ipv4, args.ipv6) {
+        (true, _) => Some(Family::Ipv4),
+        (_, true) => Some(Family::Ipv6),
+        _ => None,
+    };
+    let request = ScanRequest {
+        target: args.target,
+        ports: Some(args.ports),
+        timeout_ms: Some(args.timeout_ms),
+        retries: Some(args.retries),
+        family,
+        address: args.address,
+    };
+    let plan = match ScanPlan::from_request(&request, None) {
+        Ok(plan) => plan,
+        Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
+    };
+    let mut report = ScanReport::default();
+    let progress = scan::Progress::new();
+    port_scan::run(&plan, limits::window_for(1), |event| {
+        report.apply(&event);
+        progress.follow(&event.step, &report);
+    })
+    .await;
+    let output = if args.json {
+        match serde_json::to_string_pretty(&scan::json(&report, args.all)) {
+            Ok(json) => json + "\n",
+            Err(error) => {
+                return fail(exit::INTERNAL, &format!("cannot encode the report: {error}"));
+            }
+        }
+    } else {
+        let colors = report::Colors::for_stdout(std::io::stdout().is_terminal());
+        scan::render(&report, colors, args.all)
+    };
+    if let Err(error) = std::io::stdout().write_all(output.as_bytes()) {
+        return fail(exit::INTERNAL, &format!("cannot write the report: {error}"));
+    }
+    match report.addresses.is_empty() {
+        true => ExitCode::from(exit::UNREACHABLE),
+        false => ExitCode::SUCCESS,
     }
 }

@@ -10,11 +10,11 @@ use whyrefused_shared::{
 /// The styles of the report; all plain when colour is off.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Colors {
-    good: Style,
-    bad: Style,
-    warn: Style,
-    dim: Style,
-    bold: Style,
+    pub(super) good: Style,
+    pub(super) bad: Style,
+    pub(super) warn: Style,
+    pub(super) dim: Style,
+    pub(super) bold: Style,
 }
 
 impl Colors {
@@ -40,7 +40,7 @@ impl Colors {
         }
     }
 
-    fn for_state(&self, state: ConnectState) -> Style {
+    pub(super) fn for_state(&self, state: ConnectState) -> Style {
         match state {
             ConnectState::Open => self.good,
             ConnectState::Timeout => self.warn,

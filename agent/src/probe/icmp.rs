@@ -30,6 +30,12 @@ pub fn enable(socket: BorrowedFd<'_>, family: Family) -> nix::Result<()> {
 
 /// The ICMP error queued on the socket, if any (never blocks).
 pub fn take(socket: impl AsFd) -> Option<IcmpError> {
+    take_with(socket, is_local_address)
+}
+
+/// Like [`take`], with the caller's own test of which addresses are this host's (a scan looks
+/// them up once rather than once per port).
+pub fn take_with(socket: impl AsFd, is_local: impl Fn(&IpAddr) -> bool) -> Option<IcmpError> {
     let mut data = [0u8; 256];
     let mut iov = [IoSliceMut::new(&mut data)];
     let mut control = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
@@ -39,11 +45,11 @@ pub fn take(socket: impl AsFd) -> Option<IcmpError> {
     message.cmsgs().ok()?.find_map(|cmsg| match cmsg {
         ControlMessageOwned::Ipv4RecvErr(error, sender) if error.ee_origin == ORIGIN_ICMP => {
             let from = sender.map(|s| IpAddr::V4(Ipv4Addr::from(u32::from_be(s.sin_addr.s_addr))));
-            Some(describe(Family::Ipv4, error.ee_type, error.ee_code, from?))
+            Some(describe_as(Family::Ipv4, error.ee_type, error.ee_code, from?, &is_local))
         }
         ControlMessageOwned::Ipv6RecvErr(error, sender) if error.ee_origin == ORIGIN_ICMP6 => {
             let from = sender.map(|s| IpAddr::V6(Ipv6Addr::from(s.sin6_addr.s6_addr)));
-            Some(describe(Family::Ipv6, error.ee_type, error.ee_code, from?))
+            Some(describe_as(Family::Ipv6, error.ee_type, error.ee_code, from?, &is_local))
         }
         _ => None,
     })
@@ -51,12 +57,22 @@ pub fn take(socket: impl AsFd) -> Option<IcmpError> {
 
 /// An ICMP error with its meaning in words and whether this host sent it.
 pub fn describe(family: Family, icmp_type: u8, code: u8, from: IpAddr) -> IcmpError {
+    describe_as(family, icmp_type, code, from, is_local_address)
+}
+
+fn describe_as(
+    family: Family,
+    icmp_type: u8,
+    code: u8,
+    from: IpAddr,
+    is_local: impl Fn(&IpAddr) -> bool,
+) -> IcmpError {
     IcmpError {
         icmp_type,
         code,
         meaning: meaning(family, icmp_type, code).to_string(),
         from,
-        from_local: is_local_address(&from),
+        from_local: is_local(&from),
     }
 }
 
@@ -97,19 +113,23 @@ fn meaning(family: Family, icmp_type: u8, code: u8) -> &'static str {
 
 /// Whether `address` belongs to this host (loopback, or on one of its interfaces).
 pub fn is_local_address(address: &IpAddr) -> bool {
-    if address.is_loopback() {
-        return true;
-    }
+    address.is_loopback() || local_addresses().contains(address)
+}
+
+/// The addresses of this host's interfaces, now.
+pub fn local_addresses() -> Vec<IpAddr> {
     let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
-        return false;
+        return Vec::new();
     };
-    interfaces.filter_map(|interface| interface.address).any(|socket_address| {
-        let local = socket_address
-            .as_sockaddr_in()
-            .map(|v4| IpAddr::V4(v4.ip()))
-            .or_else(|| socket_address.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())));
-        local == Some(*address)
-    })
+    interfaces
+        .filter_map(|interface| interface.address)
+        .filter_map(|socket_address| {
+            socket_address
+                .as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| socket_address.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod session;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -18,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -30,6 +32,26 @@ const TRANSPORT_LIMIT: usize = 16 * MAX_MESSAGE_BYTES;
 /// How long sessions get to finish after a shutdown signal before the process exits anyway.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(3);
 
+/// The agent's limits on what clients may ask of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most ports one scan may cover (per address).
+    pub max_scan_ports: u32,
+    /// The most scans the whole agent runs at once.
+    pub max_scans: usize,
+}
+
+impl Limits {
+    /// Every port of a host, and a few scans at once: they share the open-files limit.
+    pub const DEFAULT: Limits = Limits { max_scan_ports: 65_535, max_scans: 4 };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
+
 /// What every handler and session shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -39,24 +61,30 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Tracks the WebSocket sessions, so shutdown can wait for them.
     pub sessions: TaskTracker,
+    /// What clients may ask.
+    pub limits: Limits,
+    /// One permit per scan that may run at once.
+    pub scans: Arc<Semaphore>,
 }
 
 impl AppState {
-    /// State for an agent on this host, not yet shutting down.
-    pub fn new() -> Self {
+    /// State for an agent on this host with these limits, not yet shutting down.
+    pub fn new(limits: Limits) -> Self {
         let hostname =
             hostname::get().map_or_else(|_| "unknown".into(), |h| h.to_string_lossy().into_owned());
         AppState {
             agent: AgentInfo { version: env!("CARGO_PKG_VERSION").into(), hostname },
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
+            limits,
+            scans: Arc::new(Semaphore::new(limits.max_scans)),
         }
     }
 }
 
 impl Default for AppState {
     fn default() -> Self {
-        Self::new()
+        Self::new(Limits::DEFAULT)
     }
 }
 

@@ -1,4 +1,5 @@
-//! One WebSocket session: the hello exchange, then requests running side by side on one socket.
+//! One WebSocket session: the hello exchange, then requests (checks and scans) running side by
+//! side on one socket.
 //!
 //! A writer task owns the socket's sending half and drains the session's outbox; the session
 //! reads frames, answers bad ones with an error message (the socket stays open), and runs each
@@ -7,22 +8,24 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures::{SinkExt, Stream, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use whyrefused_shared::{
-    AgentMessage, CheckEvent, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, Outcome,
-    PROTOCOL_VERSION, RequestId, Step,
+    AgentMessage, CheckEvent, CheckRequest, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, Outcome,
+    PROTOCOL_VERSION, RequestId, ScanEvent, ScanRequest, ScanStep, StateCounts, Step,
 };
 
 use super::AppState;
 use crate::check::{self, CheckPlan};
 use crate::clock;
+use crate::scan::{self, ScanPlan, limits};
 
 /// How many requests one socket may run at once.
 pub const MAX_REQUESTS_PER_SOCKET: usize = 32;
@@ -154,6 +157,10 @@ impl Session {
                 self.on_check(id, &request);
                 Flow::Continue
             }
+            Ok(ClientMessage::Scan { id, request }) => {
+                self.on_scan(id, &request);
+                Flow::Continue
+            }
             Ok(ClientMessage::Cancel { id }) => {
                 self.on_cancel(id);
                 Flow::Continue
@@ -182,36 +189,79 @@ impl Session {
         Flow::Continue
     }
 
-    fn on_check(&mut self, id: RequestId, request: &whyrefused_shared::CheckRequest) {
-        if !self.greeted {
-            return self.send_error(Some(id), ErrorCode::HelloRequired,
-                format!(r#"say hello first: {{"type":"hello","protocol":{PROTOCOL_VERSION},"client":"NAME"}}"#));
-        }
-        if self.running.contains_key(&id) {
-            return self.send_error(
-                Some(id),
-                ErrorCode::DuplicateRequestId,
-                format!("request {id} is still running: give each request its own id"),
-            );
-        }
-        if self.running.len() >= MAX_REQUESTS_PER_SOCKET {
-            return self.send_error(Some(id), ErrorCode::TooManyRequests,
-                format!("{MAX_REQUESTS_PER_SOCKET} requests are already running on this socket: wait for one to finish"));
+    fn on_check(&mut self, id: RequestId, request: &CheckRequest) {
+        if !self.may_start(id) {
+            return;
         }
         let plan = match CheckPlan::from_request(request) {
             Ok(plan) => plan,
             Err(error) => return self.send_error(Some(id), error.code(), error.to_string()),
         };
         info!(peer = %self.peer, %id, target = %plan.target.input, "check started");
+        self.spawn(id, Job::Check(plan));
+    }
+
+    fn on_scan(&mut self, id: RequestId, request: &ScanRequest) {
+        if !self.may_start(id) {
+            return;
+        }
+        let limits = &self.state.limits;
+        let plan = match ScanPlan::from_request(request, Some(limits.max_scan_ports)) {
+            Ok(plan) => plan,
+            Err(error) => return self.send_error(Some(id), error.code(), error.to_string()),
+        };
+        let Ok(permit) = self.state.scans.clone().try_acquire_owned() else {
+            return self.send_error(
+                Some(id),
+                ErrorCode::TooManyScans,
+                format!(
+                    "this agent already runs {} scans, its limit: wait for one to finish \
+                     (or start the agent with a higher --max-scans)",
+                    limits.max_scans
+                ),
+            );
+        };
+        let running = limits.max_scans - self.state.scans.available_permits();
+        let window = limits::window_for(running);
+        info!(peer = %self.peer, %id, target = %plan.input, ports = %plan.spec.text, window, "scan started");
+        self.spawn(id, Job::Scan { plan, window, _permit: permit });
+    }
+
+    /// Whether a new request may start: the client said hello, the id is free, and the socket
+    /// has room. Answers with the error when not.
+    fn may_start(&self, id: RequestId) -> bool {
+        if !self.greeted {
+            self.send_error(Some(id), ErrorCode::HelloRequired,
+                format!(r#"say hello first: {{"type":"hello","protocol":{PROTOCOL_VERSION},"client":"NAME"}}"#));
+            return false;
+        }
+        if self.running.contains_key(&id) {
+            self.send_error(
+                Some(id),
+                ErrorCode::DuplicateRequestId,
+                format!("request {id} is still running: give each request its own id"),
+            );
+            return false;
+        }
+        if self.running.len() >= MAX_REQUESTS_PER_SOCKET {
+            self.send_error(Some(id), ErrorCode::TooManyRequests,
+                format!("{MAX_REQUESTS_PER_SOCKET} requests are already running on this socket: wait for one to finish"));
+            return false;
+        }
+        true
+    }
+
+    fn spawn(&mut self, id: RequestId, job: Job) {
         let cancel = CancellationToken::new();
         self.running.insert(id, cancel.clone());
-        let job = Request {
+        let request = Request {
             id,
             outbox: self.outbox.clone(),
             cancel,
             shutdown: self.state.shutdown.clone(),
+            scan_counts: Mutex::default(),
         };
-        self.tasks.spawn(job.run(plan));
+        self.tasks.spawn(request.run(job));
     }
 
     fn on_cancel(&mut self, id: RequestId) {
@@ -247,7 +297,15 @@ impl Session {
     }
 }
 
-/// One running check and how to reach its client.
+/// What a request runs.
+enum Job {
+    /// A connectivity check.
+    Check(CheckPlan),
+    /// A port scan, holding one of the agent's scan permits while it runs.
+    Scan { plan: ScanPlan, window: usize, _permit: OwnedSemaphorePermit },
+}
+
+/// One running request and how to reach its client.
 struct Request {
     id: RequestId,
     outbox: mpsc::UnboundedSender<Outgoing>,
@@ -255,39 +313,73 @@ struct Request {
     cancel: CancellationToken,
     /// Cancelled when the agent shuts down.
     shutdown: CancellationToken,
+    /// A scan's counts so far, for the `done` of a scan stopped early.
+    scan_counts: Mutex<StateCounts>,
 }
 
 impl Request {
-    async fn run(self, plan: CheckPlan) -> RequestId {
+    async fn run(self, job: Job) -> RequestId {
         let start = Instant::now();
-        let outcome = {
-            let check = check::run(&plan, |event| self.send_event(event));
+        let stopped = {
+            let work = async {
+                match &job {
+                    Job::Check(plan) => check::run(plan, |event| self.send_check(event)).await,
+                    Job::Scan { plan, window, .. } => {
+                        scan::run(plan, *window, |event| self.send_scan(event)).await
+                    }
+                }
+            };
             tokio::select! {
-                () = check => None,
+                () = work => None,
                 () = self.cancel.cancelled() => Some(Outcome::Cancelled),
                 () = self.shutdown.cancelled() => Some(Outcome::ShuttingDown),
             }
         };
-        if let Some(outcome) = outcome {
-            info!(id = %self.id, ?outcome, "check stopped");
+        if let Some(outcome) = stopped {
+            info!(id = %self.id, ?outcome, "request stopped");
             if outcome == Outcome::ShuttingDown {
                 self.send(AgentMessage::Error {
                     id: Some(self.id),
                     code: ErrorCode::ShuttingDown,
-                    message: "the agent is shutting down: this check was stopped".into(),
+                    message: "the agent is shutting down: this request was stopped".into(),
                 });
             }
-            let elapsed_us = clock::micros(start.elapsed());
-            self.send_event(CheckEvent {
-                at: clock::now(),
-                step: Step::Done { outcome, elapsed_us },
-            });
+            self.send_stopped(&job, outcome, clock::micros(start.elapsed()));
         }
         self.id
     }
 
-    fn send_event(&self, event: CheckEvent) {
+    /// The `done` of a request that did not run to its end.
+    fn send_stopped(&self, job: &Job, outcome: Outcome, elapsed_us: u64) {
+        let at = clock::now();
+        match job {
+            Job::Check(_) => {
+                self.send_check(CheckEvent { at, step: Step::Done { outcome, elapsed_us } })
+            }
+            Job::Scan { .. } => {
+                let counts = *self.scan_counts.lock().unwrap_or_else(|e| e.into_inner());
+                self.send_scan(ScanEvent {
+                    at,
+                    step: ScanStep::Done { outcome, counts, elapsed_us },
+                })
+            }
+        }
+    }
+
+    fn send_check(&self, event: CheckEvent) {
         self.send(AgentMessage::Event { id: self.id, event });
+    }
+
+    fn send_scan(&self, event: ScanEvent) {
+        if let ScanStep::Progress(progress) = &event.step {
+            let mut counts = self.scan_counts.lock().unwrap_or_else(|e| e.into_inner());
+            for result in &progress.results {
+                counts.add(result.state, 1);
+            }
+            let refused: u64 = progress.refused.iter().map(|run| u64::from(run.len())).sum();
+            counts.add(whyrefused_shared::ConnectState::Refused, refused);
+        }
+        self.send(AgentMessage::Scan { id: self.id, event });
     }
 
     fn send(&self, message: AgentMessage) {
@@ -408,7 +500,8 @@ mod tests {
         let r = rejection(r#"{"type":"scan_everything","id":9}"#);
         assert_eq!((r.code, r.id), (ErrorCode::UnknownMessageType, Some(RequestId(9))));
         assert!(
-            r.message.contains("\"scan_everything\"") && r.message.contains("hello, check, cancel")
+            r.message.contains("\"scan_everything\"")
+                && r.message.contains("hello, check, scan, cancel")
         );
         assert_eq!(rejection("[1,2]").code, ErrorCode::UnknownMessageType);
         assert_eq!(rejection(r#"{"id":1}"#).code, ErrorCode::UnknownMessageType);

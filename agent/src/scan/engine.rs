@@ -1,0 +1,574 @@
+//! The scan engine: non-blocking connects driven by epoll, on plain threads (one per core), with
+//! a window of connects in flight, a deadline each, retries for silence, and backoff.
+//!
+//! Each thread claims chunks of the work from a shared cursor, so the threads finish together
+//! whatever the ports do. A port costs a handful of system calls and no task, future or timer:
+//! every connect of a scan has the same deadline, so a queue in launch order is also in deadline
+//! order. Sockets close with zero linger (an open port gets a reset, nothing is left in
+//! `TIME_WAIT`). When the process runs short of descriptors or local ports, or the network answers
+//! with ICMP errors, the window halves and the port is tried again; it grows back one connect per
+//! success. Setting the [`StopFlag`] ends every thread within [`POLL_CEILING`], closing all of its
+//! sockets.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno as OsErrno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use slab::Slab;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::sync::mpsc::UnboundedSender;
+use whyrefused_shared::{ConnectState, Errno, Family, IcmpError};
+
+use crate::clock;
+use crate::probe::{connect::classify, icmp};
+
+/// The longest a thread blocks before looking at the stop flag and sending its results.
+pub const POLL_CEILING: Duration = Duration::from_millis(20);
+
+/// How many items a thread claims from the shared cursor at once.
+const CHUNK: usize = 128;
+
+/// A thread sends its results once it holds this many, or after [`POLL_CEILING`].
+const SEND_EVERY: usize = 512;
+
+/// How long a thread keeps retrying a port when nothing is in flight and the system still has
+/// no descriptor or local port to give, before it reports that port's error.
+const STARVED_LIMIT: Duration = Duration::from_secs(2);
+
+/// The work: every port on every address. Item `i` is port `ports[i % ports.len()]` of address
+/// `addresses[i / ports.len()]`, so a scan goes through one address's ports in order.
+#[derive(Debug)]
+pub struct Work {
+    /// The addresses to scan.
+    pub addresses: Vec<IpAddr>,
+    /// The ports, ascending.
+    pub ports: Vec<u16>,
+}
+
+impl Work {
+    /// How many connects the work holds, not counting retries.
+    pub fn len(&self) -> usize {
+        self.addresses.len() * self.ports.len()
+    }
+
+    /// Whether there is nothing to scan.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn target(&self, item: usize) -> SocketAddr {
+        let ports = self.ports.len();
+        SocketAddr::new(self.addresses[item / ports], self.ports[item % ports])
+    }
+}
+
+/// How to scan.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// The connect deadline.
+    pub timeout: Duration,
+    /// How many more times a port that timed out is tried.
+    pub retries: u32,
+    /// The most connects in flight, over all threads.
+    pub window: usize,
+    /// How many threads share the work.
+    pub threads: usize,
+}
+
+/// How one port ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortOutcome {
+    /// The address and port.
+    pub target: SocketAddr,
+    /// How the last connect ended.
+    pub state: ConnectState,
+    /// The OS error of a failed connect.
+    pub errno: Option<Errno>,
+    /// The ICMP error that ended it, if the network sent one.
+    pub icmp: Option<IcmpError>,
+    /// How long the last connect took, in microseconds.
+    pub elapsed_us: u64,
+    /// How many connects it took.
+    pub tries: u32,
+}
+
+/// Tells the engine's threads to stop; they close every socket as they go.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    /// Asks every thread to stop.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts the threads. Results arrive on `results` in batches; the channel closes when every
+/// thread has finished (or stopped).
+pub fn start(
+    work: Arc<Work>,
+    settings: Settings,
+    stop: StopFlag,
+    results: UnboundedSender<Vec<PortOutcome>>,
+) -> io::Result<()> {
+    let threads = settings.threads.clamp(1, settings.window.max(1));
+    let cursor = Arc::new(AtomicUsize::new(0));
+    let local = Arc::new(icmp::local_addresses());
+    let drivers = (0..threads)
+        .map(|index| {
+            let window = settings.window / threads + usize::from(index < settings.window % threads);
+            Driver::new(&work, &cursor, &local, settings, window, &stop, &results)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    for (index, driver) in drivers.into_iter().enumerate() {
+        std::thread::Builder::new().name(format!("scan-{index}")).spawn(move || driver.run())?;
+    }
+    Ok(())
+}
+
+/// One connect in flight.
+struct Flight {
+    socket: Socket,
+    item: usize,
+    tries: u32,
+    started: Instant,
+    /// Tells this flight's deadline entry from a later flight's in the same slot.
+    sequence: u64,
+}
+
+/// What became of a launch.
+enum Launch {
+    /// The connect is in flight.
+    InFlight,
+    /// It ended at once.
+    Ended(PortOutcome),
+    /// The system has no descriptor, buffer or local port to spare now: try again later.
+    Starved(io::Error),
+}
+
+/// One thread's share of a scan.
+struct Driver {
+    work: Arc<Work>,
+    cursor: Arc<AtomicUsize>,
+    /// Items claimed from the cursor and not launched yet.
+    claimed: Range<usize>,
+    /// Items to launch before new ones: timed-out ports to retry, starved launches to repeat.
+    again: VecDeque<(usize, u32)>,
+    epoll: Epoll,
+    flights: Slab<Flight>,
+    /// (deadline, slot, sequence) in launch order, which is deadline order.
+    deadlines: VecDeque<(Instant, usize, u64)>,
+    next_sequence: u64,
+    window: Window,
+    settings: Settings,
+    /// This host's addresses, to tell an ICMP error from this host's own firewall.
+    local: Arc<Vec<IpAddr>>,
+    /// Since when launches fail for want of resources with nothing in flight.
+    starved_since: Option<Instant>,
+    stop: StopFlag,
+    batch: Vec<PortOutcome>,
+    last_send: Instant,
+    results: UnboundedSender<Vec<PortOutcome>>,
+}
+
+impl Driver {
+    fn new(
+        work: &Arc<Work>,
+        cursor: &Arc<AtomicUsize>,
+        local: &Arc<Vec<IpAddr>>,
+        settings: Settings,
+        window: usize,
+        stop: &StopFlag,
+        results: &UnboundedSender<Vec<PortOutcome>>,
+    ) -> io::Result<Driver> {
+        let window = window.max(1);
+        Ok(Driver {
+            work: work.clone(),
+            cursor: cursor.clone(),
+            claimed: 0..0,
+            again: VecDeque::new(),
+            epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
+            flights: Slab::with_capacity(window),
+            deadlines: VecDeque::new(),
+            next_sequence: 0,
+            window: Window::new(window),
+            settings,
+            local: local.clone(),
+            starved_since: None,
+            stop: stop.clone(),
+            batch: Vec::with_capacity(SEND_EVERY),
+            last_send: Instant::now(),
+            results: results.clone(),
+        })
+    }
+
+    /// Launches, waits and collects until the work is done or the scan is stopped; dropping the
+    /// driver at the end closes whatever is still in flight.
+    fn run(mut self) {
+        let mut events = vec![EpollEvent::empty(); 1024];
+        while !self.stop.is_set() {
+            let starved = self.fill_window();
+            if self.flights.is_empty() && self.again.is_empty() && !self.has_new_work() {
+                break;
+            }
+            let wait = self.wait_time(starved);
+            let ready = match self.epoll.wait(&mut events, millis(wait)) {
+                Ok(ready) => ready,
+                Err(OsErrno::EINTR) => 0,
+                Err(error) => {
+                    tracing::error!(%error, "the scan's epoll failed; stopping this thread");
+                    break;
+                }
+            };
+            for event in &events[..ready] {
+                self.land(event.data() as usize);
+            }
+            self.expire(Instant::now());
+            if self.batch.len() >= SEND_EVERY || self.last_send.elapsed() >= POLL_CEILING {
+                self.send();
+            }
+        }
+        self.send();
+    }
+
+    /// Launches until the window is full or the work runs out; returns whether a launch was
+    /// starved of resources.
+    fn fill_window(&mut self) -> bool {
+        while self.flights.len() < self.window.size {
+            let Some((item, tries)) = self.next_item() else { return false };
+            match self.launch(item, tries) {
+                Launch::InFlight => self.starved_since = None,
+                Launch::Ended(outcome) => {
+                    self.starved_since = None;
+                    self.window.grow();
+                    self.batch.push(outcome);
+                }
+                Launch::Starved(error) => return self.starved(item, tries, error),
+            }
+        }
+        false
+    }
+
+    /// A launch found no resources: shrink the window and try the item again later, unless
+    /// nothing has been in flight for a long while (then the error is the port's result).
+    fn starved(&mut self, item: usize, tries: u32, error: io::Error) -> bool {
+        self.window.shrink(self.flights.len());
+        if !self.flights.is_empty() {
+            self.again.push_front((item, tries));
+            return true;
+        }
+        let since = *self.starved_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < STARVED_LIMIT {
+            self.again.push_front((item, tries));
+        } else {
+            let (state, errno) = classify(&error);
+            let target = self.work.target(item);
+            self.batch.push(outcome(target, state, errno, None, Duration::ZERO, tries));
+        }
+        true
+    }
+
+    fn next_item(&mut self) -> Option<(usize, u32)> {
+        if let Some(again) = self.again.pop_front() {
+            return Some(again);
+        }
+        if self.claimed.is_empty() {
+            let start = self.cursor.fetch_add(CHUNK, Ordering::Relaxed);
+            self.claimed = start.min(self.work.len())..(start + CHUNK).min(self.work.len());
+        }
+        self.claimed.next().map(|item| (item, 1))
+    }
+
+    fn has_new_work(&self) -> bool {
+        !self.claimed.is_empty() || self.cursor.load(Ordering::Relaxed) < self.work.len()
+    }
+
+    /// Opens a non-blocking socket and starts its connect.
+    fn launch(&mut self, item: usize, tries: u32) -> Launch {
+        let target = self.work.target(item);
+        let socket = match open_socket(target) {
+            Ok(socket) => socket,
+            Err(error) if is_starvation(&error) => return Launch::Starved(error),
+            Err(error) => {
+                let (state, errno) = classify(&error);
+                return Launch::Ended(outcome(target, state, errno, None, Duration::ZERO, tries));
+            }
+        };
+        let started = Instant::now();
+        match socket.connect(&SockAddr::from(target)) {
+            Ok(()) => Launch::Ended(self.conclude(&socket, target, Ok(()), started, tries)),
+            Err(error) if error.raw_os_error() == Some(OsErrno::EINPROGRESS as i32) => {
+                self.track(socket, item, tries, started)
+            }
+            Err(error) if is_starvation(&error) => Launch::Starved(error),
+            Err(error) => Launch::Ended(self.conclude(&socket, target, Err(error), started, tries)),
+        }
+    }
+
+    /// Watches a connect in flight until it lands or its deadline passes.
+    fn track(&mut self, socket: Socket, item: usize, tries: u32, started: Instant) -> Launch {
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        let slot = self.flights.insert(Flight { socket, item, tries, started, sequence });
+        let interest = EpollEvent::new(EpollFlags::EPOLLOUT, slot as u64);
+        if let Err(error) = self.epoll.add(self.flights[slot].socket.as_fd(), interest) {
+            self.flights.remove(slot);
+            return Launch::Starved(error.into());
+        }
+        self.deadlines.push_back((started + self.settings.timeout, slot, sequence));
+        Launch::InFlight
+    }
+
+    /// A connect in flight answered (or failed).
+    fn land(&mut self, slot: usize) {
+        let Some(flight) = self.flights.try_remove(slot) else { return };
+        let target = self.work.target(flight.item);
+        let result = match flight.socket.take_error() {
+            Ok(None) => Ok(()),
+            Ok(Some(error)) | Err(error) => Err(error),
+        };
+        let ended = self.conclude(&flight.socket, target, result, flight.started, flight.tries);
+        drop(flight.socket);
+        if ended.icmp.is_some() {
+            self.window.shrink(self.flights.len());
+        } else {
+            self.window.grow();
+        }
+        self.batch.push(ended);
+    }
+
+    /// Classifies how a connect ended, reading its ICMP error if it failed.
+    fn conclude(
+        &self,
+        socket: &Socket,
+        target: SocketAddr,
+        result: io::Result<()>,
+        started: Instant,
+        tries: u32,
+    ) -> PortOutcome {
+        let elapsed = started.elapsed();
+        match result {
+            // Connecting to a free port of this host can pick that very port as the source and
+            // meet itself (TCP simultaneous open): nothing listens there.
+            Ok(()) if is_self_connected(socket) => {
+                outcome(target, ConnectState::Refused, None, None, elapsed, tries)
+            }
+            Ok(()) => outcome(target, ConnectState::Open, None, None, elapsed, tries),
+            Err(error) => {
+                let (state, errno) = classify(&error);
+                let icmp =
+                    icmp::take_with(socket, |ip| ip.is_loopback() || self.local.contains(ip));
+                outcome(target, state, errno, icmp, elapsed, tries)
+            }
+        }
+    }
+
+    /// Ends the connects whose deadline has passed: retried while retries remain, else `timeout`.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(deadline, slot, sequence)) = self.deadlines.front() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_front();
+            if self.flights.get(slot).is_none_or(|flight| flight.sequence != sequence) {
+                continue;
+            }
+            let flight = self.flights.remove(slot);
+            if flight.tries <= self.settings.retries {
+                self.again.push_back((flight.item, flight.tries + 1));
+            } else {
+                let target = self.work.target(flight.item);
+                let elapsed = now.duration_since(flight.started);
+                let timeout =
+                    outcome(target, ConnectState::Timeout, None, None, elapsed, flight.tries);
+                self.batch.push(timeout);
+            }
+        }
+    }
+
+    /// How long to block: until the next deadline, a short pause when starved, at most
+    /// [`POLL_CEILING`].
+    fn wait_time(&self, starved: bool) -> Duration {
+        if starved && self.flights.is_empty() {
+            return Duration::from_millis(5);
+        }
+        let until_deadline = self.deadlines.front().map_or(POLL_CEILING, |(deadline, ..)| {
+            deadline.saturating_duration_since(Instant::now())
+        });
+        until_deadline.min(POLL_CEILING)
+    }
+
+    fn send(&mut self) {
+        self.last_send = Instant::now();
+        if !self.batch.is_empty() {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(SEND_EVERY));
+            // The receiver goes away only when the scan is dropped, which also stops this thread.
+            let _ = self.results.send(batch);
+        }
+    }
+}
+
+/// The in-flight limit: halves under pressure, grows back by one per success.
+#[derive(Debug)]
+struct Window {
+    size: usize,
+    max: usize,
+}
+
+impl Window {
+    fn new(max: usize) -> Window {
+        Window { size: max, max }
+    }
+
+    fn grow(&mut self) {
+        self.size = (self.size + 1).min(self.max);
+    }
+
+    fn shrink(&mut self, in_flight: usize) {
+        self.size = (in_flight / 2).max(1).min(self.size);
+    }
+}
+
+fn open_socket(target: SocketAddr) -> io::Result<Socket> {
+    let socket =
+        Socket::new(Domain::for_address(target), Type::STREAM.nonblocking(), Some(Protocol::TCP))?;
+    socket.set_linger(Some(Duration::ZERO))?;
+    // Best effort: without the error queue a port still gets its state, only not the ICMP.
+    let _ = icmp::enable(socket.as_fd(), Family::of(&target.ip()));
+    Ok(socket)
+}
+
+/// Errors that say this host is short of something (descriptors, buffers, local ports), not
+/// anything about the target.
+fn is_starvation(error: &io::Error) -> bool {
+    let Some(code) = error.raw_os_error() else { return false };
+    matches!(
+        OsErrno::from_raw(code),
+        OsErrno::EMFILE
+            | OsErrno::ENFILE
+            | OsErrno::ENOBUFS
+            | OsErrno::ENOMEM
+            | OsErrno::EADDRNOTAVAIL
+            | OsErrno::EAGAIN
+            | OsErrno::ENOSPC
+    )
+}
+
+fn is_self_connected(socket: &Socket) -> bool {
+    match (socket.local_addr(), socket.peer_addr()) {
+        (Ok(local), Ok(peer)) => local.as_socket() == peer.as_socket(),
+        _ => false,
+    }
+}
+
+fn outcome(
+    target: SocketAddr,
+    state: ConnectState,
+    errno: Option<Errno>,
+    icmp: Option<IcmpError>,
+    elapsed: Duration,
+    tries: u32,
+) -> PortOutcome {
+    PortOutcome { target, state, errno, icmp, elapsed_us: clock::micros(elapsed), tries }
+}
+
+/// A wait in whole milliseconds, rounded up so a deadline is never polled too early.
+fn millis(wait: Duration) -> u16 {
+    let rounded = wait.as_micros().div_ceil(1000);
+    u16::try_from(rounded).unwrap_or(u16::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the engine over `work` and returns every outcome, sorted by target.
+    fn scan(work: Work, settings: Settings) -> Vec<PortOutcome> {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        start(Arc::new(work), settings, StopFlag::default(), sender).unwrap();
+        let mut all = Vec::new();
+        while let Some(batch) = receiver.blocking_recv() {
+            all.extend(batch);
+        }
+        all.sort_by_key(|outcome| outcome.target);
+        all
+    }
+
+    fn settings(window: usize, threads: usize) -> Settings {
+        Settings { timeout: Duration::from_millis(500), retries: 1, window, threads }
+    }
+
+    fn localhost() -> IpAddr {
+        "127.0.0.1".parse().unwrap()
+    }
+
+    #[test]
+    fn every_port_gets_one_outcome_and_listeners_are_open() {
+        let listeners: Vec<std::net::TcpListener> =
+            (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+        let open: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
+        let low = *open.iter().min().unwrap();
+        let ports: Vec<u16> = (low.saturating_sub(300).max(1)..=low.saturating_add(300)).collect();
+        let count = ports.len();
+        let outcomes = scan(Work { addresses: vec![localhost()], ports }, settings(64, 2));
+        assert_eq!(outcomes.len(), count, "one outcome per port");
+        for outcome in &outcomes {
+            let expected = if open.contains(&outcome.target.port()) {
+                ConnectState::Open
+            } else {
+                ConnectState::Refused
+            };
+            // A port outside the listeners may be open by another program on this machine.
+            if expected == ConnectState::Open {
+                assert_eq!(outcome.state, expected, "{outcome:?}");
+            } else {
+                assert!(matches!(outcome.state, ConnectState::Refused | ConnectState::Open));
+            }
+        }
+    }
+
+    #[test]
+    fn a_window_of_one_still_scans_everything() {
+        let ports: Vec<u16> = (40_000..40_100).collect();
+        let outcomes = scan(Work { addresses: vec![localhost()], ports }, settings(1, 1));
+        assert_eq!(outcomes.len(), 100);
+        assert!(outcomes.iter().all(|o| o.tries == 1));
+    }
+
+    #[test]
+    fn the_window_halves_under_pressure_and_grows_back() {
+        let mut window = Window::new(100);
+        window.shrink(80);
+        assert_eq!(window.size, 40);
+        window.shrink(0);
+        assert_eq!(window.size, 1);
+        (0..500).for_each(|_| window.grow());
+        assert_eq!(window.size, 100);
+    }
+
+    #[test]
+    fn waits_round_up_to_whole_milliseconds() {
+        assert_eq!(millis(Duration::from_micros(1)), 1);
+        assert_eq!(millis(Duration::from_millis(20)), 20);
+        assert_eq!(millis(Duration::from_secs(1_000)), u16::MAX);
+    }
+
+    #[test]
+    fn resource_shortages_are_told_from_answers() {
+        assert!(is_starvation(&io::Error::from_raw_os_error(OsErrno::EMFILE as i32)));
+        assert!(is_starvation(&io::Error::from_raw_os_error(OsErrno::EADDRNOTAVAIL as i32)));
+        assert!(!is_starvation(&io::Error::from_raw_os_error(OsErrno::ECONNREFUSED as i32)));
+        assert!(!is_starvation(&io::Error::other("no errno")));
+    }
+}
