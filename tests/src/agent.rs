@@ -49,8 +49,14 @@ pub struct Agent {
 impl Agent {
     /// Starts an agent on a free loopback port and waits until it prints its URL.
     pub fn start() -> Agent {
+        Agent::start_with(&[])
+    }
+
+    /// Like [`Agent::start`], with more `serve` arguments (limits).
+    pub fn start_with(args: &[&str]) -> Agent {
         let mut child = Command::new(agent_binary())
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .env("RUST_LOG", "whyrefused=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -76,6 +82,12 @@ impl Agent {
     /// The WebSocket's URL.
     pub fn ws_url(&self) -> String {
         format!("ws://{}{}", self.address, whyrefused_shared::WS_PATH)
+    }
+
+    /// How many file descriptors the agent process has open now (`/proc/PID/fd`).
+    pub fn open_descriptors(&self) -> usize {
+        let directory = format!("/proc/{}/fd", self.child.id());
+        std::fs::read_dir(directory).map_or(0, |entries| entries.count())
     }
 
     /// Sends SIGTERM (as Ctrl-C or systemd would).

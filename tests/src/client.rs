@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 use whyrefused_shared::{
     AgentMessage, CheckEvent, CheckReport, CheckRequest, ClientMessage, PROTOCOL_VERSION,
-    RequestId, Step,
+    RequestId, ScanEvent, ScanReport, ScanRequest, ScanStep, Step,
 };
 
 use crate::Agent;
@@ -120,6 +120,40 @@ impl Client {
     ) -> (Vec<CheckEvent>, CheckReport) {
         self.start_check(id, request).await;
         self.events_until_done(id).await
+    }
+
+    /// Sends a scan request.
+    pub async fn start_scan(&mut self, id: u64, request: ScanRequest) {
+        self.send(&ClientMessage::Scan { id: RequestId(id), request }).await;
+    }
+
+    /// The events of scan `id` up to and including its `done`, and their fold into a report.
+    /// Messages about other requests are skipped; an error about this one fails the test.
+    pub async fn scan_events_until_done(&mut self, id: u64) -> (Vec<ScanEvent>, ScanReport) {
+        let mut events = Vec::new();
+        let mut report = ScanReport::default();
+        loop {
+            match self.recv().await {
+                AgentMessage::Scan { id: RequestId(got), event } if got == id => {
+                    report.apply(&event);
+                    let done = matches!(event.step, ScanStep::Done { .. });
+                    events.push(event);
+                    if done {
+                        return (events, report);
+                    }
+                }
+                AgentMessage::Error { id: Some(RequestId(got)), code, message } if got == id => {
+                    panic!("scan {id} failed: {code:?}: {message}")
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Runs one scan to the end.
+    pub async fn scan(&mut self, id: u64, request: ScanRequest) -> (Vec<ScanEvent>, ScanReport) {
+        self.start_scan(id, request).await;
+        self.scan_events_until_done(id).await
     }
 
     /// Closes the socket from the client's side.

@@ -81,23 +81,57 @@ fn refused_port(address: IpAddr, port: u16) -> PortResult {
     }
 }
 
-/// How each state is headed in the summary, and what it means.
-fn heading(state: ConnectState) -> (&'static str, &'static str) {
-    match state {
-        ConnectState::Open => ("open", "something listens"),
-        ConnectState::Refused => {
-            ("refused", "a reset or an ICMP rejection: nothing listens, or a firewall rejects")
+/// A group of the summary: ports in one state, with ICMP-rejected ports apart from closed ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    /// One state (refused meaning a plain reset only).
+    State(ConnectState),
+    /// Refused by an ICMP error: a firewall's REJECT.
+    Rejected,
+}
+
+impl Group {
+    fn of(result: &PortResult) -> Group {
+        match (result.state, &result.icmp) {
+            (ConnectState::Refused, Some(_)) => Group::Rejected,
+            (state, _) => Group::State(state),
         }
-        ConnectState::Timeout => {
-            ("filtered", "no answer, even when tried again: a firewall drops it")
+    }
+
+    /// The groups in the order the summary lists them.
+    fn all() -> impl Iterator<Item = Group> {
+        ConnectState::ALL.into_iter().flat_map(|state| match state {
+            ConnectState::Refused => vec![Group::State(state), Group::Rejected],
+            _ => vec![Group::State(state)],
+        })
+    }
+
+    /// The heading and what it means.
+    fn heading(self) -> (&'static str, &'static str) {
+        match self {
+            Group::State(ConnectState::Open) => ("open", "something listens"),
+            Group::State(ConnectState::Refused) => ("closed", "a reset: nothing listens"),
+            Group::Rejected => ("rejected", "an ICMP port-unreachable: a firewall's REJECT"),
+            Group::State(ConnectState::Timeout) => {
+                ("filtered", "no answer, even when tried again: a firewall drops it")
+            }
+            Group::State(ConnectState::HostUnreachable) => {
+                ("host unreachable", "an ICMP error or no neighbour answer")
+            }
+            Group::State(ConnectState::NetworkUnreachable) => ("network unreachable", "no route"),
+            Group::State(ConnectState::PermissionDenied) => {
+                ("denied here", "this host's own firewall")
+            }
+            Group::State(ConnectState::Reset) => ("reset", "reset during the handshake"),
+            Group::State(ConnectState::Error) => ("error", "another error"),
         }
-        ConnectState::HostUnreachable => {
-            ("host unreachable", "an ICMP error or no neighbour answer")
+    }
+
+    fn style(self, colors: Colors) -> Style {
+        match self {
+            Group::State(state) => colors.for_state(state),
+            Group::Rejected => colors.bad,
         }
-        ConnectState::NetworkUnreachable => ("network unreachable", "no route"),
-        ConnectState::PermissionDenied => ("denied here", "this host's own firewall"),
-        ConnectState::Reset => ("reset", "reset during the handshake"),
-        ConnectState::Error => ("error", "another error"),
     }
 }
 
@@ -109,24 +143,24 @@ pub fn render(report: &ScanReport, colors: Colors, all: bool) -> String {
         let _ = writeln!(out, "{} {problem}", paint(colors.bad, "✗"));
         return out;
     }
-    for state in ConnectState::ALL {
-        let count = report.counts.get(state);
-        if count == 0 && state != ConnectState::Open {
+    let rejected = report.results.iter().filter(|r| Group::of(r) == Group::Rejected).count();
+    for group in Group::all() {
+        let count = match group {
+            Group::State(ConnectState::Refused) => report.counts.refused - rejected as u64,
+            Group::State(state) => report.counts.get(state),
+            Group::Rejected => rejected as u64,
+        };
+        if count == 0 && group != Group::State(ConnectState::Open) {
             continue;
         }
-        let (name, meaning) = heading(state);
-        let style = colors.for_state(state);
-        let _ = writeln!(
-            out,
-            "\n{} {}  {}",
-            paint(style, &format!("{name:<19}")),
-            group(count),
-            paint(colors.dim, meaning)
-        );
-        for result in report.in_state(state) {
+        let (name, meaning) = group.heading();
+        let heading = paint(group.style(colors), &format!("{name:<19}"));
+        let _ =
+            writeln!(out, "\n{heading} {}  {}", group_digits(count), paint(colors.dim, meaning));
+        for result in report.results.iter().filter(|r| Group::of(r) == group) {
             out.push_str(&port_line(result, report.addresses.len() > 1));
         }
-        if state == ConnectState::Refused && all {
+        if group == Group::State(ConnectState::Refused) && all {
             for run in &report.refused {
                 let _ = writeln!(out, "  {}  {}", run.address, span(run.first, run.last));
             }
@@ -141,7 +175,7 @@ fn title(report: &ScanReport) -> String {
         "scan {} · ports {} ({})",
         report.target,
         report.ports,
-        group(u64::from(report.port_count))
+        group_digits(u64::from(report.port_count))
     );
     if !addresses.is_empty() && addresses.join(", ") != report.target {
         let _ = write!(title, " · {}", addresses.join(", "));
@@ -149,7 +183,7 @@ fn title(report: &ScanReport) -> String {
     if let Some(elapsed) = report.elapsed_us {
         let seconds = elapsed as f64 / 1e6;
         let rate = if seconds > 0.0 { report.counts.total() as f64 / seconds } else { 0.0 };
-        let _ = write!(title, " · {seconds:.3} s, {} ports/s", group(rate as u64));
+        let _ = write!(title, " · {seconds:.3} s, {} ports/s", group_digits(rate as u64));
     }
     title
 }
@@ -192,7 +226,7 @@ fn span(first: u16, last: u16) -> String {
 }
 
 /// 65535 as `65,535`.
-fn group(n: u64) -> String {
+fn group_digits(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, digit) in digits.chars().enumerate() {
@@ -266,6 +300,8 @@ mod tests {
         assert!(text.contains("  22       ssh"), "{text}");
         assert!(text.contains("filtered            1"), "{text}");
         assert!(text.contains("2 tries"), "{text}");
+        assert!(text.contains("closed              96  a reset"), "{text}");
+        assert!(text.contains("rejected            1"), "{text}");
         assert!(text.contains("ICMP port unreachable from 127.0.0.1"), "{text}");
         assert!(!text.contains("1-21"), "refused runs only with --all");
         assert!(render(&report(), Colors::default(), true).contains("127.0.0.1  23-81"));
@@ -284,8 +320,8 @@ mod tests {
 
     #[test]
     fn numbers_are_grouped_by_thousands() {
-        assert_eq!(group(65_535), "65,535");
-        assert_eq!(group(999), "999");
-        assert_eq!(group(1_000_000), "1,000,000");
+        assert_eq!(group_digits(65_535), "65,535");
+        assert_eq!(group_digits(999), "999");
+        assert_eq!(group_digits(1_000_000), "1,000,000");
     }
 }
