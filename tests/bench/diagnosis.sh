@@ -44,6 +44,14 @@ ip netns exec "$server" sh -c '
   iptables -A INPUT -p tcp --dport 83 -j REJECT --reject-with tcp-reset
   iptables -A INPUT -p tcp --dport 84 -j REJECT --reject-with icmp-port-unreachable
   iptables -A INPUT -p tcp --dport 85 -j REJECT --reject-with icmp-admin-prohibited'
+# The lab's DNS server (dnsmasq on the server) and the client's resolver configuration.
+ip netns exec "$server" /usr/sbin/dnsmasq --keep-in-foreground --no-resolv --no-hosts \
+  --bind-interfaces --listen-address=10.0.1.2 --local=/lab/ --host-record=web.lab,10.0.1.2 \
+  --txt-record=noaddr.lab,none --pid-file=/tmp/$prefix-dnsmasq.pid &
+dns_pid=$!
+mkdir -p "/etc/netns/$client"
+printf 'nameserver 10.0.1.2\noptions timeout:1 attempts:1\n' >"/etc/netns/$client/resolv.conf"
+trap 'kill $server_pid $dns_pid 2>/dev/null; rm -rf "/etc/netns/$client"; cleanup' EXIT
 sleep 0.5
 
 run() { ip netns exec "$client" "$@"; }
@@ -52,6 +60,8 @@ echo "== verdict time, process start included (hyperfine, client namespace)"
 hyperfine -N --warmup 3 --runs "${RUNS:-30}" --ignore-failure \
   -n "closed port (liveness + nearby ports)" "ip netns exec $client $binary check 10.0.1.2:81" \
   -n "filtered port, --timeout-ms 1000" "ip netns exec $client $binary check 10.0.1.2:82 --timeout-ms 1000" \
+  -n "open port (after-connect watch included)" "ip netns exec $client $binary check 10.0.1.2:80" \
+  -n "NXDOMAIN (system resolver + nameserver asked directly)" "ip netns exec $client $binary check nosuch.lab:80" \
   --export-markdown /tmp/whyrefused-diagnosis-times.md >/dev/null
 cat /tmp/whyrefused-diagnosis-times.md
 
@@ -77,3 +87,5 @@ scenario "REJECT icmp-admin-prohibited" 10.0.1.2 85
 scenario "accepts, then closes at once" 10.0.1.2 86
 scenario "no route" 10.9.9.9 80
 scenario "router: no route (unreachable route)" 10.0.4.9 80
+scenario "name does not exist" nosuch.lab 80
+scenario "name without addresses" noaddr.lab 80

@@ -21,3 +21,6 @@ hyperfine --warmup 5 --runs "${RUNS:-100}" -N --ignore-failure "$binary check 12
 
 echo "== diagnosis in a namespace lab (root)"
 bash tests/bench/diagnosis.sh
+
+echo "== port scans"
+bash tests/bench/scan.sh

@@ -158,7 +158,7 @@ async fn bad_messages_get_errors_and_the_session_goes_on() {
     client.send_text(r#"{"type":"teleport","id":4}"#).await;
     let (id, code, message) = next_error(&mut client).await;
     assert_eq!((id, code), (Some(RequestId(4)), ErrorCode::UnknownMessageType));
-    assert!(message.contains("hello, check, cancel"), "{message}");
+    assert!(message.contains("hello, check, scan, cancel"), "{message}");
 
     client.send_text(r#"{"type":"check","id":5,"request":{"timeout_ms":"soon"}}"#).await;
     assert_eq!(next_error(&mut client).await.1, ErrorCode::InvalidMessage);
