@@ -32,7 +32,7 @@ use crate::probe::{connect::classify, icmp};
 /// The longest a thread blocks before looking at the stop flag and sending its results.
 pub const POLL_CEILING: Duration = Duration::from_millis(20);
 
-/// How many items a thread claims from the shared cursor at once.
+/// The most items a thread claims from the shared cursor at once.
 const CHUNK: usize = 128;
 
 /// A thread sends its results once it holds this many, or after [`POLL_CEILING`].
@@ -279,13 +279,17 @@ impl Driver {
         true
     }
 
+    /// The next item to launch: one to try again, else the next claimed one. A thread claims
+    /// no more than its window has room for, so no item waits in one thread while another
+    /// could launch it.
     fn next_item(&mut self) -> Option<(usize, u32)> {
         if let Some(again) = self.again.pop_front() {
             return Some(again);
         }
         if self.claimed.is_empty() {
-            let start = self.cursor.fetch_add(CHUNK, Ordering::Relaxed);
-            self.claimed = start.min(self.work.len())..(start + CHUNK).min(self.work.len());
+            let room = self.window.size.saturating_sub(self.flights.len()).clamp(1, CHUNK);
+            let start = self.cursor.fetch_add(room, Ordering::Relaxed);
+            self.claimed = start.min(self.work.len())..(start + room).min(self.work.len());
         }
         self.claimed.next().map(|item| (item, 1))
     }
@@ -544,6 +548,59 @@ mod tests {
         let outcomes = scan(Work { addresses: vec![localhost()], ports }, settings(1, 1));
         assert_eq!(outcomes.len(), 100);
         assert!(outcomes.iter().all(|o| o.tries == 1));
+    }
+
+    /// A loopback listener whose accept queue is full, so the kernel drops further SYNs (as a
+    /// firewall's DROP would), kept with its fillers.
+    fn hanging_port() -> (Socket, Vec<std::net::TcpStream>, u16) {
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        listener.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+        listener.listen(0).unwrap();
+        let address = listener.local_addr().unwrap().as_socket().unwrap();
+        // Connect until one hangs: the queue is full then.
+        let fillers = (0..4)
+            .map_while(|_| {
+                std::net::TcpStream::connect_timeout(&address, Duration::from_millis(20)).ok()
+            })
+            .collect();
+        (listener, fillers, address.port())
+    }
+
+    /// Connects from this process in SYN_SENT towards these loopback ports.
+    fn syn_sent_to(ports: &[u16]) -> usize {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let wanted: Vec<String> = ports.iter().map(|p| format!("0100007F:{p:04X}")).collect();
+        table
+            .lines()
+            .skip(1)
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .filter(|fields| {
+                fields.get(3) == Some(&"02")
+                    && wanted.iter().any(|w| fields.get(2) == Some(&w.as_str()))
+            })
+            .count()
+    }
+
+    #[test]
+    fn with_room_for_all_the_work_every_connect_is_in_flight_at_once() {
+        // Two threads sharing a window exactly as large as the work: neither may hold items it
+        // cannot launch, or they would wait a whole deadline for the next wave.
+        let hanging: Vec<_> = (0..40).map(|_| hanging_port()).collect();
+        let ports: Vec<u16> = hanging.iter().map(|(_, _, port)| *port).collect();
+        let mut sorted = ports.clone();
+        sorted.sort_unstable();
+        let work = Work { addresses: vec![localhost()], ports: sorted };
+        let settings = Settings { timeout: Duration::from_secs(30), ..settings(40, 2) };
+        let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();
+        let stop = StopFlag::default();
+        start(Arc::new(work), settings, stop.clone(), sender).unwrap();
+        let start = Instant::now();
+        while syn_sent_to(&ports) < ports.len() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let in_flight = syn_sent_to(&ports);
+        stop.stop();
+        assert_eq!(in_flight, ports.len(), "every connect in flight together");
     }
 
     #[test]
