@@ -239,7 +239,7 @@ impl State {
 
     fn receive(&mut self, message: AgentMessage) {
         match message {
-            AgentMessage::Hello { protocol, agent } => self.greeted(protocol, agent),
+            AgentMessage::Hello { protocol, agent, .. } => self.greeted(protocol, agent),
             AgentMessage::Event { id, event } => self.event(id, &event),
             AgentMessage::Error { id, code, message } => self.error(id, code, message),
             // The page sends no scans yet.
@@ -359,6 +359,7 @@ mod tests {
         Action::Received(AgentMessage::Hello {
             protocol,
             agent: AgentInfo { version: "0.1.0".into(), hostname: "box".into() },
+            auth_required: false,
         })
     }
 

@@ -27,6 +27,9 @@ pub enum ClientMessage {
         protocol: u32,
         /// A free-form client name for the agent's log, such as `page` or `whyrefused-cli 0.1.0`.
         client: String,
+        /// The secret of one of the agent's tokens, when its hello says `auth_required`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// Run a connectivity check. Its events stream back as [`AgentMessage::Event`] with this id,
     /// ending with a `done` step.
@@ -67,6 +70,9 @@ pub enum AgentMessage {
         protocol: u32,
         /// Who is answering.
         agent: AgentInfo,
+        /// Whether the client's hello must carry a token (the agent has a token file).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        auth_required: bool,
     },
     /// One step of a running request, as it happens.
     Event {
@@ -136,6 +142,8 @@ pub enum ErrorCode {
     TooManyPorts,
     /// The agent already runs as many scans as its settings allow.
     TooManyScans,
+    /// The hello carried no token, or none the agent knows; the agent closes the socket.
+    Unauthorized,
 }
 
 #[cfg(test)]
@@ -163,9 +171,18 @@ mod tests {
 
     #[test]
     fn every_client_message_round_trips_with_its_type_tag() {
-        let hello =
-            ClientMessage::Hello { protocol: crate::PROTOCOL_VERSION, client: "page".into() };
-        assert!(round_trip(&hello).starts_with(r#"{"type":"hello","#));
+        let hello = ClientMessage::Hello {
+            protocol: crate::PROTOCOL_VERSION,
+            client: "page".into(),
+            token: None,
+        };
+        assert_eq!(round_trip(&hello), r#"{"type":"hello","protocol":1,"client":"page"}"#);
+        let with_token = ClientMessage::Hello {
+            protocol: 1,
+            client: "cli".into(),
+            token: Some("s3cret".into()),
+        };
+        assert!(round_trip(&with_token).ends_with(r#","token":"s3cret"}"#));
         let check = ClientMessage::Check {
             id: RequestId(1),
             request: CheckRequest {
@@ -212,6 +229,7 @@ mod tests {
             AgentMessage::Hello {
                 protocol: 1,
                 agent: AgentInfo { version: "0.1.0".into(), hostname: "box".into() },
+                auth_required: true,
             },
             event(Step::Started { target, timeout_ms: 3000 }),
             event(Step::Resolved {

@@ -54,12 +54,22 @@ impl Agent {
 
     /// Like [`Agent::start`], with more `serve` arguments (limits).
     pub fn start_with(args: &[&str]) -> Agent {
+        Agent::spawn(args, Stdio::inherit())
+    }
+
+    /// Like [`Agent::start_with`], with the agent's log written to `log` (to read it back).
+    pub fn start_logged(args: &[&str], log: &std::path::Path) -> Agent {
+        let file = std::fs::File::create(log).expect("the log file can be created");
+        Agent::spawn(args, Stdio::from(file))
+    }
+
+    fn spawn(args: &[&str], log: Stdio) -> Agent {
         let mut child = Command::new(agent_binary())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .env("RUST_LOG", "whyrefused=debug")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("the agent starts");
         let stdout = child.stdout.take().expect("stdout is piped");

@@ -29,9 +29,19 @@ pub struct Client {
 impl Client {
     /// Connects without an `Origin` header (as a program would) and says hello.
     pub async fn connect(agent: &Agent) -> Client {
+        Client::connect_with_token(agent, None).await
+    }
+
+    /// Connects and says hello with `token` (for an agent with a token file).
+    pub async fn connect_with_token(agent: &Agent, token: Option<&str>) -> Client {
         let mut client = Client::connect_silent(agent).await;
+        let token = token.map(str::to_string);
         client
-            .send(&ClientMessage::Hello { protocol: PROTOCOL_VERSION, client: "tests".into() })
+            .send(&ClientMessage::Hello {
+                protocol: PROTOCOL_VERSION,
+                client: "tests".into(),
+                token,
+            })
             .await;
         client
     }
@@ -39,8 +49,10 @@ impl Client {
     /// Connects and reads the agent's hello, but says nothing yet.
     pub async fn connect_silent(agent: &Agent) -> Client {
         let socket = open(&agent.ws_url(), None).await.expect("the agent accepts the upgrade");
-        let mut client =
-            Client { socket, hello: AgentMessage::Hello { protocol: 0, agent: empty_info() } };
+        let mut client = Client {
+            socket,
+            hello: AgentMessage::Hello { protocol: 0, agent: empty_info(), auth_required: false },
+        };
         client.hello = client.recv().await;
         client
     }

@@ -46,12 +46,13 @@ async fn next_error(client: &mut Client) -> (Option<RequestId>, ErrorCode, Strin
 async fn the_agent_says_hello_with_its_protocol_and_identity() {
     let agent = Agent::start();
     let client = Client::connect(&agent).await;
-    let AgentMessage::Hello { protocol, agent: info } = &client.hello else {
+    let AgentMessage::Hello { protocol, agent: info, auth_required } = &client.hello else {
         panic!("the first message is hello, not {:?}", client.hello);
     };
     assert_eq!(*protocol, whyrefused_shared::PROTOCOL_VERSION);
     assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
     assert!(!info.hostname.is_empty());
+    assert!(!auth_required, "a loopback agent without a token file asks for none");
 }
 
 #[tokio::test]
@@ -202,7 +203,9 @@ async fn requests_before_hello_are_refused_and_a_wrong_protocol_closes_the_socke
     let (id, code, _) = next_error(&mut client).await;
     assert_eq!((id, code), (Some(RequestId(1)), ErrorCode::HelloRequired));
 
-    client.send(&ClientMessage::Hello { protocol: 999, client: "future".into() }).await;
+    client
+        .send(&ClientMessage::Hello { protocol: 999, client: "future".into(), token: None })
+        .await;
     let (_, code, message) = next_error(&mut client).await;
     assert_eq!(code, ErrorCode::ProtocolMismatch);
     assert!(message.contains("999"), "{message}");

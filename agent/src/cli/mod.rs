@@ -21,6 +21,7 @@ use whyrefused_shared::{
 
 use crate::check::{self, CheckPlan};
 use crate::scan::{self as port_scan, ScanPlan, limits};
+use crate::server::auth::Tokens;
 use crate::server::{self, AppState, Limits};
 
 /// Connection refused (or timed out)? whyrefused finds which part is causing it.
@@ -52,6 +53,10 @@ struct ServeArgs {
     /// The most scans the agent runs at once.
     #[arg(long, default_value_t = Limits::DEFAULT.max_scans, value_parser = parse_max_scans)]
     max_scans: usize,
+    /// Require every client to present one of these tokens (`name:secret` a line); needed to
+    /// listen on a non-loopback address.
+    #[arg(long)]
+    token_file: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -142,6 +147,7 @@ pub fn main() -> ExitCode {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             max_scan_ports: Limits::DEFAULT.max_scan_ports,
             max_scans: Limits::DEFAULT.max_scans,
+            token_file: None,
         })),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         Some(Command::Check(args)) => runtime.block_on(run_check(args)),
@@ -156,7 +162,11 @@ fn fail(code: u8, message: &str) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> ExitCode {
     crate::logging::init("whyrefused=info,tower_http=info");
-    let listener = match server::bind(args.listen).await {
+    let tokens = match args.token_file.as_deref().map(Tokens::load).transpose() {
+        Ok(tokens) => tokens,
+        Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
+    };
+    let listener = match server::bind(args.listen, tokens.is_some()).await {
         Ok(listener) => listener,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };
@@ -164,7 +174,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
     println!("whyrefused agent: open http://{address}/ (Ctrl-C to stop)");
     let _ = std::io::stdout().flush();
     limits::raise_open_files_limit();
-    let state = AppState::new(args.limits());
+    let mut state = AppState::new(args.limits());
+    if let Some(tokens) = tokens {
+        tracing::info!(tokens = ?tokens.names(), "clients must authenticate");
+        state = state.with_tokens(tokens);
+    }
     match server::serve(listener, state, crate::logging::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(exit::INTERNAL, &error.to_string()),

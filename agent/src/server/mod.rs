@@ -4,13 +4,14 @@
 //! signal, then tells every session's running requests and waits briefly for them to finish.
 
 pub mod assets;
+pub mod auth;
 pub mod origin;
 pub mod session;
 
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
@@ -24,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 use whyrefused_shared::{AgentInfo, MAX_MESSAGE_BYTES, WS_PATH};
+
+use auth::{FailureCounter, Tokens};
 
 /// The largest WebSocket frame the transport takes. Messages above [`MAX_MESSAGE_BYTES`] but
 /// under this get an error message and the session goes on; above it the socket is closed.
@@ -65,6 +68,10 @@ pub struct AppState {
     pub limits: Limits,
     /// One permit per scan that may run at once.
     pub scans: Arc<Semaphore>,
+    /// The tokens that open this agent; `None` on a loopback agent without a token file.
+    pub tokens: Option<Arc<Tokens>>,
+    /// Failed authentications per peer address, to refuse a peer that keeps guessing.
+    pub failures: Arc<Mutex<FailureCounter>>,
 }
 
 impl AppState {
@@ -78,7 +85,25 @@ impl AppState {
             sessions: TaskTracker::new(),
             limits,
             scans: Arc::new(Semaphore::new(limits.max_scans)),
+            tokens: None,
+            failures: Arc::default(),
         }
+    }
+
+    /// The same agent, requiring one of `tokens` from every client.
+    pub fn with_tokens(self, tokens: Tokens) -> Self {
+        AppState { tokens: Some(Arc::new(tokens)), ..self }
+    }
+
+    /// Counts a failed authentication from `peer`.
+    pub fn record_auth_failure(&self, peer: IpAddr) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).record(peer, Instant::now());
+    }
+
+    /// How long `peer` must wait after too many failed authentications, if it must.
+    fn auth_blocked_for(&self, peer: IpAddr) -> Option<Duration> {
+        self.tokens.as_ref()?;
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).blocked_for(peer, Instant::now())
     }
 }
 
@@ -99,7 +124,16 @@ async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(state): State<AppState>,
 ) -> Response {
-    if let Err(refusal) = origin::check(&headers) {
+    if let Some(wait) = state.auth_blocked_for(peer.ip()) {
+        warn!(%peer, "refused a WebSocket upgrade: too many failed authentications");
+        let message = format!(
+            "too many failed authentications from {}: try again in {} s",
+            peer.ip(),
+            wait.as_secs().max(1)
+        );
+        return (StatusCode::TOO_MANY_REQUESTS, message).into_response();
+    }
+    if let Err(refusal) = origin::check(&headers, state.tokens.is_some()) {
         warn!(%peer, %refusal, "refused a WebSocket upgrade");
         return (StatusCode::FORBIDDEN, refusal.to_string()).into_response();
     }
@@ -118,7 +152,7 @@ pub enum ServeError {
     #[error(
         "refusing to listen on {0}: it is not a loopback address, and an agent that makes \
          connections on request must not be open to the network without authentication. \
-         Listen on 127.0.0.1 or [::1] (the default is 127.0.0.1:7070)"
+         Give it a --token-file, or listen on 127.0.0.1 or [::1] (the default is 127.0.0.1:7070)"
     )]
     NotLoopback(SocketAddr),
     #[error("cannot listen on {address}: {source}")]
@@ -127,9 +161,9 @@ pub enum ServeError {
     Serve(std::io::Error),
 }
 
-/// Binds `address`, refusing any that is not loopback.
-pub async fn bind(address: SocketAddr) -> Result<TcpListener, ServeError> {
-    if !address.ip().is_loopback() {
+/// Binds `address`, refusing any that is not loopback unless clients must authenticate.
+pub async fn bind(address: SocketAddr, authenticated: bool) -> Result<TcpListener, ServeError> {
+    if !address.ip().is_loopback() && !authenticated {
         return Err(ServeError::NotLoopback(address));
     }
     TcpListener::bind(address).await.map_err(|source| ServeError::Bind { address, source })

@@ -25,13 +25,16 @@ pub enum OriginError {
 }
 
 /// Accepts an upgrade only from a client without `Origin` or from a page served by this agent.
-pub fn check(headers: &HeaderMap) -> Result<(), OriginError> {
+/// An agent that requires a token answers to any host name (it is reached by its name on the
+/// network, and a rebound name gains an attacker nothing without the token); one without
+/// answers only to `localhost` or an IP literal.
+pub fn check(headers: &HeaderMap, authenticated: bool) -> Result<(), OriginError> {
     let host = headers
         .get(HOST)
         .and_then(|value| value.to_str().ok())
         .filter(|host| !host.is_empty())
         .ok_or(OriginError::MissingHost)?;
-    if !is_local_host_name(host) {
+    if !authenticated && !is_local_host_name(host) {
         return Err(OriginError::ForeignHost(host.to_string()));
     }
     let Some(origin) = headers.get(ORIGIN) else {
@@ -62,6 +65,19 @@ fn is_local_host_name(host: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn check_plain(headers: &HeaderMap) -> Result<(), OriginError> {
+        check(headers, false)
+    }
+
+    #[test]
+    fn an_agent_with_tokens_answers_to_its_name_but_still_only_to_its_own_pages() {
+        let named = headers(Some("probe.example:7070"), Some("https://probe.example:7070"));
+        assert!(check(&named, true).is_ok());
+        assert!(matches!(check(&named, false), Err(OriginError::ForeignHost(_))));
+        let foreign = headers(Some("probe.example:7070"), Some("https://evil.example"));
+        assert!(matches!(check(&foreign, true), Err(OriginError::CrossOrigin { .. })));
+    }
+
     fn headers(host: Option<&str>, origin: Option<&str>) -> HeaderMap {
         let mut headers = HeaderMap::new();
         if let Some(host) = host {
@@ -75,28 +91,34 @@ mod tests {
 
     #[test]
     fn same_origin_pages_and_clients_without_origin_are_allowed() {
-        assert!(check(&headers(Some("127.0.0.1:7070"), Some("http://127.0.0.1:7070"))).is_ok());
-        assert!(check(&headers(Some("localhost:7070"), Some("http://LOCALHOST:7070"))).is_ok());
-        assert!(check(&headers(Some("[::1]:7070"), Some("http://[::1]:7070"))).is_ok());
-        assert!(check(&headers(Some("127.0.0.1:7070"), None)).is_ok());
+        assert!(
+            check_plain(&headers(Some("127.0.0.1:7070"), Some("http://127.0.0.1:7070"))).is_ok()
+        );
+        assert!(
+            check_plain(&headers(Some("localhost:7070"), Some("http://LOCALHOST:7070"))).is_ok()
+        );
+        assert!(check_plain(&headers(Some("[::1]:7070"), Some("http://[::1]:7070"))).is_ok());
+        assert!(check_plain(&headers(Some("127.0.0.1:7070"), None)).is_ok());
     }
 
     #[test]
     fn other_origins_are_refused() {
-        let refused = check(&headers(Some("127.0.0.1:7070"), Some("https://evil.example")));
+        let refused = check_plain(&headers(Some("127.0.0.1:7070"), Some("https://evil.example")));
         assert!(matches!(refused, Err(OriginError::CrossOrigin { .. })));
-        let other_port = check(&headers(Some("127.0.0.1:7070"), Some("http://127.0.0.1:8080")));
+        let other_port =
+            check_plain(&headers(Some("127.0.0.1:7070"), Some("http://127.0.0.1:8080")));
         assert!(matches!(other_port, Err(OriginError::CrossOrigin { .. })));
         assert!(matches!(
-            check(&headers(Some("127.0.0.1:7070"), Some("null"))),
+            check_plain(&headers(Some("127.0.0.1:7070"), Some("null"))),
             Err(OriginError::BadOrigin(_))
         ));
     }
 
     #[test]
     fn a_rebound_name_is_refused_even_when_it_looks_same_origin() {
-        let rebound = check(&headers(Some("evil.example:7070"), Some("http://evil.example:7070")));
+        let rebound =
+            check_plain(&headers(Some("evil.example:7070"), Some("http://evil.example:7070")));
         assert!(matches!(rebound, Err(OriginError::ForeignHost(_))));
-        assert!(matches!(check(&headers(None, None)), Err(OriginError::MissingHost)));
+        assert!(matches!(check_plain(&headers(None, None)), Err(OriginError::MissingHost)));
     }
 }

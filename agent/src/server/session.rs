@@ -18,8 +18,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use whyrefused_shared::{
-    AgentMessage, CheckEvent, CheckRequest, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, Outcome,
-    PROTOCOL_VERSION, RequestId, ScanEvent, ScanRequest, ScanStep, StateCounts, Step,
+    AgentMessage, Cause, CheckEvent, CheckRequest, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES,
+    Outcome, PROTOCOL_VERSION, RequestId, ScanEvent, ScanRequest, ScanStep, StateCounts, Step,
 };
 
 use super::AppState;
@@ -52,6 +52,7 @@ pub async fn run(socket: WebSocket, state: AppState, peer: SocketAddr) {
     session.send(AgentMessage::Hello {
         protocol: PROTOCOL_VERSION,
         agent: session.state.agent.clone(),
+        auth_required: session.state.tokens.is_some(),
     });
     let end = session.read(stream).await;
     session.wind_down(end).await;
@@ -69,6 +70,8 @@ enum End {
     ShuttingDown,
     /// The client speaks another protocol version.
     ProtocolMismatch,
+    /// The client's hello had no valid token.
+    Unauthorized,
 }
 
 /// What to do after handling one frame.
@@ -86,6 +89,8 @@ struct Session {
     peer: SocketAddr,
     /// Whether the client has said hello; requests before it are refused.
     greeted: bool,
+    /// The name of the token the client authenticated with, when the agent requires one.
+    token_name: Option<String>,
     /// The running requests, each with the token that cancels it.
     running: HashMap<RequestId, CancellationToken>,
     /// The request tasks; dropping the set aborts them all.
@@ -99,6 +104,7 @@ impl Session {
             outbox,
             peer,
             greeted: false,
+            token_name: None,
             running: HashMap::new(),
             tasks: JoinSet::new(),
         }
@@ -152,7 +158,9 @@ impl Session {
 
     fn on_text(&mut self, text: &str) -> Flow {
         match decode(text) {
-            Ok(ClientMessage::Hello { protocol, client }) => self.on_hello(protocol, &client),
+            Ok(ClientMessage::Hello { protocol, client, token }) => {
+                self.on_hello(protocol, &client, token.as_deref())
+            }
             Ok(ClientMessage::Check { id, request }) => {
                 self.on_check(id, &request);
                 Flow::Continue
@@ -172,7 +180,7 @@ impl Session {
         }
     }
 
-    fn on_hello(&mut self, protocol: u32, client: &str) -> Flow {
+    fn on_hello(&mut self, protocol: u32, client: &str, token: Option<&str>) -> Flow {
         if protocol != PROTOCOL_VERSION {
             self.send_error(
                 None,
@@ -184,7 +192,21 @@ impl Session {
             );
             return Flow::Stop(End::ProtocolMismatch);
         }
-        info!(peer = %self.peer, client, "client said hello");
+        if let Some(tokens) = &self.state.tokens {
+            let Some(name) = token.and_then(|token| tokens.verify(token)) else {
+                self.state.record_auth_failure(self.peer.ip());
+                warn!(peer = %self.peer, client, "authentication failed");
+                self.send_error(
+                    None,
+                    ErrorCode::Unauthorized,
+                    "this agent needs a token: send one of its token file's secrets in hello \
+                     (the page asks for it; clients read --token-file or WHYREFUSED_TOKEN)",
+                );
+                return Flow::Stop(End::Unauthorized);
+            };
+            self.token_name = Some(name.to_string());
+        }
+        info!(peer = %self.peer, client, token = self.token_name.as_deref(), "client said hello");
         self.greeted = true;
         Flow::Continue
     }
@@ -260,6 +282,8 @@ impl Session {
             cancel,
             shutdown: self.state.shutdown.clone(),
             scan_counts: Mutex::default(),
+            cause: Mutex::default(),
+            audit: Audit { peer: self.peer, token: self.token_name.clone() },
         };
         self.tasks.spawn(request.run(job));
     }
@@ -293,6 +317,10 @@ impl Session {
                     .outbox
                     .send(Outgoing::Close(close_code::PROTOCOL, "protocol version mismatch"));
             }
+            End::Unauthorized => {
+                let _ =
+                    self.outbox.send(Outgoing::Close(close_code::POLICY, "a token is required"));
+            }
         }
     }
 }
@@ -313,8 +341,19 @@ struct Request {
     cancel: CancellationToken,
     /// Cancelled when the agent shuts down.
     shutdown: CancellationToken,
-    /// A scan's counts so far, for the `done` of a scan stopped early.
+    /// A scan's counts so far, for the `done` of a scan stopped early and the audit log.
     scan_counts: Mutex<StateCounts>,
+    /// A check's verdict, once it came, for the audit log.
+    cause: Mutex<Option<Cause>>,
+    /// Who asked, for the audit log.
+    audit: Audit,
+}
+
+/// Who asked for a request: the audit log's line names them.
+struct Audit {
+    peer: SocketAddr,
+    /// The token's name, on an agent that requires one.
+    token: Option<String>,
 }
 
 impl Request {
@@ -335,6 +374,8 @@ impl Request {
                 () = self.shutdown.cancelled() => Some(Outcome::ShuttingDown),
             }
         };
+        let outcome = stopped.unwrap_or(Outcome::Completed);
+        self.write_audit(&job, outcome, start.elapsed());
         if let Some(outcome) = stopped {
             info!(id = %self.id, ?outcome, "request stopped");
             if outcome == Outcome::ShuttingDown {
@@ -347,6 +388,35 @@ impl Request {
             self.send_stopped(&job, outcome, clock::micros(start.elapsed()));
         }
         self.id
+    }
+
+    /// One line per request in the audit log (target `whyrefused::audit`): who asked what, and
+    /// how it ended.
+    fn write_audit(&self, job: &Job, outcome: Outcome, elapsed: Duration) {
+        let (kind, target, result) = match job {
+            Job::Check(plan) => {
+                let cause = *self.cause.lock().unwrap_or_else(|e| e.into_inner());
+                ("check", plan.target.input.clone(), cause.map_or("-", Cause::as_str).to_string())
+            }
+            Job::Scan { plan, .. } => {
+                let counts = *self.scan_counts.lock().unwrap_or_else(|e| e.into_inner());
+                let result = format!("{} open of {}", counts.open, counts.total());
+                ("scan", format!("{} ports {}", plan.input, plan.spec.text), result)
+            }
+        };
+        info!(
+            target: "whyrefused::audit",
+            token = self.audit.token.as_deref().unwrap_or("-"),
+            peer = %self.audit.peer,
+            id = %self.id,
+            kind,
+            target,
+            vantage = "local",
+            outcome = ?outcome,
+            result,
+            elapsed_ms = clock::millis(elapsed),
+            "request"
+        );
     }
 
     /// The `done` of a request that did not run to its end.
@@ -367,6 +437,9 @@ impl Request {
     }
 
     fn send_check(&self, event: CheckEvent) {
+        if let Step::Verdict { verdict } = &event.step {
+            *self.cause.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict.cause);
+        }
         self.send(AgentMessage::Event { id: self.id, event });
     }
 

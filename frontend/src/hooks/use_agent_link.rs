@@ -163,7 +163,8 @@ async fn session(
 
     // Whatever was asked while no socket was open belongs to checks already marked interrupted.
     while let Ok(_stale) = outgoing.try_recv() {}
-    let hello = ClientMessage::Hello { protocol: PROTOCOL_VERSION, client: "page".to_owned() };
+    let hello =
+        ClientMessage::Hello { protocol: PROTOCOL_VERSION, client: "page".to_owned(), token: None };
     if let Err(error) = send(&mut sink, &hello).await {
         return SessionEnd::SocketClosed { greeted, reason: close_reason(error) };
     }
