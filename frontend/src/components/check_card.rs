@@ -1,6 +1,5 @@
 //! [`CheckCard`]: one check, drawn from its report as each step arrives.
 
-use whyrefused_shared::ErrorCode;
 use yew::prelude::*;
 
 use crate::components::attempt_table::AttemptTable;
@@ -77,7 +76,7 @@ pub fn check_card(props: &CheckCardProps) -> Html {
             { outcome_note(check, phase) }
             if let Some(error) = &check.error {
                 <p class="check-error" role="alert">
-                    <code class="error-code">{ error_code_name(error.code) }</code>
+                    <code class="error-code">{ format::error_code(error.code) }</code>
                     { " " }
                     { &error.message }
                 </p>
@@ -152,12 +151,4 @@ fn progress_text(check: &Check) -> &'static str {
     } else {
         "Connecting…"
     }
-}
-
-/// The error code's wire name (`invalid_target`).
-fn error_code_name(code: ErrorCode) -> String {
-    serde_json::to_value(code)
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{code:?}"))
 }
