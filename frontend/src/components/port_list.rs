@@ -96,7 +96,9 @@ fn row(result: &PortResult, group: PortGroup, several: bool) -> Html {
             <td class="port mono">{ place }</td>
             <td class="service">{ result.service.as_deref().unwrap_or("—") }</td>
             <td class="detail">{ detail }</td>
-            <td class="tries num">{ result.tries }</td>
+            <td class={classes!("tries", "num", (result.tries == 1).then_some("tries--once"))}>
+                { result.tries }
+            </td>
             <td class="time num mono">{ format::millis(result.elapsed_us) }</td>
         </tr>
     }
@@ -132,6 +134,7 @@ mod tests {
         assert!(html.contains("ssh"), "{html}");
         assert!(html.contains("ICMP port unreachable (type 3, code 3) from 127.0.0.1"), "{html}");
         assert!(html.contains(r#"<td class="tries num">2</td>"#), "{html}");
+        assert!(html.contains(r#"<td class="tries num tries--once">1</td>"#), "{html}");
     }
 
     #[test]
