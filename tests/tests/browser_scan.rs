@@ -9,11 +9,12 @@ use std::time::Duration;
 use fantoccini::elements::Element;
 use fantoccini::{Client, Locator};
 use serde_json::json;
-use whyrefused_tests::{Agent, Browser, closed_port};
+use whyrefused_tests::{Agent, Browser, HangingPort, closed_port};
 
 /// Long enough for 65,535 loopback ports on a loaded two-core machine.
 const PATIENCE: Duration = Duration::from_secs(120);
-/// WebDriver's code for the Enter key.
+/// WebDriver's codes for the Tab and Enter keys.
+const TAB: &str = "\u{E004}";
 const ENTER: &str = "\u{E007}";
 
 async fn wait_for(client: &Client, css: &str) -> Element {
@@ -170,4 +171,57 @@ async fn a_closed_ports_check_offers_a_scan_of_the_ports_around_it() {
         .expect("the page's width");
     assert_eq!(widths, json!([420, 420]), "nothing wider than the screen");
     browser.screenshot("browser-scan-nearby-narrow").await;
+}
+
+#[tokio::test]
+async fn open_and_filtered_ports_read_well_at_phone_width() {
+    let (_agent, browser) = open_page(420, 1800).await;
+    let client = &browser.client;
+    let listeners: Vec<TcpListener> =
+        (0..3).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    let open: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
+    let hanging: Vec<HangingPort> = (0..2).map(|_| HangingPort::new()).collect();
+    let silent: Vec<u16> = hanging.iter().map(|h| h.address.port()).collect();
+    let extra: Vec<String> = open.iter().chain(&silent).map(u16::to_string).collect();
+
+    // By keyboard alone: the ports, Tab to the timeout, Tab to the retries, Enter.
+    let ports = format!("1-1000,{}", extra.join(","));
+    scan(client, "127.0.0.1", &format!("{ports}{TAB}300{TAB}1")).await;
+    let card = wait_for(client, ".scan[data-done='true']").await;
+    assert_eq!(card.attr("data-phase").await.unwrap().as_deref(), Some("completed"));
+    for port in &open {
+        let css = format!(".port-list tr[data-port='{port}'][data-state='open']");
+        card.find(Locator::Css(&css)).await.unwrap_or_else(|_| panic!("{port} is listed open"));
+    }
+    for port in &silent {
+        let css = format!(".port-list tr[data-port='{port}'][data-state='filtered'] td.tries");
+        let tries = card.find(Locator::Css(&css)).await.unwrap_or_else(|_| panic!("{port}"));
+        assert_eq!(tries.text().await.unwrap(), "2", "tried again once: {port}");
+    }
+    let counts = counts(&card).await;
+    let filtered = counts.iter().find(|(state, _)| state == "filtered").map(|(_, n)| *n);
+    assert!(filtered >= Some(2), "{counts:?}");
+    let titles = client
+        .execute(
+            "return [...document.querySelectorAll('.scan .port-grid .cell')].map(c => c.title)",
+            vec![],
+        )
+        .await
+        .expect("the cells");
+    let titles: Vec<String> = serde_json::from_value(titles).expect("strings");
+    assert_eq!(titles.len(), 256, "1,005 ports over 256 cells");
+    // The listeners and the silent ports come last in the list and share the last cells, where
+    // open outranks filtered in the colour; the cells' descriptions still count both.
+    let tail = titles[253..].join(" / ");
+    assert!(tail.contains(" open") && tail.contains(" filtered"), "{tail}");
+    let widths = client
+        .execute("return [window.innerWidth, document.documentElement.scrollWidth]", vec![])
+        .await
+        .expect("the page's width");
+    assert_eq!(widths, json!([420, 420]), "nothing wider than the screen");
+    client
+        .execute("document.querySelector('.scan').scrollIntoView()", vec![])
+        .await
+        .expect("the card scrolls into view");
+    browser.screenshot("browser-scan-narrow").await;
 }
