@@ -225,3 +225,34 @@ async fn open_and_filtered_ports_read_well_at_phone_width() {
         .expect("the card scrolls into view");
     browser.screenshot("browser-scan-narrow").await;
 }
+
+#[tokio::test]
+async fn cancel_stops_a_running_scan_and_keeps_what_it_found() {
+    let (_agent, browser) = open_page(1200, 900).await;
+    let client = &browser.client;
+    let hanging: Vec<HangingPort> = (0..5).map(|_| HangingPort::new()).collect();
+    let ports: Vec<String> = hanging.iter().map(|h| h.address.port().to_string()).collect();
+    let closed = closed_port();
+
+    // The silent ports hold the scan for 30 s; the closed one is reported at once.
+    let ports = format!("{closed},{}", ports.join(","));
+    scan(client, "127.0.0.1", &format!("{ports}{TAB}30000{TAB}0")).await;
+    let card = wait_for(client, ".scan[data-phase='running'][aria-busy='true']").await;
+    wait_for(client, ".scan .scan-counts [data-state='closed'][data-count='1']").await;
+    let cancel = card.find(Locator::Css("button.cancel")).await.expect("a Cancel button");
+    cancel.send_keys(ENTER).await.expect("Enter presses the focused button");
+
+    let card = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(".scan[data-done='true']"))
+        .await
+        .expect("the scan ends well before its 30 s timeout");
+    assert_eq!(card.attr("data-phase").await.unwrap().as_deref(), Some("cancelled"));
+    assert_eq!(card.attr("aria-busy").await.unwrap(), None);
+    let note = card.find(Locator::Css(".outcome--cancelled")).await.expect("a note");
+    assert!(note.text().await.unwrap().starts_with("Cancelled"));
+    let counts = counts(&card).await;
+    assert!(counts.contains(&("closed".to_owned(), 1)), "what was found stays: {counts:?}");
+    assert!(card.find(Locator::Css("button.cancel")).await.is_err(), "nothing left to cancel");
+}

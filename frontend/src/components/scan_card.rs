@@ -37,6 +37,8 @@ pub fn scan_card(props: &ScanCardProps) -> Html {
             data-request-id={id.0.to_string()}
             data-phase={phase.as_str()}
             data-done={scan.is_done().then_some("true")}
+            // Batches arrive 20 times a second: screen readers wait for the end to announce it.
+            aria-busy={(phase == Phase::Running).then_some("true")}
             aria-labelledby={title_id.clone()}
         >
             <header class="check-head">
