@@ -1,13 +1,55 @@
 //! Words and numbers for people: durations, states, causes and sources as the page shows them.
 
 use whyrefused_shared::{
-    Cause, ConnectState, DnsRcode, DnsStatus, EchoState, IcmpError, Pattern, PortSource,
+    Cause, ConnectState, DnsRcode, DnsStatus, EchoState, ErrorCode, IcmpError, Pattern, PortSource,
     ResolveMethod, TargetInfo,
 };
 
 /// A duration in microseconds as milliseconds with microsecond precision (`0.087 ms`).
 pub fn millis(us: u64) -> String {
     format!("{}.{:03} ms", us / 1000, us % 1000)
+}
+
+/// A longer duration in microseconds: milliseconds under a second (`0.087 ms`), then seconds
+/// with three decimals (`2.345 s`).
+pub fn duration(us: u64) -> String {
+    if us < 1_000_000 {
+        millis(us)
+    } else {
+        format!("{}.{:03} s", us / 1_000_000, us / 1000 % 1000)
+    }
+}
+
+/// A number with thousands separators (`65,535`).
+pub fn digits(n: u64) -> String {
+    let text = n.to_string();
+    let mut out = String::with_capacity(text.len() + text.len() / 3);
+    for (i, digit) in text.chars().enumerate() {
+        if i > 0 && (text.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// The time a scan has left, from the agent's estimate in milliseconds (`under a second`,
+/// `12 s`, `3 min 5 s`).
+pub fn time_left(ms: u64) -> String {
+    let seconds = ms.div_ceil(1000);
+    match seconds {
+        0 => "under a second".to_owned(),
+        1..60 => format!("{seconds} s"),
+        _ => format!("{} min {} s", seconds / 60, seconds % 60),
+    }
+}
+
+/// An error code's wire name (`invalid_target`).
+pub fn error_code(code: ErrorCode) -> String {
+    serde_json::to_value(code)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{code:?}"))
 }
 
 /// The time before a reconnect: tenths under a second (`0.5 s`), whole seconds above (`4 s`).
@@ -179,6 +221,21 @@ mod tests {
         assert_eq!(millis(87), "0.087 ms");
         assert_eq!(millis(0), "0.000 ms");
         assert_eq!(millis(3_000_123), "3000.123 ms");
+    }
+
+    #[test]
+    fn scan_figures_read_naturally() {
+        assert_eq!(duration(87), "0.087 ms");
+        assert_eq!(duration(2_345_678), "2.345 s");
+        assert_eq!(digits(0), "0");
+        assert_eq!(digits(999), "999");
+        assert_eq!(digits(65_535), "65,535");
+        assert_eq!(digits(1_234_567), "1,234,567");
+        assert_eq!(time_left(0), "under a second");
+        assert_eq!(time_left(1), "1 s");
+        assert_eq!(time_left(59_000), "59 s");
+        assert_eq!(time_left(185_000), "3 min 5 s");
+        assert_eq!(error_code(ErrorCode::InvalidPorts), "invalid_ports");
     }
 
     #[test]

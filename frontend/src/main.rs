@@ -1,13 +1,18 @@
 //! The whyrefused page: type a target, press Diagnose, and watch the agent's DNS lookup and TCP
-//! connects arrive step by step, ending with a verdict in plain words.
+//! connects arrive step by step, ending with a verdict in plain words; or switch to "Scan ports"
+//! and watch a host's ports fill a map as the agent's batches arrive.
 //!
-//! - [`state`]: the one [`State`] (the agent link and every check) and the [`Action`]s that
-//!   change it; each check's progress is the shared `CheckReport` fold of its events.
+//! - [`state`]: the one [`State`] (the agent link, every check and every scan) and the
+//!   [`Action`]s that change it; each check's progress is the shared `CheckReport` fold of its
+//!   events, each scan's the shared `ScanReport` fold of its batches.
 //! - [`hooks`]: [`use_agent_link`] keeps the WebSocket to the agent open (reconnecting with
 //!   [`backoff`]) and hands out the [`AgentLink`] that components use through a context.
 //! - [`components`]: one component per file: the form, the connection status, a check's card and
 //!   its parts (the verdict with its evidence, the address table, the phase waterfall, the
-//!   findings, the rounds of a retried check).
+//!   findings, the rounds of a retried check), the mode switch, the scan form and a scan's card
+//!   (progress, counts, the port map, the ports that are not closed).
+//! - [`port_groups`]: a scan's ports grouped as the CLI groups them (rejected apart from closed);
+//!   [`map_cells`]: the port map's cells, computed in one pass over the sorted report.
 //! - [`format`]: durations and labels as people read them.
 //! - [`markdown`]: a check as Markdown, for "Copy as Markdown"; [`clipboard`] writes it.
 
@@ -16,7 +21,9 @@ mod clipboard;
 mod components;
 mod format;
 mod hooks;
+mod map_cells;
 mod markdown;
+mod port_groups;
 mod state;
 
 use yew::prelude::*;
@@ -24,20 +31,28 @@ use yew::prelude::*;
 use components::check_card::CheckCard;
 use components::check_form::CheckForm;
 use components::connection_status::ConnectionStatus;
+use components::mode_switch::{Mode, ModeSwitch};
+use components::scan_card::ScanCard;
+use components::scan_form::ScanForm;
 use hooks::{AgentLink, use_agent_link};
-use state::{LinkStatus, State};
+use state::{Card, LinkStatus, State};
 
 #[function_component(App)]
 fn app() -> Html {
     let state = use_reducer(State::default);
     let link = use_agent_link(state.dispatcher());
+    let mode = use_state(|| Mode::Check);
+    let onmode = {
+        let mode = mode.clone();
+        Callback::from(move |chosen: Mode| mode.set(chosen))
+    };
 
     let blocked: Option<AttrValue> = match &state.link {
         LinkStatus::Connected { .. } => None,
         LinkStatus::Connecting => Some("Waiting for the agent to answer…".into()),
-        LinkStatus::Disconnected { .. } => {
-            Some("Not connected to the agent: checks can run again once it reconnects.".into())
-        }
+        LinkStatus::Disconnected { .. } => Some(
+            "Not connected to the agent: checks and scans can run again once it reconnects.".into(),
+        ),
     };
 
     html! {
@@ -53,20 +68,32 @@ fn app() -> Html {
                     <ConnectionStatus status={state.link.clone()} />
                 </header>
                 <main>
-                    <CheckForm {blocked} />
+                    <ModeSwitch mode={*mode} onchange={onmode} />
+                    // Both forms stay mounted, so switching keeps what was typed in each.
+                    <div class="form-slot" hidden={*mode != Mode::Check}>
+                        <CheckForm blocked={blocked.clone()} />
+                    </div>
+                    <div class="form-slot" hidden={*mode != Mode::Scan}>
+                        <ScanForm {blocked} />
+                    </div>
                     if let Some(notice) = &state.notice {
                         <p class="notice" role="alert">{ notice }</p>
                     }
-                    <section id="results" class="results" aria-live="polite" aria-label="Checks">
-                        if state.checks.is_empty() {
+                    <section id="results" class="results" aria-live="polite" aria-label="Checks and scans">
+                        if state.checks.is_empty() && state.scans.is_empty() {
                             <p class="empty">
                                 { "No checks yet. Try " }<code>{ "localhost:22" }</code>
                                 { " or " }<code>{ "https://example.com" }</code>
                                 { ". Probes run from the agent's machine, not from your browser." }
                             </p>
                         }
-                        { for state.checks.iter().map(|check| html! {
-                            <CheckCard key={check.id.0.to_string()} check={check.clone()} />
+                        { for state.cards().into_iter().map(|card| match card {
+                            Card::Check(check) => html! {
+                                <CheckCard key={check.id.0.to_string()} check={check.clone()} />
+                            },
+                            Card::Scan(scan) => html! {
+                                <ScanCard key={scan.id.0.to_string()} scan={scan.clone()} />
+                            },
                         }) }
                     </section>
                 </main>

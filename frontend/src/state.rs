@@ -1,15 +1,18 @@
-//! The page's state: the link to the agent and every check run so far, changed only by [`Action`]s.
+//! The page's state: the link to the agent and every check and scan run so far, changed only by
+//! [`Action`]s.
 //!
-//! Each check's progress is the shared [`CheckReport`] fold of its events; this module only adds
-//! what the page knows beyond the events (an error the agent answered with, a socket that dropped
-//! under a running check, a cancel on its way).
+//! Each check's progress is the shared [`CheckReport`] fold of its events, and each scan's the
+//! shared [`ScanReport`] fold of its batches; this module only adds what the page knows beyond
+//! the events (an error the agent answered with, a socket that dropped under a running request, a
+//! cancel on its way).
 
 use std::net::IpAddr;
 use std::rc::Rc;
 
 use whyrefused_shared::{
     AfterConnect, AgentInfo, AgentMessage, Attempt, CheckEvent, CheckReport, CheckRequest,
-    ErrorCode, Family, Finding, Outcome, PROTOCOL_VERSION, RequestId,
+    ErrorCode, Family, Finding, Outcome, PROTOCOL_VERSION, RequestId, ScanEvent, ScanReport,
+    ScanRequest,
 };
 use yew::prelude::*;
 
@@ -44,21 +47,22 @@ impl LinkStatus {
     }
 }
 
-/// An error the agent answered a check with (such as `invalid_target`), shown on its card.
+/// An error the agent answered a check or a scan with (such as `invalid_target` or
+/// `invalid_ports`), shown on its card.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CheckError {
+pub struct RequestError {
     /// The machine-readable kind.
     pub code: ErrorCode,
     /// The agent's explanation, for people.
     pub message: String,
 }
 
-/// Where a check stands, derived from its report and what happened around it.
+/// Where a check or a scan stands, derived from its report and what happened around it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// Events are still expected.
     Running,
-    /// The agent ran it to the end and gave a verdict.
+    /// The agent ran it to the end (a check with a verdict).
     Completed,
     /// The user cancelled it.
     Cancelled,
@@ -71,6 +75,19 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// The phase of a request whose `done` brought `outcome` (if it came), that the agent
+    /// `refused` or not, and whose socket dropped under it or not.
+    fn of(outcome: Option<Outcome>, refused: bool, interrupted: bool) -> Phase {
+        match outcome {
+            Some(Outcome::Completed) => Phase::Completed,
+            Some(Outcome::Cancelled) => Phase::Cancelled,
+            Some(Outcome::ShuttingDown) => Phase::Stopped,
+            None if refused => Phase::Failed,
+            None if interrupted => Phase::Interrupted,
+            None => Phase::Running,
+        }
+    }
+
     /// The name used in the card's `data-phase` attribute and CSS.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -94,7 +111,7 @@ pub struct Check {
     /// The fold of its events so far.
     pub report: CheckReport,
     /// The agent's refusal, if it refused.
-    pub error: Option<CheckError>,
+    pub error: Option<RequestError>,
     /// Set when the socket dropped while it ran: no more events can come for it.
     pub interrupted: bool,
     /// Set once the user pressed Cancel, until the agent's `done` arrives.
@@ -116,14 +133,7 @@ impl Check {
 
     /// Where the check stands.
     pub fn phase(&self) -> Phase {
-        match self.report.outcome {
-            Some(Outcome::Completed) => Phase::Completed,
-            Some(Outcome::Cancelled) => Phase::Cancelled,
-            Some(Outcome::ShuttingDown) => Phase::Stopped,
-            None if self.error.is_some() => Phase::Failed,
-            None if self.interrupted => Phase::Interrupted,
-            None => Phase::Running,
-        }
+        Phase::of(self.report.outcome, self.error.is_some(), self.interrupted)
     }
 
     /// Whether events are still expected for it.
@@ -209,6 +219,86 @@ pub enum RowProgress {
     NotFinished,
 }
 
+/// One port scan the user asked for, and everything known about it so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scan {
+    /// The id it was sent with; every event about it carries this back.
+    pub id: RequestId,
+    /// What was asked, shown until the agent's `started` arrives.
+    pub request: ScanRequest,
+    /// The fold of its events so far. Behind an `Rc` so that copying the page's state at every
+    /// step copies only the report that changed, however many ports the other scans hold.
+    pub report: Rc<ScanReport>,
+    /// The agent's refusal (`invalid_ports`, `too_many_scans` …), if it refused.
+    pub error: Option<RequestError>,
+    /// Set when the socket dropped while it ran: no more batches can come for it.
+    pub interrupted: bool,
+    /// Set once the user pressed Cancel, until the agent's `done` arrives.
+    pub cancel_requested: bool,
+}
+
+impl Scan {
+    /// A scan just sent, with nothing heard back yet.
+    pub fn new(id: RequestId, request: ScanRequest) -> Self {
+        Scan {
+            id,
+            request,
+            report: Rc::default(),
+            error: None,
+            interrupted: false,
+            cancel_requested: false,
+        }
+    }
+
+    /// Where the scan stands.
+    pub fn phase(&self) -> Phase {
+        Phase::of(self.report.outcome, self.error.is_some(), self.interrupted)
+    }
+
+    /// Whether batches are still expected for it.
+    pub fn is_running(&self) -> bool {
+        self.phase() == Phase::Running
+    }
+
+    /// Whether it is over for good on the agent's side: `done` arrived, or the agent refused it.
+    pub fn is_done(&self) -> bool {
+        self.report.is_done() || self.error.is_some()
+    }
+
+    /// The host as the agent echoed it, or as it was asked until then.
+    pub fn target(&self) -> &str {
+        if self.report.started_at.is_some() { &self.report.target } else { &self.request.target }
+    }
+
+    /// The port spec as the agent understood it, or as it was asked (the default when none was).
+    pub fn ports(&self) -> &str {
+        if self.report.started_at.is_some() {
+            &self.report.ports
+        } else {
+            self.request.ports.as_deref().unwrap_or(whyrefused_shared::DEFAULT_PORT_SPEC)
+        }
+    }
+}
+
+/// A card of the results list: a check or a scan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Card<'a> {
+    /// A check's card.
+    Check(&'a Check),
+    /// A scan's card.
+    Scan(&'a Scan),
+}
+
+impl Card<'_> {
+    /// The request's id: the page numbers checks and scans from one counter, so it orders them.
+    pub fn id(&self) -> RequestId {
+        match self {
+            Card::Check(check) => check.id,
+            Card::Scan(scan) => scan.id,
+        }
+    }
+}
+
 /// Everything the page shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct State {
@@ -216,13 +306,15 @@ pub struct State {
     pub link: LinkStatus,
     /// Every check of this page's life, newest first.
     pub checks: Vec<Check>,
+    /// Every scan of this page's life, newest first.
+    pub scans: Vec<Scan>,
     /// The last problem not tied to one check (an error without id, an unreadable message).
     pub notice: Option<String>,
 }
 
 impl Default for State {
     fn default() -> Self {
-        State { link: LinkStatus::Connecting, checks: Vec::new(), notice: None }
+        State { link: LinkStatus::Connecting, checks: Vec::new(), scans: Vec::new(), notice: None }
     }
 }
 
@@ -233,17 +325,34 @@ impl State {
         self.checks.iter().find(|check| check.id == id)
     }
 
+    /// The scan with this id, if the page sent it.
+    #[cfg(test)]
+    pub fn scan(&self, id: RequestId) -> Option<&Scan> {
+        self.scans.iter().find(|scan| scan.id == id)
+    }
+
+    /// Every check and scan, newest first.
+    pub fn cards(&self) -> Vec<Card<'_>> {
+        let mut cards: Vec<Card<'_>> = self.checks.iter().map(Card::Check).collect();
+        cards.extend(self.scans.iter().map(Card::Scan));
+        cards.sort_by_key(|card| std::cmp::Reverse(card.id()));
+        cards
+    }
+
     fn check_mut(&mut self, id: RequestId) -> Option<&mut Check> {
         self.checks.iter_mut().find(|check| check.id == id)
+    }
+
+    fn scan_mut(&mut self, id: RequestId) -> Option<&mut Scan> {
+        self.scans.iter_mut().find(|scan| scan.id == id)
     }
 
     fn receive(&mut self, message: AgentMessage) {
         match message {
             AgentMessage::Hello { protocol, agent, .. } => self.greeted(protocol, agent),
             AgentMessage::Event { id, event } => self.event(id, &event),
+            AgentMessage::Scan { id, event } => self.scan_event(id, &event),
             AgentMessage::Error { id, code, message } => self.error(id, code, message),
-            // The page sends no scans yet.
-            AgentMessage::Scan { .. } => {}
         }
     }
 
@@ -266,12 +375,25 @@ impl State {
         }
     }
 
+    fn scan_event(&mut self, id: RequestId, event: &ScanEvent) {
+        if let Some(scan) = self.scan_mut(id).filter(|scan| scan.is_running()) {
+            Rc::make_mut(&mut scan.report).apply(event);
+        }
+    }
+
     fn error(&mut self, id: Option<RequestId>, code: ErrorCode, message: String) {
-        let check = id.and_then(|id| self.check_mut(id));
-        match check {
-            // A cancel that crossed the check's `done` on the wire: nothing to show.
-            Some(check) if code == ErrorCode::UnknownRequest && !check.is_running() => {}
-            Some(check) if check.is_running() => check.error = Some(CheckError { code, message }),
+        // Whether the request named is running, and where its error goes.
+        let request = match id {
+            Some(id) if self.checks.iter().any(|check| check.id == id) => {
+                self.check_mut(id).map(|check| (check.is_running(), &mut check.error))
+            }
+            Some(id) => self.scan_mut(id).map(|scan| (scan.is_running(), &mut scan.error)),
+            None => None,
+        };
+        match request {
+            // A cancel that crossed the request's `done` on the wire: nothing to show.
+            Some((false, _)) if code == ErrorCode::UnknownRequest => {}
+            Some((true, error)) => *error = Some(RequestError { code, message }),
             _ => self.notice = Some(message),
         }
     }
@@ -280,6 +402,9 @@ impl State {
         self.link = LinkStatus::Disconnected { retry_in_ms, reason };
         for check in self.checks.iter_mut().filter(|check| check.is_running()) {
             check.interrupted = true;
+        }
+        for scan in self.scans.iter_mut().filter(|scan| scan.is_running()) {
+            scan.interrupted = true;
         }
     }
 }
@@ -308,7 +433,14 @@ pub enum Action {
         /// What was asked.
         request: CheckRequest,
     },
-    /// The user asked to cancel a running check.
+    /// A scan was sent with this id.
+    ScanSubmitted {
+        /// The id it was sent with.
+        id: RequestId,
+        /// What was asked.
+        request: ScanRequest,
+    },
+    /// The user asked to cancel a running check or scan.
     CancelRequested(RequestId),
 }
 
@@ -326,9 +458,13 @@ impl Reducible for State {
                     Some(format!("The agent sent a message this page cannot read: {problem}"))
             }
             Action::Submitted { id, request } => state.checks.insert(0, Check::new(id, request)),
+            Action::ScanSubmitted { id, request } => state.scans.insert(0, Scan::new(id, request)),
             Action::CancelRequested(id) => {
                 if let Some(check) = state.check_mut(id).filter(|check| check.is_running()) {
                     check.cancel_requested = true;
+                }
+                if let Some(scan) = state.scan_mut(id).filter(|scan| scan.is_running()) {
+                    scan.cancel_requested = true;
                 }
             }
         }
@@ -341,8 +477,8 @@ mod tests {
     use std::net::SocketAddr;
 
     use whyrefused_shared::{
-        Cause, ConnectState, DnsStatus, Phases, PortSource, Resolution, ResolveMethod, Step,
-        TargetInfo, Timestamp, Verdict,
+        Cause, ConnectState, DnsStatus, Phases, PortResult, PortRun, PortSource, Resolution,
+        ResolveMethod, ScanProgress, ScanStep, StateCounts, Step, TargetInfo, Timestamp, Verdict,
     };
 
     use super::*;
@@ -660,6 +796,219 @@ mod tests {
         assert!(matches!(state.link, LinkStatus::Connected { .. }));
         assert_eq!(state.check(RequestId(1)).unwrap().report, CheckReport::default());
         assert_eq!(state.checks.len(), 1);
+    }
+
+    fn scan_submit(id: u64, ports: &str) -> Action {
+        Action::ScanSubmitted { id: RequestId(id), request: ScanRequest::new("127.0.0.1", ports) }
+    }
+
+    fn scan_event(id: u64, step: ScanStep) -> Action {
+        Action::Received(AgentMessage::Scan {
+            id: RequestId(id),
+            event: ScanEvent { at: Timestamp("2026-11-25T10:00:00.000000Z".into()), step },
+        })
+    }
+
+    fn scan_started(ports: &str, port_count: u32) -> ScanStep {
+        ScanStep::Started {
+            target: "127.0.0.1".into(),
+            ports: ports.into(),
+            port_count,
+            timeout_ms: 1000,
+            retries: 1,
+        }
+    }
+
+    fn scan_resolved() -> ScanStep {
+        ScanStep::Resolved {
+            resolution: Resolution {
+                host: "127.0.0.1".into(),
+                method: ResolveMethod::Literal,
+                status: DnsStatus::Ok,
+                addresses: vec!["127.0.0.1".parse().unwrap()],
+                detail: None,
+                elapsed_us: 1,
+            },
+            addresses: vec!["127.0.0.1".parse().unwrap()],
+            window: 512,
+            problem: None,
+        }
+    }
+
+    fn batch(done: u64, open: &[u16], refused: &[(u16, u16)]) -> ScanStep {
+        let address: IpAddr = "127.0.0.1".parse().unwrap();
+        ScanStep::Progress(ScanProgress {
+            done,
+            total: 100,
+            rate_per_s: 5000.0,
+            eta_ms: Some(10),
+            results: open
+                .iter()
+                .map(|port| PortResult {
+                    address,
+                    port: *port,
+                    state: ConnectState::Open,
+                    errno: None,
+                    icmp: None,
+                    elapsed_us: 40,
+                    tries: 1,
+                    service: None,
+                })
+                .collect(),
+            refused: refused
+                .iter()
+                .map(|(first, last)| PortRun { address, first: *first, last: *last })
+                .collect(),
+        })
+    }
+
+    fn scan_done(outcome: Outcome, open: u64, refused: u64) -> ScanStep {
+        ScanStep::Done {
+            outcome,
+            counts: StateCounts { open, refused, ..StateCounts::default() },
+            elapsed_us: 20_000,
+        }
+    }
+
+    #[test]
+    fn scan_batches_fold_into_the_scans_report_until_done() {
+        let state = reduce(
+            connected(),
+            [
+                scan_submit(1, "1-100"),
+                scan_event(1, scan_started("1-100", 100)),
+                scan_event(1, scan_resolved()),
+                scan_event(1, batch(60, &[22], &[(1, 21), (23, 60)])),
+            ],
+        );
+        let scan = state.scan(RequestId(1)).unwrap();
+        assert_eq!(scan.phase(), Phase::Running);
+        assert_eq!((scan.report.done, scan.report.total), (60, 100));
+        assert_eq!(
+            scan.report.state_of("127.0.0.1".parse().unwrap(), 22),
+            Some(ConnectState::Open)
+        );
+        assert_eq!(scan.report.refused.len(), 2);
+
+        let state = reduce(
+            state,
+            [
+                scan_event(1, batch(100, &[], &[(61, 100)])),
+                scan_event(1, scan_done(Outcome::Completed, 1, 99)),
+                // Nothing more is taken once it is done.
+                scan_event(1, batch(100, &[99], &[])),
+            ],
+        );
+        let scan = state.scan(RequestId(1)).unwrap();
+        assert_eq!(scan.phase(), Phase::Completed);
+        assert!(scan.is_done());
+        assert_eq!(
+            scan.report.refused,
+            [
+                PortRun { address: "127.0.0.1".parse().unwrap(), first: 1, last: 21 },
+                PortRun { address: "127.0.0.1".parse().unwrap(), first: 23, last: 100 }
+            ]
+        );
+        assert_eq!(scan.report.counts.total(), 100);
+        assert_eq!(scan.report.results.len(), 1);
+    }
+
+    #[test]
+    fn a_scan_shows_what_was_asked_until_the_agent_echoes_it() {
+        let state = reduce(
+            connected(),
+            [Action::ScanSubmitted {
+                id: RequestId(1),
+                request: ScanRequest { ports: None, ..ScanRequest::new("db", "") },
+            }],
+        );
+        let scan = state.scan(RequestId(1)).unwrap();
+        assert_eq!((scan.target(), scan.ports()), ("db", "top1000"));
+        let state = reduce(state, [scan_event(1, scan_started("1-10", 10))]);
+        let scan = state.scan(RequestId(1)).unwrap();
+        assert_eq!((scan.target(), scan.ports()), ("127.0.0.1", "1-10"));
+    }
+
+    #[test]
+    fn an_error_for_a_scan_is_shown_on_its_card_and_ends_it() {
+        let error = AgentMessage::Error {
+            id: Some(RequestId(2)),
+            code: ErrorCode::InvalidPorts,
+            message: "port 0 is out of range: ports run from 1 to 65535".into(),
+        };
+        let state = reduce(
+            connected(),
+            [submit(1, "a:1"), scan_submit(2, "0-10"), Action::Received(error)],
+        );
+        let scan = state.scan(RequestId(2)).unwrap();
+        assert_eq!(scan.phase(), Phase::Failed);
+        assert!(scan.is_done());
+        assert_eq!(scan.error.as_ref().unwrap().code, ErrorCode::InvalidPorts);
+        assert_eq!(state.check(RequestId(1)).unwrap().error, None, "the check is untouched");
+        assert_eq!(state.notice, None);
+    }
+
+    #[test]
+    fn cancelling_a_scan_marks_it_until_done_and_a_late_unknown_request_is_ignored() {
+        let late = AgentMessage::Error {
+            id: Some(RequestId(1)),
+            code: ErrorCode::UnknownRequest,
+            message: "request #1 is not running".into(),
+        };
+        let state = reduce(
+            connected(),
+            [
+                scan_submit(1, "1-100"),
+                scan_event(1, scan_started("1-100", 100)),
+                Action::CancelRequested(RequestId(1)),
+            ],
+        );
+        assert!(state.scan(RequestId(1)).unwrap().cancel_requested);
+        let state = reduce(
+            state,
+            [scan_event(1, scan_done(Outcome::Cancelled, 0, 0)), Action::Received(late)],
+        );
+        let scan = state.scan(RequestId(1)).unwrap();
+        assert_eq!(scan.phase(), Phase::Cancelled);
+        assert_eq!(scan.error, None);
+        assert_eq!(state.notice, None);
+    }
+
+    #[test]
+    fn a_dropped_socket_interrupts_running_scans_and_their_late_batches_are_dropped() {
+        let state = reduce(
+            connected(),
+            [
+                scan_submit(1, "1-100"),
+                scan_event(1, scan_done(Outcome::Completed, 0, 0)),
+                scan_submit(2, "1-100"),
+                scan_event(2, batch(10, &[], &[(1, 10)])),
+                Action::Disconnected { retry_in_ms: 500, reason: None },
+                scan_event(2, batch(20, &[], &[(11, 20)])),
+            ],
+        );
+        assert_eq!(state.scan(RequestId(1)).unwrap().phase(), Phase::Completed);
+        let interrupted = state.scan(RequestId(2)).unwrap();
+        assert_eq!(interrupted.phase(), Phase::Interrupted);
+        assert!(!interrupted.is_done());
+        assert_eq!(interrupted.report.done, 10);
+    }
+
+    #[test]
+    fn checks_and_scans_share_one_list_newest_first() {
+        let state =
+            reduce(connected(), [submit(1, "a:1"), scan_submit(2, "top100"), submit(3, "b:2")]);
+        let ids: Vec<u64> = state.cards().iter().map(|card| card.id().0).collect();
+        assert_eq!(ids, [3, 2, 1]);
+        assert!(matches!(state.cards()[1], Card::Scan(scan) if scan.id == RequestId(2)));
+    }
+
+    #[test]
+    fn an_update_copies_only_the_report_of_the_scan_it_is_about() {
+        let state = reduce(connected(), [scan_submit(1, "1-100"), scan_submit(2, "1-100")]);
+        let before = Rc::clone(&state.scan(RequestId(1)).unwrap().report);
+        let state = reduce(state, [scan_event(2, batch(10, &[], &[(1, 10)]))]);
+        assert!(Rc::ptr_eq(&before, &state.scan(RequestId(1)).unwrap().report));
     }
 
     #[test]

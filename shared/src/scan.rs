@@ -233,6 +233,12 @@ impl StateCounts {
         *self.slot(state) += n;
     }
 
+    /// Counts `n` fewer ports in `state` (a port reported again, in another state).
+    pub fn remove(&mut self, state: ConnectState, n: u64) {
+        let slot = self.slot(state);
+        *slot = slot.saturating_sub(n);
+    }
+
     /// How many ports ended in `state`.
     pub fn get(&self, state: ConnectState) -> u64 {
         let mut copy = *self;
@@ -366,7 +372,10 @@ impl ScanReport {
         for result in &progress.results {
             self.counts.add(result.state, 1);
             match self.find_result(result.address, result.port) {
-                Ok(index) => self.results[index] = result.clone(),
+                Ok(index) => {
+                    let replaced = std::mem::replace(&mut self.results[index], result.clone());
+                    self.counts.remove(replaced.state, 1);
+                }
                 Err(index) => self.results.insert(index, result.clone()),
             }
         }
@@ -496,6 +505,23 @@ mod tests {
         assert_eq!(report.state_of(localhost, 22), Some(ConnectState::Open));
         assert_eq!(report.state_of(localhost, 200), None);
         assert_eq!(report.in_state(ConnectState::Open).count(), 1);
+    }
+
+    #[test]
+    fn a_port_reported_again_replaces_its_result_and_is_counted_once() {
+        let mut report = started_report();
+        let batch = |state| {
+            at(ScanStep::Progress(ScanProgress {
+                done: 1,
+                total: 100,
+                results: vec![result(22, state)],
+                ..ScanProgress::default()
+            }))
+        };
+        report.apply(&batch(ConnectState::Timeout));
+        report.apply(&batch(ConnectState::Open));
+        assert_eq!(report.results.len(), 1);
+        assert_eq!((report.counts.open, report.counts.timeout), (1, 0));
     }
 
     #[test]

@@ -550,11 +550,15 @@ mod tests {
         assert!(outcomes.iter().all(|o| o.tries == 1));
     }
 
+    /// Where the hanging ports live: a loopback address of its own, so that other tests'
+    /// scans of 127.0.0.1 never touch them.
+    const HANGING_HOST: [u8; 4] = [127, 0, 0, 2];
+
     /// A loopback listener whose accept queue is full, so the kernel drops further SYNs (as a
     /// firewall's DROP would), kept with its fillers.
     fn hanging_port() -> (Socket, Vec<std::net::TcpStream>, u16) {
         let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        listener.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+        listener.bind(&SocketAddr::from((HANGING_HOST, 0)).into()).unwrap();
         listener.listen(0).unwrap();
         let address = listener.local_addr().unwrap().as_socket().unwrap();
         // Connect until one hangs: the queue is full then.
@@ -566,10 +570,10 @@ mod tests {
         (listener, fillers, address.port())
     }
 
-    /// Connects from this process in SYN_SENT towards these loopback ports.
+    /// Connects in SYN_SENT towards these ports of [`HANGING_HOST`].
     fn syn_sent_to(ports: &[u16]) -> usize {
         let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-        let wanted: Vec<String> = ports.iter().map(|p| format!("0100007F:{p:04X}")).collect();
+        let wanted: Vec<String> = ports.iter().map(|p| format!("0200007F:{p:04X}")).collect();
         table
             .lines()
             .skip(1)
@@ -589,7 +593,7 @@ mod tests {
         let ports: Vec<u16> = hanging.iter().map(|(_, _, port)| *port).collect();
         let mut sorted = ports.clone();
         sorted.sort_unstable();
-        let work = Work { addresses: vec![localhost()], ports: sorted };
+        let work = Work { addresses: vec![IpAddr::from(HANGING_HOST)], ports: sorted };
         let settings = Settings { timeout: Duration::from_secs(30), ..settings(40, 2) };
         let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();
         let stop = StopFlag::default();

@@ -1,6 +1,6 @@
 //! [`CheckCard`]: one check, drawn from its report as each step arrives.
 
-use whyrefused_shared::ErrorCode;
+use whyrefused_shared::{Cause, CheckReport, ScanRequest};
 use yew::prelude::*;
 
 use crate::components::attempt_table::AttemptTable;
@@ -21,8 +21,9 @@ pub struct CheckCardProps {
     pub check: Check,
 }
 
-/// The verdict on top, then the rounds of a retried check, the target as parsed, the resolution,
-/// the address table, the phase waterfall and the findings.
+/// The verdict on top (with "Scan nearby ports" when a port nearby may be the one meant), then
+/// the rounds of a retried check, the target as parsed, the resolution, the address table, the
+/// phase waterfall and the findings.
 /// Carries `data-request-id`, `data-cause` (once a verdict arrived) and `data-done`.
 #[function_component(CheckCard)]
 pub fn check_card(props: &CheckCardProps) -> Html {
@@ -34,6 +35,15 @@ pub fn check_card(props: &CheckCardProps) -> Html {
     let phase = check.phase();
     let title_id = format!("check-{}-title", id.0);
     let cause = report.verdict.as_ref().map(|verdict| verdict.cause.as_str());
+    let nearby = nearby_scan(report).filter(|_| phase == Phase::Completed);
+    let onscan = {
+        let (link, nearby) = (link.clone(), nearby.clone());
+        Callback::from(move |_: MouseEvent| {
+            if let Some(request) = &nearby {
+                link.scan(request.clone());
+            }
+        })
+    };
     let oncancel = Callback::from(move |_: MouseEvent| link.cancel(id));
     let rows = check.address_rows();
 
@@ -67,6 +77,20 @@ pub fn check_card(props: &CheckCardProps) -> Html {
                     markdown={markdown::check_markdown(&check.request.target, report)}
                 />
             }
+            if let Some(request) = &nearby {
+                <p class="next-step">
+                    <button type="button" class="scan-nearby" onclick={onscan}>
+                        { "Scan nearby ports" }
+                    </button>
+                    <span class="muted">
+                        { format!(
+                            "ports {} and the 100 most common on {}",
+                            request.ports.as_deref().unwrap_or_default().trim_end_matches(",top100"),
+                            request.target,
+                        ) }
+                    </span>
+                </p>
+            }
             if let Some(planned) = check.rounds_planned() {
                 <RoundTimeline
                     rounds={report.rounds.clone()}
@@ -77,7 +101,7 @@ pub fn check_card(props: &CheckCardProps) -> Html {
             { outcome_note(check, phase) }
             if let Some(error) = &check.error {
                 <p class="check-error" role="alert">
-                    <code class="error-code">{ error_code_name(error.code) }</code>
+                    <code class="error-code">{ format::error_code(error.code) }</code>
                     { " " }
                     { &error.message }
                 </p>
@@ -154,10 +178,79 @@ fn progress_text(check: &Check) -> &'static str {
     }
 }
 
-/// The error code's wire name (`invalid_target`).
-fn error_code_name(code: ErrorCode) -> String {
-    serde_json::to_value(code)
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{code:?}"))
+/// The scan "Scan nearby ports" starts after a verdict that says the asked port does not answer
+/// as hoped (closed, filtered, rejected, reset): the 100 ports on each side of it and the 100
+/// most common ones, on the same host. `None` for other verdicts.
+pub fn nearby_scan(report: &CheckReport) -> Option<ScanRequest> {
+    let cause = report.verdict.as_ref()?.cause;
+    let worth_it = matches!(
+        cause,
+        Cause::PortClosed
+            | Cause::Filtered
+            | Cause::FirewallReject
+            | Cause::NoResponse
+            | Cause::ConnectionReset
+            | Cause::LocalFirewall
+    );
+    let target = report.target.as_ref().filter(|_| worth_it)?;
+    let low = target.port.saturating_sub(NEARBY).max(1);
+    let high = target.port.saturating_add(NEARBY);
+    Some(ScanRequest::new(target.host.clone(), format!("{low}-{high},top100")))
+}
+
+/// How many ports on each side of the asked one "Scan nearby ports" covers.
+const NEARBY: u16 = 100;
+
+#[cfg(test)]
+mod tests {
+    use whyrefused_shared::{PortSource, TargetInfo, Verdict};
+
+    use super::*;
+
+    fn report(port: u16, cause: Cause) -> CheckReport {
+        CheckReport {
+            target: Some(TargetInfo {
+                input: format!("127.0.0.1:{port}"),
+                host: "127.0.0.1".into(),
+                display_host: "127.0.0.1".into(),
+                port,
+                port_source: PortSource::Explicit,
+                scheme: None,
+                path: None,
+            }),
+            verdict: Some(Verdict {
+                cause,
+                summary: String::new(),
+                suggestions: vec![],
+                evidence: vec![],
+                pattern: None,
+            }),
+            ..CheckReport::default()
+        }
+    }
+
+    #[test]
+    fn a_closed_filtered_or_rejected_port_offers_its_neighbours_and_the_common_ports() {
+        let request = nearby_scan(&report(5432, Cause::PortClosed)).unwrap();
+        assert_eq!(request, ScanRequest::new("127.0.0.1", "5332-5532,top100"));
+        for cause in [Cause::Filtered, Cause::FirewallReject] {
+            assert!(nearby_scan(&report(80, cause)).is_some(), "{cause:?}");
+        }
+    }
+
+    #[test]
+    fn the_range_stays_within_the_valid_ports() {
+        let low = nearby_scan(&report(22, Cause::PortClosed)).unwrap();
+        assert_eq!(low.ports.as_deref(), Some("1-122,top100"));
+        let high = nearby_scan(&report(65_500, Cause::Filtered)).unwrap();
+        assert_eq!(high.ports.as_deref(), Some("65400-65535,top100"));
+    }
+
+    #[test]
+    fn a_reachable_port_or_a_dns_failure_offers_no_scan() {
+        for cause in [Cause::Reachable, Cause::DnsNxdomain, Cause::TlsError] {
+            assert_eq!(nearby_scan(&report(80, cause)), None, "{cause:?}");
+        }
+        assert_eq!(nearby_scan(&CheckReport::default()), None);
+    }
 }

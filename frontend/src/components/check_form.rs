@@ -77,7 +77,7 @@ pub fn check_form(props: &CheckFormProps) -> Html {
     };
 
     html! {
-        <form class="check-form" {onsubmit} novalidate=true>
+        <form id="check-form" class="check-form" {onsubmit} novalidate=true aria-label="Diagnose a connection">
             <div class="field field--target">
                 <label for="target">{ "Target" }</label>
                 <input

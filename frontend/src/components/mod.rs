@@ -13,10 +13,15 @@ pub mod happy_eyeballs_finding;
 pub mod liveness_finding;
 pub mod local_drops_finding;
 pub mod local_listeners_finding;
+pub mod mode_switch;
 pub mod nearby_ports_finding;
 pub mod phase_waterfall;
+pub mod port_list;
+pub mod port_map;
 pub mod resolution_summary;
 pub mod round_timeline;
+pub mod scan_card;
+pub mod scan_form;
 pub mod target_summary;
 pub mod verdict_panel;
 

@@ -15,14 +15,14 @@ use gloo_net::websocket::futures::WebSocket;
 use gloo_net::websocket::{Message, WebSocketError};
 use gloo_timers::future::TimeoutFuture;
 use whyrefused_shared::{
-    AgentMessage, CheckRequest, ClientMessage, PROTOCOL_VERSION, RequestId, WS_PATH,
+    AgentMessage, CheckRequest, ClientMessage, PROTOCOL_VERSION, RequestId, ScanRequest, WS_PATH,
 };
 use yew::prelude::*;
 
 use crate::backoff::Backoff;
 use crate::state::{Action, State};
 
-/// The page's handle on the agent: starts and cancels checks, recording them in the [`State`]
+/// The page's handle on the agent: starts and cancels checks and scans, recording them in the [`State`]
 /// and sending them over the socket. Cheap to clone; all clones are the same link.
 #[derive(Clone)]
 pub struct AgentLink(Rc<Inner>);
@@ -32,7 +32,8 @@ struct Inner {
     outgoing: UnboundedSender<ClientMessage>,
     /// Records what was sent, so the page shows a check the moment it is asked for.
     dispatch: UseReducerDispatcher<State>,
-    /// The id of the next check: unique for the page's life, so late events never mix up cards.
+    /// The id of the next check or scan: unique for the page's life, so late events never mix up
+    /// cards, and increasing, so the cards sort newest first by id.
     next_id: Cell<u64>,
 }
 
@@ -45,17 +46,30 @@ impl PartialEq for AgentLink {
 impl AgentLink {
     /// Sends a check and adds its card; returns the id it was sent with.
     pub fn check(&self, request: CheckRequest) -> RequestId {
-        let id = RequestId(self.0.next_id.get());
-        self.0.next_id.set(id.0 + 1);
+        let id = self.next_id();
         self.0.dispatch.dispatch(Action::Submitted { id, request: request.clone() });
         self.send(ClientMessage::Check { id, request });
         id
     }
 
-    /// Asks the agent to stop a running check; its `done` (outcome cancelled) follows.
+    /// Sends a scan and adds its card; returns the id it was sent with.
+    pub fn scan(&self, request: ScanRequest) -> RequestId {
+        let id = self.next_id();
+        self.0.dispatch.dispatch(Action::ScanSubmitted { id, request: request.clone() });
+        self.send(ClientMessage::Scan { id, request });
+        id
+    }
+
+    /// Asks the agent to stop a running check or scan; its `done` (outcome cancelled) follows.
     pub fn cancel(&self, id: RequestId) {
         self.0.dispatch.dispatch(Action::CancelRequested(id));
         self.send(ClientMessage::Cancel { id });
+    }
+
+    fn next_id(&self) -> RequestId {
+        let id = RequestId(self.0.next_id.get());
+        self.0.next_id.set(id.0 + 1);
+        id
     }
 
     fn send(&self, message: ClientMessage) {

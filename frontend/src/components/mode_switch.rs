@@ -1,0 +1,64 @@
+//! [`ModeSwitch`]: chooses what the form above the results runs: a diagnosis of one connection,
+//! or a scan of a host's ports.
+
+use yew::prelude::*;
+
+/// What the page's form runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Diagnose one connection (`whyrefused check`).
+    Check,
+    /// Scan a host's ports (`whyrefused scan`).
+    Scan,
+}
+
+#[derive(Properties, PartialEq)]
+pub struct ModeSwitchProps {
+    /// The mode chosen now.
+    pub mode: Mode,
+    /// Called with the mode the user picks.
+    pub onchange: Callback<Mode>,
+}
+
+/// Two toggle buttons (`#mode-check`, `#mode-scan`), each in the tab order and pressed with
+/// Enter or Space; `aria-pressed` tells which one is chosen.
+#[function_component(ModeSwitch)]
+pub fn mode_switch(props: &ModeSwitchProps) -> Html {
+    let button = |mode: Mode, id: &'static str, label: &'static str| {
+        let onchange = props.onchange.clone();
+        let pressed = props.mode == mode;
+        html! {
+            <button
+                type="button"
+                {id}
+                class={classes!("mode", pressed.then_some("mode--on"))}
+                aria-pressed={if pressed { "true" } else { "false" }}
+                aria-controls={match mode { Mode::Check => "check-form", Mode::Scan => "scan-form" }}
+                onclick={Callback::from(move |_: MouseEvent| onchange.emit(mode))}
+            >
+                { label }
+            </button>
+        }
+    };
+    html! {
+        <div class="mode-switch" role="group" aria-label="What to run">
+            { button(Mode::Check, "mode-check", "Diagnose a connection") }
+            { button(Mode::Scan, "mode-scan", "Scan ports") }
+        </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::components::render;
+
+    #[test]
+    fn the_chosen_mode_is_pressed_and_the_other_is_not() {
+        let html =
+            render::<ModeSwitch>(ModeSwitchProps { mode: Mode::Scan, onchange: Callback::noop() });
+        assert!(html.contains(r#"id="mode-scan" aria-pressed="true""#), "{html}");
+        assert!(html.contains(r#"id="mode-check" aria-pressed="false""#), "{html}");
+        assert!(html.contains(r#"class="mode mode--on">Scan ports<"#), "{html}");
+    }
+}
