@@ -34,6 +34,7 @@ use components::connection_status::ConnectionStatus;
 use components::mode_switch::{Mode, ModeSwitch};
 use components::scan_card::ScanCard;
 use components::scan_form::ScanForm;
+use components::token_form::TokenForm;
 use hooks::{AgentLink, use_agent_link};
 use state::{Card, LinkStatus, State};
 
@@ -53,6 +54,7 @@ fn app() -> Html {
         LinkStatus::Disconnected { .. } => Some(
             "Not connected to the agent: checks and scans can run again once it reconnects.".into(),
         ),
+        LinkStatus::NeedsToken { .. } => Some("Give the agent's token first.".into()),
     };
 
     html! {
@@ -68,6 +70,9 @@ fn app() -> Html {
                     <ConnectionStatus status={state.link.clone()} />
                 </header>
                 <main>
+                    if let LinkStatus::NeedsToken { problem } = &state.link {
+                        <TokenForm problem={problem.clone()} />
+                    }
                     <ModeSwitch mode={*mode} onchange={onmode} />
                     // Both forms stay mounted, so switching keeps what was typed in each.
                     <div class="form-slot" hidden={*mode != Mode::Check}>

@@ -33,6 +33,12 @@ pub enum LinkStatus {
         /// What the browser said about the close, when it said anything useful.
         reason: Option<String>,
     },
+    /// The agent requires a token (it has a token file) and the page has none, or the agent
+    /// refused the one it had.
+    NeedsToken {
+        /// Why the last token did not work, when one was tried.
+        problem: Option<String>,
+    },
 }
 
 impl LinkStatus {
@@ -43,6 +49,7 @@ impl LinkStatus {
             LinkStatus::Connecting => "connecting",
             LinkStatus::Connected { .. } => "connected",
             LinkStatus::Disconnected { .. } => "disconnected",
+            LinkStatus::NeedsToken { .. } => "needs-token",
         }
     }
 }
@@ -442,6 +449,11 @@ pub enum Action {
     },
     /// The user asked to cancel a running check or scan.
     CancelRequested(RequestId),
+    /// The agent wants a token before it takes requests (or refused the one sent).
+    TokenNeeded {
+        /// Why the last token did not work, when one was tried.
+        problem: Option<String>,
+    },
 }
 
 impl Reducible for State {
@@ -451,6 +463,7 @@ impl Reducible for State {
         let mut state = (*self).clone();
         match action {
             Action::Connecting => state.link = LinkStatus::Connecting,
+            Action::TokenNeeded { problem } => state.link = LinkStatus::NeedsToken { problem },
             Action::Disconnected { retry_in_ms, reason } => state.disconnected(retry_in_ms, reason),
             Action::Received(message) => state.receive(message),
             Action::Unreadable(problem) => {
@@ -1017,5 +1030,19 @@ mod tests {
         assert!(state.notice.is_some());
         let state = reduce(state, [Action::Connecting, hello(PROTOCOL_VERSION)]);
         assert_eq!(state.notice, None);
+    }
+
+    #[test]
+    fn an_agent_that_wants_a_token_blocks_requests_until_it_is_greeted_with_one() {
+        let state = reduce(State::default(), vec![Action::TokenNeeded { problem: None }]);
+        assert!(matches!(state.link, LinkStatus::NeedsToken { problem: None }));
+        assert_eq!(state.link.wire_name(), "needs-token");
+        let refused = Some("The agent refused that token.".to_string());
+        let actions = [hello(PROTOCOL_VERSION), Action::TokenNeeded { problem: refused.clone() }];
+        let state = reduce(State::default(), actions);
+        assert_eq!(state.link, LinkStatus::NeedsToken { problem: refused });
+        let actions = [Action::TokenNeeded { problem: None }, hello(PROTOCOL_VERSION)];
+        let state = reduce(State::default(), actions);
+        assert!(matches!(state.link, LinkStatus::Connected { .. }), "greeted once a token is sent");
     }
 }

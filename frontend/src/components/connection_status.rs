@@ -25,6 +25,9 @@ pub fn connection_status(props: &ConnectionStatusProps) -> Html {
                 <span class="muted">{ format!(" (whyrefused {})", agent.version) }</span>
             </span>
         },
+        LinkStatus::NeedsToken { .. } => html! {
+            <span>{ "This agent needs a token before it runs anything" }</span>
+        },
         LinkStatus::Disconnected { retry_in_ms, reason } => html! {
             <span>
                 { "Disconnected from the agent — reconnecting" }

@@ -23,6 +23,7 @@ pub mod round_timeline;
 pub mod scan_card;
 pub mod scan_form;
 pub mod target_summary;
+pub mod token_form;
 pub mod verdict_panel;
 
 /// Renders a component to HTML natively, for unit tests of what it shows.

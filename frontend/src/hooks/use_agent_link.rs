@@ -15,7 +15,8 @@ use gloo_net::websocket::futures::WebSocket;
 use gloo_net::websocket::{Message, WebSocketError};
 use gloo_timers::future::TimeoutFuture;
 use whyrefused_shared::{
-    AgentMessage, CheckRequest, ClientMessage, PROTOCOL_VERSION, RequestId, ScanRequest, WS_PATH,
+    AgentMessage, CheckRequest, ClientMessage, ErrorCode, PROTOCOL_VERSION, RequestId, ScanRequest,
+    WS_PATH,
 };
 use yew::prelude::*;
 
@@ -30,6 +31,8 @@ pub struct AgentLink(Rc<Inner>);
 struct Inner {
     /// Feeds the socket task; messages queued while no socket is open are dropped on reconnect.
     outgoing: UnboundedSender<ClientMessage>,
+    /// Tokens the user typed, for an agent that requires one.
+    tokens: UnboundedSender<String>,
     /// Records what was sent, so the page shows a check the moment it is asked for.
     dispatch: UseReducerDispatcher<State>,
     /// The id of the next check or scan: unique for the page's life, so late events never mix up
@@ -66,6 +69,11 @@ impl AgentLink {
         self.send(ClientMessage::Cancel { id });
     }
 
+    /// Gives the agent's token (typed by the user); the link says hello with it.
+    pub fn authenticate(&self, token: String) {
+        let _ = self.0.tokens.unbounded_send(token);
+    }
+
     fn next_id(&self) -> RequestId {
         let id = RequestId(self.0.next_id.get());
         self.0.next_id.set(id.0 + 1);
@@ -86,19 +94,53 @@ pub fn use_agent_link(dispatch: UseReducerDispatcher<State>) -> AgentLink {
         let dispatch = dispatch.clone();
         use_memo((), move |_| {
             let (outgoing, receiver) = mpsc::unbounded();
-            let link = AgentLink(Rc::new(Inner { outgoing, dispatch, next_id: Cell::new(1) }));
-            (link, RefCell::new(Some(receiver)))
+            let (tokens, token_receiver) = mpsc::unbounded();
+            let inner = Inner { outgoing, tokens, dispatch, next_id: Cell::new(1) };
+            let link = AgentLink(Rc::new(inner));
+            (link, RefCell::new(Some((receiver, token_receiver))))
         })
     };
     {
         let channel = channel.clone();
         use_effect_with((), move |_| {
-            if let Some(receiver) = channel.1.borrow_mut().take() {
-                wasm_bindgen_futures::spawn_local(keep_connected(socket_url(), receiver, dispatch));
+            if let Some((receiver, tokens)) = channel.1.borrow_mut().take() {
+                let link = Link { outgoing: receiver, tokens, token: token_from_fragment() };
+                wasm_bindgen_futures::spawn_local(keep_connected(socket_url(), link, dispatch));
             }
         });
     }
     channel.0.clone()
+}
+
+/// What the socket task reads from the page: requests, and the token when one is typed.
+struct Link {
+    outgoing: UnboundedReceiver<ClientMessage>,
+    tokens: UnboundedReceiver<String>,
+    /// The token to say hello with, once known.
+    token: Option<String>,
+}
+
+/// A token given in the page's URL fragment (`#token=SECRET`: a fragment never reaches a server
+/// or its logs, unlike a query string), removed from the address bar once read.
+fn token_from_fragment() -> Option<String> {
+    let window = web_sys::window()?;
+    let location = window.location();
+    let token = token_in_fragment(&location.hash().ok()?)?;
+    let clean = format!("{}{}", location.pathname().ok()?, location.search().ok()?);
+    if let Ok(history) = window.history() {
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&clean));
+    }
+    Some(token)
+}
+
+/// The `token=` part of a URL fragment such as `#token=abc` or `#x=1&token=abc`.
+fn token_in_fragment(fragment: &str) -> Option<String> {
+    let fragment = fragment.strip_prefix('#').unwrap_or(fragment);
+    fragment
+        .split('&')
+        .find_map(|part| part.strip_prefix("token="))
+        .filter(|token| !token.is_empty())
+        .map(str::to_string)
 }
 
 /// The WebSocket URL on the page's own origin: `ws://` for an `http://` page, `wss://` for
@@ -122,19 +164,21 @@ enum SessionEnd {
         /// What the browser said, when it said something useful.
         reason: Option<String>,
     },
+    /// The agent refused the token (or wanted one): connect again once the user gives one.
+    TokenRefused,
 }
 
 /// Connects, and reconnects after every drop, until the page drops its link.
-async fn keep_connected(
-    url: String,
-    mut outgoing: UnboundedReceiver<ClientMessage>,
-    dispatch: UseReducerDispatcher<State>,
-) {
+async fn keep_connected(url: String, mut link: Link, dispatch: UseReducerDispatcher<State>) {
     let mut backoff = Backoff::default();
     loop {
         dispatch.dispatch(Action::Connecting);
-        match session(&url, &mut outgoing, &dispatch).await {
+        match session(&url, &mut link, &dispatch).await {
             SessionEnd::LinkDropped => return,
+            SessionEnd::TokenRefused => match link.tokens.next().await {
+                Some(token) => link.token = Some(token),
+                None => return,
+            },
             SessionEnd::SocketClosed { greeted, reason } => {
                 if greeted {
                     backoff.reset();
@@ -159,12 +203,9 @@ async fn count_down(delay_ms: u32, reason: Option<String>, dispatch: &UseReducer
     }
 }
 
-/// One socket's life: hello, then frames in and messages out until either side ends.
-async fn session(
-    url: &str,
-    outgoing: &mut UnboundedReceiver<ClientMessage>,
-    dispatch: &UseReducerDispatcher<State>,
-) -> SessionEnd {
+/// One socket's life: the agent's hello, ours (with the token when the agent wants one), then
+/// frames in and messages out until either side ends.
+async fn session(url: &str, link: &mut Link, dispatch: &UseReducerDispatcher<State>) -> SessionEnd {
     let socket = match WebSocket::open(url) {
         Ok(socket) => socket,
         Err(error) => {
@@ -173,46 +214,87 @@ async fn session(
     };
     let (mut sink, stream) = socket.split();
     let mut incoming = stream.fuse();
+    // The agent's hello, held back while the page waits for a token.
+    let mut waiting: Option<AgentMessage> = None;
     let mut greeted = false;
+    let mut refused = false;
 
     // Whatever was asked while no socket was open belongs to checks already marked interrupted.
-    while let Ok(_stale) = outgoing.try_recv() {}
-    let hello =
-        ClientMessage::Hello { protocol: PROTOCOL_VERSION, client: "page".to_owned(), token: None };
-    if let Err(error) = send(&mut sink, &hello).await {
-        return SessionEnd::SocketClosed { greeted, reason: close_reason(error) };
-    }
+    while let Ok(_stale) = link.outgoing.try_recv() {}
 
     loop {
-        select! {
+        let step = select! {
             frame = incoming.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    let action = match serde_json::from_str::<AgentMessage>(&text) {
-                        Ok(message) => {
-                            greeted |= matches!(message, AgentMessage::Hello { .. });
-                            Action::Received(message)
-                        }
-                        Err(error) => Action::Unreadable(error.to_string()),
-                    };
-                    dispatch.dispatch(action);
-                }
-                // The agent only sends text; a binary frame is not ours to read.
-                Some(Ok(Message::Bytes(_))) => {}
-                Some(Err(error)) => {
-                    return SessionEnd::SocketClosed { greeted, reason: close_reason(error) };
-                }
-                None => return SessionEnd::SocketClosed { greeted, reason: None },
-            },
-            message = outgoing.next() => match message {
-                Some(message) => {
-                    if let Err(error) = send(&mut sink, &message).await {
-                        return SessionEnd::SocketClosed { greeted, reason: close_reason(error) };
+                Some(Ok(Message::Text(text))) => match serde_json::from_str::<AgentMessage>(&text) {
+                    Ok(hello @ AgentMessage::Hello { auth_required: true, .. })
+                        if link.token.is_none() =>
+                    {
+                        dispatch.dispatch(Action::TokenNeeded { problem: None });
+                        waiting = Some(hello);
+                        Ok(())
                     }
+                    Ok(hello @ AgentMessage::Hello { .. }) => {
+                        greeted = true;
+                        say_hello(&mut sink, link.token.clone(), hello, dispatch).await
+                    }
+                    Ok(AgentMessage::Error { code: ErrorCode::Unauthorized, .. }) => {
+                        link.token = None;
+                        refused = true;
+                        let problem = "The agent refused that token: check it and try again.";
+                        dispatch.dispatch(Action::TokenNeeded { problem: Some(problem.into()) });
+                        Ok(())
+                    }
+                    Ok(message) => {
+                        dispatch.dispatch(Action::Received(message));
+                        Ok(())
+                    }
+                    Err(error) => {
+                        dispatch.dispatch(Action::Unreadable(error.to_string()));
+                        Ok(())
+                    }
+                },
+                // The agent only sends text; a binary frame is not ours to read.
+                Some(Ok(Message::Bytes(_))) => Ok(()),
+                Some(Err(error)) => Err(close_reason(error)),
+                None => Err(None),
+            },
+            token = link.tokens.next() => match (token, waiting.take()) {
+                (Some(token), Some(hello)) => {
+                    link.token = Some(token.clone());
+                    greeted = true;
+                    say_hello(&mut sink, Some(token), hello, dispatch).await
                 }
+                (Some(token), None) => {
+                    link.token = Some(token);
+                    Ok(())
+                }
+                (None, _) => return SessionEnd::LinkDropped,
+            },
+            message = link.outgoing.next() => match message {
+                Some(message) => send(&mut sink, &message).await.map_err(close_reason),
                 None => return SessionEnd::LinkDropped,
             },
+        };
+        if let Err(reason) = step {
+            return match refused {
+                true => SessionEnd::TokenRefused,
+                false => SessionEnd::SocketClosed { greeted, reason },
+            };
         }
     }
+}
+
+/// Answers the agent's hello with ours, then lets the page know it is connected.
+async fn say_hello(
+    sink: &mut SplitSink<WebSocket, Message>,
+    token: Option<String>,
+    agent_hello: AgentMessage,
+    dispatch: &UseReducerDispatcher<State>,
+) -> Result<(), Option<String>> {
+    let hello = ClientMessage::Hello { protocol: PROTOCOL_VERSION, client: "page".into(), token };
+    send(sink, &hello).await.map_err(close_reason)?;
+    dispatch.dispatch(Action::Received(agent_hello));
+    Ok(())
 }
 
 async fn send(
@@ -230,5 +312,19 @@ fn close_reason(error: WebSocketError) -> Option<String> {
         WebSocketError::ConnectionClose(event) if !event.reason.is_empty() => Some(event.reason),
         WebSocketError::MessageSendError(error) => Some(error.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_read_from_the_fragment_only() {
+        assert_eq!(token_in_fragment("#token=abc123"), Some("abc123".into()));
+        assert_eq!(token_in_fragment("#view=scan&token=abc123"), Some("abc123".into()));
+        assert_eq!(token_in_fragment("#token="), None);
+        assert_eq!(token_in_fragment(""), None);
+        assert_eq!(token_in_fragment("#tokens=abc"), None);
     }
 }
