@@ -289,3 +289,22 @@ async fn shutdown_tells_running_requests_then_exits() {
     let status = agent.wait_exit(Duration::from_secs(5)).expect("the agent exits promptly");
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn a_silent_socket_is_closed_after_the_idle_timeout_but_not_while_a_check_runs() {
+    let agent = Agent::start_with(&["--idle-timeout-s", "1"]);
+    let (mut client, _hanging) = start_hanging_check(&agent).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    client.send(&ClientMessage::Cancel { id: RequestId(1) }).await;
+    let (_, report) = client.events_until_done(1).await;
+    assert_eq!(report.outcome, Some(Outcome::Cancelled), "the running check kept it open");
+
+    let start = Instant::now();
+    let frame = client.next_frame().await;
+    let Some(Message::Close(Some(close))) = frame else {
+        panic!("expected a close, got {frame:?}")
+    };
+    assert_eq!(close.code, tungstenite::protocol::frame::coding::CloseCode::Away);
+    assert!(close.reason.contains("idle"), "{}", close.reason);
+    assert!(start.elapsed() >= Duration::from_millis(800), "not before the timeout");
+}

@@ -53,6 +53,9 @@ struct ServeArgs {
     /// The most scans the agent runs at once.
     #[arg(long, default_value_t = Limits::DEFAULT.max_scans, value_parser = parse_max_scans)]
     max_scans: usize,
+    /// Close a socket that sent nothing for this many seconds while nothing ran on it.
+    #[arg(long, default_value_t = Limits::DEFAULT.idle_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    idle_timeout_s: u64,
     /// Require every client to present one of these tokens (`name:secret` a line); needed to
     /// listen on a non-loopback address.
     #[arg(long)]
@@ -61,7 +64,11 @@ struct ServeArgs {
 
 impl ServeArgs {
     fn limits(&self) -> Limits {
-        Limits { max_scan_ports: self.max_scan_ports, max_scans: self.max_scans }
+        Limits {
+            max_scan_ports: self.max_scan_ports,
+            max_scans: self.max_scans,
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_s),
+        }
     }
 }
 
@@ -147,6 +154,7 @@ pub fn main() -> ExitCode {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             max_scan_ports: Limits::DEFAULT.max_scan_ports,
             max_scans: Limits::DEFAULT.max_scans,
+            idle_timeout_s: Limits::DEFAULT.idle_timeout.as_secs(),
             token_file: None,
         })),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),

@@ -42,11 +42,15 @@ pub struct Limits {
     pub max_scan_ports: u32,
     /// The most scans the whole agent runs at once.
     pub max_scans: usize,
+    /// How long a socket may stay silent, with nothing running, before the agent closes it.
+    pub idle_timeout: Duration,
 }
 
 impl Limits {
-    /// Every port of a host, and a few scans at once: they share the open-files limit.
-    pub const DEFAULT: Limits = Limits { max_scan_ports: 65_535, max_scans: 4 };
+    /// Every port of a host, a few scans at once (they share the open-files limit), and ten
+    /// minutes of silence.
+    pub const DEFAULT: Limits =
+        Limits { max_scan_ports: 65_535, max_scans: 4, idle_timeout: Duration::from_secs(600) };
 }
 
 impl Default for Limits {

@@ -72,6 +72,8 @@ enum End {
     ProtocolMismatch,
     /// The client's hello had no valid token.
     Unauthorized,
+    /// The client sent nothing for the idle timeout while nothing ran.
+    Idle,
 }
 
 /// What to do after handling one frame.
@@ -125,15 +127,20 @@ impl Session {
         &mut self,
         mut stream: impl Stream<Item = Result<Message, axum::Error>> + Unpin,
     ) -> End {
+        let idle_timeout = self.state.limits.idle_timeout;
+        let idle = tokio::time::sleep(idle_timeout);
+        tokio::pin!(idle);
         loop {
             tokio::select! {
                 () = self.state.shutdown.cancelled() => return End::ShuttingDown,
+                () = &mut idle, if self.running.is_empty() => return End::Idle,
                 Some(finished) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     if let Ok(id) = finished {
                         self.running.remove(&id);
                     }
                 }
                 frame = stream.next() => {
+                    idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
                     let flow = match frame {
                         Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
                         Some(Ok(Message::Binary(_))) => {
@@ -316,6 +323,10 @@ impl Session {
                 let _ = self
                     .outbox
                     .send(Outgoing::Close(close_code::PROTOCOL, "protocol version mismatch"));
+            }
+            End::Idle => {
+                let reason = "idle: nothing was asked for a while (the agent's --idle-timeout-s)";
+                let _ = self.outbox.send(Outgoing::Close(close_code::AWAY, reason));
             }
             End::Unauthorized => {
                 let _ =
