@@ -44,6 +44,8 @@ pub struct Agent {
     child: Child,
     /// Where it listens.
     pub address: SocketAddr,
+    /// The SHA-256 fingerprint of its TLS certificate, when it serves TLS.
+    pub fingerprint: Option<String>,
 }
 
 impl Agent {
@@ -72,26 +74,38 @@ impl Agent {
             .stderr(log)
             .spawn()
             .expect("the agent starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("the agent prints its URL");
+        stdout.read_line(&mut line).expect("the agent prints its URL");
+        let tls = line.contains("https://");
         let address = line
-            .split("http://")
+            .split("://")
             .nth(1)
             .and_then(|rest| rest.split('/').next())
             .and_then(|address| address.parse().ok())
             .unwrap_or_else(|| panic!("no address in the agent's first line: {line:?}"));
-        Agent { child, address }
+        let fingerprint = tls.then(|| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("a TLS agent prints its fingerprint");
+            line.split("fingerprint: ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no fingerprint in {line:?}"))
+                .to_string()
+        });
+        Agent { child, address, fingerprint }
     }
 
     /// The page's URL.
     pub fn url(&self) -> String {
-        format!("http://{}/", self.address)
+        let scheme = if self.fingerprint.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}/", self.address)
     }
 
     /// The WebSocket's URL.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}{}", self.address, whyrefused_shared::WS_PATH)
+        let scheme = if self.fingerprint.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.address, whyrefused_shared::WS_PATH)
     }
 
     /// How many file descriptors the agent process has open now (`/proc/PID/fd`).

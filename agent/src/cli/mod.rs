@@ -22,6 +22,7 @@ use whyrefused_shared::{
 use crate::check::{self, CheckPlan};
 use crate::scan::{self as port_scan, ScanPlan, limits};
 use crate::server::auth::Tokens;
+use crate::server::tls::{self, CertificateSource};
 use crate::server::{self, AppState, Limits};
 
 /// Connection refused (or timed out)? whyrefused finds which part is causing it.
@@ -60,6 +61,46 @@ struct ServeArgs {
     /// listen on a non-loopback address.
     #[arg(long)]
     token_file: Option<std::path::PathBuf>,
+    /// Serve TLS with this certificate chain (PEM, leaf first); with --tls-key.
+    #[arg(long, requires = "tls_key", conflicts_with = "tls_self_signed")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Serve TLS with a self-signed certificate, made on first start and kept in --state-dir;
+    /// its SHA-256 fingerprint is printed for clients to pin (--tls-fingerprint).
+    #[arg(long)]
+    tls_self_signed: bool,
+    /// Where the agent keeps what it makes for itself (default: $STATE_DIRECTORY, else
+    /// $XDG_STATE_HOME/whyrefused, else ~/.local/state/whyrefused).
+    #[arg(long)]
+    state_dir: Option<std::path::PathBuf>,
+}
+
+impl ServeArgs {
+    /// Where the certificate comes from, if the agent serves TLS.
+    fn certificate(&self) -> Option<CertificateSource> {
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            return Some(CertificateSource::Files { cert: cert.clone(), key: key.clone() });
+        }
+        self.tls_self_signed.then(|| CertificateSource::SelfSigned {
+            state_dir: self.state_dir.clone().unwrap_or_else(tls::default_state_dir),
+            names: self.certificate_names(),
+        })
+    }
+
+    /// The names a self-signed certificate is made for: this host's name, localhost, loopback,
+    /// and the listen address when it is a specific one.
+    fn certificate_names(&self) -> Vec<String> {
+        let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+        if let Ok(host) = hostname::get() {
+            names.push(host.to_string_lossy().into_owned());
+        }
+        if !self.listen.ip().is_unspecified() && !self.listen.ip().is_loopback() {
+            names.push(self.listen.ip().to_string());
+        }
+        names
+    }
 }
 
 impl ServeArgs {
@@ -156,6 +197,10 @@ pub fn main() -> ExitCode {
             max_scans: Limits::DEFAULT.max_scans,
             idle_timeout_s: Limits::DEFAULT.idle_timeout.as_secs(),
             token_file: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
+            state_dir: None,
         })),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         Some(Command::Check(args)) => runtime.block_on(run_check(args)),
@@ -174,12 +219,24 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(tokens) => tokens,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };
-    let listener = match server::bind(args.listen, tokens.is_some()).await {
+    let tls = match args.certificate().as_ref().map(tls::server_tls).transpose() {
+        Ok(tls) => tls,
+        Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
+    };
+    let guard = server::Guard { authenticated: tokens.is_some(), encrypted: tls.is_some() };
+    let listener = match server::bind(args.listen, guard).await {
         Ok(listener) => listener,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };
     let address = listener.local_addr().map_or(args.listen, |a| a);
-    println!("whyrefused agent: open http://{address}/ (Ctrl-C to stop)");
+    match &tls {
+        Some(tls) => println!(
+            "whyrefused agent: open https://{address}/ (Ctrl-C to stop)\n\
+             TLS certificate SHA-256 fingerprint: {} (clients pin it with --tls-fingerprint)",
+            tls.fingerprint
+        ),
+        None => println!("whyrefused agent: open http://{address}/ (Ctrl-C to stop)"),
+    }
     let _ = std::io::stdout().flush();
     limits::raise_open_files_limit();
     let mut state = AppState::new(args.limits());
@@ -187,7 +244,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
         tracing::info!(tokens = ?tokens.names(), "clients must authenticate");
         state = state.with_tokens(tokens);
     }
-    match server::serve(listener, state, crate::logging::shutdown_signal()).await {
+    let acceptor = tls.map(|tls| tls.acceptor);
+    match server::serve(listener, acceptor, state, crate::logging::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(exit::INTERNAL, &error.to_string()),
     }

@@ -7,6 +7,7 @@ pub mod assets;
 pub mod auth;
 pub mod origin;
 pub mod session;
+pub mod tls;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -14,11 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
+use axum::serve::IncomingStream;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +29,8 @@ use tracing::{info, warn};
 use whyrefused_shared::{AgentInfo, MAX_MESSAGE_BYTES, WS_PATH};
 
 use auth::{FailureCounter, Tokens};
+use tls::TlsListener;
+use tokio_rustls::TlsAcceptor;
 
 /// The largest WebSocket frame the transport takes. Messages above [`MAX_MESSAGE_BYTES`] but
 /// under this get an error message and the session goes on; above it the socket is closed.
@@ -117,6 +121,54 @@ impl Default for AppState {
     }
 }
 
+/// The address of a connection's peer, plain or TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, PlainListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+/// Plain TCP connections, with `TCP_NODELAY`: events are small frames sent in bursts, and
+/// without it Nagle's algorithm holds each burst's tail until the client's delayed ACK, about
+/// 40 ms later.
+pub struct PlainListener(pub TcpListener);
+
+impl axum::serve::Listener for PlainListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok((stream, peer)) => {
+                    if let Err(error) = stream.set_nodelay(true) {
+                        warn!(%error, "could not set TCP_NODELAY");
+                    }
+                    return (stream, peer);
+                }
+                Err(error) => {
+                    // Out of descriptors and the like: wait a moment rather than spin.
+                    warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
 /// The routes: the page's files and the WebSocket.
 pub fn router(state: AppState) -> Router {
     assets::routes().route(WS_PATH, get(upgrade)).with_state(state)
@@ -125,7 +177,7 @@ pub fn router(state: AppState) -> Router {
 async fn upgrade(
     ws: WebSocketUpgrade,
     headers: HeaderMap,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     State(state): State<AppState>,
 ) -> Response {
     if let Some(wait) = state.auth_blocked_for(peer.ip()) {
@@ -156,45 +208,69 @@ pub enum ServeError {
     #[error(
         "refusing to listen on {0}: it is not a loopback address, and an agent that makes \
          connections on request must not be open to the network without authentication. \
-         Give it a --token-file, or listen on 127.0.0.1 or [::1] (the default is 127.0.0.1:7070)"
+         Give it a --token-file (and TLS: --tls-self-signed or --tls-cert/--tls-key), or listen \
+         on 127.0.0.1 or [::1] (the default is 127.0.0.1:7070)"
     )]
     NotLoopback(SocketAddr),
+    #[error(
+        "refusing to listen on {0} without TLS: its tokens would cross the network in clear. \
+         Add --tls-self-signed (clients pin the printed fingerprint) or --tls-cert and --tls-key"
+    )]
+    PlainOnNetwork(SocketAddr),
     #[error("cannot listen on {address}: {source}")]
     Bind { address: SocketAddr, source: std::io::Error },
     #[error("the server failed: {0}")]
     Serve(std::io::Error),
 }
 
-/// Binds `address`, refusing any that is not loopback unless clients must authenticate.
-pub async fn bind(address: SocketAddr, authenticated: bool) -> Result<TcpListener, ServeError> {
-    if !address.ip().is_loopback() && !authenticated {
-        return Err(ServeError::NotLoopback(address));
+/// What protects an agent's listening socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guard {
+    /// Clients must present a token.
+    pub authenticated: bool,
+    /// Connections are TLS.
+    pub encrypted: bool,
+}
+
+/// Binds `address`. Beyond loopback, clients must authenticate, over TLS.
+pub async fn bind(address: SocketAddr, guard: Guard) -> Result<TcpListener, ServeError> {
+    if !address.ip().is_loopback() {
+        if !guard.authenticated {
+            return Err(ServeError::NotLoopback(address));
+        }
+        if !guard.encrypted {
+            return Err(ServeError::PlainOnNetwork(address));
+        }
     }
     TcpListener::bind(address).await.map_err(|source| ServeError::Bind { address, source })
 }
 
 /// Serves until `signal` completes, then shuts down gracefully: running requests are told, their
 /// sockets closed, and the function returns once sessions end (or after a short deadline).
+/// With `tls`, every connection is a TLS one (`https://` and `wss://`).
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     state: AppState,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let shutdown = state.shutdown.clone();
     let sessions = state.sessions.clone();
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    // Events are small frames sent in bursts: without TCP_NODELAY, Nagle's algorithm holds each
-    // burst's tail until the client's delayed ACK, about 40 ms later.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            warn!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown({
+    let app = router(state).into_make_service_with_connect_info::<Peer>();
+    let stop = {
         let shutdown = shutdown.clone();
         async move { shutdown.cancelled().await }
-    });
-    let server = tokio::spawn(server.into_future());
+    };
+    let server = match tls {
+        Some(acceptor) => {
+            let listener = TlsListener::new(listener, acceptor).map_err(ServeError::Serve)?;
+            tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stop).into_future())
+        }
+        None => {
+            let listener = PlainListener(listener);
+            tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stop).into_future())
+        }
+    };
     tokio::select! {
         () = signal => info!("shutting down: telling running requests"),
         () = shutdown.cancelled() => {}
