@@ -136,6 +136,9 @@ pub enum ErrorCode {
     TooManyPorts,
     /// The agent already runs as many scans as its settings allow.
     TooManyScans,
+    /// The agent's target policy denies what the request asks for (a scan's ports outside
+    /// `--allow-ports`); the message names the rule.
+    PolicyDenied,
 }
 
 #[cfg(test)]

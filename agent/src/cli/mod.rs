@@ -12,6 +12,7 @@ mod scan;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use whyrefused_shared::{
@@ -20,6 +21,8 @@ use whyrefused_shared::{
 };
 
 use crate::check::{self, CheckPlan};
+use crate::policy::{Cidr, TargetPolicy};
+use crate::scan::ports::PortSpec;
 use crate::scan::{self as port_scan, ScanPlan, limits};
 use crate::server::{self, AppState, Limits};
 
@@ -52,11 +55,28 @@ struct ServeArgs {
     /// The most scans the agent runs at once.
     #[arg(long, default_value_t = Limits::DEFAULT.max_scans, value_parser = parse_max_scans)]
     max_scans: usize,
+    /// Connect only to addresses in these networks (10.0.0.0/8, fd00::/8; repeat or separate
+    /// with commas). Deny rules win over allows.
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    allow: Vec<Cidr>,
+    /// Never connect to addresses in these networks (checked after DNS resolution, IPv4-mapped
+    /// IPv6 included). An agent listening beyond loopback also denies link-local, cloud
+    /// metadata, multicast, broadcast and unspecified addresses by default.
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    deny: Vec<Cidr>,
+    /// Connect only to these ports (22,80,443,8000-9000): checks, their extra probes and scans.
+    #[arg(long, value_name = "PORTS", value_parser = PortSpec::parse)]
+    allow_ports: Option<PortSpec>,
 }
 
 impl ServeArgs {
     fn limits(&self) -> Limits {
         Limits { max_scan_ports: self.max_scan_ports, max_scans: self.max_scans }
+    }
+
+    /// The target policy for an agent listening on `listen`.
+    fn policy(&self, listen: SocketAddr) -> TargetPolicy {
+        TargetPolicy::for_agent(listen.ip(), &self.allow, &self.deny, self.allow_ports.clone())
     }
 }
 
@@ -142,6 +162,9 @@ pub fn main() -> ExitCode {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             max_scan_ports: Limits::DEFAULT.max_scan_ports,
             max_scans: Limits::DEFAULT.max_scans,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            allow_ports: None,
         })),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         Some(Command::Check(args)) => runtime.block_on(run_check(args)),
@@ -164,7 +187,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
     println!("whyrefused agent: open http://{address}/ (Ctrl-C to stop)");
     let _ = std::io::stdout().flush();
     limits::raise_open_files_limit();
-    let state = AppState::new(args.limits());
+    let policy = args.policy(address);
+    tracing::info!(%policy, "target policy");
+    let state = AppState::new(args.limits(), policy);
     match server::serve(listener, state, crate::logging::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(exit::INTERNAL, &error.to_string()),
@@ -181,7 +206,8 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         retries: Some(args.retries),
         retry_delay_ms: Some(args.retry_delay_ms),
     };
-    let plan = match CheckPlan::from_request(&request) {
+    // The CLI connects for its own user, as any program they run would: no target policy.
+    let plan = match CheckPlan::from_request(&request, Arc::new(TargetPolicy::unrestricted())) {
         Ok(plan) => plan,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };
@@ -222,7 +248,8 @@ async fn run_scan(args: ScanArgs) -> ExitCode {
         family,
         address: args.address,
     };
-    let plan = match ScanPlan::from_request(&request, None) {
+    let plan = match ScanPlan::from_request(&request, None, Arc::new(TargetPolicy::unrestricted()))
+    {
         Ok(plan) => plan,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };

@@ -25,6 +25,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 use whyrefused_shared::{AgentInfo, MAX_MESSAGE_BYTES, WS_PATH};
 
+use crate::policy::TargetPolicy;
+
 /// The largest WebSocket frame the transport takes. Messages above [`MAX_MESSAGE_BYTES`] but
 /// under this get an error message and the session goes on; above it the socket is closed.
 const TRANSPORT_LIMIT: usize = 16 * MAX_MESSAGE_BYTES;
@@ -65,11 +67,14 @@ pub struct AppState {
     pub limits: Limits,
     /// One permit per scan that may run at once.
     pub scans: Arc<Semaphore>,
+    /// Where the agent may connect on a client's behalf: every check and scan is held to it.
+    pub policy: Arc<TargetPolicy>,
 }
 
 impl AppState {
-    /// State for an agent on this host with these limits, not yet shutting down.
-    pub fn new(limits: Limits) -> Self {
+    /// State for an agent on this host with these limits and this target policy, not yet
+    /// shutting down.
+    pub fn new(limits: Limits, policy: TargetPolicy) -> Self {
         let hostname =
             hostname::get().map_or_else(|_| "unknown".into(), |h| h.to_string_lossy().into_owned());
         AppState {
@@ -78,13 +83,15 @@ impl AppState {
             sessions: TaskTracker::new(),
             limits,
             scans: Arc::new(Semaphore::new(limits.max_scans)),
+            policy: Arc::new(policy),
         }
     }
 }
 
 impl Default for AppState {
+    /// The default limits and no target policy (a loopback agent without rules).
     fn default() -> Self {
-        Self::new(Limits::DEFAULT)
+        Self::new(Limits::DEFAULT, TargetPolicy::unrestricted())
     }
 }
 
