@@ -36,9 +36,23 @@ impl Client {
         client
     }
 
+    /// Connects to the agent at a WebSocket URL (one running inside a lab namespace, reached
+    /// from a helper in the same namespace) and says hello.
+    pub async fn connect_url(ws_url: &str) -> Client {
+        let mut client = Client::connect_silent_url(ws_url).await;
+        client
+            .send(&ClientMessage::Hello { protocol: PROTOCOL_VERSION, client: "tests".into() })
+            .await;
+        client
+    }
+
     /// Connects and reads the agent's hello, but says nothing yet.
     pub async fn connect_silent(agent: &Agent) -> Client {
-        let socket = open(&agent.ws_url(), None).await.expect("the agent accepts the upgrade");
+        Client::connect_silent_url(&agent.ws_url()).await
+    }
+
+    async fn connect_silent_url(ws_url: &str) -> Client {
+        let socket = open(ws_url, None).await.expect("the agent accepts the upgrade");
         let mut client =
             Client { socket, hello: AgentMessage::Hello { protocol: 0, agent: empty_info() } };
         client.hello = client.recv().await;
