@@ -7,6 +7,7 @@
 //! time, and dropping the future stops every probe and closes every socket at once.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -18,10 +19,11 @@ use whyrefused_shared::{
     Round, Step, Verdict,
 };
 
+use crate::policy::TargetPolicy;
 use crate::probe::after_connect::{self, AfterConnectPlan};
 use crate::probe::{self, dns_detail, icmp, listeners, liveness, local_drops, nearby};
 use crate::target::{Host, Target, TargetError};
-use crate::verdict::{self, RoundResult};
+use crate::verdict::{self, Denied, RoundResult};
 use crate::{clock, happy_eyeballs};
 
 /// How long to wait for the system resolver before calling it timed out.
@@ -61,6 +63,9 @@ pub struct CheckPlan {
     pub retries: u32,
     /// The pause between rounds, in milliseconds.
     pub retry_delay_ms: u32,
+    /// Where the agent may connect: every resolved address, and every extra probe, is checked
+    /// against it before a packet is sent.
+    pub policy: Arc<TargetPolicy>,
 }
 
 /// Why a request cannot run.
@@ -89,8 +94,12 @@ impl RequestError {
 }
 
 impl CheckPlan {
-    /// Validates a request: parses its target and checks its options.
-    pub fn from_request(request: &CheckRequest) -> Result<CheckPlan, RequestError> {
+    /// Validates a request: parses its target and checks its options. The check will connect
+    /// only where `policy` allows ([`TargetPolicy::unrestricted`] for the in-process CLI).
+    pub fn from_request(
+        request: &CheckRequest,
+        policy: Arc<TargetPolicy>,
+    ) -> Result<CheckPlan, RequestError> {
         let timeout_ms = request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
             return Err(RequestError::Timeout(timeout_ms));
@@ -104,7 +113,7 @@ impl CheckPlan {
             return Err(RequestError::RetryDelay(retry_delay_ms));
         }
         let target = Target::parse(&request.target, request.port)?;
-        Ok(CheckPlan { target, timeout_ms, tls: request.tls, retries, retry_delay_ms })
+        Ok(CheckPlan { target, timeout_ms, tls: request.tls, retries, retry_delay_ms, policy })
     }
 
     fn connect_deadline(&self) -> Duration {
@@ -117,6 +126,21 @@ impl CheckPlan {
 
     fn after_connect_plan(&self) -> AfterConnectPlan {
         AfterConnectPlan::for_target(&self.target, self.tls, self.connect_deadline())
+    }
+
+    /// The resolved addresses the policy allows (with the target's port), in the resolver's
+    /// order, and the denied ones with the rule that denies each.
+    fn split_by_policy(&self, addresses: &[IpAddr]) -> (Vec<IpAddr>, Vec<Denied>) {
+        let mut allowed = Vec::new();
+        let mut denied = Vec::new();
+        for ip in addresses {
+            let address = SocketAddr::new(*ip, self.target.port);
+            match self.policy.check(address) {
+                Ok(()) => allowed.push(*ip),
+                Err(denial) => denied.push(Denied { address, denial }),
+            }
+        }
+        (allowed, denied)
     }
 }
 
@@ -206,13 +230,14 @@ async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
         if let Some(detail) = dns_detail.finish(None).await {
             reporter.finding(Finding::DnsDetail(detail), &mut findings);
         }
-        return RoundResult { resolution: Some(resolution), attempts: Vec::new(), findings };
+        return RoundResult { resolution: Some(resolution), findings, ..RoundResult::default() };
     }
     let port = plan.target.port;
-    let on_this_host = resolution.addresses.iter().any(icmp::is_local_address);
+    // The policy is checked on every resolved address before anything is sent to any of them.
+    let (allowed, denied) = plan.split_by_policy(&resolution.addresses);
+    let on_this_host = allowed.iter().any(icmp::is_local_address);
     let dns_us = resolution.elapsed_us;
-    let addresses =
-        join_all(resolution.addresses.iter().map(|ip| probe_address(plan, *ip, dns_us, reporter)));
+    let addresses = join_all(allowed.iter().map(|ip| probe_address(plan, *ip, dns_us, reporter)));
     let own_listeners = async {
         match on_this_host {
             true => tokio::task::spawn_blocking(move || listeners::listeners_on(port)).await.ok(),
@@ -228,15 +253,14 @@ async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
     if let Some(found) = own_listeners {
         reporter.finding(Finding::LocalListeners(found), &mut findings);
     }
-    if resolution.addresses.len() > 1 {
-        let replay =
-            happy_eyeballs::replay(&resolution.addresses, &attempts, plan.connect_deadline());
+    if allowed.len() > 1 {
+        let replay = happy_eyeballs::replay(&allowed, &attempts, plan.connect_deadline());
         reporter.finding(Finding::HappyEyeballs(replay), &mut findings);
     }
     if let Some(detail) = dns_detail.finish(Some(DNS_DETAIL_GRACE)).await {
         reporter.finding(Finding::DnsDetail(detail), &mut findings);
     }
-    RoundResult { resolution: Some(resolution), attempts, findings }
+    RoundResult { resolution: Some(resolution), attempts, findings, denied }
 }
 
 /// The nameservers asked directly, running beside the system resolver and the connects.
@@ -279,7 +303,7 @@ async fn probe_address(
     tokio::pin!(connect);
     let early_liveness = async {
         tokio::time::sleep(LIVENESS_AFTER).await;
-        liveness::liveness(ip, address.port(), extra_deadline).await
+        liveness::liveness(ip, address.port(), extra_deadline, &plan.policy).await
     };
     let ((attempt, stream), early) = tokio::select! {
         result = &mut connect => (result, None),
@@ -296,7 +320,7 @@ async fn probe_address(
     match attempt.state {
         ConnectState::Refused if attempt.icmp.is_none() => {
             let deadline = nearby_deadline(&attempt, extra_deadline);
-            let open = nearby::nearby_ports(ip, address.port(), deadline).await;
+            let open = nearby::nearby_ports(ip, address.port(), deadline, &plan.policy).await;
             reporter.finding(Finding::NearbyPorts(open), &mut findings);
         }
         ConnectState::Timeout => {
@@ -305,7 +329,7 @@ async fn probe_address(
             }
             let found = match early {
                 Some(found) => found,
-                None => liveness::liveness(ip, address.port(), extra_deadline).await,
+                None => liveness::liveness(ip, address.port(), extra_deadline, &plan.policy).await,
             };
             reporter.finding(Finding::Liveness(found), &mut findings);
         }
@@ -333,8 +357,16 @@ mod tests {
     use super::*;
     use whyrefused_shared::{Cause, CheckReport};
 
+    fn open() -> Arc<TargetPolicy> {
+        Arc::new(TargetPolicy::unrestricted())
+    }
+
     fn plan(target: &str) -> CheckPlan {
-        CheckPlan::from_request(&CheckRequest::new(target)).unwrap()
+        plan_with(target, TargetPolicy::unrestricted())
+    }
+
+    fn plan_with(target: &str, policy: TargetPolicy) -> CheckPlan {
+        CheckPlan::from_request(&CheckRequest::new(target), Arc::new(policy)).unwrap()
     }
 
     async fn steps_of(plan: &CheckPlan) -> (Vec<&'static str>, CheckReport) {
@@ -352,10 +384,16 @@ mod tests {
     fn requests_are_validated() {
         let mut request = CheckRequest::new("127.0.0.1:80");
         request.timeout_ms = Some(0);
-        assert_eq!(CheckPlan::from_request(&request).unwrap_err(), RequestError::Timeout(0));
+        assert_eq!(
+            CheckPlan::from_request(&request, open()).unwrap_err(),
+            RequestError::Timeout(0)
+        );
         request.timeout_ms = Some(MAX_TIMEOUT_MS + 1);
-        assert_eq!(CheckPlan::from_request(&request).unwrap_err().code(), ErrorCode::InvalidOption);
-        let error = CheckPlan::from_request(&CheckRequest::new("db:0")).unwrap_err();
+        assert_eq!(
+            CheckPlan::from_request(&request, open()).unwrap_err().code(),
+            ErrorCode::InvalidOption
+        );
+        let error = CheckPlan::from_request(&CheckRequest::new("db:0"), open()).unwrap_err();
         assert_eq!(error.code(), ErrorCode::InvalidTarget);
         assert_eq!(plan("127.0.0.1:80").timeout_ms, DEFAULT_TIMEOUT_MS);
     }
@@ -402,11 +440,60 @@ mod tests {
         let mut request = CheckRequest::new(format!("127.0.0.1:{port}"));
         request.retries = Some(2);
         request.retry_delay_ms = Some(10);
-        let (kinds, report) = steps_of(&CheckPlan::from_request(&request).unwrap()).await;
+        let (kinds, report) = steps_of(&CheckPlan::from_request(&request, open()).unwrap()).await;
         assert_eq!(kinds.iter().filter(|k| **k == "round_finished").count(), 3);
         assert_eq!(report.rounds.len(), 3);
         let verdict = report.verdict.unwrap();
         assert_eq!(verdict.pattern, Some(whyrefused_shared::Pattern::Persistent));
+    }
+
+    #[tokio::test]
+    async fn hex_and_decimal_metadata_addresses_are_resolved_then_denied_before_any_packet() {
+        // The system resolver reads both as 169.254.169.254 (no DNS query is made for them);
+        // the policy is checked on what it returns, so neither slips past the link-local rule.
+        for target in ["0xa9fea9fe:80", "2852039166:80"] {
+            let plan = plan_with(target, TargetPolicy::with_defaults());
+            let (kinds, report) = steps_of(&plan).await;
+            assert_eq!(kinds, ["started", "resolved", "verdict", "done"], "{target}: no attempt");
+            let dns = report.dns.as_ref().unwrap();
+            assert_eq!(dns.addresses, ["169.254.169.254".parse::<IpAddr>().unwrap()]);
+            assert!(report.attempts.is_empty() && report.findings.is_empty(), "{report:?}");
+            let verdict = report.verdict.unwrap();
+            assert_eq!(verdict.cause, Cause::PolicyDenied, "{target}");
+            let denial = verdict.evidence.iter().find(|e| e.probe == "policy 169.254.169.254:80");
+            assert_eq!(
+                denial.map(|e| e.result.as_str()),
+                Some(
+                    "denied: 169.254.169.254 is denied by the default rule \"link-local \
+                     169.254.0.0/16\""
+                ),
+                "{target}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_denied_port_is_policy_denied_and_an_allowed_one_is_probed_without_its_neighbours() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let only = |port: u16| {
+            let spec = crate::scan::ports::PortSpec::parse(&port.to_string()).unwrap();
+            TargetPolicy::unrestricted().allow_ports(spec)
+        };
+        let (kinds, report) = steps_of(&plan_with(&format!("127.0.0.1:{port}"), only(1))).await;
+        assert!(!kinds.contains(&"attempt_started"), "{kinds:?}");
+        let verdict = report.verdict.unwrap();
+        assert_eq!(verdict.cause, Cause::PolicyDenied);
+        assert!(verdict.summary.contains(&format!("port {port} is not in --allow-ports 1")));
+        drop(listener);
+        // Closed and allowed: probed, but the nearby ports outside --allow-ports are not.
+        let (_, report) = steps_of(&plan_with(&format!("127.0.0.1:{port}"), only(port))).await;
+        assert_eq!(report.verdict.unwrap().cause, Cause::PortClosed);
+        let nearby = report.findings.iter().find_map(|f| match f {
+            Finding::NearbyPorts(nearby) => Some(nearby),
+            _ => None,
+        });
+        assert_eq!(nearby.map(|n| n.probed), Some(0), "{:?}", report.findings);
     }
 
     #[tokio::test]

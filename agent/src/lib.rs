@@ -6,6 +6,8 @@
 //! - [`probe`]: the probes themselves: DNS through the system resolver, TCP connects.
 //! - [`verdict`]: turns probe results into a cause, a summary and suggestions.
 //! - [`check`]: runs a whole check, streaming each step as it happens.
+//! - [`policy`]: where an agent may connect (`--allow`, `--deny`, `--allow-ports`, the default
+//!   rules of an agent open to the network), checked on every address before a packet is sent.
 //! - [`scan`]: port scans: port specs, an epoll connect engine, batched results.
 //! - [`server`]: the axum server: the embedded page at `/`, the WebSocket at `/ws`.
 //! - [`cli`]: the `whyrefused` command line (`serve`, `check`).
@@ -18,6 +20,7 @@ pub mod cli;
 pub mod clock;
 pub mod happy_eyeballs;
 pub mod logging;
+pub mod policy;
 pub mod probe;
 pub mod scan;
 pub mod server;

@@ -7,13 +7,14 @@
 //! `partial`, none working names the most telling failure. A failed resolution names the DNS
 //! problem before any of that.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use whyrefused_shared::{
     AfterConnect, Attempt, Cause, ConnectState, DnsStatus, EarlyClose, EchoState, Evidence, Family,
     Finding, LocalListeners, Pattern, Resolution, Round, Verdict,
 };
 
+use crate::policy::Denial;
 use crate::probe::{icmp, listeners};
 use crate::target::Target;
 
@@ -24,10 +25,21 @@ mod dns;
 pub struct RoundResult {
     /// The system resolver's answer (absent only when the round never ran).
     pub resolution: Option<Resolution>,
-    /// One finished attempt per address.
+    /// One finished attempt per address the policy allows.
     pub attempts: Vec<Attempt>,
     /// The extra probes' findings.
     pub findings: Vec<Finding>,
+    /// The resolved addresses the agent's policy denies: nothing was sent to them.
+    pub denied: Vec<Denied>,
+}
+
+/// A resolved address (with the target's port) that the policy denies, and the rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    /// The address and port that were not connected to.
+    pub address: SocketAddr,
+    /// Why: the rule that denies it.
+    pub denial: Denial,
 }
 
 /// Concludes one round.
@@ -38,6 +50,11 @@ pub fn conclude(target: &Target, round: &RoundResult, timeout_ms: u32) -> Verdic
     if dns.status != DnsStatus::Ok {
         return dns::dns_verdict(target, dns, &round.findings);
     }
+    if round.attempts.is_empty() && !round.denied.is_empty() {
+        let mut verdict = policy_denied(target, &round.denied);
+        verdict.evidence.insert(0, resolution_evidence(dns));
+        return verdict;
+    }
     let context = Context { target, findings: &round.findings, timeout_ms };
     let diagnoses: Vec<AddressDiagnosis> =
         round.attempts.iter().map(|attempt| context.diagnose(attempt)).collect();
@@ -46,7 +63,51 @@ pub fn conclude(target: &Target, round: &RoundResult, timeout_ms: u32) -> Verdic
     if !verdict.cause.is_reachable() {
         dns::note_hosts_override(&mut verdict, &round.findings);
     }
+    note_denied(&mut verdict, &round.denied);
     verdict
+}
+
+/// The verdict when the policy denies every address: nothing was sent, and each address's
+/// evidence names the rule that denies it.
+fn policy_denied(target: &Target, denied: &[Denied]) -> Verdict {
+    let endpoint = format!("{}:{}", target.host.display(), target.port);
+    let first = denied.first().map(|d| d.denial.to_string()).unwrap_or_default();
+    let summary = match denied.len() {
+        1 => format!("This agent's target policy denies {endpoint}: {first}. Nothing was sent."),
+        n => format!(
+            "This agent's target policy denies all {n} addresses of {endpoint} (first: {first}). \
+             Nothing was sent."
+        ),
+    };
+    let suggestions = vec![
+        "The agent was started with rules (--deny, --allow, --allow-ports, or the default rules \
+         of an agent open to the network) that keep it from reaching this target: check it from \
+         an agent allowed to, or ask whoever runs this agent to allow it."
+            .into(),
+    ];
+    verdict(Cause::PolicyDenied, summary, suggestions, denied_evidence(denied))
+}
+
+/// With some addresses checked and others denied: the checked addresses' verdict stands, and
+/// says which addresses were not checked, and why.
+fn note_denied(verdict: &mut Verdict, denied: &[Denied]) {
+    if denied.is_empty() {
+        return;
+    }
+    let addresses: Vec<String> = denied.iter().map(|d| d.address.ip().to_string()).collect();
+    verdict.summary = format!(
+        "{} (Not checked: {}, denied by this agent's target policy.)",
+        verdict.summary,
+        addresses.join(", ")
+    );
+    verdict.evidence.extend(denied_evidence(denied));
+}
+
+fn denied_evidence(denied: &[Denied]) -> Vec<Evidence> {
+    denied
+        .iter()
+        .map(|d| evidence(format!("policy {}", d.address), format!("denied: {}", d.denial), None))
+        .collect()
 }
 
 /// The verdict over retried rounds: the same cause every time is persistent; anything else is
@@ -338,6 +399,9 @@ impl Context<'_> {
                         .push(format!("Port {port} on that host is open: did you mean {port}?"));
                 }
             }
+            Some(_) if self.nearby_probed(attempt.address) == Some(0) => diagnosis.evidence.push(
+                evidence("nearby ports", "not probed: none is in this agent's --allow-ports", None),
+            ),
             Some(_) => diagnosis.evidence.push(evidence(
                 "nearby ports",
                 "none of the nearby ports is open",
@@ -497,6 +561,13 @@ impl Context<'_> {
             Finding::NearbyPorts(nearby) if nearby.address == address => {
                 Some(nearby.open.as_slice())
             }
+            _ => None,
+        })
+    }
+
+    fn nearby_probed(&self, address: IpAddr) -> Option<u32> {
+        self.findings.iter().find_map(|finding| match finding {
+            Finding::NearbyPorts(nearby) if nearby.address == address => Some(nearby.probed),
             _ => None,
         })
     }
@@ -771,9 +842,70 @@ mod tests {
     fn conclude_on(target_text: &str, attempts: Vec<Attempt>, findings: Vec<Finding>) -> Verdict {
         let addresses: Vec<String> = attempts.iter().map(|a| a.address.to_string()).collect();
         let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
-        let round =
-            RoundResult { resolution: Some(dns(DnsStatus::Ok, &addresses)), attempts, findings };
+        let resolution = Some(dns(DnsStatus::Ok, &addresses));
+        let round = RoundResult { resolution, attempts, findings, ..RoundResult::default() };
         conclude(&target(target_text), &round, 3000)
+    }
+
+    fn denied(address: &str, port: u16) -> Denied {
+        let ip: IpAddr = address.parse().unwrap();
+        let policy = crate::policy::TargetPolicy::with_defaults();
+        let denial = policy.check_address(ip).expect_err("a default-denied address");
+        Denied { address: SocketAddr::new(ip, port), denial }
+    }
+
+    #[test]
+    fn every_address_denied_is_policy_denied_naming_the_rule_with_no_attempt() {
+        let round = RoundResult {
+            resolution: Some(dns(DnsStatus::Ok, &["169.254.169.254", "fe80::1"])),
+            denied: vec![denied("169.254.169.254", 80), denied("fe80::1", 80)],
+            ..RoundResult::default()
+        };
+        let verdict = conclude(&target("metadata.internal:80"), &round, 3000);
+        assert_eq!(verdict.cause, Cause::PolicyDenied);
+        assert!(verdict.summary.contains("all 2 addresses of metadata.internal:80"));
+        assert!(verdict.summary.contains("Nothing was sent"), "{}", verdict.summary);
+        let policy: Vec<(&str, &str)> = verdict
+            .evidence
+            .iter()
+            .filter(|e| e.probe.starts_with("policy"))
+            .map(|e| (e.probe.as_str(), e.result.as_str()))
+            .collect();
+        assert_eq!(
+            policy,
+            [
+                (
+                    "policy 169.254.169.254:80",
+                    "denied: 169.254.169.254 is denied by the default rule \"link-local \
+                     169.254.0.0/16\""
+                ),
+                (
+                    "policy [fe80::1]:80",
+                    "denied: fe80::1 is denied by the default rule \"link-local fe80::/10\""
+                ),
+            ]
+        );
+        assert!(!verdict.evidence.iter().any(|e| e.probe.starts_with("connect")));
+    }
+
+    #[test]
+    fn some_addresses_denied_keep_the_checked_ones_verdict_and_say_which_were_not_checked() {
+        let round = RoundResult {
+            resolution: Some(dns(DnsStatus::Ok, &["10.0.0.1", "169.254.169.254"])),
+            attempts: vec![attempt("10.0.0.1", ConnectState::Open)],
+            denied: vec![denied("169.254.169.254", 5432)],
+            ..RoundResult::default()
+        };
+        let verdict = conclude(&target("db.internal:5432"), &round, 3000);
+        assert_eq!(verdict.cause, Cause::Reachable);
+        assert!(
+            verdict
+                .summary
+                .ends_with("(Not checked: 169.254.169.254, denied by this agent's target policy.)"),
+            "{}",
+            verdict.summary
+        );
+        assert!(verdict.evidence.iter().any(|e| e.probe == "policy 169.254.169.254:5432"));
     }
 
     #[test]

@@ -81,6 +81,8 @@ pub fn cause_tone(cause: Cause) -> &'static str {
         Cause::Reachable => "ok",
         Cause::Partial => "partial",
         Cause::DnsNxdomain | Cause::DnsNoAddress | Cause::DnsError => "dns",
+        // The agent's own rule, not a fault of the network: told apart from the failures.
+        Cause::PolicyDenied => "partial",
         Cause::PortClosed
         | Cause::Filtered
         | Cause::HostUnreachable
@@ -118,6 +120,7 @@ pub fn cause_title(cause: Cause) -> &'static str {
         Cause::DnsNxdomain => "Name does not exist",
         Cause::DnsNoAddress => "Name has no addresses",
         Cause::DnsError => "DNS lookup failed",
+        Cause::PolicyDenied => "Denied by the agent's policy",
     }
 }
 

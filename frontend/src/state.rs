@@ -845,6 +845,7 @@ mod tests {
             addresses: vec!["127.0.0.1".parse().unwrap()],
             window: 512,
             problem: None,
+            denied: Vec::new(),
         }
     }
 

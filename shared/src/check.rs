@@ -379,11 +379,15 @@ pub enum Cause {
     DnsNoAddress,
     /// The resolver failed or did not answer.
     DnsError,
+    /// The agent's target policy (`--deny`, `--allow`, `--allow-ports`, or a default rule of an
+    /// agent listening beyond loopback) denies every address: no packet was sent. The evidence
+    /// names the rule for each address.
+    PolicyDenied,
 }
 
 impl Cause {
     /// Every cause, for documentation and exhaustive tests.
-    pub const ALL: [Cause; 18] = [
+    pub const ALL: [Cause; 19] = [
         Cause::Reachable,
         Cause::Partial,
         Cause::PortClosed,
@@ -402,6 +406,7 @@ impl Cause {
         Cause::DnsNxdomain,
         Cause::DnsNoAddress,
         Cause::DnsError,
+        Cause::PolicyDenied,
     ];
 
     /// The cause's wire name (`port_closed`).
@@ -425,6 +430,7 @@ impl Cause {
             Cause::DnsNxdomain => "dns_nxdomain",
             Cause::DnsNoAddress => "dns_no_address",
             Cause::DnsError => "dns_error",
+            Cause::PolicyDenied => "policy_denied",
         }
     }
 

@@ -144,6 +144,9 @@ pub enum ErrorCode {
     TooManyScans,
     /// The hello carried no token, or none the agent knows; the agent closes the socket.
     Unauthorized,
+    /// The agent's target policy denies what the request asks for (a scan's ports outside
+    /// `--allow-ports`); the message names the rule.
+    PolicyDenied,
 }
 
 #[cfg(test)]

@@ -105,6 +105,11 @@ pub enum ScanStep {
         /// Why nothing will be scanned, when that is so.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         problem: Option<String>,
+        /// The chosen addresses the agent's target policy denies, each with the rule that
+        /// denies it (`169.254.169.254 is denied by the default rule "link-local
+        /// 169.254.0.0/16"`): nothing is sent to them, and `addresses` leaves them out.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        denied: Vec<String>,
     },
     /// A batch of finished ports and where the scan stands.
     Progress(ScanProgress),
@@ -291,6 +296,9 @@ pub struct ScanReport {
     /// Why nothing was scanned, when that is so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// The addresses the agent's target policy kept out of the scan, each with its rule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<String>,
     /// Ports finished so far.
     pub done: u64,
     /// Ports to scan in all.
@@ -325,11 +333,12 @@ impl ScanReport {
                 self.retries = *retries;
                 self.started_at = Some(event.at.clone());
             }
-            ScanStep::Resolved { resolution, addresses, window, problem } => {
+            ScanStep::Resolved { resolution, addresses, window, problem, denied } => {
                 self.dns = Some(resolution.clone());
                 self.addresses = addresses.clone();
                 self.window = *window;
                 self.problem = problem.clone();
+                self.denied = denied.clone();
                 self.total = u64::from(self.port_count) * addresses.len() as u64;
             }
             ScanStep::Progress(progress) => self.add_batch(progress),
@@ -469,6 +478,7 @@ mod tests {
             addresses: vec!["127.0.0.1".parse().unwrap()],
             window: 512,
             problem: None,
+            denied: Vec::new(),
         }));
         report
     }

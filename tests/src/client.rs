@@ -34,21 +34,30 @@ impl Client {
 
     /// Connects and says hello with `token` (for an agent with a token file).
     pub async fn connect_with_token(agent: &Agent, token: Option<&str>) -> Client {
-        let mut client = Client::connect_silent(agent).await;
+        Client::hello_with(Client::connect_silent(agent).await, token).await
+    }
+
+    /// Connects to the agent at a WebSocket URL (one running inside a lab namespace, reached
+    /// from a helper in the same namespace) and says hello.
+    pub async fn connect_url(ws_url: &str) -> Client {
+        Client::hello_with(Client::connect_silent_url(ws_url).await, None).await
+    }
+
+    async fn hello_with(mut client: Client, token: Option<&str>) -> Client {
         let token = token.map(str::to_string);
-        client
-            .send(&ClientMessage::Hello {
-                protocol: PROTOCOL_VERSION,
-                client: "tests".into(),
-                token,
-            })
-            .await;
+        let hello =
+            ClientMessage::Hello { protocol: PROTOCOL_VERSION, client: "tests".into(), token };
+        client.send(&hello).await;
         client
     }
 
     /// Connects and reads the agent's hello, but says nothing yet.
     pub async fn connect_silent(agent: &Agent) -> Client {
-        let socket = open(&agent.ws_url(), None).await.expect("the agent accepts the upgrade");
+        Client::connect_silent_url(&agent.ws_url()).await
+    }
+
+    async fn connect_silent_url(ws_url: &str) -> Client {
+        let socket = open(ws_url, None).await.expect("the agent accepts the upgrade");
         let mut client = Client {
             socket,
             hello: AgentMessage::Hello { protocol: 0, agent: empty_info(), auth_required: false },

@@ -100,3 +100,14 @@ fn serve_refuses_a_non_loopback_address() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("refusing to listen on 0.0.0.0:0"), "{}", stderr(&output));
 }
+
+#[test]
+fn serve_refuses_a_bad_policy_rule_with_a_precise_message() {
+    let output = whyrefused(&["serve", "--listen", "127.0.0.1:0", "--deny", "10.0.0.0/33"]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(text.contains("prefix 33 is longer than 32 bits for an IPv4 network"), "{text}");
+    let output = whyrefused(&["serve", "--listen", "127.0.0.1:0", "--allow-ports", "22,,80"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("has an empty item"), "{}", stderr(&output));
+}

@@ -456,3 +456,97 @@ fn an_http_server_is_reachable_with_its_status_and_phase_timings() {
     assert!(phases["connect_us"].as_u64() > Some(0), "{phases}");
     assert!(phases["first_byte_us"].as_u64() > Some(0), "{phases}");
 }
+
+/// Where a lab agent listens: on its own namespace's loopback, which only processes in that
+/// namespace reach (each namespace has its own ports, so a fixed one is free).
+const LAB_AGENT: &str = "127.0.0.1:7070";
+
+/// Starts `whyrefused serve --listen LAB_AGENT ARGS` inside `host`.
+fn start_agent(lab: &mut Lab, host: &Host, args: &[&str]) {
+    let binary = agent_binary();
+    let mut all = vec!["serve", "--listen", LAB_AGENT];
+    all.extend_from_slice(args);
+    lab.spawn(host, binary.to_str().expect("a UTF-8 path"), &all);
+    lab.wait_listening(host, 7070);
+}
+
+/// Sends one request (`check TARGET` or `scan HOST PORTS`) to the agent in `host`, over its
+/// WebSocket, from a client in the same namespace; returns the report, or `{"error": …}`.
+fn ask_agent(lab: &Lab, host: &Host, request: &[&str]) -> Value {
+    let url = format!("ws://{LAB_AGENT}/ws");
+    let mut args = vec![url.as_str()];
+    args.extend_from_slice(request);
+    let output = lab.run(host, env!("CARGO_BIN_EXE_lab-client"), &args);
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&output.stderr)))
+}
+
+/// Adds a firewall rule without a target to `host`'s INPUT chain, named `name`: it only counts
+/// the packets that match.
+fn count_packets(lab: &Lab, host: &Host, name: &str, rule: &str) {
+    lab.sh(host, &format!("iptables -A INPUT {rule} -m comment --comment {name}"));
+}
+
+/// The packets the counting rule `name` has counted so far (`iptables -nvxL`: exact, packets
+/// first).
+fn counted(lab: &Lab, host: &Host, name: &str) -> u64 {
+    let listing = lab.sh(host, "iptables -nvxL INPUT");
+    let text = String::from_utf8_lossy(&listing.stdout);
+    let line = text
+        .lines()
+        .find(|line| line.contains(&format!("/* {name} */")))
+        .unwrap_or_else(|| panic!("no rule {name} in\n{text}"));
+    line.split_whitespace().next().and_then(|n| n.parse().ok()).expect("a packet count")
+}
+
+#[test]
+fn an_agent_denying_an_address_sends_it_nothing_and_names_the_rule() {
+    let (mut lab, client, server) = two_hosts();
+    // A second address on the server's end of the link (v1b), for the control.
+    lab.sh(&server, "ip addr add 10.0.1.3/24 dev v1b");
+    count_packets(&lab, &server, "denied-tcp", "-d 10.0.1.2 -p tcp");
+    count_packets(&lab, &server, "denied-icmp", "-d 10.0.1.2 -p icmp");
+    count_packets(&lab, &server, "allowed-syn", "-d 10.0.1.3 -p tcp --dport 80 --syn");
+    start_agent(&mut lab, &client, &["--deny", "10.0.1.2/32"]);
+    // The address itself, and its hex spelling that the system resolver turns into it.
+    for target in ["10.0.1.2:80", "0xa000102:80"] {
+        let report = ask_agent(&lab, &client, &["check", target]);
+        assert_eq!(cause(&report), "policy_denied", "{report:#}");
+        assert!(
+            has_evidence(&report, "policy 10.0.1.2:80", "10.0.1.2 is denied by --deny 10.0.1.2/32"),
+            "{report:#}"
+        );
+        assert_eq!(report["attempts"], serde_json::json!([]), "no attempt: {report:#}");
+    }
+    assert_eq!(counted(&lab, &server, "denied-tcp"), 0, "no TCP packet reached the address");
+    assert_eq!(counted(&lab, &server, "denied-icmp"), 0, "no ICMP packet reached the address");
+    // The control: the same agent checks an allowed address, and its SYN is counted.
+    let report = ask_agent(&lab, &client, &["check", "10.0.1.3:80"]);
+    assert_eq!(cause(&report), "port_closed", "{report:#}");
+    assert!(counted(&lab, &server, "allowed-syn") >= 1, "the allowed SYN was counted");
+}
+
+#[test]
+fn an_agent_with_allow_ports_sends_no_syn_to_another_port_not_even_a_nearby_one() {
+    let (mut lab, client, server) = two_hosts();
+    count_packets(&lab, &server, "syn-22", "-p tcp --syn --dport 22");
+    count_packets(&lab, &server, "syn-other", "-p tcp --syn ! --dport 22");
+    lab.spawn(&server, env!("CARGO_BIN_EXE_lab-server"), &["hold", &format!("{SERVER}:2222")]);
+    lab.wait_listening(&server, 2222);
+    start_agent(&mut lab, &client, &["--allow-ports", "22"]);
+    let report = ask_agent(&lab, &client, &["check", &format!("{SERVER}:80")]);
+    assert_eq!(cause(&report), "policy_denied", "{report:#}");
+    assert!(summary(&report).contains("port 80 is not in --allow-ports 22"), "{report:#}");
+    // Port 22 is allowed and closed: probed, but its nearby ports (2222 is open) are not.
+    let report = ask_agent(&lab, &client, &["check", &format!("{SERVER}:22")]);
+    assert_eq!(cause(&report), "port_closed", "{report:#}");
+    assert_eq!(finding(&report, "nearby_ports")["probed"], 0, "{report:#}");
+    assert!(counted(&lab, &server, "syn-22") >= 1, "the allowed SYN was counted");
+    assert_eq!(counted(&lab, &server, "syn-other"), 0, "no SYN to any other port");
+    // A scan asking for a port outside --allow-ports is refused whole, naming the rule.
+    let refused = ask_agent(&lab, &client, &["scan", SERVER, "22,80"]);
+    assert_eq!(refused["error"]["code"], "policy_denied", "{refused:#}");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("port 80 is not in --allow-ports 22"), "{message}");
+    assert_eq!(counted(&lab, &server, "syn-other"), 0, "the refused scan sent nothing");
+}

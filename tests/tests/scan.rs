@@ -312,3 +312,22 @@ fn in_a_lab_every_port_state_agrees_with_nmap_syn_scan() {
     let dropped = results[&20010];
     assert_eq!(dropped["tries"], 2, "a timeout is tried again before it is called filtered");
 }
+
+#[tokio::test]
+async fn the_agents_policy_refuses_denied_ports_and_leaves_denied_addresses_out() {
+    let agent = Agent::start_with(&["--deny", "127.0.0.2/32", "--allow-ports", "1-100"]);
+    let mut client = Client::connect(&agent).await;
+
+    client.start_scan(1, ScanRequest::new("127.0.0.1", "90-110")).await;
+    let (id, code, message) = next_error(&mut client).await;
+    assert_eq!((id, code), (Some(RequestId(1)), ErrorCode::PolicyDenied), "{message}");
+    assert!(message.contains("port 101 is not in --allow-ports 1-100"), "{message}");
+
+    let (_, report) = client.scan(2, ScanRequest::new("127.0.0.2", "1-10")).await;
+    assert_eq!(report.denied, ["127.0.0.2 is denied by --deny 127.0.0.2/32"]);
+    assert!(report.problem.as_deref().unwrap_or_default().contains("denies every address"));
+    assert_eq!((report.total, report.counts.total()), (0, 0), "nothing was scanned");
+
+    let (_, report) = client.scan(3, ScanRequest::new("127.0.0.1", "1-10")).await;
+    assert_eq!(report.counts.total(), 10, "an allowed scan runs");
+}

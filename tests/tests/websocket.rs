@@ -308,3 +308,23 @@ async fn a_silent_socket_is_closed_after_the_idle_timeout_but_not_while_a_check_
     assert!(close.reason.contains("idle"), "{}", close.reason);
     assert!(start.elapsed() >= Duration::from_millis(800), "not before the timeout");
 }
+
+#[tokio::test]
+async fn a_check_the_agents_policy_denies_is_policy_denied_and_makes_no_attempt() {
+    let agent = Agent::start_with(&["--deny", "127.0.0.2"]);
+    let listener = std::net::TcpListener::bind("127.0.0.2:0").expect("127.0.0.0/8 is loopback");
+    let port = listener.local_addr().unwrap().port();
+    let mut client = Client::connect(&agent).await;
+    let (events, report) = client.check(1, CheckRequest::new(format!("127.0.0.2:{port}"))).await;
+    assert_eq!(step_names(&events), ["started", "resolved", "verdict", "done"]);
+    let verdict = report.verdict.expect("a verdict");
+    assert_eq!(verdict.cause, Cause::PolicyDenied);
+    assert!(verdict.summary.contains("127.0.0.2 is denied by --deny 127.0.0.2/32"), "{verdict:?}");
+    listener.set_nonblocking(true).unwrap();
+    let accepted = listener.accept();
+    assert!(accepted.is_err(), "the denied listener was never connected to: {accepted:?}");
+    let bound = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let allowed = format!("127.0.0.1:{}", bound.local_addr().unwrap().port());
+    let (_, report) = client.check(2, CheckRequest::new(allowed)).await;
+    assert_eq!(report.verdict.expect("a verdict").cause, Cause::Reachable);
+}

@@ -12,6 +12,7 @@ mod scan;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use whyrefused_shared::{
@@ -20,6 +21,8 @@ use whyrefused_shared::{
 };
 
 use crate::check::{self, CheckPlan};
+use crate::policy::{Cidr, TargetPolicy};
+use crate::scan::ports::PortSpec;
 use crate::scan::{self as port_scan, ScanPlan, limits};
 use crate::server::auth::Tokens;
 use crate::server::tls::{self, CertificateSource};
@@ -75,6 +78,18 @@ struct ServeArgs {
     /// $XDG_STATE_HOME/whyrefused, else ~/.local/state/whyrefused).
     #[arg(long)]
     state_dir: Option<std::path::PathBuf>,
+    /// Connect only to addresses in these networks (10.0.0.0/8, fd00::/8; repeat or separate
+    /// with commas). Deny rules win over allows.
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    allow: Vec<Cidr>,
+    /// Never connect to addresses in these networks (checked after DNS resolution, IPv4-mapped
+    /// IPv6 included). An agent listening beyond loopback also denies link-local, cloud
+    /// metadata, multicast, broadcast and unspecified addresses by default.
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    deny: Vec<Cidr>,
+    /// Connect only to these ports (22,80,443,8000-9000): checks, their extra probes and scans.
+    #[arg(long, value_name = "PORTS", value_parser = PortSpec::parse)]
+    allow_ports: Option<PortSpec>,
 }
 
 impl ServeArgs {
@@ -110,6 +125,11 @@ impl ServeArgs {
             max_scans: self.max_scans,
             idle_timeout: std::time::Duration::from_secs(self.idle_timeout_s),
         }
+    }
+
+    /// The target policy for an agent listening on `listen`.
+    fn policy(&self, listen: SocketAddr) -> TargetPolicy {
+        TargetPolicy::for_agent(listen.ip(), &self.allow, &self.deny, self.allow_ports.clone())
     }
 }
 
@@ -201,6 +221,9 @@ pub fn main() -> ExitCode {
             tls_key: None,
             tls_self_signed: false,
             state_dir: None,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            allow_ports: None,
         })),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         Some(Command::Check(args)) => runtime.block_on(run_check(args)),
@@ -239,7 +262,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
     let _ = std::io::stdout().flush();
     limits::raise_open_files_limit();
-    let mut state = AppState::new(args.limits());
+    let policy = args.policy(address);
+    tracing::info!(%policy, "target policy");
+    let mut state = AppState::new(args.limits(), policy);
     if let Some(tokens) = tokens {
         tracing::info!(tokens = ?tokens.names(), "clients must authenticate");
         state = state.with_tokens(tokens);
@@ -261,7 +286,8 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         retries: Some(args.retries),
         retry_delay_ms: Some(args.retry_delay_ms),
     };
-    let plan = match CheckPlan::from_request(&request) {
+    // The CLI connects for its own user, as any program they run would: no target policy.
+    let plan = match CheckPlan::from_request(&request, Arc::new(TargetPolicy::unrestricted())) {
         Ok(plan) => plan,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };
@@ -302,7 +328,8 @@ async fn run_scan(args: ScanArgs) -> ExitCode {
         family,
         address: args.address,
     };
-    let plan = match ScanPlan::from_request(&request, None) {
+    let plan = match ScanPlan::from_request(&request, None, Arc::new(TargetPolicy::unrestricted()))
+    {
         Ok(plan) => plan,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };

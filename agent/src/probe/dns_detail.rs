@@ -31,10 +31,46 @@ pub const MAX_QUERY_DEADLINE: Duration = Duration::from_secs(2);
 const MAX_UDP_MESSAGE: usize = 4096;
 
 /// Whether `name` may be asked of DNS at all: `localhost` and names under it are answered by
-/// the host itself and must never leave it (RFC 6761).
+/// the host itself and must never leave it (RFC 6761), and the numeric IPv4 forms the system
+/// resolver reads as an address (`2130706433`, `0xa9fea9fe`, `127.1`) are never looked up.
 pub fn asks_dns(name: &str) -> bool {
-    let name = name.trim_end_matches('.').to_ascii_lowercase();
-    name != "localhost" && !name.ends_with(".localhost")
+    let lowercase = name.trim_end_matches('.').to_ascii_lowercase();
+    lowercase != "localhost" && !lowercase.ends_with(".localhost") && numeric_ipv4(name).is_none()
+}
+
+/// The address a numeric IPv4 form names, as `inet_aton` (and so `getaddrinfo`) reads it: one
+/// to four parts, each decimal, octal (`0` first) or hex (`0x` first), the last filling the
+/// bytes left (`10.1` is 10.0.0.1, `2130706433` is 127.0.0.1).
+pub fn numeric_ipv4(text: &str) -> Option<std::net::Ipv4Addr> {
+    let parts: Vec<&str> = text.split('.').collect();
+    if parts.len() > 4 {
+        return None;
+    }
+    let values: Vec<u32> = parts.iter().map(|part| number(part)).collect::<Option<_>>()?;
+    let (last, leading) = values.split_last()?;
+    if leading.iter().any(|value| *value > 0xff) {
+        return None;
+    }
+    let last_bits = 8 * (4 - leading.len() as u32);
+    if u64::from(*last) >= 1u64 << last_bits {
+        return None;
+    }
+    let high =
+        leading.iter().enumerate().fold(0u32, |sum, (i, v)| sum | (v << (24 - 8 * i as u32)));
+    Some(std::net::Ipv4Addr::from(high | last))
+}
+
+/// One part of a numeric IPv4 form.
+fn number(part: &str) -> Option<u32> {
+    let (digits, radix) = match part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None if part.len() > 1 && part.starts_with('0') => (&part[1..], 8),
+        None => (part, 10),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u32::from_str_radix(digits, radix).ok()
 }
 
 /// Asks every nameserver the system resolver is configured with about `name`, for A and AAAA
@@ -269,6 +305,23 @@ mod tests {
         assert!(!asks_dns("LOCALHOST."));
         assert!(!asks_dns("app.localhost"));
         assert!(asks_dns("db.internal"));
+        assert!(!asks_dns("2130706433") && !asks_dns("0xa9fea9fe") && !asks_dns("127.1"));
+        assert!(asks_dns("0xdb.internal") && asks_dns("4294967296"));
+    }
+
+    #[test]
+    fn numeric_ipv4_forms_read_as_inet_aton_reads_them() {
+        let read = |text: &str| numeric_ipv4(text).map(|ip| ip.to_string());
+        assert_eq!(read("2130706433").as_deref(), Some("127.0.0.1"));
+        assert_eq!(read("0xa9fea9fe").as_deref(), Some("169.254.169.254"));
+        assert_eq!(read("0XA9FEA9FE").as_deref(), Some("169.254.169.254"));
+        assert_eq!(read("0251.0376.0251.0376").as_deref(), Some("169.254.169.254"));
+        assert_eq!(read("127.1").as_deref(), Some("127.0.0.1"));
+        assert_eq!(read("10.0.258").as_deref(), Some("10.0.1.2"));
+        assert_eq!(read("0").as_deref(), Some("0.0.0.0"));
+        for not_an_address in ["4294967296", "256.1.1.1", "1.2.3.4.5", "0x", "09", "1..2", "db"] {
+            assert_eq!(read(not_an_address), None, "{not_an_address}");
+        }
     }
 
     #[test]

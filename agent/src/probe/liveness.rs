@@ -8,13 +8,21 @@ use futures::future::join_all;
 use whyrefused_shared::{ConnectState, EchoState, Liveness, PortProbe};
 
 use super::{connect, echo};
+use crate::policy::TargetPolicy;
 
 /// Ports that most hosts either serve or answer with a reset.
 pub const LIVENESS_PORTS: [u16; 4] = [22, 80, 443, 3389];
 
-/// Probes `address` (skipping `asked_port`, already tried), each probe with its own deadline.
-pub async fn liveness(address: IpAddr, asked_port: u16, deadline: Duration) -> Liveness {
-    let ports = LIVENESS_PORTS.into_iter().filter(|port| *port != asked_port);
+/// Probes `address` (skipping `asked_port`, already tried, and the ports `policy` does not
+/// allow), each probe with its own deadline. The caller has checked the address itself.
+pub async fn liveness(
+    address: IpAddr,
+    asked_port: u16,
+    deadline: Duration,
+    policy: &TargetPolicy,
+) -> Liveness {
+    let ports =
+        LIVENESS_PORTS.into_iter().filter(|port| *port != asked_port && policy.allows_port(*port));
     let connects = join_all(ports.map(|port| connect(SocketAddr::new(address, port), deadline)));
     let (attempts, echo) = tokio::join!(connects, echo::echo(address, deadline));
     let ports: Vec<PortProbe> = attempts
@@ -43,8 +51,20 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_is_up() {
-        let liveness = liveness("127.0.0.1".parse().unwrap(), 9, Duration::from_millis(500)).await;
+        let open = TargetPolicy::unrestricted();
+        let liveness =
+            liveness("127.0.0.1".parse().unwrap(), 9, Duration::from_millis(500), &open).await;
         assert!(liveness.host_up, "{liveness:?}");
         assert_eq!(liveness.ports.len(), LIVENESS_PORTS.len());
+    }
+
+    #[tokio::test]
+    async fn ports_outside_allow_ports_are_not_probed() {
+        let spec = crate::scan::ports::PortSpec::parse("22,9").unwrap();
+        let policy = TargetPolicy::unrestricted().allow_ports(spec);
+        let address = "127.0.0.1".parse().unwrap();
+        let liveness = liveness(address, 9, Duration::from_millis(500), &policy).await;
+        let probed: Vec<u16> = liveness.ports.iter().map(|p| p.port).collect();
+        assert_eq!(probed, [22]);
     }
 }

@@ -8,6 +8,7 @@ use futures::future::join_all;
 use whyrefused_shared::{ConnectState, NearbyPorts};
 
 use super::connect;
+use crate::policy::TargetPolicy;
 
 /// How far either side of the asked port to look.
 const WINDOW: u16 = 10;
@@ -43,10 +44,16 @@ pub fn candidates(port: u16) -> Vec<u16> {
     ports
 }
 
-/// Connects to every candidate at once; returns the open ones, alternatives first, then
-/// nearest first.
-pub async fn nearby_ports(address: IpAddr, port: u16, deadline: Duration) -> NearbyPorts {
-    let candidates = candidates(port);
+/// Connects to every candidate `policy` allows at once; returns the open ones, alternatives
+/// first, then nearest first. The caller has checked the address itself.
+pub async fn nearby_ports(
+    address: IpAddr,
+    port: u16,
+    deadline: Duration,
+    policy: &TargetPolicy,
+) -> NearbyPorts {
+    let mut candidates = candidates(port);
+    candidates.retain(|candidate| policy.allows_port(*candidate));
     let attempts =
         join_all(candidates.iter().map(|p| connect(SocketAddr::new(address, *p), deadline))).await;
     let open: Vec<u16> =
@@ -80,8 +87,15 @@ mod tests {
             }
         };
         let open = listener.local_addr().unwrap().port();
-        let found =
-            nearby_ports("127.0.0.1".parse().unwrap(), open - 1, Duration::from_millis(500)).await;
+        let address = "127.0.0.1".parse().unwrap();
+        let deadline = Duration::from_millis(500);
+        let unrestricted = TargetPolicy::unrestricted();
+        let found = nearby_ports(address, open - 1, deadline, &unrestricted).await;
         assert!(found.open.contains(&open), "{found:?}");
+        // The same open port outside --allow-ports is not even tried.
+        let spec = crate::scan::ports::PortSpec::parse(&(open - 1).to_string()).unwrap();
+        let only_asked = TargetPolicy::unrestricted().allow_ports(spec);
+        let found = nearby_ports(address, open - 1, deadline, &only_asked).await;
+        assert_eq!((found.probed, found.open.len()), (0, 0), "{found:?}");
     }
 }

@@ -27,6 +27,7 @@ use whyrefused_shared::{
 };
 
 use crate::check::DNS_DEADLINE;
+use crate::policy::TargetPolicy;
 use crate::target::{Host, TargetError};
 use crate::{clock, probe};
 use engine::{PortOutcome, Settings, StopFlag, Work};
@@ -59,6 +60,9 @@ pub struct ScanPlan {
     pub family: Option<Family>,
     /// Only this address.
     pub address: Option<IpAddr>,
+    /// Where the agent may connect: denied addresses are left out before the engine starts
+    /// (and every port was checked when the request was validated).
+    pub policy: Arc<TargetPolicy>,
 }
 
 /// Why a scan request cannot run.
@@ -77,6 +81,11 @@ pub enum ScanError {
          ask for fewer (such as top1000), or start the agent with a higher --max-scan-ports"
     )]
     TooManyPorts { ports: usize, limit: u32 },
+    #[error(
+        "the port list holds {count} port(s) this agent may not connect to ({listed}): \
+         port {first} is not in --allow-ports {allow_ports}; ask only for ports in it"
+    )]
+    PortsDenied { count: usize, listed: String, first: u16, allow_ports: String },
 }
 
 impl ScanError {
@@ -87,13 +96,21 @@ impl ScanError {
             ScanError::Ports(_) => ErrorCode::InvalidPorts,
             ScanError::Timeout(_) | ScanError::Retries(_) => ErrorCode::InvalidOption,
             ScanError::TooManyPorts { .. } => ErrorCode::TooManyPorts,
+            ScanError::PortsDenied { .. } => ErrorCode::PolicyDenied,
         }
     }
 }
 
 impl ScanPlan {
-    /// Validates a request against the agent's limit of ports per scan (if any).
-    pub fn from_request(request: &ScanRequest, max_ports: Option<u32>) -> Result<Self, ScanError> {
+    /// Validates a request against the agent's limit of ports per scan (if any) and its
+    /// policy's `--allow-ports`: a spec holding a port outside it is refused whole, naming the
+    /// rule, rather than quietly scanned in part. ([`TargetPolicy::unrestricted`] for the
+    /// in-process CLI.)
+    pub fn from_request(
+        request: &ScanRequest,
+        max_ports: Option<u32>,
+        policy: Arc<TargetPolicy>,
+    ) -> Result<Self, ScanError> {
         let timeout_ms = request.timeout_ms.unwrap_or(DEFAULT_SCAN_TIMEOUT_MS);
         if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
             return Err(ScanError::Timeout(timeout_ms));
@@ -107,6 +124,15 @@ impl ScanPlan {
         if let Some(limit) = max_ports.filter(|limit| spec.ports.len() > *limit as usize) {
             return Err(ScanError::TooManyPorts { ports: spec.ports.len(), limit });
         }
+        let denied = policy.denied_ports(&spec);
+        if let (Some(first), Some(allow_ports)) = (denied.first(), policy.allow_ports_text()) {
+            return Err(ScanError::PortsDenied {
+                count: denied.len(),
+                listed: describe_ports(&denied),
+                first: *first,
+                allow_ports: allow_ports.to_string(),
+            });
+        }
         Ok(ScanPlan {
             input: request.target.trim().to_string(),
             host,
@@ -115,7 +141,21 @@ impl ScanPlan {
             retries,
             family: request.family,
             address: request.address,
+            policy,
         })
+    }
+
+    /// The chosen addresses the policy allows, and a denial (naming its rule) for each other.
+    fn allowed(&self, chosen: Vec<IpAddr>) -> (Vec<IpAddr>, Vec<String>) {
+        let mut allowed = Vec::new();
+        let mut denied = Vec::new();
+        for address in chosen {
+            match self.policy.check_address(address) {
+                Ok(()) => allowed.push(address),
+                Err(denial) => denied.push(denial.to_string()),
+            }
+        }
+        (allowed, denied)
     }
 
     /// The resolved addresses this plan scans, or why none.
@@ -167,9 +207,18 @@ pub async fn run(plan: &ScanPlan, window: usize, mut emit: impl FnMut(ScanEvent)
         retries: plan.retries,
     });
     let resolution = probe::resolve(&plan.host, DNS_DEADLINE).await;
-    let (addresses, problem) = match plan.choose(&resolution) {
-        Ok(addresses) => (addresses, None),
-        Err(problem) => (Vec::new(), Some(problem)),
+    let (addresses, denied, problem) = match plan.choose(&resolution) {
+        Ok(chosen) => match plan.allowed(chosen) {
+            (allowed, denied) if allowed.is_empty() => {
+                let problem = format!(
+                    "this agent's target policy denies every address to scan: {}",
+                    denied.join("; ")
+                );
+                (allowed, denied, Some(problem))
+            }
+            (allowed, denied) => (allowed, denied, None),
+        },
+        Err(problem) => (Vec::new(), Vec::new(), Some(problem)),
     };
     let work = Arc::new(Work { addresses: addresses.clone(), ports: plan.spec.ports.clone() });
     let settings = plan.settings(window, work.len());
@@ -184,13 +233,24 @@ pub async fn run(plan: &ScanPlan, window: usize, mut emit: impl FnMut(ScanEvent)
         Err(error) => (Vec::new(), Some(format!("the scan could not start: {error}"))),
     };
     let scanning = !addresses.is_empty();
-    step(ScanStep::Resolved { resolution, addresses, window: settings.window as u32, problem });
+    let window = settings.window as u32;
+    step(ScanStep::Resolved { resolution, addresses, window, problem, denied });
     let mut tally = Tally::new(if scanning { work.len() as u64 } else { 0 });
     if scanning {
         stream_batches(receiver, &mut tally, &mut step).await;
     }
     let elapsed_us = clock::micros(start.elapsed());
     step(ScanStep::Done { outcome: Outcome::Completed, counts: tally.counts, elapsed_us });
+}
+
+/// A few ports, for a message: `25, 8080 and 3 more`.
+fn describe_ports(ports: &[u16]) -> String {
+    const SHOWN: usize = 5;
+    let listed: Vec<String> = ports.iter().take(SHOWN).map(u16::to_string).collect();
+    match ports.len().saturating_sub(SHOWN) {
+        0 => listed.join(", "),
+        more => format!("{} and {more} more", listed.join(", ")),
+    }
 }
 
 /// Stops the engine when the scan's future is dropped (cancelled) or ends.
@@ -329,13 +389,60 @@ mod tests {
     use super::*;
     use whyrefused_shared::ScanReport;
 
+    fn open() -> Arc<TargetPolicy> {
+        Arc::new(TargetPolicy::unrestricted())
+    }
+
     fn plan(target: &str, ports: &str) -> ScanPlan {
-        ScanPlan::from_request(&ScanRequest::new(target, ports), None).unwrap()
+        ScanPlan::from_request(&ScanRequest::new(target, ports), None, open()).unwrap()
+    }
+
+    #[test]
+    fn ports_outside_allow_ports_refuse_the_scan_naming_the_rule() {
+        let spec = PortSpec::parse("22,80,443").unwrap();
+        let policy = Arc::new(TargetPolicy::unrestricted().allow_ports(spec));
+        let request = |ports: &str| ScanRequest::new("db", ports);
+        let error = ScanPlan::from_request(&request("20-30,80"), None, policy.clone()).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::PolicyDenied);
+        assert_eq!(
+            error.to_string(),
+            "the port list holds 10 port(s) this agent may not connect to (20, 21, 23, 24, 25 \
+             and 5 more): port 20 is not in --allow-ports 22,80,443; ask only for ports in it"
+        );
+        assert!(ScanPlan::from_request(&request("443,22"), None, policy).is_ok());
+    }
+
+    #[tokio::test]
+    async fn denied_addresses_are_left_out_and_a_scan_of_only_denied_ones_sends_nothing() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let deny = TargetPolicy::unrestricted().deny("127.0.0.0/8".parse().unwrap());
+        let request = ScanRequest::new("127.0.0.1", port.to_string());
+        let plan = ScanPlan::from_request(&request, None, Arc::new(deny)).unwrap();
+        let mut report = ScanReport::default();
+        run(&plan, 16, |event| report.apply(&event)).await;
+        assert_eq!(report.denied, ["127.0.0.1 is denied by --deny 127.0.0.0/8"]);
+        assert_eq!(
+            report.problem.as_deref(),
+            Some(
+                "this agent's target policy denies every address to scan: 127.0.0.1 is denied \
+                 by --deny 127.0.0.0/8"
+            )
+        );
+        assert!(report.addresses.is_empty());
+        assert_eq!((report.total, report.counts.total()), (0, 0), "no port was tried");
+        // A name with an allowed and a denied address scans the allowed one only.
+        let mut both = plan.clone();
+        both.policy = Arc::new(TargetPolicy::unrestricted().deny("::1".parse().unwrap()));
+        let (allowed, denied) =
+            both.allowed(vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()]);
+        assert_eq!(allowed, ["127.0.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(denied, ["::1 is denied by --deny ::1/128"]);
     }
 
     #[test]
     fn requests_are_validated_with_the_right_codes() {
-        let error = |request: ScanRequest, limit| ScanPlan::from_request(&request, limit);
+        let error = |request: ScanRequest, limit| ScanPlan::from_request(&request, limit, open());
         assert_eq!(
             error(ScanRequest::new("db:80", "80"), None).unwrap_err().code(),
             ErrorCode::InvalidTarget
@@ -356,6 +463,7 @@ mod tests {
         let no_spec = ScanPlan::from_request(
             &ScanRequest { ports: None, ..ScanRequest::new("db", "") },
             None,
+            open(),
         );
         assert_eq!(no_spec.unwrap().spec.ports.len(), 1000);
     }

@@ -28,6 +28,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 use whyrefused_shared::{AgentInfo, MAX_MESSAGE_BYTES, WS_PATH};
 
+use crate::policy::TargetPolicy;
 use auth::{FailureCounter, Tokens};
 use tls::TlsListener;
 use tokio_rustls::TlsAcceptor;
@@ -80,11 +81,14 @@ pub struct AppState {
     pub tokens: Option<Arc<Tokens>>,
     /// Failed authentications per peer address, to refuse a peer that keeps guessing.
     pub failures: Arc<Mutex<FailureCounter>>,
+    /// Where the agent may connect on a client's behalf: every check and scan is held to it.
+    pub policy: Arc<TargetPolicy>,
 }
 
 impl AppState {
-    /// State for an agent on this host with these limits, not yet shutting down.
-    pub fn new(limits: Limits) -> Self {
+    /// State for an agent on this host with these limits and this target policy, not yet
+    /// shutting down.
+    pub fn new(limits: Limits, policy: TargetPolicy) -> Self {
         let hostname =
             hostname::get().map_or_else(|_| "unknown".into(), |h| h.to_string_lossy().into_owned());
         AppState {
@@ -95,6 +99,7 @@ impl AppState {
             scans: Arc::new(Semaphore::new(limits.max_scans)),
             tokens: None,
             failures: Arc::default(),
+            policy: Arc::new(policy),
         }
     }
 
@@ -116,8 +121,9 @@ impl AppState {
 }
 
 impl Default for AppState {
+    /// The default limits and no target policy (a loopback agent without rules).
     fn default() -> Self {
-        Self::new(Limits::DEFAULT)
+        Self::new(Limits::DEFAULT, TargetPolicy::unrestricted())
     }
 }
 

@@ -222,7 +222,7 @@ impl Session {
         if !self.may_start(id) {
             return;
         }
-        let plan = match CheckPlan::from_request(request) {
+        let plan = match CheckPlan::from_request(request, self.state.policy.clone()) {
             Ok(plan) => plan,
             Err(error) => return self.send_error(Some(id), error.code(), error.to_string()),
         };
@@ -235,7 +235,8 @@ impl Session {
             return;
         }
         let limits = &self.state.limits;
-        let plan = match ScanPlan::from_request(request, Some(limits.max_scan_ports)) {
+        let policy = self.state.policy.clone();
+        let plan = match ScanPlan::from_request(request, Some(limits.max_scan_ports), policy) {
             Ok(plan) => plan,
             Err(error) => return self.send_error(Some(id), error.code(), error.to_string()),
         };

@@ -1,0 +1,529 @@
+//! The target policy: which addresses and ports an agent that connects on request may reach,
+//! checked after DNS resolution on every address, before any packet is sent.
+//!
+//! An agent makes connections for whoever can talk to it, so it must not become a way to reach
+//! what its clients must not: the cloud metadata service, link-local neighbours, multicast. The
+//! policy holds deny rules (the defaults and `--deny`), allow rules (`--allow`) and the allowed
+//! ports (`--allow-ports`):
+//!
+//! - a deny rule always wins, over any allow;
+//! - when any `--allow` is given, an address outside every allow is denied ("not in --allow");
+//! - when `--allow-ports` is given, a port outside it is denied.
+//!
+//! Addresses are checked after resolution, so every way of writing one (a name, the decimal
+//! `2130706433` or hex `0xa9fea9fe` forms the system resolver turns into ordinary addresses) is
+//! checked as the address actually connected to. IPv4-mapped (`::ffff:169.254.169.254`) and
+//! IPv4-compatible (`::169.254.169.254`) IPv6 addresses are checked as the IPv4 address they
+//! carry (and deny rules as written too), so an IPv6 spelling slips past no IPv4 rule.
+//!
+//! The default rules apply to an agent listening beyond loopback (see
+//! [`TargetPolicy::for_agent`]); the in-process CLI uses [`TargetPolicy::unrestricted`].
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+
+use crate::scan::ports::PortSpec;
+
+/// An IPv4 or IPv6 network (`10.0.0.0/8`, `fe80::/10`); a bare address is a one-address network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+/// Why a CIDR could not be parsed. Each message names the problem and the valid form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    #[error(
+        "the network is empty: give an address with a prefix length, as 10.0.0.0/8 or fd00::/8"
+    )]
+    Empty,
+    #[error("'{0}' is not an IPv4 or IPv6 address: give a network as 10.0.0.0/8 or fd00::/8")]
+    Address(String),
+    #[error("'{0}' is not a prefix length: give a number of bits, as 10.0.0.0/8")]
+    Prefix(String),
+    #[error("prefix {prefix} is longer than {bits} bits for an {family} network")]
+    PrefixTooLong { prefix: String, bits: u8, family: &'static str },
+    #[error(
+        "{0} has bits set after its prefix: write the network's first address, {1} (or the one address, {2})"
+    )]
+    HostBits(String, Cidr, IpAddr),
+}
+
+impl Cidr {
+    /// The network of `address` with `prefix` bits; bits after the prefix are cleared.
+    pub fn new(address: IpAddr, prefix: u8) -> Result<Cidr, CidrError> {
+        let bits = bits_of(&address);
+        if prefix > bits {
+            return Err(CidrError::PrefixTooLong {
+                prefix: prefix.to_string(),
+                bits,
+                family: family_of(&address),
+            });
+        }
+        Ok(Cidr { network: truncate(address, prefix), prefix })
+    }
+
+    /// The network holding exactly `address`.
+    pub fn host(address: IpAddr) -> Cidr {
+        Cidr { network: address, prefix: bits_of(&address) }
+    }
+
+    /// Whether `address` is in this network (an IPv4 network holds no IPv6 address and the
+    /// reverse: callers normalise mapped addresses first, see [`canonical`]).
+    pub fn contains(&self, address: &IpAddr) -> bool {
+        match (self.network, address) {
+            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
+                truncate(*address, self.prefix) == self.network
+            }
+            _ => false,
+        }
+    }
+
+    /// An IPv4-mapped network (`::ffff:10.0.0.0/104`) as the IPv4 network it means
+    /// (`10.0.0.0/8`); any other network unchanged.
+    fn canonical(self) -> Cidr {
+        match self.network {
+            IpAddr::V6(v6) if self.prefix >= 96 => match v6.to_ipv4_mapped() {
+                Some(v4) => Cidr { network: IpAddr::V4(v4), prefix: self.prefix - 96 },
+                None => self,
+            },
+            _ => self,
+        }
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = CidrError;
+
+    fn from_str(input: &str) -> Result<Cidr, CidrError> {
+        let text = input.trim();
+        if text.is_empty() {
+            return Err(CidrError::Empty);
+        }
+        let (address_text, prefix_text) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let bare = address_text.trim_start_matches('[').trim_end_matches(']');
+        let address: IpAddr =
+            bare.parse().map_err(|_| CidrError::Address(address_text.to_string()))?;
+        let Some(prefix_text) = prefix_text else { return Ok(Cidr::host(address)) };
+        if prefix_text.is_empty() || !prefix_text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CidrError::Prefix(prefix_text.to_string()));
+        }
+        let bits = bits_of(&address);
+        let prefix = match prefix_text.parse::<u8>() {
+            Ok(prefix) if prefix <= bits => prefix,
+            _ => {
+                let (prefix, family) = (prefix_text.to_string(), family_of(&address));
+                return Err(CidrError::PrefixTooLong { prefix, bits, family });
+            }
+        };
+        let cidr = Cidr::new(address, prefix)?;
+        if cidr.network != address {
+            return Err(CidrError::HostBits(text.to_string(), cidr, address));
+        }
+        Ok(cidr)
+    }
+}
+
+fn bits_of(address: &IpAddr) -> u8 {
+    match address {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    }
+}
+
+fn family_of(address: &IpAddr) -> &'static str {
+    match address {
+        IpAddr::V4(_) => "IPv4",
+        IpAddr::V6(_) => "IPv6",
+    }
+}
+
+/// `address` with every bit after the first `prefix` cleared.
+fn truncate(address: IpAddr, prefix: u8) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
+        }
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+        }
+    }
+}
+
+/// The address a connection to `address` really reaches, for checking: an IPv4-mapped IPv6
+/// address (`::ffff:a.b.c.d`) or an IPv4-compatible one (`::a.b.c.d`, but not `::` or `::1`) as
+/// its IPv4 address; any other unchanged.
+pub fn canonical(address: IpAddr) -> IpAddr {
+    let IpAddr::V6(v6) = address else { return address };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
+    }
+    let [a, b, c, d, e, f, _, _] = v6.segments();
+    let compatible = [a, b, c, d, e, f] == [0; 6] && !v6.is_unspecified() && !v6.is_loopback();
+    match compatible {
+        true => v6.to_ipv4().map_or(address, IpAddr::V4),
+        false => address,
+    }
+}
+
+/// The rules every agent listening beyond loopback starts with, each with the name a denial
+/// quotes.
+pub const DEFAULT_DENY: [(&str, &str); 8] = [
+    ("link-local", "169.254.0.0/16"),
+    ("link-local", "fe80::/10"),
+    ("cloud metadata", "fd00:ec2::254/128"),
+    ("multicast", "224.0.0.0/4"),
+    ("multicast", "ff00::/8"),
+    ("broadcast", "255.255.255.255/32"),
+    ("unspecified", "0.0.0.0/32"),
+    ("unspecified", "::/128"),
+];
+
+/// A deny rule and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DenyRule {
+    network: Cidr,
+    /// The default rule's name (`link-local`), or `None` for a `--deny`.
+    default: Option<&'static str>,
+}
+
+/// Why the policy denies a target. The message names the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    /// A default rule matches the address.
+    #[error("{} is denied by the default rule \"{name} {network}\"", show(*.address))]
+    DefaultRule { address: IpAddr, name: &'static str, network: Cidr },
+    /// A `--deny` matches the address.
+    #[error("{} is denied by --deny {network}", show(*.address))]
+    Deny { address: IpAddr, network: Cidr },
+    /// `--allow` was given and no allow holds the address.
+    #[error("{} is not in --allow {allow}", show(*.address))]
+    NotAllowed { address: IpAddr, allow: String },
+    /// `--allow-ports` was given and does not hold the port.
+    #[error("port {port} is not in --allow-ports {allow_ports}")]
+    Port { port: u16, allow_ports: String },
+}
+
+/// An address as a denial shows it: with the IPv4 address it carries, when it is mapped.
+fn show(address: IpAddr) -> String {
+    match canonical(address) {
+        same if same == address => address.to_string(),
+        carried => format!("{address} ({carried})"),
+    }
+}
+
+/// Where an agent may connect. See the module's documentation for the rules' order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetPolicy {
+    /// The default rules (when applied) then every `--deny`, first match named.
+    deny: Vec<DenyRule>,
+    /// Every `--allow`; empty allows every address no deny rule matches.
+    allow: Vec<Cidr>,
+    /// `--allow-ports`; `None` allows every port.
+    allow_ports: Option<PortSpec>,
+}
+
+impl TargetPolicy {
+    /// No rules at all: the in-process CLI's policy (it connects for its own user only).
+    pub fn unrestricted() -> TargetPolicy {
+        TargetPolicy::default()
+    }
+
+    /// The default deny rules only.
+    pub fn with_defaults() -> TargetPolicy {
+        let deny = DEFAULT_DENY
+            .iter()
+            .map(|(name, network)| DenyRule {
+                network: network.parse().expect("the default rules are valid networks"),
+                default: Some(*name),
+            })
+            .collect();
+        TargetPolicy { deny, ..TargetPolicy::default() }
+    }
+
+    /// The policy of an agent listening on `listen`: the explicit rules, after the default
+    /// rules when it listens beyond loopback (a loopback agent's clients are this host's own
+    /// users, who can reach those addresses themselves).
+    pub fn for_agent(
+        listen: IpAddr,
+        allow: &[Cidr],
+        deny: &[Cidr],
+        allow_ports: Option<PortSpec>,
+    ) -> TargetPolicy {
+        let base = match listen.is_loopback() {
+            true => TargetPolicy::unrestricted(),
+            false => TargetPolicy::with_defaults(),
+        };
+        let policy = deny.iter().fold(base, |policy, network| policy.deny(*network));
+        let policy = allow.iter().fold(policy, |policy, network| policy.allow(*network));
+        match allow_ports {
+            Some(ports) => policy.allow_ports(ports),
+            None => policy,
+        }
+    }
+
+    /// Adds a `--deny`.
+    pub fn deny(mut self, network: Cidr) -> TargetPolicy {
+        self.deny.push(DenyRule { network: network.canonical(), default: None });
+        self
+    }
+
+    /// Adds an `--allow`.
+    pub fn allow(mut self, network: Cidr) -> TargetPolicy {
+        self.allow.push(network.canonical());
+        self
+    }
+
+    /// Sets `--allow-ports`.
+    pub fn allow_ports(mut self, ports: PortSpec) -> TargetPolicy {
+        self.allow_ports = Some(ports);
+        self
+    }
+
+    /// Whether the policy has no rule at all.
+    pub fn is_unrestricted(&self) -> bool {
+        *self == TargetPolicy::default()
+    }
+
+    /// Checks an address: the deny rules first (on the address as written and as the IPv4
+    /// address it carries), then the allow rules (on the address it carries).
+    pub fn check_address(&self, address: IpAddr) -> Result<(), Denial> {
+        let carried = canonical(address);
+        let denied_by = self
+            .deny
+            .iter()
+            .find(|rule| rule.network.contains(&carried) || rule.network.contains(&address));
+        if let Some(rule) = denied_by {
+            return Err(match rule.default {
+                Some(name) => Denial::DefaultRule { address, name, network: rule.network },
+                None => Denial::Deny { address, network: rule.network },
+            });
+        }
+        if !self.allow.is_empty() && !self.allow.iter().any(|network| network.contains(&carried)) {
+            let allow = self.allow.iter().map(Cidr::to_string).collect::<Vec<_>>().join(", ");
+            return Err(Denial::NotAllowed { address, allow });
+        }
+        Ok(())
+    }
+
+    /// Checks a port against `--allow-ports`.
+    pub fn check_port(&self, port: u16) -> Result<(), Denial> {
+        match &self.allow_ports {
+            Some(spec) if spec.ports.binary_search(&port).is_err() => {
+                Err(Denial::Port { port, allow_ports: spec.text.clone() })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `port` is allowed (for the extra probes, which skip ports that are not).
+    pub fn allows_port(&self, port: u16) -> bool {
+        self.check_port(port).is_ok()
+    }
+
+    /// Checks an address and a port, the address first.
+    pub fn check(&self, target: SocketAddr) -> Result<(), Denial> {
+        self.check_address(target.ip())?;
+        self.check_port(target.port())
+    }
+
+    /// The ports of `spec` outside `--allow-ports`, ascending.
+    pub fn denied_ports(&self, spec: &PortSpec) -> Vec<u16> {
+        spec.ports.iter().copied().filter(|port| !self.allows_port(*port)).collect()
+    }
+
+    /// `--allow-ports` as written, when given.
+    pub fn allow_ports_text(&self) -> Option<&str> {
+        self.allow_ports.as_ref().map(|spec| spec.text.as_str())
+    }
+}
+
+impl fmt::Display for TargetPolicy {
+    /// The rules in one line, for the agent's log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_unrestricted() {
+            return write!(f, "no rules");
+        }
+        let mut parts = Vec::new();
+        if self.deny.iter().any(|rule| rule.default.is_some()) {
+            parts.push("the default deny rules".to_string());
+        }
+        parts.extend(
+            self.deny
+                .iter()
+                .filter(|rule| rule.default.is_none())
+                .map(|rule| format!("--deny {}", rule.network)),
+        );
+        parts.extend(self.allow.iter().map(|network| format!("--allow {network}")));
+        if let Some(ports) = &self.allow_ports {
+            parts.push(format!("--allow-ports {}", ports.text));
+        }
+        write!(f, "{}", parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidr(text: &str) -> Cidr {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn denial(policy: &TargetPolicy, address: &str) -> String {
+        policy.check_address(ip(address)).expect_err(address).to_string()
+    }
+
+    #[test]
+    fn networks_parse_and_bad_ones_say_what_is_wrong() {
+        assert_eq!(cidr("10.0.0.0/8").to_string(), "10.0.0.0/8");
+        assert_eq!(cidr(" fe80::/10 ").to_string(), "fe80::/10");
+        assert_eq!(cidr("[fd00::]/8").to_string(), "fd00::/8");
+        assert_eq!(cidr("10.0.1.2").to_string(), "10.0.1.2/32");
+        assert_eq!(cidr("::1").to_string(), "::1/128");
+        assert_eq!(cidr("0.0.0.0/0").to_string(), "0.0.0.0/0");
+        let error = |text: &str| text.parse::<Cidr>().unwrap_err().to_string();
+        assert_eq!(error("10.0.0.0/33"), "prefix 33 is longer than 32 bits for an IPv4 network");
+        assert_eq!(error("fd00::/129"), "prefix 129 is longer than 128 bits for an IPv6 network");
+        assert_eq!(
+            error("10.0.0.0/99999999999"),
+            "prefix 99999999999 is longer than 32 bits for an IPv4 network"
+        );
+        assert!(error("10.0.0/8").starts_with("'10.0.0' is not an IPv4 or IPv6 address"));
+        assert!(error("db.internal").starts_with("'db.internal' is not an IPv4 or IPv6 address"));
+        assert!(error("10.0.0.0/").starts_with("'' is not a prefix length"));
+        assert!(error("10.0.0.0/-1").starts_with("'-1' is not a prefix length"));
+        assert!(error("10.0.0.0/8/9").starts_with("'8/9' is not a prefix length"));
+        assert!(error("").starts_with("the network is empty"));
+        assert_eq!(
+            error("10.0.1.2/24"),
+            "10.0.1.2/24 has bits set after its prefix: write the network's first address, \
+             10.0.1.0/24 (or the one address, 10.0.1.2)"
+        );
+    }
+
+    #[test]
+    fn networks_hold_their_own_family_only() {
+        let private = cidr("10.0.0.0/8");
+        assert!(private.contains(&ip("10.255.255.255")) && private.contains(&ip("10.0.0.0")));
+        assert!(!private.contains(&ip("11.0.0.0")) && !private.contains(&ip("9.255.255.255")));
+        assert!(!private.contains(&ip("::ffff:10.0.0.1")), "callers normalise first");
+        assert!(cidr("0.0.0.0/0").contains(&ip("203.0.113.7")));
+        assert!(!cidr("0.0.0.0/0").contains(&ip("::1")));
+        let link_local = cidr("fe80::/10");
+        assert!(link_local.contains(&ip("fe80::1")) && link_local.contains(&ip("febf::1")));
+        assert!(!link_local.contains(&ip("fec0::1")));
+        assert!(cidr("::/0").contains(&ip("2001:db8::1")));
+    }
+
+    #[test]
+    fn mapped_and_compatible_addresses_are_the_ipv4_address_they_carry() {
+        assert_eq!(canonical(ip("::ffff:169.254.169.254")), ip("169.254.169.254"));
+        assert_eq!(canonical(ip("::169.254.169.254")), ip("169.254.169.254"));
+        assert_eq!(canonical(ip("::1")), ip("::1"), "loopback is not 0.0.0.1");
+        assert_eq!(canonical(ip("::")), ip("::"), "unspecified is not 0.0.0.0");
+        assert_eq!(canonical(ip("2001:db8::a9fe:a9fe")), ip("2001:db8::a9fe:a9fe"));
+        assert_eq!(canonical(ip("10.0.0.1")), ip("10.0.0.1"));
+        // A mapped network is the IPv4 network it means.
+        assert_eq!(cidr("::ffff:10.0.0.0/104").canonical(), cidr("10.0.0.0/8"));
+        assert_eq!(cidr("fd00::/8").canonical(), cidr("fd00::/8"));
+    }
+
+    #[test]
+    fn the_default_rules_deny_metadata_link_local_multicast_broadcast_and_unspecified() {
+        let policy = TargetPolicy::with_defaults();
+        assert_eq!(
+            denial(&policy, "169.254.169.254"),
+            "169.254.169.254 is denied by the default rule \"link-local 169.254.0.0/16\""
+        );
+        assert_eq!(
+            denial(&policy, "::ffff:169.254.169.254"),
+            "::ffff:169.254.169.254 (169.254.169.254) is denied by the default rule \
+             \"link-local 169.254.0.0/16\""
+        );
+        assert!(denial(&policy, "::169.254.169.254").contains("link-local 169.254.0.0/16"));
+        assert!(denial(&policy, "fe80::1").contains("\"link-local fe80::/10\""));
+        assert!(denial(&policy, "fd00:ec2::254").contains("\"cloud metadata fd00:ec2::254/128\""));
+        assert!(denial(&policy, "224.0.0.1").contains("\"multicast 224.0.0.0/4\""));
+        assert!(denial(&policy, "239.255.255.250").contains("multicast"));
+        assert!(denial(&policy, "ff02::1").contains("\"multicast ff00::/8\""));
+        assert!(denial(&policy, "255.255.255.255").contains("\"broadcast 255.255.255.255/32\""));
+        assert!(denial(&policy, "0.0.0.0").contains("\"unspecified 0.0.0.0/32\""));
+        assert!(denial(&policy, "::").contains("\"unspecified ::/128\""));
+        assert!(denial(&policy, "::ffff:0.0.0.0").contains("unspecified 0.0.0.0/32"));
+        for allowed in ["10.0.1.2", "192.0.2.1", "127.0.0.1", "::1", "fd00:ec2::253", "2001:db8::1"]
+        {
+            assert_eq!(policy.check_address(ip(allowed)), Ok(()), "{allowed}");
+        }
+        assert!(policy.allows_port(25), "no --allow-ports: every port");
+    }
+
+    #[test]
+    fn deny_wins_over_allow_and_an_allow_list_denies_everything_else() {
+        let policy = TargetPolicy::unrestricted()
+            .allow(cidr("10.0.0.0/8"))
+            .allow(cidr("fd00::/8"))
+            .deny(cidr("10.0.1.2"));
+        assert_eq!(denial(&policy, "10.0.1.2"), "10.0.1.2 is denied by --deny 10.0.1.2/32");
+        assert_eq!(policy.check_address(ip("10.0.1.3")), Ok(()));
+        assert_eq!(policy.check_address(ip("::ffff:10.0.1.3")), Ok(()), "the same IPv4 host");
+        assert_eq!(policy.check_address(ip("fd00::5")), Ok(()));
+        assert_eq!(
+            denial(&policy, "192.0.2.1"),
+            "192.0.2.1 is not in --allow 10.0.0.0/8, fd00::/8"
+        );
+        assert!(denial(&policy, "::ffff:10.0.1.2").contains("--deny 10.0.1.2/32"));
+        // A mapped --deny is the IPv4 rule it means.
+        let mapped = TargetPolicy::unrestricted().deny(cidr("::ffff:192.0.2.0/120"));
+        assert!(denial(&mapped, "192.0.2.9").contains("--deny 192.0.2.0/24"));
+        // An allow never lifts a default rule.
+        let metadata = TargetPolicy::with_defaults().allow(cidr("169.254.0.0/16"));
+        assert!(denial(&metadata, "169.254.169.254").contains("default rule"));
+    }
+
+    #[test]
+    fn allow_ports_names_the_spec_in_its_denial() {
+        let policy = TargetPolicy::unrestricted()
+            .allow_ports(PortSpec::parse("22,80,443,8000-9000").unwrap());
+        assert_eq!(
+            policy.check_port(25).unwrap_err().to_string(),
+            "port 25 is not in --allow-ports 22,80,443,8000-9000"
+        );
+        assert!(policy.allows_port(22) && policy.allows_port(8500) && !policy.allows_port(9001));
+        let spec = PortSpec::parse("20-25,80").unwrap();
+        assert_eq!(policy.denied_ports(&spec), [20, 21, 23, 24, 25]);
+        assert_eq!(policy.check("10.0.0.1:443".parse().unwrap()), Ok(()));
+        assert!(policy.check("10.0.0.1:25".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn only_an_agent_beyond_loopback_gets_the_defaults() {
+        let deny = [cidr("10.0.1.2")];
+        let local = TargetPolicy::for_agent(ip("127.0.0.1"), &[], &deny, None);
+        assert_eq!(local.check_address(ip("169.254.169.254")), Ok(()));
+        assert!(local.check_address(ip("10.0.1.2")).is_err());
+        assert_eq!(local.to_string(), "--deny 10.0.1.2/32");
+        let remote = TargetPolicy::for_agent(ip("192.0.2.10"), &[], &deny, None);
+        assert!(remote.check_address(ip("169.254.169.254")).is_err());
+        assert!(remote.check_address(ip("10.0.1.2")).is_err());
+        assert_eq!(remote.to_string(), "the default deny rules, --deny 10.0.1.2/32");
+        assert!(TargetPolicy::for_agent(ip("::1"), &[], &[], None).is_unrestricted());
+    }
+}
