@@ -8,6 +8,7 @@
 //! - [`check`]: runs a whole check, streaming each step as it happens.
 //! - [`policy`]: where an agent may connect (`--allow`, `--deny`, `--allow-ports`, the default
 //!   rules of an agent open to the network), checked on every address before a packet is sent.
+//! - [`rate`]: the agent-wide budget of connects per second.
 //! - [`scan`]: port scans: port specs, an epoll connect engine, batched results.
 //! - [`server`]: the axum server: the embedded page at `/`, the WebSocket at `/ws`.
 //! - [`cli`]: the `whyrefused` command line (`serve`, `check`).
@@ -22,6 +23,7 @@ pub mod happy_eyeballs;
 pub mod logging;
 pub mod policy;
 pub mod probe;
+pub mod rate;
 pub mod scan;
 pub mod server;
 pub mod target;

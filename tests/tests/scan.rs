@@ -331,3 +331,21 @@ async fn the_agents_policy_refuses_denied_ports_and_leaves_denied_addresses_out(
     let (_, report) = client.scan(3, ScanRequest::new("127.0.0.1", "1-10")).await;
     assert_eq!(report.counts.total(), 10, "an allowed scan runs");
 }
+
+#[tokio::test]
+async fn the_agents_connect_budget_paces_a_scan_and_every_port_still_gets_its_state() {
+    // 200 connects a second, one second's worth at once: 600 ports need two more seconds.
+    let agent = Agent::start_with(&["--max-connects-per-second", "200"]);
+    let mut client = Client::connect(&agent).await;
+    let start = Instant::now();
+    let (_, report) = client.scan(1, ScanRequest::new("127.0.0.1", "20001-20600")).await;
+    let took = start.elapsed();
+    assert_eq!(report.counts.total(), 600);
+    assert_eq!(report.counts.error, 0);
+    assert!(took >= Duration::from_millis(1_900), "paced by the budget, not {took:?}");
+    assert!(
+        report.rate_per_s < 400.0,
+        "the reported rate follows the budget: {}",
+        report.rate_per_s
+    );
+}

@@ -22,6 +22,7 @@ use whyrefused_shared::{
 
 use crate::check::{self, CheckPlan};
 use crate::policy::{Cidr, TargetPolicy};
+use crate::rate;
 use crate::scan::ports::PortSpec;
 use crate::scan::{self as port_scan, ScanPlan, limits};
 use crate::server::auth::Tokens;
@@ -60,6 +61,10 @@ struct ServeArgs {
     /// Close a socket that sent nothing for this many seconds while nothing ran on it.
     #[arg(long, default_value_t = Limits::DEFAULT.idle_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
     idle_timeout_s: u64,
+    /// The most TCP connects per second the whole agent makes, for every check and scan
+    /// together (0: no limit). Default: no limit on loopback, 5000 beyond it.
+    #[arg(long, value_name = "N")]
+    max_connects_per_second: Option<u32>,
     /// Require every client to present one of these tokens (`name:secret` a line); needed to
     /// listen on a non-loopback address.
     #[arg(long)]
@@ -128,6 +133,12 @@ impl ServeArgs {
     }
 
     /// The target policy for an agent listening on `listen`.
+    /// The agent-wide connects per second (0: none): none on loopback unless asked.
+    fn connects_per_second(&self) -> u32 {
+        let beyond_loopback = !self.listen.ip().is_loopback();
+        self.max_connects_per_second.unwrap_or(if beyond_loopback { 5_000 } else { 0 })
+    }
+
     fn policy(&self, listen: SocketAddr) -> TargetPolicy {
         TargetPolicy::for_agent(listen.ip(), &self.allow, &self.deny, self.allow_ports.clone())
     }
@@ -216,6 +227,7 @@ pub fn main() -> ExitCode {
             max_scan_ports: Limits::DEFAULT.max_scan_ports,
             max_scans: Limits::DEFAULT.max_scans,
             idle_timeout_s: Limits::DEFAULT.idle_timeout.as_secs(),
+            max_connects_per_second: None,
             token_file: None,
             tls_cert: None,
             tls_key: None,
@@ -262,6 +274,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
     let _ = std::io::stdout().flush();
     limits::raise_open_files_limit();
+    let connects_per_second = args.connects_per_second();
+    rate::set_limit(connects_per_second);
+    if connects_per_second > 0 {
+        tracing::info!(connects_per_second, "connect budget for the whole agent");
+    }
     let policy = args.policy(address);
     tracing::info!(%policy, "target policy");
     let mut state = AppState::new(args.limits(), policy);

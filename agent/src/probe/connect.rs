@@ -26,6 +26,7 @@ pub async fn connect_and_keep(
     address: SocketAddr,
     deadline: Duration,
 ) -> (Attempt, Option<TcpStream>) {
+    crate::rate::before_connect().await;
     let started_at = clock::now();
     let start = Instant::now();
     let result = tokio::time::timeout(deadline, open(address)).await;

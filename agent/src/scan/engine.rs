@@ -26,8 +26,8 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::sync::mpsc::UnboundedSender;
 use whyrefused_shared::{ConnectState, Errno, Family, IcmpError};
 
-use crate::clock;
 use crate::probe::{connect::classify, icmp};
+use crate::{clock, rate};
 
 /// The longest a thread blocks before looking at the stop flag and sending its results.
 pub const POLL_CEILING: Duration = Duration::from_millis(20);
@@ -176,6 +176,8 @@ struct Driver {
     local: Arc<Vec<IpAddr>>,
     /// Since when launches fail for want of resources with nothing in flight.
     starved_since: Option<Instant>,
+    /// Connects granted by the agent's budget and not yet made (see [`crate::rate`]).
+    credit: u32,
     stop: StopFlag,
     batch: Vec<PortOutcome>,
     last_send: Instant,
@@ -206,6 +208,7 @@ impl Driver {
             settings,
             local: local.clone(),
             starved_since: None,
+            credit: 0,
             stop: stop.clone(),
             batch: Vec::with_capacity(SEND_EVERY),
             last_send: Instant::now(),
@@ -246,7 +249,11 @@ impl Driver {
     /// starved of resources.
     fn fill_window(&mut self) -> bool {
         while self.flights.len() < self.window.size {
+            if !self.has_credit() {
+                return false;
+            }
             let Some((item, tries)) = self.next_item() else { return false };
+            self.credit -= 1;
             match self.launch(item, tries) {
                 Launch::InFlight => self.starved_since = None,
                 Launch::Ended(outcome) => {
@@ -277,6 +284,18 @@ impl Driver {
             self.batch.push(outcome(target, state, errno, None, Duration::ZERO, tries));
         }
         true
+    }
+
+    /// Whether the agent's connect budget allows another launch now (always, without a limit).
+    fn has_credit(&mut self) -> bool {
+        if self.credit == 0 {
+            let room = self.window.size.saturating_sub(self.flights.len()).max(1);
+            self.credit = match rate::budget() {
+                Some(budget) => budget.take(u32::try_from(room).unwrap_or(u32::MAX)),
+                None => u32::MAX,
+            };
+        }
+        self.credit > 0
     }
 
     /// The next item to launch: one to try again, else the next claimed one. A thread claims
@@ -410,7 +429,11 @@ impl Driver {
         let until_deadline = self.deadlines.front().map_or(POLL_CEILING, |(deadline, ..)| {
             deadline.saturating_duration_since(Instant::now())
         });
-        until_deadline.min(POLL_CEILING)
+        let until_credit = match (self.credit, rate::budget()) {
+            (0, Some(budget)) => budget.next_in(),
+            _ => POLL_CEILING,
+        };
+        until_deadline.min(until_credit).min(POLL_CEILING)
     }
 
     fn send(&mut self) {
