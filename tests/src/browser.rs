@@ -2,6 +2,7 @@
 //! `chromium-driver` packages), for end-to-end tests of the page.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
+use nix::sys::signal::Signal;
 use serde_json::json;
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -33,7 +35,10 @@ impl Browser {
             "{CHROMEDRIVER} is missing: install Debian's chromium and chromium-driver (./dev setup)"
         );
         let port = free_port();
+        // A process group of its own, which the Chromium it starts joins: dropping the browser
+        // ends them all.
         let driver = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -103,7 +108,12 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Ends chromedriver and every Chromium process it started: they share its process group
+    /// (killing chromedriver alone would leave Chromium running, reparented to init).
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.driver.id()) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
