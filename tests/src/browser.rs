@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::elements::Element;
 use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use nix::sys::signal::Signal;
 use serde_json::json;
@@ -150,4 +151,26 @@ fn wait_for_port(port: u16) {
         assert!(start.elapsed() < Duration::from_secs(10), "chromedriver did not start listening");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// WebDriver's code for the Tab key, for `send_keys`.
+pub const TAB: &str = "\u{E004}";
+/// WebDriver's code for the Enter key, for `send_keys`.
+pub const ENTER: &str = "\u{E007}";
+
+/// The element `css` selects once it appears, failing the test after `patience`.
+pub async fn wait_for(client: &Client, css: &str, patience: Duration) -> Element {
+    client
+        .wait()
+        .at_most(patience)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} never appeared: {e}"))
+}
+
+/// Clears the input `css` selects and types `text` into it, as a user would.
+pub async fn fill(client: &Client, css: &str, text: &str) {
+    let input = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+    input.clear().await.expect("the input clears");
+    input.send_keys(text).await.expect("typing works");
 }

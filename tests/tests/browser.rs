@@ -8,27 +8,10 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
+use whyrefused_tests::browser::{ENTER, TAB, fill, wait_for};
 use whyrefused_tests::{Agent, Browser, closed_port};
 
 const PATIENCE: Duration = Duration::from_secs(15);
-/// WebDriver's codes for the Tab and Enter keys.
-const TAB: &str = "\u{E004}";
-const ENTER: &str = "\u{E007}";
-
-async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
-    client
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css} never appeared: {e}"))
-}
-
-async fn fill(client: &Client, css: &str, text: &str) {
-    let input = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
-    input.clear().await.expect("the input clears");
-    input.send_keys(text).await.expect("typing works");
-}
 
 /// The texts of every element matching `css` inside `scope`.
 async fn texts(scope: &fantoccini::elements::Element, css: &str) -> Vec<String> {
@@ -60,10 +43,11 @@ fn http_server() -> u16 {
 async fn open_then_closed(client: &Client) -> (fantoccini::elements::Element, u16) {
     let open = http_server();
     diagnose(client, &format!("http://127.0.0.1:{open}/")).await;
-    wait_for(client, ".check[data-cause='reachable'][data-done='true']").await;
+    wait_for(client, ".check[data-cause='reachable'][data-done='true']", PATIENCE).await;
     let closed = closed_port();
     diagnose(client, &format!("127.0.0.1:{closed}")).await;
-    let card = wait_for(client, ".check[data-cause='port_closed'][data-done='true']").await;
+    let card =
+        wait_for(client, ".check[data-cause='port_closed'][data-done='true']", PATIENCE).await;
     (card, closed)
 }
 
@@ -79,11 +63,11 @@ async fn typing_a_target_and_pressing_enter_shows_the_verdict_and_address_rows()
     let browser = Browser::start(1200, 900).await;
     let client = &browser.client;
     client.goto(&agent.url()).await.expect("the page loads");
-    wait_for(client, "#connection-status[data-state='connected']").await;
+    wait_for(client, "#connection-status[data-state='connected']", PATIENCE).await;
 
     let closed = closed_port();
     diagnose(client, &format!("127.0.0.1:{closed}")).await;
-    let card = wait_for(client, ".check[data-done='true']").await;
+    let card = wait_for(client, ".check[data-done='true']", PATIENCE).await;
     assert_eq!(card.attr("data-cause").await.unwrap().as_deref(), Some("port_closed"));
     let verdict =
         card.find(Locator::Css(".verdict")).await.expect("a verdict").text().await.unwrap();
@@ -95,7 +79,7 @@ async fn typing_a_target_and_pressing_enter_shows_the_verdict_and_address_rows()
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let open = listener.local_addr().unwrap().port();
     diagnose(client, &format!("127.0.0.1:{open}")).await;
-    wait_for(client, ".check[data-cause='reachable'][data-done='true']").await;
+    wait_for(client, ".check[data-cause='reachable'][data-done='true']", PATIENCE).await;
     let cards = client.find_all(Locator::Css(".check")).await.unwrap();
     assert_eq!(cards.len(), 2, "earlier checks stay visible");
     assert_eq!(
@@ -112,7 +96,7 @@ async fn a_closed_port_shows_its_evidence_suggestions_and_findings_and_an_open_o
     let browser = Browser::start(1200, 2080).await;
     let client = &browser.client;
     client.goto(&agent.url()).await.expect("the page loads");
-    wait_for(client, "#connection-status[data-state='connected']").await;
+    wait_for(client, "#connection-status[data-state='connected']", PATIENCE).await;
 
     let (closed_card, closed) = open_then_closed(client).await;
     let evidence = texts(&closed_card, ".verdict .evidence li").await;
@@ -133,7 +117,7 @@ async fn a_closed_port_shows_its_evidence_suggestions_and_findings_and_an_open_o
         "no connection opened, so there are no phases"
     );
 
-    let open_card = wait_for(client, ".check[data-cause='reachable']").await;
+    let open_card = wait_for(client, ".check[data-cause='reachable']", PATIENCE).await;
     let phases: Vec<String> = texts(&open_card, ".waterfall .waterfall-row").await;
     assert_eq!(phases.len(), 3, "dns, connect and first byte: {phases:?}");
     assert!(phases[1].starts_with("TCP connect") && phases[1].ends_with(" ms"), "{phases:?}");
@@ -158,7 +142,7 @@ async fn the_verdict_card_reads_well_at_phone_width() {
     let browser = Browser::start(420, 1800).await;
     let client = &browser.client;
     client.goto(&agent.url()).await.expect("the page loads");
-    wait_for(client, "#connection-status[data-state='connected']").await;
+    wait_for(client, "#connection-status[data-state='connected']", PATIENCE).await;
 
     let (card, _) = open_then_closed(client).await;
     let widths = client
@@ -181,16 +165,16 @@ async fn retries_show_each_round_and_the_pattern() {
     let browser = Browser::start(1200, 1200).await;
     let client = &browser.client;
     client.goto(&agent.url()).await.expect("the page loads");
-    wait_for(client, "#connection-status[data-state='connected']").await;
+    wait_for(client, "#connection-status[data-state='connected']", PATIENCE).await;
 
     // By keyboard alone: the target, Tab past the timeout to Retries, Tab to Delay, Enter.
     let keys = format!("127.0.0.1:{}{TAB}{TAB}2{TAB}700{ENTER}", closed_port());
     fill(client, "#target", &keys).await;
-    let progress = wait_for(client, ".check .rounds .round-progress").await;
+    let progress = wait_for(client, ".check .rounds .round-progress", PATIENCE).await;
     let progress = progress.text().await.unwrap();
     assert!(progress.starts_with("round ") && progress.ends_with(" of 3"), "{progress}");
 
-    let card = wait_for(client, ".check[data-done='true']").await;
+    let card = wait_for(client, ".check[data-done='true']", PATIENCE).await;
     let rounds = texts(&card, ".rounds .round").await;
     assert_eq!(rounds.len(), 3, "{rounds:?}");
     assert!(rounds.iter().all(|round| round.contains("Port closed")), "{rounds:?}");
@@ -207,11 +191,11 @@ async fn a_delay_without_retries_is_refused_before_anything_is_sent() {
     let browser = Browser::start(420, 900).await;
     let client = &browser.client;
     client.goto(&agent.url()).await.expect("the page loads");
-    wait_for(client, "#connection-status[data-state='connected']").await;
+    wait_for(client, "#connection-status[data-state='connected']", PATIENCE).await;
 
     fill(client, "#retry-delay", "500").await;
     diagnose(client, "127.0.0.1:9").await;
-    let problem = wait_for(client, ".form-error").await.text().await.unwrap();
+    let problem = wait_for(client, ".form-error", PATIENCE).await.text().await.unwrap();
     assert!(problem.contains("set Retries to 1 or more"), "{problem}");
     let focused = client
         .execute(
@@ -235,15 +219,15 @@ async fn copy_as_markdown_puts_the_verdict_on_the_clipboard_or_shows_it_for_copy
     let browser = Browser::start(1200, 900).await;
     let client = &browser.client;
     client.goto(&agent.url()).await.expect("the page loads");
-    wait_for(client, "#connection-status[data-state='connected']").await;
+    wait_for(client, "#connection-status[data-state='connected']", PATIENCE).await;
     browser.grant("clipboard-read").await;
     browser.grant("clipboard-write").await;
 
     let closed = closed_port();
     diagnose(client, &format!("127.0.0.1:{closed}")).await;
-    let copy = wait_for(client, ".check[data-done='true'] button.copy-markdown").await;
+    let copy = wait_for(client, ".check[data-done='true'] button.copy-markdown", PATIENCE).await;
     copy.send_keys(ENTER).await.expect("Enter presses the focused button");
-    wait_for(client, "button.copy-markdown[data-copied='true']").await;
+    wait_for(client, "button.copy-markdown[data-copied='true']", PATIENCE).await;
     let read_back = client
         .execute_async(
             "const done = arguments[arguments.length - 1];\
@@ -268,7 +252,7 @@ async fn copy_as_markdown_puts_the_verdict_on_the_clipboard_or_shows_it_for_copy
         .await
         .expect("the clipboard API is removed");
     client.find(Locator::Css("button.copy-markdown")).await.unwrap().click().await.unwrap();
-    let shown = wait_for(client, ".markdown-fallback textarea.markdown-text").await;
+    let shown = wait_for(client, ".markdown-fallback textarea.markdown-text", PATIENCE).await;
     assert_eq!(shown.prop("value").await.unwrap().as_deref(), Some(markdown.as_str()));
     let focused = client
         .execute("return document.activeElement.classList.contains('markdown-text')", vec![])
@@ -284,10 +268,10 @@ async fn an_invalid_target_is_explained_on_the_page() {
     let browser = Browser::start(420, 900).await;
     let client = &browser.client;
     client.goto(&agent.url()).await.expect("the page loads");
-    wait_for(client, "#connection-status[data-state='connected']").await;
+    wait_for(client, "#connection-status[data-state='connected']", PATIENCE).await;
 
     diagnose(client, "db.internal:70000").await;
-    let error = wait_for(client, ".check .check-error").await;
+    let error = wait_for(client, ".check .check-error", PATIENCE).await;
     let text = error.text().await.unwrap();
     assert!(text.contains("1 to 65535"), "{text}");
     browser.screenshot("browser-invalid-target-narrow").await;

@@ -4,28 +4,12 @@
 
 use std::time::Duration;
 
-use fantoccini::elements::Element;
 use fantoccini::{Client, Locator};
+use whyrefused_tests::browser::{ENTER, fill, wait_for};
 use whyrefused_tests::{Agent, Browser, closed_port};
 
 const PATIENCE: Duration = Duration::from_secs(20);
-const ENTER: &str = "\u{E007}";
 const TOKEN: &str = "page-0123456789abcdef";
-
-async fn wait_for(client: &Client, css: &str) -> Element {
-    client
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css} never appeared: {e}"))
-}
-
-async fn type_into(client: &Client, css: &str, text: &str) {
-    let input = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
-    input.clear().await.expect("the input clears");
-    input.send_keys(text).await.expect("typing works");
-}
 
 /// An agent whose token file holds [`TOKEN`], and the directory holding the file.
 fn agent_with_token() -> (Agent, tempfile::TempDir) {
@@ -38,8 +22,8 @@ fn agent_with_token() -> (Agent, tempfile::TempDir) {
 /// A check of a closed loopback port runs to its verdict.
 async fn a_check_runs(client: &Client) {
     let port = closed_port();
-    type_into(client, "#target", &format!("127.0.0.1:{port}{ENTER}")).await;
-    let card = wait_for(client, ".check[data-done='true']").await;
+    fill(client, "#target", &format!("127.0.0.1:{port}{ENTER}")).await;
+    let card = wait_for(client, ".check[data-done='true']", PATIENCE).await;
     assert_eq!(card.attr("data-cause").await.unwrap().as_deref(), Some("port_closed"));
 }
 
@@ -49,17 +33,17 @@ async fn the_page_asks_for_the_token_and_says_when_it_is_refused() {
     let browser = Browser::start(1200, 900).await;
     let client = &browser.client;
     client.goto(&agent.url()).await.expect("the page loads");
-    wait_for(client, "#connection-status[data-state='needs-token']").await;
+    wait_for(client, "#connection-status[data-state='needs-token']", PATIENCE).await;
     let diagnose = client.find(Locator::Css("#diagnose")).await.unwrap();
     assert!(diagnose.attr("disabled").await.unwrap().is_some(), "no check without the token");
 
-    type_into(client, "#token", &format!("page-wrong-wrong-wrong{ENTER}")).await;
-    let problem = wait_for(client, "#token-problem").await.text().await.unwrap();
+    fill(client, "#token", &format!("page-wrong-wrong-wrong{ENTER}")).await;
+    let problem = wait_for(client, "#token-problem", PATIENCE).await.text().await.unwrap();
     assert!(problem.contains("refused that token"), "{problem}");
     browser.screenshot("browser-token-refused").await;
 
-    type_into(client, "#token", &format!("{TOKEN}{ENTER}")).await;
-    wait_for(client, "#connection-status[data-state='connected']").await;
+    fill(client, "#token", &format!("{TOKEN}{ENTER}")).await;
+    wait_for(client, "#connection-status[data-state='connected']", PATIENCE).await;
     assert!(client.find(Locator::Css("#token-form")).await.is_err(), "the prompt is gone");
     a_check_runs(client).await;
 }
@@ -70,7 +54,7 @@ async fn a_token_in_the_url_fragment_connects_and_leaves_the_address_bar() {
     let browser = Browser::start(1200, 900).await;
     let client = &browser.client;
     client.goto(&format!("{}#token={TOKEN}", agent.url())).await.expect("the page loads");
-    wait_for(client, "#connection-status[data-state='connected']").await;
+    wait_for(client, "#connection-status[data-state='connected']", PATIENCE).await;
     let address = client.current_url().await.unwrap().to_string();
     assert!(!address.contains(TOKEN), "the token left the address bar: {address}");
     a_check_runs(client).await;

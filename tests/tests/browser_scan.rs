@@ -9,34 +9,17 @@ use std::time::Duration;
 use fantoccini::elements::Element;
 use fantoccini::{Client, Locator};
 use serde_json::json;
+use whyrefused_tests::browser::{ENTER, TAB, fill, wait_for};
 use whyrefused_tests::{Agent, Browser, HangingPort, closed_port};
 
 /// Long enough for 65,535 loopback ports on a loaded two-core machine.
 const PATIENCE: Duration = Duration::from_secs(120);
-/// WebDriver's codes for the Tab and Enter keys.
-const TAB: &str = "\u{E004}";
-const ENTER: &str = "\u{E007}";
-
-async fn wait_for(client: &Client, css: &str) -> Element {
-    client
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css} never appeared: {e}"))
-}
-
-async fn fill(client: &Client, css: &str, text: &str) {
-    let input = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
-    input.clear().await.expect("the input clears");
-    input.send_keys(text).await.expect("typing works");
-}
 
 async fn open_page(width: u32, height: u32) -> (Agent, Browser) {
     let agent = Agent::start();
     let browser = Browser::start(width, height).await;
     browser.client.goto(&agent.url()).await.expect("the page loads");
-    wait_for(&browser.client, "#connection-status[data-state='connected']").await;
+    wait_for(&browser.client, "#connection-status[data-state='connected']", PATIENCE).await;
     (agent, browser)
 }
 
@@ -44,7 +27,7 @@ async fn open_page(width: u32, height: u32) -> (Agent, Browser) {
 async fn scan(client: &Client, host: &str, ports: &str) {
     let switch = client.find(Locator::Css("#mode-scan")).await.expect("the mode switch");
     switch.send_keys(ENTER).await.expect("Enter presses the focused button");
-    wait_for(client, "#mode-scan[aria-pressed='true']").await;
+    wait_for(client, "#mode-scan[aria-pressed='true']", PATIENCE).await;
     fill(client, "#scan-target", host).await;
     fill(client, "#ports", &format!("{ports}{ENTER}")).await;
 }
@@ -69,8 +52,8 @@ async fn a_full_range_scan_of_loopback_finds_the_tests_listeners_and_maps_every_
     let open: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
 
     scan(client, "127.0.0.1", "1-65535").await;
-    wait_for(client, ".scan[data-phase='running'] .scan-progress").await;
-    let card = wait_for(client, ".scan[data-done='true']").await;
+    wait_for(client, ".scan[data-phase='running'] .scan-progress", PATIENCE).await;
+    let card = wait_for(client, ".scan[data-done='true']", PATIENCE).await;
     assert_eq!(card.attr("data-phase").await.unwrap().as_deref(), Some("completed"));
 
     let counts = counts(&card).await;
@@ -123,7 +106,7 @@ async fn a_bad_port_spec_shows_the_agents_error_on_the_scans_card() {
     let client = &browser.client;
 
     scan(client, "127.0.0.1", "0-10").await;
-    let card = wait_for(client, ".scan[data-done='true']").await;
+    let card = wait_for(client, ".scan[data-done='true']", PATIENCE).await;
     assert_eq!(card.attr("data-phase").await.unwrap().as_deref(), Some("failed"));
     let error = card.find(Locator::Css(".check-error")).await.expect("the error").text().await;
     let error = error.unwrap();
@@ -145,7 +128,8 @@ async fn a_closed_ports_check_offers_a_scan_of_the_ports_around_it() {
     let closed = closed_port();
 
     fill(client, "#target", &format!("127.0.0.1:{closed}{ENTER}")).await;
-    let check = wait_for(client, ".check[data-cause='port_closed'][data-done='true']").await;
+    let check =
+        wait_for(client, ".check[data-cause='port_closed'][data-done='true']", PATIENCE).await;
     let button = check.find(Locator::Css("button.scan-nearby")).await.expect("the offer");
     client
         .execute("document.querySelector('button.scan-nearby').scrollIntoView()", vec![])
@@ -154,7 +138,7 @@ async fn a_closed_ports_check_offers_a_scan_of_the_ports_around_it() {
     browser.screenshot("browser-scan-nearby-offer-narrow").await;
     button.send_keys(ENTER).await.expect("Enter presses the focused button");
 
-    let card = wait_for(client, ".scan[data-done='true']").await;
+    let card = wait_for(client, ".scan[data-done='true']", PATIENCE).await;
     assert_eq!(card.attr("data-phase").await.unwrap().as_deref(), Some("completed"));
     let title = card.find(Locator::Css(".check-title")).await.unwrap().text().await.unwrap();
     let (low, high) = (closed.saturating_sub(100).max(1), closed.saturating_add(100));
@@ -187,7 +171,7 @@ async fn open_and_filtered_ports_read_well_at_phone_width() {
     // By keyboard alone: the ports, Tab to the timeout, Tab to the retries, Enter.
     let ports = format!("1-1000,{}", extra.join(","));
     scan(client, "127.0.0.1", &format!("{ports}{TAB}300{TAB}1")).await;
-    let card = wait_for(client, ".scan[data-done='true']").await;
+    let card = wait_for(client, ".scan[data-done='true']", PATIENCE).await;
     assert_eq!(card.attr("data-phase").await.unwrap().as_deref(), Some("completed"));
     for port in &open {
         let css = format!(".port-list tr[data-port='{port}'][data-state='open']");
@@ -237,8 +221,8 @@ async fn cancel_stops_a_running_scan_and_keeps_what_it_found() {
     // The silent ports hold the scan for 30 s; the closed one is reported at once.
     let ports = format!("{closed},{}", ports.join(","));
     scan(client, "127.0.0.1", &format!("{ports}{TAB}30000{TAB}0")).await;
-    let card = wait_for(client, ".scan[data-phase='running'][aria-busy='true']").await;
-    wait_for(client, ".scan .scan-counts [data-state='closed'][data-count='1']").await;
+    let card = wait_for(client, ".scan[data-phase='running'][aria-busy='true']", PATIENCE).await;
+    wait_for(client, ".scan .scan-counts [data-state='closed'][data-count='1']", PATIENCE).await;
     let cancel = card.find(Locator::Css("button.cancel")).await.expect("a Cancel button");
     cancel.send_keys(ENTER).await.expect("Enter presses the focused button");
 
