@@ -226,16 +226,9 @@ impl Driver {
                 break;
             }
             let wait = self.wait_time(starved);
-            let ready = match self.epoll.wait(&mut events, millis(wait)) {
-                Ok(ready) => ready,
-                Err(OsErrno::EINTR) => 0,
-                Err(error) => {
-                    tracing::error!(%error, "the scan's epoll failed; stopping this thread");
-                    break;
-                }
-            };
-            for event in &events[..ready] {
-                self.land(event.data() as usize);
+            if let Err(error) = self.collect(&mut events, wait) {
+                tracing::error!(%error, "the scan's epoll failed; stopping this thread");
+                break;
             }
             self.expire(Instant::now());
             if self.batch.len() >= SEND_EVERY || self.last_send.elapsed() >= POLL_CEILING {
@@ -243,6 +236,27 @@ impl Driver {
             }
         }
         self.send();
+    }
+
+    /// Lands every connect that has answered: waits up to `wait` for the first, then takes
+    /// whatever else is ready, however many buffers' worth, so that no answered connect is left
+    /// for [`Driver::expire`] to mistake for silence.
+    fn collect(&mut self, events: &mut [EpollEvent], wait: Duration) -> nix::Result<()> {
+        let mut timeout = millis(wait);
+        loop {
+            let ready = match self.epoll.wait(events, timeout) {
+                Ok(ready) => ready,
+                Err(OsErrno::EINTR) => 0,
+                Err(error) => return Err(error),
+            };
+            for event in &events[..ready] {
+                self.land(event.data() as usize);
+            }
+            if ready < events.len() {
+                return Ok(());
+            }
+            timeout = 0;
+        }
     }
 
     /// Launches until the window is full or the work runs out; returns whether a launch was
@@ -408,16 +422,31 @@ impl Driver {
                 continue;
             }
             let flight = self.flights.remove(slot);
+            let target = self.work.target(flight.item);
+            if let Some(answered) = self.answer_of(&flight, target) {
+                self.batch.push(answered);
+                continue;
+            }
             if flight.tries <= self.settings.retries {
                 self.again.push_back((flight.item, flight.tries + 1));
             } else {
-                let target = self.work.target(flight.item);
                 let elapsed = now.duration_since(flight.started);
                 let timeout =
                     outcome(target, ConnectState::Timeout, None, None, elapsed, flight.tries);
                 self.batch.push(timeout);
             }
         }
+    }
+
+    /// How a connect whose deadline passed really ended, if it did end (an answer that came
+    /// just before the deadline, not yet collected): `None` while it is still unanswered.
+    fn answer_of(&self, flight: &Flight, target: SocketAddr) -> Option<PortOutcome> {
+        let result = match flight.socket.take_error() {
+            Ok(Some(error)) | Err(error) => Err(error),
+            Ok(None) if flight.socket.peer_addr().is_ok() => Ok(()),
+            Ok(None) => return None,
+        };
+        Some(self.conclude(&flight.socket, target, result, flight.started, flight.tries))
     }
 
     /// How long to block: until the next deadline, a short pause when starved, at most
@@ -628,6 +657,19 @@ mod tests {
         let in_flight = syn_sent_to(&ports);
         stop.stop();
         assert_eq!(in_flight, ports.len(), "every connect in flight together");
+    }
+
+    #[test]
+    fn answers_that_came_before_the_deadline_are_never_called_silence() {
+        // Launching 2,000 connects outlasts a 1 ms deadline, and more answers wait than one
+        // epoll buffer holds: every one must still be collected as the answer it is.
+        let ports: Vec<u16> = (31_000..33_000).collect();
+        let settings =
+            Settings { timeout: Duration::from_millis(1), retries: 0, window: 2_000, threads: 1 };
+        let outcomes = scan(Work { addresses: vec![IpAddr::from(HANGING_HOST)], ports }, settings);
+        assert_eq!(outcomes.len(), 2_000);
+        let silent = outcomes.iter().filter(|o| o.state == ConnectState::Timeout).count();
+        assert_eq!(silent, 0, "loopback answers every connect at once");
     }
 
     #[test]
