@@ -4,9 +4,9 @@
 //! Each thread claims chunks of the work from a shared cursor, so the threads finish together
 //! whatever the ports do. A port costs a handful of system calls and no task, future or timer:
 //! every connect of a scan has the same deadline, so a queue in launch order is also in deadline
-//! order. Sockets close with zero linger (an open port gets a reset, nothing is left in
-//! `TIME_WAIT`). When the process runs short of descriptors or local ports, or the network answers
-//! with ICMP errors, the window halves and the port is tried again; it grows back one connect per
+//! order. A connection that opens closes with zero linger (the port gets a reset, nothing is
+//! left in `TIME_WAIT`). When the process runs short of descriptors or local ports, or the network
+//! answers with ICMP errors, the window halves and the port is tried again; it grows back one connect per
 //! success. Setting the [`StopFlag`] ends every thread within [`POLL_CEILING`], closing all of its
 //! sockets.
 
@@ -395,6 +395,12 @@ impl Driver {
         tries: u32,
     ) -> PortOutcome {
         let elapsed = started.elapsed();
+        if result.is_ok() {
+            // Only a connection that opened leaves anything behind when closed: zero linger
+            // makes its close a reset, so neither side keeps it in TIME_WAIT. (Refused and
+            // unanswered connects close without a trace: no need for the system call.)
+            let _ = socket.set_linger(Some(Duration::ZERO));
+        }
         match result {
             // Connecting to a free port of this host can pick that very port as the source and
             // meet itself (TCP simultaneous open): nothing listens there.
@@ -499,7 +505,6 @@ impl Window {
 fn open_socket(target: SocketAddr) -> io::Result<Socket> {
     let socket =
         Socket::new(Domain::for_address(target), Type::STREAM.nonblocking(), Some(Protocol::TCP))?;
-    socket.set_linger(Some(Duration::ZERO))?;
     // Best effort: without the error queue a port still gets its state, only not the ICMP.
     let _ = icmp::enable(socket.as_fd(), Family::of(&target.ip()));
     Ok(socket)
