@@ -19,6 +19,7 @@
 mod backoff;
 mod clipboard;
 mod components;
+mod form;
 mod format;
 mod hooks;
 mod map_cells;

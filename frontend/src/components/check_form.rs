@@ -5,6 +5,8 @@ use web_sys::HtmlInputElement;
 use whyrefused_shared::{CheckRequest, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS, MAX_RETRIES};
 use yew::prelude::*;
 
+use crate::components::number_field::NumberField;
+use crate::form::{FormProblem, optional_number};
 use crate::hooks::AgentLink;
 
 #[derive(Properties, PartialEq)]
@@ -23,7 +25,7 @@ pub fn check_form(props: &CheckFormProps) -> Html {
     let timeout_ref = use_node_ref();
     let retries_ref = use_node_ref();
     let delay_ref = use_node_ref();
-    let problem = use_state(|| None::<FormProblem>);
+    let problem = use_state(|| None::<FormProblem<Field>>);
 
     {
         // `autofocus` only works on the first page load; the form is rendered later than that.
@@ -75,6 +77,7 @@ pub fn check_form(props: &CheckFormProps) -> Html {
     let described_by = |help: &str, field: Field| {
         if invalid(field) { format!("{help} {FORM_ERROR_ID}") } else { help.to_owned() }
     };
+    let problem_id = |field: Field| invalid(field).then_some(AttrValue::from(FORM_ERROR_ID));
 
     html! {
         <form id="check-form" class="check-form" {onsubmit} novalidate=true aria-label="Diagnose a connection">
@@ -97,51 +100,35 @@ pub fn check_form(props: &CheckFormProps) -> Html {
                     { "host:port, [IPv6]:port, or a URL (its scheme gives the port)" }
                 </p>
             </div>
-            <div class="field field--timeout">
-                <label for="timeout">{ "Timeout " }<span class="muted">{ "(ms)" }</span></label>
-                <input
-                    ref={timeout_ref}
-                    id="timeout"
-                    name="timeout"
-                    type="text"
-                    inputmode="numeric"
-                    placeholder={DEFAULT_TIMEOUT_MS.to_string()}
-                    autocomplete="off"
-                    aria-describedby={described_by("timeout-help", Field::Timeout)}
-                    aria-invalid={aria_invalid(Field::Timeout)}
-                />
-                <p id="timeout-help" class="help">{ "per address" }</p>
-            </div>
-            <div class="field field--retries">
-                <label for="retries">{ "Retries" }</label>
-                <input
-                    ref={retries_ref}
-                    id="retries"
-                    name="retries"
-                    type="text"
-                    inputmode="numeric"
-                    placeholder="0"
-                    autocomplete="off"
-                    aria-describedby={described_by("retries-help", Field::Retries)}
-                    aria-invalid={aria_invalid(Field::Retries)}
-                />
-                <p id="retries-help" class="help">{ format!("extra rounds, up to {MAX_RETRIES}") }</p>
-            </div>
-            <div class="field field--delay">
-                <label for="retry-delay">{ "Delay " }<span class="muted">{ "(ms)" }</span></label>
-                <input
-                    ref={delay_ref}
-                    id="retry-delay"
-                    name="retry-delay"
-                    type="text"
-                    inputmode="numeric"
-                    placeholder={DEFAULT_RETRY_DELAY_MS.to_string()}
-                    autocomplete="off"
-                    aria-describedby={described_by("retry-delay-help", Field::RetryDelay)}
-                    aria-invalid={aria_invalid(Field::RetryDelay)}
-                />
-                <p id="retry-delay-help" class="help">{ "between rounds" }</p>
-            </div>
+            <NumberField
+                id="timeout"
+                label="Timeout"
+                unit="ms"
+                placeholder={DEFAULT_TIMEOUT_MS.to_string()}
+                help="per address, optional"
+                class="field--timeout"
+                node_ref={timeout_ref}
+                problem_id={problem_id(Field::Timeout)}
+            />
+            <NumberField
+                id="retries"
+                label="Retries"
+                placeholder="0"
+                help={format!("extra rounds, up to {MAX_RETRIES}")}
+                class="field--retries"
+                node_ref={retries_ref}
+                problem_id={problem_id(Field::Retries)}
+            />
+            <NumberField
+                id="retry-delay"
+                label="Delay"
+                unit="ms"
+                placeholder={DEFAULT_RETRY_DELAY_MS.to_string()}
+                help="between rounds"
+                class="field--delay"
+                node_ref={delay_ref}
+                problem_id={problem_id(Field::RetryDelay)}
+            />
             <div class="field field--submit">
                 <button
                     id="diagnose"
@@ -174,21 +161,6 @@ enum Field {
     RetryDelay,
 }
 
-/// What is wrong with the form, and which field to fix.
-#[derive(Debug, Clone, PartialEq)]
-struct FormProblem {
-    /// The field at fault: marked invalid and focused.
-    field: Field,
-    /// What is wrong, with an example of what is right.
-    message: String,
-}
-
-impl FormProblem {
-    fn new(field: Field, message: impl Into<String>) -> Self {
-        FormProblem { field, message: message.into() }
-    }
-}
-
 /// What the form's fields hold, as typed.
 struct FormFields<'a> {
     target: &'a str,
@@ -199,7 +171,7 @@ struct FormFields<'a> {
 
 /// The request the form's fields ask for, or what is wrong with them. Ranges and the target's
 /// syntax are the agent's to judge: its messages are the precise ones.
-fn build_request(fields: &FormFields) -> Result<CheckRequest, FormProblem> {
+fn build_request(fields: &FormFields) -> Result<CheckRequest, FormProblem<Field>> {
     let target = fields.target.trim();
     if target.is_empty() {
         return Err(FormProblem::new(
@@ -239,12 +211,6 @@ fn build_request(fields: &FormFields) -> Result<CheckRequest, FormProblem> {
     Ok(CheckRequest { timeout_ms, retries, retry_delay_ms, ..CheckRequest::new(target) })
 }
 
-/// An empty field is `None`; anything else must be a whole number.
-fn optional_number(text: &str) -> Result<Option<u32>, std::num::ParseIntError> {
-    let text = text.trim();
-    if text.is_empty() { Ok(None) } else { text.parse().map(Some) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,7 +220,7 @@ mod tests {
             .map_err(|problem| problem.message)
     }
 
-    fn build_retried(retries: &str, retry_delay: &str) -> Result<CheckRequest, FormProblem> {
+    fn build_retried(retries: &str, retry_delay: &str) -> Result<CheckRequest, FormProblem<Field>> {
         build_request(&FormFields { target: "db:5432", timeout: "", retries, retry_delay })
     }
 

@@ -15,6 +15,7 @@ pub mod local_drops_finding;
 pub mod local_listeners_finding;
 pub mod mode_switch;
 pub mod nearby_ports_finding;
+pub mod number_field;
 pub mod phase_waterfall;
 pub mod port_list;
 pub mod port_map;

@@ -7,6 +7,8 @@ use whyrefused_shared::{
 };
 use yew::prelude::*;
 
+use crate::components::number_field::NumberField;
+use crate::form::{FormProblem, optional_number};
 use crate::hooks::AgentLink;
 
 #[derive(Properties, PartialEq)]
@@ -27,7 +29,7 @@ pub fn scan_form(props: &ScanFormProps) -> Html {
     let ports_ref = use_node_ref();
     let timeout_ref = use_node_ref();
     let retries_ref = use_node_ref();
-    let problem = use_state(|| None::<FormProblem>);
+    let problem = use_state(|| None::<FormProblem<Field>>);
 
     let onsubmit = {
         let inputs = [&host_ref, &ports_ref, &timeout_ref, &retries_ref].map(NodeRef::clone);
@@ -61,6 +63,7 @@ pub fn scan_form(props: &ScanFormProps) -> Html {
 
     let invalid = |field: Field| problem.as_ref().is_some_and(|p| p.field == field);
     let aria_invalid = |field: Field| invalid(field).then_some("true");
+    let problem_id = |field: Field| invalid(field).then_some(AttrValue::from(FORM_ERROR_ID));
     let described_by = |help: &str, field: Field| {
         if invalid(field) { format!("{help} {FORM_ERROR_ID}") } else { help.to_owned() }
     };
@@ -98,38 +101,25 @@ pub fn scan_form(props: &ScanFormProps) -> Html {
                 />
                 <p id="ports-help" class="help">{ "22,80,8000-8100 · 1-65535 or all · top100" }</p>
             </div>
-            <div class="field field--timeout">
-                <label for="scan-timeout">{ "Timeout " }<span class="muted">{ "(ms)" }</span></label>
-                <input
-                    ref={timeout_ref}
-                    id="scan-timeout"
-                    name="scan-timeout"
-                    type="text"
-                    inputmode="numeric"
-                    placeholder={DEFAULT_SCAN_TIMEOUT_MS.to_string()}
-                    autocomplete="off"
-                    aria-describedby={described_by("scan-timeout-help", Field::Timeout)}
-                    aria-invalid={aria_invalid(Field::Timeout)}
-                />
-                <p id="scan-timeout-help" class="help">{ "per port" }</p>
-            </div>
-            <div class="field field--retries">
-                <label for="scan-retries">{ "Retries" }</label>
-                <input
-                    ref={retries_ref}
-                    id="scan-retries"
-                    name="scan-retries"
-                    type="text"
-                    inputmode="numeric"
-                    placeholder={DEFAULT_SCAN_RETRIES.to_string()}
-                    autocomplete="off"
-                    aria-describedby={described_by("scan-retries-help", Field::Retries)}
-                    aria-invalid={aria_invalid(Field::Retries)}
-                />
-                <p id="scan-retries-help" class="help">
-                    { format!("for silent ports, up to {MAX_SCAN_RETRIES}") }
-                </p>
-            </div>
+            <NumberField
+                id="scan-timeout"
+                label="Timeout"
+                unit="ms"
+                placeholder={DEFAULT_SCAN_TIMEOUT_MS.to_string()}
+                help="per port"
+                class="field--timeout"
+                node_ref={timeout_ref}
+                problem_id={problem_id(Field::Timeout)}
+            />
+            <NumberField
+                id="scan-retries"
+                label="Retries"
+                placeholder={DEFAULT_SCAN_RETRIES.to_string()}
+                help={format!("for silent ports, up to {MAX_SCAN_RETRIES}")}
+                class="field--retries"
+                node_ref={retries_ref}
+                problem_id={problem_id(Field::Retries)}
+            />
             <div class="field field--submit">
                 <button
                     id="scan-start"
@@ -173,13 +163,6 @@ impl Field {
     }
 }
 
-/// What is wrong with the form, and which field to fix.
-#[derive(Debug, Clone, PartialEq)]
-struct FormProblem {
-    field: Field,
-    message: String,
-}
-
 /// What the form's fields hold, as typed.
 struct FormFields<'a> {
     host: &'a str,
@@ -190,8 +173,8 @@ struct FormFields<'a> {
 
 /// The scan the fields ask for, or what is wrong with them. An empty spec means the agent's
 /// default (`top1000`).
-fn build_request(fields: &FormFields) -> Result<ScanRequest, FormProblem> {
-    let problem = |field, message: String| FormProblem { field, message };
+fn build_request(fields: &FormFields) -> Result<ScanRequest, FormProblem<Field>> {
+    let problem = |field, message: String| FormProblem::new(field, message);
     let host = fields.host.trim();
     if host.is_empty() {
         return Err(problem(
@@ -223,12 +206,6 @@ fn build_request(fields: &FormFields) -> Result<ScanRequest, FormProblem> {
     })
 }
 
-/// An empty field is `None`; anything else must be a whole number.
-fn optional_number(text: &str) -> Result<Option<u32>, std::num::ParseIntError> {
-    let text = text.trim();
-    if text.is_empty() { Ok(None) } else { text.parse().map(Some) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,7 +215,7 @@ mod tests {
         ports: &str,
         timeout: &str,
         retries: &str,
-    ) -> Result<ScanRequest, FormProblem> {
+    ) -> Result<ScanRequest, FormProblem<Field>> {
         build_request(&FormFields { host, ports, timeout, retries })
     }
 
