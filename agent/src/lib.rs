@@ -8,7 +8,9 @@
 //! - [`check`]: runs a whole check, streaming each step as it happens.
 //! - [`scan`]: port scans: port specs, an epoll connect engine, batched results.
 //! - [`server`]: the axum server: the embedded page at `/`, the WebSocket at `/ws`.
-//! - [`cli`]: the `whyrefused` command line (`serve`, `check`).
+//! - [`vantage`]: vantage points: joining a hub (`serve --join`), the hub's registry of joined
+//!   agents and their links, and running one request from several places at once.
+//! - [`cli`]: the `whyrefused` command line (`serve`, `check`, `scan`, `agents`).
 //! - [`clock`] and [`logging`]: timestamps, logs, the shutdown signal.
 //!
 //! The wire protocol lives in the `whyrefused-shared` crate, shared with the page.
@@ -22,4 +24,5 @@ pub mod probe;
 pub mod scan;
 pub mod server;
 pub mod target;
+pub mod vantage;
 pub mod verdict;

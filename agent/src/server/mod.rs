@@ -76,6 +76,8 @@ pub struct AppState {
     pub tokens: Option<Arc<Tokens>>,
     /// Failed authentications per peer address, to refuse a peer that keeps guessing.
     pub failures: Arc<Mutex<FailureCounter>>,
+    /// The agents that joined this one (every agent is a hub), and their links.
+    pub hub: crate::vantage::Hub,
 }
 
 impl AppState {
@@ -91,6 +93,7 @@ impl AppState {
             scans: Arc::new(Semaphore::new(limits.max_scans)),
             tokens: None,
             failures: Arc::default(),
+            hub: crate::vantage::Hub::default(),
         }
     }
 
