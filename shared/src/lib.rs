@@ -20,6 +20,9 @@
 //! requests until the client's hello has arrived and answers a different version with
 //! [`ErrorCode::ProtocolMismatch`].
 //!
+//! An agent joining another as a vantage point says hello with a token, then `register`; after
+//! the hub's `registered` the roles on that socket reverse (see [`ClientMessage::Register`]).
+//!
 //! This crate has no runtime dependencies beyond serde, so it builds for `wasm32-unknown-unknown`.
 
 pub mod check;

@@ -2,7 +2,6 @@
 //! session over the outbound socket (the hub is its client) until the link drops; then rejoin
 //! after a [`Backoff`] with jitter, until the agent shuts down.
 
-use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::extract::ws;
@@ -134,17 +133,6 @@ async fn next_message(
     }
 }
 
-/// This host's addresses, loopback left out (every host has those).
-fn shareable_addresses() -> Vec<IpAddr> {
-    let mut addresses: Vec<IpAddr> = crate::probe::icmp::local_addresses()
-        .into_iter()
-        .filter(|address| !address.is_loopback())
-        .collect();
-    addresses.sort();
-    addresses.dedup();
-    addresses
-}
-
 fn to_axum(message: Message) -> ws::Message {
     match message {
         Message::Text(text) => ws::Message::Text(text.as_str().to_owned().into()),
@@ -182,7 +170,7 @@ impl Registration {
             name: name.to_string(),
             version: state.agent.version.clone(),
             hostname: state.agent.hostname.clone(),
-            addresses: shareable_addresses(),
+            addresses: super::host_addresses(),
         }
     }
 }

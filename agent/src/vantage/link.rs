@@ -153,3 +153,67 @@ pub(crate) async fn serve(
     let _ = outbox.send(Outgoing::Close(close_code::AWAY, "the link ended"));
     warn!(%peer, vantage = %name, reason = why, "an agent went offline");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use whyrefused_shared::{CheckEvent, CheckRequest, Outcome, Timestamp};
+
+    fn check(id: RequestId) -> ClientMessage {
+        ClientMessage::Check { id, request: CheckRequest::new("127.0.0.1:9"), from: None }
+    }
+
+    fn event(id: RequestId, step: Step) -> AgentMessage {
+        let at = Timestamp("2026-11-25T10:00:00.000000Z".into());
+        AgentMessage::Event { id, vantage: None, event: CheckEvent { at, step } }
+    }
+
+    fn sent(outgoing: &mut mpsc::UnboundedReceiver<Outgoing>) -> Vec<String> {
+        std::iter::from_fn(|| outgoing.try_recv().ok())
+            .map(|outgoing| match outgoing {
+                Outgoing::Client(message) => serde_json::to_string(&message).unwrap(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn answers_are_routed_by_hub_id_until_their_done() {
+        let (outbox, mut outgoing) = mpsc::unbounded_channel();
+        let link = LinkHandle::new(outbox);
+        let mut first = link.start(check).unwrap();
+        let mut second = link.start(check).unwrap();
+        assert_ne!(first.id, second.id, "each request gets its own hub-side id");
+        assert_eq!(sent(&mut outgoing).len(), 2);
+
+        link.route(event(second.id, Step::RoundStarted { round: 1, of: 1 }));
+        link.route(event(first.id, Step::Done { outcome: Outcome::Completed, elapsed_us: 1 }));
+        link.route(event(first.id, Step::RoundStarted { round: 9, of: 9 }));
+        assert!(matches!(first.answers.recv().await, Some(AgentMessage::Event { .. })));
+        assert!(first.answers.recv().await.is_none(), "nothing after its done");
+        assert!(matches!(second.answers.try_recv(), Ok(AgentMessage::Event { .. })));
+
+        drop(first);
+        assert!(sent(&mut outgoing).is_empty(), "a finished request is not cancelled");
+        let second_id = second.id;
+        drop(second);
+        assert_eq!(sent(&mut outgoing), [format!(r#"{{"type":"cancel","id":{}}}"#, second_id.0)]);
+    }
+
+    #[tokio::test]
+    async fn a_closed_link_ends_waiting_requests_and_takes_no_more() {
+        let (outbox, _outgoing) = mpsc::unbounded_channel();
+        let link = LinkHandle::new(outbox);
+        let mut waiting = link.start(check).unwrap();
+        let refused = AgentMessage::Error {
+            id: Some(waiting.id),
+            code: ErrorCode::ShuttingDown,
+            message: "bye".into(),
+        };
+        link.route(refused);
+        assert!(matches!(waiting.answers.recv().await, Some(AgentMessage::Error { .. })));
+        link.close();
+        assert!(waiting.answers.recv().await.is_none(), "ends without a done: offline");
+        assert!(link.start(check).is_none());
+    }
+}

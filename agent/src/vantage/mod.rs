@@ -52,3 +52,15 @@ pub struct Registration {
     /// Its interfaces' addresses.
     pub addresses: Vec<IpAddr>,
 }
+
+/// This host's interface addresses as a vantage point reports them: sorted, loopback left out
+/// (every host has those).
+pub fn host_addresses() -> Vec<IpAddr> {
+    let mut addresses: Vec<IpAddr> = crate::probe::icmp::local_addresses()
+        .into_iter()
+        .filter(|address| !address.is_loopback())
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    addresses
+}

@@ -146,7 +146,7 @@ impl Hub {
             online: true,
             version: local.version.clone(),
             hostname: local.hostname.clone(),
-            addresses: crate::probe::icmp::local_addresses(),
+            addresses: super::host_addresses(),
             last_seen: Some(now),
             connected_since: None,
         }];
