@@ -114,7 +114,12 @@ fn agents_lists_the_hub_and_every_joined_agent_online() {
         assert!(!info.hostname.is_empty() && info.last_seen.is_some(), "{info:?}");
     }
     assert!(list["a1"].connected_since.is_some());
-    assert!(list["a1"].addresses.iter().all(|a| !a.is_loopback()), "loopback is not shared");
+    for info in list.values() {
+        assert!(
+            info.addresses.iter().all(|a| !a.is_loopback()),
+            "loopback is not listed: {info:?}"
+        );
+    }
 
     let table = cli(&["agents", "--via", &hub_url(&hub), "--token-file", &tokens]);
     let table = String::from_utf8_lossy(&table.stdout).into_owned();
@@ -171,6 +176,44 @@ fn a_check_from_all_returns_one_result_per_vantage_point_and_the_cross_verdict()
     let verdict = text.find("══ across vantage points: same ══").expect(&text);
     assert!(a2 < local && local < verdict, "{text}");
     assert!(!text.contains("from a1"), "only the vantage points asked for: {text}");
+}
+
+#[test]
+fn a_scan_from_two_vantage_points_compares_their_open_ports() {
+    let files = Files::new();
+    let (hub, _a1, _a2, tokens) = hub_and_two_agents(&files);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().port();
+    let closed = whyrefused_tests::closed_port();
+    let ports = format!("{open},{closed}");
+    let output = cli(&[
+        "scan",
+        "127.0.0.1",
+        "--ports",
+        &ports,
+        "--via",
+        &hub_url(&hub),
+        "--token-file",
+        &tokens,
+        "--from",
+        "local,a1",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let names: Vec<&str> = json["vantages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["vantage"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["local", "a1"]);
+    let verdict = &json["verdict"];
+    assert_eq!(verdict["cause"], "same", "{verdict}");
+    for vantage in verdict["vantages"].as_array().unwrap() {
+        assert_eq!(vantage["open_ports"], serde_json::json!([open]), "{vantage}");
+        assert_eq!(vantage["outcome"], "completed");
+    }
 }
 
 #[tokio::test]
