@@ -297,6 +297,27 @@ async fn a_wrong_token_is_refused_and_the_agent_retries_with_backoff() {
 }
 
 #[test]
+fn an_agent_without_a_token_file_is_no_hub_and_says_so_to_joining_agents() {
+    let files = Files::new();
+    let tokens = files.tokens("tokens", SECRET);
+    let hub = Agent::start();
+    let log = files.path("agent.log");
+    let _agent = Agent::start_logged(
+        &["--token-file", &tokens, "--join", &hub_url(&hub), "--name", "a1"],
+        &log,
+    );
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("this agent is not a hub: start it with --token-file") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no refusal logged: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn a_plain_ws_join_to_another_host_is_refused_at_startup() {
     let files = Files::new();
     let tokens = files.tokens("tokens", SECRET);

@@ -324,6 +324,9 @@ impl Session {
         if let Err(problem) = crate::vantage::registry::check_name(&registration.name) {
             return refuse(self, problem);
         }
+        if let Some(problem) = self.state.hub.conflict(&registration) {
+            return refuse(self, problem);
+        }
         self.registration = Some(registration);
         Flow::Stop(End::Registered)
     }

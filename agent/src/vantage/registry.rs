@@ -96,6 +96,22 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Why `registration` may not take its name: another host's agent holds it, online. (The
+    /// same host's is taken to be this agent reconnecting, and is replaced.) Two agents given
+    /// one name would otherwise push each other off in turn, forever.
+    pub fn conflict(&self, registration: &Registration) -> Option<String> {
+        let registry = self.lock();
+        let entry = registry.entries.get(&registration.name)?;
+        let other = &entry.registration.hostname;
+        (entry.link.is_some() && *other != registration.hostname).then(|| {
+            format!(
+                "the name '{}' is taken by an online agent on {other}: give this one another \
+                 --name",
+                registration.name
+            )
+        })
+    }
+
     /// Lists a newly registered link. An online link under the same name is closed: the newer
     /// one wins (after a network blip the old one may look alive until its ping timeout).
     pub fn register(&self, registration: Registration, link: LinkHandle) -> LinkTicket {
@@ -262,6 +278,19 @@ mod tests {
         assert!(hub.list(&local())[1].online, "the old link's end leaves the new one online");
         hub.offline(&new);
         assert!(!hub.list(&local())[1].online);
+    }
+
+    #[test]
+    fn a_name_held_online_by_another_host_is_refused_but_the_same_host_may_take_it_back() {
+        let hub = Hub::default();
+        let ticket = hub.register(registration("a1"), link());
+        let same_host = registration("a1");
+        assert_eq!(hub.conflict(&same_host), None, "the same agent reconnecting");
+        let other_host = Registration { hostname: "elsewhere".into(), ..registration("a1") };
+        let refusal = hub.conflict(&other_host).expect("refused");
+        assert!(refusal.contains("taken by an online agent on a1-host"), "{refusal}");
+        hub.offline(&ticket);
+        assert_eq!(hub.conflict(&other_host), None, "free once its holder is offline");
     }
 
     #[test]
