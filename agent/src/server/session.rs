@@ -394,7 +394,7 @@ impl Session {
         let running = limits.max_scans - self.state.scans.available_permits();
         let window = limits::window_for(running);
         info!(peer = %self.peer, %id, target = %plan.input, ports = %plan.spec.text, window, "scan started");
-        self.spawn(id, Job::Scan { plan, window, _permit: permit });
+        self.spawn(id, Job::Scan { plan, window, permit: Mutex::new(Some(permit)) });
     }
 
     /// Whether a new request may start: the client said hello, the id is free, and the socket
@@ -491,8 +491,10 @@ impl Session {
 enum Job {
     /// A connectivity check.
     Check(CheckPlan),
-    /// A port scan, holding one of the agent's scan permits while it runs.
-    Scan { plan: ScanPlan, window: usize, _permit: OwnedSemaphorePermit },
+    /// A port scan, holding one of the agent's scan permits while it runs. The permit is given
+    /// back just before the scan's `done` goes out, so a client that starts another scan on
+    /// seeing it is not refused for a scan that has ended.
+    Scan { plan: ScanPlan, window: usize, permit: Mutex<Option<OwnedSemaphorePermit>> },
 }
 
 /// One running request and how to reach its client.
@@ -525,8 +527,14 @@ impl Request {
             let work = async {
                 match &job {
                     Job::Check(plan) => check::run(plan, |event| self.send_check(event)).await,
-                    Job::Scan { plan, window, .. } => {
-                        scan::run(plan, *window, |event| self.send_scan(event)).await
+                    Job::Scan { plan, window, permit } => {
+                        scan::run(plan, *window, |event| {
+                            if matches!(event.step, ScanStep::Done { .. }) {
+                                release(permit);
+                            }
+                            self.send_scan(event)
+                        })
+                        .await
                     }
                 }
             };
@@ -588,7 +596,8 @@ impl Request {
             Job::Check(_) => {
                 self.send_check(CheckEvent { at, step: Step::Done { outcome, elapsed_us } })
             }
-            Job::Scan { .. } => {
+            Job::Scan { permit, .. } => {
+                release(permit);
                 let counts = *self.scan_counts.lock().unwrap_or_else(|e| e.into_inner());
                 self.send_scan(ScanEvent {
                     at,
@@ -620,6 +629,11 @@ impl Request {
     fn send(&self, message: AgentMessage) {
         let _ = self.outbox.send(Outgoing::Message(message));
     }
+}
+
+/// Gives a scan's permit back (once; later calls do nothing).
+fn release(permit: &Mutex<Option<OwnedSemaphorePermit>>) {
+    drop(permit.lock().unwrap_or_else(|e| e.into_inner()).take());
 }
 
 /// Sends everything from the outbox as frames, until a close or until every sender is gone.

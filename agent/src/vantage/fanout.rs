@@ -245,7 +245,7 @@ impl Fanout {
                         None
                     }
                     Plan::Scan(plan) => {
-                        let Ok(_permit) = job.scans.clone().try_acquire_owned() else {
+                        let Ok(permit) = job.scans.clone().try_acquire_owned() else {
                             fold.error(
                                 ErrorCode::TooManyScans,
                                 format!(
@@ -256,8 +256,15 @@ impl Fanout {
                             return Some(Outcome::Rejected);
                         };
                         let running = job.max_scans - job.scans.available_permits();
-                        scan::run(plan, limits::window_for(running), |event| fold.scan(event))
-                            .await;
+                        // Given back before the `done` goes out (see the session's scans).
+                        let mut permit = Some(permit);
+                        scan::run(plan, limits::window_for(running), |event| {
+                            if matches!(event.step, ScanStep::Done { .. }) {
+                                permit.take();
+                            }
+                            fold.scan(event)
+                        })
+                        .await;
                         None
                     }
                 }
