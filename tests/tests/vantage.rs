@@ -127,6 +127,16 @@ fn agents_lists_the_hub_and_every_joined_agent_online() {
     assert!(table.lines().any(|l| l.starts_with("a2") && l.contains("online")), "{table}");
 }
 
+#[tokio::test]
+async fn a_joined_agent_still_serves_its_own_clients() {
+    let files = Files::new();
+    let (_hub, a1, _a2, _tokens) = hub_and_two_agents(&files);
+    let mut client = Client::connect_with_token(&a1, Some(SECRET)).await;
+    let port = whyrefused_tests::closed_port();
+    let (_, report) = client.check(1, CheckRequest::new(format!("127.0.0.1:{port}"))).await;
+    assert_eq!(report.outcome, Some(Outcome::Completed));
+}
+
 #[test]
 fn a_check_from_all_returns_one_result_per_vantage_point_and_the_cross_verdict() {
     let files = Files::new();

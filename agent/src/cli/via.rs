@@ -305,6 +305,8 @@ fn render<R>(results: &Results<R>, one: impl Fn(&R) -> String) -> String {
             Some(whyrefused_shared::Outcome::VantageOffline) => {
                 out += "✗ this vantage point went offline before it finished\n";
             }
+            // Its error above says why; it has no report to show.
+            Some(whyrefused_shared::Outcome::Rejected) => {}
             _ => out += &one(&entry.report),
         }
         out += "\n";
