@@ -11,7 +11,9 @@
 //! - [`rate`]: the agent-wide budget of connects per second.
 //! - [`scan`]: port scans: port specs, an epoll connect engine, batched results.
 //! - [`server`]: the axum server: the embedded page at `/`, the WebSocket at `/ws`.
-//! - [`cli`]: the `whyrefused` command line (`serve`, `check`).
+//! - [`vantage`]: vantage points: joining a hub (`serve --join`), the hub's registry of joined
+//!   agents and their links, and running one request from several places at once.
+//! - [`cli`]: the `whyrefused` command line (`serve`, `check`, `scan`, `agents`).
 //! - [`clock`] and [`logging`]: timestamps, logs, the shutdown signal.
 //!
 //! The wire protocol lives in the `whyrefused-shared` crate, shared with the page.
@@ -27,4 +29,5 @@ pub mod rate;
 pub mod scan;
 pub mod server;
 pub mod target;
+pub mod vantage;
 pub mod verdict;

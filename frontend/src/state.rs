@@ -89,6 +89,8 @@ impl Phase {
             Some(Outcome::Completed) => Phase::Completed,
             Some(Outcome::Cancelled) => Phase::Cancelled,
             Some(Outcome::ShuttingDown) => Phase::Stopped,
+            // Only requests with `from` end so, and the page sends none yet.
+            Some(Outcome::VantageOffline | Outcome::Rejected) => Phase::Failed,
             None if refused => Phase::Failed,
             None if interrupted => Phase::Interrupted,
             None => Phase::Running,
@@ -357,9 +359,14 @@ impl State {
     fn receive(&mut self, message: AgentMessage) {
         match message {
             AgentMessage::Hello { protocol, agent, .. } => self.greeted(protocol, agent),
-            AgentMessage::Event { id, event } => self.event(id, &event),
-            AgentMessage::Scan { id, event } => self.scan_event(id, &event),
+            AgentMessage::Event { id, event, .. } => self.event(id, &event),
+            AgentMessage::Scan { id, event, .. } => self.scan_event(id, &event),
             AgentMessage::Error { id, code, message } => self.error(id, code, message),
+            // Answers to requests the page does not send (yet): vantage points.
+            AgentMessage::VantagesDone { .. }
+            | AgentMessage::VantageError { .. }
+            | AgentMessage::Agents { .. }
+            | AgentMessage::Registered { .. } => {}
         }
     }
 
@@ -519,6 +526,7 @@ mod tests {
     fn event(id: u64, step: Step) -> Action {
         Action::Received(AgentMessage::Event {
             id: RequestId(id),
+            vantage: None,
             event: CheckEvent { at: Timestamp("2026-11-24T10:00:00.000000Z".into()), step },
         })
     }
@@ -818,6 +826,7 @@ mod tests {
     fn scan_event(id: u64, step: ScanStep) -> Action {
         Action::Received(AgentMessage::Scan {
             id: RequestId(id),
+            vantage: None,
             event: ScanEvent { at: Timestamp("2026-11-25T10:00:00.000000Z".into()), step },
         })
     }

@@ -468,6 +468,11 @@ pub enum Outcome {
     Cancelled,
     /// The agent is shutting down and stopped it.
     ShuttingDown,
+    /// The vantage point went offline (or was offline) before it finished: its link to the hub
+    /// closed, or fell silent for the hub's ping timeout.
+    VantageOffline,
+    /// The vantage point refused the request; the error sent just before says why.
+    Rejected,
 }
 
 #[cfg(test)]

@@ -13,10 +13,15 @@
 //!   renders it, and `whyrefused check --json` prints it.
 //! - [`scan`]: a port scan: the request, its batched progress steps, and [`ScanReport`], their
 //!   fold (what the page's scan view renders and `whyrefused scan --json` prints).
+//! - [`vantage`]: vantage points (a hub and the agents that joined it), [`VantageInfo`], and
+//!   the cross-vantage verdict comparing what each place saw.
 //!
 //! A socket opens with both sides sending `hello` carrying [`PROTOCOL_VERSION`]; the agent refuses
 //! requests until the client's hello has arrived and answers a different version with
 //! [`ErrorCode::ProtocolMismatch`].
+//!
+//! An agent joining another as a vantage point says hello with a token, then `register`; after
+//! the hub's `registered` the roles on that socket reverse (see [`ClientMessage::Register`]).
 //!
 //! This crate has no runtime dependencies beyond serde, so it builds for `wasm32-unknown-unknown`.
 
@@ -25,6 +30,7 @@ pub mod diagnosis;
 pub mod message;
 pub mod report;
 pub mod scan;
+pub mod vantage;
 
 pub use check::{
     Attempt, Cause, CheckEvent, CheckRequest, ConnectState, DnsStatus, Errno, Family, Outcome,
@@ -40,6 +46,9 @@ pub use report::CheckReport;
 pub use scan::{
     DEFAULT_PORT_SPEC, DEFAULT_SCAN_RETRIES, DEFAULT_SCAN_TIMEOUT_MS, MAX_SCAN_RETRIES, PortResult,
     PortRun, ScanEvent, ScanProgress, ScanReport, ScanRequest, ScanStep, StateCounts,
+};
+pub use vantage::{
+    ALL_VANTAGES, CrossCause, CrossVerdict, LOCAL_VANTAGE, VantageCheck, VantageInfo, VantageResult,
 };
 
 /// The protocol version both sides announce in `hello`. Bump it on any incompatible change.

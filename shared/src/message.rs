@@ -1,9 +1,12 @@
 //! The envelopes exchanged over the WebSocket, one enum per direction.
 
+use std::net::IpAddr;
+
 use serde::{Deserialize, Serialize};
 
 use crate::check::{CheckEvent, CheckRequest};
 use crate::scan::{ScanEvent, ScanRequest};
+use crate::vantage::{CrossVerdict, VantageInfo};
 
 /// Names one request on a socket. The client picks it (any number unique among its requests in
 /// flight); every event and error about that request carries it back.
@@ -32,20 +35,30 @@ pub enum ClientMessage {
         token: Option<String>,
     },
     /// Run a connectivity check. Its events stream back as [`AgentMessage::Event`] with this id,
-    /// ending with a `done` step.
+    /// ending with a `done` step. With `from`, the check runs from each vantage point named: every
+    /// event carries its `vantage`, each vantage point's stream ends with its own `done`, and
+    /// [`AgentMessage::VantagesDone`] follows the last of them.
     Check {
         /// The client's id for this request.
         id: RequestId,
         /// What to check and how.
         request: CheckRequest,
+        /// Where to run it from: vantage point names (`local` is the agent asked), or `["all"]`
+        /// for every online one. Absent: from this agent only, events untagged (as before
+        /// vantage points existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<Vec<String>>,
     },
     /// Scan ports of a host. Its events stream back as [`AgentMessage::Scan`] with this id, in
-    /// batches, ending with a `done` step.
+    /// batches, ending with a `done` step. `from` works as for a check.
     Scan {
         /// The client's id for this request.
         id: RequestId,
         /// What to scan and how.
         request: ScanRequest,
+        /// Where to run it from, as for a check.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<Vec<String>>,
     },
     /// Stop a running request (a check or a scan). The agent answers with its `done` step,
     /// outcome `cancelled`.
@@ -53,11 +66,33 @@ pub enum ClientMessage {
         /// The request to stop.
         id: RequestId,
     },
+    /// List the vantage points this agent (as a hub) can run requests from; answered with
+    /// [`AgentMessage::Agents`].
+    Agents {
+        /// The client's id for this request.
+        id: RequestId,
+    },
+    /// Sent after an authenticated `hello` by an agent joining this one as a vantage point
+    /// (`whyrefused serve --join`). The hub answers [`AgentMessage::Registered`], and from then
+    /// on the roles on this socket are reversed: the hub sends `check`, `scan` and `cancel` (with
+    /// its own ids) and the joined agent answers with ordinary agent messages.
+    Register {
+        /// The vantage point's name, unique on the hub (`--name`).
+        name: String,
+        /// The joining agent's package version.
+        version: String,
+        /// The host name of the machine it runs on.
+        hostname: String,
+        /// The addresses of its network interfaces.
+        #[serde(default)]
+        addresses: Vec<IpAddr>,
+    },
 }
 
 impl ClientMessage {
     /// Every `type` tag a client may send, for error messages that list the valid ones.
-    pub const TYPES: &'static [&'static str] = &["hello", "check", "scan", "cancel"];
+    pub const TYPES: &'static [&'static str] =
+        &["hello", "check", "scan", "cancel", "agents", "register"];
 }
 
 /// A message from the agent to a client.
@@ -78,6 +113,9 @@ pub enum AgentMessage {
     Event {
         /// The request this step belongs to.
         id: RequestId,
+        /// The vantage point it happened at, for a request with `from`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vantage: Option<String>,
         /// The step and when it happened.
         event: CheckEvent,
     },
@@ -85,6 +123,9 @@ pub enum AgentMessage {
     Scan {
         /// The request this step belongs to.
         id: RequestId,
+        /// The vantage point it happened at, for a request with `from`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vantage: Option<String>,
         /// The step and when it happened.
         event: ScanEvent,
     },
@@ -96,6 +137,40 @@ pub enum AgentMessage {
         code: ErrorCode,
         /// What is wrong and what a valid message looks like, for people.
         message: String,
+    },
+    /// One vantage point of a request with `from` refused or stopped its part (the hub itself
+    /// reports the whole request's errors as [`AgentMessage::Error`], after which nothing
+    /// follows). That vantage point's `done` follows this.
+    VantageError {
+        /// The request.
+        id: RequestId,
+        /// The vantage point.
+        vantage: String,
+        /// What kind of problem, as for [`AgentMessage::Error`].
+        code: ErrorCode,
+        /// The vantage point's own words.
+        message: String,
+    },
+    /// Every vantage point of a request with `from` has sent its `done`: the comparison of
+    /// what each saw. No more messages carry the request's id.
+    VantagesDone {
+        /// The request.
+        id: RequestId,
+        /// What the pattern across vantage points says.
+        verdict: CrossVerdict,
+    },
+    /// The answer to [`ClientMessage::Agents`]: this agent (`local`) and every agent that ever
+    /// joined it since it started, online or not.
+    Agents {
+        /// The request.
+        id: RequestId,
+        /// The vantage points, `local` first, then by name.
+        agents: Vec<VantageInfo>,
+    },
+    /// The hub accepted a joining agent's [`ClientMessage::Register`]: requests may follow.
+    Registered {
+        /// The name it is listed under.
+        name: String,
     },
 }
 
@@ -147,6 +222,10 @@ pub enum ErrorCode {
     /// The agent's target policy denies what the request asks for (a scan's ports outside
     /// `--allow-ports`); the message names the rule.
     PolicyDenied,
+    /// A request's `from` named a vantage point this hub does not know.
+    UnknownVantage,
+    /// A `register` was refused (no token file on the hub, a bad name); the socket closes.
+    RegistrationRefused,
 }
 
 #[cfg(test)]
@@ -168,6 +247,7 @@ mod tests {
     fn event(step: Step) -> AgentMessage {
         AgentMessage::Event {
             id: RequestId(7),
+            vantage: None,
             event: CheckEvent { at: Timestamp("2026-11-24T10:00:00.000001Z".into()), step },
         }
     }
@@ -196,6 +276,7 @@ mod tests {
                 retries: Some(2),
                 retry_delay_ms: Some(100),
             },
+            from: None,
         };
         assert_eq!(
             round_trip(&check),
@@ -207,6 +288,7 @@ mod tests {
                 family: Some(Family::Ipv6),
                 ..crate::scan::ScanRequest::new("db", "top100")
             },
+            from: None,
         };
         assert_eq!(
             round_trip(&scan),
@@ -290,6 +372,7 @@ mod tests {
             event(Step::Done { outcome: Outcome::Completed, elapsed_us: 2000 }),
             AgentMessage::Scan {
                 id: RequestId(4),
+                vantage: None,
                 event: crate::scan::ScanEvent {
                     at: Timestamp("2026-11-24T10:00:00.000004Z".into()),
                     step: crate::scan::ScanStep::Done {
@@ -400,6 +483,60 @@ mod tests {
     fn findings_are_tagged_by_probe() {
         let json = serde_json::to_string(&every_finding()[2]).unwrap();
         assert!(json.contains(r#""finding":{"probe":"nearby_ports","#), "{json}");
+    }
+
+    #[test]
+    fn vantage_messages_round_trip_and_old_messages_still_parse() {
+        let check: ClientMessage =
+            serde_json::from_str(r#"{"type":"check","id":1,"request":{"target":"db:5432"}}"#)
+                .unwrap();
+        assert!(matches!(check, ClientMessage::Check { from: None, .. }), "from defaults to none");
+        let from = ClientMessage::Check {
+            id: RequestId(1),
+            request: CheckRequest::new("db:5432"),
+            from: Some(vec!["all".into()]),
+        };
+        assert!(round_trip(&from).ends_with(r#""from":["all"]}"#));
+        let register = ClientMessage::Register {
+            name: "a1".into(),
+            version: "0.1.0".into(),
+            hostname: "box".into(),
+            addresses: vec!["192.0.2.1".parse().unwrap()],
+        };
+        assert_eq!(
+            round_trip(&register),
+            r#"{"type":"register","name":"a1","version":"0.1.0","hostname":"box","addresses":["192.0.2.1"]}"#
+        );
+        round_trip(&ClientMessage::Agents { id: RequestId(3) });
+        let tagged = AgentMessage::Event {
+            id: RequestId(7),
+            vantage: Some("a1".into()),
+            event: CheckEvent {
+                at: Timestamp("2026-11-24T10:00:00.000001Z".into()),
+                step: Step::Done { outcome: Outcome::VantageOffline, elapsed_us: 5 },
+            },
+        };
+        assert!(round_trip(&tagged).contains(r#""vantage":"a1""#));
+        assert!(!round_trip(&event(Step::RoundStarted { round: 1, of: 1 })).contains("vantage"));
+        round_trip(&AgentMessage::Registered { name: "a1".into() });
+        round_trip(&AgentMessage::VantageError {
+            id: RequestId(7),
+            vantage: "a1".into(),
+            code: ErrorCode::TooManyScans,
+            message: "busy".into(),
+        });
+        round_trip(&AgentMessage::Agents {
+            id: RequestId(3),
+            agents: vec![crate::vantage::VantageInfo {
+                name: "local".into(),
+                online: true,
+                version: "0.1.0".into(),
+                hostname: "box".into(),
+                addresses: vec![],
+                last_seen: Some(Timestamp("2026-11-24T10:00:00.000001Z".into())),
+                connected_since: None,
+            }],
+        });
     }
 
     #[test]

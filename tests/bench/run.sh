@@ -24,3 +24,6 @@ bash tests/bench/diagnosis.sh
 
 echo "== port scans"
 bash tests/bench/scan.sh
+
+echo "== a check fanned out to a hub and 50 joined agents"
+bash tests/bench/vantage.sh

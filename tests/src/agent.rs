@@ -39,6 +39,9 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
+/// Where agents listen unless told otherwise: a free loopback port.
+const LOOPBACK_ANY_PORT: &str = "127.0.0.1:0";
+
 /// A running agent (`whyrefused serve --listen 127.0.0.1:0`), killed when dropped.
 pub struct Agent {
     child: Child,
@@ -56,18 +59,23 @@ impl Agent {
 
     /// Like [`Agent::start`], with more `serve` arguments (limits).
     pub fn start_with(args: &[&str]) -> Agent {
-        Agent::spawn(args, Stdio::inherit())
+        Agent::spawn(LOOPBACK_ANY_PORT, args, Stdio::inherit())
+    }
+
+    /// Like [`Agent::start_with`], listening on `address` (to restart an agent on its port).
+    pub fn start_on(address: SocketAddr, args: &[&str]) -> Agent {
+        Agent::spawn(&address.to_string(), args, Stdio::inherit())
     }
 
     /// Like [`Agent::start_with`], with the agent's log written to `log` (to read it back).
     pub fn start_logged(args: &[&str], log: &std::path::Path) -> Agent {
         let file = std::fs::File::create(log).expect("the log file can be created");
-        Agent::spawn(args, Stdio::from(file))
+        Agent::spawn(LOOPBACK_ANY_PORT, args, Stdio::from(file))
     }
 
-    fn spawn(args: &[&str], log: Stdio) -> Agent {
+    fn spawn(listen: &str, args: &[&str], log: Stdio) -> Agent {
         let mut child = Command::new(agent_binary())
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", listen])
             .args(args)
             .env("RUST_LOG", "whyrefused=debug")
             .stdout(Stdio::piped())
@@ -116,8 +124,13 @@ impl Agent {
 
     /// Sends SIGTERM (as Ctrl-C or systemd would).
     pub fn terminate(&self) {
+        self.signal(Signal::SIGTERM);
+    }
+
+    /// Sends a signal (SIGSTOP freezes the agent: its sockets stay open but fall silent).
+    pub fn signal(&self, signal: Signal) {
         let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits"));
-        kill(pid, Signal::SIGTERM).expect("the agent can be signalled");
+        kill(pid, signal).expect("the agent can be signalled");
     }
 
     /// Waits for the process to exit, up to `limit`; `None` if it is still running.

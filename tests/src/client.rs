@@ -84,7 +84,7 @@ impl Client {
 
     /// Sends a check request.
     pub async fn start_check(&mut self, id: u64, request: CheckRequest) {
-        self.send(&ClientMessage::Check { id: RequestId(id), request }).await;
+        self.send(&ClientMessage::Check { id: RequestId(id), request, from: None }).await;
     }
 
     /// The next protocol message; fails the test on a close, garbage or a long silence.
@@ -117,7 +117,7 @@ impl Client {
         let mut report = CheckReport::default();
         loop {
             match self.recv().await {
-                AgentMessage::Event { id: RequestId(got), event } if got == id => {
+                AgentMessage::Event { id: RequestId(got), event, .. } if got == id => {
                     report.apply(&event);
                     let done = matches!(event.step, Step::Done { .. });
                     events.push(event);
@@ -145,7 +145,7 @@ impl Client {
 
     /// Sends a scan request.
     pub async fn start_scan(&mut self, id: u64, request: ScanRequest) {
-        self.send(&ClientMessage::Scan { id: RequestId(id), request }).await;
+        self.send(&ClientMessage::Scan { id: RequestId(id), request, from: None }).await;
     }
 
     /// The events of scan `id` up to and including its `done`, and their fold into a report.
@@ -155,7 +155,7 @@ impl Client {
         let mut report = ScanReport::default();
         loop {
             match self.recv().await {
-                AgentMessage::Scan { id: RequestId(got), event } if got == id => {
+                AgentMessage::Scan { id: RequestId(got), event, .. } if got == id => {
                     report.apply(&event);
                     let done = matches!(event.step, ScanStep::Done { .. });
                     events.push(event);

@@ -43,7 +43,8 @@ async fn check_over_tls(agent: &Agent, pin: &str) -> Result<String, String> {
     };
     socket.send(send(&hello)).await.unwrap();
     let request = CheckRequest::new(format!("127.0.0.1:{}", closed_port()));
-    socket.send(send(&ClientMessage::Check { id: RequestId(1), request })).await.unwrap();
+    let check = ClientMessage::Check { id: RequestId(1), request, from: None };
+    socket.send(send(&check)).await.unwrap();
     while let Some(Ok(frame)) = socket.next().await {
         let Message::Text(text) = frame else { continue };
         match serde_json::from_str::<AgentMessage>(&text).unwrap() {

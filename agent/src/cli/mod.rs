@@ -1,13 +1,15 @@
 //! The command line: `whyrefused [serve]` starts the agent, `whyrefused check` runs one check,
-//! `whyrefused scan` scans ports.
+//! `whyrefused scan` scans ports, `whyrefused agents` lists a hub's vantage points.
 //!
-//! `check` and `scan` run the same engines in-process (no server needed). `check` exits 0 when
+//! `check` and `scan` run the same engines in-process (no server needed); with `--via URL` they
+//! run through a hub instead, from the vantage points `--from` names (see [`via`]). `check` exits 0 when
 //! the target is reachable, 1 when it is not; `scan` exits 0 when it scanned, 1 when there was
 //! nothing to scan (the name did not resolve); both exit 2 for invalid input and 3 for an
 //! internal failure.
 
 mod report;
 mod scan;
+mod via;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -45,6 +47,35 @@ enum Command {
     Check(CheckArgs),
     /// Scan ports of a host now, with the same classification as a check.
     Scan(ScanArgs),
+    /// List a hub's vantage points: itself (`local`) and the agents that joined it.
+    Agents(AgentsArgs),
+}
+
+/// How to reach a hub, for commands run through one.
+#[derive(Debug, Args)]
+struct ViaArgs {
+    /// Run through the agent (hub) at this WebSocket URL, such as ws://127.0.0.1:7070.
+    #[arg(long, value_name = "URL")]
+    via: Option<String>,
+    /// The hub's token file: its first secret is presented (else WHYREFUSED_TOKEN).
+    #[arg(long, requires = "via")]
+    token_file: Option<std::path::PathBuf>,
+    /// The vantage points to run from, comma-separated (local is the hub itself), or all.
+    #[arg(long, value_delimiter = ',', requires = "via", default_value = "all")]
+    from: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct AgentsArgs {
+    /// The hub's WebSocket URL, such as ws://127.0.0.1:7070.
+    #[arg(long, value_name = "URL")]
+    via: String,
+    /// The hub's token file: its first secret is presented (else WHYREFUSED_TOKEN).
+    #[arg(long)]
+    token_file: Option<std::path::PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +126,13 @@ struct ServeArgs {
     /// Connect only to these ports (22,80,443,8000-9000): checks, their extra probes and scans.
     #[arg(long, value_name = "PORTS", value_parser = PortSpec::parse)]
     allow_ports: Option<PortSpec>,
+    /// Also join the hub at this WebSocket URL as a vantage point (ws:// to loopback for now),
+    /// presenting the first secret of --token-file; rejoin whenever the link drops.
+    #[arg(long, value_name = "URL", requires = "token_file")]
+    join: Option<String>,
+    /// The name to join the hub under (default: this host's name).
+    #[arg(long, requires = "join")]
+    name: Option<String>,
 }
 
 impl ServeArgs {
@@ -179,6 +217,8 @@ struct ScanArgs {
     /// List every port, refused ones included.
     #[arg(long)]
     all: bool,
+    #[command(flatten)]
+    via: ViaArgs,
 }
 
 #[derive(Debug, Args)]
@@ -203,6 +243,8 @@ struct CheckArgs {
     /// Print one JSON document instead of the readable report.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    via: ViaArgs,
 }
 
 /// The exit codes of `whyrefused check`.
@@ -236,10 +278,19 @@ pub fn main() -> ExitCode {
             allow: Vec::new(),
             deny: Vec::new(),
             allow_ports: None,
+            join: None,
+            name: None,
         })),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         Some(Command::Check(args)) => runtime.block_on(run_check(args)),
         Some(Command::Scan(args)) => runtime.block_on(run_scan(args)),
+        Some(Command::Agents(args)) => runtime.block_on(async {
+            crate::logging::init("whyrefused=warn");
+            match via::token(args.token_file.as_deref()) {
+                Ok(token) => via::agents(&args.via, token, args.json).await,
+                Err(error) => fail(exit::INVALID_INPUT, &error),
+            }
+        }),
     }
 }
 
@@ -253,6 +304,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let tokens = match args.token_file.as_deref().map(Tokens::load).transpose() {
         Ok(tokens) => tokens,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
+    };
+    let join = match join_config(&args) {
+        Ok(join) => join,
+        Err(error) => return fail(exit::INVALID_INPUT, &error),
     };
     let tls = match args.certificate().as_ref().map(tls::server_tls).transpose() {
         Ok(tls) => tls,
@@ -286,11 +341,33 @@ async fn serve(args: ServeArgs) -> ExitCode {
         tracing::info!(tokens = ?tokens.names(), "clients must authenticate");
         state = state.with_tokens(tokens);
     }
+    if let Some(join) = join {
+        tracing::info!(hub = %join.url, name = %join.name, "joining the hub as a vantage point");
+        tokio::spawn(crate::vantage::join::run(join, state.clone()));
+    }
     let acceptor = tls.map(|tls| tls.acceptor);
     match server::serve(listener, acceptor, state, crate::logging::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(exit::INTERNAL, &error.to_string()),
     }
+}
+
+/// What `--join` asks for, checked before anything starts: the URL's rules, the token file, the
+/// name.
+fn join_config(args: &ServeArgs) -> Result<Option<crate::vantage::join::JoinConfig>, String> {
+    let Some(url) = &args.join else { return Ok(None) };
+    let url = crate::vantage::dial::HubUrl::parse(url).map_err(|error| error.to_string())?;
+    let file = args.token_file.as_deref().ok_or("--join needs --token-file")?;
+    let token = Tokens::first_secret(file).map_err(|error| error.to_string())?;
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => hostname::get()
+            .map_err(|e| format!("cannot read this host's name ({e}): give --name"))?
+            .to_string_lossy()
+            .into_owned(),
+    };
+    crate::vantage::registry::check_name(&name).map_err(|problem| format!("--name: {problem}"))?;
+    Ok(Some(crate::vantage::join::JoinConfig { url, token, name }))
 }
 
 async fn run_check(args: CheckArgs) -> ExitCode {
@@ -303,6 +380,13 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         retries: Some(args.retries),
         retry_delay_ms: Some(args.retry_delay_ms),
     };
+    if let Some(url) = &args.via.via {
+        return match via::token(args.via.token_file.as_deref()) {
+            Ok(token) => via::check(url, token, request, args.via.from, args.json).await,
+            Err(error) => fail(exit::INVALID_INPUT, &error),
+        };
+    }
+
     // The CLI connects for its own user, as any program they run would: no target policy.
     let plan = match CheckPlan::from_request(&request, Arc::new(TargetPolicy::unrestricted())) {
         Ok(plan) => plan,
@@ -345,6 +429,13 @@ async fn run_scan(args: ScanArgs) -> ExitCode {
         family,
         address: args.address,
     };
+    if let Some(url) = &args.via.via {
+        return match via::token(args.via.token_file.as_deref()) {
+            Ok(token) => via::scan(url, token, request, args.via.from, args.json, args.all).await,
+            Err(error) => fail(exit::INVALID_INPUT, &error),
+        };
+    }
+
     let plan = match ScanPlan::from_request(&request, None, Arc::new(TargetPolicy::unrestricted()))
     {
         Ok(plan) => plan,

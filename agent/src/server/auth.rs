@@ -73,32 +73,21 @@ impl Tokens {
 
     /// Parses a token file's text (`path` names it in errors).
     pub fn parse(text: &str, path: &str) -> Result<Tokens, TokenFileError> {
-        let mut tokens: Vec<Token> = Vec::new();
-        for (index, raw) in text.lines().enumerate() {
-            let line = index + 1;
-            let entry = raw.trim();
-            if entry.is_empty() || entry.starts_with('#') {
-                continue;
-            }
-            let (name, secret) = entry.split_once(':').unwrap_or((DEFAULT_TOKEN_NAME, entry));
-            let (name, secret) = (name.trim(), secret.trim());
-            let path = path.to_string();
-            if name.is_empty() {
-                return Err(TokenFileError::EmptyName { path, line });
-            }
-            if secret.chars().count() < MIN_SECRET_LEN {
-                let (name, length) = (name.to_string(), secret.chars().count());
-                return Err(TokenFileError::ShortSecret { path, line, name, length });
-            }
-            if tokens.iter().any(|token| token.name == name) {
-                return Err(TokenFileError::DuplicateName { path, line, name: name.to_string() });
-            }
-            tokens.push(Token { name: name.to_string(), digest: sha256(secret) });
-        }
-        if tokens.is_empty() {
-            return Err(TokenFileError::Empty { path: path.to_string() });
-        }
+        let tokens = entries(text, path)?
+            .into_iter()
+            .map(|(name, secret)| Token { name, digest: sha256(&secret.0) })
+            .collect();
         Ok(Tokens { tokens })
+    }
+
+    /// The secret of a token file's first token: what this agent presents when it joins a hub
+    /// or talks to one (`--join`, `--via`). The file is checked as [`Tokens::load`] checks it.
+    pub fn first_secret(path: &Path) -> Result<Secret, TokenFileError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| TokenFileError::Read { path: shown.clone(), source })?;
+        let mut entries = entries(&text, &shown)?;
+        Ok(entries.swap_remove(0).1)
     }
 
     /// The name of the token whose secret is `presented`, if any. Every token is compared, in
@@ -117,6 +106,59 @@ impl Tokens {
     /// The tokens' names, for the startup log.
     pub fn names(&self) -> Vec<&str> {
         self.tokens.iter().map(|token| token.name.as_str()).collect()
+    }
+}
+
+/// The `(name, secret)` entries of a token file's text, checked (`path` names it in errors).
+fn entries(text: &str, path: &str) -> Result<Vec<(String, Secret)>, TokenFileError> {
+    let mut tokens: Vec<(String, Secret)> = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let entry = raw.trim();
+        if entry.is_empty() || entry.starts_with('#') {
+            continue;
+        }
+        let (name, secret) = entry.split_once(':').unwrap_or((DEFAULT_TOKEN_NAME, entry));
+        let (name, secret) = (name.trim(), secret.trim());
+        let path = path.to_string();
+        if name.is_empty() {
+            return Err(TokenFileError::EmptyName { path, line });
+        }
+        if secret.chars().count() < MIN_SECRET_LEN {
+            let (name, length) = (name.to_string(), secret.chars().count());
+            return Err(TokenFileError::ShortSecret { path, line, name, length });
+        }
+        if tokens.iter().any(|(known, _)| known == name) {
+            return Err(TokenFileError::DuplicateName { path, line, name: name.to_string() });
+        }
+        tokens.push((name.to_string(), Secret(secret.to_string())));
+    }
+    if tokens.is_empty() {
+        return Err(TokenFileError::Empty { path: path.to_string() });
+    }
+    Ok(tokens)
+}
+
+/// A token's secret, to present to another agent. Its `Debug` hides it, so it never reaches a
+/// log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A secret given directly (the `WHYREFUSED_TOKEN` variable).
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into().trim().to_string())
+    }
+
+    /// The secret itself, to put in a hello.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
     }
 }
 
@@ -188,6 +230,20 @@ mod tests {
         assert!(twice.contains("line 2") && twice.contains("'a' is used twice"), "{twice}");
         let missing = Tokens::load(Path::new("/nonexistent/tokens")).unwrap_err().to_string();
         assert!(missing.contains("cannot read the token file /nonexistent/tokens"), "{missing}");
+    }
+
+    #[test]
+    fn the_first_secret_is_the_one_presented_and_never_printed() {
+        let directory = std::env::temp_dir().join(format!("wr-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let path = directory.join("tokens");
+        std::fs::write(&path, FILE).unwrap();
+        let secret = Tokens::first_secret(&path).unwrap();
+        assert_eq!(secret.expose(), "0123456789abcdef0123");
+        assert_eq!(format!("{secret:?}"), "Secret(…)");
+        std::fs::write(&path, "bob:short").unwrap();
+        assert!(Tokens::first_secret(&path).is_err(), "the file is checked as for serving");
+        std::fs::remove_dir_all(&directory).unwrap();
     }
 
     #[test]

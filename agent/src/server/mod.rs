@@ -83,6 +83,8 @@ pub struct AppState {
     pub failures: Arc<Mutex<FailureCounter>>,
     /// Where the agent may connect on a client's behalf: every check and scan is held to it.
     pub policy: Arc<TargetPolicy>,
+    /// The agents that joined this one (every agent is a hub), and their links.
+    pub hub: crate::vantage::Hub,
 }
 
 impl AppState {
@@ -100,6 +102,7 @@ impl AppState {
             tokens: None,
             failures: Arc::default(),
             policy: Arc::new(policy),
+            hub: crate::vantage::Hub::default(),
         }
     }
 

@@ -35,17 +35,25 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// What the writer task sends.
 #[derive(Debug)]
-enum Outgoing {
+pub(crate) enum Outgoing {
     /// A protocol message, as a JSON text frame.
     Message(AgentMessage),
+    /// A client message, on a joined agent's link where the hub is the client.
+    Client(ClientMessage),
+    /// A ping frame, to keep a link alive and prove it is.
+    Ping,
     /// A close frame; the writer stops after it.
     Close(u16, &'static str),
 }
 
-/// Runs a session on an upgraded socket until the client leaves or the agent shuts down.
+/// The sending side of a session's socket, through its writer task.
+pub(crate) type Outbox = mpsc::UnboundedSender<Outgoing>;
+
+/// Runs a session on an upgraded socket until the client leaves or the agent shuts down. A
+/// socket on which an agent registers becomes that agent's link (see [`crate::vantage::link`]).
 pub async fn run(socket: WebSocket, state: AppState, peer: SocketAddr) {
     info!(%peer, "session opened");
-    let (sink, stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let (outbox, inbox) = mpsc::unbounded_channel();
     let writer = tokio::spawn(write_frames(sink, inbox));
     let mut session = Session::new(state, outbox, peer);
@@ -54,11 +62,49 @@ pub async fn run(socket: WebSocket, state: AppState, peer: SocketAddr) {
         agent: session.state.agent.clone(),
         auth_required: session.state.tokens.is_some(),
     });
-    let end = session.read(stream).await;
+    let end = session.read(&mut stream).await;
+    if end == End::Registered
+        && let Some(registration) = session.registration.take()
+    {
+        session.tasks.abort_all();
+        let (state, outbox) = (session.state.clone(), session.outbox.clone());
+        drop(session);
+        crate::vantage::link::serve(state, registration, peer, stream, outbox).await;
+        let _ = writer.await;
+        return;
+    }
     session.wind_down(end).await;
     drop(session);
     let _ = writer.await;
     info!(%peer, ?end, "session closed");
+}
+
+/// Runs a session over a joined agent's link to its hub: the hub is the client, already trusted
+/// (this agent dialled it and authenticated), so no hello is exchanged. Pings go out every
+/// [`crate::vantage::PING_INTERVAL`]; a hub silent for [`crate::vantage::PING_TIMEOUT`] ends the
+/// session. Returns why it ended.
+pub(crate) async fn run_link(
+    stream: impl Stream<Item = Result<Message, axum::Error>> + Unpin,
+    sink: impl futures::Sink<Message, Error = axum::Error> + Unpin + Send + 'static,
+    state: AppState,
+    hub: SocketAddr,
+) -> &'static str {
+    let mut stream = stream;
+    let (outbox, inbox) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_frames(sink, inbox));
+    let mut session = Session::new(state, outbox, hub);
+    session.greeted = true;
+    session.keepalive = true;
+    session.token_name = Some("hub".into());
+    let end = session.read(&mut stream).await;
+    session.wind_down(end).await;
+    drop(session);
+    let _ = writer.await;
+    match end {
+        End::ShuttingDown => "this agent is shutting down",
+        End::Silent => "the hub fell silent (no answer to pings)",
+        _ => "the hub closed the link",
+    }
 }
 
 /// Why a session's read loop ended.
@@ -74,6 +120,12 @@ enum End {
     Unauthorized,
     /// The client sent nothing for the idle timeout while nothing ran.
     Idle,
+    /// An agent registered: the socket becomes its link to this hub.
+    Registered,
+    /// A link's peer sent nothing, not even a pong, for the ping timeout.
+    Silent,
+    /// A `register` was refused.
+    RegistrationRefused,
 }
 
 /// What to do after handling one frame.
@@ -97,6 +149,10 @@ struct Session {
     running: HashMap<RequestId, CancellationToken>,
     /// The request tasks; dropping the set aborts them all.
     tasks: JoinSet<RequestId>,
+    /// Whether this is a joined agent's link to its hub: pings go out, silence ends it.
+    keepalive: bool,
+    /// A joining agent's registration, once accepted.
+    registration: Option<crate::vantage::Registration>,
 }
 
 impl Session {
@@ -109,6 +165,8 @@ impl Session {
             token_name: None,
             running: HashMap::new(),
             tasks: JoinSet::new(),
+            keepalive: false,
+            registration: None,
         }
     }
 
@@ -125,21 +183,30 @@ impl Session {
 
     async fn read(
         &mut self,
-        mut stream: impl Stream<Item = Result<Message, axum::Error>> + Unpin,
+        stream: &mut (impl Stream<Item = Result<Message, axum::Error>> + Unpin),
     ) -> End {
         let idle_timeout = self.state.limits.idle_timeout;
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
+        let mut ping = tokio::time::interval(crate::vantage::PING_INTERVAL);
+        let mut heard = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = self.state.shutdown.cancelled() => return End::ShuttingDown,
-                () = &mut idle, if self.running.is_empty() => return End::Idle,
+                () = &mut idle, if self.running.is_empty() && !self.keepalive => return End::Idle,
+                _ = ping.tick(), if self.keepalive => {
+                    if heard.elapsed() > crate::vantage::PING_TIMEOUT {
+                        return End::Silent;
+                    }
+                    let _ = self.outbox.send(Outgoing::Ping);
+                }
                 Some(finished) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     if let Ok(id) = finished {
                         self.running.remove(&id);
                     }
                 }
                 frame = stream.next() => {
+                    heard = tokio::time::Instant::now();
                     idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
                     let flow = match frame {
                         Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
@@ -168,14 +235,31 @@ impl Session {
             Ok(ClientMessage::Hello { protocol, client, token }) => {
                 self.on_hello(protocol, &client, token.as_deref())
             }
-            Ok(ClientMessage::Check { id, request }) => {
+            Ok(ClientMessage::Check { id, request, from: None }) => {
                 self.on_check(id, &request);
                 Flow::Continue
             }
-            Ok(ClientMessage::Scan { id, request }) => {
+            Ok(ClientMessage::Scan { id, request, from: None }) => {
                 self.on_scan(id, &request);
                 Flow::Continue
             }
+            Ok(ClientMessage::Check { id, request, from: Some(from) }) => {
+                self.on_fanout(id, crate::vantage::fanout::Work::Check(request), &from);
+                Flow::Continue
+            }
+            Ok(ClientMessage::Scan { id, request, from: Some(from) }) => {
+                self.on_fanout(id, crate::vantage::fanout::Work::Scan(request), &from);
+                Flow::Continue
+            }
+            Ok(ClientMessage::Agents { id }) => {
+                if self.may_start(id) {
+                    let agents = self.state.hub.list(&self.state.agent);
+                    self.send(AgentMessage::Agents { id, agents });
+                }
+                Flow::Continue
+            }
+            Ok(ClientMessage::Register { name, version, hostname, addresses }) => self
+                .on_register(crate::vantage::Registration { name, version, hostname, addresses }),
             Ok(ClientMessage::Cancel { id }) => {
                 self.on_cancel(id);
                 Flow::Continue
@@ -218,6 +302,63 @@ impl Session {
         Flow::Continue
     }
 
+    /// An agent asks to join this hub as a vantage point: it must have said hello with a token
+    /// (so this agent must have a token file) and give a valid, free name.
+    fn on_register(&mut self, registration: crate::vantage::Registration) -> Flow {
+        let refuse = |session: &mut Self, message: String| {
+            warn!(peer = %session.peer, name = %registration.name, %message, "refused a registration");
+            session.send_error(None, ErrorCode::RegistrationRefused, message);
+            Flow::Stop(End::RegistrationRefused)
+        };
+        if !self.greeted {
+            return refuse(self, "say hello (with a token) before registering".into());
+        }
+        if self.state.tokens.is_none() {
+            return refuse(
+                self,
+                "this agent is not a hub: start it with --token-file so joining agents \
+                 authenticate"
+                    .into(),
+            );
+        }
+        if let Err(problem) = crate::vantage::registry::check_name(&registration.name) {
+            return refuse(self, problem);
+        }
+        if let Some(problem) = self.state.hub.conflict(&registration) {
+            return refuse(self, problem);
+        }
+        self.registration = Some(registration);
+        Flow::Stop(End::Registered)
+    }
+
+    /// A check or scan to run from several vantage points: validated here once, then run by
+    /// [`crate::vantage::fanout`] as one request of this socket.
+    fn on_fanout(&mut self, id: RequestId, work: crate::vantage::fanout::Work, from: &[String]) {
+        if !self.may_start(id) {
+            return;
+        }
+        let vantages = match self.state.hub.choose(from) {
+            Ok(vantages) => vantages,
+            Err(message) => return self.send_error(Some(id), ErrorCode::UnknownVantage, message),
+        };
+        let job = match crate::vantage::fanout::Job::new(work, &self.state) {
+            Ok(job) => job,
+            Err((code, message)) => return self.send_error(Some(id), code, message),
+        };
+        let cancel = CancellationToken::new();
+        self.running.insert(id, cancel.clone());
+        let names: Vec<&str> = vantages.iter().map(|v| v.name()).collect();
+        info!(peer = %self.peer, %id, vantages = ?names, "request from several vantage points started");
+        let fanout = crate::vantage::fanout::Fanout {
+            id,
+            outbox: self.outbox.clone(),
+            cancel,
+            shutdown: self.state.shutdown.clone(),
+            vantages,
+        };
+        self.tasks.spawn(fanout.run(job));
+    }
+
     fn on_check(&mut self, id: RequestId, request: &CheckRequest) {
         if !self.may_start(id) {
             return;
@@ -254,7 +395,7 @@ impl Session {
         let running = limits.max_scans - self.state.scans.available_permits();
         let window = limits::window_for(running);
         info!(peer = %self.peer, %id, target = %plan.input, ports = %plan.spec.text, window, "scan started");
-        self.spawn(id, Job::Scan { plan, window, _permit: permit });
+        self.spawn(id, Job::Scan { plan, window, permit: Mutex::new(Some(permit)) });
     }
 
     /// Whether a new request may start: the client said hello, the id is free, and the socket
@@ -333,6 +474,16 @@ impl Session {
                 let _ =
                     self.outbox.send(Outgoing::Close(close_code::POLICY, "a token is required"));
             }
+            End::RegistrationRefused => {
+                let _ = self
+                    .outbox
+                    .send(Outgoing::Close(close_code::POLICY, "the registration was refused"));
+            }
+            End::Silent => {
+                self.tasks.abort_all();
+                let _ = self.outbox.send(Outgoing::Close(close_code::AWAY, "no answer to pings"));
+            }
+            End::Registered => {}
         }
     }
 }
@@ -341,8 +492,10 @@ impl Session {
 enum Job {
     /// A connectivity check.
     Check(CheckPlan),
-    /// A port scan, holding one of the agent's scan permits while it runs.
-    Scan { plan: ScanPlan, window: usize, _permit: OwnedSemaphorePermit },
+    /// A port scan, holding one of the agent's scan permits while it runs. The permit is given
+    /// back just before the scan's `done` goes out, so a client that starts another scan on
+    /// seeing it is not refused for a scan that has ended.
+    Scan { plan: ScanPlan, window: usize, permit: Mutex<Option<OwnedSemaphorePermit>> },
 }
 
 /// One running request and how to reach its client.
@@ -375,8 +528,14 @@ impl Request {
             let work = async {
                 match &job {
                     Job::Check(plan) => check::run(plan, |event| self.send_check(event)).await,
-                    Job::Scan { plan, window, .. } => {
-                        scan::run(plan, *window, |event| self.send_scan(event)).await
+                    Job::Scan { plan, window, permit } => {
+                        scan::run(plan, *window, |event| {
+                            if matches!(event.step, ScanStep::Done { .. }) {
+                                release(permit);
+                            }
+                            self.send_scan(event)
+                        })
+                        .await
                     }
                 }
             };
@@ -438,7 +597,8 @@ impl Request {
             Job::Check(_) => {
                 self.send_check(CheckEvent { at, step: Step::Done { outcome, elapsed_us } })
             }
-            Job::Scan { .. } => {
+            Job::Scan { permit, .. } => {
+                release(permit);
                 let counts = *self.scan_counts.lock().unwrap_or_else(|e| e.into_inner());
                 self.send_scan(ScanEvent {
                     at,
@@ -452,7 +612,7 @@ impl Request {
         if let Step::Verdict { verdict } = &event.step {
             *self.cause.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict.cause);
         }
-        self.send(AgentMessage::Event { id: self.id, event });
+        self.send(AgentMessage::Event { id: self.id, vantage: None, event });
     }
 
     fn send_scan(&self, event: ScanEvent) {
@@ -464,7 +624,7 @@ impl Request {
             let refused: u64 = progress.refused.iter().map(|run| u64::from(run.len())).sum();
             counts.add(whyrefused_shared::ConnectState::Refused, refused);
         }
-        self.send(AgentMessage::Scan { id: self.id, event });
+        self.send(AgentMessage::Scan { id: self.id, vantage: None, event });
     }
 
     fn send(&self, message: AgentMessage) {
@@ -472,9 +632,14 @@ impl Request {
     }
 }
 
+/// Gives a scan's permit back (once; later calls do nothing).
+fn release(permit: &Mutex<Option<OwnedSemaphorePermit>>) {
+    drop(permit.lock().unwrap_or_else(|e| e.into_inner()).take());
+}
+
 /// Sends everything from the outbox as frames, until a close or until every sender is gone.
 /// Frames queued together are written together and flushed once.
-async fn write_frames(
+pub(crate) async fn write_frames(
     mut sink: impl futures::Sink<Message, Error = axum::Error> + Unpin,
     mut inbox: mpsc::UnboundedReceiver<Outgoing>,
 ) {
@@ -483,6 +648,12 @@ async fn write_frames(
         while let Some(outgoing) = next.take() {
             let frame = match outgoing {
                 Outgoing::Message(message) => encode(&message),
+                Outgoing::Client(message) => {
+                    let json =
+                        serde_json::to_string(&message).expect("protocol messages serialize");
+                    Message::Text(json.into())
+                }
+                Outgoing::Ping => Message::Ping(Vec::new().into()),
                 Outgoing::Close(code, reason) => {
                     let close = CloseFrame { code, reason: reason.into() };
                     let _ = sink.send(Message::Close(Some(close))).await;

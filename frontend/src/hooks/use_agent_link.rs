@@ -51,7 +51,7 @@ impl AgentLink {
     pub fn check(&self, request: CheckRequest) -> RequestId {
         let id = self.next_id();
         self.0.dispatch.dispatch(Action::Submitted { id, request: request.clone() });
-        self.send(ClientMessage::Check { id, request });
+        self.send(ClientMessage::Check { id, request, from: None });
         id
     }
 
@@ -59,7 +59,7 @@ impl AgentLink {
     pub fn scan(&self, request: ScanRequest) -> RequestId {
         let id = self.next_id();
         self.0.dispatch.dispatch(Action::ScanSubmitted { id, request: request.clone() });
-        self.send(ClientMessage::Scan { id, request });
+        self.send(ClientMessage::Scan { id, request, from: None });
         id
     }
 

@@ -27,13 +27,13 @@ async fn main() {
     let mut scan = whyrefused_shared::ScanReport::default();
     let document = loop {
         match client.recv().await {
-            AgentMessage::Event { id: RequestId(got), event } if got == id => {
+            AgentMessage::Event { id: RequestId(got), event, .. } if got == id => {
                 check.apply(&event);
                 if matches!(event.step, Step::Done { .. }) {
                     break serde_json::to_value(&check);
                 }
             }
-            AgentMessage::Scan { id: RequestId(got), event } if got == id => {
+            AgentMessage::Scan { id: RequestId(got), event, .. } if got == id => {
                 scan.apply(&event);
                 if matches!(event.step, ScanStep::Done { .. }) {
                     break serde_json::to_value(&scan);

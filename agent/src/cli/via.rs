@@ -1,0 +1,328 @@
+//! `--via URL`: commands run through a hub, from its vantage points (`agents`, `check --from`,
+//! `scan --from`). The client side of the protocol: dial, hello with the token, one request,
+//! its events folded per vantage point, and the cross-vantage verdict.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use futures::{SinkExt, StreamExt};
+use serde::Serialize;
+use tokio_tungstenite::tungstenite::Message;
+use whyrefused_shared::{
+    AgentMessage, CheckReport, CheckRequest, ClientMessage, CrossVerdict, PROTOCOL_VERSION,
+    RequestId, ScanReport, ScanRequest, VantageInfo,
+};
+
+use super::report::{self, Colors};
+use super::{exit, fail};
+use crate::server::auth::{Secret, Tokens};
+use crate::vantage::dial::{self, HubSocket, HubUrl};
+
+/// The one request a CLI run sends.
+const REQUEST: RequestId = RequestId(1);
+
+/// The variable a token may come from instead of `--token-file`.
+pub const TOKEN_VARIABLE: &str = "WHYREFUSED_TOKEN";
+
+/// The token to present: the first secret of `--token-file`, else `WHYREFUSED_TOKEN`.
+pub fn token(file: Option<&Path>) -> Result<Option<Secret>, String> {
+    if let Some(file) = file {
+        return Tokens::first_secret(file).map(Some).map_err(|error| error.to_string());
+    }
+    Ok(std::env::var(TOKEN_VARIABLE).ok().filter(|t| !t.trim().is_empty()).map(Secret::new))
+}
+
+/// A connected, greeted client of a hub.
+struct HubClient {
+    socket: HubSocket,
+}
+
+impl HubClient {
+    async fn connect(url: &str, token: Option<Secret>) -> Result<HubClient, String> {
+        let url = HubUrl::parse(url).map_err(|error| error.to_string())?;
+        let (socket, _) = dial::dial(&url).await.map_err(|error| error.to_string())?;
+        let mut client = HubClient { socket };
+        match client.recv().await? {
+            AgentMessage::Hello { protocol, .. } if protocol == PROTOCOL_VERSION => {}
+            AgentMessage::Hello { protocol, .. } => {
+                return Err(format!(
+                    "the agent at {url} speaks protocol {protocol}, this CLI {PROTOCOL_VERSION}: use the same whyrefused version"
+                ));
+            }
+            other => return Err(format!("the agent at {url} did not say hello: {other:?}")),
+        }
+        let token = token.map(|secret| secret.expose().to_string());
+        client
+            .send(&ClientMessage::Hello {
+                protocol: PROTOCOL_VERSION,
+                client: format!("whyrefused-cli {}", env!("CARGO_PKG_VERSION")),
+                token,
+            })
+            .await?;
+        Ok(client)
+    }
+
+    /// Closes the socket with a close handshake, as a polite client does.
+    async fn close(&mut self) {
+        let _ = self.socket.close(None).await;
+    }
+
+    async fn send(&mut self, message: &ClientMessage) -> Result<(), String> {
+        let json = serde_json::to_string(message).expect("protocol messages serialize");
+        self.socket
+            .send(Message::text(json))
+            .await
+            .map_err(|error| format!("the hub's socket failed: {error}"))
+    }
+
+    /// The next message; an error about the whole request (or the socket) ends the run.
+    async fn recv(&mut self) -> Result<AgentMessage, String> {
+        loop {
+            match self.socket.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let message: AgentMessage = serde_json::from_str(text.as_str())
+                        .map_err(|error| format!("the hub sent an unreadable message: {error}"))?;
+                    if let AgentMessage::Error { message, .. } = &message {
+                        return Err(format!("the hub refused: {message}"));
+                    }
+                    return Ok(message);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                    return Err(format!("the hub closed the socket {reason}")
+                        .trim_end()
+                        .to_string());
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(format!("the hub's socket failed: {error}")),
+                None => return Err("the hub closed the socket".into()),
+            }
+        }
+    }
+}
+
+/// `whyrefused agents --via URL`.
+pub async fn agents(url: &str, token: Option<Secret>, json: bool) -> ExitCode {
+    let result = async {
+        let mut client = HubClient::connect(url, token).await?;
+        client.send(&ClientMessage::Agents { id: REQUEST }).await?;
+        loop {
+            if let AgentMessage::Agents { agents, .. } = client.recv().await? {
+                client.close().await;
+                return Ok::<_, String>(agents);
+            }
+        }
+    };
+    let agents = match result.await {
+        Ok(agents) => agents,
+        Err(error) => return fail(exit::INTERNAL, &error),
+    };
+    let output = if json {
+        serde_json::to_string_pretty(&agents).expect("vantage points serialize") + "\n"
+    } else {
+        render_agents(&agents)
+    };
+    print(&output)
+}
+
+fn render_agents(agents: &[VantageInfo]) -> String {
+    let mut out = format!(
+        "{:<16} {:<8} {:<10} {:<20} {:<28} ADDRESSES\n",
+        "NAME", "STATE", "VERSION", "HOST", "LAST SEEN"
+    );
+    for agent in agents {
+        let state = if agent.online { "online" } else { "offline" };
+        let seen = agent.last_seen.as_ref().map_or("-", |t| t.0.as_str());
+        let addresses: Vec<String> = agent.addresses.iter().map(ToString::to_string).collect();
+        out += &format!(
+            "{:<16} {:<8} {:<10} {:<20} {:<28} {}\n",
+            agent.name,
+            state,
+            agent.version,
+            agent.hostname,
+            seen,
+            addresses.join(", ")
+        );
+    }
+    out
+}
+
+/// Each vantage point's report and what it said beside it.
+#[derive(Debug, Serialize)]
+struct FromVantage<R> {
+    /// The vantage point.
+    vantage: String,
+    /// Its report.
+    report: R,
+    /// Its errors (it refused or stopped the request).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<String>,
+}
+
+/// What `check --via --json` and `scan --via --json` print.
+#[derive(Debug, Serialize)]
+struct Results<R> {
+    vantages: Vec<FromVantage<R>>,
+    verdict: CrossVerdict,
+}
+
+fn slot<'a, R: Default>(list: &'a mut Vec<FromVantage<R>>, name: &str) -> &'a mut FromVantage<R> {
+    let index = match list.iter().position(|entry| entry.vantage == name) {
+        Some(index) => index,
+        None => {
+            list.push(FromVantage {
+                vantage: name.to_string(),
+                report: R::default(),
+                errors: Vec::new(),
+            });
+            list.len() - 1
+        }
+    };
+    &mut list[index]
+}
+
+/// Runs one request through the hub and folds what comes back per vantage point.
+async fn run<R: Default>(
+    url: &str,
+    token: Option<Secret>,
+    request: ClientMessage,
+    mut apply: impl FnMut(&mut R, &AgentMessage),
+) -> Result<Results<R>, String> {
+    let mut client = HubClient::connect(url, token).await?;
+    client.send(&request).await?;
+    let mut vantages: Vec<FromVantage<R>> = Vec::new();
+    loop {
+        let message = client.recv().await?;
+        match &message {
+            AgentMessage::Event { vantage: Some(name), .. }
+            | AgentMessage::Scan { vantage: Some(name), .. } => {
+                apply(&mut slot(&mut vantages, name).report, &message);
+            }
+            AgentMessage::VantageError { vantage, message, .. } => {
+                slot(&mut vantages, vantage).errors.push(message.clone());
+            }
+            AgentMessage::VantagesDone { verdict, .. } => {
+                client.close().await;
+                // In the order they were asked for, whatever order they finished in.
+                let order = |entry: &FromVantage<R>| {
+                    verdict.vantages.iter().position(|result| result.name == entry.vantage)
+                };
+                vantages.sort_by_key(|entry| order(entry).unwrap_or(usize::MAX));
+                return Ok(Results { vantages, verdict: verdict.clone() });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `whyrefused check TARGET --via URL [--from …]`.
+pub async fn check(
+    url: &str,
+    token: Option<Secret>,
+    request: CheckRequest,
+    from: Vec<String>,
+    json: bool,
+) -> ExitCode {
+    let message = ClientMessage::Check { id: REQUEST, request, from: Some(from) };
+    let results = run(url, token, message, |report: &mut CheckReport, message| {
+        if let AgentMessage::Event { event, .. } = message {
+            report.apply(event);
+        }
+    });
+    let results = match results.await {
+        Ok(results) => results,
+        Err(error) => return fail(exit::INTERNAL, &error),
+    };
+    let colors = Colors::for_stdout(std::io::stdout().is_terminal());
+    let output = if json {
+        serde_json::to_string_pretty(&results).expect("reports serialize") + "\n"
+    } else {
+        render(&results, |report| report::render(report, colors))
+    };
+    let code = print(&output);
+    let everywhere = results.vantages.iter().all(|entry| {
+        entry.report.verdict.as_ref().is_some_and(|verdict| verdict.cause.is_reachable())
+    });
+    match (code == ExitCode::SUCCESS, everywhere) {
+        (true, true) => ExitCode::SUCCESS,
+        (true, false) => ExitCode::from(exit::UNREACHABLE),
+        (false, _) => code,
+    }
+}
+
+/// `whyrefused scan HOST --via URL [--from …]`.
+pub async fn scan(
+    url: &str,
+    token: Option<Secret>,
+    request: ScanRequest,
+    from: Vec<String>,
+    json: bool,
+    all: bool,
+) -> ExitCode {
+    let message = ClientMessage::Scan { id: REQUEST, request, from: Some(from) };
+    let results = run(url, token, message, |report: &mut ScanReport, message| {
+        if let AgentMessage::Scan { event, .. } = message {
+            report.apply(event);
+        }
+    });
+    let results = match results.await {
+        Ok(results) => results,
+        Err(error) => return fail(exit::INTERNAL, &error),
+    };
+    let colors = Colors::for_stdout(std::io::stdout().is_terminal());
+    let output = if json {
+        let results = Results {
+            vantages: results
+                .vantages
+                .into_iter()
+                .map(|entry| FromVantage { report: super::scan::json(&entry.report, all), ..entry })
+                .collect(),
+            verdict: results.verdict,
+        };
+        serde_json::to_string_pretty(&results).expect("reports serialize") + "\n"
+    } else {
+        render(&results, |report| super::scan::render(report, colors, all))
+    };
+    print(&output)
+}
+
+/// Each vantage point's report under its name, then the cross-vantage verdict.
+fn render<R>(results: &Results<R>, one: impl Fn(&R) -> String) -> String {
+    let mut out = String::new();
+    for entry in &results.vantages {
+        let outcome = results
+            .verdict
+            .vantages
+            .iter()
+            .find(|result| result.name == entry.vantage)
+            .and_then(|result| result.outcome);
+        out += &format!("── from {} ──\n", entry.vantage);
+        for error in &entry.errors {
+            out += &format!("✗ {error}\n");
+        }
+        match outcome {
+            Some(whyrefused_shared::Outcome::VantageOffline) => {
+                out += "✗ this vantage point went offline before it finished\n";
+            }
+            // Its error above says why; it has no report to show.
+            Some(whyrefused_shared::Outcome::Rejected) => {}
+            _ => out += &one(&entry.report),
+        }
+        out += "\n";
+    }
+    let verdict = &results.verdict;
+    out +=
+        &format!("══ across vantage points: {} ══\n{}\n", verdict.cause.as_str(), verdict.summary);
+    for detail in &verdict.details {
+        out += &format!("  • {detail}\n");
+    }
+    out
+}
+
+fn print(output: &str) -> ExitCode {
+    match std::io::stdout().write_all(output.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(exit::INTERNAL, &format!("cannot write the report: {error}")),
+    }
+}

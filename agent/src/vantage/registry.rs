@@ -1,0 +1,320 @@
+//! The hub's registry: every agent that joined since the hub started, online or not, with a
+//! handle on the link of each online one.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use tokio_util::sync::CancellationToken;
+use whyrefused_shared::{ALL_VANTAGES, AgentInfo, LOCAL_VANTAGE, Timestamp, VantageInfo};
+
+use super::Registration;
+use super::link::LinkHandle;
+
+/// The longest vantage point name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// The registry, shared by every session of the hub.
+#[derive(Clone, Default)]
+pub struct Hub {
+    inner: Arc<Mutex<Registry>>,
+}
+
+#[derive(Default)]
+struct Registry {
+    /// By name, so listings come out sorted.
+    entries: BTreeMap<String, Entry>,
+    /// Counts links, so a link that was replaced cannot mark its successor offline.
+    generations: u64,
+}
+
+struct Entry {
+    /// What the agent said about itself when it last registered.
+    registration: Registration,
+    /// The current link; `None` once it went offline.
+    link: Option<LinkHandle>,
+    /// The current (or last) link's number.
+    generation: u64,
+    /// Cancelled to close the link (a newer one replaced it).
+    stop: CancellationToken,
+    /// When the link was registered.
+    connected_since: SystemTime,
+    /// When a frame last arrived on it.
+    last_seen: SystemTime,
+}
+
+/// One vantage point chosen for a request.
+#[derive(Clone)]
+pub enum Vantage {
+    /// The hub itself.
+    Local,
+    /// An online joined agent.
+    Remote { name: String, addresses: Vec<std::net::IpAddr>, link: LinkHandle },
+    /// A joined agent that is offline now: reported `vantage_offline` at once.
+    Offline { name: String },
+}
+
+impl Vantage {
+    /// The vantage point's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Vantage::Local => LOCAL_VANTAGE,
+            Vantage::Remote { name, .. } | Vantage::Offline { name } => name,
+        }
+    }
+}
+
+/// A link's place in the registry, for its reader to report on.
+#[derive(Debug, Clone)]
+pub struct LinkTicket {
+    /// The vantage point's name.
+    pub name: String,
+    /// The link's number.
+    pub generation: u64,
+    /// Cancelled when a newer link for the same name replaces this one.
+    pub stop: CancellationToken,
+}
+
+/// Whether `name` may name a vantage point: 1 to [`MAX_NAME_LEN`] letters, digits, `.`, `_` or
+/// `-`, and not a reserved word. Says why not.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > MAX_NAME_LEN || !name.chars().all(valid) {
+        return Err(format!(
+            "'{name}' is not a valid vantage point name: use 1 to {MAX_NAME_LEN} letters, \
+             digits, '.', '_' or '-'"
+        ));
+    }
+    if name == LOCAL_VANTAGE || name == ALL_VANTAGES {
+        return Err(format!("'{name}' is reserved (it names the hub, or every vantage point)"));
+    }
+    Ok(())
+}
+
+impl Hub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why `registration` may not take its name: another host's agent holds it, online. (The
+    /// same host's is taken to be this agent reconnecting, and is replaced.) Two agents given
+    /// one name would otherwise push each other off in turn, forever.
+    pub fn conflict(&self, registration: &Registration) -> Option<String> {
+        let registry = self.lock();
+        let entry = registry.entries.get(&registration.name)?;
+        let other = &entry.registration.hostname;
+        (entry.link.is_some() && *other != registration.hostname).then(|| {
+            format!(
+                "the name '{}' is taken by an online agent on {other}: give this one another \
+                 --name",
+                registration.name
+            )
+        })
+    }
+
+    /// Lists a newly registered link. An online link under the same name is closed: the newer
+    /// one wins (after a network blip the old one may look alive until its ping timeout).
+    pub fn register(&self, registration: Registration, link: LinkHandle) -> LinkTicket {
+        let now = SystemTime::now();
+        let mut registry = self.lock();
+        registry.generations += 1;
+        let generation = registry.generations;
+        let stop = CancellationToken::new();
+        let name = registration.name.clone();
+        let entry = Entry {
+            registration,
+            link: Some(link),
+            generation,
+            stop: stop.clone(),
+            connected_since: now,
+            last_seen: now,
+        };
+        if let Some(old) = registry.entries.insert(name.clone(), entry) {
+            old.stop.cancel();
+        }
+        LinkTicket { name, generation, stop }
+    }
+
+    /// Notes that a frame arrived on a link.
+    pub fn seen(&self, ticket: &LinkTicket) {
+        if let Some(entry) = self.lock().entries.get_mut(&ticket.name)
+            && entry.generation == ticket.generation
+        {
+            entry.last_seen = SystemTime::now();
+        }
+    }
+
+    /// Marks a link's agent offline, unless a newer link replaced it.
+    pub fn offline(&self, ticket: &LinkTicket) {
+        if let Some(entry) = self.lock().entries.get_mut(&ticket.name)
+            && entry.generation == ticket.generation
+        {
+            entry.link = None;
+        }
+    }
+
+    /// Every vantage point: the hub itself (`local`, described by `local`) first, then the
+    /// joined agents by name.
+    pub fn list(&self, local: &AgentInfo) -> Vec<VantageInfo> {
+        let now = timestamp(SystemTime::now());
+        let mut list = vec![VantageInfo {
+            name: LOCAL_VANTAGE.into(),
+            online: true,
+            version: local.version.clone(),
+            hostname: local.hostname.clone(),
+            addresses: super::host_addresses(),
+            last_seen: Some(now),
+            connected_since: None,
+        }];
+        list.extend(self.lock().entries.iter().map(|(name, entry)| VantageInfo {
+            name: name.clone(),
+            online: entry.link.is_some(),
+            version: entry.registration.version.clone(),
+            hostname: entry.registration.hostname.clone(),
+            addresses: entry.registration.addresses.clone(),
+            last_seen: Some(timestamp(entry.last_seen)),
+            connected_since: Some(timestamp(entry.connected_since)),
+        }));
+        list
+    }
+
+    /// The vantage points a request's `from` names, in its order without repeats: `local`,
+    /// joined agents' names, or `all` (the hub and every online agent). An unknown name is an
+    /// error that lists the known ones.
+    pub fn choose(&self, from: &[String]) -> Result<Vec<Vantage>, String> {
+        let registry = self.lock();
+        if from.is_empty() {
+            return Err("\"from\" names no vantage point: give names, or [\"all\"]".into());
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for name in from {
+            if name == ALL_VANTAGES {
+                names.push(LOCAL_VANTAGE);
+                let online = registry.entries.iter().filter(|(_, entry)| entry.link.is_some());
+                names.extend(online.map(|(name, _)| name.as_str()));
+            } else {
+                names.push(name);
+            }
+        }
+        let mut chosen: Vec<Vantage> = Vec::new();
+        for name in names {
+            if chosen.iter().any(|vantage| vantage.name() == name) {
+                continue;
+            }
+            let vantage = match registry.entries.get(name) {
+                _ if name == LOCAL_VANTAGE => Vantage::Local,
+                Some(Entry { link: Some(link), registration, .. }) => Vantage::Remote {
+                    name: name.to_string(),
+                    addresses: registration.addresses.clone(),
+                    link: link.clone(),
+                },
+                Some(Entry { link: None, .. }) => Vantage::Offline { name: name.to_string() },
+                None => {
+                    let mut known = vec![LOCAL_VANTAGE];
+                    known.extend(registry.entries.keys().map(String::as_str));
+                    return Err(format!(
+                        "no vantage point is named '{name}': known are {} (or \"all\")",
+                        known.join(", ")
+                    ));
+                }
+            };
+            chosen.push(vantage);
+        }
+        Ok(chosen)
+    }
+}
+
+fn timestamp(time: SystemTime) -> Timestamp {
+    Timestamp(humantime::format_rfc3339_micros(time).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration(name: &str) -> Registration {
+        Registration {
+            name: name.into(),
+            version: "0.1.0".into(),
+            hostname: format!("{name}-host"),
+            addresses: vec!["192.0.2.1".parse().unwrap()],
+        }
+    }
+
+    fn link() -> LinkHandle {
+        LinkHandle::new(tokio::sync::mpsc::unbounded_channel().0)
+    }
+
+    fn names(vantages: &[Vantage]) -> Vec<&str> {
+        vantages.iter().map(Vantage::name).collect()
+    }
+
+    fn local() -> AgentInfo {
+        AgentInfo { version: "0.1.0".into(), hostname: "hub".into() }
+    }
+
+    #[test]
+    fn agents_are_listed_after_local_by_name_with_their_state() {
+        let hub = Hub::default();
+        let a2 = hub.register(registration("a2"), link());
+        hub.register(registration("a1"), link());
+        hub.offline(&a2);
+        let list = hub.list(&local());
+        let summary: Vec<(&str, bool)> =
+            list.iter().map(|info| (info.name.as_str(), info.online)).collect();
+        assert_eq!(summary, [("local", true), ("a1", true), ("a2", false)]);
+        assert_eq!(list[1].hostname, "a1-host");
+        assert!(list[1].connected_since.is_some() && list[1].last_seen.is_some());
+    }
+
+    #[test]
+    fn a_newer_link_replaces_the_old_one_which_cannot_mark_it_offline() {
+        let hub = Hub::default();
+        let old = hub.register(registration("a1"), link());
+        let new = hub.register(registration("a1"), link());
+        assert!(old.stop.is_cancelled(), "the old link is told to close");
+        assert!(!new.stop.is_cancelled());
+        hub.offline(&old);
+        assert!(hub.list(&local())[1].online, "the old link's end leaves the new one online");
+        hub.offline(&new);
+        assert!(!hub.list(&local())[1].online);
+    }
+
+    #[test]
+    fn a_name_held_online_by_another_host_is_refused_but_the_same_host_may_take_it_back() {
+        let hub = Hub::default();
+        let ticket = hub.register(registration("a1"), link());
+        let same_host = registration("a1");
+        assert_eq!(hub.conflict(&same_host), None, "the same agent reconnecting");
+        let other_host = Registration { hostname: "elsewhere".into(), ..registration("a1") };
+        let refusal = hub.conflict(&other_host).expect("refused");
+        assert!(refusal.contains("taken by an online agent on a1-host"), "{refusal}");
+        hub.offline(&ticket);
+        assert_eq!(hub.conflict(&other_host), None, "free once its holder is offline");
+    }
+
+    #[test]
+    fn from_all_means_local_and_every_online_agent_and_names_are_checked() {
+        let hub = Hub::default();
+        hub.register(registration("a1"), link());
+        let gone = hub.register(registration("a2"), link());
+        hub.register(registration("a3"), link());
+        hub.offline(&gone);
+        let all = hub.choose(&["all".into()]).unwrap();
+        assert_eq!(names(&all), ["local", "a1", "a3"]);
+        let some = hub.choose(&["a2".into(), "local".into(), "a2".into()]).unwrap();
+        assert_eq!(names(&some), ["a2", "local"], "in order, without repeats");
+        assert!(matches!(some[0], Vantage::Offline { .. }), "an offline agent is still chosen");
+        let error = hub.choose(&["nope".into()]).err().unwrap();
+        assert!(error.contains("'nope'") && error.contains("local, a1, a2, a3"), "{error}");
+        assert!(hub.choose(&[]).is_err());
+    }
+
+    #[test]
+    fn names_must_be_short_plain_and_not_reserved() {
+        assert!(check_name("app-server.eu_1").is_ok());
+        for bad in ["", "local", "all", "a b", "ä", &"x".repeat(MAX_NAME_LEN + 1)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

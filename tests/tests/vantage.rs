@@ -1,0 +1,457 @@
+//! Vantage points with real processes on loopback: a hub (`serve --token-file`) and agents
+//! joining it (`serve --join ws://… --name …`); requests run from several of them at once.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use whyrefused_shared::{
+    AgentMessage, CheckRequest, ClientMessage, CrossCause, Outcome, RequestId, Step, VantageInfo,
+};
+use whyrefused_tests::{Agent, Client, HangingPort, agent_binary, syn_sent_to};
+
+const SECRET: &str = "hub-secret-0123456789abcdef";
+
+/// How long a silent link may last before the hub calls the agent offline (the agent's
+/// `PING_TIMEOUT`), plus the ping interval it may have been silent for already.
+const PING_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A directory holding the token files, removed at the end.
+struct Files {
+    directory: tempfile::TempDir,
+}
+
+impl Files {
+    fn new() -> Files {
+        Files { directory: tempfile::tempdir().expect("a temporary directory") }
+    }
+
+    /// A token file holding `secret`.
+    fn tokens(&self, name: &str, secret: &str) -> String {
+        let path = self.directory.path().join(name);
+        std::fs::write(&path, format!("# {name}\nteam:{secret}\n")).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.directory.path().join(name)
+    }
+}
+
+fn hub_url(hub: &Agent) -> String {
+    format!("ws://{}", hub.address)
+}
+
+/// Starts an agent joining `hub` as `name` with the token file `tokens`.
+fn join(hub: &Agent, tokens: &str, name: &str) -> Agent {
+    Agent::start_with(&["--token-file", tokens, "--join", &hub_url(hub), "--name", name])
+}
+
+/// Runs the CLI.
+fn cli(args: &[&str]) -> Output {
+    Command::new(agent_binary()).args(args).output().expect("the CLI runs")
+}
+
+/// `whyrefused agents --via … --json`, by name.
+fn agents(hub: &Agent, tokens: &str) -> BTreeMap<String, VantageInfo> {
+    let output = cli(&["agents", "--via", &hub_url(hub), "--token-file", tokens, "--json"]);
+    assert!(output.status.success(), "agents failed: {}", String::from_utf8_lossy(&output.stderr));
+    let list: Vec<VantageInfo> = serde_json::from_slice(&output.stdout).expect("JSON");
+    list.into_iter().map(|info| (info.name.clone(), info)).collect()
+}
+
+fn online(list: &BTreeMap<String, VantageInfo>) -> Vec<&str> {
+    list.values().filter(|info| info.online).map(|info| info.name.as_str()).collect()
+}
+
+/// Polls the hub's list until `condition` holds; returns how long it took. Fails after `limit`.
+fn wait_for_list(
+    hub: &Agent,
+    tokens: &str,
+    limit: Duration,
+    what: &str,
+    condition: impl Fn(&BTreeMap<String, VantageInfo>) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let list = agents(hub, tokens);
+        if condition(&list) {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}; the list: {list:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A hub and two agents joined to it, all online.
+fn hub_and_two_agents(files: &Files) -> (Agent, Agent, Agent, String) {
+    let tokens = files.tokens("tokens", SECRET);
+    let hub = Agent::start_with(&["--token-file", &tokens]);
+    let a1 = join(&hub, &tokens, "a1");
+    let a2 = join(&hub, &tokens, "a2");
+    wait_for_list(&hub, &tokens, Duration::from_secs(10), "a1 and a2 online", |list| {
+        online(list) == ["a1", "a2", "local"]
+    });
+    (hub, a1, a2, tokens)
+}
+
+async fn hub_client(hub: &Agent) -> Client {
+    let client = Client::connect_with_token(hub, Some(SECRET)).await;
+    assert!(matches!(client.hello, AgentMessage::Hello { auth_required: true, .. }));
+    client
+}
+
+#[test]
+fn agents_lists_the_hub_and_every_joined_agent_online() {
+    let files = Files::new();
+    let (hub, _a1, _a2, tokens) = hub_and_two_agents(&files);
+    let list = agents(&hub, &tokens);
+    assert_eq!(list.keys().collect::<Vec<_>>(), ["a1", "a2", "local"]);
+    for info in list.values() {
+        assert!(info.online, "{info:?}");
+        assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+        assert!(!info.hostname.is_empty() && info.last_seen.is_some(), "{info:?}");
+    }
+    assert!(list["a1"].connected_since.is_some());
+    for info in list.values() {
+        assert!(
+            info.addresses.iter().all(|a| !a.is_loopback()),
+            "loopback is not listed: {info:?}"
+        );
+    }
+
+    let table = cli(&["agents", "--via", &hub_url(&hub), "--token-file", &tokens]);
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("a2") && l.contains("online")), "{table}");
+}
+
+#[tokio::test]
+async fn a_joined_agent_still_serves_its_own_clients() {
+    let files = Files::new();
+    let (_hub, a1, _a2, _tokens) = hub_and_two_agents(&files);
+    let mut client = Client::connect_with_token(&a1, Some(SECRET)).await;
+    let port = whyrefused_tests::closed_port();
+    let (_, report) = client.check(1, CheckRequest::new(format!("127.0.0.1:{port}"))).await;
+    assert_eq!(report.outcome, Some(Outcome::Completed));
+}
+
+#[test]
+fn a_check_from_all_returns_one_result_per_vantage_point_and_the_cross_verdict() {
+    let files = Files::new();
+    let (hub, _a1, _a2, tokens) = hub_and_two_agents(&files);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+
+    let output = cli(&[
+        "check",
+        &target,
+        "--via",
+        &hub_url(&hub),
+        "--token-file",
+        &tokens,
+        "--from",
+        "all",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let vantages = json["vantages"].as_array().unwrap();
+    let names: Vec<&str> = vantages.iter().map(|v| v["vantage"].as_str().unwrap()).collect();
+    assert_eq!(names, ["local", "a1", "a2"], "one result per vantage point, in order");
+    for vantage in vantages {
+        assert_eq!(vantage["report"]["verdict"]["cause"], "reachable", "{vantage}");
+        assert_eq!(vantage["report"]["outcome"], "completed");
+    }
+    assert_eq!(json["verdict"]["cause"], "same", "{}", json["verdict"]);
+    assert!(json["verdict"]["summary"].as_str().unwrap().contains("(local, a1, a2)"));
+
+    // Read as text, each vantage point has its section and the verdict comes last.
+    let closed = whyrefused_tests::closed_port();
+    let output = cli(&[
+        "check",
+        &format!("127.0.0.1:{closed}"),
+        "--via",
+        &hub_url(&hub),
+        "--token-file",
+        &tokens,
+        "--from",
+        "a2,local",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "not reachable from anywhere");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let a2 = text.find("── from a2 ──").expect(&text);
+    let local = text.find("── from local ──").expect(&text);
+    let verdict = text.find("══ across vantage points: same ══").expect(&text);
+    assert!(a2 < local && local < verdict, "{text}");
+    assert!(!text.contains("from a1"), "only the vantage points asked for: {text}");
+}
+
+#[test]
+fn a_scan_from_two_vantage_points_compares_their_open_ports() {
+    let files = Files::new();
+    let (hub, _a1, _a2, tokens) = hub_and_two_agents(&files);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().port();
+    let closed = whyrefused_tests::closed_port();
+    let ports = format!("{open},{closed}");
+    let output = cli(&[
+        "scan",
+        "127.0.0.1",
+        "--ports",
+        &ports,
+        "--via",
+        &hub_url(&hub),
+        "--token-file",
+        &tokens,
+        "--from",
+        "local,a1",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let names: Vec<&str> = json["vantages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["vantage"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["local", "a1"]);
+    let verdict = &json["verdict"];
+    assert_eq!(verdict["cause"], "same", "{verdict}");
+    for vantage in verdict["vantages"].as_array().unwrap() {
+        assert_eq!(vantage["open_ports"], serde_json::json!([open]), "{vantage}");
+        assert_eq!(vantage["outcome"], "completed");
+    }
+}
+
+#[tokio::test]
+async fn events_are_tagged_by_vantage_point_each_ending_with_its_own_done() {
+    let files = Files::new();
+    let (hub, _a1, _a2, _tokens) = hub_and_two_agents(&files);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    let mut client = hub_client(&hub).await;
+    let from = Some(vec!["all".to_string()]);
+    client
+        .send(&ClientMessage::Check { id: RequestId(5), request: CheckRequest::new(target), from })
+        .await;
+    let mut steps: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
+    let verdict = loop {
+        match client.recv().await {
+            AgentMessage::Event { id: RequestId(5), vantage: Some(vantage), event } => {
+                let done = steps.get(&vantage).is_some_and(|s| s.last() == Some(&"done"));
+                assert!(!done, "{vantage} sent events after its done");
+                steps.entry(vantage).or_default().push(event.step.name());
+            }
+            AgentMessage::VantagesDone { id: RequestId(5), verdict } => break verdict,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(steps.keys().collect::<Vec<_>>(), ["a1", "a2", "local"]);
+    for (vantage, steps) in &steps {
+        assert_eq!(steps.first(), Some(&"started"), "{vantage}: {steps:?}");
+        assert_eq!(steps.last(), Some(&"done"), "{vantage}: {steps:?}");
+    }
+    assert_eq!(verdict.cause, CrossCause::Same);
+
+    // A name the hub does not know is refused with the known ones listed.
+    let from = Some(vec!["nowhere".to_string()]);
+    let request = CheckRequest::new("127.0.0.1:9");
+    client.send(&ClientMessage::Check { id: RequestId(6), request, from }).await;
+    let AgentMessage::Error { id, message, .. } = client.recv().await else { panic!("no error") };
+    assert_eq!(id, Some(RequestId(6)));
+    assert!(message.contains("'nowhere'") && message.contains("local, a1, a2"), "{message}");
+
+    // And the same socket still runs ordinary checks, untagged.
+    let (_, report) =
+        client.check(7, CheckRequest::new(listener.local_addr().unwrap().to_string())).await;
+    assert_eq!(report.outcome, Some(Outcome::Completed));
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_refused_and_the_agent_retries_with_backoff() {
+    let files = Files::new();
+    let tokens = files.tokens("tokens", SECRET);
+    let wrong_secret = "wrong-secret-0123456789abcdef";
+    let wrong = files.tokens("wrong", wrong_secret);
+    let hub = Agent::start_with(&["--token-file", &tokens]);
+    // Connected before the failures pile up (the hub refuses a peer that keeps failing).
+    let mut client = hub_client(&hub).await;
+
+    let log = files.path("agent.log");
+    let hub_address = hub_url(&hub);
+    let _agent = Agent::start_logged(
+        &["--token-file", &wrong, "--join", &hub_address, "--name", "intruder"],
+        &log,
+    );
+    let start = Instant::now();
+    let refusals = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines().filter(|line| line.contains("could not join the hub")).count()
+    };
+    while refusals() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the agent did not retry");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("the hub refused to let this agent join"), "{text}");
+    assert!(text.contains("joining the hub again after a pause"), "{text}");
+    assert!(!text.contains(wrong_secret), "the secret never reaches the log");
+
+    client.send(&ClientMessage::Agents { id: RequestId(1) }).await;
+    let AgentMessage::Agents { agents, .. } = client.recv().await else { panic!("no list") };
+    let names: Vec<&str> = agents.iter().map(|info| info.name.as_str()).collect();
+    assert_eq!(names, ["local"], "the hub does not list an agent it refused");
+}
+
+#[test]
+fn an_agent_without_a_token_file_is_no_hub_and_says_so_to_joining_agents() {
+    let files = Files::new();
+    let tokens = files.tokens("tokens", SECRET);
+    let hub = Agent::start();
+    let log = files.path("agent.log");
+    let _agent = Agent::start_logged(
+        &["--token-file", &tokens, "--join", &hub_url(&hub), "--name", "a1"],
+        &log,
+    );
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("this agent is not a hub: start it with --token-file") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no refusal logged: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_plain_ws_join_to_another_host_is_refused_at_startup() {
+    let files = Files::new();
+    let tokens = files.tokens("tokens", SECRET);
+    let output = Command::new(agent_binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--token-file", &tokens])
+        .args(["--join", "ws://192.0.2.1:7070", "--name", "a1"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("plain ws:// only for a loopback hub; use wss://"), "{error}");
+}
+
+#[test]
+fn agents_rejoin_a_restarted_hub_within_ten_seconds() {
+    let files = Files::new();
+    let (hub, _a1, _a2, tokens) = hub_and_two_agents(&files);
+    let address = hub.address;
+    drop(hub);
+    // Down long enough that the agents' first retries fail.
+    std::thread::sleep(Duration::from_secs(1));
+    let hub = Agent::start_on(address, &["--token-file", &tokens]);
+    let took = wait_for_list(&hub, &tokens, Duration::from_secs(10), "rejoined", |list| {
+        online(list) == ["a1", "a2", "local"]
+    });
+    eprintln!("the agents rejoined the restarted hub in {took:?}");
+}
+
+/// Starts a check from a1 and local of a port whose connects hang, and waits until both
+/// connects are in flight.
+async fn start_hanging_check(hub: &Agent) -> (Client, HangingPort) {
+    let hanging = HangingPort::new();
+    let mut client = hub_client(hub).await;
+    let mut request = CheckRequest::new(hanging.address.to_string());
+    request.timeout_ms = Some(2_000);
+    let from = Some(vec!["a1".to_string(), "local".to_string()]);
+    client.send(&ClientMessage::Check { id: RequestId(1), request, from }).await;
+    let start = Instant::now();
+    while syn_sent_to(hanging.address.port()) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(5), "the connects did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (client, hanging)
+}
+
+/// Follows request 1: when a1's `done` came and its outcome, then the cross verdict.
+#[derive(Default)]
+struct Follow {
+    a1: Option<(Duration, Outcome)>,
+}
+
+impl Follow {
+    /// Takes one message; once the request is over, a1's end and the cross-vantage cause.
+    fn on(
+        &mut self,
+        message: AgentMessage,
+        since: Instant,
+    ) -> Option<(Duration, Outcome, CrossCause)> {
+        match message {
+            AgentMessage::Event { vantage: Some(vantage), event, .. } if vantage == "a1" => {
+                if let Step::Done { outcome, .. } = event.step {
+                    self.a1 = Some((since.elapsed(), outcome));
+                }
+                None
+            }
+            AgentMessage::VantagesDone { verdict, .. } => {
+                let (at, outcome) = self.a1.expect("a1 ended with its own done");
+                let reported = verdict.vantages.iter().find(|v| v.name == "a1").unwrap();
+                assert_eq!(reported.outcome, Some(outcome));
+                Some((at, outcome, verdict.cause))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_agent_killed_mid_check_is_reported_offline() {
+    let files = Files::new();
+    let (hub, a1, _a2, _tokens) = hub_and_two_agents(&files);
+    let (mut client, _hanging) = start_hanging_check(&hub).await;
+    let killed = Instant::now();
+    drop(a1);
+    let mut follow = Follow::default();
+    let (after, outcome, cause) = loop {
+        if let Some(end) = follow.on(client.recv().await, killed) {
+            break end;
+        }
+    };
+    assert_eq!(outcome, Outcome::VantageOffline);
+    assert!(after < PING_TIMEOUT, "reported {after:?} after the kill");
+    assert_eq!(cause, CrossCause::Inconclusive, "only local finished: nothing to compare");
+}
+
+#[tokio::test]
+async fn an_agent_that_falls_silent_is_offline_within_the_ping_timeout() {
+    let files = Files::new();
+    let (hub, a1, _a2, tokens) = hub_and_two_agents(&files);
+    let (mut client, _hanging) = start_hanging_check(&hub).await;
+    // Frozen, its socket stays open but nothing (not even a ping) comes from it any more.
+    a1.signal(Signal::SIGSTOP);
+    let frozen = Instant::now();
+    let mut follow = Follow::default();
+    // The client's patience is shorter than the ping timeout: ask for the list every second,
+    // so the hub always has something to say while a1's end is awaited.
+    let mut round = 0;
+    let (after, outcome) = 'request: loop {
+        round += 1;
+        assert!(frozen.elapsed() < PING_TIMEOUT * 2, "a1 was never reported offline");
+        client.send(&ClientMessage::Agents { id: RequestId(100 + round) }).await;
+        loop {
+            match client.recv().await {
+                AgentMessage::Agents { .. } => break,
+                message => {
+                    if let Some((after, outcome, _)) = follow.on(message, frozen) {
+                        break 'request (after, outcome);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(outcome, Outcome::VantageOffline);
+    assert!(after <= PING_TIMEOUT + Duration::from_secs(1), "reported {after:?} after it froze");
+    assert!(!agents(&hub, &tokens)["a1"].online, "the hub lists it offline");
+    a1.signal(Signal::SIGCONT);
+}
