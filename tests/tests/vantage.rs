@@ -455,3 +455,63 @@ async fn an_agent_that_falls_silent_is_offline_within_the_ping_timeout() {
     assert!(!agents(&hub, &tokens)["a1"].online, "the hub lists it offline");
     a1.signal(Signal::SIGCONT);
 }
+
+/// `whyrefused agents` through a `wss://` hub, pinning `fingerprint`.
+fn agents_over_tls(hub: &Agent, tokens: &str, fingerprint: &str) -> Output {
+    let url = format!("wss://{}", hub.address);
+    cli(&[
+        "agents",
+        "--via",
+        &url,
+        "--tls-fingerprint",
+        fingerprint,
+        "--token-file",
+        tokens,
+        "--json",
+    ])
+}
+
+#[test]
+fn agents_join_a_tls_hub_by_its_pinned_fingerprint_and_a_wrong_pin_is_refused() {
+    let files = Files::new();
+    let tokens = files.tokens("tokens", SECRET);
+    let state = files.path("hub-state");
+    let hub = Agent::start_with(&[
+        "--token-file",
+        &tokens,
+        "--tls-self-signed",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    let pin = hub.fingerprint.clone().expect("a TLS hub prints its fingerprint");
+    let url = format!("wss://{}", hub.address);
+    let _a1 = Agent::start_with(&[
+        "--token-file",
+        &tokens,
+        "--join",
+        &url,
+        "--join-tls-fingerprint",
+        &pin,
+        "--name",
+        "a1",
+    ]);
+
+    let start = Instant::now();
+    let listed = loop {
+        let output = agents_over_tls(&hub, &tokens, &pin);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let list: Vec<VantageInfo> = serde_json::from_slice(&output.stdout).expect("JSON");
+        if list.iter().any(|info| info.name == "a1" && info.online) {
+            break list;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "a1 never joined over TLS: {list:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(listed.len(), 2, "local and a1: {listed:?}");
+
+    let wrong = "00:".repeat(31) + "00";
+    let refused = agents_over_tls(&hub, &tokens, &wrong);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("not the pinned one"), "{stderr}");
+}

@@ -63,6 +63,17 @@ struct ViaArgs {
     /// The vantage points to run from, comma-separated (local is the hub itself), or all.
     #[arg(long, value_delimiter = ',', requires = "via", default_value = "all")]
     from: Vec<String>,
+    /// For a wss:// hub with a self-signed certificate: the SHA-256 fingerprint it printed.
+    #[arg(long, requires = "via")]
+    tls_fingerprint: Option<String>,
+}
+
+impl ViaArgs {
+    /// The hub to run through, when --via was given.
+    fn hub(&self) -> Option<Result<via::Hub, String>> {
+        let url = self.via.as_deref()?;
+        Some(via::Hub::new(url, self.tls_fingerprint.as_deref(), self.token_file.as_deref()))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +84,9 @@ struct AgentsArgs {
     /// The hub's token file: its first secret is presented (else WHYREFUSED_TOKEN).
     #[arg(long)]
     token_file: Option<std::path::PathBuf>,
+    /// For a wss:// hub with a self-signed certificate: the SHA-256 fingerprint it printed.
+    #[arg(long)]
+    tls_fingerprint: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -133,6 +147,9 @@ struct ServeArgs {
     /// The name to join the hub under (default: this host's name).
     #[arg(long, requires = "join")]
     name: Option<String>,
+    /// For a wss:// hub with a self-signed certificate: the SHA-256 fingerprint it printed.
+    #[arg(long = "join-tls-fingerprint", value_name = "SHA256", requires = "join")]
+    join_tls_fingerprint: Option<String>,
 }
 
 impl ServeArgs {
@@ -280,14 +297,16 @@ pub fn main() -> ExitCode {
             allow_ports: None,
             join: None,
             name: None,
+            join_tls_fingerprint: None,
         })),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         Some(Command::Check(args)) => runtime.block_on(run_check(args)),
         Some(Command::Scan(args)) => runtime.block_on(run_scan(args)),
         Some(Command::Agents(args)) => runtime.block_on(async {
             crate::logging::init("whyrefused=warn");
-            match via::token(args.token_file.as_deref()) {
-                Ok(token) => via::agents(&args.via, token, args.json).await,
+            let fingerprint = args.tls_fingerprint.as_deref();
+            match via::Hub::new(&args.via, fingerprint, args.token_file.as_deref()) {
+                Ok(hub) => via::agents(hub, args.json).await,
                 Err(error) => fail(exit::INVALID_INPUT, &error),
             }
         }),
@@ -356,7 +375,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
 /// name.
 fn join_config(args: &ServeArgs) -> Result<Option<crate::vantage::join::JoinConfig>, String> {
     let Some(url) = &args.join else { return Ok(None) };
-    let url = crate::vantage::dial::HubUrl::parse(url).map_err(|error| error.to_string())?;
+    let pin = args.join_tls_fingerprint.as_deref();
+    let url = crate::vantage::dial::HubUrl::parse(url, pin).map_err(|error| error.to_string())?;
     let file = args.token_file.as_deref().ok_or("--join needs --token-file")?;
     let token = Tokens::first_secret(file).map_err(|error| error.to_string())?;
     let name = match &args.name {
@@ -380,9 +400,9 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         retries: Some(args.retries),
         retry_delay_ms: Some(args.retry_delay_ms),
     };
-    if let Some(url) = &args.via.via {
-        return match via::token(args.via.token_file.as_deref()) {
-            Ok(token) => via::check(url, token, request, args.via.from, args.json).await,
+    if let Some(hub) = args.via.hub() {
+        return match hub {
+            Ok(hub) => via::check(hub, request, args.via.from, args.json).await,
             Err(error) => fail(exit::INVALID_INPUT, &error),
         };
     }
@@ -429,9 +449,9 @@ async fn run_scan(args: ScanArgs) -> ExitCode {
         family,
         address: args.address,
     };
-    if let Some(url) = &args.via.via {
-        return match via::token(args.via.token_file.as_deref()) {
-            Ok(token) => via::scan(url, token, request, args.via.from, args.json, args.all).await,
+    if let Some(hub) = args.via.hub() {
+        return match hub {
+            Ok(hub) => via::scan(hub, request, args.via.from, args.json, args.all).await,
             Err(error) => fail(exit::INVALID_INPUT, &error),
         };
     }

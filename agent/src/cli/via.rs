@@ -33,14 +33,33 @@ pub fn token(file: Option<&Path>) -> Result<Option<Secret>, String> {
     Ok(std::env::var(TOKEN_VARIABLE).ok().filter(|t| !t.trim().is_empty()).map(Secret::new))
 }
 
+/// A hub to run through: its checked URL (with how to trust its TLS) and the token to present.
+pub struct Hub {
+    url: HubUrl,
+    token: Option<Secret>,
+}
+
+impl Hub {
+    /// Checks what the user gave: the URL, the fingerprint to pin for `wss://`, and the token
+    /// from `token_file` or the environment.
+    pub fn new(
+        url: &str,
+        fingerprint: Option<&str>,
+        token_file: Option<&std::path::Path>,
+    ) -> Result<Hub, String> {
+        let url = HubUrl::parse(url, fingerprint).map_err(|error| error.to_string())?;
+        Ok(Hub { url, token: token(token_file)? })
+    }
+}
+
 /// A connected, greeted client of a hub.
 struct HubClient {
     socket: HubSocket,
 }
 
 impl HubClient {
-    async fn connect(url: &str, token: Option<Secret>) -> Result<HubClient, String> {
-        let url = HubUrl::parse(url).map_err(|error| error.to_string())?;
+    async fn connect(hub: Hub) -> Result<HubClient, String> {
+        let Hub { url, token } = hub;
         let (socket, _) = dial::dial(&url).await.map_err(|error| error.to_string())?;
         let mut client = HubClient { socket };
         match client.recv().await? {
@@ -103,9 +122,9 @@ impl HubClient {
 }
 
 /// `whyrefused agents --via URL`.
-pub async fn agents(url: &str, token: Option<Secret>, json: bool) -> ExitCode {
+pub async fn agents(hub: Hub, json: bool) -> ExitCode {
     let result = async {
-        let mut client = HubClient::connect(url, token).await?;
+        let mut client = HubClient::connect(hub).await?;
         client.send(&ClientMessage::Agents { id: REQUEST }).await?;
         loop {
             if let AgentMessage::Agents { agents, .. } = client.recv().await? {
@@ -184,12 +203,11 @@ fn slot<'a, R: Default>(list: &'a mut Vec<FromVantage<R>>, name: &str) -> &'a mu
 
 /// Runs one request through the hub and folds what comes back per vantage point.
 async fn run<R: Default>(
-    url: &str,
-    token: Option<Secret>,
+    hub: Hub,
     request: ClientMessage,
     mut apply: impl FnMut(&mut R, &AgentMessage),
 ) -> Result<Results<R>, String> {
-    let mut client = HubClient::connect(url, token).await?;
+    let mut client = HubClient::connect(hub).await?;
     client.send(&request).await?;
     let mut vantages: Vec<FromVantage<R>> = Vec::new();
     loop {
@@ -217,15 +235,9 @@ async fn run<R: Default>(
 }
 
 /// `whyrefused check TARGET --via URL [--from …]`.
-pub async fn check(
-    url: &str,
-    token: Option<Secret>,
-    request: CheckRequest,
-    from: Vec<String>,
-    json: bool,
-) -> ExitCode {
+pub async fn check(hub: Hub, request: CheckRequest, from: Vec<String>, json: bool) -> ExitCode {
     let message = ClientMessage::Check { id: REQUEST, request, from: Some(from) };
-    let results = run(url, token, message, |report: &mut CheckReport, message| {
+    let results = run(hub, message, |report: &mut CheckReport, message| {
         if let AgentMessage::Event { event, .. } = message {
             report.apply(event);
         }
@@ -253,15 +265,14 @@ pub async fn check(
 
 /// `whyrefused scan HOST --via URL [--from …]`.
 pub async fn scan(
-    url: &str,
-    token: Option<Secret>,
+    hub: Hub,
     request: ScanRequest,
     from: Vec<String>,
     json: bool,
     all: bool,
 ) -> ExitCode {
     let message = ClientMessage::Scan { id: REQUEST, request, from: Some(from) };
-    let results = run(url, token, message, |report: &mut ScanReport, message| {
+    let results = run(hub, message, |report: &mut ScanReport, message| {
         if let AgentMessage::Scan { event, .. } = message {
             report.apply(event);
         }

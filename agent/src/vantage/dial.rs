@@ -5,13 +5,18 @@
 //! `agents --via`, `check --via`) then speaks the protocol over.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::Uri;
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use whyrefused_shared::WS_PATH;
+
+use crate::server::tls::{parse_fingerprint, pinned_client_config, provider};
 
 /// How long opening a hub's socket (TCP and the WebSocket upgrade) may take.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -19,8 +24,8 @@ pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// An open socket to a hub.
 pub type HubSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// A hub's address, checked: `ws://` to a loopback host (for now), the path defaulting to
-/// [`WS_PATH`].
+/// A hub's address, checked: `ws://` to a loopback host, or `wss://` to any; the path defaults
+/// to [`WS_PATH`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubUrl {
     /// The URL to open, path included (`ws://127.0.0.1:7070/ws`).
@@ -29,6 +34,17 @@ pub struct HubUrl {
     host: String,
     /// The port.
     port: u16,
+    /// How the hub's TLS certificate is trusted; `None` for plain `ws://`.
+    tls: Option<Trust>,
+}
+
+/// How a `wss://` hub's certificate is trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// Exactly the certificate with this SHA-256 (a self-signed agent's, as it printed it).
+    Pinned([u8; 32]),
+    /// A certificate for the hub's name from an authority this host trusts.
+    SystemRoots,
 }
 
 impl std::fmt::Display for HubUrl {
@@ -40,14 +56,21 @@ impl std::fmt::Display for HubUrl {
 /// Why a hub cannot be dialled. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
-    #[error("'{0}' is not a hub URL: write ws://HOST:PORT (for example ws://127.0.0.1:7070)")]
+    #[error(
+        "'{0}' is not a hub URL: write wss://HOST:PORT, or ws://127.0.0.1:PORT for a hub on this \
+         host (for example wss://hub.example:7070)"
+    )]
     Invalid(String),
     #[error(
         "'{url}': plain ws:// only for a loopback hub; use wss:// (the token would cross the network in clear)"
     )]
     PlainNotLoopback { url: String },
-    #[error("'{url}': wss:// is not supported by this build yet; use ws:// to a loopback hub")]
-    TlsUnsupported { url: String },
+    #[error("'{url}': a certificate fingerprint is for wss:// hubs; this one is plain ws://")]
+    PinWithoutTls { url: String },
+    #[error("{0}")]
+    Fingerprint(String),
+    #[error("the TLS handshake with {url} failed: {detail}")]
+    Tls { url: String, detail: String },
     #[error("cannot reach the hub at {url}: {source}")]
     Connect { url: String, source: std::io::Error },
     #[error("the hub at {url} refused the WebSocket: {detail}")]
@@ -57,27 +80,32 @@ pub enum DialError {
 }
 
 impl HubUrl {
-    /// Checks a hub URL given by the user.
-    pub fn parse(text: &str) -> Result<HubUrl, DialError> {
+    /// Checks a hub URL given by the user, with the fingerprint to pin for `wss://`, if any.
+    pub fn parse(text: &str, fingerprint: Option<&str>) -> Result<HubUrl, DialError> {
         let invalid = || DialError::Invalid(text.to_string());
         let uri: Uri = text.parse().map_err(|_| invalid())?;
         let host = uri.host().ok_or_else(invalid)?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        match uri.scheme_str() {
-            Some("ws") => {}
-            Some("wss") => return Err(DialError::TlsUnsupported { url: text.to_string() }),
+        let pin = fingerprint
+            .map(|text| parse_fingerprint(text).map_err(|e| DialError::Fingerprint(e.to_string())))
+            .transpose()?;
+        let (scheme, tls, default_port) = match (uri.scheme_str(), pin) {
+            (Some("ws"), Some(_)) => return Err(DialError::PinWithoutTls { url: text.into() }),
+            (Some("ws"), None) if !is_loopback_host(&host) => {
+                return Err(DialError::PlainNotLoopback { url: text.to_string() });
+            }
+            (Some("ws"), None) => ("ws", None, 80),
+            (Some("wss"), Some(pin)) => ("wss", Some(Trust::Pinned(pin)), 443),
+            (Some("wss"), None) => ("wss", Some(Trust::SystemRoots), 443),
             _ => return Err(invalid()),
-        }
-        if !is_loopback_host(&host) {
-            return Err(DialError::PlainNotLoopback { url: text.to_string() });
-        }
-        let port = uri.port_u16().unwrap_or(80);
+        };
+        let port = uri.port_u16().unwrap_or(default_port);
         let path = match uri.path() {
             "" | "/" => WS_PATH,
             path => path,
         };
         let shown_host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
-        Ok(HubUrl { url: format!("ws://{shown_host}:{port}{path}"), host, port })
+        Ok(HubUrl { url: format!("{scheme}://{shown_host}:{port}{path}"), host, port, tls })
     }
 }
 
@@ -104,18 +132,53 @@ pub async fn dial(url: &HubUrl) -> Result<(HubSocket, SocketAddr), DialError> {
             .as_str()
             .into_client_request()
             .map_err(|_| DialError::Invalid(shown.clone()))?;
+        let stream = match &url.tls {
+            None => MaybeTlsStream::Plain(tcp),
+            Some(trust) => MaybeTlsStream::Rustls(handshake(tcp, &url.host, trust, &shown).await?),
+        };
         let (socket, _response) =
-            tokio_tungstenite::client_async_with_config(request, MaybeTlsStream::Plain(tcp), None)
-                .await
-                .map_err(|error| DialError::Upgrade {
-                    url: shown.clone(),
-                    detail: upgrade_detail(error),
-                })?;
+            tokio_tungstenite::client_async_with_config(request, stream, None).await.map_err(
+                |error| DialError::Upgrade { url: shown.clone(), detail: upgrade_detail(error) },
+            )?;
         Ok((socket, peer))
     };
     tokio::time::timeout(DIAL_TIMEOUT, work)
         .await
         .unwrap_or_else(|_| Err(DialError::Timeout { url: shown.clone() }))
+}
+
+/// The TLS handshake with a `wss://` hub, trusting its certificate as `trust` says.
+async fn handshake(
+    tcp: TcpStream,
+    host: &str,
+    trust: &Trust,
+    shown: &str,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, DialError> {
+    let config = match trust {
+        Trust::Pinned(pin) => pinned_client_config(*pin),
+        Trust::SystemRoots => system_roots_config(),
+    };
+    let name = match host.parse::<IpAddr>() {
+        Ok(address) => ServerName::IpAddress(address.into()),
+        Err(_) => ServerName::try_from(host.to_string())
+            .map_err(|_| DialError::Invalid(shown.to_string()))?,
+    };
+    TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|error| DialError::Tls { url: shown.to_string(), detail: error.to_string() })
+}
+
+/// Trusts what this host's certificate store trusts, for the hub's name.
+fn system_roots_config() -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
 }
 
 /// The hub's own words for a refused upgrade (its status and body), else the error.
@@ -135,25 +198,38 @@ mod tests {
 
     #[test]
     fn loopback_ws_urls_are_taken_and_get_the_socket_path() {
-        let url = HubUrl::parse("ws://127.0.0.1:7070").unwrap();
+        let url = HubUrl::parse("ws://127.0.0.1:7070", None).unwrap();
         assert_eq!(url.to_string(), "ws://127.0.0.1:7070/ws");
-        assert_eq!(HubUrl::parse("ws://[::1]:9/ws").unwrap().to_string(), "ws://[::1]:9/ws");
-        assert_eq!(HubUrl::parse("ws://localhost:1/").unwrap().port, 1);
+        assert_eq!(HubUrl::parse("ws://[::1]:9/ws", None).unwrap().to_string(), "ws://[::1]:9/ws");
+        assert_eq!(HubUrl::parse("ws://localhost:1/", None).unwrap().port, 1);
     }
 
     #[test]
     fn plain_ws_to_another_host_is_refused_and_says_to_use_wss() {
         for url in ["ws://192.0.2.7:7070", "ws://hub.example:7070/ws", "ws://[2001:db8::1]:1"] {
-            let error = HubUrl::parse(url).unwrap_err().to_string();
+            let error = HubUrl::parse(url, None).unwrap_err().to_string();
             assert!(error.contains("plain ws:// only for a loopback hub; use wss://"), "{error}");
         }
     }
 
     #[test]
     fn other_schemes_and_garbage_are_refused() {
-        assert!(matches!(HubUrl::parse("wss://hub:1"), Err(DialError::TlsUnsupported { .. })));
-        assert!(matches!(HubUrl::parse("http://127.0.0.1:1"), Err(DialError::Invalid(_))));
-        assert!(matches!(HubUrl::parse("127.0.0.1:7070"), Err(DialError::Invalid(_))));
-        assert!(matches!(HubUrl::parse("not a url"), Err(DialError::Invalid(_))));
+        assert!(matches!(HubUrl::parse("http://127.0.0.1:1", None), Err(DialError::Invalid(_))));
+        assert!(matches!(HubUrl::parse("127.0.0.1:7070", None), Err(DialError::Invalid(_))));
+        assert!(matches!(HubUrl::parse("not a url", None), Err(DialError::Invalid(_))));
+    }
+
+    #[test]
+    fn wss_hubs_are_pinned_to_a_fingerprint_or_trusted_by_the_system() {
+        let pin = "AB:".repeat(31) + "CD";
+        let pinned = HubUrl::parse("wss://hub.example", Some(&pin)).unwrap();
+        assert_eq!(pinned.to_string(), "wss://hub.example:443/ws");
+        assert!(matches!(pinned.tls, Some(Trust::Pinned(digest)) if digest[31] == 0xCD));
+        let system = HubUrl::parse("wss://192.0.2.7:7070", None).unwrap();
+        assert_eq!(system.tls, Some(Trust::SystemRoots));
+        let plain = HubUrl::parse("ws://127.0.0.1:1", Some(&pin)).unwrap_err().to_string();
+        assert!(plain.contains("fingerprint is for wss://"), "{plain}");
+        let bad = HubUrl::parse("wss://hub:1", Some("12:34")).unwrap_err().to_string();
+        assert!(bad.contains("64 hexadecimal digits"), "{bad}");
     }
 }
