@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 use whyrefused_shared::{
     AgentMessage, CheckRequest, ClientMessage, CrossCause, Outcome, RequestId, Step, VantageInfo,
 };
-use whyrefused_tests::{Agent, Client, HangingPort, agent_binary, syn_sent_to};
+use whyrefused_tests::{Agent, Client, HangingPort, Host, Lab, agent_binary, syn_sent_to};
 
 const SECRET: &str = "hub-secret-0123456789abcdef";
 
@@ -514,4 +514,109 @@ fn agents_join_a_tls_hub_by_its_pinned_fingerprint_and_a_wrong_pin_is_refused() 
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("not the pinned one"), "{stderr}");
+}
+
+/// The JSON of a `whyrefused` command run in a lab host, failing the test on anything else.
+fn json_in(lab: &Lab, host: &Host, args: &[&str]) -> serde_json::Value {
+    let binary = agent_binary();
+    let output = lab.run(host, binary.to_str().expect("a UTF-8 path"), args);
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON from {args:?} ({e}): {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// A certificate for the hub's addresses, made with openssl, and its SHA-256 fingerprint.
+fn hub_certificate(files: &Files, addresses: &str) -> (String, String, String) {
+    let (cert, key) = (files.path("hub-cert.pem"), files.path("hub-key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .args(["-days", "1", "-subj", "/CN=hub", "-addext", &format!("subjectAltName={addresses}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs (./dev setup installs it)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let printed = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let fingerprint =
+        String::from_utf8_lossy(&printed.stdout).trim().rsplit('=').next().unwrap().to_string();
+    let path = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
+    (path(cert), path(key), fingerprint)
+}
+
+#[test]
+fn in_a_lab_two_places_see_a_firewall_between_them_and_the_hub_says_so() {
+    // A hub routing between two agents' networks and a target's. The target's firewall drops
+    // a2's SYNs to port 80 and lets a1's in. The agents join over TLS, pinned.
+    let files = Files::new();
+    let tokens = files.tokens("tokens", SECRET);
+    let mut lab = Lab::new();
+    let hub = lab.host("hub");
+    let (a1, a2, target) = (lab.host("a1"), lab.host("a2"), lab.host("target"));
+    lab.link(&hub, "10.7.1.1/24", &a1, "10.7.1.2/24");
+    lab.link(&hub, "10.7.2.1/24", &a2, "10.7.2.2/24");
+    lab.link(&hub, "10.7.3.1/24", &target, "10.7.3.2/24");
+    lab.sh(&hub, "sysctl -qw net.ipv4.ip_forward=1");
+    lab.sh(&a1, "ip route add default via 10.7.1.1");
+    lab.sh(&a2, "ip route add default via 10.7.2.1");
+    lab.sh(&target, "ip route add default via 10.7.3.1");
+    lab.sh(&target, "iptables -A INPUT -s 10.7.2.2 -p tcp --dport 80 -j DROP");
+    lab.spawn(&target, env!("CARGO_BIN_EXE_lab-server"), &["hold", "10.7.3.2:80"]);
+    lab.wait_listening(&target, 80);
+
+    let (cert, key, pin) = hub_certificate(&files, "IP:10.7.1.1,IP:10.7.2.1,IP:127.0.0.1");
+    let binary = agent_binary();
+    let binary = binary.to_str().unwrap();
+    let serve = ["serve", "--listen", "0.0.0.0:7443", "--token-file", &tokens];
+    let hub_args = [&serve[..], &["--tls-cert", &cert, "--tls-key", &key]].concat();
+    lab.spawn(&hub, binary, &hub_args);
+    lab.wait_listening(&hub, 7443);
+    for (host, name, url) in
+        [(&a1, "a1", "wss://10.7.1.1:7443"), (&a2, "a2", "wss://10.7.2.1:7443")]
+    {
+        let join = ["--join", url, "--join-tls-fingerprint", &pin, "--name", name];
+        let args =
+            [&["serve", "--listen", "127.0.0.1:7070", "--token-file", &tokens][..], &join].concat();
+        lab.spawn(host, binary, &args);
+    }
+
+    let via = ["--via", "wss://127.0.0.1:7443", "--tls-fingerprint", &pin, "--token-file", &tokens];
+    let start = Instant::now();
+    loop {
+        let list = json_in(&lab, &hub, &[&["agents", "--json"][..], &via].concat());
+        let online: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|agent| agent["online"] == true)
+            .filter_map(|agent| agent["name"].as_str())
+            .collect();
+        if online == ["local", "a1", "a2"] || online == ["a1", "a2", "local"] {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "a1 and a2 never joined: {list}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let check = ["check", "10.7.3.2:80", "--from", "a1,a2", "--timeout-ms", "1000", "--json"];
+    let result = json_in(&lab, &hub, &[&check[..], &via].concat());
+    let cause_at = |name: &str| {
+        let entry = result["vantages"].as_array().unwrap().iter().find(|v| v["vantage"] == name);
+        entry.map(|v| v["report"]["verdict"]["cause"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(cause_at("a1").as_deref(), Some("reachable"), "{result}");
+    assert_eq!(cause_at("a2").as_deref(), Some("filtered"), "{result}");
+    let verdict = &result["verdict"];
+    assert_eq!(verdict["cause"], "firewall_between", "{verdict}");
+    let summary = verdict["summary"].as_str().unwrap();
+    assert!(summary.contains("a1") && summary.contains("a2"), "names both places: {summary}");
 }
