@@ -35,6 +35,10 @@ pub const POLL_CEILING: Duration = Duration::from_millis(20);
 /// The most items a thread claims from the shared cursor at once.
 const CHUNK: usize = 128;
 
+/// The most connects launched before the answers are collected: a connect's time then counts
+/// at most this many launches after its own, not a whole window's.
+const LAUNCH_BURST: usize = 256;
+
 /// A thread sends its results once it holds this many, or after [`POLL_CEILING`].
 const SEND_EVERY: usize = 512;
 
@@ -147,6 +151,17 @@ struct Flight {
     sequence: u64,
 }
 
+/// How filling the window stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// The window is full, the work has run out, or the connect budget is spent.
+    Full,
+    /// A burst was launched and there is more: collect the answers, then go on.
+    Burst,
+    /// The system had no descriptor, buffer or local port to spare.
+    Starved,
+}
+
 /// What became of a launch.
 enum Launch {
     /// The connect is in flight.
@@ -221,11 +236,11 @@ impl Driver {
     fn run(mut self) {
         let mut events = vec![EpollEvent::empty(); 1024];
         while !self.stop.is_set() {
-            let starved = self.fill_window();
+            let fill = self.fill_window();
             if self.flights.is_empty() && self.again.is_empty() && !self.has_new_work() {
                 break;
             }
-            let wait = self.wait_time(starved);
+            let wait = self.wait_time(fill);
             if let Err(error) = self.collect(&mut events, wait) {
                 tracing::error!(%error, "the scan's epoll failed; stopping this thread");
                 break;
@@ -259,14 +274,17 @@ impl Driver {
         }
     }
 
-    /// Launches until the window is full or the work runs out; returns whether a launch was
-    /// starved of resources.
-    fn fill_window(&mut self) -> bool {
-        while self.flights.len() < self.window.size {
-            if !self.has_credit() {
-                return false;
+    /// Launches until the window is full, the work runs out, or a burst of [`LAUNCH_BURST`] is
+    /// out; returns how the filling stopped.
+    fn fill_window(&mut self) -> Fill {
+        for _ in 0..LAUNCH_BURST {
+            if self.flights.len() >= self.window.size {
+                return Fill::Full;
             }
-            let Some((item, tries)) = self.next_item() else { return false };
+            if !self.has_credit() {
+                return Fill::Full;
+            }
+            let Some((item, tries)) = self.next_item() else { return Fill::Full };
             self.credit -= 1;
             match self.launch(item, tries) {
                 Launch::InFlight => self.starved_since = None,
@@ -275,19 +293,22 @@ impl Driver {
                     self.window.grow();
                     self.batch.push(outcome);
                 }
-                Launch::Starved(error) => return self.starved(item, tries, error),
+                Launch::Starved(error) => {
+                    self.starved(item, tries, error);
+                    return Fill::Starved;
+                }
             }
         }
-        false
+        Fill::Burst
     }
 
     /// A launch found no resources: shrink the window and try the item again later, unless
     /// nothing has been in flight for a long while (then the error is the port's result).
-    fn starved(&mut self, item: usize, tries: u32, error: io::Error) -> bool {
+    fn starved(&mut self, item: usize, tries: u32, error: io::Error) {
         self.window.shrink(self.flights.len());
         if !self.flights.is_empty() {
             self.again.push_front((item, tries));
-            return true;
+            return;
         }
         let since = *self.starved_since.get_or_insert_with(Instant::now);
         if since.elapsed() < STARVED_LIMIT {
@@ -297,7 +318,6 @@ impl Driver {
             let target = self.work.target(item);
             self.batch.push(outcome(target, state, errno, None, Duration::ZERO, tries));
         }
-        true
     }
 
     /// Whether the agent's connect budget allows another launch now (always, without a limit).
@@ -457,9 +477,12 @@ impl Driver {
 
     /// How long to block: until the next deadline, a short pause when starved, at most
     /// [`POLL_CEILING`].
-    fn wait_time(&self, starved: bool) -> Duration {
-        if starved && self.flights.is_empty() {
-            return Duration::from_millis(5);
+    fn wait_time(&self, fill: Fill) -> Duration {
+        match fill {
+            // More to launch: only collect what has already answered, then launch on.
+            Fill::Burst => return Duration::ZERO,
+            Fill::Starved if self.flights.is_empty() => return Duration::from_millis(5),
+            Fill::Starved | Fill::Full => {}
         }
         let until_deadline = self.deadlines.front().map_or(POLL_CEILING, |(deadline, ..)| {
             deadline.saturating_duration_since(Instant::now())
