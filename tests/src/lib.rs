@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod browser;
+pub mod certificates;
 pub mod client;
 pub mod lab;
 pub mod targets;

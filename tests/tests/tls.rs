@@ -13,7 +13,7 @@ use whyrefused::server::tls::{parse_fingerprint, pinned_client_config};
 use whyrefused_shared::{
     AgentMessage, CheckRequest, ClientMessage, PROTOCOL_VERSION, RequestId, Step,
 };
-use whyrefused_tests::{Agent, agent_binary, closed_port};
+use whyrefused_tests::{Agent, agent_binary, certificates, closed_port};
 
 const TOKEN: &str = "tls-0123456789abcdef";
 
@@ -83,24 +83,8 @@ async fn a_self_signed_agent_serves_clients_that_pin_its_fingerprint_and_keeps_i
 #[tokio::test]
 async fn an_operators_own_certificate_serves_and_its_fingerprint_matches_openssl() {
     let (directory, tokens) = token_file();
-    let (cert, key) = (directory.path().join("cert.pem"), directory.path().join("key.pem"));
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
-        .args(["-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs (./dev setup installs it)");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let openssl = Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-        .arg(&cert)
-        .output()
-        .unwrap();
-    let openssl = String::from_utf8_lossy(&openssl.stdout);
-    let expected = openssl.trim().rsplit('=').next().unwrap().to_string();
+    let made = certificates::with_openssl(directory.path(), "localhost", "IP:127.0.0.1");
+    let (cert, key, expected) = (made.cert, made.key, made.fingerprint);
 
     let agent = Agent::start_with(&[
         "--token-file",

@@ -9,7 +9,9 @@ use nix::sys::signal::Signal;
 use whyrefused_shared::{
     AgentMessage, CheckRequest, ClientMessage, CrossCause, Outcome, RequestId, Step, VantageInfo,
 };
-use whyrefused_tests::{Agent, Client, HangingPort, Host, Lab, agent_binary, syn_sent_to};
+use whyrefused_tests::{
+    Agent, Client, HangingPort, Host, Lab, agent_binary, certificates, syn_sent_to,
+};
 
 const SECRET: &str = "hub-secret-0123456789abcdef";
 
@@ -529,30 +531,6 @@ fn json_in(lab: &Lab, host: &Host, args: &[&str]) -> serde_json::Value {
     })
 }
 
-/// A certificate for the hub's addresses, made with openssl, and its SHA-256 fingerprint.
-fn hub_certificate(files: &Files, addresses: &str) -> (String, String, String) {
-    let (cert, key) = (files.path("hub-cert.pem"), files.path("hub-key.pem"));
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
-        .args(["-days", "1", "-subj", "/CN=hub", "-addext", &format!("subjectAltName={addresses}")])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs (./dev setup installs it)");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let printed = Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-        .arg(&cert)
-        .output()
-        .unwrap();
-    let fingerprint =
-        String::from_utf8_lossy(&printed.stdout).trim().rsplit('=').next().unwrap().to_string();
-    let path = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
-    (path(cert), path(key), fingerprint)
-}
-
 #[test]
 fn in_a_lab_two_places_see_a_firewall_between_them_and_the_hub_says_so() {
     // A hub routing between two agents' networks and a target's. The target's firewall drops
@@ -573,7 +551,14 @@ fn in_a_lab_two_places_see_a_firewall_between_them_and_the_hub_says_so() {
     lab.spawn(&target, env!("CARGO_BIN_EXE_lab-server"), &["hold", "10.7.3.2:80"]);
     lab.wait_listening(&target, 80);
 
-    let (cert, key, pin) = hub_certificate(&files, "IP:10.7.1.1,IP:10.7.2.1,IP:127.0.0.1");
+    let made = certificates::with_openssl(
+        files.directory.path(),
+        "hub",
+        "IP:10.7.1.1,IP:10.7.2.1,IP:127.0.0.1",
+    );
+    let (cert, key) =
+        (made.cert.to_str().unwrap().to_string(), made.key.to_str().unwrap().to_string());
+    let pin = made.fingerprint;
     let binary = agent_binary();
     let binary = binary.to_str().unwrap();
     let serve = ["serve", "--listen", "0.0.0.0:7443", "--token-file", &tokens];
