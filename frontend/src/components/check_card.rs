@@ -40,7 +40,7 @@ pub fn check_card(props: &CheckCardProps) -> Html {
         let (link, nearby) = (link.clone(), nearby.clone());
         Callback::from(move |_: MouseEvent| {
             if let Some(request) = &nearby {
-                link.scan(request.clone());
+                link.scan(request.clone(), None);
             }
         })
     };
