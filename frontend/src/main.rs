@@ -10,7 +10,8 @@
 //! - [`components`]: one component per file: the form, the connection status, a check's card and
 //!   its parts (the verdict with its evidence, the address table, the phase waterfall, the
 //!   findings, the rounds of a retried check), the mode switch, the scan form and a scan's card
-//!   (progress, counts, the port map, the ports that are not closed).
+//!   (progress, counts, the port map, the ports that are not closed), the vantage points to run
+//!   from, and a card's per-vantage sections with the cross-vantage verdict.
 //! - [`port_groups`]: a scan's ports grouped as the CLI groups them (rejected apart from closed);
 //!   [`map_cells`]: the port map's cells, computed in one pass over the sorted report.
 //! - [`format`]: durations and labels as people read them.
@@ -36,8 +37,10 @@ use components::mode_switch::{Mode, ModeSwitch};
 use components::scan_card::ScanCard;
 use components::scan_form::ScanForm;
 use components::token_form::TokenForm;
+use components::vantage_panel::VantagePanel;
 use hooks::{AgentLink, use_agent_link};
-use state::{Card, LinkStatus, State};
+use state::{Card, LinkStatus, State, from_choice};
+use whyrefused_shared::LOCAL_VANTAGE;
 
 #[function_component(App)]
 fn app() -> Html {
@@ -48,6 +51,13 @@ fn app() -> Html {
         let mode = mode.clone();
         Callback::from(move |chosen: Mode| mode.set(chosen))
     };
+    // The vantage points checks and scans run from: the agent itself until the user ticks others.
+    let chosen = use_state(|| vec![LOCAL_VANTAGE.to_owned()]);
+    let onchoose = {
+        let chosen = chosen.clone();
+        Callback::from(move |names: Vec<String>| chosen.set(names))
+    };
+    let from = from_choice(&chosen);
 
     let blocked: Option<AttrValue> = match &state.link {
         LinkStatus::Connected { .. } => None,
@@ -56,7 +66,8 @@ fn app() -> Html {
             "Not connected to the agent: checks and scans can run again once it reconnects.".into(),
         ),
         LinkStatus::NeedsToken { .. } => Some("Give the agent's token first.".into()),
-    };
+    }
+    .or_else(|| chosen.is_empty().then(|| "Choose at least one vantage point to run from.".into()));
 
     html! {
         <ContextProvider<AgentLink> context={link}>
@@ -74,13 +85,20 @@ fn app() -> Html {
                     if let LinkStatus::NeedsToken { problem } = &state.link {
                         <TokenForm problem={problem.clone()} />
                     }
+                    if matches!(state.link, LinkStatus::Connected { .. }) && !state.vantages.is_empty() {
+                        <VantagePanel
+                            vantages={state.vantages.clone()}
+                            chosen={(*chosen).clone()}
+                            onchange={onchoose}
+                        />
+                    }
                     <ModeSwitch mode={*mode} onchange={onmode} />
                     // Both forms stay mounted, so switching keeps what was typed in each.
                     <div class="form-slot" hidden={*mode != Mode::Check}>
-                        <CheckForm blocked={blocked.clone()} />
+                        <CheckForm blocked={blocked.clone()} from={from.clone()} />
                     </div>
                     <div class="form-slot" hidden={*mode != Mode::Scan}>
-                        <ScanForm {blocked} />
+                        <ScanForm {blocked} {from} />
                     </div>
                     if let Some(notice) = &state.notice {
                         <p class="notice" role="alert">{ notice }</p>

@@ -5,14 +5,18 @@
 //! shared [`ScanReport`] fold of its batches; this module only adds what the page knows beyond
 //! the events (an error the agent answered with, a socket that dropped under a running request, a
 //! cancel on its way).
+//!
+//! A check or scan sent with `from` runs at several vantage points: each one's tagged events fold
+//! into a [`Part`] of its own, and the hub's closing `vantages_done` brings the [`CrossVerdict`].
+//! The vantage points to choose from are the hub's last `agents` answer.
 
 use std::net::IpAddr;
 use std::rc::Rc;
 
 use whyrefused_shared::{
     AfterConnect, AgentInfo, AgentMessage, Attempt, CheckEvent, CheckReport, CheckRequest,
-    ErrorCode, Family, Finding, Outcome, PROTOCOL_VERSION, RequestId, ScanEvent, ScanReport,
-    ScanRequest,
+    CrossVerdict, ErrorCode, Family, Finding, LOCAL_VANTAGE, Outcome, PROTOCOL_VERSION, RequestId,
+    ScanEvent, ScanReport, ScanRequest, VantageInfo,
 };
 use yew::prelude::*;
 
@@ -89,7 +93,7 @@ impl Phase {
             Some(Outcome::Completed) => Phase::Completed,
             Some(Outcome::Cancelled) => Phase::Cancelled,
             Some(Outcome::ShuttingDown) => Phase::Stopped,
-            // Only requests with `from` end so, and the page sends none yet.
+            // Only a vantage point's part of a request with `from` ends so.
             Some(Outcome::VantageOffline | Outcome::Rejected) => Phase::Failed,
             None if refused => Phase::Failed,
             None if interrupted => Phase::Interrupted,
@@ -110,6 +114,74 @@ impl Phase {
     }
 }
 
+/// One vantage point's share of a request sent with `from`: the fold of the events tagged with
+/// its name, and its refusal if it refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part<R> {
+    /// The vantage point's name (`local` for the hub itself).
+    pub name: String,
+    /// The fold of its events so far.
+    pub report: R,
+    /// Its `vantage_error`, if it refused or stopped its part.
+    pub error: Option<RequestError>,
+}
+
+impl<R: Default> Part<R> {
+    fn new(name: &str) -> Self {
+        Part { name: name.to_owned(), report: R::default(), error: None }
+    }
+}
+
+/// The part named `name` among `parts`, added (empty) if it is not there yet: with `["all"]` the
+/// page learns the names from the events.
+fn part_mut<'a, R: Default>(parts: &'a mut Vec<Part<R>>, name: &str) -> &'a mut Part<R> {
+    match parts.iter().position(|part| part.name == name) {
+        Some(index) => &mut parts[index],
+        None => {
+            parts.push(Part::new(name));
+            parts.last_mut().expect("just pushed")
+        }
+    }
+}
+
+/// The parts a request sent with `from` starts with: one per vantage point named (none for
+/// `all`, whose names arrive with the events).
+fn parts_for<R: Default>(from: Option<&[String]>) -> Vec<Part<R>> {
+    from.unwrap_or_default()
+        .iter()
+        .filter(|name| name.as_str() != whyrefused_shared::ALL_VANTAGES)
+        .map(|name| Part::new(name))
+        .collect()
+}
+
+/// How a request with `from` ended as a whole, once the hub sent its comparison: cancelled or
+/// stopped if any part was, completed otherwise; `None` while parts still run.
+fn overall_outcome<R>(
+    cross: Option<&CrossVerdict>,
+    parts: &[Part<R>],
+    outcome: impl Fn(&R) -> Option<Outcome>,
+) -> Option<Outcome> {
+    cross?;
+    let outcomes: Vec<Option<Outcome>> = parts.iter().map(|part| outcome(&part.report)).collect();
+    Some(if outcomes.contains(&Some(Outcome::Cancelled)) {
+        Outcome::Cancelled
+    } else if outcomes.contains(&Some(Outcome::ShuttingDown)) {
+        Outcome::ShuttingDown
+    } else {
+        Outcome::Completed
+    })
+}
+
+/// The `from` a form sends for the vantage points chosen: `None` for the hub alone (the request
+/// runs as it always did, its events untagged), the names otherwise.
+pub fn from_choice(chosen: &[String]) -> Option<Vec<String>> {
+    match chosen {
+        [only] if only == LOCAL_VANTAGE => None,
+        [] => None,
+        names => Some(names.to_vec()),
+    }
+}
+
 /// One check the user asked for, and everything known about it so far.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Check {
@@ -125,11 +197,17 @@ pub struct Check {
     pub interrupted: bool,
     /// Set once the user pressed Cancel, until the agent's `done` arrives.
     pub cancel_requested: bool,
+    /// The vantage points it was sent to run from; `None` for this agent alone.
+    pub from: Option<Vec<String>>,
+    /// With `from`: each vantage point's part, in the order they were named (or first heard of).
+    pub vantages: Vec<Part<CheckReport>>,
+    /// With `from`: the comparison across vantage points, which ends the request.
+    pub cross: Option<CrossVerdict>,
 }
 
 impl Check {
     /// A check just sent, with nothing heard back yet.
-    pub fn new(id: RequestId, request: CheckRequest) -> Self {
+    pub fn new(id: RequestId, request: CheckRequest, from: Option<Vec<String>>) -> Self {
         Check {
             id,
             request,
@@ -137,12 +215,32 @@ impl Check {
             error: None,
             interrupted: false,
             cancel_requested: false,
+            vantages: parts_for(from.as_deref()),
+            from,
+            cross: None,
         }
     }
 
     /// Where the check stands.
     pub fn phase(&self) -> Phase {
-        Phase::of(self.report.outcome, self.error.is_some(), self.interrupted)
+        let outcome = match self.from {
+            Some(_) => overall_outcome(self.cross.as_ref(), &self.vantages, |r| r.outcome),
+            None => self.report.outcome,
+        };
+        Phase::of(outcome, self.error.is_some(), self.interrupted)
+    }
+
+    /// One vantage point's part as a check of its own (same id and request), for the card's
+    /// per-vantage sections.
+    pub fn at(&self, part: &Part<CheckReport>) -> Check {
+        Check {
+            report: part.report.clone(),
+            error: part.error.clone(),
+            from: None,
+            vantages: Vec::new(),
+            cross: None,
+            ..self.clone()
+        }
     }
 
     /// Whether events are still expected for it.
@@ -150,9 +248,14 @@ impl Check {
         self.phase() == Phase::Running
     }
 
-    /// Whether it is over for good on the agent's side: `done` arrived, or the agent refused it.
+    /// Whether it is over for good on the agent's side: `done` arrived (with `from`: the
+    /// comparison), or the agent refused it.
     pub fn is_done(&self) -> bool {
-        self.report.is_done() || self.error.is_some()
+        let ended = match self.from {
+            Some(_) => self.cross.is_some(),
+            None => self.report.is_done(),
+        };
+        ended || self.error.is_some()
     }
 
     /// With retries: how many rounds the check runs (the first, then each retry); `None` for a
@@ -244,11 +347,17 @@ pub struct Scan {
     pub interrupted: bool,
     /// Set once the user pressed Cancel, until the agent's `done` arrives.
     pub cancel_requested: bool,
+    /// The vantage points it was sent to run from; `None` for this agent alone.
+    pub from: Option<Vec<String>>,
+    /// With `from`: each vantage point's part, in the order they were named (or first heard of).
+    pub vantages: Vec<Part<Rc<ScanReport>>>,
+    /// With `from`: the comparison across vantage points, which ends the request.
+    pub cross: Option<CrossVerdict>,
 }
 
 impl Scan {
     /// A scan just sent, with nothing heard back yet.
-    pub fn new(id: RequestId, request: ScanRequest) -> Self {
+    pub fn new(id: RequestId, request: ScanRequest, from: Option<Vec<String>>) -> Self {
         Scan {
             id,
             request,
@@ -256,12 +365,32 @@ impl Scan {
             error: None,
             interrupted: false,
             cancel_requested: false,
+            vantages: parts_for(from.as_deref()),
+            from,
+            cross: None,
         }
     }
 
     /// Where the scan stands.
     pub fn phase(&self) -> Phase {
-        Phase::of(self.report.outcome, self.error.is_some(), self.interrupted)
+        let outcome = match self.from {
+            Some(_) => overall_outcome(self.cross.as_ref(), &self.vantages, |r| r.outcome),
+            None => self.report.outcome,
+        };
+        Phase::of(outcome, self.error.is_some(), self.interrupted)
+    }
+
+    /// One vantage point's part as a scan of its own (same id and request), for the card's
+    /// per-vantage sections.
+    pub fn at(&self, part: &Part<Rc<ScanReport>>) -> Scan {
+        Scan {
+            report: Rc::clone(&part.report),
+            error: part.error.clone(),
+            from: None,
+            vantages: Vec::new(),
+            cross: None,
+            ..self.clone()
+        }
     }
 
     /// Whether batches are still expected for it.
@@ -269,20 +398,34 @@ impl Scan {
         self.phase() == Phase::Running
     }
 
-    /// Whether it is over for good on the agent's side: `done` arrived, or the agent refused it.
+    /// Whether it is over for good on the agent's side: `done` arrived (with `from`: the
+    /// comparison), or the agent refused it.
     pub fn is_done(&self) -> bool {
-        self.report.is_done() || self.error.is_some()
+        let ended = match self.from {
+            Some(_) => self.cross.is_some(),
+            None => self.report.is_done(),
+        };
+        ended || self.error.is_some()
+    }
+
+    /// The report the agent's echo of the request comes from: the scan's own, or with `from`
+    /// the first part that started.
+    fn echo(&self) -> Option<&ScanReport> {
+        std::iter::once(&self.report)
+            .chain(self.vantages.iter().map(|part| &part.report))
+            .map(Rc::as_ref)
+            .find(|report| report.started_at.is_some())
     }
 
     /// The host as the agent echoed it, or as it was asked until then.
     pub fn target(&self) -> &str {
-        if self.report.started_at.is_some() { &self.report.target } else { &self.request.target }
+        self.echo().map_or(&self.request.target, |report| &report.target)
     }
 
     /// The port spec as the agent understood it, or as it was asked (the default when none was).
     pub fn ports(&self) -> &str {
-        if self.report.started_at.is_some() {
-            &self.report.ports
+        if let Some(report) = self.echo() {
+            &report.ports
         } else {
             self.request.ports.as_deref().unwrap_or(whyrefused_shared::DEFAULT_PORT_SPEC)
         }
@@ -319,11 +462,19 @@ pub struct State {
     pub scans: Vec<Scan>,
     /// The last problem not tied to one check (an error without id, an unreadable message).
     pub notice: Option<String>,
+    /// The vantage points the agent (a hub) last listed: `local` first, then those that joined.
+    pub vantages: Vec<VantageInfo>,
 }
 
 impl Default for State {
     fn default() -> Self {
-        State { link: LinkStatus::Connecting, checks: Vec::new(), scans: Vec::new(), notice: None }
+        State {
+            link: LinkStatus::Connecting,
+            checks: Vec::new(),
+            scans: Vec::new(),
+            notice: None,
+            vantages: Vec::new(),
+        }
     }
 }
 
@@ -359,14 +510,32 @@ impl State {
     fn receive(&mut self, message: AgentMessage) {
         match message {
             AgentMessage::Hello { protocol, agent, .. } => self.greeted(protocol, agent),
-            AgentMessage::Event { id, event, .. } => self.event(id, &event),
-            AgentMessage::Scan { id, event, .. } => self.scan_event(id, &event),
+            AgentMessage::Event { id, vantage, event } => self.event(id, vantage, &event),
+            AgentMessage::Scan { id, vantage, event } => self.scan_event(id, vantage, &event),
             AgentMessage::Error { id, code, message } => self.error(id, code, message),
-            // Answers to requests the page does not send (yet): vantage points.
-            AgentMessage::VantagesDone { .. }
-            | AgentMessage::VantageError { .. }
-            | AgentMessage::Agents { .. }
-            | AgentMessage::Registered { .. } => {}
+            AgentMessage::VantageError { id, vantage, code, message } => {
+                self.vantage_error(id, &vantage, RequestError { code, message })
+            }
+            AgentMessage::VantagesDone { id, verdict } => self.vantages_done(id, verdict),
+            AgentMessage::Agents { agents, .. } => self.vantages = agents,
+            // Only a joining agent is sent this, never a page.
+            AgentMessage::Registered { .. } => {}
+        }
+    }
+
+    fn vantage_error(&mut self, id: RequestId, vantage: &str, error: RequestError) {
+        if let Some(check) = self.check_mut(id).filter(|check| check.is_running()) {
+            part_mut(&mut check.vantages, vantage).error = Some(error);
+        } else if let Some(scan) = self.scan_mut(id).filter(|scan| scan.is_running()) {
+            part_mut(&mut scan.vantages, vantage).error = Some(error);
+        }
+    }
+
+    fn vantages_done(&mut self, id: RequestId, verdict: CrossVerdict) {
+        if let Some(check) = self.check_mut(id).filter(|check| check.is_running()) {
+            check.cross = Some(verdict);
+        } else if let Some(scan) = self.scan_mut(id).filter(|scan| scan.is_running()) {
+            scan.cross = Some(verdict);
         }
     }
 
@@ -383,15 +552,23 @@ impl State {
         }
     }
 
-    fn event(&mut self, id: RequestId, event: &CheckEvent) {
+    fn event(&mut self, id: RequestId, vantage: Option<String>, event: &CheckEvent) {
         if let Some(check) = self.check_mut(id).filter(|check| check.is_running()) {
-            check.report.apply(event);
+            let report = match vantage {
+                Some(name) => &mut part_mut(&mut check.vantages, &name).report,
+                None => &mut check.report,
+            };
+            report.apply(event);
         }
     }
 
-    fn scan_event(&mut self, id: RequestId, event: &ScanEvent) {
+    fn scan_event(&mut self, id: RequestId, vantage: Option<String>, event: &ScanEvent) {
         if let Some(scan) = self.scan_mut(id).filter(|scan| scan.is_running()) {
-            Rc::make_mut(&mut scan.report).apply(event);
+            let report = match vantage {
+                Some(name) => &mut part_mut(&mut scan.vantages, &name).report,
+                None => &mut scan.report,
+            };
+            Rc::make_mut(report).apply(event);
         }
     }
 
@@ -446,6 +623,8 @@ pub enum Action {
         id: RequestId,
         /// What was asked.
         request: CheckRequest,
+        /// The vantage points it runs from; `None` for this agent alone.
+        from: Option<Vec<String>>,
     },
     /// A scan was sent with this id.
     ScanSubmitted {
@@ -453,6 +632,8 @@ pub enum Action {
         id: RequestId,
         /// What was asked.
         request: ScanRequest,
+        /// The vantage points it runs from; `None` for this agent alone.
+        from: Option<Vec<String>>,
     },
     /// The user asked to cancel a running check or scan.
     CancelRequested(RequestId),
@@ -477,8 +658,12 @@ impl Reducible for State {
                 state.notice =
                     Some(format!("The agent sent a message this page cannot read: {problem}"))
             }
-            Action::Submitted { id, request } => state.checks.insert(0, Check::new(id, request)),
-            Action::ScanSubmitted { id, request } => state.scans.insert(0, Scan::new(id, request)),
+            Action::Submitted { id, request, from } => {
+                state.checks.insert(0, Check::new(id, request, from))
+            }
+            Action::ScanSubmitted { id, request, from } => {
+                state.scans.insert(0, Scan::new(id, request, from))
+            }
             Action::CancelRequested(id) => {
                 if let Some(check) = state.check_mut(id).filter(|check| check.is_running()) {
                     check.cancel_requested = true;
@@ -497,8 +682,9 @@ mod tests {
     use std::net::SocketAddr;
 
     use whyrefused_shared::{
-        Cause, ConnectState, DnsStatus, Phases, PortResult, PortRun, PortSource, Resolution,
-        ResolveMethod, ScanProgress, ScanStep, StateCounts, Step, TargetInfo, Timestamp, Verdict,
+        Cause, ConnectState, CrossCause, DnsStatus, Phases, PortResult, PortRun, PortSource,
+        Resolution, ResolveMethod, ScanProgress, ScanStep, StateCounts, Step, TargetInfo,
+        Timestamp, Verdict,
     };
 
     use super::*;
@@ -520,7 +706,7 @@ mod tests {
     }
 
     fn submit(id: u64, target: &str) -> Action {
-        Action::Submitted { id: RequestId(id), request: CheckRequest::new(target) }
+        Action::Submitted { id: RequestId(id), request: CheckRequest::new(target), from: None }
     }
 
     fn event(id: u64, step: Step) -> Action {
@@ -664,7 +850,7 @@ mod tests {
 
     #[test]
     fn only_a_check_with_retries_plans_rounds_and_they_count_the_first() {
-        let mut check = Check::new(RequestId(1), CheckRequest::new("a:1"));
+        let mut check = Check::new(RequestId(1), CheckRequest::new("a:1"), None);
         assert_eq!(check.rounds_planned(), None);
         check.request.retries = Some(0);
         assert_eq!(check.rounds_planned(), None);
@@ -820,7 +1006,11 @@ mod tests {
     }
 
     fn scan_submit(id: u64, ports: &str) -> Action {
-        Action::ScanSubmitted { id: RequestId(id), request: ScanRequest::new("127.0.0.1", ports) }
+        Action::ScanSubmitted {
+            id: RequestId(id),
+            request: ScanRequest::new("127.0.0.1", ports),
+            from: None,
+        }
     }
 
     fn scan_event(id: u64, step: ScanStep) -> Action {
@@ -943,6 +1133,7 @@ mod tests {
             [Action::ScanSubmitted {
                 id: RequestId(1),
                 request: ScanRequest { ports: None, ..ScanRequest::new("db", "") },
+                from: None,
             }],
         );
         let scan = state.scan(RequestId(1)).unwrap();
@@ -1054,5 +1245,196 @@ mod tests {
         let actions = [Action::TokenNeeded { problem: None }, hello(PROTOCOL_VERSION)];
         let state = reduce(State::default(), actions);
         assert!(matches!(state.link, LinkStatus::Connected { .. }), "greeted once a token is sent");
+    }
+
+    fn submit_from(id: u64, target: &str, from: &[&str]) -> Action {
+        Action::Submitted {
+            id: RequestId(id),
+            request: CheckRequest::new(target),
+            from: Some(from.iter().map(|name| name.to_string()).collect()),
+        }
+    }
+
+    fn tagged(id: u64, vantage: &str, step: Step) -> Action {
+        Action::Received(AgentMessage::Event {
+            id: RequestId(id),
+            vantage: Some(vantage.into()),
+            event: CheckEvent { at: Timestamp("2026-11-24T10:00:00.000000Z".into()), step },
+        })
+    }
+
+    fn verdict(cause: Cause) -> Step {
+        Step::Verdict {
+            verdict: Verdict {
+                cause,
+                summary: String::new(),
+                suggestions: vec![],
+                evidence: vec![],
+                pattern: None,
+            },
+        }
+    }
+
+    fn cross(id: u64, cause: CrossCause) -> Action {
+        Action::Received(AgentMessage::VantagesDone {
+            id: RequestId(id),
+            verdict: CrossVerdict {
+                cause,
+                summary: "Every vantage point sees the same.".into(),
+                details: vec![],
+                vantages: vec![],
+            },
+        })
+    }
+
+    #[test]
+    fn tagged_events_fold_into_their_vantage_points_part() {
+        let state = reduce(
+            connected(),
+            [
+                submit_from(1, "localhost:80", &["local", "a1"]),
+                tagged(1, "a1", started(80)),
+                tagged(1, "a1", verdict(Cause::PortClosed)),
+                tagged(1, "local", verdict(Cause::Reachable)),
+                tagged(1, "a2", started(80)),
+            ],
+        );
+        let check = state.check(RequestId(1)).unwrap();
+        let names: Vec<&str> = check.vantages.iter().map(|part| part.name.as_str()).collect();
+        assert_eq!(names, ["local", "a1", "a2"], "named first, then as heard of");
+        let cause = |index: usize| check.vantages[index].report.verdict.as_ref().map(|v| v.cause);
+        assert_eq!((cause(0), cause(1)), (Some(Cause::Reachable), Some(Cause::PortClosed)));
+        assert!(check.vantages[2].report.target.is_some());
+        assert_eq!(check.report, CheckReport::default(), "untagged report untouched");
+        assert_eq!(check.phase(), Phase::Running);
+    }
+
+    #[test]
+    fn each_vantage_points_done_ends_its_part_and_vantages_done_ends_the_check() {
+        let state = reduce(
+            connected(),
+            [
+                submit_from(1, "localhost:80", &["local", "a1"]),
+                tagged(1, "local", verdict(Cause::Reachable)),
+                tagged(1, "local", done(Outcome::Completed)),
+                tagged(1, "a1", done(Outcome::VantageOffline)),
+            ],
+        );
+        let check = state.check(RequestId(1)).unwrap();
+        assert_eq!(check.phase(), Phase::Running, "running until the comparison");
+        assert!(!check.is_done());
+        assert_eq!(check.at(&check.vantages[0]).phase(), Phase::Completed);
+        assert_eq!(check.at(&check.vantages[1]).phase(), Phase::Failed);
+
+        let state = reduce(state, [cross(1, CrossCause::Inconclusive)]);
+        let check = state.check(RequestId(1)).unwrap();
+        assert_eq!(check.cross.as_ref().unwrap().cause, CrossCause::Inconclusive);
+        assert_eq!(check.phase(), Phase::Completed);
+        assert!(check.is_done());
+        // Nothing is taken once the comparison came.
+        let state = reduce(state, [tagged(1, "local", started(81))]);
+        assert_eq!(state.check(RequestId(1)).unwrap().vantages[0].report.target, None);
+    }
+
+    #[test]
+    fn a_vantage_error_is_kept_on_that_vantage_points_part() {
+        let refusal = AgentMessage::VantageError {
+            id: RequestId(1),
+            vantage: "a1".into(),
+            code: ErrorCode::TooManyScans,
+            message: "busy".into(),
+        };
+        let state = reduce(
+            connected(),
+            [
+                submit_from(1, "localhost:80", &["local", "a1"]),
+                Action::Received(refusal),
+                tagged(1, "a1", done(Outcome::Rejected)),
+            ],
+        );
+        let check = state.check(RequestId(1)).unwrap();
+        assert_eq!(check.vantages[1].error.as_ref().unwrap().code, ErrorCode::TooManyScans);
+        assert_eq!(check.vantages[0].error, None);
+        assert_eq!(check.error, None, "the request as a whole was not refused");
+        assert_eq!(check.at(&check.vantages[1]).phase(), Phase::Failed);
+    }
+
+    #[test]
+    fn a_cancelled_request_with_from_ends_cancelled() {
+        let state = reduce(
+            connected(),
+            [
+                submit_from(1, "localhost:80", &["all"]),
+                Action::CancelRequested(RequestId(1)),
+                tagged(1, "local", done(Outcome::Cancelled)),
+                tagged(1, "a1", done(Outcome::Cancelled)),
+                cross(1, CrossCause::Inconclusive),
+            ],
+        );
+        let check = state.check(RequestId(1)).unwrap();
+        assert_eq!(check.vantages.len(), 2, "`all` names come from the events");
+        assert_eq!(check.phase(), Phase::Cancelled);
+    }
+
+    #[test]
+    fn tagged_scan_batches_fold_per_vantage_point() {
+        let tagged_scan = |vantage: &str, step: ScanStep| {
+            Action::Received(AgentMessage::Scan {
+                id: RequestId(1),
+                vantage: Some(vantage.into()),
+                event: ScanEvent { at: Timestamp("2026-11-25T10:00:00.000000Z".into()), step },
+            })
+        };
+        let state = reduce(
+            connected(),
+            [
+                Action::ScanSubmitted {
+                    id: RequestId(1),
+                    request: ScanRequest::new("127.0.0.1", "1-100"),
+                    from: Some(vec!["local".into(), "a1".into()]),
+                },
+                tagged_scan("a1", scan_started("1-100", 100)),
+                tagged_scan("a1", batch(100, &[22], &[(1, 21), (23, 100)])),
+                tagged_scan("a1", scan_done(Outcome::Completed, 1, 99)),
+                tagged_scan("local", scan_done(Outcome::Completed, 0, 0)),
+            ],
+        );
+        let scan = state.scan(RequestId(1)).unwrap();
+        assert_eq!(scan.vantages[1].report.done, 100);
+        assert_eq!(scan.vantages[0].report.done, 0);
+        assert_eq!(scan.ports(), "1-100", "echoed by the first part that started");
+        assert_eq!(scan.phase(), Phase::Running);
+        let state = reduce(state, [cross(1, CrossCause::FirewallBetween)]);
+        let scan = state.scan(RequestId(1)).unwrap();
+        assert_eq!(scan.phase(), Phase::Completed);
+        assert_eq!(scan.cross.as_ref().unwrap().cause, CrossCause::FirewallBetween);
+    }
+
+    #[test]
+    fn the_agents_answer_replaces_the_vantage_list() {
+        let info = |name: &str, online: bool| VantageInfo {
+            name: name.into(),
+            online,
+            version: "0.1.0".into(),
+            hostname: "box".into(),
+            addresses: vec![],
+            last_seen: None,
+            connected_since: None,
+        };
+        let list = |agents| Action::Received(AgentMessage::Agents { id: RequestId(9), agents });
+        let state = reduce(connected(), [list(vec![info("local", true), info("a1", true)])]);
+        assert_eq!(state.vantages.len(), 2);
+        let state = reduce(state, [list(vec![info("local", true), info("a1", false)])]);
+        assert!(!state.vantages[1].online);
+        assert!(state.checks.is_empty() && state.notice.is_none());
+    }
+
+    #[test]
+    fn only_local_sends_no_from() {
+        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(from_choice(&names(&["local"])), None);
+        assert_eq!(from_choice(&names(&[])), None);
+        assert_eq!(from_choice(&names(&["a1"])), Some(names(&["a1"])));
+        assert_eq!(from_choice(&names(&["local", "a1"])), Some(names(&["local", "a1"])));
     }
 }

@@ -14,6 +14,9 @@ pub struct CheckFormProps {
     /// Why no check can run now (the agent is not connected); `None` when one can.
     #[prop_or_default]
     pub blocked: Option<AttrValue>,
+    /// The vantage points to run from (`from`); `None` for this agent alone.
+    #[prop_or_default]
+    pub from: Option<Vec<String>>,
 }
 
 /// Submits on Enter or the button; keeps the text so a check can be edited and run again.
@@ -41,6 +44,7 @@ pub fn check_form(props: &CheckFormProps) -> Html {
         let inputs = [&target_ref, &timeout_ref, &retries_ref, &delay_ref].map(NodeRef::clone);
         let problem = problem.clone();
         let blocked = props.blocked.is_some();
+        let from = props.from.clone();
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
             if blocked {
@@ -59,7 +63,7 @@ pub fn check_form(props: &CheckFormProps) -> Html {
             match build_request(&fields) {
                 Ok(request) => {
                     problem.set(None);
-                    link.check(request);
+                    link.check(request, from.clone());
                 }
                 Err(found) => {
                     // Keyboard users land on the field to fix.

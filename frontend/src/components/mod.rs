@@ -3,9 +3,11 @@
 pub mod after_connect_finding;
 pub mod attempt_table;
 pub mod check_card;
+pub mod check_details;
 pub mod check_form;
 pub mod connection_status;
 pub mod copy_markdown;
+pub mod cross_verdict;
 pub mod dns_detail_finding;
 pub mod evidence_list;
 pub mod finding_list;
@@ -22,9 +24,12 @@ pub mod port_map;
 pub mod resolution_summary;
 pub mod round_timeline;
 pub mod scan_card;
+pub mod scan_details;
 pub mod scan_form;
 pub mod target_summary;
 pub mod token_form;
+pub mod vantage_panel;
+pub mod vantage_result;
 pub mod verdict_panel;
 
 /// Renders a component to HTML natively, for unit tests of what it shows.

@@ -1,13 +1,14 @@
-//! [`ScanCard`]: one port scan, drawn from its report as each batch arrives.
+//! [`ScanCard`]: one port scan, drawn from its report as each batch arrives; a scan run from
+//! several vantage points shows their comparison on top and each one's ports side by side.
 
-use whyrefused_shared::ScanReport;
 use yew::prelude::*;
 
-use crate::components::port_list::PortList;
-use crate::components::port_map::PortMap;
+use crate::components::check_card::vantage_names;
+use crate::components::cross_verdict::CrossVerdictPanel;
+use crate::components::scan_details::ScanDetails;
+use crate::components::vantage_result::VantageResult;
 use crate::format;
 use crate::hooks::AgentLink;
-use crate::port_groups::{PortGroup, group_counts};
 use crate::state::{Phase, Scan};
 
 #[derive(Properties, PartialEq)]
@@ -16,26 +17,25 @@ pub struct ScanCardProps {
     pub scan: Scan,
 }
 
-/// The host and spec with the status (and Cancel while it runs), then the progress bar, the
-/// counts by state, the port map and the list of the ports that are not closed.
+/// The host and spec with the status (and Cancel while it runs), then [`ScanDetails`]; with
+/// vantage points, the cross-vantage verdict and one [`VantageResult`] per vantage point instead.
 /// Carries `data-request-id`, `data-phase` and `data-done`.
 #[function_component(ScanCard)]
 pub fn scan_card(props: &ScanCardProps) -> Html {
     let link =
         use_context::<AgentLink>().expect("ScanCard is rendered inside the AgentLink provider");
     let scan = &props.scan;
-    let report = &scan.report;
     let id = scan.id;
     let phase = scan.phase();
     let title_id = format!("scan-{}-title", id.0);
     let oncancel = Callback::from(move |_: MouseEvent| link.cancel(id));
-    let scanning = report.total > 0;
 
     html! {
         <article
             class={classes!("scan", format!("scan--{}", phase.as_str()))}
             data-request-id={id.0.to_string()}
             data-phase={phase.as_str()}
+            data-cross={scan.cross.as_ref().map(|cross| cross.cause.as_str())}
             data-done={scan.is_done().then_some("true")}
             // Batches arrive 20 times a second: screen readers wait for the end to announce it.
             aria-busy={(phase == Phase::Running).then_some("true")}
@@ -61,22 +61,34 @@ pub fn scan_card(props: &ScanCardProps) -> Html {
                     </button>
                 }
             </header>
-            if let Some(error) = &scan.error {
-                <p class="check-error" role="alert">
-                    <code class="error-code">{ format::error_code(error.code) }</code>
-                    { " " }
-                    { &error.message }
-                </p>
-            }
-            if let Some(problem) = &report.problem {
-                <p class="check-error" role="alert">{ problem }</p>
-            }
-            { outcome_note(scan, phase) }
-            if scanning {
-                { progress(report, phase) }
-                { counts(report, phase) }
-                <PortMap report={report.clone()} running={phase == Phase::Running} />
-                <PortList report={report.clone()} />
+            if scan.from.is_none() {
+                <ScanDetails scan={scan.clone()} />
+            } else {
+                if let Some(error) = &scan.error {
+                    <p class="check-error" role="alert">
+                        <code class="error-code">{ format::error_code(error.code) }</code>
+                        { " " }
+                        { &error.message }
+                    </p>
+                }
+                if let Some(cross) = &scan.cross {
+                    <CrossVerdictPanel verdict={cross.clone()} />
+                }
+                <div class="vantage-results">
+                    { for scan.vantages.iter().map(|part| {
+                        let at = scan.at(part);
+                        html! {
+                            <VantageResult
+                                key={part.name.clone()}
+                                name={part.name.clone()}
+                                phase={at.phase()}
+                                outcome={part.report.outcome}
+                            >
+                                <ScanDetails scan={at} />
+                            </VantageResult>
+                        }
+                    }) }
+                </div>
             }
         </article>
     }
@@ -96,103 +108,8 @@ fn meta(scan: &Scan, phase: Phase) -> String {
         Phase::Failed => "not run".to_owned(),
         Phase::Interrupted => "interrupted".to_owned(),
     };
-    format!("{} · {status}", scan.id)
-}
-
-/// What to say while the scan has not started scanning, or when it ended early.
-fn outcome_note(scan: &Scan, phase: Phase) -> Html {
-    let report = &scan.report;
-    let (class, text) = match phase {
-        Phase::Running if report.started_at.is_none() => ("progress", "Sending to the agent…"),
-        Phase::Running if report.dns.is_none() => ("progress", "Resolving the host…"),
-        Phase::Running => return Html::default(),
-        Phase::Cancelled => ("cancelled", "Cancelled: the ports below are those scanned before."),
-        Phase::Stopped => ("stopped", "The agent is shutting down and stopped this scan."),
-        Phase::Interrupted => (
-            "interrupted",
-            "The connection to the agent dropped while this scan ran: the ports below are those \
-             reported before. Run it again once the page reconnects.",
-        ),
-        Phase::Completed | Phase::Failed => return Html::default(),
-    };
-    html! {
-        <p class={classes!("outcome", format!("outcome--{class}"))}>
-            if phase == Phase::Running {
-                <span class="spinner" aria-hidden="true"></span>
-            }
-            { text }
-        </p>
-    }
-}
-
-/// The bar with ports done over the total, the rate and the time left; once done, the duration.
-fn progress(report: &ScanReport, phase: Phase) -> Html {
-    let (done, total) = (report.done, report.total);
-    let percent = if total == 0 { 0.0 } else { done as f64 * 100.0 / total as f64 };
-    let mut parts = vec![format!("{} / {} ports", format::digits(done), format::digits(total))];
-    match (phase, report.elapsed_us) {
-        (Phase::Running, _) => {
-            if report.rate_per_s > 0.0 {
-                parts.push(format!("{} ports/s", format::digits(report.rate_per_s as u64)));
-            }
-            parts.push(match report.eta_ms {
-                Some(ms) => format!("{} left", format::time_left(ms)),
-                None => "starting…".to_owned(),
-            });
-        }
-        (_, Some(us)) => {
-            parts.push(format!("in {}", format::duration(us)));
-            if us > 0 {
-                let rate = report.counts.total() as f64 * 1e6 / us as f64;
-                parts.push(format!("{} ports/s", format::digits(rate as u64)));
-            }
-        }
-        (_, None) => {}
-    }
-    html! {
-        <div class="scan-progress" data-complete={(total > 0 && done >= total).then_some("true")}>
-            <div
-                class="scan-bar"
-                role="progressbar"
-                aria-label="Ports scanned"
-                aria-valuemin="0"
-                aria-valuemax={total.to_string()}
-                aria-valuenow={done.to_string()}
-            >
-                <span class="scan-bar-fill" style={format!("width: {percent:.2}%")}></span>
-            </div>
-            <p class="scan-progress-text num">{ parts.join(" · ") }</p>
-        </div>
-    }
-}
-
-/// How many ports ended in each group (the CLI's groups), and those not scanned yet.
-fn counts(report: &ScanReport, phase: Phase) -> Html {
-    let counts = group_counts(report);
-    let groups = PortGroup::ALL
-        .into_iter()
-        .filter(|group| *group == PortGroup::Open || counts[group.index()] > 0);
-    let left = report.total.saturating_sub(report.counts.total());
-    let left_label = if phase == Phase::Running { "not scanned yet" } else { "not scanned" };
-    html! {
-        <ul class="scan-counts" aria-label="Ports by state">
-            { for groups.map(|group| {
-                let n = counts[group.index()];
-                html! {
-                    <li class={classes!("count", format!("count--{}", group.as_str()))}
-                        data-state={group.as_str()} data-count={n.to_string()}
-                        title={group.meaning()}>
-                        <span class="count-n num">{ format::digits(n) }</span>
-                        <span class="count-label">{ group.label() }</span>
-                    </li>
-                }
-            }) }
-            if left > 0 {
-                <li class="count count--pending" data-state="pending" data-count={left.to_string()}>
-                    <span class="count-n num">{ format::digits(left) }</span>
-                    <span class="count-label">{ left_label }</span>
-                </li>
-            }
-        </ul>
+    match &scan.from {
+        Some(_) => format!("{} · {status} · from {}", scan.id, vantage_names(&scan.vantages)),
+        None => format!("{} · {status}", scan.id),
     }
 }

@@ -16,6 +16,9 @@ pub struct ScanFormProps {
     /// Why no scan can run now (the agent is not connected); `None` when one can.
     #[prop_or_default]
     pub blocked: Option<AttrValue>,
+    /// The vantage points to run from (`from`); `None` for this agent alone.
+    #[prop_or_default]
+    pub from: Option<Vec<String>>,
 }
 
 /// Submits on Enter or the button; keeps the text so a scan can be edited and run again. The
@@ -35,6 +38,7 @@ pub fn scan_form(props: &ScanFormProps) -> Html {
         let inputs = [&host_ref, &ports_ref, &timeout_ref, &retries_ref].map(NodeRef::clone);
         let problem = problem.clone();
         let blocked = props.blocked.is_some();
+        let from = props.from.clone();
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
             if blocked {
@@ -49,7 +53,7 @@ pub fn scan_form(props: &ScanFormProps) -> Html {
             match build_request(&fields) {
                 Ok(request) => {
                     problem.set(None);
-                    link.scan(request);
+                    link.scan(request, from.clone());
                 }
                 Err(found) => {
                     if let Some(input) = inputs[found.field.input()].cast::<HtmlInputElement>() {

@@ -3,12 +3,14 @@
 //! The socket runs in a task of its own: it says hello, turns every frame into an
 //! [`Action::Received`], and sends what components ask through the [`AgentLink`] handle (given to
 //! them by a context provider). When the socket drops it reports [`Action::Disconnected`] with a
-//! countdown and opens a new one after a [`Backoff`] pause.
+//! countdown and opens a new one after a [`Backoff`] pause. Once greeted, it asks the agent for
+//! its vantage points (`agents`) at once and every [`AGENTS_EVERY_MS`] after.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use futures::channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use futures::future::FutureExt;
 use futures::stream::{SplitSink, StreamExt};
 use futures::{SinkExt, select};
 use gloo_net::websocket::futures::WebSocket;
@@ -22,6 +24,14 @@ use yew::prelude::*;
 
 use crate::backoff::Backoff;
 use crate::state::{Action, State};
+
+/// How often the page asks the agent (a hub) which vantage points it has, while connected.
+const AGENTS_EVERY_MS: u32 = 5_000;
+
+/// The ids of the page's `agents` requests: far above any check's or scan's, so they never meet.
+/// Each answer replaces the list whatever its id, so one id would do; a fresh one each time keeps
+/// an answer that crosses the next request from being refused as a duplicate.
+const AGENTS_FIRST_ID: u64 = 1 << 40;
 
 /// The page's handle on the agent: starts and cancels checks and scans, recording them in the [`State`]
 /// and sending them over the socket. Cheap to clone; all clones are the same link.
@@ -47,19 +57,23 @@ impl PartialEq for AgentLink {
 }
 
 impl AgentLink {
-    /// Sends a check and adds its card; returns the id it was sent with.
-    pub fn check(&self, request: CheckRequest) -> RequestId {
+    /// Sends a check (from the vantage points named in `from`, or `None` for this agent alone)
+    /// and adds its card; returns the id it was sent with.
+    pub fn check(&self, request: CheckRequest, from: Option<Vec<String>>) -> RequestId {
         let id = self.next_id();
-        self.0.dispatch.dispatch(Action::Submitted { id, request: request.clone() });
-        self.send(ClientMessage::Check { id, request, from: None });
+        let submitted = Action::Submitted { id, request: request.clone(), from: from.clone() };
+        self.0.dispatch.dispatch(submitted);
+        self.send(ClientMessage::Check { id, request, from });
         id
     }
 
-    /// Sends a scan and adds its card; returns the id it was sent with.
-    pub fn scan(&self, request: ScanRequest) -> RequestId {
+    /// Sends a scan (from the vantage points named in `from`, or `None` for this agent alone)
+    /// and adds its card; returns the id it was sent with.
+    pub fn scan(&self, request: ScanRequest, from: Option<Vec<String>>) -> RequestId {
         let id = self.next_id();
-        self.0.dispatch.dispatch(Action::ScanSubmitted { id, request: request.clone() });
-        self.send(ClientMessage::Scan { id, request, from: None });
+        let submitted = Action::ScanSubmitted { id, request: request.clone(), from: from.clone() };
+        self.0.dispatch.dispatch(submitted);
+        self.send(ClientMessage::Scan { id, request, from });
         id
     }
 
@@ -218,6 +232,9 @@ async fn session(url: &str, link: &mut Link, dispatch: &UseReducerDispatcher<Sta
     let mut waiting: Option<AgentMessage> = None;
     let mut greeted = false;
     let mut refused = false;
+    // The next `agents` request: its id, and the pause before it (none until greeted).
+    let mut agents_id = AGENTS_FIRST_ID;
+    let mut agents_due = futures::future::Fuse::terminated();
 
     // Whatever was asked while no socket was open belongs to checks already marked interrupted.
     while let Ok(_stale) = link.outgoing.try_recv() {}
@@ -235,6 +252,7 @@ async fn session(url: &str, link: &mut Link, dispatch: &UseReducerDispatcher<Sta
                     }
                     Ok(hello @ AgentMessage::Hello { .. }) => {
                         greeted = true;
+                        agents_due = TimeoutFuture::new(0).fuse();
                         say_hello(&mut sink, link.token.clone(), hello, dispatch).await
                     }
                     Ok(AgentMessage::Error { code: ErrorCode::Unauthorized, .. }) => {
@@ -262,6 +280,7 @@ async fn session(url: &str, link: &mut Link, dispatch: &UseReducerDispatcher<Sta
                 (Some(token), Some(hello)) => {
                     link.token = Some(token.clone());
                     greeted = true;
+                    agents_due = TimeoutFuture::new(0).fuse();
                     say_hello(&mut sink, Some(token), hello, dispatch).await
                 }
                 (Some(token), None) => {
@@ -273,6 +292,12 @@ async fn session(url: &str, link: &mut Link, dispatch: &UseReducerDispatcher<Sta
             message = link.outgoing.next() => match message {
                 Some(message) => send(&mut sink, &message).await.map_err(close_reason),
                 None => return SessionEnd::LinkDropped,
+            },
+            () = agents_due => {
+                let id = RequestId(agents_id);
+                agents_id += 1;
+                agents_due = TimeoutFuture::new(AGENTS_EVERY_MS).fuse();
+                send(&mut sink, &ClientMessage::Agents { id }).await.map_err(close_reason)
             },
         };
         if let Err(reason) = step {
