@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use socket2::{Domain, Socket, Type};
 use whyrefused_shared::{Listener, LocalListeners};
 
 /// The TCP state number of a listening socket in `/proc/net/tcp`.
@@ -15,6 +16,11 @@ const LISTEN: &str = "0A";
 
 /// Every listening socket on `port`, whatever address it is bound to.
 pub fn listeners_on(port: u16) -> LocalListeners {
+    // Reading the tables costs the kernel a walk of every socket (over a millisecond each in a
+    // sandbox like gVisor); when the port is free there is nothing to find.
+    if port_is_free(port) {
+        return LocalListeners { port, listeners: Vec::new() };
+    }
     let mut sockets = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         if let Ok(text) = fs::read_to_string(table) {
@@ -36,6 +42,28 @@ pub fn listeners_on(port: u16) -> LocalListeners {
         })
         .collect();
     LocalListeners { port, listeners }
+}
+
+/// Whether no socket of this host (in this network namespace) holds TCP `port` on any address:
+/// binding it on the IPv4 and the IPv6 wildcard both succeed (a listener on any address, or any
+/// other socket bound to the port, makes a bind fail). `false` whenever that cannot be shown
+/// (a privileged port, a port in use by a connection): the caller then reads the tables.
+pub fn port_is_free(port: u16) -> bool {
+    let binds = |domain: Domain, address: SocketAddr| -> Option<bool> {
+        let socket = match Socket::new(domain, Type::STREAM, None) {
+            Ok(socket) => socket,
+            // No IPv6 on this host: no IPv6 socket can hold the port.
+            Err(_) if domain == Domain::IPV6 => return Some(true),
+            Err(_) => return None,
+        };
+        if domain == Domain::IPV6 {
+            socket.set_only_v6(true).ok()?;
+        }
+        Some(socket.bind(&address.into()).is_ok())
+    };
+    let v4 = binds(Domain::IPV4, SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
+    let v6 = binds(Domain::IPV6, SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)));
+    v4 == Some(true) && v6 == Some(true)
 }
 
 /// Whether a listener accepts connections to `destination` (same address, or a wildcard of
@@ -149,5 +177,21 @@ mod tests {
         let only = &found.listeners[0];
         assert_eq!(only.address, listener.local_addr().unwrap());
         assert_eq!(only.pid, Some(std::process::id()));
+    }
+
+    #[test]
+    fn a_port_is_free_only_when_no_socket_holds_it() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(!port_is_free(port), "a listener on 127.0.0.1 holds it");
+        let found = listeners_on(port);
+        assert_eq!(found.listeners.len(), 1, "and the tables are read: {found:?}");
+        drop(listener);
+        assert!(port_is_free(port), "released");
+        assert!(listeners_on(port).listeners.is_empty());
+        let v6 = std::net::TcpListener::bind("[::1]:0");
+        if let Ok(v6) = v6 {
+            assert!(!port_is_free(v6.local_addr().unwrap().port()), "an IPv6 listener holds it");
+        }
     }
 }
