@@ -5,6 +5,7 @@ use yew::prelude::*;
 
 use crate::components::check_details::CheckDetails;
 use crate::components::cross_verdict::CrossVerdictPanel;
+use crate::components::request_error_note::RequestErrorNote;
 use crate::components::vantage_result::VantageResult;
 use crate::format;
 use crate::hooks::AgentLink;
@@ -60,11 +61,7 @@ pub fn check_card(props: &CheckCardProps) -> Html {
                 <CheckDetails check={check.clone()} />
             } else {
                 if let Some(error) = &check.error {
-                    <p class="check-error" role="alert">
-                        <code class="error-code">{ format::error_code(error.code) }</code>
-                        { " " }
-                        { &error.message }
-                    </p>
+                    <RequestErrorNote error={error.clone()} />
                 }
                 if let Some(cross) = &check.cross {
                     <CrossVerdictPanel verdict={cross.clone()} />

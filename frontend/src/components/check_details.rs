@@ -8,11 +8,11 @@ use yew::prelude::*;
 use crate::components::attempt_table::AttemptTable;
 use crate::components::finding_list::FindingList;
 use crate::components::phase_waterfall::PhaseWaterfall;
+use crate::components::request_error_note::RequestErrorNote;
 use crate::components::resolution_summary::ResolutionSummary;
 use crate::components::round_timeline::RoundTimeline;
 use crate::components::target_summary::TargetSummary;
 use crate::components::verdict_panel::VerdictPanel;
-use crate::format;
 use crate::hooks::AgentLink;
 use crate::markdown;
 use crate::state::{Check, Phase};
@@ -78,11 +78,7 @@ pub fn check_details(props: &CheckDetailsProps) -> Html {
             }
             { outcome_note(check, phase) }
             if let Some(error) = &check.error {
-                <p class="check-error" role="alert">
-                    <code class="error-code">{ format::error_code(error.code) }</code>
-                    { " " }
-                    { &error.message }
-                </p>
+                <RequestErrorNote error={error.clone()} />
             }
             if let Some(target) = &report.target {
                 <TargetSummary target={target.clone()} timeout_ms={report.timeout_ms} />

@@ -5,6 +5,7 @@ use web_sys::HtmlInputElement;
 use whyrefused_shared::{CheckRequest, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS, MAX_RETRIES};
 use yew::prelude::*;
 
+use crate::components::form_submit::FormSubmit;
 use crate::components::number_field::NumberField;
 use crate::form::{FormProblem, optional_number};
 use crate::hooks::AgentLink;
@@ -133,22 +134,12 @@ pub fn check_form(props: &CheckFormProps) -> Html {
                 node_ref={delay_ref}
                 problem_id={problem_id(Field::RetryDelay)}
             />
-            <div class="field field--submit">
-                <button
-                    id="diagnose"
-                    type="submit"
-                    disabled={props.blocked.is_some()}
-                    aria-describedby={props.blocked.as_ref().map(|_| "diagnose-blocked")}
-                >
-                    { "Diagnose" }
-                </button>
-            </div>
-            if let Some(reason) = &props.blocked {
-                <p id="diagnose-blocked" class="form-note">{ reason }</p>
-            }
-            if let Some(problem) = &*problem {
-                <p id={FORM_ERROR_ID} class="form-error" role="alert">{ &problem.message }</p>
-            }
+            <FormSubmit
+                id="diagnose"
+                label="Diagnose"
+                blocked={props.blocked.clone()}
+                problem={problem.as_ref().map(|p| (AttrValue::from(FORM_ERROR_ID), p.message.clone()))}
+            />
         </form>
     }
 }

@@ -5,6 +5,7 @@ use yew::prelude::*;
 
 use crate::components::check_card::vantage_names;
 use crate::components::cross_verdict::CrossVerdictPanel;
+use crate::components::request_error_note::RequestErrorNote;
 use crate::components::scan_details::ScanDetails;
 use crate::components::vantage_result::VantageResult;
 use crate::format;
@@ -65,11 +66,7 @@ pub fn scan_card(props: &ScanCardProps) -> Html {
                 <ScanDetails scan={scan.clone()} />
             } else {
                 if let Some(error) = &scan.error {
-                    <p class="check-error" role="alert">
-                        <code class="error-code">{ format::error_code(error.code) }</code>
-                        { " " }
-                        { &error.message }
-                    </p>
+                    <RequestErrorNote error={error.clone()} />
                 }
                 if let Some(cross) = &scan.cross {
                     <CrossVerdictPanel verdict={cross.clone()} />

@@ -7,6 +7,7 @@ use yew::prelude::*;
 
 use crate::components::port_list::PortList;
 use crate::components::port_map::PortMap;
+use crate::components::request_error_note::RequestErrorNote;
 use crate::format;
 use crate::port_groups::{PortGroup, group_counts};
 use crate::state::{Phase, Scan};
@@ -28,11 +29,7 @@ pub fn scan_details(props: &ScanDetailsProps) -> Html {
     html! {
         <>
             if let Some(error) = &scan.error {
-                <p class="check-error" role="alert">
-                    <code class="error-code">{ format::error_code(error.code) }</code>
-                    { " " }
-                    { &error.message }
-                </p>
+                <RequestErrorNote error={error.clone()} />
             }
             if let Some(problem) = &report.problem {
                 <p class="check-error" role="alert">{ problem }</p>

@@ -7,6 +7,7 @@ use whyrefused_shared::{
 };
 use yew::prelude::*;
 
+use crate::components::form_submit::FormSubmit;
 use crate::components::number_field::NumberField;
 use crate::form::{FormProblem, optional_number};
 use crate::hooks::AgentLink;
@@ -124,23 +125,12 @@ pub fn scan_form(props: &ScanFormProps) -> Html {
                 node_ref={retries_ref}
                 problem_id={problem_id(Field::Retries)}
             />
-            <div class="field field--submit">
-                <button
-                    id="scan-start"
-                    class="submit"
-                    type="submit"
-                    disabled={props.blocked.is_some()}
-                    aria-describedby={props.blocked.as_ref().map(|_| "scan-blocked")}
-                >
-                    { "Scan ports" }
-                </button>
-            </div>
-            if let Some(reason) = &props.blocked {
-                <p id="scan-blocked" class="form-note">{ reason }</p>
-            }
-            if let Some(problem) = &*problem {
-                <p id={FORM_ERROR_ID} class="form-error" role="alert">{ &problem.message }</p>
-            }
+            <FormSubmit
+                id="scan-start"
+                label="Scan ports"
+                blocked={props.blocked.clone()}
+                problem={problem.as_ref().map(|p| (AttrValue::from(FORM_ERROR_ID), p.message.clone()))}
+            />
         </form>
     }
 }
