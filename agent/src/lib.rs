@@ -10,24 +10,36 @@
 //!   rules of an agent open to the network), checked on every address before a packet is sent.
 //! - [`rate`]: the agent-wide budget of connects per second.
 //! - [`scan`]: port scans: port specs, an epoll connect engine, batched results.
-//! - [`server`]: the axum server: the embedded page at `/`, the WebSocket at `/ws`.
-//! - [`vantage`]: vantage points: joining a hub (`serve --join`), the hub's registry of joined
-//!   agents and their links, and running one request from several places at once.
+//! - [`wire`]: the bounded outbox and frame writer every socket uses, decoding client messages.
+//! - [`hub`]: where requests run: here ([`hub::local`]), or at several vantage points at once
+//!   (the registry of joined agents, their links, the fan-out).
+//! - [`server`]: the axum server: the embedded page at `/`, the WebSocket at `/ws`, origin and
+//!   TLS, and the session on each socket.
+//! - [`join`]: joining a hub as a vantage point (`serve --join`), and dialling one.
 //! - [`cli`]: the `whyrefused` command line (`serve`, `check`, `scan`, `agents`).
-//! - [`clock`] and [`logging`]: timestamps, logs, the shutdown signal.
+//! - [`app`]: the state every layer shares; [`tokens`] and [`peer`]: who may use the agent and
+//!   how peers are counted; [`clock`] and [`logging`]: timestamps, logs, the shutdown signal.
 //!
-//! The wire protocol lives in the `whyrefused-shared` crate, shared with the page.
+//! The layers go one way: cli → join → server → hub → wire → check/scan → verdict → probe. The
+//! wire protocol lives in the `whyrefused-shared` crate, shared with the page.
 
+pub mod app;
 pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod happy_eyeballs;
+pub mod hub;
+pub mod join;
 pub mod logging;
+pub mod peer;
 pub mod policy;
 pub mod probe;
 pub mod rate;
 pub mod scan;
 pub mod server;
 pub mod target;
-pub mod vantage;
+pub mod tokens;
 pub mod verdict;
+pub mod wire;
+
+pub use app::AppState;

@@ -82,7 +82,7 @@ pub fn cause_tone(cause: Cause) -> &'static str {
         Cause::Partial => "partial",
         Cause::DnsNxdomain | Cause::DnsNoAddress | Cause::DnsError => "dns",
         // The agent's own rule, not a fault of the network: told apart from the failures.
-        Cause::PolicyDenied => "partial",
+        Cause::PolicyDenied | Cause::Unknown => "partial",
         Cause::PortClosed
         | Cause::Filtered
         | Cause::HostUnreachable
@@ -121,6 +121,7 @@ pub fn cause_title(cause: Cause) -> &'static str {
         Cause::DnsNoAddress => "Name has no addresses",
         Cause::DnsError => "DNS lookup failed",
         Cause::PolicyDenied => "Denied by the agent's policy",
+        Cause::Unknown => "Unknown cause (a newer agent's: update this page)",
     }
 }
 

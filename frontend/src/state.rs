@@ -94,7 +94,7 @@ impl Phase {
             Some(Outcome::Cancelled) => Phase::Cancelled,
             Some(Outcome::ShuttingDown) => Phase::Stopped,
             // Only a vantage point's part of a request with `from` ends so.
-            Some(Outcome::VantageOffline | Outcome::Rejected) => Phase::Failed,
+            Some(Outcome::VantageOffline | Outcome::Rejected | Outcome::Unknown) => Phase::Failed,
             None if refused => Phase::Failed,
             None if interrupted => Phase::Interrupted,
             None => Phase::Running,

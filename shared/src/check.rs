@@ -383,6 +383,10 @@ pub enum Cause {
     /// agent listening beyond loopback) denies every address: no packet was sent. The evidence
     /// names the rule for each address.
     PolicyDenied,
+    /// A cause this version does not know: a newer agent named it. Shown as "unknown cause"
+    /// rather than failing to read the whole message.
+    #[serde(other)]
+    Unknown,
 }
 
 impl Cause {
@@ -431,6 +435,7 @@ impl Cause {
             Cause::DnsNoAddress => "dns_no_address",
             Cause::DnsError => "dns_error",
             Cause::PolicyDenied => "policy_denied",
+            Cause::Unknown => "unknown",
         }
     }
 
@@ -473,6 +478,9 @@ pub enum Outcome {
     VantageOffline,
     /// The vantage point refused the request; the error sent just before says why.
     Rejected,
+    /// An outcome this version does not know (a newer agent's).
+    #[serde(other)]
+    Unknown,
 }
 
 #[cfg(test)]

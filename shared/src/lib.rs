@@ -48,7 +48,7 @@ pub use scan::{
     PortRun, ScanEvent, ScanProgress, ScanReport, ScanRequest, ScanStep, StateCounts,
 };
 pub use vantage::{
-    ALL_VANTAGES, CrossCause, CrossVerdict, LOCAL_VANTAGE, VantageCheck, VantageInfo, VantageResult,
+    ALL_VANTAGES, CrossCause, CrossVerdict, LOCAL_VANTAGE, VantageInfo, VantageResult,
 };
 
 /// The protocol version both sides announce in `hello`. Bump it on any incompatible change.

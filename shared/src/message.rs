@@ -226,6 +226,9 @@ pub enum ErrorCode {
     UnknownVantage,
     /// A `register` was refused (no token file on the hub, a bad name); the socket closes.
     RegistrationRefused,
+    /// An error this version does not know (a newer agent's); its message says what happened.
+    #[serde(other)]
+    Unknown,
 }
 
 #[cfg(test)]
@@ -250,6 +253,18 @@ mod tests {
             vantage: None,
             event: CheckEvent { at: Timestamp("2026-11-24T10:00:00.000001Z".into()), step },
         }
+    }
+
+    #[test]
+    fn a_newer_agents_unknown_words_decode_as_unknown_instead_of_failing() {
+        let cause: Cause = serde_json::from_str(r#""mtu_black_hole""#).unwrap();
+        assert_eq!(cause, Cause::Unknown);
+        let outcome: Outcome = serde_json::from_str(r#""vantage_timeout""#).unwrap();
+        assert_eq!(outcome, Outcome::Unknown);
+        let code: ErrorCode = serde_json::from_str(r#""too_many_sessions""#).unwrap();
+        assert_eq!(code, ErrorCode::Unknown);
+        let cross: crate::CrossCause = serde_json::from_str(r#""path_differs""#).unwrap();
+        assert_eq!(cross, crate::CrossCause::Unknown);
     }
 
     #[test]

@@ -27,9 +27,9 @@ use crate::policy::{Cidr, TargetPolicy};
 use crate::rate;
 use crate::scan::ports::PortSpec;
 use crate::scan::{self as port_scan, ScanPlan, limits};
-use crate::server::auth::Tokens;
 use crate::server::tls::{self, CertificateSource};
 use crate::server::{self, AppState, Limits};
+use crate::tokens::Tokens;
 
 /// Connection refused (or timed out)? whyrefused finds which part is causing it.
 #[derive(Debug, Parser)]
@@ -106,6 +106,9 @@ struct ServeArgs {
     /// Close a socket that sent nothing for this many seconds while nothing ran on it.
     #[arg(long, default_value_t = Limits::DEFAULT.idle_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
     idle_timeout_s: u64,
+    /// Disconnect a client that leaves more than this many MiB of messages unread.
+    #[arg(long, value_name = "MIB", default_value_t = (Limits::DEFAULT.outbox_bytes >> 20) as u32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    max_unread_mib: u32,
     /// The most TCP connects per second the whole agent makes, for every check and scan
     /// together (0: no limit). Default: no limit on loopback, 5000 beyond it.
     #[arg(long, value_name = "N")]
@@ -152,6 +155,14 @@ struct ServeArgs {
     join_tls_fingerprint: Option<String>,
 }
 
+/// `serve` with every option at its default: what `whyrefused` alone runs.
+fn default_serve_args() -> ServeArgs {
+    match Cli::parse_from(["whyrefused", "serve"]).command {
+        Some(Command::Serve(args)) => args,
+        _ => unreachable!("`whyrefused serve` parses as serve"),
+    }
+}
+
 impl ServeArgs {
     /// Where the certificate comes from, if the agent serves TLS.
     fn certificate(&self) -> Option<CertificateSource> {
@@ -184,6 +195,7 @@ impl ServeArgs {
             max_scan_ports: self.max_scan_ports,
             max_scans: self.max_scans,
             idle_timeout: std::time::Duration::from_secs(self.idle_timeout_s),
+            outbox_bytes: self.max_unread_mib as usize * 1024 * 1024,
         }
     }
 
@@ -281,24 +293,7 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        None => runtime.block_on(serve(ServeArgs {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
-            max_scan_ports: Limits::DEFAULT.max_scan_ports,
-            max_scans: Limits::DEFAULT.max_scans,
-            idle_timeout_s: Limits::DEFAULT.idle_timeout.as_secs(),
-            max_connects_per_second: None,
-            token_file: None,
-            tls_cert: None,
-            tls_key: None,
-            tls_self_signed: false,
-            state_dir: None,
-            allow: Vec::new(),
-            deny: Vec::new(),
-            allow_ports: None,
-            join: None,
-            name: None,
-            join_tls_fingerprint: None,
-        })),
+        None => runtime.block_on(serve(default_serve_args())),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         Some(Command::Check(args)) => runtime.block_on(run_check(args)),
         Some(Command::Scan(args)) => runtime.block_on(run_scan(args)),
@@ -362,7 +357,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
     if let Some(join) = join {
         tracing::info!(hub = %join.url, name = %join.name, "joining the hub as a vantage point");
-        tokio::spawn(crate::vantage::join::run(join, state.clone()));
+        tokio::spawn(crate::join::run(join, state.clone()));
     }
     let acceptor = tls.map(|tls| tls.acceptor);
     match server::serve(listener, acceptor, state, crate::logging::shutdown_signal()).await {
@@ -373,10 +368,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
 
 /// What `--join` asks for, checked before anything starts: the URL's rules, the token file, the
 /// name.
-fn join_config(args: &ServeArgs) -> Result<Option<crate::vantage::join::JoinConfig>, String> {
+fn join_config(args: &ServeArgs) -> Result<Option<crate::join::JoinConfig>, String> {
     let Some(url) = &args.join else { return Ok(None) };
     let pin = args.join_tls_fingerprint.as_deref();
-    let url = crate::vantage::dial::HubUrl::parse(url, pin).map_err(|error| error.to_string())?;
+    let url = crate::join::dial::HubUrl::parse(url, pin).map_err(|error| error.to_string())?;
     let file = args.token_file.as_deref().ok_or("--join needs --token-file")?;
     let token = Tokens::first_secret(file).map_err(|error| error.to_string())?;
     let name = match &args.name {
@@ -386,8 +381,8 @@ fn join_config(args: &ServeArgs) -> Result<Option<crate::vantage::join::JoinConf
             .to_string_lossy()
             .into_owned(),
     };
-    crate::vantage::registry::check_name(&name).map_err(|problem| format!("--name: {problem}"))?;
-    Ok(Some(crate::vantage::join::JoinConfig { url, token, name }))
+    crate::hub::registry::check_name(&name).map_err(|problem| format!("--name: {problem}"))?;
+    Ok(Some(crate::join::JoinConfig { url, token, name }))
 }
 
 async fn run_check(args: CheckArgs) -> ExitCode {

@@ -16,8 +16,8 @@ use whyrefused_shared::{
 
 use super::report::{self, Colors};
 use super::{exit, fail};
-use crate::server::auth::{Secret, Tokens};
-use crate::vantage::dial::{self, HubSocket, HubUrl};
+use crate::join::dial::{self, HubSocket, HubUrl};
+use crate::tokens::{Secret, Tokens};
 
 /// The one request a CLI run sends.
 const REQUEST: RequestId = RequestId(1);

@@ -40,6 +40,47 @@ pub fn window_for(scans: usize) -> usize {
     usize::try_from(share).unwrap_or(MAX_WINDOW).clamp(MIN_WINDOW, MAX_WINDOW)
 }
 
+/// The agent's scan slots: how many scans run at once, agent-wide, and each one's share of the
+/// connect window. One place hands them out, for a session's scans and a hub's local part alike.
+#[derive(Debug, Clone)]
+pub struct ScanSlots {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+/// A running scan's slot, given back when dropped, and its connect window.
+#[derive(Debug)]
+pub struct ScanSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    /// How many connects the scan may have in flight.
+    pub window: usize,
+}
+
+impl ScanSlots {
+    /// At most `max` scans at once.
+    pub fn new(max: usize) -> ScanSlots {
+        ScanSlots { permits: std::sync::Arc::new(tokio::sync::Semaphore::new(max)), max }
+    }
+
+    /// The most scans at once.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// A slot for one more scan, or the refusal to send when every slot is taken.
+    pub fn try_start(&self) -> Result<ScanSlot, String> {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return Err(format!(
+                "this agent already runs {} scans, its limit: wait for one to finish (or start \
+                 the agent with a higher --max-scans)",
+                self.max
+            ));
+        };
+        let running = self.max - self.permits.available_permits();
+        Ok(ScanSlot { _permit: permit, window: window_for(running) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

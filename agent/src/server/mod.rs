@@ -4,15 +4,13 @@
 //! signal, then tells every session's running requests and waits briefly for them to finish.
 
 pub mod assets;
-pub mod auth;
 pub mod origin;
 pub mod session;
 pub mod tls;
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::connect_info::Connected;
@@ -22,14 +20,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::IncomingStream;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
-use whyrefused_shared::{AgentInfo, MAX_MESSAGE_BYTES, WS_PATH};
+use whyrefused_shared::{MAX_MESSAGE_BYTES, WS_PATH};
 
-use crate::policy::TargetPolicy;
-use auth::{FailureCounter, Tokens};
+pub use crate::app::{AppState, Limits};
 use tls::TlsListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -39,96 +33,6 @@ const TRANSPORT_LIMIT: usize = 16 * MAX_MESSAGE_BYTES;
 
 /// How long sessions get to finish after a shutdown signal before the process exits anyway.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(3);
-
-/// The agent's limits on what clients may ask of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// The most ports one scan may cover (per address).
-    pub max_scan_ports: u32,
-    /// The most scans the whole agent runs at once.
-    pub max_scans: usize,
-    /// How long a socket may stay silent, with nothing running, before the agent closes it.
-    pub idle_timeout: Duration,
-}
-
-impl Limits {
-    /// Every port of a host, a few scans at once (they share the open-files limit), and ten
-    /// minutes of silence.
-    pub const DEFAULT: Limits =
-        Limits { max_scan_ports: 65_535, max_scans: 4, idle_timeout: Duration::from_secs(600) };
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits::DEFAULT
-    }
-}
-
-/// What every handler and session shares.
-#[derive(Clone)]
-pub struct AppState {
-    /// Who this agent is, sent in every hello.
-    pub agent: AgentInfo,
-    /// Cancelled once when the agent starts shutting down.
-    pub shutdown: CancellationToken,
-    /// Tracks the WebSocket sessions, so shutdown can wait for them.
-    pub sessions: TaskTracker,
-    /// What clients may ask.
-    pub limits: Limits,
-    /// One permit per scan that may run at once.
-    pub scans: Arc<Semaphore>,
-    /// The tokens that open this agent; `None` on a loopback agent without a token file.
-    pub tokens: Option<Arc<Tokens>>,
-    /// Failed authentications per peer address, to refuse a peer that keeps guessing.
-    pub failures: Arc<Mutex<FailureCounter>>,
-    /// Where the agent may connect on a client's behalf: every check and scan is held to it.
-    pub policy: Arc<TargetPolicy>,
-    /// The agents that joined this one (every agent is a hub), and their links.
-    pub hub: crate::vantage::Hub,
-}
-
-impl AppState {
-    /// State for an agent on this host with these limits and this target policy, not yet
-    /// shutting down.
-    pub fn new(limits: Limits, policy: TargetPolicy) -> Self {
-        let hostname =
-            hostname::get().map_or_else(|_| "unknown".into(), |h| h.to_string_lossy().into_owned());
-        AppState {
-            agent: AgentInfo { version: env!("CARGO_PKG_VERSION").into(), hostname },
-            shutdown: CancellationToken::new(),
-            sessions: TaskTracker::new(),
-            limits,
-            scans: Arc::new(Semaphore::new(limits.max_scans)),
-            tokens: None,
-            failures: Arc::default(),
-            policy: Arc::new(policy),
-            hub: crate::vantage::Hub::default(),
-        }
-    }
-
-    /// The same agent, requiring one of `tokens` from every client.
-    pub fn with_tokens(self, tokens: Tokens) -> Self {
-        AppState { tokens: Some(Arc::new(tokens)), ..self }
-    }
-
-    /// Counts a failed authentication from `peer`.
-    pub fn record_auth_failure(&self, peer: IpAddr) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).record(peer, Instant::now());
-    }
-
-    /// How long `peer` must wait after too many failed authentications, if it must.
-    fn auth_blocked_for(&self, peer: IpAddr) -> Option<Duration> {
-        self.tokens.as_ref()?;
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).blocked_for(peer, Instant::now())
-    }
-}
-
-impl Default for AppState {
-    /// The default limits and no target policy (a loopback agent without rules).
-    fn default() -> Self {
-        Self::new(Limits::DEFAULT, TargetPolicy::unrestricted())
-    }
-}
 
 /// The address of a connection's peer, plain or TLS.
 #[derive(Debug, Clone, Copy)]

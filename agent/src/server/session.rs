@@ -1,62 +1,62 @@
-//! One WebSocket session: the hello exchange, then requests (checks and scans) running side by
-//! side on one socket.
+//! One WebSocket session: the hello exchange, then requests (checks and scans, here or from
+//! several vantage points) running side by side on one socket.
 //!
-//! A writer task owns the socket's sending half and drains the session's outbox; the session
-//! reads frames, answers bad ones with an error message (the socket stays open), and runs each
-//! check as its own task. Closing the socket cancels everything the session started; shutting the
-//! agent down tells every running request before the socket closes.
+//! A writer task drains the session's bounded outbox ([`crate::wire::outbox`]); the session reads
+//! frames, answers bad ones with an error message (the socket stays open), and hands each request
+//! to the hub layer ([`crate::hub::local`] for here, [`crate::hub::fanout`] for several places).
+//! Closing the socket cancels everything the session started; shutting the agent down tells every
+//! running request before the socket closes.
+//!
+//! A session plays one of two [`Role`]s: an ordinary client's, or a joined agent's link to its hub
+//! (the hub is then the client, already trusted: this agent dialled it and authenticated).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
-use futures::{SinkExt, Stream, StreamExt};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use axum::extract::ws::{Message, WebSocket};
+use futures::{Stream, StreamExt};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use whyrefused_shared::{
-    AgentMessage, Cause, CheckEvent, CheckRequest, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES,
-    Outcome, PROTOCOL_VERSION, RequestId, ScanEvent, ScanRequest, ScanStep, StateCounts, Step,
-};
+use whyrefused_shared::{AgentMessage, ClientMessage, ErrorCode, PROTOCOL_VERSION, RequestId};
 
-use super::AppState;
-use crate::check::{self, CheckPlan};
+use crate::app::AppState;
 use crate::clock;
-use crate::scan::{self, ScanPlan, limits};
+use crate::hub::fanout::{Fanout, Job, Work};
+use crate::hub::local::{self, Plan, Said, Stops};
+use crate::hub::{PING_INTERVAL, PING_TIMEOUT, Registration, registry};
+use crate::wire::{self, Outbox, close};
 
 /// How many requests one socket may run at once.
 pub const MAX_REQUESTS_PER_SOCKET: usize = 32;
 
+/// How long a client of an agent with tokens has to say hello after the upgrade.
+pub const HELLO_DEADLINE: Duration = Duration::from_secs(10);
+
 /// How long running requests get to report a shutdown before the socket closes anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
-/// What the writer task sends.
-#[derive(Debug)]
-pub(crate) enum Outgoing {
-    /// A protocol message, as a JSON text frame.
-    Message(AgentMessage),
-    /// A client message, on a joined agent's link where the hub is the client.
-    Client(ClientMessage),
-    /// A ping frame, to keep a link alive and prove it is.
-    Ping,
-    /// A close frame; the writer stops after it.
-    Close(u16, &'static str),
+/// Who is at the other end of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A client that connected to this agent: it says hello first (with a token when the agent
+    /// has tokens), and may instead register as a joining agent.
+    Client,
+    /// The hub this agent joined, over the socket this agent dialled: no hello, pings both ways,
+    /// and silence for the ping timeout ends it.
+    JoinedToHub,
 }
 
-/// The sending side of a session's socket, through its writer task.
-pub(crate) type Outbox = mpsc::UnboundedSender<Outgoing>;
-
-/// Runs a session on an upgraded socket until the client leaves or the agent shuts down. A
-/// socket on which an agent registers becomes that agent's link (see [`crate::vantage::link`]).
+/// Runs a client's session on an upgraded socket until the client leaves or the agent shuts
+/// down. A socket on which an agent registers becomes that agent's link
+/// (see [`crate::hub::link`]).
 pub async fn run(socket: WebSocket, state: AppState, peer: SocketAddr) {
     info!(%peer, "session opened");
     let (sink, mut stream) = socket.split();
-    let (outbox, inbox) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write_frames(sink, inbox));
-    let mut session = Session::new(state, outbox, peer);
+    let (outbox, inbox) = wire::outbox(state.limits.outbox_bytes);
+    let writer = tokio::spawn(wire::write_frames(sink, inbox));
+    let mut session = Session::new(state, outbox, peer, Role::Client);
     session.send(AgentMessage::Hello {
         protocol: PROTOCOL_VERSION,
         agent: session.state.agent.clone(),
@@ -69,7 +69,7 @@ pub async fn run(socket: WebSocket, state: AppState, peer: SocketAddr) {
         session.tasks.abort_all();
         let (state, outbox) = (session.state.clone(), session.outbox.clone());
         drop(session);
-        crate::vantage::link::serve(state, registration, peer, stream, outbox).await;
+        crate::hub::link::serve(state, registration, peer, stream, outbox).await;
         let _ = writer.await;
         return;
     }
@@ -79,23 +79,17 @@ pub async fn run(socket: WebSocket, state: AppState, peer: SocketAddr) {
     info!(%peer, ?end, "session closed");
 }
 
-/// Runs a session over a joined agent's link to its hub: the hub is the client, already trusted
-/// (this agent dialled it and authenticated), so no hello is exchanged. Pings go out every
-/// [`crate::vantage::PING_INTERVAL`]; a hub silent for [`crate::vantage::PING_TIMEOUT`] ends the
-/// session. Returns why it ended.
-pub(crate) async fn run_link(
-    stream: impl Stream<Item = Result<Message, axum::Error>> + Unpin,
+/// Runs a session over a joined agent's link to its hub ([`Role::JoinedToHub`]) until the link
+/// ends; returns why it ended.
+pub async fn serve_link(
+    mut stream: impl Stream<Item = Result<Message, axum::Error>> + Unpin,
     sink: impl futures::Sink<Message, Error = axum::Error> + Unpin + Send + 'static,
     state: AppState,
     hub: SocketAddr,
 ) -> &'static str {
-    let mut stream = stream;
-    let (outbox, inbox) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write_frames(sink, inbox));
-    let mut session = Session::new(state, outbox, hub);
-    session.greeted = true;
-    session.keepalive = true;
-    session.token_name = Some("hub".into());
+    let (outbox, inbox) = wire::outbox(state.limits.outbox_bytes);
+    let writer = tokio::spawn(wire::write_frames(sink, inbox));
+    let mut session = Session::new(state, outbox, hub, Role::JoinedToHub);
     let end = session.read(&mut stream).await;
     session.wind_down(end).await;
     drop(session);
@@ -103,6 +97,7 @@ pub(crate) async fn run_link(
     match end {
         End::ShuttingDown => "this agent is shutting down",
         End::Silent => "the hub fell silent (no answer to pings)",
+        End::TooSlow => "the hub did not read this agent's messages",
         _ => "the hub closed the link",
     }
 }
@@ -116,7 +111,8 @@ enum End {
     ShuttingDown,
     /// The client speaks another protocol version.
     ProtocolMismatch,
-    /// The client's hello had no valid token.
+    /// The client's hello had no valid token, or it sent requests without saying hello on an
+    /// agent with tokens, or said nothing in time.
     Unauthorized,
     /// The client sent nothing for the idle timeout while nothing ran.
     Idle,
@@ -126,6 +122,8 @@ enum End {
     Silent,
     /// A `register` was refused.
     RegistrationRefused,
+    /// The client left more than the outbox's limit unread.
+    TooSlow,
 }
 
 /// What to do after handling one frame.
@@ -135,70 +133,90 @@ enum Flow {
 }
 
 struct Session {
-    /// The agent-wide state: identity and the shutdown signal.
+    /// The agent-wide state.
     state: AppState,
     /// Everything sent to the client goes through here, to the writer task.
-    outbox: mpsc::UnboundedSender<Outgoing>,
+    outbox: Outbox,
     /// The client's address, for the log.
     peer: SocketAddr,
+    /// An ordinary client, or the hub this agent joined.
+    role: Role,
     /// Whether the client has said hello; requests before it are refused.
     greeted: bool,
+    /// Whether a message before hello was already answered with an error (on an agent with
+    /// tokens, the next one closes the socket).
+    warned_before_hello: bool,
     /// The name of the token the client authenticated with, when the agent requires one.
     token_name: Option<String>,
     /// The running requests, each with the token that cancels it.
     running: HashMap<RequestId, CancellationToken>,
     /// The request tasks; dropping the set aborts them all.
     tasks: JoinSet<RequestId>,
-    /// Whether this is a joined agent's link to its hub: pings go out, silence ends it.
-    keepalive: bool,
     /// A joining agent's registration, once accepted.
-    registration: Option<crate::vantage::Registration>,
+    registration: Option<Registration>,
 }
 
 impl Session {
-    fn new(state: AppState, outbox: mpsc::UnboundedSender<Outgoing>, peer: SocketAddr) -> Self {
+    fn new(state: AppState, outbox: Outbox, peer: SocketAddr, role: Role) -> Self {
+        let joined = role == Role::JoinedToHub;
         Session {
             state,
             outbox,
             peer,
-            greeted: false,
-            token_name: None,
+            role,
+            greeted: joined,
+            warned_before_hello: false,
+            token_name: joined.then(|| "hub".into()),
             running: HashMap::new(),
             tasks: JoinSet::new(),
-            keepalive: false,
             registration: None,
         }
     }
 
     fn send(&self, message: AgentMessage) {
-        // A send fails only when the writer is gone, and then the read loop ends on its own.
-        let _ = self.outbox.send(Outgoing::Message(message));
+        // A send fails only when the writer is gone or the outbox overflowed, and then the read
+        // loop ends on its own.
+        let _ = self.outbox.message(&message);
     }
 
     fn send_error(&self, id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) {
         let message = message.into();
-        debug!(peer = %self.peer, ?id, ?code, %message, "refused a message");
+        debug!(peer = %self.peer, ?id, ?code, ?message, "refused a message");
         self.send(AgentMessage::Error { id, code, message });
+    }
+
+    /// Whether the client must still say hello within [`HELLO_DEADLINE`].
+    fn awaiting_hello(&self) -> bool {
+        !self.greeted && self.state.tokens.is_some()
     }
 
     async fn read(
         &mut self,
         stream: &mut (impl Stream<Item = Result<Message, axum::Error>> + Unpin),
     ) -> End {
+        let keepalive = self.role == Role::JoinedToHub;
         let idle_timeout = self.state.limits.idle_timeout;
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
-        let mut ping = tokio::time::interval(crate::vantage::PING_INTERVAL);
+        let hello_deadline = tokio::time::sleep(HELLO_DEADLINE);
+        tokio::pin!(hello_deadline);
+        let mut ping = tokio::time::interval(PING_INTERVAL);
         let mut heard = tokio::time::Instant::now();
+        let outbox = self.outbox.clone();
         loop {
             tokio::select! {
                 () = self.state.shutdown.cancelled() => return End::ShuttingDown,
-                () = &mut idle, if self.running.is_empty() && !self.keepalive => return End::Idle,
-                _ = ping.tick(), if self.keepalive => {
-                    if heard.elapsed() > crate::vantage::PING_TIMEOUT {
+                () = outbox.overflowed() => return End::TooSlow,
+                () = &mut hello_deadline, if self.awaiting_hello() => {
+                    warn!(peer = %self.peer, "no hello within the deadline");
+                    return End::Unauthorized;
+                }
+                () = &mut idle, if self.running.is_empty() && !keepalive => return End::Idle,
+                _ = ping.tick(), if keepalive => {
+                    if heard.elapsed() > PING_TIMEOUT {
                         return End::Silent;
                     }
-                    let _ = self.outbox.send(Outgoing::Ping);
+                    let _ = self.outbox.send(wire::Frame::Ping);
                 }
                 Some(finished) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     if let Ok(id) = finished {
@@ -207,21 +225,11 @@ impl Session {
                 }
                 frame = stream.next() => {
                     heard = tokio::time::Instant::now();
-                    idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
-                    let flow = match frame {
-                        Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
-                        Some(Ok(Message::Binary(_))) => {
-                            self.send_error(None, ErrorCode::MalformedMessage,
-                                "binary frames are not understood: send JSON text frames");
-                            Flow::Continue
-                        }
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
-                        Some(Ok(Message::Close(_))) | None => Flow::Stop(End::ClientGone),
-                        Some(Err(error)) => {
-                            warn!(peer = %self.peer, %error, "socket error");
-                            Flow::Stop(End::ClientGone)
-                        }
-                    };
+                    let flow = self.on_frame(frame);
+                    // Only a greeted client's frames keep a socket from idling out.
+                    if self.greeted {
+                        idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
+                    }
                     if let Flow::Stop(end) = flow {
                         return end;
                     }
@@ -230,25 +238,67 @@ impl Session {
         }
     }
 
+    fn on_frame(&mut self, frame: Option<Result<Message, axum::Error>>) -> Flow {
+        match frame {
+            Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
+            Some(Ok(Message::Binary(_))) => self.refuse_before_hello().unwrap_or_else(|| {
+                self.send_error(
+                    None,
+                    ErrorCode::MalformedMessage,
+                    "binary frames are not understood: send JSON text frames",
+                );
+                Flow::Continue
+            }),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
+            Some(Ok(Message::Close(_))) | None => Flow::Stop(End::ClientGone),
+            Some(Err(error)) => {
+                warn!(peer = %self.peer, %error, "socket error");
+                Flow::Stop(End::ClientGone)
+            }
+        }
+    }
+
+    /// On an agent with tokens, a client that has not said hello gets one error reply; its next
+    /// message before hello closes the socket. `None` when the message may be answered.
+    fn refuse_before_hello(&mut self) -> Option<Flow> {
+        if !self.awaiting_hello() {
+            return None;
+        }
+        if self.warned_before_hello {
+            warn!(peer = %self.peer, "a second message before hello: closing");
+            return Some(Flow::Stop(End::Unauthorized));
+        }
+        self.warned_before_hello = true;
+        None
+    }
+
     fn on_text(&mut self, text: &str) -> Flow {
-        match decode(text) {
+        let message = wire::decode(text);
+        let is_hello = matches!(message, Ok(ClientMessage::Hello { .. }));
+        if !is_hello && let Some(flow) = self.refuse_before_hello() {
+            return flow;
+        }
+        match message {
             Ok(ClientMessage::Hello { protocol, client, token }) => {
                 self.on_hello(protocol, &client, token.as_deref())
             }
             Ok(ClientMessage::Check { id, request, from: None }) => {
-                self.on_check(id, &request);
+                let plan = Plan::check(&request, self.state.policy.clone());
+                self.on_request(id, plan);
                 Flow::Continue
             }
             Ok(ClientMessage::Scan { id, request, from: None }) => {
-                self.on_scan(id, &request);
+                let limits = &self.state.limits;
+                let plan = Plan::scan(&request, limits.max_scan_ports, self.state.policy.clone());
+                self.on_request(id, plan);
                 Flow::Continue
             }
             Ok(ClientMessage::Check { id, request, from: Some(from) }) => {
-                self.on_fanout(id, crate::vantage::fanout::Work::Check(request), &from);
+                self.on_fanout(id, Work::Check(request), &from);
                 Flow::Continue
             }
             Ok(ClientMessage::Scan { id, request, from: Some(from) }) => {
-                self.on_fanout(id, crate::vantage::fanout::Work::Scan(request), &from);
+                self.on_fanout(id, Work::Scan(request), &from);
                 Flow::Continue
             }
             Ok(ClientMessage::Agents { id }) => {
@@ -258,8 +308,9 @@ impl Session {
                 }
                 Flow::Continue
             }
-            Ok(ClientMessage::Register { name, version, hostname, addresses }) => self
-                .on_register(crate::vantage::Registration { name, version, hostname, addresses }),
+            Ok(ClientMessage::Register { name, version, hostname, addresses }) => {
+                self.on_register(Registration { name, version, hostname, addresses })
+            }
             Ok(ClientMessage::Cancel { id }) => {
                 self.on_cancel(id);
                 Flow::Continue
@@ -284,9 +335,19 @@ impl Session {
             return Flow::Stop(End::ProtocolMismatch);
         }
         if let Some(tokens) = &self.state.tokens {
+            if let Some(wait) = self.state.auth_blocked_for(self.peer.ip()) {
+                warn!(peer = %self.peer, "refused a hello: too many failed authentications");
+                let message = format!(
+                    "too many failed authentications from {}: try again in {} s",
+                    self.peer.ip(),
+                    wait.as_secs().max(1)
+                );
+                self.send_error(None, ErrorCode::Unauthorized, message);
+                return Flow::Stop(End::Unauthorized);
+            }
             let Some(name) = token.and_then(|token| tokens.verify(token)) else {
                 self.state.record_auth_failure(self.peer.ip());
-                warn!(peer = %self.peer, client, "authentication failed");
+                warn!(peer = %self.peer, client = ?client, "authentication failed");
                 self.send_error(
                     None,
                     ErrorCode::Unauthorized,
@@ -297,23 +358,23 @@ impl Session {
             };
             self.token_name = Some(name.to_string());
         }
-        info!(peer = %self.peer, client, token = self.token_name.as_deref(), "client said hello");
+        info!(peer = %self.peer, client = ?client, token = self.token_name.as_deref(), "client said hello");
         self.greeted = true;
         Flow::Continue
     }
 
     /// An agent asks to join this hub as a vantage point: it must have said hello with a token
     /// (so this agent must have a token file) and give a valid, free name.
-    fn on_register(&mut self, registration: crate::vantage::Registration) -> Flow {
+    fn on_register(&mut self, registration: Registration) -> Flow {
         let refuse = |session: &mut Self, message: String| {
-            warn!(peer = %session.peer, name = %registration.name, %message, "refused a registration");
+            warn!(peer = %session.peer, name = ?registration.name, ?message, "refused a registration");
             session.send_error(None, ErrorCode::RegistrationRefused, message);
             Flow::Stop(End::RegistrationRefused)
         };
         if !self.greeted {
             return refuse(self, "say hello (with a token) before registering".into());
         }
-        if self.state.tokens.is_none() {
+        if self.role == Role::JoinedToHub || self.state.tokens.is_none() {
             return refuse(
                 self,
                 "this agent is not a hub: start it with --token-file so joining agents \
@@ -321,7 +382,7 @@ impl Session {
                     .into(),
             );
         }
-        if let Err(problem) = crate::vantage::registry::check_name(&registration.name) {
+        if let Err(problem) = registry::check_name(&registration.name) {
             return refuse(self, problem);
         }
         if let Some(problem) = self.state.hub.conflict(&registration) {
@@ -332,8 +393,8 @@ impl Session {
     }
 
     /// A check or scan to run from several vantage points: validated here once, then run by
-    /// [`crate::vantage::fanout`] as one request of this socket.
-    fn on_fanout(&mut self, id: RequestId, work: crate::vantage::fanout::Work, from: &[String]) {
+    /// [`crate::hub::fanout`] as one request of this socket.
+    fn on_fanout(&mut self, id: RequestId, work: Work, from: &[String]) {
         if !self.may_start(id) {
             return;
         }
@@ -341,61 +402,46 @@ impl Session {
             Ok(vantages) => vantages,
             Err(message) => return self.send_error(Some(id), ErrorCode::UnknownVantage, message),
         };
-        let job = match crate::vantage::fanout::Job::new(work, &self.state) {
+        let job = match Job::new(work, &self.state) {
             Ok(job) => job,
-            Err((code, message)) => return self.send_error(Some(id), code, message),
+            Err(refused) => return self.send_error(Some(id), refused.code, refused.message),
         };
         let cancel = CancellationToken::new();
         self.running.insert(id, cancel.clone());
         let names: Vec<&str> = vantages.iter().map(|v| v.name()).collect();
         info!(peer = %self.peer, %id, vantages = ?names, "request from several vantage points started");
-        let fanout = crate::vantage::fanout::Fanout {
+        let fanout = Fanout {
             id,
             outbox: self.outbox.clone(),
             cancel,
             shutdown: self.state.shutdown.clone(),
             vantages,
+            scans: self.state.scans.clone(),
         };
         self.tasks.spawn(fanout.run(job));
     }
 
-    fn on_check(&mut self, id: RequestId, request: &CheckRequest) {
+    /// A check or scan to run here, validated into `plan` (or refused).
+    fn on_request(&mut self, id: RequestId, plan: Result<Plan, local::Refused>) {
         if !self.may_start(id) {
             return;
         }
-        let plan = match CheckPlan::from_request(request, self.state.policy.clone()) {
+        let plan = match plan {
             Ok(plan) => plan,
-            Err(error) => return self.send_error(Some(id), error.code(), error.to_string()),
+            Err(refused) => return self.send_error(Some(id), refused.code, refused.message),
         };
-        info!(peer = %self.peer, %id, target = %plan.target.input, "check started");
-        self.spawn(id, Job::Check(plan));
-    }
-
-    fn on_scan(&mut self, id: RequestId, request: &ScanRequest) {
-        if !self.may_start(id) {
-            return;
-        }
-        let limits = &self.state.limits;
-        let policy = self.state.policy.clone();
-        let plan = match ScanPlan::from_request(request, Some(limits.max_scan_ports), policy) {
-            Ok(plan) => plan,
-            Err(error) => return self.send_error(Some(id), error.code(), error.to_string()),
+        let (kind, target) = plan.describe();
+        info!(peer = %self.peer, %id, kind, target = ?target, "request started");
+        let cancel = CancellationToken::new();
+        self.running.insert(id, cancel.clone());
+        let request = Request {
+            id,
+            outbox: self.outbox.clone(),
+            stops: Stops { cancel, shutdown: self.state.shutdown.clone() },
+            audit: Audit { peer: self.peer, token: self.token_name.clone() },
+            state: self.state.clone(),
         };
-        let Ok(permit) = self.state.scans.clone().try_acquire_owned() else {
-            return self.send_error(
-                Some(id),
-                ErrorCode::TooManyScans,
-                format!(
-                    "this agent already runs {} scans, its limit: wait for one to finish \
-                     (or start the agent with a higher --max-scans)",
-                    limits.max_scans
-                ),
-            );
-        };
-        let running = limits.max_scans - self.state.scans.available_permits();
-        let window = limits::window_for(running);
-        info!(peer = %self.peer, %id, target = %plan.input, ports = %plan.spec.text, window, "scan started");
-        self.spawn(id, Job::Scan { plan, window, permit: Mutex::new(Some(permit)) });
+        self.tasks.spawn(request.run(plan));
     }
 
     /// Whether a new request may start: the client said hello, the id is free, and the socket
@@ -422,21 +468,6 @@ impl Session {
         true
     }
 
-    fn spawn(&mut self, id: RequestId, job: Job) {
-        let cancel = CancellationToken::new();
-        self.running.insert(id, cancel.clone());
-        let request = Request {
-            id,
-            outbox: self.outbox.clone(),
-            cancel,
-            shutdown: self.state.shutdown.clone(),
-            scan_counts: Mutex::default(),
-            cause: Mutex::default(),
-            audit: Audit { peer: self.peer, token: self.token_name.clone() },
-        };
-        self.tasks.spawn(request.run(job));
-    }
-
     fn on_cancel(&mut self, id: RequestId) {
         match self.running.remove(&id) {
             Some(cancel) => cancel.cancel(),
@@ -451,67 +482,38 @@ impl Session {
     /// Ends the session: on shutdown, lets requests report it and closes with "going away"; when
     /// the client is gone, aborts everything at once.
     async fn wind_down(&mut self, end: End) {
-        match end {
-            End::ClientGone => self.tasks.abort_all(),
+        let reason = match end {
+            End::ClientGone | End::TooSlow => {
+                self.tasks.abort_all();
+                return;
+            }
+            End::Registered => return,
             End::ShuttingDown => {
                 let all_done = async { while self.tasks.join_next().await.is_some() {} };
                 let _ = tokio::time::timeout(SHUTDOWN_GRACE, all_done).await;
-                let _ = self
-                    .outbox
-                    .send(Outgoing::Close(close_code::AWAY, "the agent is shutting down"));
+                (close::AWAY, close::SHUTTING_DOWN)
             }
-            End::ProtocolMismatch => {
-                self.tasks.abort_all();
-                let _ = self
-                    .outbox
-                    .send(Outgoing::Close(close_code::PROTOCOL, "protocol version mismatch"));
-            }
-            End::Idle => {
-                let reason = "idle: nothing was asked for a while (the agent's --idle-timeout-s)";
-                let _ = self.outbox.send(Outgoing::Close(close_code::AWAY, reason));
-            }
-            End::Unauthorized => {
-                let _ =
-                    self.outbox.send(Outgoing::Close(close_code::POLICY, "a token is required"));
-            }
-            End::RegistrationRefused => {
-                let _ = self
-                    .outbox
-                    .send(Outgoing::Close(close_code::POLICY, "the registration was refused"));
-            }
-            End::Silent => {
-                self.tasks.abort_all();
-                let _ = self.outbox.send(Outgoing::Close(close_code::AWAY, "no answer to pings"));
-            }
-            End::Registered => {}
-        }
+            End::ProtocolMismatch => (close::PROTOCOL, close::PROTOCOL_MISMATCH),
+            End::Idle => (close::AWAY, close::IDLE),
+            End::Unauthorized => (close::POLICY, close::TOKEN_REQUIRED),
+            End::RegistrationRefused => (close::POLICY, close::REGISTRATION_REFUSED),
+            End::Silent => (close::AWAY, close::NO_PONG),
+        };
+        self.tasks.abort_all();
+        self.outbox.close(reason.0, reason.1);
     }
 }
 
-/// What a request runs.
-enum Job {
-    /// A connectivity check.
-    Check(CheckPlan),
-    /// A port scan, holding one of the agent's scan permits while it runs. The permit is given
-    /// back just before the scan's `done` goes out, so a client that starts another scan on
-    /// seeing it is not refused for a scan that has ended.
-    Scan { plan: ScanPlan, window: usize, permit: Mutex<Option<OwnedSemaphorePermit>> },
-}
-
-/// One running request and how to reach its client.
+/// One request run here, and how to reach its client.
 struct Request {
     id: RequestId,
-    outbox: mpsc::UnboundedSender<Outgoing>,
-    /// Cancelled by the client's `cancel`.
-    cancel: CancellationToken,
-    /// Cancelled when the agent shuts down.
-    shutdown: CancellationToken,
-    /// A scan's counts so far, for the `done` of a scan stopped early and the audit log.
-    scan_counts: Mutex<StateCounts>,
-    /// A check's verdict, once it came, for the audit log.
-    cause: Mutex<Option<Cause>>,
+    outbox: Outbox,
+    /// The client's cancel and the agent's shutdown.
+    stops: Stops,
     /// Who asked, for the audit log.
     audit: Audit,
+    /// The agent's scan slots, among the rest.
+    state: AppState,
 }
 
 /// Who asked for a request: the audit log's line names them.
@@ -522,261 +524,47 @@ struct Audit {
 }
 
 impl Request {
-    async fn run(self, job: Job) -> RequestId {
+    async fn run(self, plan: Plan) -> RequestId {
         let start = Instant::now();
-        let stopped = {
-            let work = async {
-                match &job {
-                    Job::Check(plan) => check::run(plan, |event| self.send_check(event)).await,
-                    Job::Scan { plan, window, permit } => {
-                        scan::run(plan, *window, |event| {
-                            if matches!(event.step, ScanStep::Done { .. }) {
-                                release(permit);
-                            }
-                            self.send_scan(event)
-                        })
-                        .await
-                    }
-                }
-            };
-            tokio::select! {
-                () = work => None,
-                () = self.cancel.cancelled() => Some(Outcome::Cancelled),
-                () = self.shutdown.cancelled() => Some(Outcome::ShuttingDown),
+        let id = self.id;
+        let ran = local::run(&plan, &self.state.scans, &self.stops, |said| {
+            let _ = self.outbox.message(&match said {
+                Said::Check(event) => AgentMessage::Event { id, vantage: None, event },
+                Said::Scan(event) => AgentMessage::Scan { id, vantage: None, event },
+                Said::Error(code, message) => AgentMessage::Error { id: Some(id), code, message },
+            });
+        })
+        .await;
+        match ran {
+            Ok(ran) => self.write_audit(&plan, &ran, start.elapsed()),
+            Err(refused) => {
+                let error = AgentMessage::Error {
+                    id: Some(id),
+                    code: refused.code,
+                    message: refused.message,
+                };
+                let _ = self.outbox.message(&error);
             }
-        };
-        let outcome = stopped.unwrap_or(Outcome::Completed);
-        self.write_audit(&job, outcome, start.elapsed());
-        if let Some(outcome) = stopped {
-            info!(id = %self.id, ?outcome, "request stopped");
-            if outcome == Outcome::ShuttingDown {
-                self.send(AgentMessage::Error {
-                    id: Some(self.id),
-                    code: ErrorCode::ShuttingDown,
-                    message: "the agent is shutting down: this request was stopped".into(),
-                });
-            }
-            self.send_stopped(&job, outcome, clock::micros(start.elapsed()));
         }
-        self.id
+        id
     }
 
     /// One line per request in the audit log (target `whyrefused::audit`): who asked what, and
-    /// how it ended.
-    fn write_audit(&self, job: &Job, outcome: Outcome, elapsed: Duration) {
-        let (kind, target, result) = match job {
-            Job::Check(plan) => {
-                let cause = *self.cause.lock().unwrap_or_else(|e| e.into_inner());
-                ("check", plan.target.input.clone(), cause.map_or("-", Cause::as_str).to_string())
-            }
-            Job::Scan { plan, .. } => {
-                let counts = *self.scan_counts.lock().unwrap_or_else(|e| e.into_inner());
-                let result = format!("{} open of {}", counts.open, counts.total());
-                ("scan", format!("{} ports {}", plan.input, plan.spec.text), result)
-            }
-        };
+    /// how it ended. The target is the client's text: it is written escaped.
+    fn write_audit(&self, plan: &Plan, ran: &local::Ran, elapsed: Duration) {
+        let (kind, target) = plan.describe();
         info!(
             target: "whyrefused::audit",
             token = self.audit.token.as_deref().unwrap_or("-"),
             peer = %self.audit.peer,
             id = %self.id,
             kind,
-            target,
+            target = ?target,
             vantage = "local",
-            outcome = ?outcome,
-            result,
+            outcome = ?ran.outcome,
+            result = ran.result,
             elapsed_ms = clock::millis(elapsed),
             "request"
         );
-    }
-
-    /// The `done` of a request that did not run to its end.
-    fn send_stopped(&self, job: &Job, outcome: Outcome, elapsed_us: u64) {
-        let at = clock::now();
-        match job {
-            Job::Check(_) => {
-                self.send_check(CheckEvent { at, step: Step::Done { outcome, elapsed_us } })
-            }
-            Job::Scan { permit, .. } => {
-                release(permit);
-                let counts = *self.scan_counts.lock().unwrap_or_else(|e| e.into_inner());
-                self.send_scan(ScanEvent {
-                    at,
-                    step: ScanStep::Done { outcome, counts, elapsed_us },
-                })
-            }
-        }
-    }
-
-    fn send_check(&self, event: CheckEvent) {
-        if let Step::Verdict { verdict } = &event.step {
-            *self.cause.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict.cause);
-        }
-        self.send(AgentMessage::Event { id: self.id, vantage: None, event });
-    }
-
-    fn send_scan(&self, event: ScanEvent) {
-        if let ScanStep::Progress(progress) = &event.step {
-            let mut counts = self.scan_counts.lock().unwrap_or_else(|e| e.into_inner());
-            for result in &progress.results {
-                counts.add(result.state, 1);
-            }
-            let refused: u64 = progress.refused.iter().map(|run| u64::from(run.len())).sum();
-            counts.add(whyrefused_shared::ConnectState::Refused, refused);
-        }
-        self.send(AgentMessage::Scan { id: self.id, vantage: None, event });
-    }
-
-    fn send(&self, message: AgentMessage) {
-        let _ = self.outbox.send(Outgoing::Message(message));
-    }
-}
-
-/// Gives a scan's permit back (once; later calls do nothing).
-fn release(permit: &Mutex<Option<OwnedSemaphorePermit>>) {
-    drop(permit.lock().unwrap_or_else(|e| e.into_inner()).take());
-}
-
-/// Sends everything from the outbox as frames, until a close or until every sender is gone.
-/// Frames queued together are written together and flushed once.
-pub(crate) async fn write_frames(
-    mut sink: impl futures::Sink<Message, Error = axum::Error> + Unpin,
-    mut inbox: mpsc::UnboundedReceiver<Outgoing>,
-) {
-    while let Some(first) = inbox.recv().await {
-        let mut next = Some(first);
-        while let Some(outgoing) = next.take() {
-            let frame = match outgoing {
-                Outgoing::Message(message) => encode(&message),
-                Outgoing::Client(message) => {
-                    let json =
-                        serde_json::to_string(&message).expect("protocol messages serialize");
-                    Message::Text(json.into())
-                }
-                Outgoing::Ping => Message::Ping(Vec::new().into()),
-                Outgoing::Close(code, reason) => {
-                    let close = CloseFrame { code, reason: reason.into() };
-                    let _ = sink.send(Message::Close(Some(close))).await;
-                    return;
-                }
-            };
-            if sink.feed(frame).await.is_err() {
-                return;
-            }
-            next = inbox.try_recv().ok();
-        }
-        if sink.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = sink.close().await;
-}
-
-fn encode(message: &AgentMessage) -> Message {
-    // The protocol's types always serialize; a failure would be a bug in them.
-    let json = serde_json::to_string(message).expect("protocol messages serialize");
-    Message::Text(json.into())
-}
-
-/// Why a text frame is not a valid client message, and which request it named, if any.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Rejection {
-    pub id: Option<RequestId>,
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-/// Parses a text frame into a client message, telling apart bytes that are not JSON, JSON that
-/// is not a known message, and a known message with bad fields.
-pub fn decode(text: &str) -> Result<ClientMessage, Rejection> {
-    let reject = |id, code, message: String| Rejection { id, code, message };
-    if text.len() > MAX_MESSAGE_BYTES {
-        return Err(reject(
-            None,
-            ErrorCode::MessageTooLarge,
-            format!("the message is {} bytes; the limit is {MAX_MESSAGE_BYTES}", text.len()),
-        ));
-    }
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|error| {
-        reject(None, ErrorCode::MalformedMessage, format!("the message is not valid JSON: {error}"))
-    })?;
-    let id = value.get("id").and_then(serde_json::Value::as_u64).map(RequestId);
-    let types = ClientMessage::TYPES.join(", ");
-    match value.get("type").and_then(serde_json::Value::as_str) {
-        None => {
-            return Err(reject(
-                id,
-                ErrorCode::UnknownMessageType,
-                format!(
-                    r#"the message has no "type": it must be an object with "type" one of {types}"#
-                ),
-            ));
-        }
-        Some(kind) if !ClientMessage::TYPES.contains(&kind) => {
-            return Err(reject(
-                id,
-                ErrorCode::UnknownMessageType,
-                format!("unknown message type {kind:?}: expected one of {types}"),
-            ));
-        }
-        Some(_) => {}
-    }
-    serde_json::from_value(value).map_err(|error| {
-        reject(id, ErrorCode::InvalidMessage, format!("the message's fields are wrong: {error}"))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rejection(text: &str) -> Rejection {
-        decode(text).expect_err(text)
-    }
-
-    #[test]
-    fn valid_messages_decode() {
-        let check = decode(r#"{"type":"check","id":4,"request":{"target":"db:5432"}}"#).unwrap();
-        assert!(matches!(check, ClientMessage::Check { id: RequestId(4), .. }));
-        assert!(matches!(
-            decode(r#"{"type":"cancel","id":4}"#).unwrap(),
-            ClientMessage::Cancel { .. }
-        ));
-    }
-
-    #[test]
-    fn not_json_is_malformed() {
-        let r = rejection("{not json");
-        assert_eq!((r.code, r.id), (ErrorCode::MalformedMessage, None));
-        assert!(r.message.contains("not valid JSON"));
-    }
-
-    #[test]
-    fn unknown_or_missing_types_are_named() {
-        let r = rejection(r#"{"type":"scan_everything","id":9}"#);
-        assert_eq!((r.code, r.id), (ErrorCode::UnknownMessageType, Some(RequestId(9))));
-        assert!(
-            r.message.contains("\"scan_everything\"")
-                && r.message.contains("hello, check, scan, cancel")
-        );
-        assert_eq!(rejection("[1,2]").code, ErrorCode::UnknownMessageType);
-        assert_eq!(rejection(r#"{"id":1}"#).code, ErrorCode::UnknownMessageType);
-    }
-
-    #[test]
-    fn bad_fields_name_the_request() {
-        let r = rejection(r#"{"type":"check","id":5,"request":{"target":7}}"#);
-        assert_eq!((r.code, r.id), (ErrorCode::InvalidMessage, Some(RequestId(5))));
-        let r = rejection(r#"{"type":"check","id":5}"#);
-        assert!(r.message.contains("request"), "{}", r.message);
-    }
-
-    #[test]
-    fn oversized_messages_are_refused_before_parsing() {
-        let big = format!(
-            r#"{{"type":"check","id":1,"request":{{"target":"{}"}}}}"#,
-            "a".repeat(MAX_MESSAGE_BYTES)
-        );
-        assert_eq!(rejection(&big).code, ErrorCode::MessageTooLarge);
     }
 }

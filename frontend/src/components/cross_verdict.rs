@@ -45,13 +45,14 @@ fn title(cause: CrossCause) -> &'static str {
         CrossCause::SplitHorizonDns => "Split-horizon DNS",
         CrossCause::Differs => "Fails differently from each place",
         CrossCause::Inconclusive => "Nothing to compare",
+        CrossCause::Unknown => "A pattern this page does not know (a newer agent's)",
     }
 }
 
 /// The colour family, as for a check's verdict (`ok`, `bad`, `dns`, `grey`).
 fn tone(cause: CrossCause) -> &'static str {
     match cause {
-        CrossCause::Same | CrossCause::Inconclusive => "grey",
+        CrossCause::Same | CrossCause::Inconclusive | CrossCause::Unknown => "grey",
         CrossCause::FirewallBetween | CrossCause::BoundToLoopback | CrossCause::Differs => "bad",
         CrossCause::SplitHorizonDns => "dns",
     }

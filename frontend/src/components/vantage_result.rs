@@ -75,6 +75,7 @@ fn outcome_name(outcome: Outcome) -> &'static str {
         Outcome::ShuttingDown => "shutting_down",
         Outcome::VantageOffline => "vantage_offline",
         Outcome::Rejected => "rejected",
+        Outcome::Unknown => "unknown",
     }
 }
 

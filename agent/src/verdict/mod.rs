@@ -18,6 +18,7 @@ use crate::policy::Denial;
 use crate::probe::{icmp, listeners};
 use crate::target::Target;
 
+pub mod cross;
 mod dns;
 
 /// What one round of probing found.

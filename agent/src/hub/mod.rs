@@ -1,29 +1,26 @@
-//! Vantage points: the same probe run from several places at once.
+//! The hub: where requests run. Every agent is a hub: it is the vantage point `local`, and
+//! other agents may join it (`whyrefused serve --join`) by dialling out to its WebSocket, so an
+//! agent behind NAT can join too. The parts:
 //!
-//! Every agent is a hub: it is the vantage point `local`, and other agents may join it
-//! (`whyrefused serve --join URL --name NAME`) by dialling out to its WebSocket, so an agent
-//! behind NAT can join too. The parts:
-//!
-//! - [`dial`]: the one place a hub is dialled (URL rules; TLS will be added there).
-//! - [`join`]: the joining agent's side: dial, authenticate, register, then serve an ordinary
-//!   session over the outbound socket (the hub is its client), with pings; on a drop, rejoin
-//!   after an exponential [`backoff`] with jitter.
-//! - [`registry`]: the hub's list of joined agents ([`Hub`]): online or not, since when, last
-//!   seen, and a handle on each link.
+//! - [`local`]: runs one validated request here: the one runner behind a session's own
+//!   requests and the hub's `local` part of a request from several places.
+//! - [`registry`]: the list of joined agents ([`Hub`]): online or not, since when, last seen,
+//!   and a handle on each link.
 //! - [`link`]: the hub's side of one joined agent's socket: sends it requests under hub-side ids
 //!   and routes its answers back to whoever asked; marks it offline when it falls silent.
 //! - [`fanout`]: one client request run at several vantage points, events tagged by vantage,
-//!   ending with the cross-vantage verdict (`whyrefused_shared::vantage`).
+//!   ending with the cross-vantage verdict (`verdict::cross`).
 //!
-//! On the wire, a joining agent sends `hello` (with the first secret of its token file) and then
-//! `register`; the hub answers `registered`, and from then on the hub sends `check`, `scan` and
-//! `cancel` and the agent answers with ordinary agent messages.
+//! The joining agent's side (dialling, backoff, serving the hub as a client) is `join`, above
+//! the server; this layer only ever answers sockets it is handed.
+//!
+//! On the wire, a joining agent sends `hello` (with a token) and then `register`; the hub
+//! answers `registered`, and from then on the hub sends `check`, `scan` and `cancel` and the
+//! agent answers with ordinary agent messages.
 
-pub mod backoff;
-pub mod dial;
 pub mod fanout;
-pub mod join;
 pub mod link;
+pub mod local;
 pub mod registry;
 
 use std::net::IpAddr;

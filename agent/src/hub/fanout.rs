@@ -7,25 +7,23 @@
 //! reports are compared and the cross-vantage verdict goes out as `vantages_done`.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::join_all;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
-use whyrefused_shared::vantage::{VantageCheck, compare_checks, compare_scans};
 use whyrefused_shared::{
     AgentMessage, CheckEvent, CheckReport, CheckRequest, ClientMessage, ErrorCode, Outcome,
     RequestId, ScanEvent, ScanReport, ScanRequest, ScanStep, Step,
 };
 
+use super::local::{self, Plan, Refused, Said, Stops};
 use super::registry::Vantage;
-use crate::check::{self, CheckPlan};
+use crate::app::AppState;
 use crate::clock;
-use crate::scan::{self, ScanPlan, limits};
-use crate::server::AppState;
-use crate::server::session::{Outbox, Outgoing};
+use crate::scan::limits::ScanSlots;
+use crate::verdict::cross::{VantageCheck, compare_checks, compare_scans};
+use crate::wire::Outbox;
 
 /// What a client asked for.
 #[derive(Debug, Clone)]
@@ -36,38 +34,23 @@ pub enum Work {
     Scan(ScanRequest),
 }
 
-/// A validated request, ready to run anywhere.
+/// A validated request, ready to run anywhere: the request as the client sent it (for joined
+/// agents, which validate it again against their own policy) and the hub's own plan of it.
 pub struct Job {
     work: Work,
     plan: Plan,
-    /// The hub's scan permits, for a scan run locally.
-    scans: Arc<Semaphore>,
-    /// How many scans the hub runs at most (for the local scan's connect window).
-    max_scans: usize,
-}
-
-enum Plan {
-    Check(CheckPlan),
-    Scan(ScanPlan),
 }
 
 impl Job {
     /// Validates the request once, at the hub (so a bad target is one error, not one per
-    /// vantage point); answers with the error code and message when it is not valid.
-    pub fn new(work: Work, state: &AppState) -> Result<Job, (ErrorCode, String)> {
+    /// vantage point), against the hub's own policy and limits.
+    pub fn new(work: Work, state: &AppState) -> Result<Job, Refused> {
+        let policy = state.policy.clone();
         let plan = match &work {
-            // The hub's own policy; each joined agent holds its part to its own policy too.
-            Work::Check(request) => CheckPlan::from_request(request, state.policy.clone())
-                .map(Plan::Check)
-                .map_err(|error| (error.code(), error.to_string()))?,
-            Work::Scan(request) => {
-                let limit = Some(state.limits.max_scan_ports);
-                ScanPlan::from_request(request, limit, state.policy.clone())
-                    .map(Plan::Scan)
-                    .map_err(|error| (error.code(), error.to_string()))?
-            }
+            Work::Check(request) => Plan::check(request, policy)?,
+            Work::Scan(request) => Plan::scan(request, state.limits.max_scan_ports, policy)?,
         };
-        Ok(Job { work, plan, scans: state.scans.clone(), max_scans: state.limits.max_scans })
+        Ok(Job { work, plan })
     }
 
     fn describe(&self) -> (&'static str, String) {
@@ -90,6 +73,8 @@ pub(crate) struct Fanout {
     pub shutdown: CancellationToken,
     /// Where to run it.
     pub vantages: Vec<Vantage>,
+    /// The hub's scan slots, for its local part of a scan.
+    pub scans: ScanSlots,
 }
 
 /// One vantage point's report as it is folded.
@@ -109,7 +94,7 @@ struct Fold<'a> {
 
 impl Fold<'_> {
     fn send(&self, message: AgentMessage) {
-        let _ = self.outbox.send(Outgoing::Message(message));
+        let _ = self.outbox.message(&message);
     }
 
     fn check(&mut self, event: CheckEvent) {
@@ -198,9 +183,7 @@ impl Fanout {
             result = verdict.cause.as_str(),
             "request"
         );
-        let _ = self
-            .outbox
-            .send(Outgoing::Message(AgentMessage::VantagesDone { id: self.id, verdict }));
+        let _ = self.outbox.message(&AgentMessage::VantagesDone { id: self.id, verdict });
         self.id
     }
 
@@ -239,46 +222,16 @@ impl Fanout {
     }
 
     async fn run_local(&self, fold: &mut Fold<'_>, job: &Job) {
-        let stopped = {
-            let work = async {
-                match &job.plan {
-                    Plan::Check(plan) => {
-                        check::run(plan, |event| fold.check(event)).await;
-                        None
-                    }
-                    Plan::Scan(plan) => {
-                        let Ok(permit) = job.scans.clone().try_acquire_owned() else {
-                            fold.error(
-                                ErrorCode::TooManyScans,
-                                format!(
-                                    "this agent already runs {} scans, its limit",
-                                    job.max_scans
-                                ),
-                            );
-                            return Some(Outcome::Rejected);
-                        };
-                        let running = job.max_scans - job.scans.available_permits();
-                        // Given back before the `done` goes out (see the session's scans).
-                        let mut permit = Some(permit);
-                        scan::run(plan, limits::window_for(running), |event| {
-                            if matches!(event.step, ScanStep::Done { .. }) {
-                                permit.take();
-                            }
-                            fold.scan(event)
-                        })
-                        .await;
-                        None
-                    }
-                }
-            };
-            tokio::select! {
-                stopped = work => stopped,
-                () = self.cancel.cancelled() => Some(Outcome::Cancelled),
-                () = self.shutdown.cancelled() => Some(Outcome::ShuttingDown),
-            }
-        };
-        if let Some(outcome) = stopped {
-            fold.end(outcome);
+        let stops = Stops { cancel: self.cancel.clone(), shutdown: self.shutdown.clone() };
+        let ran = local::run(&job.plan, &self.scans, &stops, |said| match said {
+            Said::Check(event) => fold.check(event),
+            Said::Scan(event) => fold.scan(event),
+            Said::Error(code, message) => fold.error(code, message),
+        })
+        .await;
+        if let Err(refused) = ran {
+            fold.error(refused.code, refused.message);
+            fold.end(Outcome::Rejected);
         }
     }
 

@@ -6,15 +6,15 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::ws::{Message, close_code};
+use axum::extract::ws::Message;
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use whyrefused_shared::{AgentMessage, ClientMessage, ErrorCode, RequestId, ScanStep, Step};
 
 use super::{PING_TIMEOUT, Registration};
-use crate::server::AppState;
-use crate::server::session::{Outbox, Outgoing};
+use crate::app::AppState;
+use crate::wire::{Outbox, close};
 
 /// A handle on one link, for starting requests on it.
 #[derive(Clone)]
@@ -48,7 +48,7 @@ pub struct RemoteRequest {
 impl RemoteRequest {
     /// Asks the agent to stop the request; its `done` (outcome `cancelled`) follows.
     pub fn cancel(&self) {
-        let _ = self.link.outbox.send(Outgoing::Client(ClientMessage::Cancel { id: self.id }));
+        let _ = self.link.outbox.message(&ClientMessage::Cancel { id: self.id });
     }
 }
 
@@ -83,7 +83,7 @@ impl LinkHandle {
             routes.waiting.insert(id, sender);
             id
         };
-        self.outbox.send(Outgoing::Client(make(id))).ok()?;
+        self.outbox.message(&make(id)).ok()?;
         Some(RemoteRequest { id, answers, link: self.clone() })
     }
 
@@ -128,7 +128,7 @@ pub(crate) async fn serve(
     let name = registration.name.clone();
     let link = LinkHandle::new(outbox.clone());
     let ticket = state.hub.register(registration, link.clone());
-    let _ = outbox.send(Outgoing::Message(AgentMessage::Registered { name: name.clone() }));
+    let _ = outbox.message(&AgentMessage::Registered { name: name.clone() });
     info!(%peer, vantage = %name, "an agent joined");
     let why = loop {
         tokio::select! {
@@ -150,7 +150,7 @@ pub(crate) async fn serve(
     };
     state.hub.offline(&ticket);
     link.close();
-    let _ = outbox.send(Outgoing::Close(close_code::AWAY, "the link ended"));
+    outbox.close(close::AWAY, close::LINK_ENDED);
     warn!(%peer, vantage = %name, reason = why, "an agent went offline");
 }
 
@@ -168,10 +168,10 @@ mod tests {
         AgentMessage::Event { id, vantage: None, event: CheckEvent { at, step } }
     }
 
-    fn sent(outgoing: &mut mpsc::UnboundedReceiver<Outgoing>) -> Vec<String> {
-        std::iter::from_fn(|| outgoing.try_recv().ok())
-            .map(|outgoing| match outgoing {
-                Outgoing::Client(message) => serde_json::to_string(&message).unwrap(),
+    fn sent(outgoing: &mut crate::wire::Inbox) -> Vec<String> {
+        std::iter::from_fn(|| outgoing.try_next())
+            .map(|frame| match frame {
+                crate::wire::Frame::Text(json) => json,
                 other => format!("{other:?}"),
             })
             .collect()
@@ -179,7 +179,7 @@ mod tests {
 
     #[tokio::test]
     async fn answers_are_routed_by_hub_id_until_their_done() {
-        let (outbox, mut outgoing) = mpsc::unbounded_channel();
+        let (outbox, mut outgoing) = crate::wire::outbox(1 << 20);
         let link = LinkHandle::new(outbox);
         let mut first = link.start(check).unwrap();
         let mut second = link.start(check).unwrap();
@@ -202,7 +202,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_link_ends_waiting_requests_and_takes_no_more() {
-        let (outbox, _outgoing) = mpsc::unbounded_channel();
+        let (outbox, _outgoing) = crate::wire::outbox(1 << 20);
         let link = LinkHandle::new(outbox);
         let mut waiting = link.start(check).unwrap();
         let refused = AgentMessage::Error {

@@ -168,7 +168,7 @@ fn sha256(secret: &str) -> [u8; 32] {
     out
 }
 
-/// Failed attempts per peer address within the current window.
+/// Failed attempts per peer (an IPv4 address, an IPv6 /64) within the current window.
 #[derive(Debug, Default)]
 pub struct FailureCounter {
     peers: HashMap<IpAddr, (Instant, u32)>,
@@ -178,6 +178,7 @@ impl FailureCounter {
     /// Counts a failed attempt from `peer`.
     pub fn record(&mut self, peer: IpAddr, now: Instant) {
         self.forget_old(now);
+        let peer = crate::peer::group(peer);
         let entry = self.peers.entry(peer).or_insert((now, 0));
         if now.duration_since(entry.0) >= FAILURE_WINDOW {
             *entry = (now, 0);
@@ -187,7 +188,7 @@ impl FailureCounter {
 
     /// How long `peer` must wait before trying again, if it failed too often lately.
     pub fn blocked_for(&self, peer: IpAddr, now: Instant) -> Option<Duration> {
-        let (since, count) = self.peers.get(&peer)?;
+        let (since, count) = self.peers.get(&crate::peer::group(peer))?;
         let elapsed = now.duration_since(*since);
         (*count >= MAX_FAILURES && elapsed < FAILURE_WINDOW).then(|| FAILURE_WINDOW - elapsed)
     }
@@ -260,5 +261,11 @@ mod tests {
         assert_eq!(counter.blocked_for(peer, start), Some(FAILURE_WINDOW));
         assert_eq!(counter.blocked_for(other, start), None, "only that peer");
         assert_eq!(counter.blocked_for(peer, start + FAILURE_WINDOW), None, "the window passes");
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        for _ in 0..MAX_FAILURES {
+            counter.record(v6, start);
+        }
+        let neighbour: IpAddr = "2001:db8::2:3".parse().unwrap();
+        assert!(counter.blocked_for(neighbour, start).is_some(), "IPv6 counts per /64");
     }
 }

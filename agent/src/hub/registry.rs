@@ -242,7 +242,7 @@ mod tests {
     }
 
     fn link() -> LinkHandle {
-        LinkHandle::new(tokio::sync::mpsc::unbounded_channel().0)
+        LinkHandle::new(crate::wire::outbox(1 << 20).0)
     }
 
     fn names(vantages: &[Vantage]) -> Vec<&str> {

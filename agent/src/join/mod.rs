@@ -1,6 +1,15 @@
-//! The joining agent's side: dial the hub, authenticate, register, then serve an ordinary
-//! session over the outbound socket (the hub is its client) until the link drops; then rejoin
-//! after a [`Backoff`] with jitter, until the agent shuts down.
+//! Joining a hub (`serve --join`): dial it, authenticate, register, then serve an ordinary
+//! session over the outbound socket (the hub is its client, [`Role::JoinedToHub`]) until the link
+//! drops; then rejoin after a [`Backoff`] with jitter, until the agent shuts down.
+//!
+//! - [`dial`]: the one place a hub is dialled (the URL rules, plain or pinned TLS), also used by
+//!   the command line's `--via`.
+//! - [`backoff`]: the delays between tries.
+//!
+//! [`Role::JoinedToHub`]: crate::server::session::Role::JoinedToHub
+
+pub mod backoff;
+pub mod dial;
 
 use std::time::Instant;
 
@@ -10,12 +19,12 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::{info, warn};
 use whyrefused_shared::{AgentMessage, ClientMessage, ErrorCode, PROTOCOL_VERSION};
 
-use super::backoff::{Backoff, random_unit};
-use super::dial::{DIAL_TIMEOUT, DialError, HubUrl, dial};
-use super::{PING_INTERVAL, Registration};
-use crate::server::AppState;
-use crate::server::auth::Secret;
+use crate::app::AppState;
+use crate::hub::{PING_INTERVAL, Registration, host_addresses};
 use crate::server::session;
+use crate::tokens::Secret;
+use backoff::{Backoff, random_unit};
+use dial::{DIAL_TIMEOUT, DialError, HubUrl, dial};
 
 /// Where and as whom to join.
 #[derive(Debug, Clone)]
@@ -110,7 +119,7 @@ async fn join_once(config: &JoinConfig, state: &AppState) -> Result<&'static str
     let sink = sink.sink_map_err(axum::Error::new).with(|message: ws::Message| {
         futures::future::ready(Ok::<_, axum::Error>(to_tungstenite(message)))
     });
-    Ok(session::run_link(stream, Box::pin(sink), state.clone(), hub).await)
+    Ok(session::serve_link(stream, Box::pin(sink), state.clone(), hub).await)
 }
 
 /// The hub's next protocol message during the handshake.
@@ -170,7 +179,7 @@ impl Registration {
             name: name.to_string(),
             version: state.agent.version.clone(),
             hostname: state.agent.hostname.clone(),
-            addresses: super::host_addresses(),
+            addresses: host_addresses(),
         }
     }
 }

@@ -1,0 +1,108 @@
+//! Decoding what a peer sends: a text frame becomes a client message, or a rejection that tells
+//! bytes that are not JSON, JSON that is no known message, and a known message with bad fields
+//! apart, naming the request when the frame names one.
+
+use whyrefused_shared::{ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, RequestId};
+
+/// Why a text frame is not a valid client message, and which request it named, if any.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub id: Option<RequestId>,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Parses a text frame into a client message, telling apart bytes that are not JSON, JSON that
+/// is not a known message, and a known message with bad fields.
+pub fn decode(text: &str) -> Result<ClientMessage, Rejection> {
+    let reject = |id, code, message: String| Rejection { id, code, message };
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(reject(
+            None,
+            ErrorCode::MessageTooLarge,
+            format!("the message is {} bytes; the limit is {MAX_MESSAGE_BYTES}", text.len()),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|error| {
+        reject(None, ErrorCode::MalformedMessage, format!("the message is not valid JSON: {error}"))
+    })?;
+    let id = value.get("id").and_then(serde_json::Value::as_u64).map(RequestId);
+    let types = ClientMessage::TYPES.join(", ");
+    match value.get("type").and_then(serde_json::Value::as_str) {
+        None => {
+            return Err(reject(
+                id,
+                ErrorCode::UnknownMessageType,
+                format!(
+                    r#"the message has no "type": it must be an object with "type" one of {types}"#
+                ),
+            ));
+        }
+        Some(kind) if !ClientMessage::TYPES.contains(&kind) => {
+            return Err(reject(
+                id,
+                ErrorCode::UnknownMessageType,
+                format!("unknown message type {kind:?}: expected one of {types}"),
+            ));
+        }
+        Some(_) => {}
+    }
+    serde_json::from_value(value).map_err(|error| {
+        reject(id, ErrorCode::InvalidMessage, format!("the message's fields are wrong: {error}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejection(text: &str) -> Rejection {
+        decode(text).expect_err(text)
+    }
+
+    #[test]
+    fn valid_messages_decode() {
+        let check = decode(r#"{"type":"check","id":4,"request":{"target":"db:5432"}}"#).unwrap();
+        assert!(matches!(check, ClientMessage::Check { id: RequestId(4), .. }));
+        assert!(matches!(
+            decode(r#"{"type":"cancel","id":4}"#).unwrap(),
+            ClientMessage::Cancel { .. }
+        ));
+    }
+
+    #[test]
+    fn not_json_is_malformed() {
+        let r = rejection("{not json");
+        assert_eq!((r.code, r.id), (ErrorCode::MalformedMessage, None));
+        assert!(r.message.contains("not valid JSON"));
+    }
+
+    #[test]
+    fn unknown_or_missing_types_are_named() {
+        let r = rejection(r#"{"type":"scan_everything","id":9}"#);
+        assert_eq!((r.code, r.id), (ErrorCode::UnknownMessageType, Some(RequestId(9))));
+        assert!(
+            r.message.contains("\"scan_everything\"")
+                && r.message.contains("hello, check, scan, cancel")
+        );
+        assert_eq!(rejection("[1,2]").code, ErrorCode::UnknownMessageType);
+        assert_eq!(rejection(r#"{"id":1}"#).code, ErrorCode::UnknownMessageType);
+    }
+
+    #[test]
+    fn bad_fields_name_the_request() {
+        let r = rejection(r#"{"type":"check","id":5,"request":{"target":7}}"#);
+        assert_eq!((r.code, r.id), (ErrorCode::InvalidMessage, Some(RequestId(5))));
+        let r = rejection(r#"{"type":"check","id":5}"#);
+        assert!(r.message.contains("request"), "{}", r.message);
+    }
+
+    #[test]
+    fn oversized_messages_are_refused_before_parsing() {
+        let big = format!(
+            r#"{{"type":"check","id":1,"request":{{"target":"{}"}}}}"#,
+            "a".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(rejection(&big).code, ErrorCode::MessageTooLarge);
+    }
+}

@@ -1,0 +1,239 @@
+//! The outbox: everything one socket sends goes through it to that socket's writer task, bounded
+//! in bytes so a peer that stops reading is disconnected instead of buffered without limit.
+//!
+//! Messages are encoded when they are queued, so the outbox knows what it holds: once more than
+//! its limit waits unsent, it overflows: every later send is refused, the writer tries to say why
+//! in a close frame (for at most [`CLOSE_DEADLINE`]) and stops, and the session's read loop,
+//! watching [`Outbox::overflowed`], ends the session.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message};
+use futures::SinkExt;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::close;
+
+/// The most bytes a socket's outbox holds unsent by default: a full-range scan's every batch,
+/// or a check fanned out to a thousand vantage points, many times over.
+pub const DEFAULT_OUTBOX_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long the writer tries to deliver a close frame to a peer that does not read.
+pub const CLOSE_DEADLINE: Duration = Duration::from_secs(1);
+
+/// One frame for the writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A protocol message, already encoded as JSON.
+    Text(String),
+    /// A ping, to keep a link alive and prove it is.
+    Ping,
+    /// A close frame; the writer stops after it.
+    Close(u16, &'static str),
+}
+
+impl Frame {
+    fn cost(&self) -> usize {
+        match self {
+            Frame::Text(text) => text.len(),
+            Frame::Ping | Frame::Close(..) => 0,
+        }
+    }
+}
+
+/// Why a frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The writer is gone: the socket closed.
+    #[error("the socket is closed")]
+    Closed,
+    /// The peer left more than the limit unread; the socket is being closed.
+    #[error("the peer does not read its messages")]
+    Overflowed,
+}
+
+/// The sending side of one socket, cheap to clone: every clone feeds the same writer.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    sender: mpsc::UnboundedSender<Frame>,
+    /// Bytes queued and not yet written.
+    queued: Arc<AtomicUsize>,
+    /// The most bytes that may wait.
+    limit: usize,
+    /// Cancelled once the limit was passed.
+    overflow: CancellationToken,
+}
+
+/// The writer's side of an [`Outbox`].
+#[derive(Debug)]
+pub struct Inbox {
+    receiver: mpsc::UnboundedReceiver<Frame>,
+    queued: Arc<AtomicUsize>,
+    overflow: CancellationToken,
+}
+
+/// A new outbox holding at most `limit` unsent bytes, and its writer's end.
+pub fn outbox(limit: usize) -> (Outbox, Inbox) {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let overflow = CancellationToken::new();
+    let inbox = Inbox { receiver, queued: queued.clone(), overflow: overflow.clone() };
+    (Outbox { sender, queued, limit, overflow }, inbox)
+}
+
+impl Outbox {
+    /// Queues a frame, unless the peer already left too much unread (then the outbox overflows
+    /// and refuses everything from now on).
+    pub fn send(&self, frame: Frame) -> Result<(), SendError> {
+        if self.overflow.is_cancelled() {
+            return Err(SendError::Overflowed);
+        }
+        let cost = frame.cost();
+        let queued = self.queued.fetch_add(cost, Ordering::AcqRel) + cost;
+        if queued > self.limit {
+            self.queued.fetch_sub(cost, Ordering::AcqRel);
+            self.overflow.cancel();
+            return Err(SendError::Overflowed);
+        }
+        self.sender.send(frame).map_err(|_| {
+            self.queued.fetch_sub(cost, Ordering::AcqRel);
+            SendError::Closed
+        })
+    }
+
+    /// Encodes a protocol message (either direction's) and queues it.
+    pub fn message(&self, message: &impl Serialize) -> Result<(), SendError> {
+        // The protocol's types always serialize; a failure would be a bug in them.
+        let json = serde_json::to_string(message).expect("protocol messages serialize");
+        self.send(Frame::Text(json))
+    }
+
+    /// Queues a close frame.
+    pub fn close(&self, code: u16, reason: &'static str) {
+        let _ = self.send(Frame::Close(code, reason));
+    }
+
+    /// Completes once the peer left more than the limit unread.
+    pub async fn overflowed(&self) {
+        self.overflow.cancelled().await;
+    }
+
+    /// Whether the writer is gone.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+}
+
+impl Inbox {
+    async fn next(&mut self) -> Option<Frame> {
+        let frame = self.receiver.recv().await?;
+        self.queued.fetch_sub(frame.cost(), Ordering::AcqRel);
+        Some(frame)
+    }
+
+    /// The next frame, if one is queued (for tests and for batching writes).
+    pub fn try_next(&mut self) -> Option<Frame> {
+        let frame = self.receiver.try_recv().ok()?;
+        self.queued.fetch_sub(frame.cost(), Ordering::AcqRel);
+        Some(frame)
+    }
+}
+
+/// Writes everything from the inbox as WebSocket frames until a close, until every sender is
+/// gone, or until the outbox overflows (then a close frame naming why, if the peer takes it
+/// within [`CLOSE_DEADLINE`]). Frames queued together are written together and flushed once.
+pub async fn write_frames(
+    mut sink: impl futures::Sink<Message, Error = axum::Error> + Unpin,
+    mut inbox: Inbox,
+) {
+    let overflow = inbox.overflow.clone();
+    let written = async {
+        while let Some(first) = inbox.next().await {
+            let mut next = Some(first);
+            while let Some(frame) = next.take() {
+                let message = match frame {
+                    Frame::Text(text) => Message::Text(text.into()),
+                    Frame::Ping => Message::Ping(Vec::new().into()),
+                    Frame::Close(code, reason) => {
+                        let _ = sink.send(close_frame(code, reason)).await;
+                        return true;
+                    }
+                };
+                if sink.feed(message).await.is_err() {
+                    return true;
+                }
+                next = inbox.try_next();
+            }
+            if sink.flush().await.is_err() {
+                return true;
+            }
+        }
+        false
+    };
+    let closed = tokio::select! {
+        biased;
+        () = overflow.cancelled() => false,
+        closed = written => closed,
+    };
+    if overflow.is_cancelled() {
+        let close = close_frame(close::POLICY, close::TOO_SLOW);
+        let _ = tokio::time::timeout(CLOSE_DEADLINE, sink.send(close)).await;
+    } else if !closed {
+        let _ = sink.close().await;
+    }
+}
+
+fn close_frame(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_that_leaves_more_than_the_limit_unread_overflows_the_outbox() {
+        let (outbox, mut inbox) = outbox(10);
+        assert_eq!(outbox.send(Frame::Text("12345".into())), Ok(()));
+        assert_eq!(outbox.send(Frame::Text("12345".into())), Ok(()));
+        assert_eq!(outbox.send(Frame::Text("1".into())), Err(SendError::Overflowed));
+        assert_eq!(outbox.send(Frame::Ping), Err(SendError::Overflowed), "refused from now on");
+        assert!(inbox.overflow.is_cancelled());
+        assert_eq!(inbox.try_next(), Some(Frame::Text("12345".into())));
+    }
+
+    #[test]
+    fn written_frames_make_room_again() {
+        let (outbox, mut inbox) = outbox(10);
+        for _ in 0..100 {
+            outbox.send(Frame::Text("1234567".into())).unwrap();
+            assert!(inbox.try_next().is_some());
+        }
+        assert_eq!(inbox.queued.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn a_closed_writer_refuses_frames_without_counting_them() {
+        let (outbox, inbox) = outbox(10);
+        drop(inbox);
+        assert_eq!(outbox.send(Frame::Text("12345".into())), Err(SendError::Closed));
+        assert!(outbox.is_closed());
+        assert_eq!(outbox.queued.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn an_overflowing_outbox_ends_the_writer_with_a_close_naming_why() {
+        let (outbox, inbox) = outbox(4);
+        let (sink, mut written) = futures::channel::mpsc::unbounded::<Message>();
+        let _ = outbox.send(Frame::Text("too long".into()));
+        write_frames(sink.sink_map_err(axum::Error::new), inbox).await;
+        let Some(Message::Close(Some(frame))) = futures::StreamExt::next(&mut written).await else {
+            panic!("a close frame")
+        };
+        assert_eq!((frame.code, frame.reason.as_str()), (close::POLICY, close::TOO_SLOW));
+    }
+}
