@@ -11,6 +11,14 @@ const TOP_PORTS: &str = include_str!("top-ports.txt");
 pub const VALID_SPECS: &str = "ports and ranges separated by commas (22,80,8000-8100), 1-65535 \
                                or all, top100 or top1000 (the most common ports)";
 
+/// The most comma-separated items a spec may hold. Each item costs at most one pass over the
+/// port set's 1,024 words, so any spec (up to the 64 KiB message limit) is parsed in well under
+/// a millisecond; a spec that needs more items can use ranges.
+pub const MAX_ITEMS: usize = 1_024;
+
+/// The most characters of a bad spec or item an error message quotes.
+const QUOTED_CHARS: usize = 40;
+
 /// Why a port spec could not be parsed. Each message names the problem and the valid forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PortSpecError {
@@ -26,6 +34,10 @@ pub enum PortSpecError {
     Backwards(String, u16, u16),
     #[error("'top{0}' is not available: the shipped list holds the top {max} ports (top1 to top{max})", max = top_ports().len())]
     TopTooLarge(usize),
+    #[error(
+        "the port spec has {0} items, more than the {MAX_ITEMS} allowed: join neighbouring ports into ranges (8000-8100)"
+    )]
+    TooManyItems(usize),
 }
 
 /// A parsed spec: distinct ports in ascending order, and the spec as written back for display.
@@ -35,62 +47,133 @@ pub struct PortSpec {
     pub text: String,
     /// Every port, ascending, each once.
     pub ports: Vec<u16>,
+    /// The same ports as a set, to ask about one port at once.
+    set: PortSet,
 }
 
 impl PortSpec {
-    /// Parses a spec.
+    /// Parses a spec: at most [`MAX_ITEMS`] items, each added to a set of 65,536 bits (a range
+    /// costs a word at a time, never a port at a time).
     pub fn parse(input: &str) -> Result<PortSpec, PortSpecError> {
         let text: String = input.chars().filter(|c| !c.is_whitespace()).collect();
         let text = text.to_ascii_lowercase();
         if text.is_empty() {
             return Err(PortSpecError::Empty);
         }
-        let mut wanted = vec![false; 65_536];
+        let items = text.bytes().filter(|byte| *byte == b',').count() + 1;
+        if items > MAX_ITEMS {
+            return Err(PortSpecError::TooManyItems(items));
+        }
+        let mut set = PortSet::default();
         for item in text.split(',') {
             if item.is_empty() {
-                return Err(PortSpecError::EmptyItem(text.clone()));
+                return Err(PortSpecError::EmptyItem(quoted(&text)));
             }
-            for port in parse_item(item)? {
-                wanted[usize::from(port)] = true;
-            }
+            add_item(item, &mut set)?;
         }
-        let ports = (1..=u16::MAX).filter(|port| wanted[usize::from(*port)]).collect();
-        Ok(PortSpec { text, ports })
+        Ok(PortSpec { text, ports: set.ports(), set })
+    }
+
+    /// Whether the spec holds `port`.
+    pub fn contains(&self, port: u16) -> bool {
+        self.set.contains(port)
     }
 }
 
-/// The ports one comma-separated item names.
-fn parse_item(item: &str) -> Result<Vec<u16>, PortSpecError> {
+/// A set of ports, one bit each.
+#[derive(Clone, PartialEq, Eq)]
+struct PortSet {
+    /// Bit `p % 64` of word `p / 64` is port `p`.
+    words: Box<[u64]>,
+}
+
+impl Default for PortSet {
+    fn default() -> PortSet {
+        PortSet { words: vec![0; 65_536 / 64].into_boxed_slice() }
+    }
+}
+
+impl std::fmt::Debug for PortSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PortSet({} ports)", self.words.iter().map(|w| w.count_ones()).sum::<u32>())
+    }
+}
+
+impl PortSet {
+    /// Adds every port from `low` to `high`, both included (`low <= high`).
+    fn insert_range(&mut self, low: u16, high: u16) {
+        let (low, high) = (usize::from(low), usize::from(high));
+        let (first, last) = (low / 64, high / 64);
+        for index in first..=last {
+            let from = if index == first { low % 64 } else { 0 };
+            let to = if index == last { high % 64 } else { 63 };
+            self.words[index] |= (u64::MAX >> (63 - (to - from))) << from;
+        }
+    }
+
+    fn contains(&self, port: u16) -> bool {
+        let port = usize::from(port);
+        self.words[port / 64] & (1 << (port % 64)) != 0
+    }
+
+    /// Every port in the set, ascending.
+    fn ports(&self) -> Vec<u16> {
+        let mut ports = Vec::new();
+        for (index, word) in self.words.iter().enumerate() {
+            let mut bits = *word;
+            while bits != 0 {
+                ports.push((index * 64) as u16 + bits.trailing_zeros() as u16);
+                bits &= bits - 1;
+            }
+        }
+        ports
+    }
+}
+
+/// At most [`QUOTED_CHARS`] characters of `text`, for an error message.
+fn quoted(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// Adds the ports one comma-separated item names.
+fn add_item(item: &str, set: &mut PortSet) -> Result<(), PortSpecError> {
     if item == "all" || item == "-" {
-        return Ok((1..=u16::MAX).collect());
+        set.insert_range(1, u16::MAX);
+        return Ok(());
     }
     if let Some(count) = item.strip_prefix("top") {
-        let count: usize = count.parse().map_err(|_| PortSpecError::NotAPort(item.into()))?;
+        let count: usize = count.parse().map_err(|_| PortSpecError::NotAPort(quoted(item)))?;
         let list = top_ports();
         if count == 0 || count > list.len() {
             return Err(PortSpecError::TopTooLarge(count));
         }
-        return Ok(list[..count].iter().map(|(port, _)| *port).collect());
+        list[..count].iter().for_each(|(port, _)| set.insert_range(*port, *port));
+        return Ok(());
     }
-    match item.split_once('-') {
-        Some((low, high)) => {
-            let (low, high) = (parse_port(low)?, parse_port(high)?);
-            if low > high {
-                return Err(PortSpecError::Backwards(item.into(), high, low));
-            }
-            Ok((low..=high).collect())
+    let (low, high) = match item.split_once('-') {
+        Some((low, high)) => (parse_port(low)?, parse_port(high)?),
+        None => {
+            let port = parse_port(item)?;
+            (port, port)
         }
-        None => Ok(vec![parse_port(item)?]),
+    };
+    if low > high {
+        return Err(PortSpecError::Backwards(quoted(item), high, low));
     }
+    set.insert_range(low, high);
+    Ok(())
 }
 
 fn parse_port(text: &str) -> Result<u16, PortSpecError> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(PortSpecError::NotAPort(text.into()));
+        return Err(PortSpecError::NotAPort(quoted(text)));
     }
     match text.parse::<u32>() {
         Ok(port @ 1..=65_535) => Ok(port as u16),
-        _ => Err(PortSpecError::OutOfRange(text.into())),
+        _ => Err(PortSpecError::OutOfRange(quoted(text))),
     }
 }
 
@@ -170,5 +253,71 @@ mod tests {
         assert_eq!(error("top5000"), PortSpecError::TopTooLarge(5000));
         assert!(error("100-50").to_string().contains("50-100"));
         assert!(error("top5000").to_string().contains("top1000"));
+    }
+
+    #[test]
+    fn a_spec_of_more_items_than_the_cap_is_refused_naming_the_cap() {
+        let dashes = vec!["-"; 30_000].join(",");
+        let error = PortSpec::parse(&dashes).unwrap_err();
+        assert_eq!(error, PortSpecError::TooManyItems(30_000));
+        assert!(error.to_string().contains("1024 allowed"), "{error}");
+        assert_eq!(ports(&vec!["-"; MAX_ITEMS].join(",")).len(), 65_535, "the cap itself is fine");
+    }
+
+    #[test]
+    fn errors_quote_a_long_spec_in_part_only() {
+        let long = format!("{},,1", "1".repeat(10_000));
+        let message = PortSpec::parse(&long).unwrap_err().to_string();
+        assert!(message.len() < 300, "{message}");
+        assert!(message.contains("…"), "{message}");
+    }
+
+    /// A spec written as items (`port`, `low-high`), and the ports it means, counted one by one.
+    fn spec_and_ports() -> impl proptest::strategy::Strategy<Value = (String, Vec<u16>)> {
+        use proptest::prelude::*;
+        let item = prop_oneof![
+            (1u16..).prop_map(|port| (port.to_string(), vec![port])),
+            (1u16.., 0u16..300).prop_map(|(low, width)| {
+                let high = low.saturating_add(width);
+                (format!("{low}-{high}"), (low..=high).collect())
+            }),
+        ];
+        proptest::collection::vec(item, 1..40).prop_map(|items| {
+            let text = items.iter().map(|(text, _)| text.as_str()).collect::<Vec<_>>().join(",");
+            let mut ports: Vec<u16> = items.into_iter().flat_map(|(_, ports)| ports).collect();
+            ports.sort_unstable();
+            ports.dedup();
+            (text, ports)
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(300))]
+
+        #[test]
+        fn any_spec_parses_to_the_ports_it_names((text, expected) in spec_and_ports()) {
+            let spec = PortSpec::parse(&text).unwrap();
+            proptest::prop_assert_eq!(&spec.ports, &expected);
+            for port in [0u16, 1, 80, 1000, 65_535].into_iter().chain(expected.iter().copied().take(5)) {
+                proptest::prop_assert_eq!(spec.contains(port), expected.binary_search(&port).is_ok());
+            }
+        }
+
+        #[test]
+        fn any_text_parses_or_says_what_is_wrong_in_a_line(
+            text in proptest::prop_oneof!["\\PC{0,80}", "[0-9,\\- a-zA-Z]{0,120}", "[-,]{0,3000}"],
+        ) {
+            match PortSpec::parse(&text) {
+                Ok(spec) => {
+                    proptest::prop_assert!(!spec.ports.is_empty());
+                    proptest::prop_assert!(spec.ports.windows(2).all(|pair| pair[0] < pair[1]));
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    proptest::prop_assert!(!message.is_empty() && message.len() < 400, "{}", message);
+                    proptest::prop_assert!(!message.contains('\n'));
+                }
+            }
+        }
     }
 }
