@@ -4,6 +4,16 @@
 //! (with the scheme's well-known port when none is written), and a bare host together with a
 //! port given separately. International names are converted to ASCII (IDNA) for the resolver.
 //! Every rejection is a [`TargetError`] whose message says what is wrong and what is valid.
+//!
+//! Two rules keep a target's text from doing harm once it leaves here:
+//!
+//! - A user name or password (`user:pw@db:5432`, `https://user:pw@host/`) is refused, with or
+//!   without a scheme: whyrefused only connects and never sends them, and a refusal (whose
+//!   message quotes the target without them) keeps them out of every log, report and client.
+//! - A URL's path and query keep only what RFC 3986 allows in them; every other byte (a space,
+//!   a CR or LF, a non-ASCII letter, a `%` not starting an escape) is percent-encoded, so the
+//!   HTTP request line sent after a connect is one line, whatever was typed. A `#fragment` is
+//!   dropped: it is never sent to a server.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -71,6 +81,7 @@ impl Host {
         if text.is_empty() {
             return Err(TargetError::EmptyHost);
         }
+        refuse_userinfo(text)?;
         let (scheme, rest) = split_scheme(text)?;
         let (authority, _path) = split_path(rest, scheme.is_some())?;
         let (host_text, written_port) = split_host_port(authority)?;
@@ -89,12 +100,13 @@ impl Target {
         if text.is_empty() {
             return Err(TargetError::Empty);
         }
+        refuse_userinfo(text)?;
         let (scheme, rest) = split_scheme(text)?;
         let (authority, path) = split_path(rest, scheme.is_some())?;
         let (host_text, written_port) = split_host_port(authority)?;
         let host = parse_host(host_text)?;
         let (port, port_source) = choose_port(written_port, port_option, scheme.as_deref(), &host)?;
-        let input = redact_password(text);
+        let input = text.to_string();
         Ok(Target { input, host, port, port_source, scheme, path })
     }
 
@@ -161,6 +173,10 @@ pub enum TargetError {
         "bad character {character:?} in host '{host}': a host name has letters, digits, '-', '_' and '.'"
     )]
     BadCharacter { host: String, character: char },
+    #[error(
+        "the target carries a user name or password before '@': whyrefused only connects and never sends them, so it refuses them rather than keep them in a log; write {without}"
+    )]
+    Userinfo { without: String },
     #[error("'{host}' is not a valid host name: {reason}")]
     BadHostName { host: String, reason: String },
     #[error(
@@ -219,19 +235,63 @@ fn split_scheme(text: &str) -> Result<(Option<String>, &str), TargetError> {
     Ok((Some(scheme.to_ascii_lowercase()), rest))
 }
 
-/// Splits `authority/path?query#fragment`, dropping any `user:password@` (never shown again).
+/// Refuses a target whose authority carries `user[:password]@`, quoting it without them.
+fn refuse_userinfo(text: &str) -> Result<(), TargetError> {
+    let (scheme, rest) = match text.find("://") {
+        Some(at) => text.split_at(at + 3),
+        None => ("", text),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, after) = rest.split_at(authority_end);
+    match authority.rfind('@') {
+        Some(at) => {
+            let without = format!("{scheme}{}{after}", &authority[at + 1..]);
+            Err(TargetError::Userinfo { without })
+        }
+        None => Ok(()),
+    }
+}
+
+/// Splits `authority/path?query#fragment` into the authority and the path with its query, made
+/// safe to send (see [`request_target`]).
 fn split_path(rest: &str, is_url: bool) -> Result<(&str, Option<String>), TargetError> {
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(end);
     if !path.is_empty() && !is_url {
         return Err(TargetError::PathWithoutScheme(rest.to_string()));
     }
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
     if authority.is_empty() {
         return Err(TargetError::MissingHost(rest.to_string()));
     }
-    let path = (!path.is_empty()).then(|| path.to_string());
+    let path = Some(request_target(path)).filter(|path| !path.is_empty());
     Ok((authority, path))
+}
+
+/// A URL's path and query as RFC 3986 allows them, fit for an HTTP request line: the fragment
+/// dropped, every byte outside the path and query characters (`pchar`, `/` and `?`)
+/// percent-encoded, and a `%` kept only where it starts an escape (`%2F`).
+pub fn request_target(path: &str) -> String {
+    let path = path.split_once('#').map_or(path, |(before, _fragment)| before);
+    let bytes = path.as_bytes();
+    let mut safe = String::with_capacity(path.len());
+    for (index, byte) in bytes.iter().enumerate() {
+        let escape = *byte == b'%'
+            && bytes
+                .get(index + 1..index + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit));
+        if escape || is_path_or_query_char(*byte) {
+            safe.push(char::from(*byte));
+        } else {
+            safe.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    safe
+}
+
+/// RFC 3986's characters of a path or query, but `%`: unreserved, sub-delims, `:`, `@`, `/`
+/// and `?`.
+fn is_path_or_query_char(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?".contains(&byte)
 }
 
 /// Splits `host[:port]` or `[v6][:port]` into the host text and the written port, if any.
@@ -266,21 +326,6 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), TargetError> 
     match authority.split_once(':') {
         Some((host, port)) => Ok((host, Some(parse_port(port, authority)?))),
         None => Ok((authority, None)),
-    }
-}
-
-/// The input with any URL password replaced by `***`, so it never reaches logs or the page.
-fn redact_password(text: &str) -> String {
-    let Some((scheme, rest)) = text.split_once("://") else {
-        return text.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return text.to_string();
-    };
-    match rest[..at].split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
-        None => text.to_string(),
     }
 }
 
@@ -420,10 +465,10 @@ mod tests {
         for (input, port) in [
             ("http://example.com", 80),
             ("https://example.com/", 443),
-            ("ssh://git@example.com", 22),
+            ("ssh://example.com", 22),
             ("ftp://example.com", 21),
             ("smtp://mail.example.com", 25),
-            ("postgres://u:p@db/app", 5432),
+            ("postgres://db/app", 5432),
             ("postgresql://db", 5432),
             ("mysql://db", 3306),
             ("redis://cache", 6379),
@@ -439,12 +484,49 @@ mod tests {
                 "{input}"
             );
         }
-        let url = ok("HTTPS://user:secret@Example.com:8443/health?full=1");
+        let url = ok("HTTPS://Example.com:8443/health?full=1#top");
         assert_eq!(url.scheme.as_deref(), Some("https"));
         assert_eq!((url.host.ascii(), url.port), ("example.com".to_string(), 8443));
-        assert_eq!(url.path.as_deref(), Some("/health?full=1"));
-        assert!(!format!("{:?}", url.info()).contains("secret"), "passwords are never kept");
-        assert_eq!(url.input, "HTTPS://user:***@Example.com:8443/health?full=1");
+        assert_eq!(url.path.as_deref(), Some("/health?full=1"), "a fragment is never sent");
+    }
+
+    #[test]
+    fn a_user_name_or_password_is_refused_without_being_quoted() {
+        for (input, without) in [
+            ("user:pw@db:5432", "db:5432"),
+            ("admin@db:5432", "db:5432"),
+            ("postgres://u:secret@db/app", "postgres://db/app"),
+            (
+                "HTTPS://user:secret@Example.com:8443/health?full=1",
+                "HTTPS://Example.com:8443/health?full=1",
+            ),
+            ("ssh://git@example.com", "ssh://example.com"),
+            ("a:b@c@db:80", "db:80"),
+        ] {
+            let error = Target::parse(input, None).unwrap_err();
+            assert_eq!(error, TargetError::Userinfo { without: without.into() }, "{input}");
+            let message = error.to_string();
+            assert!(message.ends_with(&format!("write {without}")), "{message}");
+            assert!(!message.contains("pw") && !message.contains("secret"), "{message}");
+        }
+        assert!(matches!(Host::parse("user:pw@db"), Err(TargetError::Userinfo { .. })));
+        // An '@' in the path or query is not a user name.
+        assert_eq!(ok("https://example.com/@me?by=a@b").path.as_deref(), Some("/@me?by=a@b"));
+    }
+
+    #[test]
+    fn a_path_keeps_only_what_rfc_3986_allows_and_the_rest_is_percent_encoded() {
+        let injected = ok("http://127.0.0.1:6379/\r\nCONFIG SET dir /tmp\r\nx");
+        assert_eq!(injected.path.as_deref(), Some("/%0D%0ACONFIG%20SET%20dir%20/tmp%0D%0Ax"));
+        assert_eq!(ok("http://h/caf\u{e9}?q=a b").path.as_deref(), Some("/caf%C3%A9?q=a%20b"));
+        assert_eq!(ok("http://h/a%2Fb%zz%4").path.as_deref(), Some("/a%2Fb%25zz%254"));
+        assert_eq!(
+            ok("http://h/a\"<>\\^`{|}").path.as_deref(),
+            Some("/a%22%3C%3E%5C%5E%60%7B%7C%7D")
+        );
+        let kept = "/p-._~!$&'()*+,;=:@/x?y=1&z=%20";
+        assert_eq!(ok(&format!("http://h{kept}")).path.as_deref(), Some(kept));
+        assert_eq!(ok("http://h#only-a-fragment").path, None);
     }
 
     #[test]
@@ -514,5 +596,49 @@ mod tests {
         assert!(error.to_string().contains("--ports 5432"), "{error}");
         assert!(matches!(Host::parse("[::1"), Err(TargetError::UnclosedBracket(_))));
         assert!(matches!(Host::parse("db host"), Err(TargetError::BadCharacter { .. })));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(400))]
+
+        #[test]
+        fn any_text_parses_to_a_safe_target_or_says_what_is_wrong(
+            text in proptest::prop_oneof![
+                "\\PC{0,60}",
+                "[a-z]{1,6}://[a-zA-Z0-9:@\\.\\[\\]]{0,20}[/?#][\\PC\r\n\t %]{0,40}",
+                "[a-zA-Z0-9:@\\.\\[\\]_ -]{0,30}",
+            ],
+            port in proptest::option::of(0u16..),
+        ) {
+            match Target::parse(&text, port) {
+                Ok(target) => {
+                    let path = target.path.unwrap_or_default();
+                    proptest::prop_assert!(
+                        path.bytes().all(|b| is_path_or_query_char(b) || b == b'%'),
+                        "unsafe path {path:?}"
+                    );
+                    proptest::prop_assert_eq!(request_target(&path), path.clone(), "encoding twice changes nothing");
+                    proptest::prop_assert!(target.port > 0);
+                }
+                Err(error) => proptest::prop_assert!(!error.to_string().is_empty()),
+            }
+            if let Ok(host) = Host::parse(&text) {
+                proptest::prop_assert!(!host.ascii().is_empty());
+                proptest::prop_assert!(!host.ascii().contains(['@', '/', '\r', '\n', ' ']));
+            }
+        }
+
+        #[test]
+        fn a_target_with_a_user_name_never_quotes_it(
+            user in "[a-z]{1,8}", password in "[A-Z]{8}", host in "[a-z]{1,8}", scheme in proptest::option::of("[a-z]{2,6}"),
+        ) {
+            let text = match scheme {
+                Some(scheme) => format!("{scheme}://{user}:{password}@{host}:80/x"),
+                None => format!("{user}:{password}@{host}:80"),
+            };
+            let error = Target::parse(&text, None).unwrap_err().to_string();
+            proptest::prop_assert!(!error.contains(&password), "{error}");
+            proptest::prop_assert!(error.contains("user name or password"), "{error}");
+        }
     }
 }

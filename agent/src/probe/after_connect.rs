@@ -150,6 +150,9 @@ fn request_text(plan: &AfterConnectPlan, path: &str) -> String {
         true => host,
         false => format!("{host}:{}", plan.port),
     };
+    // The path was made safe when the target was parsed; encoding again (a no-op then) keeps
+    // the request line one line whatever builds a plan.
+    let path = crate::target::request_target(path);
     format!(
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: whyrefused/{}\r\n\
          Accept: */*\r\nConnection: close\r\n\r\n",
