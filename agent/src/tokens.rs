@@ -269,3 +269,34 @@ mod tests {
         assert!(counter.blocked_for(neighbour, start).is_some(), "IPv6 counts per /64");
     }
 }
+
+/// The token file parser against any text: a file is local, but the agent reads it at every
+/// start, so no text may panic it or leave an error that does not name the file.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(300))]
+
+        #[test]
+        fn any_token_file_parses_or_names_the_file_in_its_error(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "\\PC{0,40}",
+                    "[a-z]{0,6}:[a-zA-Z0-9:]{0,30}",
+                    "[a-zA-Z0-9]{10,30}",
+                    "#\\PC{0,10}",
+                    "[ \t\r]{0,3}",
+                ],
+                0..12,
+            ),
+        ) {
+            let text = lines.join("\n");
+            if let Err(error) = Tokens::parse(&text, "tokens.txt") {
+                let message = error.to_string();
+                proptest::prop_assert!(message.contains("tokens.txt"), "{}", message);
+            }
+        }
+    }
+}

@@ -157,12 +157,15 @@ pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], TlsError> {
         .filter(|c| *c != ':' && !c.is_whitespace())
         .collect();
     let bad = || TlsError::BadFingerprint(text.to_string());
-    if hex.len() != 64 {
+    // Only ASCII hexadecimal digits, counted as bytes: a multibyte character is refused here,
+    // never cut in half below.
+    if hex.len() != 64 || !hex.bytes().all(|byte| byte.is_ascii_hexdigit()) {
         return Err(bad());
     }
     let mut digest = [0u8; 32];
-    for (index, byte) in digest.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[index * 2..index * 2 + 2], 16).map_err(|_| bad())?;
+    for (byte, pair) in digest.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+        let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
+        *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
     }
     Ok(digest)
 }
@@ -339,6 +342,34 @@ mod tests {
         let error = parse_fingerprint("AB:CD").unwrap_err().to_string();
         assert!(error.contains("64 hexadecimal digits"), "{error}");
         assert!(parse_fingerprint(&"ZZ".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn a_fingerprint_with_a_multibyte_character_is_an_error_not_a_panic() {
+        // 62 hex digits and one two-byte character: 64 bytes, a character boundary at 63.
+        let text = format!("{}é", "a".repeat(62));
+        let error = parse_fingerprint(&text).unwrap_err().to_string();
+        assert!(error.contains("64 hexadecimal digits"), "{error}");
+        assert!(parse_fingerprint(&format!("{}€", "a".repeat(61))).is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(300))]
+
+        #[test]
+        fn any_fingerprint_text_parses_or_says_what_is_valid(
+            text in proptest::prop_oneof!["\\PC{0,80}", "[0-9a-fA-F: é€]{56,70}"],
+        ) {
+            if let Err(error) = parse_fingerprint(&text) {
+                proptest::prop_assert!(error.to_string().contains("64 hexadecimal digits"));
+            }
+        }
+
+        #[test]
+        fn every_digest_reads_back_from_its_printed_form(digest in proptest::array::uniform32(0u8..)) {
+            let printed: Vec<String> = digest.iter().map(|byte| format!("{byte:02X}")).collect();
+            proptest::prop_assert_eq!(parse_fingerprint(&printed.join(":")).unwrap(), digest);
+        }
     }
 
     #[test]

@@ -105,4 +105,66 @@ mod tests {
         );
         assert_eq!(rejection(&big).code, ErrorCode::MessageTooLarge);
     }
+
+    #[test]
+    fn deeply_nested_json_is_malformed_not_a_stack_overflow() {
+        let deep = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
+        assert_eq!(rejection(&deep).code, ErrorCode::MalformedMessage);
+        let object = format!(r#"{{"type":"check","id":1,"request":{}}}"#, "{\"a\":".repeat(10_000));
+        assert_eq!(rejection(&object).code, ErrorCode::MalformedMessage);
+    }
+
+    /// Text shaped like a client message: a known or unknown type, an id, and fields of any
+    /// JSON kind.
+    fn message_like() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let kind = prop_oneof![
+            proptest::sample::select(ClientMessage::TYPES.to_vec()).prop_map(String::from),
+            "\\PC{0,12}",
+        ];
+        let value = prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            "\\PC{0,40}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+            Just("null".to_string()),
+            Just("{}".to_string()),
+            "[0-9a-z:/\\.\\[\\]@]{0,30}"
+                .prop_map(|s| format!(r#"{{"target":"{s}","ports":"{s}"}}"#)),
+        ];
+        let field =
+            proptest::sample::select(vec!["id", "request", "protocol", "token", "from", "x"]);
+        (kind, any::<u64>(), proptest::collection::vec((field, value), 0..4)).prop_map(
+            |(kind, id, fields)| {
+                let mut text =
+                    format!(r#"{{"type":{},"id":{id}"#, serde_json::to_string(&kind).unwrap());
+                for (name, value) in fields {
+                    text.push_str(&format!(r#","{name}":{value}"#));
+                }
+                text + "}"
+            },
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(400))]
+
+        #[test]
+        fn any_text_decodes_or_is_rejected_with_a_reason(text in "\\PC{0,200}") {
+            if let Err(rejection) = decode(&text) {
+                proptest::prop_assert!(!rejection.message.is_empty());
+            }
+        }
+
+        #[test]
+        fn any_message_like_text_decodes_or_names_what_is_wrong(text in message_like()) {
+            match decode(&text) {
+                Ok(message) => {
+                    proptest::prop_assert!(ClientMessage::TYPES.iter().any(|kind| text.contains(kind)), "{message:?}")
+                }
+                Err(rejection) => {
+                    proptest::prop_assert_ne!(rejection.code, ErrorCode::MalformedMessage, "{}", text);
+                    proptest::prop_assert!(!rejection.message.is_empty());
+                }
+            }
+        }
+    }
 }
