@@ -1,4 +1,4 @@
-//! What the whole agent shares: its identity, limits, target policy, tokens, scan slots, the
+//! What the whole agent shares: its identity, limits, target policy, connect budget, tokens, scan slots, the
 //! hub's registry and the shutdown signal. Every layer below the command line reads it; none
 //! owns it.
 
@@ -12,6 +12,7 @@ use whyrefused_shared::AgentInfo;
 
 use crate::hub::Hub;
 use crate::policy::TargetPolicy;
+use crate::rate::SharedBudget;
 use crate::scan::limits::ScanSlots;
 use crate::tokens::{FailureCounter, Tokens};
 use crate::wire::outbox::DEFAULT_OUTBOX_BYTES;
@@ -65,6 +66,9 @@ pub struct AppState {
     pub failures: Arc<Mutex<FailureCounter>>,
     /// Where the agent may connect on a client's behalf: every check and scan is held to it.
     pub policy: Arc<TargetPolicy>,
+    /// How fast the agent may connect, for every check and scan together; `None` without a
+    /// limit.
+    pub connect_budget: SharedBudget,
     /// The agents that joined this one (every agent is a hub), and their links.
     pub hub: Hub,
 }
@@ -84,8 +88,14 @@ impl AppState {
             tokens: None,
             failures: Arc::default(),
             policy: Arc::new(policy),
+            connect_budget: None,
             hub: Hub::default(),
         }
+    }
+
+    /// The same agent, making at most `per_second` connects a second (`0`: no limit).
+    pub fn with_connect_budget(self, per_second: u32) -> Self {
+        AppState { connect_budget: crate::rate::budget_of(per_second), ..self }
     }
 
     /// The same agent, requiring one of `tokens` from every client.

@@ -22,6 +22,7 @@ use whyrefused_shared::{
 use crate::policy::TargetPolicy;
 use crate::probe::after_connect::{self, AfterConnectPlan};
 use crate::probe::{self, dns_detail, icmp, listeners, liveness, local_drops, nearby};
+use crate::rate::{ConnectBudget, SharedBudget};
 use crate::target::{Host, Target, TargetError};
 use crate::verdict::{self, Denied, RoundResult};
 use crate::{clock, happy_eyeballs};
@@ -66,6 +67,9 @@ pub struct CheckPlan {
     /// Where the agent may connect: every resolved address, and every extra probe, is checked
     /// against it before a packet is sent.
     pub policy: Arc<TargetPolicy>,
+    /// How fast the agent may connect, shared with every other check and scan; `None` without
+    /// a limit (the in-process CLI).
+    pub budget: SharedBudget,
 }
 
 /// Why a request cannot run.
@@ -99,6 +103,7 @@ impl CheckPlan {
     pub fn from_request(
         request: &CheckRequest,
         policy: Arc<TargetPolicy>,
+        budget: SharedBudget,
     ) -> Result<CheckPlan, RequestError> {
         let timeout_ms = request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
@@ -113,7 +118,12 @@ impl CheckPlan {
             return Err(RequestError::RetryDelay(retry_delay_ms));
         }
         let target = Target::parse(&request.target, request.port)?;
-        Ok(CheckPlan { target, timeout_ms, tls: request.tls, retries, retry_delay_ms, policy })
+        let tls = request.tls;
+        Ok(CheckPlan { target, timeout_ms, tls, retries, retry_delay_ms, policy, budget })
+    }
+
+    fn budget(&self) -> Option<&ConnectBudget> {
+        self.budget.as_deref()
     }
 
     fn connect_deadline(&self) -> Duration {
@@ -299,11 +309,11 @@ async fn probe_address(
     let extra_deadline = plan.extra_probe_deadline();
     reporter.send(Step::AttemptStarted { address });
     let failures_before = local_drops::retransmit_failures();
-    let connect = probe::connect::connect_and_keep(address, plan.connect_deadline());
+    let connect = probe::connect::connect_and_keep(address, plan.connect_deadline(), plan.budget());
     tokio::pin!(connect);
     let early_liveness = async {
         tokio::time::sleep(LIVENESS_AFTER).await;
-        liveness::liveness(ip, address.port(), extra_deadline, &plan.policy).await
+        liveness::liveness(ip, address.port(), extra_deadline, &plan.policy, plan.budget()).await
     };
     let ((attempt, stream), early) = tokio::select! {
         result = &mut connect => (result, None),
@@ -320,7 +330,8 @@ async fn probe_address(
     match attempt.state {
         ConnectState::Refused if attempt.icmp.is_none() => {
             let deadline = nearby_deadline(&attempt, extra_deadline);
-            let open = nearby::nearby_ports(ip, address.port(), deadline, &plan.policy).await;
+            let (policy, budget) = (&plan.policy, plan.budget());
+            let open = nearby::nearby_ports(ip, address.port(), deadline, policy, budget).await;
             reporter.finding(Finding::NearbyPorts(open), &mut findings);
         }
         ConnectState::Timeout => {
@@ -329,7 +340,10 @@ async fn probe_address(
             }
             let found = match early {
                 Some(found) => found,
-                None => liveness::liveness(ip, address.port(), extra_deadline, &plan.policy).await,
+                None => {
+                    let (policy, budget) = (&plan.policy, plan.budget());
+                    liveness::liveness(ip, address.port(), extra_deadline, policy, budget).await
+                }
             };
             reporter.finding(Finding::Liveness(found), &mut findings);
         }
@@ -366,7 +380,7 @@ mod tests {
     }
 
     fn plan_with(target: &str, policy: TargetPolicy) -> CheckPlan {
-        CheckPlan::from_request(&CheckRequest::new(target), Arc::new(policy)).unwrap()
+        CheckPlan::from_request(&CheckRequest::new(target), Arc::new(policy), None).unwrap()
     }
 
     async fn steps_of(plan: &CheckPlan) -> (Vec<&'static str>, CheckReport) {
@@ -385,15 +399,15 @@ mod tests {
         let mut request = CheckRequest::new("127.0.0.1:80");
         request.timeout_ms = Some(0);
         assert_eq!(
-            CheckPlan::from_request(&request, open()).unwrap_err(),
+            CheckPlan::from_request(&request, open(), None).unwrap_err(),
             RequestError::Timeout(0)
         );
         request.timeout_ms = Some(MAX_TIMEOUT_MS + 1);
         assert_eq!(
-            CheckPlan::from_request(&request, open()).unwrap_err().code(),
+            CheckPlan::from_request(&request, open(), None).unwrap_err().code(),
             ErrorCode::InvalidOption
         );
-        let error = CheckPlan::from_request(&CheckRequest::new("db:0"), open()).unwrap_err();
+        let error = CheckPlan::from_request(&CheckRequest::new("db:0"), open(), None).unwrap_err();
         assert_eq!(error.code(), ErrorCode::InvalidTarget);
         assert_eq!(plan("127.0.0.1:80").timeout_ms, DEFAULT_TIMEOUT_MS);
     }
@@ -440,7 +454,8 @@ mod tests {
         let mut request = CheckRequest::new(format!("127.0.0.1:{port}"));
         request.retries = Some(2);
         request.retry_delay_ms = Some(10);
-        let (kinds, report) = steps_of(&CheckPlan::from_request(&request, open()).unwrap()).await;
+        let (kinds, report) =
+            steps_of(&CheckPlan::from_request(&request, open(), None).unwrap()).await;
         assert_eq!(kinds.iter().filter(|k| **k == "round_finished").count(), 3);
         assert_eq!(report.rounds.len(), 3);
         let verdict = report.verdict.unwrap();

@@ -12,25 +12,29 @@
 //!
 //! Addresses are checked after resolution, so every way of writing one (a name, the decimal
 //! `2130706433` or hex `0xa9fea9fe` forms the system resolver turns into ordinary addresses) is
-//! checked as the address actually connected to. IPv4-mapped (`::ffff:169.254.169.254`) and
-//! IPv4-compatible (`::169.254.169.254`) IPv6 addresses are checked as the IPv4 address they
-//! carry (and deny rules as written too), so an IPv6 spelling slips past no IPv4 rule.
+//! checked as the address actually connected to. IPv6 addresses that carry an IPv4 address
+//! (IPv4-mapped `::ffff:169.254.169.254`, IPv4-compatible `::169.254.169.254`, NAT64
+//! `64:ff9b::a9fe:a9fe`, 6to4 `2002:a9fe:a9fe::`) are checked as the IPv4 address they carry
+//! (and deny rules as written too), so an IPv6 spelling slips past no IPv4 rule.
 //!
-//! The default rules apply to an agent listening beyond loopback (see
-//! [`TargetPolicy::for_agent`]); the in-process CLI uses [`TargetPolicy::unrestricted`].
+//! The default rules apply to an agent that serves others: listening beyond loopback, or joined
+//! to a hub (see [`TargetPolicy::for_agent`]); the in-process CLI uses
+//! [`TargetPolicy::unrestricted`]. A hub checks what needs no resolution (an address literal,
+//! the port: [`TargetPolicy::check_unresolved`]) before forwarding a request; each vantage
+//! point checks every rule on the addresses its own resolver gives.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
+use ipnet::IpNet;
+
 use crate::scan::ports::PortSpec;
+use crate::target::Host;
 
 /// An IPv4 or IPv6 network (`10.0.0.0/8`, `fe80::/10`); a bare address is a one-address network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 /// Why a CIDR could not be parsed. Each message names the problem and the valid form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,41 +58,32 @@ pub enum CidrError {
 impl Cidr {
     /// The network of `address` with `prefix` bits; bits after the prefix are cleared.
     pub fn new(address: IpAddr, prefix: u8) -> Result<Cidr, CidrError> {
-        let bits = bits_of(&address);
-        if prefix > bits {
-            return Err(CidrError::PrefixTooLong {
+        IpNet::new(address, prefix).map(|network| Cidr(network.trunc())).map_err(|_| {
+            CidrError::PrefixTooLong {
                 prefix: prefix.to_string(),
-                bits,
+                bits: bits_of(&address),
                 family: family_of(&address),
-            });
-        }
-        Ok(Cidr { network: truncate(address, prefix), prefix })
+            }
+        })
     }
 
     /// The network holding exactly `address`.
     pub fn host(address: IpAddr) -> Cidr {
-        Cidr { network: address, prefix: bits_of(&address) }
+        Cidr(IpNet::from(address))
     }
 
     /// Whether `address` is in this network (an IPv4 network holds no IPv6 address and the
     /// reverse: callers normalise mapped addresses first, see [`canonical`]).
     pub fn contains(&self, address: &IpAddr) -> bool {
-        match (self.network, address) {
-            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
-                truncate(*address, self.prefix) == self.network
-            }
-            _ => false,
-        }
+        self.0.contains(address)
     }
 
     /// An IPv4-mapped network (`::ffff:10.0.0.0/104`) as the IPv4 network it means
     /// (`10.0.0.0/8`); any other network unchanged.
     fn canonical(self) -> Cidr {
-        match self.network {
-            IpAddr::V6(v6) if self.prefix >= 96 => match v6.to_ipv4_mapped() {
-                Some(v4) => Cidr { network: IpAddr::V4(v4), prefix: self.prefix - 96 },
-                None => self,
-            },
+        let IpNet::V6(v6) = self.0 else { return self };
+        match (v6.prefix_len().checked_sub(96), v6.network().to_ipv4_mapped()) {
+            (Some(prefix), Some(v4)) => Cidr::new(IpAddr::V4(v4), prefix).unwrap_or(self),
             _ => self,
         }
     }
@@ -96,7 +91,7 @@ impl Cidr {
 
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
+        write!(f, "{}", self.0)
     }
 }
 
@@ -128,7 +123,7 @@ impl FromStr for Cidr {
             }
         };
         let cidr = Cidr::new(address, prefix)?;
-        if cidr.network != address {
+        if cidr.0.network() != address {
             return Err(CidrError::HostBits(text.to_string(), cidr, address));
         }
         Ok(cidr)
@@ -149,41 +144,46 @@ fn family_of(address: &IpAddr) -> &'static str {
     }
 }
 
-/// `address` with every bit after the first `prefix` cleared.
-fn truncate(address: IpAddr, prefix: u8) -> IpAddr {
-    match address {
-        IpAddr::V4(v4) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
-        }
-        IpAddr::V6(v6) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
-        }
-    }
-}
-
-/// The address a connection to `address` really reaches, for checking: an IPv4-mapped IPv6
-/// address (`::ffff:a.b.c.d`) or an IPv4-compatible one (`::a.b.c.d`, but not `::` or `::1`) as
-/// its IPv4 address; any other unchanged.
+/// The address a connection to `address` really reaches, for checking: an IPv6 address that
+/// carries an IPv4 address (see [`carried_ipv4`]) as that IPv4 address; any other unchanged.
 pub fn canonical(address: IpAddr) -> IpAddr {
-    let IpAddr::V6(v6) = address else { return address };
-    if let Some(v4) = v6.to_ipv4_mapped() {
-        return IpAddr::V4(v4);
-    }
-    let [a, b, c, d, e, f, _, _] = v6.segments();
-    let compatible = [a, b, c, d, e, f] == [0; 6] && !v6.is_unspecified() && !v6.is_loopback();
-    match compatible {
-        true => v6.to_ipv4().map_or(address, IpAddr::V4),
-        false => address,
+    match address {
+        IpAddr::V6(v6) => carried_ipv4(v6).map_or(address, IpAddr::V4),
+        IpAddr::V4(_) => address,
     }
 }
 
-/// The rules every agent listening beyond loopback starts with, each with the name a denial
-/// quotes.
-pub const DEFAULT_DENY: [(&str, &str); 8] = [
+/// The well-known NAT64 prefix (RFC 6052), `64:ff9b::/96`, as the top 96 bits of an address.
+const NAT64_PREFIX: u128 = 0x0064_ff9b_0000_0000_0000_0000;
+
+/// The 6to4 prefix (RFC 3056), `2002::/16`, as the top 16 bits of an address.
+const SIX_TO_FOUR_PREFIX: u16 = 0x2002;
+
+/// The IPv4 address an IPv6 address carries, in each form that reaches it: IPv4-mapped
+/// (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, but not `::` or `::1`), NAT64
+/// (`64:ff9b::a.b.c.d`, the last 32 bits) and 6to4 (`2002:AABB:CCDD::/48`, bits 16 to 48).
+pub fn carried_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let bits = u128::from(v6);
+    let last_32 = Ipv4Addr::from(bits as u32);
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let compatible = bits >> 32 == 0 && !v6.is_unspecified() && !v6.is_loopback();
+    if compatible || bits >> 32 == NAT64_PREFIX {
+        return Some(last_32);
+    }
+    (v6.segments()[0] == SIX_TO_FOUR_PREFIX).then(|| Ipv4Addr::from((bits >> 80) as u32))
+}
+
+/// The rules every agent that serves others (listening beyond loopback, or joined to a hub)
+/// starts with, each with the name a denial quotes.
+pub const DEFAULT_DENY: [(&str, &str); 12] = [
+    (LOOPBACK, "127.0.0.0/8"),
+    (LOOPBACK, "::1/128"),
     ("link-local", "169.254.0.0/16"),
     ("link-local", "fe80::/10"),
+    ("cloud metadata", "100.100.100.200/32"),
+    ("cloud metadata", "168.63.129.16/32"),
     ("cloud metadata", "fd00:ec2::254/128"),
     ("multicast", "224.0.0.0/4"),
     ("multicast", "ff00::/8"),
@@ -191,6 +191,20 @@ pub const DEFAULT_DENY: [(&str, &str); 8] = [
     ("unspecified", "0.0.0.0/32"),
     ("unspecified", "::/128"),
 ];
+
+/// The name of the default rules `--allow-loopback` lifts.
+pub const LOOPBACK: &str = "loopback";
+
+/// Whom an agent connects for, which decides its default rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serves {
+    /// Only this host's own users (listening on loopback, not joined to a hub): they can reach
+    /// every address themselves, so no default rule applies.
+    ThisHost,
+    /// Anyone else too (listening beyond loopback, or joined to a hub as a vantage point): the
+    /// default rules apply.
+    Others,
+}
 
 /// A deny rule and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +239,20 @@ fn show(address: IpAddr) -> String {
     }
 }
 
+/// The rules an operator gives `serve`.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// `--allow`: when given, only these networks.
+    pub allow: Vec<Cidr>,
+    /// `--deny`: never these networks.
+    pub deny: Vec<Cidr>,
+    /// `--allow-ports`: when given, only these ports.
+    pub allow_ports: Option<PortSpec>,
+    /// `--allow-loopback`: lifts the default loopback rules (an `--allow` cannot, as a deny
+    /// rule beats it), for an agent whose clients may reach this host's own services.
+    pub allow_loopback: bool,
+}
+
 /// Where an agent may connect. See the module's documentation for the rules' order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TargetPolicy {
@@ -244,8 +272,14 @@ impl TargetPolicy {
 
     /// The default deny rules only.
     pub fn with_defaults() -> TargetPolicy {
+        TargetPolicy::defaults_but(&[])
+    }
+
+    /// The default deny rules, but those named in `lifted`.
+    fn defaults_but(lifted: &[&str]) -> TargetPolicy {
         let deny = DEFAULT_DENY
             .iter()
+            .filter(|(name, _)| !lifted.contains(name))
             .map(|(name, network)| DenyRule {
                 network: network.parse().expect("the default rules are valid networks"),
                 default: Some(*name),
@@ -254,23 +288,18 @@ impl TargetPolicy {
         TargetPolicy { deny, ..TargetPolicy::default() }
     }
 
-    /// The policy of an agent listening on `listen`: the explicit rules, after the default
-    /// rules when it listens beyond loopback (a loopback agent's clients are this host's own
-    /// users, who can reach those addresses themselves).
-    pub fn for_agent(
-        listen: IpAddr,
-        allow: &[Cidr],
-        deny: &[Cidr],
-        allow_ports: Option<PortSpec>,
-    ) -> TargetPolicy {
-        let base = match listen.is_loopback() {
-            true => TargetPolicy::unrestricted(),
-            false => TargetPolicy::with_defaults(),
+    /// The policy of an agent that serves `serves`: the explicit rules, after the default
+    /// rules when it serves others (but the loopback rules, with `--allow-loopback`).
+    pub fn for_agent(serves: Serves, rules: &Rules) -> TargetPolicy {
+        let lifted: &[&str] = if rules.allow_loopback { &[LOOPBACK] } else { &[] };
+        let base = match serves {
+            Serves::ThisHost => TargetPolicy::unrestricted(),
+            Serves::Others => TargetPolicy::defaults_but(lifted),
         };
-        let policy = deny.iter().fold(base, |policy, network| policy.deny(*network));
-        let policy = allow.iter().fold(policy, |policy, network| policy.allow(*network));
-        match allow_ports {
-            Some(ports) => policy.allow_ports(ports),
+        let policy = rules.deny.iter().fold(base, |policy, network| policy.deny(*network));
+        let policy = rules.allow.iter().fold(policy, |policy, network| policy.allow(*network));
+        match &rules.allow_ports {
+            Some(ports) => policy.allow_ports(ports.clone()),
             None => policy,
         }
     }
@@ -319,10 +348,19 @@ impl TargetPolicy {
         Ok(())
     }
 
+    /// Checks what can be checked before resolving: the port, and the address when the host is
+    /// an address literal (a name is checked where it is resolved).
+    pub fn check_unresolved(&self, host: &Host, port: Option<u16>) -> Result<(), Denial> {
+        if let Host::Ip(address) = host {
+            self.check_address(*address)?;
+        }
+        port.map_or(Ok(()), |port| self.check_port(port))
+    }
+
     /// Checks a port against `--allow-ports`.
     pub fn check_port(&self, port: u16) -> Result<(), Denial> {
         match &self.allow_ports {
-            Some(spec) if spec.ports.binary_search(&port).is_err() => {
+            Some(spec) if !spec.contains(port) => {
                 Err(Denial::Port { port, allow_ports: spec.text.clone() })
             }
             _ => Ok(()),
@@ -447,7 +485,7 @@ mod tests {
     }
 
     #[test]
-    fn the_default_rules_deny_metadata_link_local_multicast_broadcast_and_unspecified() {
+    fn the_default_rules_deny_loopback_metadata_link_local_multicast_broadcast_and_unspecified() {
         let policy = TargetPolicy::with_defaults();
         assert_eq!(
             denial(&policy, "169.254.169.254"),
@@ -468,8 +506,7 @@ mod tests {
         assert!(denial(&policy, "0.0.0.0").contains("\"unspecified 0.0.0.0/32\""));
         assert!(denial(&policy, "::").contains("\"unspecified ::/128\""));
         assert!(denial(&policy, "::ffff:0.0.0.0").contains("unspecified 0.0.0.0/32"));
-        for allowed in ["10.0.1.2", "192.0.2.1", "127.0.0.1", "::1", "fd00:ec2::253", "2001:db8::1"]
-        {
+        for allowed in ["10.0.1.2", "192.0.2.1", "fd00:ec2::253", "2001:db8::1"] {
             assert_eq!(policy.check_address(ip(allowed)), Ok(()), "{allowed}");
         }
         assert!(policy.allows_port(25), "no --allow-ports: every port");
@@ -514,16 +551,97 @@ mod tests {
     }
 
     #[test]
-    fn only_an_agent_beyond_loopback_gets_the_defaults() {
-        let deny = [cidr("10.0.1.2")];
-        let local = TargetPolicy::for_agent(ip("127.0.0.1"), &[], &deny, None);
+    fn only_an_agent_that_serves_others_gets_the_defaults() {
+        let rules = Rules { deny: vec![cidr("10.0.1.2")], ..Rules::default() };
+        let local = TargetPolicy::for_agent(Serves::ThisHost, &rules);
         assert_eq!(local.check_address(ip("169.254.169.254")), Ok(()));
+        assert_eq!(local.check_address(ip("127.0.0.1")), Ok(()));
         assert!(local.check_address(ip("10.0.1.2")).is_err());
         assert_eq!(local.to_string(), "--deny 10.0.1.2/32");
-        let remote = TargetPolicy::for_agent(ip("192.0.2.10"), &[], &deny, None);
+        let remote = TargetPolicy::for_agent(Serves::Others, &rules);
         assert!(remote.check_address(ip("169.254.169.254")).is_err());
         assert!(remote.check_address(ip("10.0.1.2")).is_err());
         assert_eq!(remote.to_string(), "the default deny rules, --deny 10.0.1.2/32");
-        assert!(TargetPolicy::for_agent(ip("::1"), &[], &[], None).is_unrestricted());
+        assert!(TargetPolicy::for_agent(Serves::ThisHost, &Rules::default()).is_unrestricted());
+    }
+
+    #[test]
+    fn an_agent_that_serves_others_denies_its_own_loopback_unless_allowed_to() {
+        let policy = TargetPolicy::for_agent(Serves::Others, &Rules::default());
+        assert_eq!(
+            denial(&policy, "127.0.0.1"),
+            "127.0.0.1 is denied by the default rule \"loopback 127.0.0.0/8\""
+        );
+        assert!(denial(&policy, "127.255.0.9").contains("loopback 127.0.0.0/8"));
+        assert!(denial(&policy, "::1").contains("\"loopback ::1/128\""));
+        assert!(denial(&policy, "::ffff:127.0.0.1").contains("loopback 127.0.0.0/8"));
+        // An --allow never lifts a deny rule, so it cannot open loopback.
+        let allow = Rules { allow: vec![cidr("127.0.0.0/8")], ..Rules::default() };
+        let allowed = TargetPolicy::for_agent(Serves::Others, &allow);
+        assert!(denial(&allowed, "127.0.0.1").contains("default rule"));
+        // --allow-loopback lifts the loopback rules and nothing else.
+        let lifted = Rules { allow_loopback: true, ..Rules::default() };
+        let lifted = TargetPolicy::for_agent(Serves::Others, &lifted);
+        assert_eq!(lifted.check_address(ip("127.0.0.1")), Ok(()));
+        assert_eq!(lifted.check_address(ip("::1")), Ok(()));
+        assert!(denial(&lifted, "169.254.169.254").contains("link-local"));
+    }
+
+    #[test]
+    fn every_cloud_metadata_address_is_denied_by_default() {
+        let policy = TargetPolicy::with_defaults();
+        for address in ["100.100.100.200", "168.63.129.16", "fd00:ec2::254"] {
+            assert!(denial(&policy, address).contains("cloud metadata"), "{address}");
+        }
+        assert_eq!(policy.check_address(ip("100.100.100.201")), Ok(()));
+    }
+
+    #[test]
+    fn nat64_and_6to4_addresses_are_the_ipv4_address_they_carry() {
+        assert_eq!(canonical(ip("64:ff9b::a9fe:a9fe")), ip("169.254.169.254"));
+        assert_eq!(canonical(ip("64:ff9b::127.0.0.1")), ip("127.0.0.1"));
+        assert_eq!(canonical(ip("2002:a9fe:a9fe::1")), ip("169.254.169.254"));
+        assert_eq!(canonical(ip("2002:7f00:1:5::9")), ip("127.0.0.1"));
+        // Neighbours of those prefixes carry nothing.
+        assert_eq!(canonical(ip("64:ff9b:1::a9fe:a9fe")), ip("64:ff9b:1::a9fe:a9fe"));
+        assert_eq!(canonical(ip("2003:a9fe:a9fe::1")), ip("2003:a9fe:a9fe::1"));
+        let policy = TargetPolicy::with_defaults();
+        assert_eq!(
+            denial(&policy, "64:ff9b::a9fe:a9fe"),
+            "64:ff9b::a9fe:a9fe (169.254.169.254) is denied by the default rule \
+             \"link-local 169.254.0.0/16\""
+        );
+        assert!(denial(&policy, "2002:a9fe:a9fe::").contains("link-local 169.254.0.0/16"));
+        assert!(denial(&policy, "64:ff9b::7f00:1").contains("loopback 127.0.0.0/8"));
+        assert!(denial(&policy, "2002:6464:64c8::").contains("cloud metadata 100.100.100.200"));
+        let deny = TargetPolicy::unrestricted().deny(cidr("192.0.2.0/24"));
+        assert!(denial(&deny, "64:ff9b::192.0.2.1").contains("--deny 192.0.2.0/24"));
+    }
+
+    #[test]
+    fn what_needs_no_resolution_is_checked_before_it() {
+        let policy = TargetPolicy::with_defaults().allow_ports(PortSpec::parse("80,443").unwrap());
+        let literal = Host::parse("169.254.169.254").unwrap();
+        assert!(
+            policy
+                .check_unresolved(&literal, Some(80))
+                .unwrap_err()
+                .to_string()
+                .contains("link-local")
+        );
+        let name = Host::parse("metadata.internal").unwrap();
+        assert_eq!(
+            policy.check_unresolved(&name, Some(443)),
+            Ok(()),
+            "a name waits for its resolution"
+        );
+        assert!(
+            policy
+                .check_unresolved(&name, Some(25))
+                .unwrap_err()
+                .to_string()
+                .contains("--allow-ports")
+        );
+        assert_eq!(policy.check_unresolved(&name, None), Ok(()));
     }
 }

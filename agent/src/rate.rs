@@ -3,10 +3,12 @@
 //! reachable agent flood a network.
 //!
 //! A token bucket holding one second's worth: bursts up to the limit, then the limit's pace. The
-//! serving agent sets it once at start ([`set_limit`]); without a limit (the command line, a
-//! loopback agent by default) taking from it always succeeds at once.
+//! serving agent makes one at start and keeps it in its [`crate::AppState`]; every check and
+//! scan plan carries it beside the target policy down to the probes. Without a limit (the
+//! in-process command line, a loopback agent by default) there is no budget and a connect
+//! never waits.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A token bucket of connects.
@@ -66,21 +68,17 @@ impl ConnectBudget {
     }
 }
 
-static LIMIT: OnceLock<ConnectBudget> = OnceLock::new();
+/// The agent-wide budget a plan carries: `None` without a limit.
+pub type SharedBudget = Option<std::sync::Arc<ConnectBudget>>;
 
-/// Sets the agent-wide limit, once, at start; `0` means none. Returns false if it was set.
-pub fn set_limit(per_second: u32) -> bool {
-    per_second == 0 || LIMIT.set(ConnectBudget::new(per_second)).is_ok()
+/// The budget for a limit of `per_second` connects per second; `0` means none.
+pub fn budget_of(per_second: u32) -> SharedBudget {
+    (per_second > 0).then(|| std::sync::Arc::new(ConnectBudget::new(per_second)))
 }
 
-/// The agent-wide budget, when there is a limit.
-pub fn budget() -> Option<&'static ConnectBudget> {
-    LIMIT.get()
-}
-
-/// Waits for the agent-wide budget to allow one connect (at once without a limit).
-pub async fn before_connect() {
-    if let Some(budget) = budget() {
+/// Waits for `budget` to allow one connect (at once without one).
+pub async fn before_connect(budget: Option<&ConnectBudget>) {
+    if let Some(budget) = budget {
         budget.acquire().await;
     }
 }

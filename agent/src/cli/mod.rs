@@ -23,13 +23,16 @@ use whyrefused_shared::{
 };
 
 use crate::check::{self, CheckPlan};
-use crate::policy::{Cidr, TargetPolicy};
-use crate::rate;
+use crate::policy::{Cidr, Rules, Serves, TargetPolicy};
 use crate::scan::ports::PortSpec;
 use crate::scan::{self as port_scan, ScanPlan, limits};
 use crate::server::tls::{self, CertificateSource};
 use crate::server::{self, AppState, Limits};
 use crate::tokens::Tokens;
+
+/// The connect budget of an agent that serves others, when `--max-connects-per-second` is not
+/// given: enough for a full scan of a host in seconds, far from a flood.
+const DEFAULT_CONNECTS_PER_SECOND: u32 = 5_000;
 
 /// Connection refused (or timed out)? whyrefused finds which part is causing it.
 #[derive(Debug, Parser)]
@@ -110,7 +113,7 @@ struct ServeArgs {
     #[arg(long, value_name = "MIB", default_value_t = (Limits::DEFAULT.outbox_bytes >> 20) as u32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     max_unread_mib: u32,
     /// The most TCP connects per second the whole agent makes, for every check and scan
-    /// together (0: no limit). Default: no limit on loopback, 5000 beyond it.
+    /// together (0: no limit). Default: no limit on loopback, 5000 beyond it or with --join.
     #[arg(long, value_name = "N")]
     max_connects_per_second: Option<u32>,
     /// Require every client to present one of these tokens (`name:secret` a line); needed to
@@ -135,16 +138,24 @@ struct ServeArgs {
     /// with commas). Deny rules win over allows.
     #[arg(long, value_name = "CIDR", value_delimiter = ',')]
     allow: Vec<Cidr>,
-    /// Never connect to addresses in these networks (checked after DNS resolution, IPv4-mapped
-    /// IPv6 included). An agent listening beyond loopback also denies link-local, cloud
-    /// metadata, multicast, broadcast and unspecified addresses by default.
+    /// Never connect to addresses in these networks (checked after DNS resolution, IPv6 forms
+    /// carrying an IPv4 address included). An agent listening beyond loopback or joined to a
+    /// hub also denies loopback, link-local, cloud metadata, multicast, broadcast and
+    /// unspecified addresses by default.
     #[arg(long, value_name = "CIDR", value_delimiter = ',')]
     deny: Vec<Cidr>,
+    /// Lift the default loopback rules (127.0.0.0/8, ::1) of an agent listening beyond loopback
+    /// or joined to a hub, so its clients may check this host's own services (--allow cannot:
+    /// a deny rule beats any allow).
+    #[arg(long)]
+    allow_loopback: bool,
     /// Connect only to these ports (22,80,443,8000-9000): checks, their extra probes and scans.
     #[arg(long, value_name = "PORTS", value_parser = PortSpec::parse)]
     allow_ports: Option<PortSpec>,
-    /// Also join the hub at this WebSocket URL as a vantage point (ws:// to loopback for now),
-    /// presenting the first secret of --token-file; rejoin whenever the link drops.
+    /// Also join the hub at this WebSocket URL as a vantage point (wss://, or ws:// to
+    /// loopback), presenting the first secret of --token-file; rejoin whenever the link drops.
+    /// The hub's clients then reach this agent: the default deny rules and connect budget
+    /// apply, as beyond loopback.
     #[arg(long, value_name = "URL", requires = "token_file")]
     join: Option<String>,
     /// The name to join the hub under (default: this host's name).
@@ -199,15 +210,34 @@ impl ServeArgs {
         }
     }
 
-    /// The target policy for an agent listening on `listen`.
-    /// The agent-wide connects per second (0: none): none on loopback unless asked.
-    fn connects_per_second(&self) -> u32 {
-        let beyond_loopback = !self.listen.ip().is_loopback();
-        self.max_connects_per_second.unwrap_or(if beyond_loopback { 5_000 } else { 0 })
+    /// Whom an agent listening on `listen` connects for: anyone beyond this host's own users
+    /// when it listens beyond loopback or joins a hub (the hub's clients reach it).
+    fn serves(&self, listen: SocketAddr) -> Serves {
+        match listen.ip().is_loopback() && self.join.is_none() {
+            true => Serves::ThisHost,
+            false => Serves::Others,
+        }
     }
 
+    /// The agent-wide connects per second (0: none): none for this host's own users unless
+    /// asked, 5000 for an agent that serves others.
+    fn connects_per_second(&self, listen: SocketAddr) -> u32 {
+        let default = match self.serves(listen) {
+            Serves::ThisHost => 0,
+            Serves::Others => DEFAULT_CONNECTS_PER_SECOND,
+        };
+        self.max_connects_per_second.unwrap_or(default)
+    }
+
+    /// The target policy for an agent listening on `listen`.
     fn policy(&self, listen: SocketAddr) -> TargetPolicy {
-        TargetPolicy::for_agent(listen.ip(), &self.allow, &self.deny, self.allow_ports.clone())
+        let rules = Rules {
+            allow: self.allow.clone(),
+            deny: self.deny.clone(),
+            allow_ports: self.allow_ports.clone(),
+            allow_loopback: self.allow_loopback,
+        };
+        TargetPolicy::for_agent(self.serves(listen), &rules)
     }
 }
 
@@ -343,14 +373,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
     let _ = std::io::stdout().flush();
     limits::raise_open_files_limit();
-    let connects_per_second = args.connects_per_second();
-    rate::set_limit(connects_per_second);
+    let connects_per_second = args.connects_per_second(address);
     if connects_per_second > 0 {
         tracing::info!(connects_per_second, "connect budget for the whole agent");
     }
     let policy = args.policy(address);
     tracing::info!(%policy, "target policy");
-    let mut state = AppState::new(args.limits(), policy);
+    let mut state = AppState::new(args.limits(), policy).with_connect_budget(connects_per_second);
     if let Some(tokens) = tokens {
         tracing::info!(tokens = ?tokens.names(), "clients must authenticate");
         state = state.with_tokens(tokens);
@@ -403,7 +432,8 @@ async fn run_check(args: CheckArgs) -> ExitCode {
     }
 
     // The CLI connects for its own user, as any program they run would: no target policy.
-    let plan = match CheckPlan::from_request(&request, Arc::new(TargetPolicy::unrestricted())) {
+    let unrestricted = Arc::new(TargetPolicy::unrestricted());
+    let plan = match CheckPlan::from_request(&request, unrestricted, None) {
         Ok(plan) => plan,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };
@@ -451,8 +481,8 @@ async fn run_scan(args: ScanArgs) -> ExitCode {
         };
     }
 
-    let plan = match ScanPlan::from_request(&request, None, Arc::new(TargetPolicy::unrestricted()))
-    {
+    let unrestricted = Arc::new(TargetPolicy::unrestricted());
+    let plan = match ScanPlan::from_request(&request, None, unrestricted, None) {
         Ok(plan) => plan,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };

@@ -43,13 +43,29 @@ pub struct Job {
 
 impl Job {
     /// Validates the request once, at the hub (so a bad target is one error, not one per
-    /// vantage point), against the hub's own policy and limits.
+    /// vantage point), against the hub's own policy and limits. What the hub's policy can
+    /// decide without resolving (an address literal, the ports) is decided here, before
+    /// anything is forwarded; each vantage point checks every rule again on the addresses its
+    /// own resolver gives (a name may resolve differently there).
     pub fn new(work: Work, state: &AppState) -> Result<Job, Refused> {
-        let policy = state.policy.clone();
         let plan = match &work {
-            Work::Check(request) => Plan::check(request, policy)?,
-            Work::Scan(request) => Plan::scan(request, state.limits.max_scan_ports, policy)?,
+            Work::Check(request) => Plan::check(request, state),
+            Work::Scan(request) => Plan::scan(request, state),
         };
+        let plan = plan.and_then(|plan| match plan.unresolved_denial() {
+            Some(denial) => Err(Refused { code: ErrorCode::PolicyDenied, message: denial }),
+            None => Ok(plan),
+        });
+        let plan = plan.map_err(|refused| match refused.code {
+            ErrorCode::PolicyDenied => Refused {
+                message: format!(
+                    "the hub ({}) denies this request before forwarding it: {}",
+                    state.agent.hostname, refused.message
+                ),
+                ..refused
+            },
+            _ => refused,
+        })?;
         Ok(Job { work, plan })
     }
 

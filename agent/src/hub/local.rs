@@ -13,6 +13,7 @@ use whyrefused_shared::{
     Cause, CheckEvent, ConnectState, ErrorCode, Outcome, ScanEvent, ScanStep, StateCounts, Step,
 };
 
+use crate::app::AppState;
 use crate::check::{self, CheckPlan};
 use crate::clock;
 use crate::scan::limits::ScanSlots;
@@ -159,23 +160,37 @@ fn count(counts: &mut StateCounts, progress: &whyrefused_shared::ScanProgress) {
 }
 
 impl Plan {
-    /// Validates a check request against this agent's target policy.
+    /// Why this agent's policy denies the request before any resolution (an address literal
+    /// it denies, a port outside `--allow-ports`), if it does.
+    pub fn unresolved_denial(&self) -> Option<String> {
+        let denied = match self {
+            Plan::Check(plan) => {
+                plan.policy.check_unresolved(&plan.target.host, Some(plan.target.port))
+            }
+            Plan::Scan(plan) => plan.policy.check_unresolved(&plan.host, None),
+        };
+        denied.err().map(|denial| denial.to_string())
+    }
+
+    /// Validates a check request against this agent's target policy; it will run within the
+    /// agent's connect budget.
     pub fn check(
         request: &whyrefused_shared::CheckRequest,
-        policy: std::sync::Arc<crate::policy::TargetPolicy>,
+        state: &AppState,
     ) -> Result<Plan, Refused> {
-        CheckPlan::from_request(request, policy)
+        CheckPlan::from_request(request, state.policy.clone(), state.connect_budget.clone())
             .map(Plan::Check)
             .map_err(|error| Refused { code: error.code(), message: error.to_string() })
     }
 
-    /// Validates a scan request against this agent's scan limit and target policy.
+    /// Validates a scan request against this agent's scan limit and target policy; it will
+    /// run within the agent's connect budget.
     pub fn scan(
         request: &whyrefused_shared::ScanRequest,
-        max_ports: u32,
-        policy: std::sync::Arc<crate::policy::TargetPolicy>,
+        state: &AppState,
     ) -> Result<Plan, Refused> {
-        ScanPlan::from_request(request, Some(max_ports), policy)
+        let (policy, budget) = (state.policy.clone(), state.connect_budget.clone());
+        ScanPlan::from_request(request, Some(state.limits.max_scan_ports), policy, budget)
             .map(Plan::Scan)
             .map_err(|error| Refused { code: error.code(), message: error.to_string() })
     }

@@ -12,21 +12,28 @@ use whyrefused_shared::{Attempt, ConnectState, Errno, Family, IcmpError};
 
 use super::icmp;
 use crate::clock;
+use crate::rate::{self, ConnectBudget};
 
-/// Connects to `address`, giving up after `deadline`, and reports how it went.
+/// Connects to `address` once `budget` allows, giving up after `deadline`, and reports how it
+/// went.
 ///
 /// A socket that opens is closed at once with zero linger (a reset instead of a FIN), so probes
 /// leave no `TIME_WAIT` behind on either side.
-pub async fn connect(address: SocketAddr, deadline: Duration) -> Attempt {
-    connect_and_keep(address, deadline).await.0
+pub async fn connect(
+    address: SocketAddr,
+    deadline: Duration,
+    budget: Option<&ConnectBudget>,
+) -> Attempt {
+    connect_and_keep(address, deadline, budget).await.0
 }
 
 /// Like [`connect`], but hands back the open stream for what follows the connect.
 pub async fn connect_and_keep(
     address: SocketAddr,
     deadline: Duration,
+    budget: Option<&ConnectBudget>,
 ) -> (Attempt, Option<TcpStream>) {
-    crate::rate::before_connect().await;
+    rate::before_connect(budget).await;
     let started_at = clock::now();
     let start = Instant::now();
     let result = tokio::time::timeout(deadline, open(address)).await;
@@ -140,13 +147,13 @@ mod tests {
     #[tokio::test]
     async fn a_listening_port_is_open_and_a_closed_one_refused() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let open = connect(listener.local_addr().unwrap(), Duration::from_secs(3)).await;
+        let open = connect(listener.local_addr().unwrap(), Duration::from_secs(3), None).await;
         assert_eq!(open.state, ConnectState::Open);
         assert_eq!(open.errno, None);
 
         let closed_port = listener.local_addr().unwrap();
         drop(listener);
-        let closed = connect(closed_port, Duration::from_secs(3)).await;
+        let closed = connect(closed_port, Duration::from_secs(3), None).await;
         assert_eq!(closed.state, ConnectState::Refused);
         assert_eq!(closed.errno.map(|e| e.name), Some("ECONNREFUSED".to_string()));
         assert_eq!(closed.family, Family::Ipv4);

@@ -9,6 +9,7 @@ use whyrefused_shared::{ConnectState, EchoState, Liveness, PortProbe};
 
 use super::{connect, echo};
 use crate::policy::TargetPolicy;
+use crate::rate::ConnectBudget;
 
 /// Ports that most hosts either serve or answer with a reset.
 pub const LIVENESS_PORTS: [u16; 4] = [22, 80, 443, 3389];
@@ -20,10 +21,12 @@ pub async fn liveness(
     asked_port: u16,
     deadline: Duration,
     policy: &TargetPolicy,
+    budget: Option<&ConnectBudget>,
 ) -> Liveness {
     let ports =
         LIVENESS_PORTS.into_iter().filter(|port| *port != asked_port && policy.allows_port(*port));
-    let connects = join_all(ports.map(|port| connect(SocketAddr::new(address, port), deadline)));
+    let connects =
+        join_all(ports.map(|port| connect(SocketAddr::new(address, port), deadline, budget)));
     let (attempts, echo) = tokio::join!(connects, echo::echo(address, deadline));
     let ports: Vec<PortProbe> = attempts
         .into_iter()
@@ -53,7 +56,8 @@ mod tests {
     async fn loopback_is_up() {
         let open = TargetPolicy::unrestricted();
         let liveness =
-            liveness("127.0.0.1".parse().unwrap(), 9, Duration::from_millis(500), &open).await;
+            liveness("127.0.0.1".parse().unwrap(), 9, Duration::from_millis(500), &open, None)
+                .await;
         assert!(liveness.host_up, "{liveness:?}");
         assert_eq!(liveness.ports.len(), LIVENESS_PORTS.len());
     }
@@ -63,7 +67,7 @@ mod tests {
         let spec = crate::scan::ports::PortSpec::parse("22,9").unwrap();
         let policy = TargetPolicy::unrestricted().allow_ports(spec);
         let address = "127.0.0.1".parse().unwrap();
-        let liveness = liveness(address, 9, Duration::from_millis(500), &policy).await;
+        let liveness = liveness(address, 9, Duration::from_millis(500), &policy, None).await;
         let probed: Vec<u16> = liveness.ports.iter().map(|p| p.port).collect();
         assert_eq!(probed, [22]);
     }

@@ -9,6 +9,7 @@ use whyrefused_shared::{ConnectState, NearbyPorts};
 
 use super::connect;
 use crate::policy::TargetPolicy;
+use crate::rate::ConnectBudget;
 
 /// How far either side of the asked port to look.
 const WINDOW: u16 = 10;
@@ -51,11 +52,13 @@ pub async fn nearby_ports(
     port: u16,
     deadline: Duration,
     policy: &TargetPolicy,
+    budget: Option<&ConnectBudget>,
 ) -> NearbyPorts {
     let mut candidates = candidates(port);
     candidates.retain(|candidate| policy.allows_port(*candidate));
     let attempts =
-        join_all(candidates.iter().map(|p| connect(SocketAddr::new(address, *p), deadline))).await;
+        candidates.iter().map(|p| connect(SocketAddr::new(address, *p), deadline, budget));
+    let attempts = join_all(attempts).await;
     let open: Vec<u16> =
         attempts.iter().filter(|a| a.state == ConnectState::Open).map(|a| a.port).collect();
     NearbyPorts { address, probed: candidates.len() as u32, open }
@@ -90,12 +93,12 @@ mod tests {
         let address = "127.0.0.1".parse().unwrap();
         let deadline = Duration::from_millis(500);
         let unrestricted = TargetPolicy::unrestricted();
-        let found = nearby_ports(address, open - 1, deadline, &unrestricted).await;
+        let found = nearby_ports(address, open - 1, deadline, &unrestricted, None).await;
         assert!(found.open.contains(&open), "{found:?}");
         // The same open port outside --allow-ports is not even tried.
         let spec = crate::scan::ports::PortSpec::parse(&(open - 1).to_string()).unwrap();
         let only_asked = TargetPolicy::unrestricted().allow_ports(spec);
-        let found = nearby_ports(address, open - 1, deadline, &only_asked).await;
+        let found = nearby_ports(address, open - 1, deadline, &only_asked, None).await;
         assert_eq!((found.probed, found.open.len()), (0, 0), "{found:?}");
     }
 }

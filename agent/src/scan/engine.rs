@@ -26,8 +26,9 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::sync::mpsc::UnboundedSender;
 use whyrefused_shared::{ConnectState, Errno, Family, IcmpError};
 
+use crate::clock;
 use crate::probe::{connect::classify, icmp};
-use crate::{clock, rate};
+use crate::rate::SharedBudget;
 
 /// The longest a thread blocks before looking at the stop flag and sending its results.
 pub const POLL_CEILING: Duration = Duration::from_millis(20);
@@ -54,6 +55,9 @@ pub struct Work {
     pub addresses: Vec<IpAddr>,
     /// The ports, ascending.
     pub ports: Vec<u16>,
+    /// The agent's connect budget, shared with every other check and scan; `None` without a
+    /// limit.
+    pub budget: SharedBudget,
 }
 
 impl Work {
@@ -324,7 +328,7 @@ impl Driver {
     fn has_credit(&mut self) -> bool {
         if self.credit == 0 {
             let room = self.window.size.saturating_sub(self.flights.len()).max(1);
-            self.credit = match rate::budget() {
+            self.credit = match &self.work.budget {
                 Some(budget) => budget.take(u32::try_from(room).unwrap_or(u32::MAX)),
                 None => u32::MAX,
             };
@@ -487,7 +491,7 @@ impl Driver {
         let until_deadline = self.deadlines.front().map_or(POLL_CEILING, |(deadline, ..)| {
             deadline.saturating_duration_since(Instant::now())
         });
-        let until_credit = match (self.credit, rate::budget()) {
+        let until_credit = match (self.credit, &self.work.budget) {
             (0, Some(budget)) => budget.next_in(),
             _ => POLL_CEILING,
         };
@@ -605,7 +609,8 @@ mod tests {
         let low = *open.iter().min().unwrap();
         let ports: Vec<u16> = (low.saturating_sub(300).max(1)..=low.saturating_add(300)).collect();
         let count = ports.len();
-        let outcomes = scan(Work { addresses: vec![localhost()], ports }, settings(64, 2));
+        let outcomes =
+            scan(Work { addresses: vec![localhost()], ports, budget: None }, settings(64, 2));
         assert_eq!(outcomes.len(), count, "one outcome per port");
         for outcome in &outcomes {
             let expected = if open.contains(&outcome.target.port()) {
@@ -625,7 +630,8 @@ mod tests {
     #[test]
     fn a_window_of_one_still_scans_everything() {
         let ports: Vec<u16> = (40_000..40_100).collect();
-        let outcomes = scan(Work { addresses: vec![localhost()], ports }, settings(1, 1));
+        let outcomes =
+            scan(Work { addresses: vec![localhost()], ports, budget: None }, settings(1, 1));
         assert_eq!(outcomes.len(), 100);
         assert!(outcomes.iter().all(|o| o.tries == 1));
     }
@@ -673,7 +679,8 @@ mod tests {
         let ports: Vec<u16> = hanging.iter().map(|(_, _, port)| *port).collect();
         let mut sorted = ports.clone();
         sorted.sort_unstable();
-        let work = Work { addresses: vec![IpAddr::from(HANGING_HOST)], ports: sorted };
+        let work =
+            Work { addresses: vec![IpAddr::from(HANGING_HOST)], ports: sorted, budget: None };
         let settings = Settings { timeout: Duration::from_secs(30), ..settings(40, 2) };
         let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();
         let stop = StopFlag::default();
@@ -694,7 +701,10 @@ mod tests {
         let ports: Vec<u16> = (31_000..33_000).collect();
         let settings =
             Settings { timeout: Duration::from_millis(1), retries: 0, window: 2_000, threads: 1 };
-        let outcomes = scan(Work { addresses: vec![IpAddr::from(HANGING_HOST)], ports }, settings);
+        let outcomes = scan(
+            Work { addresses: vec![IpAddr::from(HANGING_HOST)], ports, budget: None },
+            settings,
+        );
         assert_eq!(outcomes.len(), 2_000);
         let silent = outcomes.iter().filter(|o| o.state == ConnectState::Timeout).count();
         assert_eq!(silent, 0, "loopback answers every connect at once");

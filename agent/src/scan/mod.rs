@@ -28,6 +28,7 @@ use whyrefused_shared::{
 
 use crate::check::DNS_DEADLINE;
 use crate::policy::TargetPolicy;
+use crate::rate::SharedBudget;
 use crate::target::{Host, TargetError};
 use crate::{clock, probe};
 use engine::{PortOutcome, Settings, StopFlag, Work};
@@ -63,6 +64,9 @@ pub struct ScanPlan {
     /// Where the agent may connect: denied addresses are left out before the engine starts
     /// (and every port was checked when the request was validated).
     pub policy: Arc<TargetPolicy>,
+    /// How fast the agent may connect, shared with every other check and scan; `None` without
+    /// a limit (the in-process CLI).
+    pub budget: SharedBudget,
 }
 
 /// Why a scan request cannot run.
@@ -110,6 +114,7 @@ impl ScanPlan {
         request: &ScanRequest,
         max_ports: Option<u32>,
         policy: Arc<TargetPolicy>,
+        budget: SharedBudget,
     ) -> Result<Self, ScanError> {
         let timeout_ms = request.timeout_ms.unwrap_or(DEFAULT_SCAN_TIMEOUT_MS);
         if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
@@ -142,6 +147,7 @@ impl ScanPlan {
             family: request.family,
             address: request.address,
             policy,
+            budget,
         })
     }
 
@@ -220,7 +226,11 @@ pub async fn run(plan: &ScanPlan, window: usize, mut emit: impl FnMut(ScanEvent)
         },
         Err(problem) => (Vec::new(), Vec::new(), Some(problem)),
     };
-    let work = Arc::new(Work { addresses: addresses.clone(), ports: plan.spec.ports.clone() });
+    let work = Arc::new(Work {
+        addresses: addresses.clone(),
+        ports: plan.spec.ports.clone(),
+        budget: plan.budget.clone(),
+    });
     let settings = plan.settings(window, work.len());
     let (sender, receiver) = mpsc::unbounded_channel();
     let stop = StopOnDrop(StopFlag::default());
@@ -394,7 +404,7 @@ mod tests {
     }
 
     fn plan(target: &str, ports: &str) -> ScanPlan {
-        ScanPlan::from_request(&ScanRequest::new(target, ports), None, open()).unwrap()
+        ScanPlan::from_request(&ScanRequest::new(target, ports), None, open(), None).unwrap()
     }
 
     #[test]
@@ -402,14 +412,15 @@ mod tests {
         let spec = PortSpec::parse("22,80,443").unwrap();
         let policy = Arc::new(TargetPolicy::unrestricted().allow_ports(spec));
         let request = |ports: &str| ScanRequest::new("db", ports);
-        let error = ScanPlan::from_request(&request("20-30,80"), None, policy.clone()).unwrap_err();
+        let error =
+            ScanPlan::from_request(&request("20-30,80"), None, policy.clone(), None).unwrap_err();
         assert_eq!(error.code(), ErrorCode::PolicyDenied);
         assert_eq!(
             error.to_string(),
             "the port list holds 10 port(s) this agent may not connect to (20, 21, 23, 24, 25 \
              and 5 more): port 20 is not in --allow-ports 22,80,443; ask only for ports in it"
         );
-        assert!(ScanPlan::from_request(&request("443,22"), None, policy).is_ok());
+        assert!(ScanPlan::from_request(&request("443,22"), None, policy, None).is_ok());
     }
 
     #[tokio::test]
@@ -418,7 +429,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let deny = TargetPolicy::unrestricted().deny("127.0.0.0/8".parse().unwrap());
         let request = ScanRequest::new("127.0.0.1", port.to_string());
-        let plan = ScanPlan::from_request(&request, None, Arc::new(deny)).unwrap();
+        let plan = ScanPlan::from_request(&request, None, Arc::new(deny), None).unwrap();
         let mut report = ScanReport::default();
         run(&plan, 16, |event| report.apply(&event)).await;
         assert_eq!(report.denied, ["127.0.0.1 is denied by --deny 127.0.0.0/8"]);
@@ -442,7 +453,8 @@ mod tests {
 
     #[test]
     fn requests_are_validated_with_the_right_codes() {
-        let error = |request: ScanRequest, limit| ScanPlan::from_request(&request, limit, open());
+        let error =
+            |request: ScanRequest, limit| ScanPlan::from_request(&request, limit, open(), None);
         assert_eq!(
             error(ScanRequest::new("db:80", "80"), None).unwrap_err().code(),
             ErrorCode::InvalidTarget
@@ -464,6 +476,7 @@ mod tests {
             &ScanRequest { ports: None, ..ScanRequest::new("db", "") },
             None,
             open(),
+            None,
         );
         assert_eq!(no_spec.unwrap().spec.ports.len(), 1000);
     }

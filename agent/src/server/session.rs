@@ -283,13 +283,12 @@ impl Session {
                 self.on_hello(protocol, &client, token.as_deref())
             }
             Ok(ClientMessage::Check { id, request, from: None }) => {
-                let plan = Plan::check(&request, self.state.policy.clone());
+                let plan = Plan::check(&request, &self.state);
                 self.on_request(id, plan);
                 Flow::Continue
             }
             Ok(ClientMessage::Scan { id, request, from: None }) => {
-                let limits = &self.state.limits;
-                let plan = Plan::scan(&request, limits.max_scan_ports, self.state.policy.clone());
+                let plan = Plan::scan(&request, &self.state);
                 self.on_request(id, plan);
                 Flow::Continue
             }
