@@ -32,7 +32,7 @@ hub=$(sed -n 's#.*http://\([^/]*\)/.*#\1#p' "$work/hub.out")
 
 for i in $(seq "$agents"); do
   "$BINARY" serve --listen 127.0.0.1:0 --token-file "$work/tokens" \
-    --join "ws://$hub" --name "agent$i" >/dev/null 2>"$work/agent$i.log" &
+    --join "ws://$hub" --name "agent$i" --allow-loopback >/dev/null 2>"$work/agent$i.log" &
   pids+=($!)
 done
 

@@ -32,8 +32,11 @@ impl Hub {
         let tokens = path.to_str().unwrap();
         let hub = Agent::start_with(&["--token-file", tokens]);
         let url = format!("ws://{}", hub.address);
-        let join =
-            |name| Agent::start_with(&["--token-file", tokens, "--join", &url, "--name", name]);
+        // The targets are on this host's loopback, which a joined agent denies by default.
+        let join = |name| {
+            let join = ["--join", &url, "--name", name, "--allow-loopback"];
+            Agent::start_with(&[&["--token-file", tokens][..], &join].concat())
+        };
         let agents = [join("a1"), join("a2")];
         let start = Instant::now();
         loop {

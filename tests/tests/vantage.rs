@@ -45,9 +45,12 @@ fn hub_url(hub: &Agent) -> String {
     format!("ws://{}", hub.address)
 }
 
-/// Starts an agent joining `hub` as `name` with the token file `tokens`.
+/// Starts an agent joining `hub` as `name` with the token file `tokens`. Every vantage point
+/// here shares this host's loopback, where the targets are: a joined agent denies loopback by
+/// default, so these lift that rule (`--allow-loopback`).
 fn join(hub: &Agent, tokens: &str, name: &str) -> Agent {
-    Agent::start_with(&["--token-file", tokens, "--join", &hub_url(hub), "--name", name])
+    let join = ["--join", &hub_url(hub), "--name", name, "--allow-loopback"];
+    Agent::start_with(&[&["--token-file", tokens][..], &join].concat())
 }
 
 /// Runs the CLI.

@@ -2,7 +2,9 @@
 //!
 //! Modes: `hold` accepts and keeps connections open (a healthy service); `close` accepts and
 //! closes at once (a failing server program); `reset` accepts and resets (zero linger);
-//! `banner TEXT` accepts, writes TEXT and a newline, and keeps the connection open.
+//! `banner TEXT` accepts, writes TEXT and a newline, and keeps the connection open; `record FILE`
+//! accepts, appends a line naming the peer to FILE (created empty at start) and closes, so a
+//! test can tell whether anything connected.
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -12,9 +14,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (mode, rest) = args.split_first().expect("usage: lab-server MODE [TEXT] ADDRESS...");
     let (banner, addresses) = match mode.as_str() {
-        "banner" => (Some(rest[0].clone()), &rest[1..]),
+        "banner" | "record" => (Some(rest[0].clone()), &rest[1..]),
         _ => (None, rest),
     };
+    if mode == "record" {
+        std::fs::write(banner.as_deref().unwrap_or_default(), "").expect("the record file");
+    }
     let listeners: Vec<TcpListener> = addresses
         .iter()
         .map(|address| TcpListener::bind(address).unwrap_or_else(|e| panic!("bind {address}: {e}")))
@@ -32,6 +37,13 @@ fn main() {
     }
 }
 
+/// Appends a line naming the peer of `stream` to the file at `path`.
+fn record(stream: &TcpStream, path: &str) {
+    let peer = stream.peer_addr().map_or_else(|e| e.to_string(), |peer| peer.to_string());
+    let mut file = std::fs::OpenOptions::new().append(true).create(true).open(path).expect(path);
+    let _ = writeln!(file, "connection from {peer}");
+}
+
 fn serve(listener: &TcpListener, mode: &str, banner: Option<&str>) {
     let mut held: Vec<TcpStream> = Vec::new();
     for stream in listener.incoming().flatten() {
@@ -42,6 +54,7 @@ fn serve(listener: &TcpListener, mode: &str, banner: Option<&str>) {
                 let _ = socket.set_linger(Some(Duration::ZERO));
                 drop(stream);
             }
+            "record" => record(&stream, banner.unwrap_or_default()),
             "banner" => {
                 let mut stream = stream;
                 let _ = writeln!(stream, "{}", banner.unwrap_or_default());
