@@ -22,6 +22,9 @@ use crate::wire::outbox::DEFAULT_OUTBOX_BYTES;
 pub struct Limits {
     /// The most ports one scan may cover (per address).
     pub max_scan_ports: u32,
+    /// The most comma-separated items a scan's port spec may hold (each costs a pass over the
+    /// port set).
+    pub max_port_spec_items: usize,
     /// The most scans the whole agent runs at once.
     pub max_scans: usize,
     /// How long a socket may stay silent, with nothing running, before the agent closes it.
@@ -35,6 +38,7 @@ impl Limits {
     /// minutes of silence, and 16 MiB unread.
     pub const DEFAULT: Limits = Limits {
         max_scan_ports: 65_535,
+        max_port_spec_items: crate::scan::ports::MAX_ITEMS,
         max_scans: 4,
         idle_timeout: Duration::from_secs(600),
         outbox_bytes: DEFAULT_OUTBOX_BYTES,

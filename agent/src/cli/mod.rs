@@ -103,6 +103,9 @@ struct ServeArgs {
     /// The most ports one scan may cover (per address).
     #[arg(long, default_value_t = Limits::DEFAULT.max_scan_ports, value_parser = clap::value_parser!(u32).range(1..=65_535))]
     max_scan_ports: u32,
+    /// The most comma-separated items a scan's port list may hold (ranges count as one).
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_port_spec_items, value_parser = parse_max_port_spec_items)]
+    max_port_spec_items: usize,
     /// The most scans the agent runs at once.
     #[arg(long, default_value_t = Limits::DEFAULT.max_scans, value_parser = parse_max_scans)]
     max_scans: usize,
@@ -204,6 +207,7 @@ impl ServeArgs {
     fn limits(&self) -> Limits {
         Limits {
             max_scan_ports: self.max_scan_ports,
+            max_port_spec_items: self.max_port_spec_items,
             max_scans: self.max_scans,
             idle_timeout: std::time::Duration::from_secs(self.idle_timeout_s),
             outbox_bytes: self.max_unread_mib as usize * 1024 * 1024,
@@ -238,6 +242,13 @@ impl ServeArgs {
             allow_loopback: self.allow_loopback,
         };
         TargetPolicy::for_agent(self.serves(listen), &rules)
+    }
+}
+
+fn parse_max_port_spec_items(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n @ 1..=32_768) => Ok(n),
+        _ => Err(format!("'{text}' is not a number of items from 1 to 32768")),
     }
 }
 
@@ -482,7 +493,7 @@ async fn run_scan(args: ScanArgs) -> ExitCode {
     }
 
     let unrestricted = Arc::new(TargetPolicy::unrestricted());
-    let plan = match ScanPlan::from_request(&request, None, unrestricted, None) {
+    let plan = match ScanPlan::from_request(&request, port_scan::Caps::NONE, unrestricted, None) {
         Ok(plan) => plan,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };

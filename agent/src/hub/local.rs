@@ -190,7 +190,11 @@ impl Plan {
         state: &AppState,
     ) -> Result<Plan, Refused> {
         let (policy, budget) = (state.policy.clone(), state.connect_budget.clone());
-        ScanPlan::from_request(request, Some(state.limits.max_scan_ports), policy, budget)
+        let caps = scan::Caps {
+            max_ports: Some(state.limits.max_scan_ports),
+            max_spec_items: state.limits.max_port_spec_items,
+        };
+        ScanPlan::from_request(request, caps, policy, budget)
             .map(Plan::Scan)
             .map_err(|error| Refused { code: error.code(), message: error.to_string() })
     }

@@ -44,6 +44,20 @@ pub const MAX_BATCH_RESULTS: usize = 2_000;
 /// The most threads a scan drives connects from.
 const MAX_THREADS: usize = 4;
 
+/// An agent's caps on what one scan request may ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// The most ports one scan may cover (per address); `None` for the in-process CLI.
+    pub max_ports: Option<u32>,
+    /// The most comma-separated items its port spec may hold.
+    pub max_spec_items: usize,
+}
+
+impl Caps {
+    /// No cap on ports, the default cap on a spec's items: the in-process CLI's.
+    pub const NONE: Caps = Caps { max_ports: None, max_spec_items: ports::MAX_ITEMS };
+}
+
 /// A validated scan request.
 #[derive(Debug, Clone)]
 pub struct ScanPlan {
@@ -112,10 +126,11 @@ impl ScanPlan {
     /// in-process CLI.)
     pub fn from_request(
         request: &ScanRequest,
-        max_ports: Option<u32>,
+        caps: Caps,
         policy: Arc<TargetPolicy>,
         budget: SharedBudget,
     ) -> Result<Self, ScanError> {
+        let Caps { max_ports, max_spec_items } = caps;
         let timeout_ms = request.timeout_ms.unwrap_or(DEFAULT_SCAN_TIMEOUT_MS);
         if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
             return Err(ScanError::Timeout(timeout_ms));
@@ -125,7 +140,8 @@ impl ScanPlan {
             return Err(ScanError::Retries(retries));
         }
         let host = Host::parse(&request.target)?;
-        let spec = PortSpec::parse(request.ports.as_deref().unwrap_or(DEFAULT_PORT_SPEC))?;
+        let text = request.ports.as_deref().unwrap_or(DEFAULT_PORT_SPEC);
+        let spec = PortSpec::parse_at_most(text, max_spec_items)?;
         if let Some(limit) = max_ports.filter(|limit| spec.ports.len() > *limit as usize) {
             return Err(ScanError::TooManyPorts { ports: spec.ports.len(), limit });
         }
@@ -404,7 +420,7 @@ mod tests {
     }
 
     fn plan(target: &str, ports: &str) -> ScanPlan {
-        ScanPlan::from_request(&ScanRequest::new(target, ports), None, open(), None).unwrap()
+        ScanPlan::from_request(&ScanRequest::new(target, ports), Caps::NONE, open(), None).unwrap()
     }
 
     #[test]
@@ -412,15 +428,15 @@ mod tests {
         let spec = PortSpec::parse("22,80,443").unwrap();
         let policy = Arc::new(TargetPolicy::unrestricted().allow_ports(spec));
         let request = |ports: &str| ScanRequest::new("db", ports);
-        let error =
-            ScanPlan::from_request(&request("20-30,80"), None, policy.clone(), None).unwrap_err();
+        let error = ScanPlan::from_request(&request("20-30,80"), Caps::NONE, policy.clone(), None)
+            .unwrap_err();
         assert_eq!(error.code(), ErrorCode::PolicyDenied);
         assert_eq!(
             error.to_string(),
             "the port list holds 10 port(s) this agent may not connect to (20, 21, 23, 24, 25 \
              and 5 more): port 20 is not in --allow-ports 22,80,443; ask only for ports in it"
         );
-        assert!(ScanPlan::from_request(&request("443,22"), None, policy, None).is_ok());
+        assert!(ScanPlan::from_request(&request("443,22"), Caps::NONE, policy, None).is_ok());
     }
 
     #[tokio::test]
@@ -429,7 +445,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let deny = TargetPolicy::unrestricted().deny("127.0.0.0/8".parse().unwrap());
         let request = ScanRequest::new("127.0.0.1", port.to_string());
-        let plan = ScanPlan::from_request(&request, None, Arc::new(deny), None).unwrap();
+        let plan = ScanPlan::from_request(&request, Caps::NONE, Arc::new(deny), None).unwrap();
         let mut report = ScanReport::default();
         run(&plan, 16, |event| report.apply(&event)).await;
         assert_eq!(report.denied, ["127.0.0.1 is denied by --deny 127.0.0.0/8"]);
@@ -453,8 +469,10 @@ mod tests {
 
     #[test]
     fn requests_are_validated_with_the_right_codes() {
-        let error =
-            |request: ScanRequest, limit| ScanPlan::from_request(&request, limit, open(), None);
+        let error = |request: ScanRequest, max_ports| {
+            let caps = Caps { max_ports, ..Caps::NONE };
+            ScanPlan::from_request(&request, caps, open(), None)
+        };
         assert_eq!(
             error(ScanRequest::new("db:80", "80"), None).unwrap_err().code(),
             ErrorCode::InvalidTarget
@@ -470,11 +488,15 @@ mod tests {
         assert_eq!(error(retries, None).unwrap_err(), ScanError::Retries(9));
         let timeout = ScanRequest { timeout_ms: Some(0), ..ScanRequest::new("db", "80") };
         assert_eq!(error(timeout, None).unwrap_err().code(), ErrorCode::InvalidOption);
+        let items = Caps { max_spec_items: 2, ..Caps::NONE };
+        let too_long =
+            ScanPlan::from_request(&ScanRequest::new("db", "1,2,3"), items, open(), None);
+        assert_eq!(too_long.unwrap_err(), ScanError::Ports(PortSpecError::TooManyItems(3, 2)));
         let defaults = plan("db", "top1000");
         assert_eq!((defaults.timeout_ms, defaults.retries), (DEFAULT_SCAN_TIMEOUT_MS, 1));
         let no_spec = ScanPlan::from_request(
             &ScanRequest { ports: None, ..ScanRequest::new("db", "") },
-            None,
+            Caps::NONE,
             open(),
             None,
         );

@@ -11,9 +11,10 @@ const TOP_PORTS: &str = include_str!("top-ports.txt");
 pub const VALID_SPECS: &str = "ports and ranges separated by commas (22,80,8000-8100), 1-65535 \
                                or all, top100 or top1000 (the most common ports)";
 
-/// The most comma-separated items a spec may hold. Each item costs at most one pass over the
-/// port set's 1,024 words, so any spec (up to the 64 KiB message limit) is parsed in well under
-/// a millisecond; a spec that needs more items can use ranges.
+/// The most comma-separated items a spec may hold, unless the agent is told otherwise
+/// (`serve --max-port-spec-items`). Each item costs at most one pass over the port set's 1,024
+/// words, so a spec at the cap is parsed in about a millisecond; neighbouring ports fit in one
+/// range item.
 pub const MAX_ITEMS: usize = 1_024;
 
 /// The most characters of a bad spec or item an error message quotes.
@@ -35,9 +36,9 @@ pub enum PortSpecError {
     #[error("'top{0}' is not available: the shipped list holds the top {max} ports (top1 to top{max})", max = top_ports().len())]
     TopTooLarge(usize),
     #[error(
-        "the port spec has {0} items, more than the {MAX_ITEMS} allowed: join neighbouring ports into ranges (8000-8100)"
+        "the port spec has {0} items, more than the {1} allowed: join neighbouring ports into ranges (8000-8100)"
     )]
-    TooManyItems(usize),
+    TooManyItems(usize, usize),
 }
 
 /// A parsed spec: distinct ports in ascending order, and the spec as written back for display.
@@ -52,17 +53,22 @@ pub struct PortSpec {
 }
 
 impl PortSpec {
-    /// Parses a spec: at most [`MAX_ITEMS`] items, each added to a set of 65,536 bits (a range
-    /// costs a word at a time, never a port at a time).
+    /// Parses a spec of at most [`MAX_ITEMS`] items.
     pub fn parse(input: &str) -> Result<PortSpec, PortSpecError> {
+        PortSpec::parse_at_most(input, MAX_ITEMS)
+    }
+
+    /// Parses a spec of at most `max_items` items, each added to a set of 65,536 bits (a range
+    /// costs a word at a time, never a port at a time).
+    pub fn parse_at_most(input: &str, max_items: usize) -> Result<PortSpec, PortSpecError> {
         let text: String = input.chars().filter(|c| !c.is_whitespace()).collect();
         let text = text.to_ascii_lowercase();
         if text.is_empty() {
             return Err(PortSpecError::Empty);
         }
         let items = text.bytes().filter(|byte| *byte == b',').count() + 1;
-        if items > MAX_ITEMS {
-            return Err(PortSpecError::TooManyItems(items));
+        if items > max_items {
+            return Err(PortSpecError::TooManyItems(items, max_items));
         }
         let mut set = PortSet::default();
         for item in text.split(',') {
@@ -259,9 +265,11 @@ mod tests {
     fn a_spec_of_more_items_than_the_cap_is_refused_naming_the_cap() {
         let dashes = vec!["-"; 30_000].join(",");
         let error = PortSpec::parse(&dashes).unwrap_err();
-        assert_eq!(error, PortSpecError::TooManyItems(30_000));
+        assert_eq!(error, PortSpecError::TooManyItems(30_000, MAX_ITEMS));
         assert!(error.to_string().contains("1024 allowed"), "{error}");
         assert_eq!(ports(&vec!["-"; MAX_ITEMS].join(",")).len(), 65_535, "the cap itself is fine");
+        assert_eq!(PortSpec::parse_at_most(&dashes, 30_000).unwrap().ports.len(), 65_535);
+        assert_eq!(PortSpec::parse_at_most("1,2,3", 2), Err(PortSpecError::TooManyItems(3, 2)));
     }
 
     #[test]
