@@ -265,7 +265,7 @@ fn inline_script_hash(html: &str) -> String {
     let open = r#"<script type="module">"#;
     let start = html.find(open).expect("index.html has its inline module script") + open.len();
     let length = html[start..].find("</script>").expect("the inline script is closed");
-    let digest = Sha256::digest(html[start..start + length].as_bytes());
+    let digest = Sha256::digest(&html.as_bytes()[start..start + length]);
     format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest))
 }
 
