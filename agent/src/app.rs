@@ -67,6 +67,9 @@ pub struct AppState {
     pub policy: Arc<TargetPolicy>,
     /// The agents that joined this one (every agent is a hub), and their links.
     pub hub: Hub,
+    /// Whether remote clients may see which processes own this host's listeners
+    /// (`--show-processes`); clients on this host always may.
+    pub show_processes: bool,
 }
 
 impl AppState {
@@ -85,6 +88,7 @@ impl AppState {
             failures: Arc::default(),
             policy: Arc::new(policy),
             hub: Hub::default(),
+            show_processes: false,
         }
     }
 

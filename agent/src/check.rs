@@ -66,6 +66,9 @@ pub struct CheckPlan {
     /// Where the agent may connect: every resolved address, and every extra probe, is checked
     /// against it before a packet is sent.
     pub policy: Arc<TargetPolicy>,
+    /// Whether the owners (pid, command) of this host's listeners may be named: to a client on
+    /// this host, or to any with the agent's `--show-processes`.
+    pub show_processes: bool,
 }
 
 /// Why a request cannot run.
@@ -113,7 +116,15 @@ impl CheckPlan {
             return Err(RequestError::RetryDelay(retry_delay_ms));
         }
         let target = Target::parse(&request.target, request.port)?;
-        Ok(CheckPlan { target, timeout_ms, tls: request.tls, retries, retry_delay_ms, policy })
+        Ok(CheckPlan {
+            target,
+            timeout_ms,
+            tls: request.tls,
+            retries,
+            retry_delay_ms,
+            policy,
+            show_processes: true,
+        })
     }
 
     fn connect_deadline(&self) -> Duration {
@@ -251,6 +262,7 @@ async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
         findings.extend(address_findings);
     }
     if let Some(found) = own_listeners {
+        let found = if plan.show_processes { found } else { found.without_owners() };
         reporter.finding(Finding::LocalListeners(found), &mut findings);
     }
     if allowed.len() > 1 {
@@ -417,6 +429,27 @@ mod tests {
         assert_eq!(found.listeners[0].pid, Some(std::process::id()));
         assert_eq!(report.verdict.unwrap().cause, Cause::Reachable);
         assert_eq!(report.outcome, Some(Outcome::Completed));
+    }
+
+    #[tokio::test]
+    async fn a_remote_clients_check_names_no_process_and_says_how_to_show_them() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hidden = CheckPlan { show_processes: false, ..plan(&format!("127.0.0.1:{port}")) };
+        let (_, report) = steps_of(&hidden).await;
+        let found = report
+            .findings
+            .iter()
+            .find_map(|finding| match finding {
+                Finding::LocalListeners(found) => Some(found),
+                _ => None,
+            })
+            .expect("the local listeners finding");
+        assert!(found.listeners.iter().all(|l| l.pid.is_none() && l.process.is_none()));
+        let why = found.owners_hidden.as_deref().unwrap_or_default();
+        assert!(why.contains("--show-processes"), "{why}");
+        let text = serde_json::to_string(&report).unwrap();
+        assert!(!text.contains(&format!("\"pid\":{}", std::process::id())), "{text}");
     }
 
     #[tokio::test]

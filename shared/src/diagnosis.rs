@@ -187,6 +187,30 @@ pub struct LocalListeners {
     pub port: u16,
     /// Every listening socket on it, whatever its address.
     pub listeners: Vec<Listener>,
+    /// Why the owning processes are not shown, when they are not: hidden from a remote client
+    /// (the agent's `--show-processes` shows them), or not readable by the agent's user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owners_hidden: Option<String>,
+}
+
+/// Why a listener's owner is not named to a client that connected from another host.
+pub const OWNERS_HIDDEN_FROM_REMOTE: &str = "the owning processes are shown only to clients on     the agent's own host: start the agent with --show-processes to show them to remote clients";
+
+/// Why a listener's owner could not be read.
+pub const OWNERS_UNREADABLE: &str = "the owning process is not readable by the agent's user:     it needs CAP_SYS_PTRACE or CAP_DAC_READ_SEARCH (or root) to see other users' processes";
+
+impl LocalListeners {
+    /// The same listeners without their owners, saying why.
+    pub fn without_owners(mut self) -> LocalListeners {
+        for listener in &mut self.listeners {
+            listener.pid = None;
+            listener.process = None;
+        }
+        if !self.listeners.is_empty() {
+            self.owners_hidden = Some(OWNERS_HIDDEN_FROM_REMOTE.into());
+        }
+        self
+    }
 }
 
 /// How a server ended a connection it had just accepted.

@@ -39,7 +39,8 @@ pub use check::{
 pub use diagnosis::{
     AfterConnect, CertificateSummary, DnsDetail, DnsRcode, EarlyClose, EchoState, Evidence,
     Finding, HappyEyeballs, HttpReport, IcmpError, Listener, Liveness, LocalDrops, LocalListeners,
-    NameserverAnswer, NearbyPorts, Pattern, Phases, PortProbe, Round, TlsReport,
+    NameserverAnswer, NearbyPorts, OWNERS_HIDDEN_FROM_REMOTE, OWNERS_UNREADABLE, Pattern, Phases,
+    PortProbe, Round, TlsReport,
 };
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, RequestId};
 pub use report::CheckReport;

@@ -448,6 +448,7 @@ mod tests {
                     pid: Some(4321),
                     process: Some("postgres".into()),
                 }],
+                owners_hidden: None,
             }),
             Finding::AfterConnect(Box::new(AfterConnect {
                 address: "192.0.2.7:443".parse().unwrap(),

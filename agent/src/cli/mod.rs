@@ -94,7 +94,8 @@ struct AgentsArgs {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// Where to listen; loopback addresses only (remote access needs authentication).
+    /// Where to listen. Beyond loopback only with --token-file and TLS (--tls-self-signed, or
+    /// --tls-cert and --tls-key).
     #[arg(long, default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
     /// The most ports one scan may cover (per address).
@@ -109,6 +110,10 @@ struct ServeArgs {
     /// Disconnect a client that leaves more than this many MiB of messages unread.
     #[arg(long, value_name = "MIB", default_value_t = (Limits::DEFAULT.outbox_bytes >> 20) as u32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     max_unread_mib: u32,
+    /// Name the processes that own this host's listeners (pid, command) to remote clients too,
+    /// a joined agent's hub included; clients on this host always see them.
+    #[arg(long)]
+    show_processes: bool,
     /// The most TCP connects per second the whole agent makes, for every check and scan
     /// together (0: no limit). Default: no limit on loopback, 5000 beyond it.
     #[arg(long, value_name = "N")]
@@ -143,8 +148,9 @@ struct ServeArgs {
     /// Connect only to these ports (22,80,443,8000-9000): checks, their extra probes and scans.
     #[arg(long, value_name = "PORTS", value_parser = PortSpec::parse)]
     allow_ports: Option<PortSpec>,
-    /// Also join the hub at this WebSocket URL as a vantage point (ws:// to loopback for now),
-    /// presenting the first secret of --token-file; rejoin whenever the link drops.
+    /// Also join the hub at this WebSocket URL as a vantage point (wss://HOST:PORT, or plain
+    /// ws:// to a hub on this host), presenting the first secret of --token-file; rejoin
+    /// whenever the link drops.
     #[arg(long, value_name = "URL", requires = "token_file")]
     join: Option<String>,
     /// The name to join the hub under (default: this host's name).
@@ -351,6 +357,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let policy = args.policy(address);
     tracing::info!(%policy, "target policy");
     let mut state = AppState::new(args.limits(), policy);
+    state.show_processes = args.show_processes;
     if let Some(tokens) = tokens {
         tracing::info!(tokens = ?tokens.names(), "clients must authenticate");
         state = state.with_tokens(tokens);

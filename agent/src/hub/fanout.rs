@@ -43,11 +43,12 @@ pub struct Job {
 
 impl Job {
     /// Validates the request once, at the hub (so a bad target is one error, not one per
-    /// vantage point), against the hub's own policy and limits.
-    pub fn new(work: Work, state: &AppState) -> Result<Job, Refused> {
+    /// vantage point), against the hub's own policy and limits. The hub's own part names its
+    /// listeners' owners only when `show_processes` (each joined agent decides for its own).
+    pub fn new(work: Work, state: &AppState, show_processes: bool) -> Result<Job, Refused> {
         let policy = state.policy.clone();
         let plan = match &work {
-            Work::Check(request) => Plan::check(request, policy)?,
+            Work::Check(request) => Plan::check(request, policy, show_processes)?,
             Work::Scan(request) => Plan::scan(request, state.limits.max_scan_ports, policy)?,
         };
         Ok(Job { work, plan })

@@ -159,13 +159,15 @@ fn count(counts: &mut StateCounts, progress: &whyrefused_shared::ScanProgress) {
 }
 
 impl Plan {
-    /// Validates a check request against this agent's target policy.
+    /// Validates a check request against this agent's target policy; the owners of this host's
+    /// listeners are named only when `show_processes`.
     pub fn check(
         request: &whyrefused_shared::CheckRequest,
         policy: std::sync::Arc<crate::policy::TargetPolicy>,
+        show_processes: bool,
     ) -> Result<Plan, Refused> {
         CheckPlan::from_request(request, policy)
-            .map(Plan::Check)
+            .map(|plan| Plan::Check(CheckPlan { show_processes, ..plan }))
             .map_err(|error| Refused { code: error.code(), message: error.to_string() })
     }
 

@@ -9,7 +9,7 @@ use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use socket2::{Domain, Socket, Type};
-use whyrefused_shared::{Listener, LocalListeners};
+use whyrefused_shared::{Listener, LocalListeners, OWNERS_UNREADABLE};
 
 /// The TCP state number of a listening socket in `/proc/net/tcp`.
 const LISTEN: &str = "0A";
@@ -19,7 +19,7 @@ pub fn listeners_on(port: u16) -> LocalListeners {
     // Reading the tables costs the kernel a walk of every socket (over a millisecond each in a
     // sandbox like gVisor); when the port is free there is nothing to find.
     if port_is_free(port) {
-        return LocalListeners { port, listeners: Vec::new() };
+        return LocalListeners { port, listeners: Vec::new(), owners_hidden: None };
     }
     let mut sockets = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
@@ -30,7 +30,7 @@ pub fn listeners_on(port: u16) -> LocalListeners {
         }
     }
     let owners = if sockets.is_empty() { HashMap::new() } else { socket_owners() };
-    let listeners = sockets
+    let listeners: Vec<Listener> = sockets
         .into_iter()
         .map(|(address, inode)| {
             let owner = owners.get(&inode);
@@ -41,7 +41,9 @@ pub fn listeners_on(port: u16) -> LocalListeners {
             }
         })
         .collect();
-    LocalListeners { port, listeners }
+    let unreadable = listeners.iter().any(|listener| listener.pid.is_none());
+    let owners_hidden = unreadable.then(|| OWNERS_UNREADABLE.to_string());
+    LocalListeners { port, listeners, owners_hidden }
 }
 
 /// Whether no socket of this host (in this network namespace) holds TCP `port` on any address:

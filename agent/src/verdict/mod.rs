@@ -1034,6 +1034,7 @@ mod tests {
     #[test]
     fn a_listener_on_loopback_only_explains_the_refusal() {
         let listeners = Finding::LocalListeners(LocalListeners {
+            owners_hidden: None,
             port: 5432,
             listeners: vec![Listener {
                 address: "127.0.0.1:5432".parse().unwrap(),

@@ -108,6 +108,7 @@ mod tests {
                     pid: Some(4321),
                     process: Some("postgres".into()),
                 }],
+                owners_hidden: None,
             }),
             Finding::AfterConnect(Box::new(AfterConnect {
                 address: "127.0.0.1:80".parse().unwrap(),
