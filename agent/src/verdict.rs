@@ -439,6 +439,7 @@ impl Context<'_> {
                 "Allow TCP port {} from this host in the firewall at {} (a REJECT rule answers for it).",
                 self.target.port, error.from
             ));
+            diagnosis.evidence.extend(late_rejection_note(attempt));
         }
     }
 
@@ -604,6 +605,34 @@ impl Context<'_> {
         let takes = found.listeners.iter().any(|l| listeners::accepts(&l.address, &address));
         (!found.listeners.is_empty() && !takes).then(|| (found, found.listeners.iter().collect()))
     }
+}
+
+/// TCP's first SYN retransmission comes this long after the SYN (the initial RTO, 1 s): an
+/// ICMP error that ends a connect later than that answered a retransmission.
+const FIRST_RETRANSMISSION_US: u64 = 1_000_000;
+
+/// Why another host's REJECT took a second or more: its answer to the first SYN never came.
+/// A Linux host rate-limits the ICMP errors it sends to each address (IPv4: one a second with
+/// a burst of six; IPv6: `net.ipv6.icmp.ratelimit`, shortened for wide prefixes), so a REJECT
+/// it has just used on this host answers only the SYN sent again a second later.
+fn late_rejection_note(attempt: &Attempt) -> Option<Evidence> {
+    if attempt.elapsed_us < FIRST_RETRANSMISSION_US {
+        return None;
+    }
+    let sysctl = match attempt.family {
+        Family::Ipv4 => "net.ipv4.icmp_ratelimit",
+        Family::Ipv6 => "net.ipv6.icmp.ratelimit",
+    };
+    Some(evidence(
+        "note",
+        format!(
+            "the ICMP error answered a retransmitted SYN, after {} ms: the first SYN got none, \
+             most likely held back by the sender's ICMP rate limit ({sysctl} on Linux), which \
+             under load makes a REJECT look like a DROP",
+            attempt.elapsed_us / 1000
+        ),
+        None,
+    ))
 }
 
 /// Where to look for a rule in this host's own firewall: `ip6tables` holds IPv6's.
@@ -1072,6 +1101,28 @@ mod tests {
             );
             assert!(!verdict.summary.contains("EPERM"), "{}", verdict.summary);
             assert!(verdict.suggestions.iter().any(|s| s.contains("firewall at fd13:2::2")));
+        }
+    }
+
+    #[test]
+    fn a_reject_that_answered_only_the_retransmitted_syn_names_the_senders_rate_limit() {
+        for (address, sysctl) in
+            [("10.0.0.5", "net.ipv4.icmp_ratelimit"), ("fd13:2::2", "net.ipv6.icmp.ratelimit")]
+        {
+            let mut late = with_icmp(attempt(address, ConnectState::Refused), 3, address, false);
+            if address.contains(':') {
+                late = with_icmpv6(late, (4, "ECONNREFUSED"), address, false);
+            }
+            late.elapsed_us = 1_006_741;
+            let verdict = conclude_on("db.internal:5432", vec![late.clone()], vec![]);
+            assert_eq!(verdict.cause, Cause::FirewallReject);
+            let note = verdict.evidence.iter().find(|e| e.result.contains("retransmitted SYN"));
+            let note = note.expect("a note on the late ICMP error");
+            assert!(note.result.contains("after 1006 ms"), "{}", note.result);
+            assert!(note.result.contains(sysctl), "{}", note.result);
+            late.elapsed_us = 900;
+            let verdict = conclude_on("db.internal:5432", vec![late], vec![]);
+            assert!(!verdict.evidence.iter().any(|e| e.result.contains("retransmitted SYN")));
         }
     }
 

@@ -116,6 +116,27 @@ fn ipv6_a_reject_with_admin_prohibited_is_the_remote_firewall_naming_eacces_at_o
 }
 
 #[test]
+fn ipv6_a_reject_that_answers_only_the_retransmitted_syn_is_explained() {
+    let (lab, client, server) = two_hosts();
+    // What the sender's ICMPv6 rate limit does to a REJECT it has just used: the first SYN
+    // gets nothing (here: dropped, deterministically), the one sent again 1 s later an error.
+    lab.sh(
+        &server,
+        "ip6tables -A INPUT -p tcp --dport 82 --syn -m recent --name seen --rcheck \
+           -j REJECT --reject-with adm-prohibited && \
+         ip6tables -A INPUT -p tcp --dport 82 --syn -m recent --name seen --set -j DROP",
+    );
+    let report = check(&lab, &client, &server6(82), &[]);
+    assert_eq!(cause(&report), "firewall_reject", "{report:#}");
+    assert!(connect_ms(&report) >= 1000.0, "{report:#}");
+    assert!(
+        has_evidence(&report, "note", "answered a retransmitted SYN"),
+        "the second it took is explained: {report:#}"
+    );
+    assert!(has_evidence(&report, "note", "net.ipv6.icmp.ratelimit"), "{report:#}");
+}
+
+#[test]
 fn ipv6_a_dropping_firewall_on_an_up_host_is_filtered() {
     let (lab, client, server) = two_hosts();
     lab.sh(&server, "ip6tables -A INPUT -p tcp --dport 80 -j DROP");
