@@ -256,11 +256,14 @@ pub enum ConnectState {
     /// No answer before the deadline: a firewall drops the packets, or the host is silent.
     Timeout,
     /// The host could not be reached (`EHOSTUNREACH`): no neighbour answer, or an ICMP
-    /// host-unreachable or admin-prohibited from a router or firewall.
+    /// host-unreachable or admin-prohibited from a router or firewall. Another host's ICMPv6
+    /// administratively prohibited arrives as `EACCES` (the attempt's errno) and is this too.
     HostUnreachable,
-    /// No route to the host's network (`ENETUNREACH`).
+    /// No route to the host's network (`ENETUNREACH`, or a router's ICMPv6 no route to
+    /// destination, which arrives as `EHOSTUNREACH`).
     NetworkUnreachable,
-    /// The agent's own host forbade the connection (`EACCES`/`EPERM`: a local firewall rule).
+    /// The agent's own host forbade the connection (`EACCES`/`EPERM` with no ICMP error, or
+    /// with one sent by this host: a local firewall rule).
     PermissionDenied,
     /// The connection was reset during the handshake (`ECONNRESET`).
     Reset,

@@ -10,6 +10,7 @@ pub mod browser;
 pub mod certificates;
 pub mod client;
 pub mod lab;
+pub mod lab_check;
 pub mod targets;
 
 pub use agent::{Agent, agent_binary, workspace_root};
