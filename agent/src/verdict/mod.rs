@@ -1200,6 +1200,7 @@ mod tests {
     #[test]
     fn an_ipv6_loopback_listener_is_named_in_brackets() {
         let listeners = Finding::LocalListeners(LocalListeners {
+            owners_hidden: None,
             port: 5432,
             listeners: vec![Listener {
                 address: "[::1]:5432".parse().unwrap(),
