@@ -7,6 +7,7 @@ pub mod after_connect;
 pub mod connect;
 pub mod dns_detail;
 pub mod echo;
+pub mod http;
 pub mod icmp;
 pub mod listeners;
 pub mod liveness;

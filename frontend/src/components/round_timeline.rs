@@ -95,6 +95,7 @@ mod render_tests {
             round: number,
             at: Timestamp("2026-11-24T10:00:01.234567Z".into()),
             cause,
+            http_status: None,
             elapsed_us: 900,
         }
     }
