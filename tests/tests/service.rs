@@ -5,7 +5,7 @@
 //! exit codes (only `reachable` exits 0) and `--json`. Every server is on loopback.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
@@ -244,15 +244,19 @@ struct OpensslServer {
 }
 
 impl OpensslServer {
+    /// On 127.0.0.1, on a free port.
     fn start(directory: &Path, args: &[&str]) -> OpensslServer {
-        let made = certificates::with_openssl(directory, "localhost", "IP:127.0.0.1");
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        OpensslServer::start_at(directory, SocketAddr::from(([127, 0, 0, 1], port)), args)
+    }
+
+    /// On `address`, with a certificate made for localhost.
+    fn start_at(directory: &Path, address: SocketAddr, args: &[&str]) -> OpensslServer {
+        let made = certificates::with_openssl(directory, "localhost", "IP:127.0.0.1");
+        let port = address.port();
         let child = Command::new("openssl")
-            .args(["s_server", "-accept", &format!("127.0.0.1:{port}"), "-www", "-quiet"])
-            .arg("-cert")
-            .arg(&made.cert)
-            .arg("-key")
-            .arg(&made.key)
+            .args(["s_server", "-accept", &address.to_string(), "-www", "-quiet"])
+            .args(["-cert", made.cert.to_str().unwrap(), "-key", made.key.to_str().unwrap()])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -260,7 +264,7 @@ impl OpensslServer {
             .spawn()
             .expect("openssl runs (./dev setup installs it)");
         let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect(address).is_err() {
             assert!(start.elapsed() < Duration::from_secs(10), "s_server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -318,4 +322,29 @@ fn a_server_that_speaks_only_tls_1_0_is_named_by_protocol_version() {
     let summary = report["verdict"]["summary"].as_str().unwrap();
     assert!(summary.contains("speaks only TLS 1.0/1.1"), "{summary}");
     assert!(report["verdict"]["suggestions"].to_string().contains("enable TLS 1.2"), "{report}");
+}
+
+/// SNI needs a name: `localhost`, served on each loopback address it resolves to here.
+#[test]
+fn a_server_without_a_site_for_the_name_sent_in_sni_is_named_by_unrecognized_name() {
+    let directory = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addresses: Vec<SocketAddr> = ("localhost", port).to_socket_addrs().unwrap().collect();
+    let args = ["-servername", "other.example", "-servername_fatal"];
+    let cert = certificates::with_openssl(directory.path(), "other", "DNS:other.example");
+    let second = ["-cert2", cert.cert.to_str().unwrap(), "-key2", cert.key.to_str().unwrap()];
+    let _servers: Vec<OpensslServer> = addresses
+        .iter()
+        .map(|address| {
+            OpensslServer::start_at(directory.path(), *address, &[&args[..], &second].concat())
+        })
+        .collect();
+    let (code, report) = check_json(&format!("https://localhost:{port}/"), &[]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["verdict"]["cause"], "tls_error", "{report}");
+    assert_eq!(tls_of(&report)["alert"], "unrecognized_name", "{report}");
+    let summary = report["verdict"]["summary"].as_str().unwrap();
+    assert!(summary.contains("no certificate for the name sent in SNI"), "{summary}");
+    let fixes = report["verdict"]["suggestions"].to_string();
+    assert!(fixes.contains("no site or certificate for localhost (SNI)"), "{fixes}");
 }
