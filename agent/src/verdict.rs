@@ -338,9 +338,13 @@ impl Context<'_> {
             }
             if let Some(certificate) = &tls.certificate {
                 if !certificate.name_matches {
+                    let names = match certificate.subject_alt_names.is_empty() {
+                        true => "no name (it has no subjectAltName)".to_string(),
+                        false => certificate.subject_alt_names.join(", "),
+                    };
                     diagnosis.suggestions.push(format!(
-                        "The certificate is for {}, not {}: use a name it covers, or fix the certificate.",
-                        certificate.subject_alt_names.join(", "),
+                        "The certificate is for {names}, not {}: use a name it covers, or fix \
+                         the certificate.",
                         self.target.host.display()
                     ));
                 }

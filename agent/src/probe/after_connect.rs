@@ -8,11 +8,9 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
-use whyrefused_shared::{
-    AfterConnect, EarlyClose, HttpRedirect, HttpReport, MAX_REDIRECTS, Phases,
-};
+use whyrefused_shared::{AfterConnect, EarlyClose, Phases};
 
-use super::{http, tls};
+use super::{http, redirects, tls};
 use crate::clock;
 use crate::policy::TargetPolicy;
 use crate::target::{Host, Target};
@@ -118,14 +116,14 @@ pub async fn after_connect(
         speak(stream, plan, &mut report).await;
     }
     if plan.follow.is_some() {
-        follow_redirects(plan, address, &mut report).await;
+        redirects::follow(plan, address, &mut report).await;
     }
     report
 }
 
 /// Over an open (and, with TLS, handshaken) connection: one HTTP request, or a wait for a
 /// banner. An alert on the first read after a TLS 1.3 handshake fails the TLS report instead.
-async fn speak<S>(mut stream: S, plan: &AfterConnectPlan, report: &mut AfterConnect)
+pub(super) async fn speak<S>(mut stream: S, plan: &AfterConnectPlan, report: &mut AfterConnect)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -182,96 +180,6 @@ async fn watch_for_banner<S: AsyncRead + Unpin>(
         FirstRead::Failed(error) => return Some(error),
     }
     None
-}
-
-/// With `follow`: while the answer is a redirect with a `Location`, request that (at most
-/// [`MAX_REDIRECTS`] times, only where the check's policy allows), keeping the hops.
-async fn follow_redirects(plan: &AfterConnectPlan, address: SocketAddr, report: &mut AfterConnect) {
-    let mut current = Hop { plan: plan.clone(), address };
-    let mut hops = Vec::new();
-    while hops.len() < MAX_REDIRECTS {
-        let Some(http) = report.http.as_ref() else { return };
-        let (Some(status @ 300..=399), Some(location)) = (http.status, http.header("location"))
-        else {
-            break;
-        };
-        let location = location.to_string();
-        let Some(next) = current.next(&location).await else { break };
-        hops.push(HttpRedirect { status, location });
-        let Some(answer) = next.exchange().await else { break };
-        report.http = Some(answer);
-        current = next;
-    }
-    if let Some(http) = report.http.as_mut() {
-        http.redirects = hops;
-    }
-}
-
-/// One request of a chain of redirects: where it goes and how.
-struct Hop {
-    plan: AfterConnectPlan,
-    address: SocketAddr,
-}
-
-impl Hop {
-    /// The hop a `Location` leads to: the same connection's address for the same host and
-    /// port, else the new host's first address the policy allows.
-    async fn next(&self, location: &str) -> Option<Hop> {
-        let mut plan = self.plan.clone();
-        if location.contains("://") {
-            let target = Target::parse(location, None).ok()?;
-            let same = target.host == plan.host && target.port == plan.port;
-            plan.tls = target.scheme.as_deref() == Some("https");
-            plan.http_path = Some(target.path.clone().unwrap_or_else(|| "/".into()));
-            if !same {
-                plan.host = target.host;
-                plan.port = target.port;
-                let address = allowed_address(&plan).await?;
-                return Some(Hop { plan, address });
-            }
-        } else {
-            plan.http_path = Some(join_path(plan.http_path.as_deref().unwrap_or("/"), location));
-        }
-        Some(Hop { plan, address: self.address })
-    }
-
-    /// Connects, runs TLS when the hop asks for it, and sends the request.
-    async fn exchange(&self) -> Option<HttpReport> {
-        let (_, stream) = super::connect::connect_and_keep(self.address, self.plan.deadline).await;
-        let mut report = AfterConnect {
-            address: self.address,
-            early_close: None,
-            banner: None,
-            tls: None,
-            http: None,
-            phases: Phases::default(),
-        };
-        if self.plan.tls {
-            let handshake = tls::handshake(stream?, &self.plan.host, self.plan.deadline).await;
-            let stream = handshake.stream.filter(|_| handshake.report.ok)?;
-            speak(stream, &self.plan, &mut report).await;
-        } else {
-            speak(stream?, &self.plan, &mut report).await;
-        }
-        report.http
-    }
-}
-
-/// The first address of the plan's host that its policy allows, with its port.
-async fn allowed_address(plan: &AfterConnectPlan) -> Option<SocketAddr> {
-    let policy = plan.follow.as_ref()?;
-    let resolution = super::resolve(&plan.host, plan.deadline).await;
-    let mut addresses = resolution.addresses.into_iter().map(|ip| SocketAddr::new(ip, plan.port));
-    addresses.find(|address| policy.check(*address).is_ok())
-}
-
-/// A relative `Location` against the path it came from: `/a/b` and `c` give `/a/c`.
-fn join_path(base: &str, location: &str) -> String {
-    if location.starts_with('/') {
-        return location.to_string();
-    }
-    let directory = base.rsplit_once('/').map_or("", |(directory, _)| directory);
-    format!("{directory}/{location}")
 }
 
 fn request_text(host: &Host, port: u16, tls: bool, path: &str) -> String {
@@ -362,12 +270,6 @@ mod tests {
         let asked = Asked { expect_status: vec![200], ..Asked::default() };
         let expecting = AfterConnectPlan::for_target(&target, &asked, Duration::from_secs(1));
         assert_eq!(expecting.http_path.as_deref(), Some("/"), "an expected status asks for HTTP");
-    }
-
-    #[test]
-    fn relative_locations_resolve_against_the_requested_path() {
-        assert_eq!(join_path("/a/b", "c"), "/a/c");
-        assert_eq!(join_path("/a/b", "/login"), "/login");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod listeners;
 pub mod liveness;
 pub mod local_drops;
 pub mod nearby;
+pub mod redirects;
 pub mod resolve;
 pub mod tls;
 
