@@ -20,6 +20,10 @@ const MAX_HEAD: usize = 16 * 1024;
 /// The most read of a response's body.
 const MAX_BODY: usize = 16 * 1024;
 
+/// How long the body is read for once the head has arrived: enough for a page's first line,
+/// and a stream that never ends (server-sent events) does not hold the verdict up.
+const BODY_WAIT: Duration = Duration::from_millis(500);
+
 /// The headers kept in the report: the ones that say who answered, where to go instead, what
 /// credentials are wanted, when to come back, and what the body is.
 const KEPT_HEADERS: [&str; 6] =
@@ -48,7 +52,7 @@ where
         return Exchange { http, early_close: None, error: Some(error) };
     }
     let start = Instant::now();
-    let until = tokio::time::Instant::now() + deadline;
+    let mut until = tokio::time::Instant::now() + deadline;
     let mut response = Response::default();
     let mut chunk = vec![0; 4096];
     let end = loop {
@@ -62,7 +66,11 @@ where
                 if response.bytes.is_empty() {
                     http.first_byte_us = Some(clock::micros(start.elapsed()));
                 }
+                let had_head = response.head.is_some();
                 response.push(&chunk[..read]);
+                if !had_head && response.head.is_some() {
+                    until = until.min(tokio::time::Instant::now() + BODY_WAIT);
+                }
             }
             Ok(Err(error)) => match hang_up(&error) {
                 Some(how) => break ReadEnd::Ended(how),
@@ -430,6 +438,15 @@ mod tests {
         let done = exchange_with(b"HTTP/1.0 200 OK\r\n\r\nhello\n", Some(EarlyClose::Closed)).await;
         assert!(!done.http.failed && done.http.closed.is_none(), "{:?}", done.http);
         assert_eq!(done.http.body_first_line.as_deref(), Some("hello"));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_never_ends_is_read_only_briefly_and_is_no_failure() {
+        let start = Instant::now();
+        let done = exchange_with(b"HTTP/1.1 200 OK\r\n\r\nevent: tick\n", None).await;
+        assert!(start.elapsed() < Duration::from_millis(900), "{:?}", start.elapsed());
+        assert!(!done.http.failed && done.http.closed.is_none(), "{:?}", done.http);
+        assert_eq!(done.http.body_first_line.as_deref(), Some("event: tick"));
     }
 
     #[tokio::test]
