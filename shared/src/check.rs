@@ -528,6 +528,15 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_cause_table_lists_every_cause() {
+        let readme = include_str!("../../README.md");
+        for cause in Cause::ALL {
+            let row = format!("\n| `{}` |", cause.as_str());
+            assert!(readme.contains(&row), "README.md's cause table has no row for {cause:?}");
+        }
+    }
+
+    #[test]
     fn a_request_without_options_omits_them() {
         let json = serde_json::to_string(&CheckRequest::new("db:5432")).unwrap();
         assert_eq!(json, r#"{"target":"db:5432"}"#);
