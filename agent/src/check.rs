@@ -63,6 +63,12 @@ pub struct CheckPlan {
     pub retries: u32,
     /// The pause between rounds, in milliseconds.
     pub retry_delay_ms: u32,
+    /// Whether to send an HTTP request after connecting even when the scheme does not ask.
+    pub http: bool,
+    /// The HTTP statuses that count as working; empty for the default reading of statuses.
+    pub expect_status: Vec<u16>,
+    /// Whether to follow HTTP redirects.
+    pub follow: bool,
     /// Where the agent may connect: every resolved address, and every extra probe, is checked
     /// against it before a packet is sent.
     pub policy: Arc<TargetPolicy>,
@@ -82,6 +88,8 @@ pub enum RequestError {
     Retries(u32),
     #[error("retry_delay_ms must be at most {MAX_RETRY_DELAY_MS} (milliseconds), not {0}")]
     RetryDelay(u32),
+    #[error("expect_status holds {0}: HTTP statuses run from 100 to 599")]
+    ExpectStatus(u16),
 }
 
 impl RequestError {
@@ -89,9 +97,10 @@ impl RequestError {
     pub fn code(&self) -> ErrorCode {
         match self {
             RequestError::Target(_) => ErrorCode::InvalidTarget,
-            RequestError::Timeout(_) | RequestError::Retries(_) | RequestError::RetryDelay(_) => {
-                ErrorCode::InvalidOption
-            }
+            RequestError::Timeout(_)
+            | RequestError::Retries(_)
+            | RequestError::RetryDelay(_)
+            | RequestError::ExpectStatus(_) => ErrorCode::InvalidOption,
         }
     }
 }
@@ -115,6 +124,9 @@ impl CheckPlan {
         if retry_delay_ms > MAX_RETRY_DELAY_MS {
             return Err(RequestError::RetryDelay(retry_delay_ms));
         }
+        if let Some(status) = request.expect_status.iter().find(|s| !(100..=599).contains(*s)) {
+            return Err(RequestError::ExpectStatus(*status));
+        }
         let target = Target::parse(&request.target, request.port)?;
         Ok(CheckPlan {
             target,
@@ -122,6 +134,9 @@ impl CheckPlan {
             tls: request.tls,
             retries,
             retry_delay_ms,
+            http: request.http,
+            expect_status: request.expect_status.clone(),
+            follow: request.follow,
             policy,
             show_processes: true,
         })
@@ -136,7 +151,13 @@ impl CheckPlan {
     }
 
     fn after_connect_plan(&self) -> AfterConnectPlan {
-        AfterConnectPlan::for_target(&self.target, self.tls, self.connect_deadline())
+        let asked = after_connect::Asked {
+            tls: self.tls,
+            http: self.http,
+            expect_status: self.expect_status.clone(),
+            follow: self.follow.then(|| self.policy.clone()),
+        };
+        AfterConnectPlan::for_target(&self.target, &asked, self.connect_deadline())
     }
 
     /// The resolved addresses the policy allows (with the target's port), in the resolver's
@@ -218,6 +239,7 @@ async fn run_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
             round: number,
             at,
             cause: verdict.cause,
+            http_status: http_status(&result.findings),
             elapsed_us: clock::micros(start.elapsed()),
         };
         reporter.send(Step::RoundFinished { round: round.clone() });
@@ -228,6 +250,14 @@ async fn run_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
         }
     }
     verdict::across_rounds(&rounds, verdicts)
+}
+
+/// The HTTP status a round's first answered request got, if any.
+fn http_status(findings: &[Finding]) -> Option<u16> {
+    findings.iter().find_map(|finding| match finding {
+        Finding::AfterConnect(after) => after.http.as_ref().and_then(|http| http.status),
+        _ => None,
+    })
 }
 
 /// Resolves (while asking the nameservers directly), then probes every address and the host's

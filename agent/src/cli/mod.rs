@@ -269,6 +269,15 @@ struct CheckArgs {
     /// Attempt a TLS handshake after connecting, whatever the scheme.
     #[arg(long)]
     tls: bool,
+    /// Send an HTTP request after connecting, whatever the scheme (http(s):// always does).
+    #[arg(long)]
+    http: bool,
+    /// The HTTP statuses that count as working (200,204); any other fails as unexpected_status.
+    #[arg(long, value_name = "CODES", value_delimiter = ',')]
+    expect_status: Vec<u16>,
+    /// Follow HTTP redirects (at most 5) instead of reporting the first answer.
+    #[arg(long)]
+    follow: bool,
     /// Repeat the check this many more times, to tell a persistent failure from an intermittent one.
     #[arg(long, default_value_t = 0)]
     retries: u32,
@@ -401,6 +410,9 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         tls: args.tls,
         retries: Some(args.retries),
         retry_delay_ms: Some(args.retry_delay_ms),
+        http: args.http,
+        expect_status: args.expect_status,
+        follow: args.follow,
     };
     if let Some(hub) = args.via.hub() {
         return match hub {

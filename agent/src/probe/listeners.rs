@@ -38,12 +38,24 @@ pub fn listeners_on(port: u16) -> LocalListeners {
                 address,
                 pid: owner.map(|(pid, _)| *pid),
                 process: owner.map(|(_, name)| name.clone()),
+                command: owner.and_then(|(pid, _)| command_line(*pid)),
             }
         })
         .collect();
     let unreadable = listeners.iter().any(|listener| listener.pid.is_none());
     let owners_hidden = unreadable.then(|| OWNERS_UNREADABLE.to_string());
     LocalListeners { port, listeners, owners_hidden }
+}
+
+/// A process's command line, its arguments joined by spaces (`/proc/PID/cmdline`).
+pub fn command_line(pid: u32) -> Option<String> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let words: Vec<String> = raw
+        .split(|byte| *byte == 0)
+        .filter(|word| !word.is_empty())
+        .map(|word| String::from_utf8_lossy(word).into_owned())
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
 }
 
 /// Whether no socket of this host (in this network namespace) holds TCP `port` on any address:

@@ -39,6 +39,9 @@ fn connected(cause: Cause) -> bool {
             | Cause::ServerClosed
             | Cause::TlsError
             | Cause::HttpError
+            | Cause::ServerError
+            | Cause::AccessDenied
+            | Cause::UnexpectedStatus
     )
 }
 
@@ -411,6 +414,14 @@ mod tests {
         assert!(summary.contains("from laptop and ci"), "{summary}");
         assert!(summary.contains("between them"), "{summary}");
         assert_eq!(verdict.details, ["local: open", "laptop: filtered", "ci: port_closed"]);
+    }
+
+    #[test]
+    fn a_server_error_from_one_place_and_a_200_from_another_is_no_firewall() {
+        let ok = report(&[DB], Cause::Reachable);
+        let failing = report(&[DB], Cause::ServerError);
+        let verdict = compare(&[("app1", &[], &ok), ("app2", &[], &failing)]);
+        assert_ne!(verdict.cause, CrossCause::FirewallBetween, "{verdict:?}");
     }
 
     #[test]

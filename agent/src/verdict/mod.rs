@@ -20,6 +20,7 @@ use crate::target::{Host, Target};
 
 pub mod cross;
 mod dns;
+mod service;
 
 /// What one round of probing found.
 #[derive(Debug, Clone, Default)]
@@ -117,9 +118,10 @@ pub fn across_rounds(rounds: &[Round], mut verdicts: Vec<Verdict>) -> Verdict {
     let timeline: Vec<Evidence> = rounds
         .iter()
         .map(|round| {
+            let status = round.http_status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
             evidence(
                 format!("round {} at {}", round.round, round.at.0),
-                round.cause.as_str(),
+                format!("{}{status}", round.cause.as_str()),
                 Some(round.elapsed_us),
             )
         })
@@ -142,6 +144,10 @@ pub fn across_rounds(rounds: &[Round], mut verdicts: Vec<Verdict>) -> Verdict {
     if persistent {
         verdict.pattern = Some(Pattern::Persistent);
         verdict.summary = format!("{} (The same in all {} rounds.)", verdict.summary, rounds.len());
+    } else if let Some(intermittent) = service::intermittent_service(rounds, verdict.cause) {
+        verdict.pattern = Some(Pattern::Intermittent);
+        verdict.summary = format!("{intermittent} {}", verdict.summary);
+        verdict.suggestions.insert(0, service::INTERMITTENT_SERVICE_FIX.into());
     } else {
         verdict.pattern = Some(Pattern::Intermittent);
         verdict.summary = format!(
@@ -307,7 +313,9 @@ impl Context<'_> {
             let why = tls.error.as_deref().unwrap_or("the certificate was not accepted");
             diagnosis.summary =
                 format!("{endpoint} accepts connections, but the TLS handshake failed: {why}.");
-            if tls.certificate.is_none() && after.early_close.is_none() {
+            if let Some(fix) = service::tls_fix(tls, &self.target.host.display()) {
+                diagnosis.suggestions.push(fix);
+            } else if tls.certificate.is_none() && after.early_close.is_none() {
                 diagnosis.suggestions.push(
                     "This port does not speak TLS: use the plain scheme (http://) or drop --tls, \
                      or connect to the service's TLS port."
@@ -323,9 +331,13 @@ impl Context<'_> {
             }
             if let Some(certificate) = &tls.certificate {
                 if !certificate.name_matches {
+                    let names = match certificate.subject_alt_names.is_empty() {
+                        true => "no name (it has no subjectAltName)".to_string(),
+                        false => certificate.subject_alt_names.join(", "),
+                    };
                     diagnosis.suggestions.push(format!(
-                        "The certificate is for {}, not {}: use a name it covers, or fix the certificate.",
-                        certificate.subject_alt_names.join(", "),
+                        "The certificate is for {names}, not {}: use a name it covers, or fix \
+                         the certificate.",
                         self.target.host.display()
                     ));
                 }
@@ -336,16 +348,35 @@ impl Context<'_> {
                     ));
                 }
             }
-        } else if let Some(http) = after.http.as_ref().filter(|http| http.failed) {
-            diagnosis.cause = Cause::HttpError;
-            let why = http.detail.as_deref().unwrap_or("no valid response");
-            diagnosis.summary =
-                format!("{endpoint} accepts connections, but the HTTP request failed: {why}.");
-            diagnosis.suggestions.push(
-                "Check that this port serves HTTP (not another protocol, or TLS: try https://), \
-                 and the server's logs for the request."
-                    .into(),
-            );
+        } else if let Some(http) = &after.http {
+            let judged = match http.failed {
+                true => service::judge_failure(http, &endpoint),
+                false => service::judge_status(http, &endpoint, &self.path()),
+            };
+            diagnosis.cause = judged.cause;
+            diagnosis.summary = judged.summary;
+            if let Some(followed) = service::redirects_followed(http) {
+                diagnosis.summary = format!("{} ({followed})", diagnosis.summary);
+            }
+            diagnosis.suggestions.extend(judged.suggestions);
+            diagnosis.evidence.extend(judged.notes);
+        }
+        if diagnosis.cause != Cause::Reachable {
+            self.name_the_process(attempt.address, diagnosis);
+        }
+    }
+
+    /// The target's URL path (`/` without one).
+    fn path(&self) -> String {
+        self.target.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into())
+    }
+
+    /// When the service runs on this host: the process that answered, whose logs to read.
+    fn name_the_process(&self, address: IpAddr, diagnosis: &mut AddressDiagnosis) {
+        let Some(found) = self.local_listeners() else { return };
+        if let Some((line, suggestion)) = service::answering_process(found, address) {
+            diagnosis.evidence.push(line);
+            diagnosis.suggestions.insert(0, suggestion);
         }
     }
 
@@ -770,20 +801,14 @@ fn after_connect_evidence(after: &AfterConnect) -> Vec<Evidence> {
         found.push(evidence("tls", result, Some(tls.elapsed_us)));
     }
     if let Some(http) = &after.http {
-        let result = match http.status {
-            Some(status) => {
-                format!("HTTP {status} {}", http.detail.as_deref().unwrap_or("")).trim().to_string()
-            }
-            None => format!("failed: {}", http.detail.as_deref().unwrap_or("no response")),
-        };
-        found.push(evidence("http", result, http.first_byte_us));
+        found.extend(service::http_evidence(http));
     }
     found
 }
 
 /// The failure causes, most telling first: when addresses fail differently, the verdict names
 /// the one that says most about what to fix.
-const PRECEDENCE: [Cause; 13] = [
+const PRECEDENCE: [Cause; 16] = [
     Cause::LocalFirewall,
     Cause::LoopbackOnly,
     Cause::FirewallReject,
@@ -791,6 +816,9 @@ const PRECEDENCE: [Cause; 13] = [
     Cause::ServerClosed,
     Cause::TlsError,
     Cause::HttpError,
+    Cause::ServerError,
+    Cause::UnexpectedStatus,
+    Cause::AccessDenied,
     Cause::ConnectionReset,
     Cause::HostUnreachable,
     Cause::NetworkUnreachable,
@@ -1206,6 +1234,7 @@ mod tests {
                 address: "[::1]:5432".parse().unwrap(),
                 pid: Some(4321),
                 process: Some("postgres".into()),
+                command: None,
             }],
         });
         let verdict = conclude_on(
@@ -1276,6 +1305,7 @@ mod tests {
                 address: "127.0.0.1:5432".parse().unwrap(),
                 pid: Some(4321),
                 process: Some("postgres".into()),
+                command: None,
             }],
         });
         let verdict = conclude_on(
@@ -1354,7 +1384,8 @@ mod tests {
     }
 
     fn round(number: u32, cause: Cause) -> Round {
-        Round { round: number, at: Timestamp(format!("t{number}")), cause, elapsed_us: 100 }
+        let at = Timestamp(format!("t{number}"));
+        Round { round: number, at, cause, http_status: None, elapsed_us: 100 }
     }
 
     fn plain(cause: Cause) -> Verdict {

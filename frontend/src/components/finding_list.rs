@@ -107,6 +107,7 @@ mod tests {
                     address: "127.0.0.1:80".parse().unwrap(),
                     pid: Some(4321),
                     process: Some("postgres".into()),
+                    command: None,
                 }],
                 owners_hidden: None,
             }),
