@@ -3,29 +3,13 @@
 //! first line; with "Expect status" filled in, a 302 is `unexpected_status`. Every target is
 //! on loopback.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use whyrefused_tests::browser::{ENTER, fill, wait_for};
-use whyrefused_tests::{Agent, Browser};
+use whyrefused_tests::{Agent, Browser, http_server};
 
 const PATIENCE: Duration = Duration::from_secs(15);
-
-/// A loopback HTTP server that answers every request with `response`, for the test's life.
-fn http_server(response: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-            let _ = stream.read(&mut [0; 2048]);
-            let _ = stream.write_all(response.as_bytes());
-        }
-    });
-    port
-}
 
 async fn text(client: &Client, css: &str) -> String {
     let element = wait_for(client, css, PATIENCE).await;
