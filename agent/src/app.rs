@@ -75,6 +75,9 @@ pub struct AppState {
     pub connect_budget: SharedBudget,
     /// The agents that joined this one (every agent is a hub), and their links.
     pub hub: Hub,
+    /// Whether remote clients may see which processes own this host's listeners
+    /// (`--show-processes`); clients on this host always may.
+    pub show_processes: bool,
 }
 
 impl AppState {
@@ -94,6 +97,7 @@ impl AppState {
             policy: Arc::new(policy),
             connect_budget: None,
             hub: Hub::default(),
+            show_processes: false,
         }
     }
 

@@ -64,12 +64,21 @@ pub struct CheckPlan {
     pub retries: u32,
     /// The pause between rounds, in milliseconds.
     pub retry_delay_ms: u32,
+    /// Whether to send an HTTP request after connecting even when the scheme does not ask.
+    pub http: bool,
+    /// The HTTP statuses that count as working; empty for the default reading of statuses.
+    pub expect_status: Vec<u16>,
+    /// Whether to follow HTTP redirects.
+    pub follow: bool,
     /// Where the agent may connect: every resolved address, and every extra probe, is checked
     /// against it before a packet is sent.
     pub policy: Arc<TargetPolicy>,
     /// How fast the agent may connect, shared with every other check and scan; `None` without
     /// a limit (the in-process CLI).
     pub budget: SharedBudget,
+    /// Whether the owners (pid, command) of this host's listeners may be named: to a client on
+    /// this host, or to any with the agent's `--show-processes`.
+    pub show_processes: bool,
 }
 
 /// Why a request cannot run.
@@ -83,6 +92,8 @@ pub enum RequestError {
     Retries(u32),
     #[error("retry_delay_ms must be at most {MAX_RETRY_DELAY_MS} (milliseconds), not {0}")]
     RetryDelay(u32),
+    #[error("expect_status holds {0}: HTTP statuses run from 100 to 599")]
+    ExpectStatus(u16),
 }
 
 impl RequestError {
@@ -90,9 +101,10 @@ impl RequestError {
     pub fn code(&self) -> ErrorCode {
         match self {
             RequestError::Target(_) => ErrorCode::InvalidTarget,
-            RequestError::Timeout(_) | RequestError::Retries(_) | RequestError::RetryDelay(_) => {
-                ErrorCode::InvalidOption
-            }
+            RequestError::Timeout(_)
+            | RequestError::Retries(_)
+            | RequestError::RetryDelay(_)
+            | RequestError::ExpectStatus(_) => ErrorCode::InvalidOption,
         }
     }
 }
@@ -117,9 +129,23 @@ impl CheckPlan {
         if retry_delay_ms > MAX_RETRY_DELAY_MS {
             return Err(RequestError::RetryDelay(retry_delay_ms));
         }
+        if let Some(status) = request.expect_status.iter().find(|s| !(100..=599).contains(*s)) {
+            return Err(RequestError::ExpectStatus(*status));
+        }
         let target = Target::parse(&request.target, request.port)?;
-        let tls = request.tls;
-        Ok(CheckPlan { target, timeout_ms, tls, retries, retry_delay_ms, policy, budget })
+        Ok(CheckPlan {
+            target,
+            timeout_ms,
+            tls: request.tls,
+            retries,
+            retry_delay_ms,
+            http: request.http,
+            expect_status: request.expect_status.clone(),
+            follow: request.follow,
+            policy,
+            budget,
+            show_processes: true,
+        })
     }
 
     fn budget(&self) -> Option<&ConnectBudget> {
@@ -135,7 +161,14 @@ impl CheckPlan {
     }
 
     fn after_connect_plan(&self) -> AfterConnectPlan {
-        AfterConnectPlan::for_target(&self.target, self.tls, self.connect_deadline())
+        let asked = after_connect::Asked {
+            tls: self.tls,
+            http: self.http,
+            expect_status: self.expect_status.clone(),
+            follow: self.follow.then(|| self.policy.clone()),
+            budget: self.budget.clone(),
+        };
+        AfterConnectPlan::for_target(&self.target, &asked, self.connect_deadline())
     }
 
     /// The resolved addresses the policy allows (with the target's port), in the resolver's
@@ -217,6 +250,7 @@ async fn run_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
             round: number,
             at,
             cause: verdict.cause,
+            http_status: http_status(&result.findings),
             elapsed_us: clock::micros(start.elapsed()),
         };
         reporter.send(Step::RoundFinished { round: round.clone() });
@@ -227,6 +261,14 @@ async fn run_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
         }
     }
     verdict::across_rounds(&rounds, verdicts)
+}
+
+/// The HTTP status a round's first answered request got, if any.
+fn http_status(findings: &[Finding]) -> Option<u16> {
+    findings.iter().find_map(|finding| match finding {
+        Finding::AfterConnect(after) => after.http.as_ref().and_then(|http| http.status),
+        _ => None,
+    })
 }
 
 /// Resolves (while asking the nameservers directly), then probes every address and the host's
@@ -261,6 +303,7 @@ async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
         findings.extend(address_findings);
     }
     if let Some(found) = own_listeners {
+        let found = if plan.show_processes { found } else { found.without_owners() };
         reporter.finding(Finding::LocalListeners(found), &mut findings);
     }
     if allowed.len() > 1 {
@@ -431,6 +474,27 @@ mod tests {
         assert_eq!(found.listeners[0].pid, Some(std::process::id()));
         assert_eq!(report.verdict.unwrap().cause, Cause::Reachable);
         assert_eq!(report.outcome, Some(Outcome::Completed));
+    }
+
+    #[tokio::test]
+    async fn a_remote_clients_check_names_no_process_and_says_how_to_show_them() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hidden = CheckPlan { show_processes: false, ..plan(&format!("127.0.0.1:{port}")) };
+        let (_, report) = steps_of(&hidden).await;
+        let found = report
+            .findings
+            .iter()
+            .find_map(|finding| match finding {
+                Finding::LocalListeners(found) => Some(found),
+                _ => None,
+            })
+            .expect("the local listeners finding");
+        assert!(found.listeners.iter().all(|l| l.pid.is_none() && l.process.is_none()));
+        let why = found.owners_hidden.as_deref().unwrap_or_default();
+        assert!(why.contains("--show-processes"), "{why}");
+        let text = serde_json::to_string(&report).unwrap();
+        assert!(!text.contains(&format!("\"pid\":{}", std::process::id())), "{text}");
     }
 
     #[tokio::test]

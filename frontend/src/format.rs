@@ -95,7 +95,10 @@ pub fn cause_tone(cause: Cause) -> &'static str {
         | Cause::FirewallReject
         | Cause::ServerClosed
         | Cause::TlsError
-        | Cause::HttpError => "bad",
+        | Cause::HttpError
+        | Cause::ServerError
+        | Cause::AccessDenied
+        | Cause::UnexpectedStatus => "bad",
     }
 }
 
@@ -117,6 +120,9 @@ pub fn cause_title(cause: Cause) -> &'static str {
         Cause::ServerClosed => "Server closed the connection",
         Cause::TlsError => "TLS handshake failed",
         Cause::HttpError => "HTTP request failed",
+        Cause::ServerError => "The service answered with an error",
+        Cause::AccessDenied => "Access denied by the service",
+        Cause::UnexpectedStatus => "Unexpected HTTP status",
         Cause::DnsNxdomain => "Name does not exist",
         Cause::DnsNoAddress => "Name has no addresses",
         Cause::DnsError => "DNS lookup failed",

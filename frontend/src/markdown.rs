@@ -211,6 +211,7 @@ mod tests {
                 round,
                 at: Timestamp(String::new()),
                 cause: Cause::PortClosed,
+                http_status: None,
                 elapsed_us: 900,
             })
             .collect();

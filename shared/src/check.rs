@@ -29,6 +29,18 @@ pub struct CheckRequest {
     /// The pause between rounds, in milliseconds (default [`crate::DEFAULT_RETRY_DELAY_MS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_delay_ms: Option<u32>,
+    /// Send one HTTP request after connecting even when the scheme does not ask for one
+    /// (`http://` and `https://` targets always get one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http: bool,
+    /// The HTTP statuses that count as working (`[200, 204]`); any other is
+    /// `unexpected_status`. Implies an HTTP request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect_status: Vec<u16>,
+    /// Follow redirects (at most [`crate::MAX_REDIRECTS`]) instead of reporting the first
+    /// answer. Implies an HTTP request.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follow: bool,
 }
 
 impl CheckRequest {
@@ -41,6 +53,9 @@ impl CheckRequest {
             tls: false,
             retries: None,
             retry_delay_ms: None,
+            http: false,
+            expect_status: Vec::new(),
+            follow: false,
         }
     }
 }
@@ -256,11 +271,14 @@ pub enum ConnectState {
     /// No answer before the deadline: a firewall drops the packets, or the host is silent.
     Timeout,
     /// The host could not be reached (`EHOSTUNREACH`): no neighbour answer, or an ICMP
-    /// host-unreachable or admin-prohibited from a router or firewall.
+    /// host-unreachable or admin-prohibited from a router or firewall. Another host's ICMPv6
+    /// administratively prohibited arrives as `EACCES` (the attempt's errno) and is this too.
     HostUnreachable,
-    /// No route to the host's network (`ENETUNREACH`).
+    /// No route to the host's network (`ENETUNREACH`, or a router's ICMPv6 no route to
+    /// destination, which arrives as `EHOSTUNREACH`).
     NetworkUnreachable,
-    /// The agent's own host forbade the connection (`EACCES`/`EPERM`: a local firewall rule).
+    /// The agent's own host forbade the connection (`EACCES`/`EPERM` with no ICMP error, or
+    /// with one sent by this host: a local firewall rule).
     PermissionDenied,
     /// The connection was reset during the handshake (`ECONNRESET`).
     Reset,
@@ -371,6 +389,13 @@ pub enum Cause {
     TlsError,
     /// The connection (and TLS) worked, but the HTTP exchange failed.
     HttpError,
+    /// The connection (and TLS) worked and the service answered with a 5xx status: the server
+    /// itself is failing.
+    ServerError,
+    /// The service answered 401 or 403: it wants credentials, or refuses these.
+    AccessDenied,
+    /// The service answered with a status outside the expected ones (`expect_status`).
+    UnexpectedStatus,
     /// The connect failed with another operating-system error.
     ConnectError,
     /// The name does not exist.
@@ -391,7 +416,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, for documentation and exhaustive tests.
-    pub const ALL: [Cause; 19] = [
+    pub const ALL: [Cause; 22] = [
         Cause::Reachable,
         Cause::Partial,
         Cause::PortClosed,
@@ -406,6 +431,9 @@ impl Cause {
         Cause::ServerClosed,
         Cause::TlsError,
         Cause::HttpError,
+        Cause::ServerError,
+        Cause::AccessDenied,
+        Cause::UnexpectedStatus,
         Cause::ConnectError,
         Cause::DnsNxdomain,
         Cause::DnsNoAddress,
@@ -430,6 +458,9 @@ impl Cause {
             Cause::ServerClosed => "server_closed",
             Cause::TlsError => "tls_error",
             Cause::HttpError => "http_error",
+            Cause::ServerError => "server_error",
+            Cause::AccessDenied => "access_denied",
+            Cause::UnexpectedStatus => "unexpected_status",
             Cause::ConnectError => "connect_error",
             Cause::DnsNxdomain => "dns_nxdomain",
             Cause::DnsNoAddress => "dns_no_address",
@@ -505,6 +536,15 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), Cause::ALL.len());
+    }
+
+    #[test]
+    fn the_readme_cause_table_lists_every_cause() {
+        let readme = include_str!("../../README.md");
+        for cause in Cause::ALL {
+            let row = format!("\n| `{}` |", cause.as_str());
+            assert!(readme.contains(&row), "README.md's cause table has no row for {cause:?}");
+        }
     }
 
     #[test]

@@ -178,6 +178,9 @@ pub struct Listener {
     /// The owning process's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<String>,
+    /// The owning process's command line (`python3 -m http.server 8080`), when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 /// The agent host's listeners on the asked port.
@@ -187,6 +190,31 @@ pub struct LocalListeners {
     pub port: u16,
     /// Every listening socket on it, whatever its address.
     pub listeners: Vec<Listener>,
+    /// Why the owning processes are not shown, when they are not: hidden from a remote client
+    /// (the agent's `--show-processes` shows them), or not readable by the agent's user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owners_hidden: Option<String>,
+}
+
+/// Why a listener's owner is not named to a client that connected from another host.
+pub const OWNERS_HIDDEN_FROM_REMOTE: &str = "the owning processes are shown only to clients on     the agent's own host: start the agent with --show-processes to show them to remote clients";
+
+/// Why a listener's owner could not be read.
+pub const OWNERS_UNREADABLE: &str = "the owning process is not readable by the agent's user:     it needs CAP_SYS_PTRACE or CAP_DAC_READ_SEARCH (or root) to see other users' processes";
+
+impl LocalListeners {
+    /// The same listeners without their owners, saying why.
+    pub fn without_owners(mut self) -> LocalListeners {
+        for listener in &mut self.listeners {
+            listener.pid = None;
+            listener.process = None;
+            listener.command = None;
+        }
+        if !self.listeners.is_empty() {
+            self.owners_hidden = Some(OWNERS_HIDDEN_FROM_REMOTE.into());
+        }
+        self
+    }
 }
 
 /// How a server ended a connection it had just accepted.
@@ -232,9 +260,18 @@ pub struct TlsReport {
     pub certificate: Option<CertificateSummary>,
     /// How long the handshake took, in microseconds.
     pub elapsed_us: u64,
+    /// The TLS alert the server ended the handshake with, by its RFC 8446 name
+    /// (`certificate_required`, `handshake_failure`, `protocol_version`, `unrecognized_name`).
+    /// With TLS 1.3 a server that wants a client certificate says so only after the handshake:
+    /// the alert then arrives on the first read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
+    /// Whether the server asked for a client certificate (a CertificateRequest); none was sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client_certificate_requested: bool,
 }
 
-/// One HTTP request.
+/// One HTTP request and its answer (the last one, when redirects were followed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpReport {
     /// The status code, when a response arrived.
@@ -243,10 +280,107 @@ pub struct HttpReport {
     /// The status line's reason or the error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// Whether the exchange failed (no response, or a malformed one).
+    /// Whether the exchange failed (no response, or a malformed or cut one).
     pub failed: bool,
     /// Time from sending the request to the response's first byte, in microseconds.
     pub first_byte_us: Option<u64>,
+    /// The protocol of the status line (`HTTP/1.1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The status line's reason phrase (`Service Unavailable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The headers that say something about a failure (`Server`, `Location`,
+    /// `WWW-Authenticate`, `Retry-After`, `Content-Type`, `Via`), in the order received.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HttpHeader>,
+    /// The first line of the body, when it is text (an HTML page's title), made printable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_first_line: Option<String>,
+    /// How the server ended the connection mid-response, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<HttpClose>,
+    /// The redirects followed on the way (with `follow`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirects: Vec<HttpRedirect>,
+    /// The statuses the request said count as working (`expect_status`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expected_status: Vec<u16>,
+}
+
+impl HttpReport {
+    /// A report of an exchange that has not (yet) produced anything: failed until a status
+    /// line arrives.
+    pub fn empty() -> HttpReport {
+        HttpReport {
+            status: None,
+            detail: None,
+            failed: true,
+            first_byte_us: None,
+            version: None,
+            reason: None,
+            headers: Vec::new(),
+            body_first_line: None,
+            closed: None,
+            redirects: Vec::new(),
+            expected_status: Vec::new(),
+        }
+    }
+
+    /// The value of the header `name` (case-insensitive), when it was kept.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let found = self.headers.iter().find(|header| header.name.eq_ignore_ascii_case(name));
+        found.map(|header| header.value.as_str())
+    }
+
+    /// The status line as received (`HTTP/1.1 503 Service Unavailable`), when one arrived.
+    /// (Reports from agents older than `reason` carry the reason in `detail`.)
+    pub fn status_line(&self) -> Option<String> {
+        let status = self.status?;
+        let version = self.version.as_deref().unwrap_or("HTTP/1.1");
+        let reason = self.reason.as_deref().or(self.detail.as_deref().filter(|_| !self.failed));
+        let line = format!("{version} {status} {}", reason.unwrap_or_default());
+        Some(line.trim_end().to_string())
+    }
+}
+
+/// One header of an HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpHeader {
+    /// Its name as the server wrote it.
+    pub name: String,
+    /// Its value, made printable and cut to a line.
+    pub value: String,
+}
+
+/// Where in a response the server closed or reset the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpPart {
+    /// Before the blank line that ends the status line and headers.
+    Headers,
+    /// After the headers, before the body's announced end.
+    Body,
+}
+
+/// A response cut short by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpClose {
+    /// Where it happened.
+    pub during: HttpPart,
+    /// A clean close (FIN) or a reset.
+    pub how: EarlyClose,
+    /// How many bytes of the response had arrived.
+    pub bytes_received: u64,
+}
+
+/// A redirect that was followed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRedirect {
+    /// Its status (301, 302, 307, 308, …).
+    pub status: u16,
+    /// Where it pointed.
+    pub location: String,
 }
 
 /// The phases of the first connection that opened, in microseconds each.
@@ -344,6 +478,9 @@ pub struct Round {
     pub at: crate::check::Timestamp,
     /// Its cause.
     pub cause: crate::check::Cause,
+    /// The HTTP status the service answered in that round, when it answered one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
     /// How long it took, in microseconds.
     pub elapsed_us: u64,
 }

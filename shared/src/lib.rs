@@ -38,8 +38,9 @@ pub use check::{
 };
 pub use diagnosis::{
     AfterConnect, CertificateSummary, DnsDetail, DnsRcode, EarlyClose, EchoState, Evidence,
-    Finding, HappyEyeballs, HttpReport, IcmpError, Listener, Liveness, LocalDrops, LocalListeners,
-    NameserverAnswer, NearbyPorts, Pattern, Phases, PortProbe, Round, TlsReport,
+    Finding, HappyEyeballs, HttpClose, HttpHeader, HttpPart, HttpRedirect, HttpReport, IcmpError,
+    Listener, Liveness, LocalDrops, LocalListeners, NameserverAnswer, NearbyPorts,
+    OWNERS_HIDDEN_FROM_REMOTE, OWNERS_UNREADABLE, Pattern, Phases, PortProbe, Round, TlsReport,
 };
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, RequestId};
 pub use report::CheckReport;
@@ -69,6 +70,9 @@ pub const MAX_TIMEOUT_MS: u32 = 60_000;
 
 /// The most rounds a retried check may repeat after its first.
 pub const MAX_RETRIES: u32 = 20;
+
+/// The most redirects a check with `follow` follows before it reports the last answer.
+pub const MAX_REDIRECTS: usize = 5;
 
 /// The pause between rounds of a retried check when a request does not name one.
 pub const DEFAULT_RETRY_DELAY_MS: u32 = 1_000;

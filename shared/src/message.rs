@@ -290,6 +290,7 @@ mod tests {
                 tls: true,
                 retries: Some(2),
                 retry_delay_ms: Some(100),
+                ..CheckRequest::new("db")
             },
             from: None,
         };
@@ -381,6 +382,7 @@ mod tests {
                     round: 1,
                     at: Timestamp("2026-11-24T10:00:00.000003Z".into()),
                     cause: Cause::PortClosed,
+                    http_status: None,
                     elapsed_us: 90,
                 },
             }),
@@ -447,7 +449,9 @@ mod tests {
                     address: "127.0.0.1:5432".parse().unwrap(),
                     pid: Some(4321),
                     process: Some("postgres".into()),
+                    command: None,
                 }],
+                owners_hidden: None,
             }),
             Finding::AfterConnect(Box::new(AfterConnect {
                 address: "192.0.2.7:443".parse().unwrap(),
@@ -466,12 +470,15 @@ mod tests {
                         expired: true,
                     }),
                     elapsed_us: 3000,
+                    alert: None,
+                    client_certificate_requested: false,
                 }),
                 http: Some(HttpReport {
                     status: Some(503),
                     detail: Some("Service Unavailable".into()),
                     failed: false,
                     first_byte_us: Some(1200),
+                    ..HttpReport::empty()
                 }),
                 phases: Phases {
                     dns_us: 1,

@@ -192,6 +192,7 @@ mod tests {
                 round: 1,
                 at: Timestamp(String::new()),
                 cause: Cause::PortClosed,
+                http_status: None,
                 elapsed_us: 5,
             },
         }));

@@ -180,8 +180,10 @@ pub struct PortResult {
     pub service: Option<String>,
 }
 
-/// A run of consecutive ports of one address that all ended `refused`.
+/// A run of consecutive ports of one address that all ended `refused`. A run that ends before it
+/// starts does not decode (a hostile or broken agent's batch is refused whole, never wrapped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "PortRunFields")]
 pub struct PortRun {
     /// The address scanned.
     pub address: IpAddr,
@@ -189,6 +191,26 @@ pub struct PortRun {
     pub first: u16,
     /// The last port of the run (inclusive).
     pub last: u16,
+}
+
+/// A [`PortRun`] as it arrives, before its order is checked.
+#[derive(Deserialize)]
+struct PortRunFields {
+    address: IpAddr,
+    first: u16,
+    last: u16,
+}
+
+impl TryFrom<PortRunFields> for PortRun {
+    type Error = String;
+
+    fn try_from(fields: PortRunFields) -> Result<PortRun, String> {
+        let PortRunFields { address, first, last } = fields;
+        if first > last {
+            return Err(format!("a port run from {first} to {last} runs backwards"));
+        }
+        Ok(PortRun { address, first, last })
+    }
 }
 
 impl PortRun {
@@ -455,6 +477,17 @@ mod tests {
 
     fn run(first: u16, last: u16) -> PortRun {
         PortRun { address: "127.0.0.1".parse().unwrap(), first, last }
+    }
+
+    #[test]
+    fn a_run_that_ends_before_it_starts_does_not_decode() {
+        let backwards = r#"{"address":"127.0.0.1","first":90,"last":10}"#;
+        let error = serde_json::from_str::<PortRun>(backwards).unwrap_err().to_string();
+        assert!(error.contains("from 90 to 10 runs backwards"), "{error}");
+        let forwards = r#"{"address":"127.0.0.1","first":10,"last":90}"#;
+        assert_eq!(serde_json::from_str::<PortRun>(forwards).unwrap().len(), 81);
+        let single = r#"{"address":"127.0.0.1","first":65535,"last":65535}"#;
+        assert_eq!(serde_json::from_str::<PortRun>(single).unwrap().len(), 1);
     }
 
     fn started_report() -> ScanReport {

@@ -68,6 +68,13 @@ impl Lab {
         (a_end, b_end)
     }
 
+    /// Gives `host`'s interface `device` one more address (IPv6 without duplicate address
+    /// detection, so it is usable at once): a second family on a link, or a second address.
+    pub fn address(&self, host: &Host, device: &str, address: &str) {
+        let nodad = if address.contains(':') { " nodad" } else { "" };
+        self.sh(host, &format!("ip addr add {address} dev {device}{nodad}"));
+    }
+
     /// Runs a shell command in a host and fails the test if it fails.
     pub fn sh(&self, host: &Host, script: &str) -> Output {
         must(Command::new("ip").args(["netns", "exec", &host.netns, "sh", "-c", script]))

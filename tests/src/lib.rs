@@ -10,10 +10,11 @@ pub mod browser;
 pub mod certificates;
 pub mod client;
 pub mod lab;
+pub mod lab_check;
 pub mod targets;
 
 pub use agent::{Agent, agent_binary, workspace_root};
 pub use browser::Browser;
 pub use client::Client;
 pub use lab::{Host, Lab};
-pub use targets::{HangingPort, closed_port, syn_sent_to};
+pub use targets::{HangingPort, closed_port, http_server, syn_sent_to};

@@ -1,4 +1,5 @@
-//! Loopback targets with known behaviour: a closed port, and a port whose connects hang.
+//! Loopback targets with known behaviour: a closed port, a port whose connects hang, and an HTTP
+//! server with a fixed answer.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
@@ -57,4 +58,20 @@ pub fn syn_sent_to(port: u16) -> usize {
             fields.get(2) == Some(&remote.as_str()) && fields.get(3) == Some(&"02")
         })
         .count()
+}
+
+/// A loopback HTTP server that answers every request with `response` (a whole HTTP response,
+/// head and body), for the test's whole life; returns its port.
+pub fn http_server(response: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = stream.read(&mut [0; 2048]);
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    port
 }

@@ -3,8 +3,6 @@
 //! address rows, the phase waterfall, the findings and the rounds of a retried check arrive.
 //! Every target is on loopback.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
@@ -24,17 +22,9 @@ async fn texts(scope: &fantoccini::elements::Element, css: &str) -> Vec<String> 
 
 /// A loopback HTTP server that answers every request with `200 OK`, for the test's whole life.
 fn http_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-            let _ = stream.read(&mut [0; 2048]);
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-        }
-    });
-    port
+    whyrefused_tests::http_server(
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+    )
 }
 
 /// Runs a check of an HTTP server on loopback and then of a closed port, so the closed port's

@@ -97,7 +97,8 @@ struct AgentsArgs {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// Where to listen; loopback addresses only (remote access needs authentication).
+    /// Where to listen. Beyond loopback only with --token-file and TLS (--tls-self-signed, or
+    /// --tls-cert and --tls-key).
     #[arg(long, default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
     /// The most ports one scan may cover (per address).
@@ -115,6 +116,10 @@ struct ServeArgs {
     /// Disconnect a client that leaves more than this many MiB of messages unread.
     #[arg(long, value_name = "MIB", default_value_t = (Limits::DEFAULT.outbox_bytes >> 20) as u32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     max_unread_mib: u32,
+    /// Name the processes that own this host's listeners (pid, command) to remote clients too,
+    /// a joined agent's hub included; clients on this host always see them.
+    #[arg(long)]
+    show_processes: bool,
     /// The most TCP connects per second the whole agent makes, for every check and scan
     /// together (0: no limit). Default: no limit on loopback, 5000 beyond it or with --join.
     #[arg(long, value_name = "N")]
@@ -155,10 +160,10 @@ struct ServeArgs {
     /// Connect only to these ports (22,80,443,8000-9000): checks, their extra probes and scans.
     #[arg(long, value_name = "PORTS", value_parser = PortSpec::parse)]
     allow_ports: Option<PortSpec>,
-    /// Also join the hub at this WebSocket URL as a vantage point (wss://, or ws:// to
-    /// loopback), presenting the first secret of --token-file; rejoin whenever the link drops.
-    /// The hub's clients then reach this agent: the default deny rules and connect budget
-    /// apply, as beyond loopback.
+    /// Also join the hub at this WebSocket URL as a vantage point (wss://HOST:PORT, or plain
+    /// ws:// to a hub on this host), presenting the first secret of --token-file; rejoin
+    /// whenever the link drops. The hub's clients then reach this agent: the default deny
+    /// rules and connect budget apply, as beyond loopback.
     #[arg(long, value_name = "URL", requires = "token_file")]
     join: Option<String>,
     /// The name to join the hub under (default: this host's name).
@@ -304,6 +309,15 @@ struct CheckArgs {
     /// Attempt a TLS handshake after connecting, whatever the scheme.
     #[arg(long)]
     tls: bool,
+    /// Send an HTTP request after connecting, whatever the scheme (http(s):// always does).
+    #[arg(long)]
+    http: bool,
+    /// The HTTP statuses that count as working (200,204); any other fails as unexpected_status.
+    #[arg(long, value_name = "CODES", value_delimiter = ',')]
+    expect_status: Vec<u16>,
+    /// Follow HTTP redirects (at most 5) instead of reporting the first answer.
+    #[arg(long)]
+    follow: bool,
     /// Repeat the check this many more times, to tell a persistent failure from an intermittent one.
     #[arg(long, default_value_t = 0)]
     retries: u32,
@@ -391,6 +405,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let policy = args.policy(address);
     tracing::info!(%policy, "target policy");
     let mut state = AppState::new(args.limits(), policy).with_connect_budget(connects_per_second);
+    state.show_processes = args.show_processes;
     if let Some(tokens) = tokens {
         tracing::info!(tokens = ?tokens.names(), "clients must authenticate");
         state = state.with_tokens(tokens);
@@ -434,6 +449,9 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         tls: args.tls,
         retries: Some(args.retries),
         retry_delay_ms: Some(args.retry_delay_ms),
+        http: args.http,
+        expect_status: args.expect_status,
+        follow: args.follow,
     };
     if let Some(hub) = args.via.hub() {
         return match hub {

@@ -173,13 +173,15 @@ impl Plan {
     }
 
     /// Validates a check request against this agent's target policy; it will run within the
-    /// agent's connect budget.
+    /// agent's connect budget, and name the owners of this host's listeners only when
+    /// `show_processes`.
     pub fn check(
         request: &whyrefused_shared::CheckRequest,
         state: &AppState,
+        show_processes: bool,
     ) -> Result<Plan, Refused> {
         CheckPlan::from_request(request, state.policy.clone(), state.connect_budget.clone())
-            .map(Plan::Check)
+            .map(|plan| Plan::Check(CheckPlan { show_processes, ..plan }))
             .map_err(|error| Refused { code: error.code(), message: error.to_string() })
     }
 

@@ -1,16 +1,19 @@
 //! What follows a successful connect: a server that hangs up at once, the banner it sends
-//! unprompted, a TLS handshake and one HTTP request when the target asks for them, and the
-//! phase timings (dns, connect, tls, first byte).
+//! unprompted, a TLS handshake and one HTTP request when the target asks for them (and the
+//! redirects after it, with `follow`), and the phase timings (dns, connect, tls, first byte).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
-use whyrefused_shared::{AfterConnect, EarlyClose, HttpReport, Phases};
+use whyrefused_shared::{AfterConnect, EarlyClose, Phases};
 
-use super::tls;
+use super::{http, redirects, tls};
 use crate::clock;
+use crate::policy::TargetPolicy;
+use crate::rate::SharedBudget;
 use crate::target::{Host, Target};
 
 /// How long a plain connection is watched for a banner or a hang-up. Servers that speak first
@@ -19,9 +22,6 @@ pub const BANNER_WAIT: Duration = Duration::from_millis(250);
 
 /// The most of a banner shown.
 pub const MAX_BANNER_CHARS: usize = 160;
-
-/// The most read while waiting for an HTTP status line.
-const MAX_STATUS_LINE: usize = 8192;
 
 /// Schemes spoken over TLS.
 const TLS_SCHEMES: [&str; 8] = ["https", "wss", "ftps", "imaps", "pop3s", "smtps", "ldaps", "ircs"];
@@ -40,22 +40,50 @@ pub struct AfterConnectPlan {
     pub tls: bool,
     /// The path to request, when an HTTP request is sent.
     pub http_path: Option<String>,
+    /// The statuses that count as working, recorded in the HTTP report for the verdict.
+    pub expect_status: Vec<u16>,
+    /// Whether to follow redirects, and where a redirect may lead (the check's policy).
+    pub follow: Option<Arc<TargetPolicy>>,
+    /// The agent's connect budget, which a redirect's connect takes from too.
+    pub budget: SharedBudget,
     /// How long each exchange may take.
     pub deadline: Duration,
 }
 
+/// What the request asks of the exchange after the connect.
+#[derive(Debug, Clone, Default)]
+pub struct Asked {
+    /// TLS whatever the scheme.
+    pub tls: bool,
+    /// An HTTP request whatever the scheme.
+    pub http: bool,
+    /// The statuses that count as working (implies HTTP).
+    pub expect_status: Vec<u16>,
+    /// Follow redirects where this policy allows (implies HTTP).
+    pub follow: Option<Arc<TargetPolicy>>,
+    /// The agent's connect budget, for a redirect's connects.
+    pub budget: SharedBudget,
+}
+
 impl AfterConnectPlan {
-    /// The plan for `target`: TLS for TLS schemes or when `force_tls`, HTTP for web schemes.
-    pub fn for_target(target: &Target, force_tls: bool, deadline: Duration) -> AfterConnectPlan {
+    /// The plan for `target`: TLS for TLS schemes or when asked, HTTP for web schemes or when
+    /// asked (an expected status or following redirects asks for it too).
+    pub fn for_target(target: &Target, asked: &Asked, deadline: Duration) -> AfterConnectPlan {
         let scheme = target.scheme.as_deref().unwrap_or_default();
-        let http_path = HTTP_SCHEMES
-            .contains(&scheme)
+        let wants_http = HTTP_SCHEMES.contains(&scheme)
+            || asked.http
+            || !asked.expect_status.is_empty()
+            || asked.follow.is_some();
+        let http_path = wants_http
             .then(|| target.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into()));
         AfterConnectPlan {
             host: target.host.clone(),
             port: target.port,
-            tls: force_tls || TLS_SCHEMES.contains(&scheme),
+            tls: asked.tls || TLS_SCHEMES.contains(&scheme),
             http_path,
+            expect_status: asked.expect_status.clone(),
+            follow: asked.follow.clone(),
+            budget: asked.budget.clone(),
             deadline,
         }
     }
@@ -77,78 +105,99 @@ pub async fn after_connect(
         let handshake = tls::handshake(stream, &plan.host, plan.deadline).await;
         report.phases.tls_us = Some(handshake.report.elapsed_us);
         report.early_close = handshake.early_close;
+        let verified = handshake.report.ok;
+        let asked = handshake.report.client_certificate_requested;
         report.tls = Some(handshake.report);
-        if let (Some(stream), Some(path)) = (handshake.stream, &plan.http_path) {
-            exchange_http(stream, plan, path, &mut report).await;
+        match handshake.stream {
+            Some(stream) if verified => speak(stream, plan, &mut report).await,
+            // Nothing is sent over a refused certificate, but a TLS 1.3 server that wanted a
+            // client certificate says so on its own, right after the handshake.
+            Some(mut stream) if asked => {
+                let error = watch_for_banner(&mut stream, BANNER_WAIT, &mut report).await;
+                settle_tls(error, &mut report);
+            }
+            _ => {}
         }
-    } else if let Some(path) = &plan.http_path {
-        exchange_http(stream, plan, path, &mut report).await;
     } else {
-        watch_for_banner(stream, plan.deadline.min(BANNER_WAIT), &mut report).await;
+        speak(stream, plan, &mut report).await;
+    }
+    if plan.follow.is_some() {
+        redirects::follow(plan, address, &mut report).await;
     }
     report
 }
 
-/// Waits briefly for the server to speak first or hang up.
-async fn watch_for_banner(mut stream: TcpStream, wait: Duration, report: &mut AfterConnect) {
+/// Over an open (and, with TLS, handshaken) connection: one HTTP request, or a wait for a
+/// banner. An alert on the first read after a TLS 1.3 handshake fails the TLS report instead.
+pub(super) async fn speak<S>(mut stream: S, plan: &AfterConnectPlan, report: &mut AfterConnect)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let error = match &plan.http_path {
+        Some(path) => {
+            let request = request_text(&plan.host, plan.port, plan.tls, path);
+            let mut done = http::exchange(&mut stream, &request, plan.deadline).await;
+            report.phases.first_byte_us = done.http.first_byte_us;
+            report.early_close = report.early_close.or(done.early_close);
+            done.http.expected_status = plan.expect_status.clone();
+            report.http = Some(done.http);
+            done.error
+        }
+        None => watch_for_banner(&mut stream, plan.deadline.min(BANNER_WAIT), report).await,
+    };
+    settle_tls(error, report);
+}
+
+/// After the first read over TLS: an alert then (TLS 1.3's `certificate_required`), or a
+/// hang-up from a server that had asked for a client certificate, fails the TLS report; the
+/// exchange it cut short is then no HTTP answer.
+fn settle_tls(error: Option<std::io::Error>, report: &mut AfterConnect) {
+    let Some(tls) = report.tls.as_mut() else { return };
+    let alerted = error.is_some_and(|error| tls::alert_after_handshake(tls, &error));
+    let hung_up = report.early_close.is_some() && tls.client_certificate_requested;
+    if hung_up && !alerted {
+        tls.ok = false;
+        tls.error = Some(
+            "the server asked for a client certificate and hung up when none came: it wants a \
+             client certificate"
+                .into(),
+        );
+    }
+    if alerted || hung_up {
+        report.early_close = None;
+        report.http = None;
+    }
+}
+
+/// Waits briefly for the server to speak first or hang up; returns the read error, if any.
+async fn watch_for_banner<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    wait: Duration,
+    report: &mut AfterConnect,
+) -> Option<std::io::Error> {
     let start = Instant::now();
-    match first_read(&mut stream, wait).await {
+    match first_read(stream, wait).await {
         FirstRead::Data(bytes) => {
             report.phases.first_byte_us = Some(clock::micros(start.elapsed()));
             report.banner = Some(printable(&bytes));
         }
         FirstRead::Ended(how) => report.early_close = Some(how),
-        FirstRead::Silent | FirstRead::Failed(_) => {}
+        FirstRead::Silent => {}
+        FirstRead::Failed(error) => return Some(error),
     }
+    None
 }
 
-/// Sends one GET and reads the status line.
-async fn exchange_http<S>(
-    mut stream: S,
-    plan: &AfterConnectPlan,
-    path: &str,
-    report: &mut AfterConnect,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let request = request_text(plan, path);
-    let start = Instant::now();
-    let mut http = HttpReport { status: None, detail: None, failed: true, first_byte_us: None };
-    if let Err(error) = stream.write_all(request.as_bytes()).await {
-        http.detail = Some(format!("the request could not be sent: {error}"));
-        report.http = Some(http);
-        return;
-    }
-    match first_read(&mut stream, plan.deadline).await {
-        FirstRead::Data(mut bytes) => {
-            let first_byte_us = clock::micros(start.elapsed());
-            http.first_byte_us = Some(first_byte_us);
-            report.phases.first_byte_us = Some(first_byte_us);
-            read_line(&mut stream, &mut bytes, plan.deadline).await;
-            read_status_line(&bytes, &mut http);
-        }
-        FirstRead::Ended(how) => {
-            report.early_close = Some(how);
-            http.detail = Some("the server hung up without a response".into());
-        }
-        FirstRead::Silent => {
-            http.detail = Some(format!("no response within {} ms", plan.deadline.as_millis()));
-        }
-        FirstRead::Failed(error) => http.detail = Some(error),
-    }
-    report.http = Some(http);
-}
-
-fn request_text(plan: &AfterConnectPlan, path: &str) -> String {
-    let host = match &plan.host {
+fn request_text(host: &Host, port: u16, tls: bool, path: &str) -> String {
+    let host = match host {
         Host::Ip(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
         Host::Ip(ip) => ip.to_string(),
         Host::Name { ascii, .. } => ascii.clone(),
     };
-    let default_port = if plan.tls { 443 } else { 80 };
-    let authority = match plan.port == default_port {
+    let default_port = if tls { 443 } else { 80 };
+    let authority = match port == default_port {
         true => host,
-        false => format!("{host}:{}", plan.port),
+        false => format!("{host}:{port}"),
     };
     // The path was made safe when the target was parsed; encoding again (a no-op then) keeps
     // the request line one line whatever builds a plan.
@@ -160,37 +209,6 @@ fn request_text(plan: &AfterConnectPlan, path: &str) -> String {
     )
 }
 
-/// Reads on until the buffer holds a whole first line (or the limit, or the deadline).
-async fn read_line<S: AsyncRead + Unpin>(stream: &mut S, bytes: &mut Vec<u8>, deadline: Duration) {
-    let until = tokio::time::Instant::now() + deadline;
-    let mut chunk = [0; 1024];
-    while !bytes.contains(&b'\n') && bytes.len() < MAX_STATUS_LINE {
-        match tokio::time::timeout_at(until, stream.read(&mut chunk)).await {
-            Ok(Ok(read)) if read > 0 => bytes.extend_from_slice(&chunk[..read]),
-            _ => return,
-        }
-    }
-}
-
-/// Fills `http` from the start of a response: `HTTP/1.1 200 OK`.
-fn read_status_line(bytes: &[u8], http: &mut HttpReport) {
-    let text = String::from_utf8_lossy(bytes);
-    let line = text.lines().next().unwrap_or_default().trim();
-    let mut parts = line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    let status = parts.next().and_then(|code| code.parse::<u16>().ok());
-    match (version.starts_with("HTTP/"), status) {
-        (true, Some(status)) if (100..1000).contains(&status) => {
-            http.status = Some(status);
-            http.detail = parts.next().map(str::to_string).filter(|reason| !reason.is_empty());
-            http.failed = false;
-        }
-        _ => {
-            http.detail = Some(format!("not an HTTP response: {}", printable(bytes)));
-        }
-    }
-}
-
 /// How the first read on a fresh connection ended.
 enum FirstRead {
     /// The server sent these bytes.
@@ -200,7 +218,7 @@ enum FirstRead {
     /// Nothing within the wait.
     Silent,
     /// Another error.
-    Failed(String),
+    Failed(std::io::Error),
 }
 
 async fn first_read<S: AsyncRead + Unpin>(stream: &mut S, wait: Duration) -> FirstRead {
@@ -215,7 +233,7 @@ async fn first_read<S: AsyncRead + Unpin>(stream: &mut S, wait: Duration) -> Fir
         Ok(Err(error)) => match error.kind() {
             std::io::ErrorKind::ConnectionReset => FirstRead::Ended(EarlyClose::Reset),
             std::io::ErrorKind::UnexpectedEof => FirstRead::Ended(EarlyClose::Closed),
-            _ => FirstRead::Failed(error.to_string()),
+            _ => FirstRead::Failed(error),
         },
     }
 }
@@ -236,11 +254,13 @@ pub fn printable(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
 
-    fn plan_for(text: &str, force_tls: bool) -> AfterConnectPlan {
+    fn plan_for(text: &str, tls: bool) -> AfterConnectPlan {
         let target = Target::parse(text, None).unwrap();
-        AfterConnectPlan::for_target(&target, force_tls, Duration::from_secs(2))
+        let asked = Asked { tls, ..Asked::default() };
+        AfterConnectPlan::for_target(&target, &asked, Duration::from_secs(2))
     }
 
     #[test]
@@ -255,28 +275,20 @@ mod tests {
         assert!(!plain.tls && plain.http_path.is_none());
         assert!(plan_for("db.internal:5432", true).tls);
         assert!(plan_for("smtps://mail.example.com", false).tls);
+        let target = Target::parse("db.internal:8080", None).unwrap();
+        let asked = Asked { expect_status: vec![200], ..Asked::default() };
+        let expecting = AfterConnectPlan::for_target(&target, &asked, Duration::from_secs(1));
+        assert_eq!(expecting.http_path.as_deref(), Some("/"), "an expected status asks for HTTP");
     }
 
     #[test]
     fn the_host_header_carries_the_port_only_when_it_is_not_the_default() {
-        let request = request_text(&plan_for("http://example.com:8080/x", false), "/x");
+        let text =
+            |plan: AfterConnectPlan, path| request_text(&plan.host, plan.port, plan.tls, path);
+        let request = text(plan_for("http://example.com:8080/x", false), "/x");
         assert!(request.starts_with("GET /x HTTP/1.1\r\nHost: example.com:8080\r\n"));
-        let request = request_text(&plan_for("https://[::1]/", false), "/");
+        let request = text(plan_for("https://[::1]/", false), "/");
         assert!(request.contains("\r\nHost: [::1]\r\n"), "{request}");
-    }
-
-    #[test]
-    fn status_lines_are_read_and_anything_else_is_a_failed_exchange() {
-        let mut http = HttpReport { status: None, detail: None, failed: true, first_byte_us: None };
-        read_status_line(b"HTTP/1.1 503 Service Unavailable\r\nServer: x\r\n", &mut http);
-        assert_eq!(
-            (http.status, http.detail.as_deref(), http.failed),
-            (Some(503), Some("Service Unavailable"), false)
-        );
-        let mut http = HttpReport { status: None, detail: None, failed: true, first_byte_us: None };
-        read_status_line(b"SSH-2.0-OpenSSH_9.2\r\n", &mut http);
-        assert!(http.failed);
-        assert_eq!(http.detail.as_deref(), Some("not an HTTP response: SSH-2.0-OpenSSH_9.2"));
     }
 
     #[test]

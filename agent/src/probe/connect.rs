@@ -41,7 +41,7 @@ pub async fn connect_and_keep(
     let (state, errno, icmp, stream) = match result {
         Ok(Ok(stream)) => (ConnectState::Open, None, None, Some(stream)),
         Ok(Err(failure)) => {
-            let (state, errno) = classify(&failure.error);
+            let (state, errno) = classify(&failure.error, failure.icmp.as_ref());
             (state, errno, failure.icmp, None)
         }
         Err(_deadline_passed) => (ConnectState::Timeout, None, None, None),
@@ -91,8 +91,17 @@ pub async fn open(address: SocketAddr) -> Result<TcpStream, ConnectFailure> {
         .map_err(|error| ConnectFailure { icmp: icmp::take(&watcher), error })
 }
 
-/// Maps a connect error to a state, keeping the errno for anything but a plain timeout.
-pub fn classify(error: &io::Error) -> (ConnectState, Option<Errno>) {
+/// Maps a connect error, with the ICMP error behind it if any, to a state; the errno is kept
+/// as the socket gave it (for anything but a plain timeout).
+///
+/// `EACCES`/`EPERM` mean this host forbade the connect, unless an ICMP error from another host
+/// caused them: Linux turns an ICMPv6 administratively-prohibited (or source-policy failure,
+/// or reject-route) into `EACCES`, where IPv4's administratively-prohibited becomes
+/// `EHOSTUNREACH`. Such a rejection is `HostUnreachable` in both families, as
+/// [`ConnectState::HostUnreachable`] documents; the errno still says `EACCES`. Likewise a
+/// router's ICMPv6 "no route to destination" arrives as `EHOSTUNREACH` where IPv4's "network
+/// unreachable" is `ENETUNREACH`: both are `NetworkUnreachable`.
+pub fn classify(error: &io::Error, icmp: Option<&IcmpError>) -> (ConnectState, Option<Errno>) {
     let Some(code) = error.raw_os_error() else {
         return (ConnectState::Error, None);
     };
@@ -100,8 +109,14 @@ pub fn classify(error: &io::Error) -> (ConnectState, Option<Errno>) {
     let state = match os {
         OsErrno::ECONNREFUSED => ConnectState::Refused,
         OsErrno::ETIMEDOUT => ConnectState::Timeout,
+        OsErrno::EHOSTUNREACH if icmp.is_some_and(is_icmpv6_no_route) => {
+            ConnectState::NetworkUnreachable
+        }
         OsErrno::EHOSTUNREACH | OsErrno::EHOSTDOWN => ConnectState::HostUnreachable,
         OsErrno::ENETUNREACH | OsErrno::ENETDOWN => ConnectState::NetworkUnreachable,
+        OsErrno::EACCES | OsErrno::EPERM if icmp.is_some_and(|e| !e.from_local) => {
+            ConnectState::HostUnreachable
+        }
         OsErrno::EACCES | OsErrno::EPERM => ConnectState::PermissionDenied,
         OsErrno::ECONNRESET | OsErrno::ECONNABORTED => ConnectState::Reset,
         _ => ConnectState::Error,
@@ -109,12 +124,17 @@ pub fn classify(error: &io::Error) -> (ConnectState, Option<Errno>) {
     (state, Some(Errno { code, name: format!("{os:?}") }))
 }
 
+/// ICMPv6 destination unreachable, code 0: no route to destination.
+fn is_icmpv6_no_route(error: &IcmpError) -> bool {
+    error.from.is_ipv6() && (error.icmp_type, error.code) == (1, 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn state_of(code: i32) -> (ConnectState, String) {
-        let (state, errno) = classify(&io::Error::from_raw_os_error(code));
+        let (state, errno) = classify(&io::Error::from_raw_os_error(code), None);
         (state, errno.expect("an OS error keeps its errno").name)
     }
 
@@ -138,9 +158,47 @@ mod tests {
         }
     }
 
+    fn sent_by(from: &str, from_local: bool) -> IcmpError {
+        let mut error = icmp::describe(Family::Ipv6, 1, 1, from.parse().unwrap());
+        error.from_local = from_local;
+        error
+    }
+
+    #[test]
+    fn eacces_from_another_hosts_icmpv6_reject_is_host_unreachable_like_its_ipv4_twin() {
+        let eacces = io::Error::from_raw_os_error(OsErrno::EACCES as i32);
+        let (state, errno) = classify(&eacces, Some(&sent_by("fd13:2::2", false)));
+        assert_eq!(state, ConnectState::HostUnreachable);
+        assert_eq!(errno.map(|e| e.name), Some("EACCES".to_string()), "the real errno is kept");
+        let ehostunreach = io::Error::from_raw_os_error(OsErrno::EHOSTUNREACH as i32);
+        let ipv4 = icmp::describe(Family::Ipv4, 3, 13, "10.0.1.2".parse().unwrap());
+        assert_eq!(classify(&ehostunreach, Some(&ipv4)).0, state, "the IPv4 twin's state");
+    }
+
+    #[test]
+    fn a_routers_icmpv6_no_route_is_network_unreachable_like_ipv4s_net_unreachable() {
+        let ehostunreach = io::Error::from_raw_os_error(OsErrno::EHOSTUNREACH as i32);
+        let no_route = icmp::describe(Family::Ipv6, 1, 0, "fd13:1::254".parse().unwrap());
+        let (state, errno) = classify(&ehostunreach, Some(&no_route));
+        assert_eq!(state, ConnectState::NetworkUnreachable);
+        assert_eq!(errno.map(|e| e.name), Some("EHOSTUNREACH".to_string()));
+        let address = icmp::describe(Family::Ipv6, 1, 3, "fd13:1::254".parse().unwrap());
+        assert_eq!(classify(&ehostunreach, Some(&address)).0, ConnectState::HostUnreachable);
+    }
+
+    #[test]
+    fn eacces_or_eperm_from_this_host_or_without_icmp_is_permission_denied() {
+        for code in [OsErrno::EACCES, OsErrno::EPERM] {
+            let error = io::Error::from_raw_os_error(code as i32);
+            let local = sent_by("fd13:2::1", true);
+            assert_eq!(classify(&error, Some(&local)).0, ConnectState::PermissionDenied);
+            assert_eq!(classify(&error, None).0, ConnectState::PermissionDenied);
+        }
+    }
+
     #[test]
     fn an_error_without_errno_is_a_plain_error() {
-        let (state, errno) = classify(&io::Error::other("no errno"));
+        let (state, errno) = classify(&io::Error::other("no errno"), None);
         assert_eq!((state, errno), (ConnectState::Error, None));
     }
 

@@ -111,9 +111,11 @@ fn meaning(family: Family, icmp_type: u8, code: u8) -> &'static str {
     }
 }
 
-/// Whether `address` belongs to this host (loopback, or on one of its interfaces).
+/// Whether `address` belongs to this host (loopback, or on one of its interfaces; an
+/// IPv4-mapped IPv6 address is the IPv4 address it carries).
 pub fn is_local_address(address: &IpAddr) -> bool {
-    address.is_loopback() || local_addresses().contains(address)
+    let address = address.to_canonical();
+    address.is_loopback() || local_addresses().contains(&address)
 }
 
 /// The addresses of this host's interfaces, now.
@@ -157,6 +159,7 @@ mod tests {
     fn loopback_is_local_and_a_documentation_address_is_not() {
         assert!(is_local_address(&"127.0.0.1".parse().unwrap()));
         assert!(is_local_address(&"::1".parse().unwrap()));
+        assert!(is_local_address(&"::ffff:127.0.0.1".parse().unwrap()), "mapped loopback");
         assert!(!is_local_address(&"192.0.2.1".parse().unwrap()));
     }
 

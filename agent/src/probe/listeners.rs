@@ -9,7 +9,7 @@ use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use socket2::{Domain, Socket, Type};
-use whyrefused_shared::{Listener, LocalListeners};
+use whyrefused_shared::{Listener, LocalListeners, OWNERS_UNREADABLE};
 
 /// The TCP state number of a listening socket in `/proc/net/tcp`.
 const LISTEN: &str = "0A";
@@ -19,7 +19,7 @@ pub fn listeners_on(port: u16) -> LocalListeners {
     // Reading the tables costs the kernel a walk of every socket (over a millisecond each in a
     // sandbox like gVisor); when the port is free there is nothing to find.
     if port_is_free(port) {
-        return LocalListeners { port, listeners: Vec::new() };
+        return LocalListeners { port, listeners: Vec::new(), owners_hidden: None };
     }
     let mut sockets = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
@@ -30,7 +30,7 @@ pub fn listeners_on(port: u16) -> LocalListeners {
         }
     }
     let owners = if sockets.is_empty() { HashMap::new() } else { socket_owners() };
-    let listeners = sockets
+    let listeners: Vec<Listener> = sockets
         .into_iter()
         .map(|(address, inode)| {
             let owner = owners.get(&inode);
@@ -38,10 +38,24 @@ pub fn listeners_on(port: u16) -> LocalListeners {
                 address,
                 pid: owner.map(|(pid, _)| *pid),
                 process: owner.map(|(_, name)| name.clone()),
+                command: owner.and_then(|(pid, _)| command_line(*pid)),
             }
         })
         .collect();
-    LocalListeners { port, listeners }
+    let unreadable = listeners.iter().any(|listener| listener.pid.is_none());
+    let owners_hidden = unreadable.then(|| OWNERS_UNREADABLE.to_string());
+    LocalListeners { port, listeners, owners_hidden }
+}
+
+/// A process's command line, its arguments joined by spaces (`/proc/PID/cmdline`).
+pub fn command_line(pid: u32) -> Option<String> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let words: Vec<String> = raw
+        .split(|byte| *byte == 0)
+        .filter(|word| !word.is_empty())
+        .map(|word| String::from_utf8_lossy(word).into_owned())
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
 }
 
 /// Whether no socket of this host (in this network namespace) holds TCP `port` on any address:
@@ -68,10 +82,13 @@ pub fn port_is_free(port: u16) -> bool {
 
 /// Whether a listener accepts connections to `destination` (same address, or a wildcard of
 /// the same family; an IPv6 wildcard also takes IPv4 unless the socket is v6-only, which
-/// `/proc` does not tell, so it is assumed to).
+/// `/proc` does not tell, so it is assumed to). An IPv4-mapped address (`::ffff:127.0.0.1`, as
+/// `/proc/net/tcp6` shows an IPv6 socket bound to an IPv4 address) is the IPv4 address it
+/// carries, on either side.
 pub fn accepts(listener: &SocketAddr, destination: &IpAddr) -> bool {
-    let bound = listener.ip();
-    bound == *destination
+    let bound = listener.ip().to_canonical();
+    let destination = destination.to_canonical();
+    bound == destination
         || (bound.is_unspecified() && (bound.is_ipv4() == destination.is_ipv4() || bound.is_ipv6()))
 }
 
@@ -166,6 +183,40 @@ mod tests {
         assert!(accepts(&any4, &"10.0.0.5".parse().unwrap()));
         assert!(!accepts(&loopback, &"10.0.0.5".parse().unwrap()));
         assert!(accepts(&"[::]:80".parse().unwrap(), &"10.0.0.5".parse().unwrap()));
+    }
+
+    #[test]
+    fn ipv6_listeners_accept_their_own_address_and_mapped_ones_their_ipv4_address() {
+        let any6: SocketAddr = "[::]:80".parse().unwrap();
+        let loopback6: SocketAddr = "[::1]:80".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:80".parse().unwrap();
+        let server: IpAddr = "fd13:1::2".parse().unwrap();
+        assert!(accepts(&any6, &server));
+        assert!(accepts(&loopback6, &"::1".parse().unwrap()));
+        assert!(!accepts(&loopback6, &server), "::1 takes no connection to another address");
+        assert!(!accepts(&loopback6, &"127.0.0.1".parse().unwrap()), "nor to IPv4 loopback");
+        assert!(accepts(&mapped, &"127.0.0.1".parse().unwrap()), "a mapped bind is IPv4's");
+        assert!(!accepts(&mapped, &"10.0.0.5".parse().unwrap()));
+        let any4: SocketAddr = "0.0.0.0:80".parse().unwrap();
+        assert!(accepts(&any4, &"::ffff:10.0.0.5".parse().unwrap()), "a mapped destination");
+        assert!(!accepts(&any4, &server), "an IPv4 wildcard takes no IPv6");
+    }
+
+    #[test]
+    fn ipv4_mapped_listeners_decode_from_tcp6() {
+        assert_eq!(
+            parse_address("0000000000000000FFFF00000100007F:1538"),
+            Some("[::ffff:127.0.0.1]:5432".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn an_ipv6_loopback_listener_of_this_process_is_found() {
+        let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else { return };
+        let port = listener.local_addr().unwrap().port();
+        let found = listeners_on(port);
+        assert_eq!(found.listeners.len(), 1, "{found:?}");
+        assert_eq!(found.listeners[0].address, listener.local_addr().unwrap());
     }
 
     #[test]

@@ -7,11 +7,13 @@ pub mod after_connect;
 pub mod connect;
 pub mod dns_detail;
 pub mod echo;
+pub mod http;
 pub mod icmp;
 pub mod listeners;
 pub mod liveness;
 pub mod local_drops;
 pub mod nearby;
+pub mod redirects;
 pub mod resolve;
 pub mod tls;
 

@@ -4,8 +4,14 @@
 //! records what verification said and accepts, so the report can show both the certificate and
 //! why a strict client (a browser, curl) would refuse it. Nothing is sent over a connection
 //! whose certificate failed.
+//!
+//! A server that ends the handshake with an alert is named by it, and whether it had asked for
+//! a client certificate is recorded (none is sent): with TLS 1.3 such a server lets the
+//! handshake finish and sends its `certificate_required` alert after, so
+//! [`alert_after_handshake`] reads it from the first read's error.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +19,10 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    AlertDescription, CertificateError, DigitallySignedStruct, PeerIncompatible, RootCertStore,
+    SignatureScheme,
+};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -22,8 +31,9 @@ use whyrefused_shared::{CertificateSummary, EarlyClose, TlsReport};
 use crate::clock;
 use crate::target::Host;
 
-/// A finished handshake: the report, the stream to speak over when it succeeded, and how the
-/// server ended the connection if it hung up during the handshake.
+/// A finished handshake: the report, the stream when the handshake completed (to speak over
+/// only when the report is ok), and how the server ended the connection if it hung up during
+/// the handshake.
 pub struct Handshake {
     pub report: TlsReport,
     pub stream: Option<TlsStream<TcpStream>>,
@@ -34,13 +44,22 @@ pub struct Handshake {
 pub async fn handshake(stream: TcpStream, host: &Host, deadline: Duration) -> Handshake {
     let start = Instant::now();
     let verifier = Arc::new(RecordingVerifier::new(trusted_roots().await));
-    let connector = TlsConnector::from(Arc::new(client_config(verifier.clone())));
+    let asked = Arc::new(CertificateRequestSeen::default());
+    let connector = TlsConnector::from(Arc::new(client_config(verifier.clone(), asked.clone())));
     let outcome =
         tokio::time::timeout(deadline, connector.connect(server_name(host), stream)).await;
     let elapsed_us = clock::micros(start.elapsed());
     let seen = verifier.seen.lock().map(|seen| seen.clone()).unwrap_or_default();
     let certificate = seen.certificate.as_deref().and_then(|der| summarise(der, host));
-    let mut report = TlsReport { ok: false, version: None, error: None, certificate, elapsed_us };
+    let mut report = TlsReport {
+        ok: false,
+        version: None,
+        error: None,
+        certificate,
+        elapsed_us,
+        alert: None,
+        client_certificate_requested: asked.0.load(Ordering::Relaxed),
+    };
     let mut early_close = None;
     let stream = match outcome {
         Ok(Ok(stream)) => {
@@ -53,7 +72,8 @@ pub async fn handshake(stream: TcpStream, host: &Host, deadline: Duration) -> Ha
         }
         Ok(Err(error)) => {
             early_close = hung_up(&error);
-            report.error = Some(describe_failure(&error));
+            report.alert = alert_in(&error).map(alert_name);
+            report.error = Some(describe_failure(&error, report.client_certificate_requested));
             None
         }
         Err(_) => {
@@ -61,7 +81,7 @@ pub async fn handshake(stream: TcpStream, host: &Host, deadline: Duration) -> Ha
             None
         }
     };
-    Handshake { stream: stream.filter(|_| report.ok), report, early_close }
+    Handshake { stream, report, early_close }
 }
 
 /// The certificate authorities this host trusts (its CA bundle), loaded once.
@@ -85,13 +105,36 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn client_config(verifier: Arc<RecordingVerifier>) -> rustls::ClientConfig {
+fn client_config(
+    verifier: Arc<RecordingVerifier>,
+    asked: Arc<CertificateRequestSeen>,
+) -> rustls::ClientConfig {
     rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions")
         .dangerous()
         .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth()
+        .with_client_cert_resolver(asked)
+}
+
+/// A client-certificate resolver that has no certificate and notes that the server asked for
+/// one (rustls asks it on every CertificateRequest).
+#[derive(Debug, Default)]
+struct CertificateRequestSeen(AtomicBool);
+
+impl rustls::client::ResolvesClientCert for CertificateRequestSeen {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.0.store(true, Ordering::Relaxed);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
 }
 
 fn server_name(host: &Host) -> ServerName<'static> {
@@ -212,22 +255,93 @@ fn describe_rejection(
     }
 }
 
-/// Why the handshake itself failed, in words.
-fn describe_failure(error: &std::io::Error) -> String {
+/// Why the handshake itself failed, in words; `asked` is whether the server had asked for a
+/// client certificate.
+fn describe_failure(error: &std::io::Error, asked: bool) -> String {
+    if let Some(alert) = alert_in(error) {
+        return describe_alert(alert, asked);
+    }
     match hung_up(error) {
+        Some(how) if asked => format!(
+            "the server asked for a client certificate and then {} the connection: it wants a \
+             client certificate",
+            if how == EarlyClose::Reset { "reset" } else { "closed" }
+        ),
         Some(EarlyClose::Closed) => "the server closed the connection during the handshake".into(),
         Some(EarlyClose::Reset) => "the server reset the connection during the handshake".into(),
-        None => match error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        None => match rustls_error(error) {
             Some(rustls::Error::InvalidMessage(_)) => {
                 "the server did not answer in TLS (is it a plain-text port?)".into()
-            }
-            Some(rustls::Error::AlertReceived(alert)) => {
-                format!("the server refused the handshake with the alert {alert:?}")
             }
             Some(other) => other.to_string(),
             None => error.to_string(),
         },
     }
+}
+
+/// The alert a server ended the connection with, in words, naming what it means.
+fn describe_alert(alert: AlertDescription, asked: bool) -> String {
+    let name = alert_name(alert);
+    match alert {
+        AlertDescription::CertificateRequired => {
+            format!("the server wants a client certificate (alert {name})")
+        }
+        AlertDescription::HandshakeFailure | AlertDescription::BadCertificate if asked => {
+            format!("the server wants a client certificate (it asked for one; alert {name})")
+        }
+        AlertDescription::ProtocolVersion => {
+            format!("the server speaks only TLS 1.0/1.1, which this client refuses (alert {name})")
+        }
+        AlertDescription::UnrecognisedName => {
+            format!("the server has no certificate for the name sent in SNI (alert {name})")
+        }
+        _ => format!("the server refused the handshake with the alert {name}"),
+    }
+}
+
+fn rustls_error(error: &std::io::Error) -> Option<&rustls::Error> {
+    error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
+}
+
+/// The alert behind an I/O error over TLS: one the server sent, or a version this client
+/// refused to go down to (named `protocol_version`, the alert it then sends).
+pub fn alert_in(error: &std::io::Error) -> Option<AlertDescription> {
+    match rustls_error(error)? {
+        rustls::Error::AlertReceived(alert) => Some(*alert),
+        rustls::Error::PeerIncompatible(
+            PeerIncompatible::ServerDoesNotSupportTls12Or13
+            | PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig,
+        ) => Some(AlertDescription::ProtocolVersion),
+        _ => None,
+    }
+}
+
+/// An alert's RFC 8446 name: `certificate_required`.
+pub fn alert_name(alert: AlertDescription) -> String {
+    // rustls spells this one the British way.
+    let debug = format!("{alert:?}").replace("recognised", "recognized");
+    let mut name = String::new();
+    for (index, c) in debug.chars().enumerate() {
+        if c.is_ascii_uppercase() && index > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    name
+}
+
+/// Marks `report` failed when the first read after a finished handshake ended with an alert
+/// (TLS 1.3's `certificate_required`); returns whether it did.
+pub fn alert_after_handshake(report: &mut TlsReport, error: &std::io::Error) -> bool {
+    let Some(alert) = alert_in(error) else { return false };
+    let described = describe_alert(alert, report.client_certificate_requested);
+    report.error = Some(match report.error.take() {
+        Some(earlier) => format!("{described} after the handshake; and {earlier}"),
+        None => format!("{described} after the handshake"),
+    });
+    report.ok = false;
+    report.alert = Some(alert_name(alert));
+    true
 }
 
 fn hung_up(error: &std::io::Error) -> Option<EarlyClose> {
@@ -326,5 +440,16 @@ mod tests {
             describe_rejection(&wrong, &host, None),
             "the certificate is not valid for db.example.com"
         );
+    }
+
+    #[test]
+    fn alerts_are_named_as_the_rfc_names_them_and_said_in_words() {
+        assert_eq!(alert_name(AlertDescription::CertificateRequired), "certificate_required");
+        assert_eq!(alert_name(AlertDescription::UnrecognisedName), "unrecognized_name");
+        let failure = AlertDescription::HandshakeFailure;
+        assert!(describe_alert(failure, true).starts_with("the server wants a client certificate"));
+        assert!(!describe_alert(failure, false).contains("client certificate"));
+        assert!(describe_alert(AlertDescription::ProtocolVersion, false).contains("TLS 1.0/1.1"));
+        assert!(describe_alert(AlertDescription::UnrecognisedName, false).contains("SNI"));
     }
 }

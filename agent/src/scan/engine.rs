@@ -318,7 +318,7 @@ impl Driver {
         if since.elapsed() < STARVED_LIMIT {
             self.again.push_front((item, tries));
         } else {
-            let (state, errno) = classify(&error);
+            let (state, errno) = classify(&error, None);
             let target = self.work.target(item);
             self.batch.push(outcome(target, state, errno, None, Duration::ZERO, tries));
         }
@@ -362,7 +362,7 @@ impl Driver {
             Ok(socket) => socket,
             Err(error) if is_starvation(&error) => return Launch::Starved(error),
             Err(error) => {
-                let (state, errno) = classify(&error);
+                let (state, errno) = classify(&error, None);
                 return Launch::Ended(outcome(target, state, errno, None, Duration::ZERO, tries));
             }
         };
@@ -433,9 +433,9 @@ impl Driver {
             }
             Ok(()) => outcome(target, ConnectState::Open, None, None, elapsed, tries),
             Err(error) => {
-                let (state, errno) = classify(&error);
                 let icmp =
                     icmp::take_with(socket, |ip| ip.is_loopback() || self.local.contains(ip));
+                let (state, errno) = classify(&error, icmp.as_ref());
                 outcome(target, state, errno, icmp, elapsed, tries)
             }
         }

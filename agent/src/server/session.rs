@@ -185,6 +185,12 @@ impl Session {
         self.send(AgentMessage::Error { id, code, message });
     }
 
+    /// Whether this client may see which processes own this host's listeners: one on this host
+    /// may (it can list them itself), a remote one only with the agent's `--show-processes`.
+    fn show_processes(&self) -> bool {
+        self.peer.ip().is_loopback() || self.state.show_processes
+    }
+
     /// Whether the client must still say hello within [`HELLO_DEADLINE`].
     fn awaiting_hello(&self) -> bool {
         !self.greeted && self.state.tokens.is_some()
@@ -283,7 +289,7 @@ impl Session {
                 self.on_hello(protocol, &client, token.as_deref())
             }
             Ok(ClientMessage::Check { id, request, from: None }) => {
-                let plan = Plan::check(&request, &self.state);
+                let plan = Plan::check(&request, &self.state, self.show_processes());
                 self.on_request(id, plan);
                 Flow::Continue
             }
@@ -401,7 +407,7 @@ impl Session {
             Ok(vantages) => vantages,
             Err(message) => return self.send_error(Some(id), ErrorCode::UnknownVantage, message),
         };
-        let job = match Job::new(work, &self.state) {
+        let job = match Job::new(work, &self.state, self.show_processes()) {
             Ok(job) => job,
             Err(refused) => return self.send_error(Some(id), refused.code, refused.message),
         };

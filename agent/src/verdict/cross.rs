@@ -22,6 +22,14 @@ pub struct VantageCheck<'a> {
     pub report: &'a CheckReport,
 }
 
+/// `host:port` as a person writes it: an IPv6 address in brackets (`[fd00::2]:8080`).
+fn host_and_port(host: &str, port: u16) -> String {
+    match host.parse::<std::net::Ipv6Addr>() {
+        Ok(ip) => format!("[{ip}]:{port}"),
+        Err(_) => format!("{host}:{port}"),
+    }
+}
+
 /// Whether a check's TCP connect got through (whatever followed it).
 fn connected(cause: Cause) -> bool {
     matches!(
@@ -31,6 +39,9 @@ fn connected(cause: Cause) -> bool {
             | Cause::ServerClosed
             | Cause::TlsError
             | Cause::HttpError
+            | Cause::ServerError
+            | Cause::AccessDenied
+            | Cause::UnexpectedStatus
     )
 }
 
@@ -81,7 +92,7 @@ pub fn compare_checks(checks: &[VantageCheck<'_>]) -> CrossVerdict {
     let target = checks
         .iter()
         .find_map(|check| check.report.target.as_ref())
-        .map_or_else(|| "the target".to_string(), |t| format!("{}:{}", t.display_host, t.port));
+        .map_or_else(|| "the target".to_string(), |t| host_and_port(&t.display_host, t.port));
     let open: Vec<&str> =
         finished.iter().filter(|(_, cause)| connected(*cause)).map(|(c, _)| c.name).collect();
     let failed: Vec<(&str, Cause)> = finished
@@ -403,6 +414,31 @@ mod tests {
         assert!(summary.contains("from laptop and ci"), "{summary}");
         assert!(summary.contains("between them"), "{summary}");
         assert_eq!(verdict.details, ["local: open", "laptop: filtered", "ci: port_closed"]);
+    }
+
+    #[test]
+    fn a_server_error_from_one_place_and_a_200_from_another_is_no_firewall() {
+        let ok = report(&[DB], Cause::Reachable);
+        let failing = report(&[DB], Cause::ServerError);
+        let verdict = compare(&[("app1", &[], &ok), ("app2", &[], &failing)]);
+        assert_ne!(verdict.cause, CrossCause::FirewallBetween, "{verdict:?}");
+    }
+
+    #[test]
+    fn an_ipv6_target_is_written_in_brackets_beside_its_port() {
+        let ipv6 = |cause| {
+            let mut report = report(&["fd00::2"], cause);
+            if let Some(target) = report.target.as_mut() {
+                target.display_host = "fd00::2".into();
+                target.port = 8080;
+            }
+            report
+        };
+        let (open, dropped) = (ipv6(Cause::Reachable), ipv6(Cause::Filtered));
+        let verdict = compare(&[("app1", &[], &open), ("app2", &[], &dropped)]);
+        assert!(verdict.summary.contains("[fd00::2]:8080"), "{}", verdict.summary);
+        assert_eq!(host_and_port("db.internal", 5432), "db.internal:5432");
+        assert_eq!(host_and_port("10.0.0.1", 80), "10.0.0.1:80");
     }
 
     #[test]

@@ -16,10 +16,11 @@ use whyrefused_shared::{
 
 use crate::policy::Denial;
 use crate::probe::{icmp, listeners};
-use crate::target::Target;
+use crate::target::{Host, Target};
 
 pub mod cross;
 mod dns;
+mod service;
 
 /// What one round of probing found.
 #[derive(Debug, Clone, Default)]
@@ -71,7 +72,7 @@ pub fn conclude(target: &Target, round: &RoundResult, timeout_ms: u32) -> Verdic
 /// The verdict when the policy denies every address: nothing was sent, and each address's
 /// evidence names the rule that denies it.
 fn policy_denied(target: &Target, denied: &[Denied]) -> Verdict {
-    let endpoint = format!("{}:{}", target.host.display(), target.port);
+    let endpoint = host_and_port(target);
     let first = denied.first().map(|d| d.denial.to_string()).unwrap_or_default();
     let summary = match denied.len() {
         1 => format!("This agent's target policy denies {endpoint}: {first}. Nothing was sent."),
@@ -117,9 +118,10 @@ pub fn across_rounds(rounds: &[Round], mut verdicts: Vec<Verdict>) -> Verdict {
     let timeline: Vec<Evidence> = rounds
         .iter()
         .map(|round| {
+            let status = round.http_status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
             evidence(
                 format!("round {} at {}", round.round, round.at.0),
-                round.cause.as_str(),
+                format!("{}{status}", round.cause.as_str()),
                 Some(round.elapsed_us),
             )
         })
@@ -142,6 +144,10 @@ pub fn across_rounds(rounds: &[Round], mut verdicts: Vec<Verdict>) -> Verdict {
     if persistent {
         verdict.pattern = Some(Pattern::Persistent);
         verdict.summary = format!("{} (The same in all {} rounds.)", verdict.summary, rounds.len());
+    } else if let Some(intermittent) = service::intermittent_service(rounds, verdict.cause) {
+        verdict.pattern = Some(Pattern::Intermittent);
+        verdict.summary = format!("{intermittent} {}", verdict.summary);
+        verdict.suggestions.insert(0, service::INTERMITTENT_SERVICE_FIX.into());
     } else {
         verdict.pattern = Some(Pattern::Intermittent);
         verdict.summary = format!(
@@ -251,15 +257,7 @@ impl Context<'_> {
             ConnectState::Timeout => self.silent(attempt, &mut diagnosis),
             ConnectState::HostUnreachable => self.host_unreachable(attempt, &mut diagnosis),
             ConnectState::NetworkUnreachable => self.network_unreachable(attempt, &mut diagnosis),
-            ConnectState::PermissionDenied => {
-                diagnosis.cause = Cause::LocalFirewall;
-                diagnosis.summary = format!(
-                    "This host's own firewall blocked the connection to {} before it left \
-                     (EPERM: an OUTPUT rule drops it).",
-                    self.endpoint(&attempt.address)
-                );
-                diagnosis.suggestions.push(LOCAL_FIREWALL_FIX.into());
-            }
+            ConnectState::PermissionDenied => self.permission_denied(attempt, &mut diagnosis),
             ConnectState::Reset => {
                 diagnosis.cause = Cause::ConnectionReset;
                 diagnosis.summary = format!(
@@ -315,7 +313,9 @@ impl Context<'_> {
             let why = tls.error.as_deref().unwrap_or("the certificate was not accepted");
             diagnosis.summary =
                 format!("{endpoint} accepts connections, but the TLS handshake failed: {why}.");
-            if tls.certificate.is_none() && after.early_close.is_none() {
+            if let Some(fix) = service::tls_fix(tls, &self.target.host.display()) {
+                diagnosis.suggestions.push(fix);
+            } else if tls.certificate.is_none() && after.early_close.is_none() {
                 diagnosis.suggestions.push(
                     "This port does not speak TLS: use the plain scheme (http://) or drop --tls, \
                      or connect to the service's TLS port."
@@ -331,9 +331,13 @@ impl Context<'_> {
             }
             if let Some(certificate) = &tls.certificate {
                 if !certificate.name_matches {
+                    let names = match certificate.subject_alt_names.is_empty() {
+                        true => "no name (it has no subjectAltName)".to_string(),
+                        false => certificate.subject_alt_names.join(", "),
+                    };
                     diagnosis.suggestions.push(format!(
-                        "The certificate is for {}, not {}: use a name it covers, or fix the certificate.",
-                        certificate.subject_alt_names.join(", "),
+                        "The certificate is for {names}, not {}: use a name it covers, or fix \
+                         the certificate.",
                         self.target.host.display()
                     ));
                 }
@@ -344,16 +348,35 @@ impl Context<'_> {
                     ));
                 }
             }
-        } else if let Some(http) = after.http.as_ref().filter(|http| http.failed) {
-            diagnosis.cause = Cause::HttpError;
-            let why = http.detail.as_deref().unwrap_or("no valid response");
-            diagnosis.summary =
-                format!("{endpoint} accepts connections, but the HTTP request failed: {why}.");
-            diagnosis.suggestions.push(
-                "Check that this port serves HTTP (not another protocol, or TLS: try https://), \
-                 and the server's logs for the request."
-                    .into(),
-            );
+        } else if let Some(http) = &after.http {
+            let judged = match http.failed {
+                true => service::judge_failure(http, &endpoint),
+                false => service::judge_status(http, &endpoint, &self.path()),
+            };
+            diagnosis.cause = judged.cause;
+            diagnosis.summary = judged.summary;
+            if let Some(followed) = service::redirects_followed(http) {
+                diagnosis.summary = format!("{} ({followed})", diagnosis.summary);
+            }
+            diagnosis.suggestions.extend(judged.suggestions);
+            diagnosis.evidence.extend(judged.notes);
+        }
+        if diagnosis.cause != Cause::Reachable {
+            self.name_the_process(attempt.address, diagnosis);
+        }
+    }
+
+    /// The target's URL path (`/` without one).
+    fn path(&self) -> String {
+        self.target.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into())
+    }
+
+    /// When the service runs on this host: the process that answered, whose logs to read.
+    fn name_the_process(&self, address: IpAddr, diagnosis: &mut AddressDiagnosis) {
+        let Some(found) = self.local_listeners() else { return };
+        if let Some((line, suggestion)) = service::answering_process(found, address) {
+            diagnosis.evidence.push(line);
+            diagnosis.suggestions.insert(0, suggestion);
         }
     }
 
@@ -373,7 +396,11 @@ impl Context<'_> {
                 attempt.address
             );
             diagnosis.evidence.push(listeners_evidence(listeners));
-            diagnosis.suggestions.extend(bind_suggestions(&elsewhere, listeners.port));
+            diagnosis.suggestions.extend(bind_suggestions(
+                &elsewhere,
+                listeners.port,
+                attempt.family,
+            ));
             return;
         }
         diagnosis.cause = Cause::PortClosed;
@@ -428,7 +455,7 @@ impl Context<'_> {
                 "This host's own firewall rejected the connection to {endpoint} ({} from {}).",
                 error.meaning, error.from
             );
-            diagnosis.suggestions.push(LOCAL_FIREWALL_FIX.into());
+            diagnosis.suggestions.push(local_firewall_fix(attempt.family));
         } else {
             let at = if error.from == attempt.address {
                 "the host's own firewall"
@@ -444,7 +471,25 @@ impl Context<'_> {
                 "Allow TCP port {} from this host in the firewall at {} (a REJECT rule answers for it).",
                 self.target.port, error.from
             ));
+            diagnosis.evidence.extend(late_rejection_note(attempt));
         }
+    }
+
+    /// `EACCES`/`EPERM`, decided by who sent the ICMP error behind it: another host's error is
+    /// that host's (or a router's) reject, this host's is its own firewall; with no ICMP error
+    /// at all, this host refused to send the connection.
+    fn permission_denied(&self, attempt: &Attempt, diagnosis: &mut AddressDiagnosis) {
+        if let Some(error) = &attempt.icmp {
+            return self.rejected(attempt, error, diagnosis);
+        }
+        let errno = attempt.errno.as_ref().map_or("permission denied", |e| e.name.as_str());
+        diagnosis.cause = Cause::LocalFirewall;
+        diagnosis.summary = format!(
+            "This host's own firewall blocked the connection to {} before it left ({errno} \
+             with no ICMP error from the network: a local rule forbids it).",
+            self.endpoint(&attempt.address)
+        );
+        diagnosis.suggestions.push(local_firewall_fix(attempt.family));
     }
 
     fn silent(&self, attempt: &Attempt, diagnosis: &mut AddressDiagnosis) {
@@ -465,7 +510,7 @@ impl Context<'_> {
                 ),
                 None,
             ));
-            diagnosis.suggestions.push(LOCAL_FIREWALL_FIX.into());
+            diagnosis.suggestions.push(local_firewall_fix(attempt.family));
             return;
         }
         let liveness = self.liveness(attempt.address);
@@ -518,7 +563,10 @@ impl Context<'_> {
             Some(error) => {
                 format!("The router {} reports {} unreachable.", error.from, attempt.address)
             }
-            None => format!("{} could not be reached (EHOSTUNREACH).", attempt.address),
+            None => {
+                let errno = attempt.errno.as_ref().map_or("EHOSTUNREACH", |e| e.name.as_str());
+                format!("{} could not be reached ({errno}).", attempt.address)
+            }
         };
         diagnosis.suggestions.push("Check that the host is up and its address is right.".into());
     }
@@ -591,8 +639,50 @@ impl Context<'_> {
     }
 }
 
-const LOCAL_FIREWALL_FIX: &str =
-    "Check this host's OUTPUT firewall rules (iptables -S OUTPUT, nft list ruleset).";
+/// TCP's first SYN retransmission comes this long after the SYN (the initial RTO, 1 s): an
+/// ICMP error that ends a connect later than that answered a retransmission.
+const FIRST_RETRANSMISSION_US: u64 = 1_000_000;
+
+/// Why another host's REJECT took a second or more: its answer to the first SYN never came.
+/// A Linux host rate-limits the ICMP errors it sends to each address (IPv4: one a second with
+/// a burst of six; IPv6: `net.ipv6.icmp.ratelimit`, shortened for wide prefixes), so a REJECT
+/// it has just used on this host answers only the SYN sent again a second later.
+fn late_rejection_note(attempt: &Attempt) -> Option<Evidence> {
+    if attempt.elapsed_us < FIRST_RETRANSMISSION_US {
+        return None;
+    }
+    let sysctl = match attempt.family {
+        Family::Ipv4 => "net.ipv4.icmp_ratelimit",
+        Family::Ipv6 => "net.ipv6.icmp.ratelimit",
+    };
+    Some(evidence(
+        "note",
+        format!(
+            "the ICMP error answered a retransmitted SYN, after {} ms: the first SYN got none, \
+             most likely held back by the sender's ICMP rate limit ({sysctl} on Linux), which \
+             under load makes a REJECT look like a DROP",
+            attempt.elapsed_us / 1000
+        ),
+        None,
+    ))
+}
+
+/// Where to look for a rule in this host's own firewall: `ip6tables` holds IPv6's.
+fn local_firewall_fix(family: Family) -> String {
+    let tool = match family {
+        Family::Ipv4 => "iptables",
+        Family::Ipv6 => "ip6tables",
+    };
+    format!("Check this host's OUTPUT firewall rules ({tool} -S OUTPUT, nft list ruleset).")
+}
+
+/// `host:port` as a person writes it: an IPv6 address in brackets (`[fd00::2]:8080`).
+fn host_and_port(target: &Target) -> String {
+    match &target.host {
+        Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]:{}", target.port),
+        host => format!("{}:{}", host.display(), target.port),
+    }
+}
 
 fn join_ports(ports: &[u16]) -> String {
     ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
@@ -615,29 +705,52 @@ fn listeners_evidence(found: &LocalListeners) -> Evidence {
     evidence("local listeners", result, None)
 }
 
-/// How to make a service listen beyond loopback, in its own configuration's words.
-fn bind_suggestions(listeners: &[&whyrefused_shared::Listener], port: u16) -> Vec<String> {
+/// How to make a service listen beyond loopback, in its own configuration's words, for the
+/// family of the address that was refused.
+fn bind_suggestions(
+    listeners: &[&whyrefused_shared::Listener],
+    port: u16,
+    family: Family,
+) -> Vec<String> {
     let process = listeners.iter().find_map(|l| l.process.as_deref()).unwrap_or("");
-    let setting = match process {
-        p if p.starts_with("postgres") => "listen_addresses = '*' in postgresql.conf",
-        p if p.starts_with("mysqld") || p.starts_with("mariadbd") => {
-            "bind-address = 0.0.0.0 in my.cnf"
-        }
-        p if p.starts_with("redis") => "bind 0.0.0.0 in redis.conf (and set a password)",
-        p if p.starts_with("mongod") => "net.bindIp: 0.0.0.0 in mongod.conf",
-        _ => "its listen or bind address",
+    let wildcard = match family {
+        Family::Ipv4 => "0.0.0.0",
+        Family::Ipv6 => "::",
     };
-    let mut suggestions =
-        vec![format!("Make the service listen on 0.0.0.0 or this host's address: set {setting}.")];
+    let setting = bind_setting(process, family);
+    let mut suggestions = vec![format!(
+        "Make the service listen on {wildcard} or this host's address: set {setting}."
+    )];
     if let Some(owner) = listeners.iter().find(|l| l.pid.is_some()) {
         suggestions.push(format!(
-            "pid {} ({}) owns {}:{port}.",
+            "pid {} ({}) owns {}.",
             owner.pid.unwrap_or_default(),
             owner.process.as_deref().unwrap_or("?"),
-            owner.address.ip()
+            SocketAddr::new(owner.address.ip(), port)
         ));
     }
     suggestions
+}
+
+/// The setting that makes a well-known server listen on every address of `family`.
+fn bind_setting(process: &str, family: Family) -> &'static str {
+    let ipv6 = family == Family::Ipv6;
+    match process {
+        p if p.starts_with("postgres") => "listen_addresses = '*' in postgresql.conf",
+        p if p.starts_with("mysqld") || p.starts_with("mariadbd") => match ipv6 {
+            false => "bind-address = 0.0.0.0 in my.cnf",
+            true => "bind-address = * in my.cnf",
+        },
+        p if p.starts_with("redis") => match ipv6 {
+            false => "bind 0.0.0.0 in redis.conf (and set a password)",
+            true => "bind * -::* in redis.conf (and set a password)",
+        },
+        p if p.starts_with("mongod") => match ipv6 {
+            false => "net.bindIp: 0.0.0.0 in mongod.conf",
+            true => "net.bindIpAll: true and net.ipv6: true in mongod.conf",
+        },
+        _ => "its listen or bind address",
+    }
 }
 
 fn liveness_evidence(liveness: &whyrefused_shared::Liveness) -> Vec<Evidence> {
@@ -688,20 +801,14 @@ fn after_connect_evidence(after: &AfterConnect) -> Vec<Evidence> {
         found.push(evidence("tls", result, Some(tls.elapsed_us)));
     }
     if let Some(http) = &after.http {
-        let result = match http.status {
-            Some(status) => {
-                format!("HTTP {status} {}", http.detail.as_deref().unwrap_or("")).trim().to_string()
-            }
-            None => format!("failed: {}", http.detail.as_deref().unwrap_or("no response")),
-        };
-        found.push(evidence("http", result, http.first_byte_us));
+        found.extend(service::http_evidence(http));
     }
     found
 }
 
 /// The failure causes, most telling first: when addresses fail differently, the verdict names
 /// the one that says most about what to fix.
-const PRECEDENCE: [Cause; 13] = [
+const PRECEDENCE: [Cause; 16] = [
     Cause::LocalFirewall,
     Cause::LoopbackOnly,
     Cause::FirewallReject,
@@ -709,6 +816,9 @@ const PRECEDENCE: [Cause; 13] = [
     Cause::ServerClosed,
     Cause::TlsError,
     Cause::HttpError,
+    Cause::ServerError,
+    Cause::UnexpectedStatus,
+    Cause::AccessDenied,
     Cause::ConnectionReset,
     Cause::HostUnreachable,
     Cause::NetworkUnreachable,
@@ -727,7 +837,7 @@ fn combine(target: &Target, diagnoses: Vec<AddressDiagnosis>) -> Verdict {
     }
     let (working, failing): (Vec<&AddressDiagnosis>, Vec<&AddressDiagnosis>) =
         diagnoses.iter().partition(|d| d.cause == Cause::Reachable);
-    let endpoint = format!("{}:{}", target.host.display(), target.port);
+    let endpoint = host_and_port(target);
     match (working.as_slice(), failing.as_slice()) {
         ([], []) => verdict(
             Cause::ConnectError,
@@ -987,6 +1097,161 @@ mod tests {
         assert_eq!(conclude_on("192.0.2.5:5432", vec![eperm], vec![]).cause, Cause::LocalFirewall);
     }
 
+    /// An attempt ended by an ICMPv6 destination unreachable (type 1) with `errno`.
+    fn with_icmpv6(
+        mut attempt: Attempt,
+        (code, errno): (u8, &str),
+        from: &str,
+        from_local: bool,
+    ) -> Attempt {
+        let mut error = icmp::describe(Family::Ipv6, 1, code, from.parse().unwrap());
+        error.from_local = from_local;
+        attempt.icmp = Some(error);
+        attempt.errno = Some(Errno { code: 13, name: errno.into() });
+        attempt
+    }
+
+    #[test]
+    fn an_icmpv6_admin_prohibited_from_the_target_is_its_firewall_reject_not_the_local_one() {
+        // As the agent reports it now (host_unreachable, like IPv4's admin-prohibited), and as
+        // an older agent did (permission_denied): the sender decides, not the errno.
+        for state in [ConnectState::HostUnreachable, ConnectState::PermissionDenied] {
+            let rejected =
+                with_icmpv6(attempt("fd13:2::2", state), (1, "EACCES"), "fd13:2::2", false);
+            let verdict = conclude_on("[fd13:2::2]:82", vec![rejected], vec![]);
+            assert_eq!(verdict.cause, Cause::FirewallReject, "{state:?}: {}", verdict.summary);
+            assert!(
+                verdict.summary.contains(
+                    "communication administratively prohibited from fd13:2::2 (the host's own \
+                     firewall)"
+                ),
+                "{}",
+                verdict.summary
+            );
+            assert!(!verdict.summary.contains("EPERM"), "{}", verdict.summary);
+            assert!(verdict.suggestions.iter().any(|s| s.contains("firewall at fd13:2::2")));
+        }
+    }
+
+    #[test]
+    fn a_reject_that_answered_only_the_retransmitted_syn_names_the_senders_rate_limit() {
+        for (address, sysctl) in
+            [("10.0.0.5", "net.ipv4.icmp_ratelimit"), ("fd13:2::2", "net.ipv6.icmp.ratelimit")]
+        {
+            let mut late = with_icmp(attempt(address, ConnectState::Refused), 3, address, false);
+            if address.contains(':') {
+                late = with_icmpv6(late, (4, "ECONNREFUSED"), address, false);
+            }
+            late.elapsed_us = 1_006_741;
+            let verdict = conclude_on("db.internal:5432", vec![late.clone()], vec![]);
+            assert_eq!(verdict.cause, Cause::FirewallReject);
+            let note = verdict.evidence.iter().find(|e| e.result.contains("retransmitted SYN"));
+            let note = note.expect("a note on the late ICMP error");
+            assert!(note.result.contains("after 1006 ms"), "{}", note.result);
+            assert!(note.result.contains(sysctl), "{}", note.result);
+            late.elapsed_us = 900;
+            let verdict = conclude_on("db.internal:5432", vec![late], vec![]);
+            assert!(!verdict.evidence.iter().any(|e| e.result.contains("retransmitted SYN")));
+        }
+    }
+
+    #[test]
+    fn an_icmpv6_reject_from_a_router_names_the_router() {
+        let rejected = with_icmpv6(
+            attempt("fd13:3::2", ConnectState::HostUnreachable),
+            (1, "EACCES"),
+            "fd13:1::254",
+            false,
+        );
+        let verdict = conclude_on("[fd13:3::2]:82", vec![rejected], vec![]);
+        assert_eq!(verdict.cause, Cause::FirewallReject);
+        assert!(verdict.summary.contains("from fd13:1::254 (a firewall on the way)"));
+    }
+
+    #[test]
+    fn an_icmpv6_reject_from_this_host_is_the_local_firewall_with_ip6tables_to_check() {
+        let rejected = with_icmpv6(
+            attempt("fd13:2::2", ConnectState::PermissionDenied),
+            (1, "EACCES"),
+            "fd13:2::1",
+            true,
+        );
+        let verdict = conclude_on("[fd13:2::2]:82", vec![rejected], vec![]);
+        assert_eq!(verdict.cause, Cause::LocalFirewall);
+        assert!(verdict.summary.contains("from fd13:2::1"), "{}", verdict.summary);
+        assert!(
+            verdict.suggestions.iter().any(|s| s.contains("ip6tables -S OUTPUT")),
+            "{:?}",
+            verdict.suggestions
+        );
+    }
+
+    #[test]
+    fn permission_denied_without_icmp_is_the_local_firewall_naming_the_real_errno() {
+        for errno in ["EACCES", "EPERM"] {
+            let mut denied = attempt("10.0.0.5", ConnectState::PermissionDenied);
+            denied.errno = Some(Errno { code: 1, name: errno.into() });
+            let verdict = conclude_on("10.0.0.5:5432", vec![denied], vec![]);
+            assert_eq!(verdict.cause, Cause::LocalFirewall);
+            assert!(
+                verdict.summary.contains(&format!("({errno} with no ICMP error")),
+                "{}",
+                verdict.summary
+            );
+            let other = if errno == "EACCES" { "EPERM" } else { "EACCES" };
+            assert!(!verdict.summary.contains(other), "{}", verdict.summary);
+            assert!(verdict.suggestions.iter().any(|s| s.contains("iptables -S OUTPUT")));
+        }
+    }
+
+    #[test]
+    fn an_ipv6_host_and_port_are_written_in_brackets() {
+        let verdict = conclude_on(
+            "[fd00::2]:8080",
+            vec![attempt("fd00::2", ConnectState::Open), attempt("fd00::3", ConnectState::Refused)],
+            vec![],
+        );
+        assert!(
+            verdict.summary.starts_with("[fd00::2]:8080 works on fd00::2 but not on fd00::3"),
+            "{}",
+            verdict.summary
+        );
+        let round = RoundResult {
+            resolution: Some(dns(DnsStatus::Ok, &["fe80::1"])),
+            denied: vec![denied("fe80::1", 80)],
+            ..RoundResult::default()
+        };
+        let verdict = conclude(&target("[fe80::1]:80"), &round, 3000);
+        assert!(verdict.summary.contains("denies [fe80::1]:80:"), "{}", verdict.summary);
+    }
+
+    #[test]
+    fn an_ipv6_loopback_listener_is_named_in_brackets() {
+        let listeners = Finding::LocalListeners(LocalListeners {
+            owners_hidden: None,
+            port: 5432,
+            listeners: vec![Listener {
+                address: "[::1]:5432".parse().unwrap(),
+                pid: Some(4321),
+                process: Some("postgres".into()),
+                command: None,
+            }],
+        });
+        let verdict = conclude_on(
+            "[fd00::2]:5432",
+            vec![attempt("fd00::2", ConnectState::Refused)],
+            vec![listeners],
+        );
+        assert_eq!(verdict.cause, Cause::LoopbackOnly);
+        assert!(verdict.summary.contains("listens on [::1]:5432 only"), "{}", verdict.summary);
+        assert!(verdict.suggestions.iter().any(|s| s == "pid 4321 (postgres) owns [::1]:5432."));
+        assert!(
+            verdict.suggestions.iter().any(|s| s.starts_with("Make the service listen on :: ")),
+            "{:?}",
+            verdict.suggestions
+        );
+    }
+
     #[test]
     fn a_timeout_is_filtered_when_the_host_is_up_and_no_response_otherwise() {
         let silent = || attempt("10.0.0.5", ConnectState::Timeout);
@@ -1034,11 +1299,13 @@ mod tests {
     #[test]
     fn a_listener_on_loopback_only_explains_the_refusal() {
         let listeners = Finding::LocalListeners(LocalListeners {
+            owners_hidden: None,
             port: 5432,
             listeners: vec![Listener {
                 address: "127.0.0.1:5432".parse().unwrap(),
                 pid: Some(4321),
                 process: Some("postgres".into()),
+                command: None,
             }],
         });
         let verdict = conclude_on(
@@ -1117,7 +1384,8 @@ mod tests {
     }
 
     fn round(number: u32, cause: Cause) -> Round {
-        Round { round: number, at: Timestamp(format!("t{number}")), cause, elapsed_us: 100 }
+        let at = Timestamp(format!("t{number}"));
+        Round { round: number, at, cause, http_status: None, elapsed_us: 100 }
     }
 
     fn plain(cause: Cause) -> Verdict {

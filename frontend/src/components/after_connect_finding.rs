@@ -72,6 +72,14 @@ fn tls_facts(tls: &TlsReport) -> Html {
                     <div class="bad-text">{ error }</div>
                 }
             </dd>
+            if let Some(alert) = &tls.alert {
+                <dt>{ "Alert" }</dt>
+                <dd class="mono bad-text">{ alert }</dd>
+            }
+            if tls.client_certificate_requested {
+                <dt>{ "Client certificate" }</dt>
+                <dd>{ "the server asked for one (none was sent)" }</dd>
+            }
             if let Some(certificate) = &tls.certificate {
                 { certificate_facts(certificate) }
             }
@@ -116,8 +124,11 @@ fn http_status(http: &HttpReport) -> Html {
             } else {
                 <span class="pill pill--bad">{ "no response" }</span>{ " " }
             }
-            if let Some(detail) = &http.detail {
-                { detail }
+            if let Some(line) = http.status_line() {
+                <span class="mono">{ line }</span>
+            }
+            if let Some(detail) = http.detail.as_ref().filter(|_| http.failed) {
+                <div class="bad-text">{ detail }</div>
             }
             if let Some(first_byte_us) = http.first_byte_us {
                 <span class="muted">{ " · first byte after " }</span>
@@ -161,12 +172,15 @@ mod tests {
                 expired: true,
             }),
             elapsed_us: 4_000,
+            alert: None,
+            client_certificate_requested: false,
         });
         after.http = Some(HttpReport {
             status: Some(503),
             detail: Some("Service Unavailable".into()),
             failed: false,
             first_byte_us: Some(9_000),
+            ..HttpReport::empty()
         });
         let html = render::<AfterConnectFinding>(AfterConnectFindingProps { after });
         for expected in [

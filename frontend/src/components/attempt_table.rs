@@ -138,6 +138,36 @@ mod tests {
     }
 
     #[test]
+    fn an_icmpv6_reject_shows_the_bare_address_the_real_errno_and_the_remote_sender() {
+        let address = "fd13:1::2".parse().unwrap();
+        let attempt = Attempt {
+            address,
+            port: 82,
+            family: Family::Ipv6,
+            state: ConnectState::HostUnreachable,
+            errno: Some(Errno { code: 13, name: "EACCES".into() }),
+            icmp: Some(IcmpError {
+                icmp_type: 1,
+                code: 1,
+                meaning: "communication administratively prohibited".into(),
+                from: address,
+                from_local: false,
+            }),
+            elapsed_us: 600,
+            elapsed_ms: 0.6,
+            started_at: Timestamp(String::new()),
+        };
+        let row =
+            AddressRow { address, family: Family::Ipv6, progress: RowProgress::Finished(attempt) };
+        let html = render::<AttemptTable>(AttemptTableProps { rows: vec![row] });
+        assert!(html.contains(r#"<td class="address mono">fd13:1::2</td>"#), "{html}");
+        assert!(html.contains("host unreachable") && html.contains(">EACCES<"), "{html}");
+        assert!(html.contains("type 1, code 1"), "{html}");
+        assert!(html.contains("from <span class=\"mono\">fd13:1::2</span>"), "{html}");
+        assert!(!html.contains("this host") && !html.contains("blocked locally"), "{html}");
+    }
+
+    #[test]
     fn an_icmp_error_from_this_host_says_so() {
         let html = render::<AttemptTable>(AttemptTableProps { rows: vec![rejected(true)] });
         assert!(html.contains(r#"data-local="true""#), "{html}");

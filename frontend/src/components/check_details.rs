@@ -7,6 +7,7 @@ use yew::prelude::*;
 
 use crate::components::attempt_table::AttemptTable;
 use crate::components::finding_list::FindingList;
+use crate::components::http_response::HttpResponse;
 use crate::components::phase_waterfall::PhaseWaterfall;
 use crate::components::request_error_note::RequestErrorNote;
 use crate::components::resolution_summary::ResolutionSummary;
@@ -55,6 +56,9 @@ pub fn check_details(props: &CheckDetailsProps) -> Html {
                     markdown={markdown::check_markdown(&check.request.target, report)}
                 />
             }
+            if let Some(http) = first_http(report) {
+                <HttpResponse {http} />
+            }
             if let Some(request) = &nearby {
                 <p class="next-step">
                     <button type="button" class="scan-nearby" onclick={onscan}>
@@ -97,6 +101,14 @@ pub fn check_details(props: &CheckDetailsProps) -> Html {
             }
         </>
     }
+}
+
+/// The HTTP exchange of the first connection that opened, once it is known.
+fn first_http(report: &CheckReport) -> Option<whyrefused_shared::HttpReport> {
+    report.findings.iter().find_map(|finding| match finding {
+        whyrefused_shared::Finding::AfterConnect(after) => after.http.clone(),
+        _ => None,
+    })
 }
 
 /// What to say when a check ended without (or before) its verdict, or is still on its way to one.

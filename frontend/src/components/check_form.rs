@@ -1,5 +1,5 @@
-//! [`CheckForm`]: the target, an optional timeout, optional retries with their delay, and the
-//! Diagnose button.
+//! [`CheckForm`]: the target, an optional timeout, optional retries with their delay, the HTTP
+//! statuses that count as working, and the Diagnose button.
 
 use web_sys::HtmlInputElement;
 use whyrefused_shared::{CheckRequest, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS, MAX_RETRIES};
@@ -29,6 +29,7 @@ pub fn check_form(props: &CheckFormProps) -> Html {
     let timeout_ref = use_node_ref();
     let retries_ref = use_node_ref();
     let delay_ref = use_node_ref();
+    let expect_ref = use_node_ref();
     let problem = use_state(|| None::<FormProblem<Field>>);
 
     {
@@ -42,7 +43,8 @@ pub fn check_form(props: &CheckFormProps) -> Html {
     }
 
     let onsubmit = {
-        let inputs = [&target_ref, &timeout_ref, &retries_ref, &delay_ref].map(NodeRef::clone);
+        let inputs =
+            [&target_ref, &timeout_ref, &retries_ref, &delay_ref, &expect_ref].map(NodeRef::clone);
         let problem = problem.clone();
         let blocked = props.blocked.is_some();
         let from = props.from.clone();
@@ -54,12 +56,13 @@ pub fn check_form(props: &CheckFormProps) -> Html {
             let value = |node: &NodeRef| {
                 node.cast::<HtmlInputElement>().map(|input| input.value()).unwrap_or_default()
             };
-            let [target, timeout, retries, delay] = inputs.each_ref().map(value);
+            let [target, timeout, retries, delay, expect] = inputs.each_ref().map(value);
             let fields = FormFields {
                 target: &target,
                 timeout: &timeout,
                 retries: &retries,
                 retry_delay: &delay,
+                expect_status: &expect,
             };
             match build_request(&fields) {
                 Ok(request) => {
@@ -134,6 +137,20 @@ pub fn check_form(props: &CheckFormProps) -> Html {
                 node_ref={delay_ref}
                 problem_id={problem_id(Field::RetryDelay)}
             />
+            <div class="field field--expect">
+                <label for="expect-status">{ "Expect status" }</label>
+                <input
+                    ref={expect_ref}
+                    id="expect-status"
+                    name="expect-status"
+                    type="text"
+                    placeholder="any"
+                    autocomplete="off"
+                    aria-describedby={described_by("expect-status-help", Field::ExpectStatus)}
+                    aria-invalid={aria_invalid(Field::ExpectStatus)}
+                />
+                <p id="expect-status-help" class="help">{ "HTTP codes, as 200,204" }</p>
+            </div>
             <FormSubmit
                 id="diagnose"
                 label="Diagnose"
@@ -154,6 +171,7 @@ enum Field {
     Timeout,
     Retries,
     RetryDelay,
+    ExpectStatus,
 }
 
 /// What the form's fields hold, as typed.
@@ -162,6 +180,7 @@ struct FormFields<'a> {
     timeout: &'a str,
     retries: &'a str,
     retry_delay: &'a str,
+    expect_status: &'a str,
 }
 
 /// The request the form's fields ask for, or what is wrong with them. Ranges and the target's
@@ -203,7 +222,28 @@ fn build_request(fields: &FormFields) -> Result<CheckRequest, FormProblem<Field>
             "The delay is the pause between retries: set Retries to 1 or more, or clear the delay.",
         ));
     }
-    Ok(CheckRequest { timeout_ms, retries, retry_delay_ms, ..CheckRequest::new(target) })
+    let expect_status = statuses(fields.expect_status).map_err(|_| {
+        FormProblem::new(
+            Field::ExpectStatus,
+            "Expected statuses are HTTP codes from 100 to 599 separated by commas, such as \
+             200,204.",
+        )
+    })?;
+    Ok(CheckRequest {
+        timeout_ms,
+        retries,
+        retry_delay_ms,
+        expect_status,
+        ..CheckRequest::new(target)
+    })
+}
+
+/// `200, 204` → `[200, 204]`; empty is none. Each must be an HTTP status (100 to 599).
+fn statuses(text: &str) -> Result<Vec<u16>, ()> {
+    let items = text.split(',').map(str::trim).filter(|item| !item.is_empty());
+    items
+        .map(|item| item.parse::<u16>().ok().filter(|code| (100..=599).contains(code)).ok_or(()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -211,12 +251,20 @@ mod tests {
     use super::*;
 
     fn build(target: &str, timeout: &str) -> Result<CheckRequest, String> {
-        build_request(&FormFields { target, timeout, retries: "", retry_delay: "" })
-            .map_err(|problem| problem.message)
+        build_request(&FormFields {
+            target,
+            timeout,
+            retries: "",
+            retry_delay: "",
+            expect_status: "",
+        })
+        .map_err(|problem| problem.message)
     }
 
     fn build_retried(retries: &str, retry_delay: &str) -> Result<CheckRequest, FormProblem<Field>> {
-        build_request(&FormFields { target: "db:5432", timeout: "", retries, retry_delay })
+        let fields =
+            FormFields { target: "db:5432", timeout: "", retries, retry_delay, expect_status: "" };
+        build_request(&fields)
     }
 
     #[test]
@@ -261,7 +309,13 @@ mod tests {
 
     #[test]
     fn each_problem_names_the_field_to_fix() {
-        let fields = |target, timeout| FormFields { target, timeout, retries: "", retry_delay: "" };
+        let fields = |target, timeout| FormFields {
+            target,
+            timeout,
+            retries: "",
+            retry_delay: "",
+            expect_status: "",
+        };
         assert_eq!(build_request(&fields(" ", "")).unwrap_err().field, Field::Target);
         assert_eq!(build_request(&fields("db:1", "x")).unwrap_err().field, Field::Timeout);
     }
@@ -272,6 +326,24 @@ mod tests {
             let problem = build_retried(retries, "500").unwrap_err();
             assert_eq!(problem.field, Field::RetryDelay);
             assert!(problem.message.contains("set Retries to 1 or more"), "{problem:?}");
+        }
+    }
+
+    #[test]
+    fn expected_statuses_are_a_comma_list_of_http_codes() {
+        let fields = |expect_status| FormFields {
+            target: "http://db:8080/",
+            timeout: "",
+            retries: "",
+            retry_delay: "",
+            expect_status,
+        };
+        assert_eq!(build_request(&fields(" 200, 204 ")).unwrap().expect_status, [200, 204]);
+        assert!(build_request(&fields("")).unwrap().expect_status.is_empty());
+        for wrong in ["ok", "200;204", "700"] {
+            let problem = build_request(&fields(wrong)).unwrap_err();
+            assert_eq!(problem.field, Field::ExpectStatus, "{wrong}");
+            assert!(problem.message.contains("such as 200,204"), "{problem:?}");
         }
     }
 }

@@ -107,7 +107,9 @@ mod tests {
                     address: "127.0.0.1:80".parse().unwrap(),
                     pid: Some(4321),
                     process: Some("postgres".into()),
+                    command: None,
                 }],
+                owners_hidden: None,
             }),
             Finding::AfterConnect(Box::new(AfterConnect {
                 address: "127.0.0.1:80".parse().unwrap(),

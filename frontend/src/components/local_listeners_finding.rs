@@ -18,7 +18,11 @@ pub fn local_listeners_finding(props: &LocalListenersFindingProps) -> Html {
             <p class="finding-line">{ format!("Nothing on this host listens on port {}.", found.port) }</p>
         };
     }
+    let hidden = found.owners_hidden.as_ref().map(|why| {
+        html! { <p class="finding-line">{ format!("Processes not shown: {why}.") }</p> }
+    });
     html! {
+        <>
         <table class="mini-table">
             <thead>
                 <tr>
@@ -31,6 +35,8 @@ pub fn local_listeners_finding(props: &LocalListenersFindingProps) -> Html {
                 { for found.listeners.iter().map(row) }
             </tbody>
         </table>
+        { for hidden }
+        </>
     }
 }
 

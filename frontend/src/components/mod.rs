@@ -13,6 +13,7 @@ pub mod evidence_list;
 pub mod finding_list;
 pub mod form_submit;
 pub mod happy_eyeballs_finding;
+pub mod http_response;
 pub mod liveness_finding;
 pub mod local_drops_finding;
 pub mod local_listeners_finding;

@@ -17,7 +17,7 @@ pub struct RoundTimelineProps {
 }
 
 /// "Round N of M" while a round runs, then one entry per finished round: its number, when it
-/// started, its cause and how long it took.
+/// started, its cause (with the HTTP status the service answered) and how long it took.
 #[function_component(RoundTimeline)]
 pub fn round_timeline(props: &RoundTimelineProps) -> Html {
     html! {
@@ -50,6 +50,9 @@ fn round(round: &Round) -> Html {
             <span class="round-cause">
                 <span class="round-dot" aria-hidden="true"></span>
                 { format::cause_title(round.cause) }
+                if let Some(status) = round.http_status {
+                    { " " }<span class="mono round-status">{ format!("HTTP {status}") }</span>
+                }
             </span>
             <span class="round-time mono time">{ format::millis(round.elapsed_us) }</span>
         </li>
@@ -95,6 +98,7 @@ mod render_tests {
             round: number,
             at: Timestamp("2026-11-24T10:00:01.234567Z".into()),
             cause,
+            http_status: None,
             elapsed_us: 900,
         }
     }
@@ -110,6 +114,15 @@ mod render_tests {
         assert!(html.contains("round 3 of 3"), "{html}");
         assert_eq!(html.matches(r#"class="round round--"#).count(), 2, "{html}");
         assert!(html.contains(r#"data-cause="reachable""#) && html.contains("Port closed"));
+    }
+
+    #[test]
+    fn each_round_shows_the_http_status_the_service_answered() {
+        let mut failing = round(1, Cause::ServerError);
+        failing.http_status = Some(503);
+        let props = RoundTimelineProps { rounds: vec![failing], planned: 2, current: None };
+        let html = render::<RoundTimeline>(props);
+        assert!(html.contains("HTTP 503") && html.contains("The service answered"), "{html}");
     }
 
     #[test]
