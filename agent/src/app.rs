@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 use whyrefused_shared::AgentInfo;
 
 use crate::hub::Hub;
+use crate::peer::{OpenSessions, SessionCaps};
 use crate::policy::TargetPolicy;
 use crate::rate::SharedBudget;
 use crate::scan::limits::ScanSlots;
@@ -31,18 +32,39 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// The most bytes a socket's outbox holds unsent before its peer is disconnected.
     pub outbox_bytes: usize,
+    /// How long a client of an agent with tokens has to say hello after the upgrade.
+    pub hello_timeout: Duration,
+    /// How long a connection may take to send a request's headers (slowloris).
+    pub header_timeout: Duration,
+    /// The most WebSocket sessions the whole agent holds open at once.
+    pub max_sessions: usize,
+    /// The most WebSocket sessions one peer (an IPv4 address, an IPv6 /64) holds open at once.
+    pub max_sessions_per_peer: usize,
 }
 
 impl Limits {
     /// Every port of a host, a few scans at once (they share the open-files limit), ten
-    /// minutes of silence, and 16 MiB unread.
+    /// minutes of silence, 16 MiB unread, ten seconds to say hello or send headers, and sessions
+    /// enough for a thousand clients (512 from any one peer, so a burst of a few hundred from one
+    /// host, a load test or a busy hub's page, still gets in).
     pub const DEFAULT: Limits = Limits {
         max_scan_ports: 65_535,
         max_port_spec_items: crate::scan::ports::MAX_ITEMS,
         max_scans: 4,
         idle_timeout: Duration::from_secs(600),
         outbox_bytes: DEFAULT_OUTBOX_BYTES,
+        hello_timeout: Duration::from_secs(10),
+        header_timeout: Duration::from_secs(10),
+        max_sessions: 4096,
+        max_sessions_per_peer: 512,
     };
+}
+
+impl Limits {
+    /// The caps on open sessions.
+    pub fn session_caps(&self) -> SessionCaps {
+        SessionCaps { total: self.max_sessions, per_peer: self.max_sessions_per_peer }
+    }
 }
 
 impl Default for Limits {
@@ -68,6 +90,8 @@ pub struct AppState {
     pub tokens: Option<Arc<Tokens>>,
     /// Failed authentications per peer address, to refuse a peer that keeps guessing.
     pub failures: Arc<Mutex<FailureCounter>>,
+    /// The WebSocket sessions open now, in all and per peer, held under the limits' caps.
+    pub open_sessions: OpenSessions,
     /// Where the agent may connect on a client's behalf: every check and scan is held to it.
     pub policy: Arc<TargetPolicy>,
     /// How fast the agent may connect, for every check and scan together; `None` without a
@@ -94,6 +118,7 @@ impl AppState {
             scans: ScanSlots::new(limits.max_scans),
             tokens: None,
             failures: Arc::default(),
+            open_sessions: OpenSessions::default(),
             policy: Arc::new(policy),
             connect_budget: None,
             hub: Hub::default(),

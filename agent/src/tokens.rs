@@ -1,8 +1,11 @@
 //! Who may use an agent: the tokens of its token file, checked in constant time, with failed
 //! attempts counted per peer address and refused for a while once they pile up.
 //!
-//! A token file holds one token a line, `name:secret` (a bare `secret` is named `default`); blank
-//! lines and `#` comments are skipped. The names, never the secrets, appear in logs.
+//! A token file holds one token a line: `name:secret` is a client's (it runs requests; a bare
+//! `secret` is named `default`), `name:secret:agent` a joining agent's (it may only register, as
+//! a vantage point named `name`). Secrets hold no `:`. Blank lines and `#` comments are skipped.
+//! The names, never the secrets, appear in logs. The file must be its owner's alone (like ssh's
+//! keys): one readable by others is refused.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -33,8 +36,40 @@ pub struct Tokens {
 #[derive(Clone)]
 struct Token {
     name: String,
+    /// What the token may do.
+    role: TokenRole,
     /// The secret's SHA-256: compared in constant time whatever the presented length.
     digest: [u8; 32],
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRole {
+    /// Run requests (`name:secret`): a person, the page, a script, a hub dialling a joined agent.
+    Client,
+    /// Register as the vantage point of the token's name, and nothing else
+    /// (`name:secret:agent`).
+    Agent,
+}
+
+/// The token a presented secret belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// The token's name: the audit log's, and an agent token's vantage point name.
+    pub name: String,
+    /// What it may do.
+    pub role: TokenRole,
+}
+
+/// A token file's first token: what this agent presents to a hub (`--join`, `--via`).
+#[derive(Debug, Clone)]
+pub struct FirstToken {
+    /// Its name (a joining agent's default `--name`).
+    pub name: String,
+    /// Its role.
+    pub role: TokenRole,
+    /// Its secret.
+    pub secret: Secret,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -60,44 +95,53 @@ pub enum TokenFileError {
     ShortSecret { path: String, line: usize, name: String, length: usize },
     #[error("line {line} of {path}: the name '{name}' is used twice: give each token its own name")]
     DuplicateName { path: String, line: usize, name: String },
+    #[error(
+        "line {line} of {path}: a token is name:secret (a client's) or name:secret:agent (a \
+         joining agent's), and a secret may not contain ':'"
+    )]
+    BadShape { path: String, line: usize },
+    #[error(
+        "the token file {path} may be read by others (mode {mode:03o}): its secrets must be its \
+         owner's alone. Run: chmod 600 {path}"
+    )]
+    ReadableByOthers { path: String, mode: u32 },
 }
 
 impl Tokens {
     /// Reads and checks a token file.
     pub fn load(path: &Path) -> Result<Tokens, TokenFileError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| TokenFileError::Read { path: shown.clone(), source })?;
-        Tokens::parse(&text, &shown)
+        Tokens::parse(&read_private(path)?, &path.display().to_string())
     }
 
     /// Parses a token file's text (`path` names it in errors).
     pub fn parse(text: &str, path: &str) -> Result<Tokens, TokenFileError> {
         let tokens = entries(text, path)?
             .into_iter()
-            .map(|(name, secret)| Token { name, digest: sha256(&secret.0) })
+            .map(|entry| Token {
+                name: entry.name,
+                role: entry.role,
+                digest: sha256(&entry.secret.0),
+            })
             .collect();
         Ok(Tokens { tokens })
     }
 
-    /// The secret of a token file's first token: what this agent presents when it joins a hub
-    /// or talks to one (`--join`, `--via`). The file is checked as [`Tokens::load`] checks it.
-    pub fn first_secret(path: &Path) -> Result<Secret, TokenFileError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| TokenFileError::Read { path: shown.clone(), source })?;
-        let mut entries = entries(&text, &shown)?;
-        Ok(entries.swap_remove(0).1)
+    /// A token file's first token: what this agent presents when it joins a hub or talks to one
+    /// (`--join`, `--via`). The file is checked as [`Tokens::load`] checks it.
+    pub fn first(path: &Path) -> Result<FirstToken, TokenFileError> {
+        let text = read_private(path)?;
+        let first = entries(&text, &path.display().to_string())?.swap_remove(0);
+        Ok(FirstToken { name: first.name, role: first.role, secret: first.secret })
     }
 
-    /// The name of the token whose secret is `presented`, if any. Every token is compared, in
-    /// constant time, so the answer's timing tells nothing about the secrets.
-    pub fn verify(&self, presented: &str) -> Option<&str> {
+    /// The token whose secret is `presented`, if any. Every token is compared, in constant
+    /// time, so the answer's timing tells nothing about the secrets.
+    pub fn verify(&self, presented: &str) -> Option<Holder> {
         let presented = sha256(presented.trim());
         let mut found = None;
         for token in &self.tokens {
             if bool::from(token.digest.ct_eq(&presented)) {
-                found = Some(token.name.as_str());
+                found = Some(Holder { name: token.name.clone(), role: token.role });
             }
         }
         found
@@ -109,18 +153,44 @@ impl Tokens {
     }
 }
 
-/// The `(name, secret)` entries of a token file's text, checked (`path` names it in errors).
-fn entries(text: &str, path: &str) -> Result<Vec<(String, Secret)>, TokenFileError> {
-    let mut tokens: Vec<(String, Secret)> = Vec::new();
+/// One checked line of a token file.
+struct Entry {
+    name: String,
+    role: TokenRole,
+    secret: Secret,
+}
+
+/// Reads a token file that only its owner may read: one readable (or writable) by its group or
+/// the world is refused, as ssh refuses such a key, since anyone who can read it holds every
+/// token.
+fn read_private(path: &Path) -> Result<String, TokenFileError> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display().to_string();
+    let read_error = |source| TokenFileError::Read { path: shown.clone(), source };
+    let mode = std::fs::metadata(path).map_err(read_error)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(TokenFileError::ReadableByOthers { path: shown, mode: mode & 0o777 });
+    }
+    std::fs::read_to_string(path).map_err(read_error)
+}
+
+/// The entries of a token file's text, checked (`path` names it in errors).
+fn entries(text: &str, path: &str) -> Result<Vec<Entry>, TokenFileError> {
+    let mut tokens: Vec<Entry> = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let entry = raw.trim();
         if entry.is_empty() || entry.starts_with('#') {
             continue;
         }
-        let (name, secret) = entry.split_once(':').unwrap_or((DEFAULT_TOKEN_NAME, entry));
-        let (name, secret) = (name.trim(), secret.trim());
         let path = path.to_string();
+        let fields: Vec<&str> = entry.split(':').map(str::trim).collect();
+        let (name, secret, role) = match fields[..] {
+            [secret] => (DEFAULT_TOKEN_NAME, secret, TokenRole::Client),
+            [name, secret] => (name, secret, TokenRole::Client),
+            [name, secret, "agent"] => (name, secret, TokenRole::Agent),
+            _ => return Err(TokenFileError::BadShape { path, line }),
+        };
         if name.is_empty() {
             return Err(TokenFileError::EmptyName { path, line });
         }
@@ -128,10 +198,10 @@ fn entries(text: &str, path: &str) -> Result<Vec<(String, Secret)>, TokenFileErr
             let (name, length) = (name.to_string(), secret.chars().count());
             return Err(TokenFileError::ShortSecret { path, line, name, length });
         }
-        if tokens.iter().any(|(known, _)| known == name) {
+        if tokens.iter().any(|known| known.name == name) {
             return Err(TokenFileError::DuplicateName { path, line, name: name.to_string() });
         }
-        tokens.push((name.to_string(), Secret(secret.to_string())));
+        tokens.push(Entry { name: name.to_string(), role, secret: Secret(secret.to_string()) });
     }
     if tokens.is_empty() {
         return Err(TokenFileError::Empty { path: path.to_string() });
@@ -211,12 +281,14 @@ mod tests {
     fn a_token_file_names_its_tokens_and_verifies_secrets() {
         let tokens = Tokens::parse(FILE, "tokens").unwrap();
         assert_eq!(tokens.names(), ["alice", "ci"]);
-        assert_eq!(tokens.verify("0123456789abcdef0123"), Some("alice"));
-        assert_eq!(tokens.verify(" fedcba9876543210fedc\n"), Some("ci"));
-        assert_eq!(tokens.verify("0123456789abcdef012"), None);
-        assert_eq!(tokens.verify(""), None);
+        let name = |secret| tokens.verify(secret).map(|holder| holder.name);
+        assert_eq!(name("0123456789abcdef0123").as_deref(), Some("alice"));
+        assert_eq!(name(" fedcba9876543210fedc\n").as_deref(), Some("ci"));
+        assert_eq!(name("0123456789abcdef012"), None);
+        assert_eq!(name(""), None);
         let bare = Tokens::parse("0123456789abcdef0123", "t").unwrap();
-        assert_eq!(bare.verify("0123456789abcdef0123"), Some(DEFAULT_TOKEN_NAME));
+        let holder = bare.verify("0123456789abcdef0123").unwrap();
+        assert_eq!((holder.name.as_str(), holder.role), (DEFAULT_TOKEN_NAME, TokenRole::Client));
         assert!(!format!("{tokens:?}").contains("0123"), "secrets never reach logs");
     }
 
@@ -234,17 +306,55 @@ mod tests {
     }
 
     #[test]
-    fn the_first_secret_is_the_one_presented_and_never_printed() {
-        let directory = std::env::temp_dir().join(format!("wr-auth-{}", std::process::id()));
-        std::fs::create_dir_all(&directory).unwrap();
+    fn a_third_field_agent_makes_an_agent_token_and_secrets_hold_no_colon() {
+        let tokens =
+            Tokens::parse("alice:0123456789abcdef0123\napp1:fedcba9876543210fedc:agent\n", "t")
+                .unwrap();
+        let app1 = tokens.verify("fedcba9876543210fedc").unwrap();
+        assert_eq!((app1.name.as_str(), app1.role), ("app1", TokenRole::Agent));
+        assert_eq!(tokens.verify("0123456789abcdef0123").unwrap().role, TokenRole::Client);
+        for bad in ["a:0123456789abcdef0123:admin", "a:0123456789:abcdef0123", "x:y:z:w"] {
+            let error = Tokens::parse(&format!("# c\n{bad}"), "t").unwrap_err().to_string();
+            assert!(
+                error.starts_with("line 2 of t:") && error.contains("may not contain ':'"),
+                "{error}"
+            );
+        }
+    }
+
+    /// A token file written only its owner may read.
+    fn private_file(directory: &Path, text: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
         let path = directory.join("tokens");
-        std::fs::write(&path, FILE).unwrap();
-        let secret = Tokens::first_secret(&path).unwrap();
-        assert_eq!(secret.expose(), "0123456789abcdef0123");
-        assert_eq!(format!("{secret:?}"), "Secret(…)");
-        std::fs::write(&path, "bob:short").unwrap();
-        assert!(Tokens::first_secret(&path).is_err(), "the file is checked as for serving");
-        std::fs::remove_dir_all(&directory).unwrap();
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_first_secret_is_the_one_presented_and_never_printed() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = private_file(directory.path(), FILE);
+        let first = Tokens::first(&path).unwrap();
+        assert_eq!((first.name.as_str(), first.secret.expose()), ("alice", "0123456789abcdef0123"));
+        assert_eq!(format!("{:?}", first.secret), "Secret(…)");
+        let path = private_file(directory.path(), "bob:short");
+        assert!(Tokens::first(&path).is_err(), "the file is checked as for serving");
+    }
+
+    #[test]
+    fn a_token_file_others_may_read_is_refused_naming_it_and_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let directory = tempfile::tempdir().unwrap();
+        let path = private_file(directory.path(), FILE);
+        assert!(Tokens::load(&path).is_ok());
+        for mode in [0o640, 0o604, 0o620] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = Tokens::load(&path).unwrap_err().to_string();
+            let shown = path.display();
+            assert!(error.contains(&format!("chmod 600 {shown}")), "{error}");
+            assert!(Tokens::first(&path).is_err(), "for joining too");
+        }
     }
 
     #[test]

@@ -24,15 +24,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "bench:$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$work/tokens"
+# Token files must be their owner's alone; the hub holds the client token and one agent token a
+# joined agent, and each agent's own file starts with its agent token.
+umask 077
+secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+echo "bench:$(secret)" >"$work/tokens"
+for i in $(seq "$agents"); do
+  echo "agent$i:$(secret):agent" | tee -a "$work/tokens" >"$work/agent$i.tokens"
+done
 "$BINARY" serve --listen 127.0.0.1:0 --token-file "$work/tokens" >"$work/hub.out" 2>"$work/hub.log" &
 pids+=($!)
 until grep -q 'http://' "$work/hub.out" 2>/dev/null; do sleep 0.05; done
 hub=$(sed -n 's#.*http://\([^/]*\)/.*#\1#p' "$work/hub.out")
 
 for i in $(seq "$agents"); do
-  "$BINARY" serve --listen 127.0.0.1:0 --token-file "$work/tokens" \
-    --join "ws://$hub" --name "agent$i" --allow-loopback >/dev/null 2>"$work/agent$i.log" &
+  "$BINARY" serve --listen 127.0.0.1:0 --token-file "$work/agent$i.tokens" \
+    --join "ws://$hub" --allow-loopback >/dev/null 2>"$work/agent$i.log" &
   pids+=($!)
 done
 

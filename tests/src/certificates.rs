@@ -27,6 +27,8 @@ pub fn with_openssl(directory: &Path, name: &str, subject_alt_names: &str) -> Ce
         .output()
         .expect("openssl runs (./dev setup installs it)");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    // The agent refuses a key that others may read.
+    crate::tokens::make_private(&key);
     let printed = Command::new("openssl")
         .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
         .arg(&cert)

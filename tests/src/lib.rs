@@ -12,9 +12,11 @@ pub mod client;
 pub mod lab;
 pub mod lab_check;
 pub mod targets;
+pub mod tokens;
 
 pub use agent::{Agent, agent_binary, workspace_root};
 pub use browser::Browser;
 pub use client::Client;
 pub use lab::{Host, Lab};
 pub use targets::{HangingPort, closed_port, http_server, syn_sent_to};
+pub use tokens::write_token_file;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{self, Message, protocol::frame::coding::CloseCode};
 use whyrefused_shared::{AgentMessage, Cause, CheckRequest, ErrorCode};
 use whyrefused_tests::client::open;
-use whyrefused_tests::{Agent, Client, agent_binary, closed_port};
+use whyrefused_tests::{Agent, Client, agent_binary, closed_port, write_token_file};
 
 const ALICE: &str = "alice-0123456789abcdef";
 const CI: &str = "ci-fedcba9876543210fedc";
@@ -15,9 +15,8 @@ const CI: &str = "ci-fedcba9876543210fedc";
 /// A token file with two tokens, removed with the returned directory.
 fn token_file() -> (tempfile::TempDir, String) {
     let directory = tempfile::tempdir().expect("a temporary directory");
-    let path = directory.path().join("tokens");
-    std::fs::write(&path, format!("# who may probe\nalice:{ALICE}\nci:{CI}\n")).unwrap();
-    let path = path.to_str().unwrap().to_string();
+    let text = format!("# who may probe\nalice:{ALICE}\nci:{CI}\n");
+    let path = write_token_file(&directory.path().join("tokens"), &text);
     (directory, path)
 }
 
@@ -118,13 +117,35 @@ fn listening_beyond_loopback_needs_a_token_file_and_a_bad_one_is_explained() {
     assert!(stderr.contains("Give it a --token-file"), "{stderr}");
 
     let directory = tempfile::tempdir().unwrap();
-    let short = directory.path().join("short");
-    std::fs::write(&short, "bob:secret\n").unwrap();
+    let short = write_token_file(&directory.path().join("short"), "bob:secret\n");
     let output = Command::new(agent_binary())
-        .args(["serve", "--listen", "127.0.0.1:0", "--token-file", short.to_str().unwrap()])
+        .args(["serve", "--listen", "127.0.0.1:0", "--token-file", &short])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("line 1") && stderr.contains("at least 16"), "{stderr}");
+}
+
+#[test]
+fn a_token_file_others_may_read_or_with_a_colon_in_a_secret_is_refused_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let directory = tempfile::tempdir().unwrap();
+    let serve = |path: &str| {
+        let args = ["serve", "--listen", "127.0.0.1:0", "--token-file", path];
+        Command::new(agent_binary()).args(args).output().unwrap()
+    };
+    let readable = write_token_file(&directory.path().join("readable"), &format!("a:{ALICE}\n"));
+    std::fs::set_permissions(&readable, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = serve(&readable);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("chmod 600 {readable}")), "{stderr}");
+
+    let colon =
+        write_token_file(&directory.path().join("colon"), "# team\na:part-one:part-two-0123\n");
+    let output = serve(&colon);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 2 of") && stderr.contains("may not contain ':'"), "{stderr}");
 }

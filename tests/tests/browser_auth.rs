@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use whyrefused_tests::browser::{ENTER, fill, wait_for};
-use whyrefused_tests::{Agent, Browser, closed_port};
+use whyrefused_tests::{Agent, Browser, closed_port, write_token_file};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 const TOKEN: &str = "page-0123456789abcdef";
@@ -14,9 +14,8 @@ const TOKEN: &str = "page-0123456789abcdef";
 /// An agent whose token file holds [`TOKEN`], and the directory holding the file.
 fn agent_with_token() -> (Agent, tempfile::TempDir) {
     let directory = tempfile::tempdir().expect("a temporary directory");
-    let path = directory.path().join("tokens");
-    std::fs::write(&path, format!("page:{TOKEN}\n")).unwrap();
-    (Agent::start_with(&["--token-file", path.to_str().unwrap()]), directory)
+    let path = write_token_file(&directory.path().join("tokens"), &format!("page:{TOKEN}\n"));
+    (Agent::start_with(&["--token-file", &path]), directory)
 }
 
 /// A check of a closed loopback port runs to its verdict.

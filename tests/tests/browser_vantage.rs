@@ -11,7 +11,7 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, Locator};
 use whyrefused_shared::VantageInfo;
 use whyrefused_tests::browser::{ENTER, fill, wait_for};
-use whyrefused_tests::{Agent, Browser, agent_binary};
+use whyrefused_tests::{Agent, Browser, agent_binary, write_token_file};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 const SECRET: &str = "page-hub-0123456789abcdef";
@@ -27,15 +27,18 @@ struct Hub {
 impl Hub {
     fn start() -> Hub {
         let directory = tempfile::tempdir().expect("a temporary directory");
-        let path = directory.path().join("tokens");
-        std::fs::write(&path, format!("team:{SECRET}\n")).unwrap();
-        let tokens = path.to_str().unwrap();
+        // The hub holds the team's client token and each joining agent's agent token; each
+        // agent presents its own, first in its file (and joins under its name).
+        let agent_line = |name: &str| format!("{name}:{name}-agent-0123456789abcdef:agent\n");
+        let hub_text = format!("team:{SECRET}\n{}{}", agent_line("a1"), agent_line("a2"));
+        let path = write_token_file(&directory.path().join("tokens"), &hub_text);
+        let tokens = path.as_str();
         let hub = Agent::start_with(&["--token-file", tokens]);
         let url = format!("ws://{}", hub.address);
         // The targets are on this host's loopback, which a joined agent denies by default.
-        let join = |name| {
-            let join = ["--join", &url, "--name", name, "--allow-loopback"];
-            Agent::start_with(&[&["--token-file", tokens][..], &join].concat())
+        let join = |name: &str| {
+            let own = write_token_file(&directory.path().join(name), &agent_line(name));
+            Agent::start_with(&["--token-file", &own, "--join", &url, "--allow-loopback"])
         };
         let agents = [join("a1"), join("a2")];
         let start = Instant::now();

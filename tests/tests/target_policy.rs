@@ -6,21 +6,24 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use whyrefused_shared::{AgentMessage, ClientMessage, ErrorCode, RequestId, ScanRequest};
-use whyrefused_tests::{Agent, Client, Host, Lab, agent_binary};
+use whyrefused_tests::{Agent, Client, Host, Lab, agent_binary, write_token_file};
 
 const SECRET: &str = "policy-secret-0123456789abcdef";
 
-/// A token file holding [`SECRET`], readable by its owner only (as a token file must be).
+/// The agent token line of the joined agent `name`.
+fn agent_token(name: &str) -> String {
+    format!("{name}:{name}-agent-0123456789abcdef:agent\n")
+}
+
+/// The hub's token file: the team's client token ([`SECRET`]) and the agent tokens of `app1`
+/// and `app2`, readable by its owner only (as a token file must be).
 fn token_file(directory: &tempfile::TempDir) -> String {
-    let path = directory.path().join("tokens");
-    std::fs::write(&path, format!("team:{SECRET}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path.to_str().unwrap().to_string()
+    let text = format!("team:{SECRET}\n{}{}", agent_token("app1"), agent_token("app2"));
+    write_token_file(&directory.path().join("tokens"), &text)
 }
 
 /// A `whyrefused` command run in a lab host.
@@ -71,9 +74,9 @@ impl Place {
             [("app1", "7071", None), ("app2", "7072", Some("--allow-loopback"))]
         {
             let listen = format!("127.0.0.1:{port}");
-            let join = ["--join", "ws://127.0.0.1:7070", "--name", name];
-            let args =
-                [&["serve", "--listen", &listen, "--token-file", &tokens][..], &join].concat();
+            let own = write_token_file(&directory.path().join(name), &agent_token(name));
+            let join = ["--join", "ws://127.0.0.1:7070"];
+            let args = [&["serve", "--listen", &listen, "--token-file", &own][..], &join].concat();
             lab.spawn(&host, binary, &[&args[..], extra.as_slice()].concat());
         }
         lab.wait_listening(&host, 7900);

@@ -13,16 +13,14 @@ use whyrefused::server::tls::{parse_fingerprint, pinned_client_config};
 use whyrefused_shared::{
     AgentMessage, CheckRequest, ClientMessage, PROTOCOL_VERSION, RequestId, Step,
 };
-use whyrefused_tests::{Agent, agent_binary, certificates, closed_port};
+use whyrefused_tests::{Agent, agent_binary, certificates, closed_port, write_token_file};
 
 const TOKEN: &str = "tls-0123456789abcdef";
 
 /// A token file (and the directory holding it, removed when dropped).
 fn token_file() -> (tempfile::TempDir, String) {
     let directory = tempfile::tempdir().expect("a temporary directory");
-    let path = directory.path().join("tokens");
-    std::fs::write(&path, format!("ops:{TOKEN}\n")).unwrap();
-    let path = path.to_str().unwrap().to_string();
+    let path = write_token_file(&directory.path().join("tokens"), &format!("ops:{TOKEN}\n"));
     (directory, path)
 }
 
@@ -108,4 +106,22 @@ fn beyond_loopback_an_agent_needs_tls_as_well_as_tokens() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("without TLS") && stderr.contains("--tls-self-signed"), "{stderr}");
+}
+
+#[test]
+fn a_tls_key_others_may_read_is_refused_naming_it_and_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let (directory, tokens) = token_file();
+    let made = certificates::with_openssl(directory.path(), "localhost", "IP:127.0.0.1");
+    std::fs::set_permissions(&made.key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (cert, key) = (made.cert.to_str().unwrap(), made.key.to_str().unwrap());
+    let output = Command::new(agent_binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--token-file", &tokens])
+        .args(["--tls-cert", cert, "--tls-key", key])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("the TLS key {key}")), "{stderr}");
+    assert!(stderr.contains(&format!("chmod 600 {key}")), "{stderr}");
 }

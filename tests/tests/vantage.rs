@@ -1,5 +1,6 @@
 //! Vantage points with real processes on loopback: a hub (`serve --token-file`) and agents
-//! joining it (`serve --join ws://… --name …`); requests run from several of them at once.
+//! joining it (`serve --join ws://…`, each with its agent token, named after it); requests run
+//! from several of them at once.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
@@ -7,13 +8,21 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use whyrefused_shared::{
-    AgentMessage, CheckRequest, ClientMessage, CrossCause, Outcome, RequestId, Step, VantageInfo,
+    AgentMessage, CheckRequest, ClientMessage, CrossCause, ErrorCode, Outcome, RequestId, Step,
+    VantageInfo,
 };
 use whyrefused_tests::{
     Agent, Client, HangingPort, Host, Lab, agent_binary, certificates, syn_sent_to,
+    write_token_file,
 };
 
+/// The team's client token on the hub (and on each joined agent, for its own clients).
 const SECRET: &str = "hub-secret-0123456789abcdef";
+
+/// The agent token of the vantage point `name`: the one it presents, and may register under.
+fn agent_secret(name: &str) -> String {
+    format!("{name}-agent-secret-0123456789")
+}
 
 /// How long a silent link may last before the hub calls the agent offline (the agent's
 /// `PING_TIMEOUT`), plus the ping interval it may have been silent for already.
@@ -29,11 +38,27 @@ impl Files {
         Files { directory: tempfile::tempdir().expect("a temporary directory") }
     }
 
-    /// A token file holding `secret`.
-    fn tokens(&self, name: &str, secret: &str) -> String {
-        let path = self.directory.path().join(name);
-        std::fs::write(&path, format!("# {name}\nteam:{secret}\n")).unwrap();
-        path.to_str().unwrap().to_string()
+    /// A token file holding `text`.
+    fn tokens(&self, file: &str, text: &str) -> String {
+        write_token_file(&self.path(file), text)
+    }
+
+    /// The hub's token file: the team's client token, and the agent token of each of `agents`.
+    fn hub_tokens(&self, agents: &[&str]) -> String {
+        let mut text = format!("# the hub\nteam:{SECRET}\n");
+        for name in agents {
+            text += &format!("{name}:{}:agent\n", agent_secret(name));
+        }
+        self.tokens("tokens", &text)
+    }
+
+    /// A joining agent's token file: its agent token first (presented to the hub, naming it),
+    /// then the team's client token for its own clients.
+    fn agent_tokens(&self, name: &str) -> String {
+        self.tokens(
+            &format!("{name}.tokens"),
+            &format!("{name}:{}:agent\nteam:{SECRET}\n", agent_secret(name)),
+        )
     }
 
     fn path(&self, name: &str) -> std::path::PathBuf {
@@ -45,12 +70,12 @@ fn hub_url(hub: &Agent) -> String {
     format!("ws://{}", hub.address)
 }
 
-/// Starts an agent joining `hub` as `name` with the token file `tokens`. Every vantage point
-/// here shares this host's loopback, where the targets are: a joined agent denies loopback by
-/// default, so these lift that rule (`--allow-loopback`).
-fn join(hub: &Agent, tokens: &str, name: &str) -> Agent {
-    let join = ["--join", &hub_url(hub), "--name", name, "--allow-loopback"];
-    Agent::start_with(&[&["--token-file", tokens][..], &join].concat())
+/// Starts an agent joining `hub` with the agent token named `name` (so under that name). Every
+/// vantage point here shares this host's loopback, where the targets are: a joined agent denies
+/// loopback by default, so these lift that rule (`--allow-loopback`).
+fn join(hub: &Agent, files: &Files, name: &str) -> Agent {
+    let join = ["--join", &hub_url(hub), "--allow-loopback"];
+    Agent::start_with(&[&["--token-file", &files.agent_tokens(name)][..], &join].concat())
 }
 
 /// Runs the CLI.
@@ -91,10 +116,10 @@ fn wait_for_list(
 
 /// A hub and two agents joined to it, all online.
 fn hub_and_two_agents(files: &Files) -> (Agent, Agent, Agent, String) {
-    let tokens = files.tokens("tokens", SECRET);
+    let tokens = files.hub_tokens(&["a1", "a2"]);
     let hub = Agent::start_with(&["--token-file", &tokens]);
-    let a1 = join(&hub, &tokens, "a1");
-    let a2 = join(&hub, &tokens, "a2");
+    let a1 = join(&hub, files, "a1");
+    let a2 = join(&hub, files, "a2");
     wait_for_list(&hub, &tokens, Duration::from_secs(10), "a1 and a2 online", |list| {
         online(list) == ["a1", "a2", "local"]
     });
@@ -278,19 +303,16 @@ async fn events_are_tagged_by_vantage_point_each_ending_with_its_own_done() {
 #[tokio::test]
 async fn a_wrong_token_is_refused_and_the_agent_retries_with_backoff() {
     let files = Files::new();
-    let tokens = files.tokens("tokens", SECRET);
+    let tokens = files.hub_tokens(&["a1"]);
     let wrong_secret = "wrong-secret-0123456789abcdef";
-    let wrong = files.tokens("wrong", wrong_secret);
+    let wrong = files.tokens("wrong", &format!("intruder:{wrong_secret}:agent\n"));
     let hub = Agent::start_with(&["--token-file", &tokens]);
     // Connected before the failures pile up (the hub refuses a peer that keeps failing).
     let mut client = hub_client(&hub).await;
 
     let log = files.path("agent.log");
     let hub_address = hub_url(&hub);
-    let _agent = Agent::start_logged(
-        &["--token-file", &wrong, "--join", &hub_address, "--name", "intruder"],
-        &log,
-    );
+    let _agent = Agent::start_logged(&["--token-file", &wrong, "--join", &hub_address], &log);
     let start = Instant::now();
     let refusals = || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -314,13 +336,10 @@ async fn a_wrong_token_is_refused_and_the_agent_retries_with_backoff() {
 #[test]
 fn an_agent_without_a_token_file_is_no_hub_and_says_so_to_joining_agents() {
     let files = Files::new();
-    let tokens = files.tokens("tokens", SECRET);
+    let tokens = files.agent_tokens("a1");
     let hub = Agent::start();
     let log = files.path("agent.log");
-    let _agent = Agent::start_logged(
-        &["--token-file", &tokens, "--join", &hub_url(&hub), "--name", "a1"],
-        &log,
-    );
+    let _agent = Agent::start_logged(&["--token-file", &tokens, "--join", &hub_url(&hub)], &log);
     let start = Instant::now();
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -335,7 +354,7 @@ fn an_agent_without_a_token_file_is_no_hub_and_says_so_to_joining_agents() {
 #[test]
 fn a_plain_ws_join_to_another_host_is_refused_at_startup() {
     let files = Files::new();
-    let tokens = files.tokens("tokens", SECRET);
+    let tokens = files.agent_tokens("a1");
     let output = Command::new(agent_binary())
         .args(["serve", "--listen", "127.0.0.1:0", "--token-file", &tokens])
         .args(["--join", "ws://192.0.2.1:7070", "--name", "a1"])
@@ -344,6 +363,62 @@ fn a_plain_ws_join_to_another_host_is_refused_at_startup() {
     assert_eq!(output.status.code(), Some(2));
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(error.contains("plain ws:// only for a loopback hub; use wss://"), "{error}");
+}
+
+/// A `register` for the vantage point `name`.
+fn register(name: &str) -> ClientMessage {
+    let (version, hostname) = ("0".into(), "host".into());
+    ClientMessage::Register { name: name.into(), version, hostname, addresses: Vec::new() }
+}
+
+/// The error `client` gets for `message`.
+async fn error_for(client: &mut Client, message: &ClientMessage) -> (ErrorCode, String) {
+    client.send(message).await;
+    match client.recv().await {
+        AgentMessage::Error { code, message, .. } => (code, message),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_client_token_never_registers_and_an_agent_token_only_registers_under_its_name() {
+    let files = Files::new();
+    let hub = Agent::start_with(&["--token-file", &files.hub_tokens(&["a1"])]);
+    let mut client = hub_client(&hub).await;
+    let (code, message) = error_for(&mut client, &register("a1")).await;
+    assert_eq!(code, ErrorCode::RegistrationRefused);
+    assert!(message.contains("a client token cannot register"), "{message}");
+
+    let mut agent = Client::connect_with_token(&hub, Some(&agent_secret("a1"))).await;
+    let check = CheckRequest::new("127.0.0.1:9");
+    let request = ClientMessage::Check { id: RequestId(1), request: check, from: None };
+    let (code, message) = error_for(&mut agent, &request).await;
+    assert_eq!(code, ErrorCode::Unauthorized);
+    assert!(message.contains("agent token") && message.contains("never run requests"), "{message}");
+    let (code, message) = error_for(&mut agent, &register("a2")).await;
+    assert_eq!(code, ErrorCode::RegistrationRefused);
+    assert!(message.contains("registers only as 'a1', not 'a2'"), "{message}");
+
+    let mut agent = Client::connect_with_token(&hub, Some(&agent_secret("a1"))).await;
+    agent.send(&register("a1")).await;
+    assert!(matches!(agent.recv().await, AgentMessage::Registered { name } if name == "a1"));
+}
+
+#[test]
+fn a_joining_agent_must_present_an_agent_token_and_join_under_its_name() {
+    let files = Files::new();
+    let serve = |tokens: &str, more: &[&str]| {
+        let join = ["serve", "--listen", "127.0.0.1:0", "--token-file", tokens, "--join"];
+        cli(&[&join[..], &["ws://127.0.0.1:9"], more].concat())
+    };
+    let renamed = serve(&files.agent_tokens("a1"), &["--name", "a2"]);
+    assert_eq!(renamed.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&renamed.stderr);
+    assert!(stderr.contains("--name a2 differs from the name of the agent token"), "{stderr}");
+    let client_first = serve(&files.tokens("client", &format!("team:{SECRET}\n")), &[]);
+    assert_eq!(client_first.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&client_first.stderr);
+    assert!(stderr.contains("'team', a client token") && stderr.contains(":agent"), "{stderr}");
 }
 
 #[test]
@@ -479,7 +554,7 @@ fn agents_over_tls(hub: &Agent, tokens: &str, fingerprint: &str) -> Output {
 #[test]
 fn agents_join_a_tls_hub_by_its_pinned_fingerprint_and_a_wrong_pin_is_refused() {
     let files = Files::new();
-    let tokens = files.tokens("tokens", SECRET);
+    let tokens = files.hub_tokens(&["a1"]);
     let state = files.path("hub-state");
     let hub = Agent::start_with(&[
         "--token-file",
@@ -490,15 +565,14 @@ fn agents_join_a_tls_hub_by_its_pinned_fingerprint_and_a_wrong_pin_is_refused() 
     ]);
     let pin = hub.fingerprint.clone().expect("a TLS hub prints its fingerprint");
     let url = format!("wss://{}", hub.address);
+    let a1_tokens = files.agent_tokens("a1");
     let _a1 = Agent::start_with(&[
         "--token-file",
-        &tokens,
+        &a1_tokens,
         "--join",
         &url,
         "--join-tls-fingerprint",
         &pin,
-        "--name",
-        "a1",
     ]);
 
     let start = Instant::now();
@@ -539,7 +613,7 @@ fn in_a_lab_two_places_see_a_firewall_between_them_and_the_hub_says_so() {
     // A hub routing between two agents' networks and a target's. The target's firewall drops
     // a2's SYNs to port 80 and lets a1's in. The agents join over TLS, pinned.
     let files = Files::new();
-    let tokens = files.tokens("tokens", SECRET);
+    let tokens = files.hub_tokens(&["a1", "a2"]);
     let mut lab = Lab::new();
     let hub = lab.host("hub");
     let (a1, a2, target) = (lab.host("a1"), lab.host("a2"), lab.host("target"));
@@ -571,9 +645,10 @@ fn in_a_lab_two_places_see_a_firewall_between_them_and_the_hub_says_so() {
     for (host, name, url) in
         [(&a1, "a1", "wss://10.7.1.1:7443"), (&a2, "a2", "wss://10.7.2.1:7443")]
     {
-        let join = ["--join", url, "--join-tls-fingerprint", &pin, "--name", name];
+        let own = files.agent_tokens(name);
+        let join = ["--join", url, "--join-tls-fingerprint", &pin];
         let args =
-            [&["serve", "--listen", "127.0.0.1:7070", "--token-file", &tokens][..], &join].concat();
+            [&["serve", "--listen", "127.0.0.1:7070", "--token-file", &own][..], &join].concat();
         lab.spawn(host, binary, &args);
     }
 

@@ -226,6 +226,60 @@ async fn a_reused_request_id_is_refused_while_the_first_runs() {
     assert_eq!((id, code), (Some(RequestId(3)), ErrorCode::DuplicateRequestId));
 }
 
+/// The longest connect deadline: the cancelled requests' (the reuses' are the default).
+const CANCELLED_TIMEOUT_MS: u32 = 30_000;
+
+#[tokio::test]
+async fn an_id_reused_right_after_cancel_is_refused_until_the_cancelled_requests_done() {
+    let agent = Agent::start();
+    let hanging = HangingPort::new();
+    let closed = format!("127.0.0.1:{}", closed_port());
+    let mut client = Client::connect(&agent).await;
+    // Racing the cancelled request's wind-down: ten times, so a mix-up cannot hide.
+    for id in 1..=10 {
+        let mut request = CheckRequest::new(hanging.address.to_string());
+        request.timeout_ms = Some(CANCELLED_TIMEOUT_MS);
+        client.start_check(id, request).await;
+        client.send(&ClientMessage::Cancel { id: RequestId(id) }).await;
+        client.start_check(id, CheckRequest::new(closed.clone())).await;
+        let mut reuse_refused = false;
+        loop {
+            match client.recv().await {
+                AgentMessage::Error { id: Some(RequestId(got)), code, .. } if got == id => {
+                    assert_eq!(code, ErrorCode::DuplicateRequestId);
+                    reuse_refused = true;
+                }
+                AgentMessage::Event { id: RequestId(got), event, .. } if got == id => {
+                    match event.step {
+                        Step::Started { timeout_ms, .. } => assert_eq!(
+                            timeout_ms, CANCELLED_TIMEOUT_MS,
+                            "request {id}: the reuse started before the cancelled one's done"
+                        ),
+                        Step::Done { outcome, .. } => {
+                            assert_eq!(outcome, Outcome::Cancelled, "request {id}");
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !reuse_refused {
+            // The cancelled request had ended first: the reuse runs, on its own.
+            let (_, report) = client.events_until_done(id).await;
+            assert_eq!(report.verdict.map(|v| v.cause), Some(Cause::PortClosed), "request {id}");
+        }
+    }
+    // Once the done is out, the id is free, and the new request is cancellable like any.
+    let (_, report) = client.check(1, CheckRequest::new(closed.clone())).await;
+    assert_eq!(report.outcome, Some(Outcome::Completed));
+    client.start_check(1, CheckRequest::new(hanging.address.to_string())).await;
+    client.send(&ClientMessage::Cancel { id: RequestId(1) }).await;
+    let (_, report) = client.events_until_done(1).await;
+    assert_eq!(report.outcome, Some(Outcome::Cancelled));
+}
+
 #[tokio::test]
 async fn a_cross_origin_page_is_refused_and_a_same_origin_page_accepted() {
     let agent = Agent::start();

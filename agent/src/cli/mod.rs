@@ -28,7 +28,7 @@ use crate::scan::ports::PortSpec;
 use crate::scan::{self as port_scan, ScanPlan, limits};
 use crate::server::tls::{self, CertificateSource};
 use crate::server::{self, AppState, Limits};
-use crate::tokens::Tokens;
+use crate::tokens::{FirstToken, TokenRole, Tokens};
 
 /// The connect budget of an agent that serves others, when `--max-connects-per-second` is not
 /// given: enough for a full scan of a host in seconds, far from a flood.
@@ -45,7 +45,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the agent: serve the page and the WebSocket (the default with no arguments).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check a target now and print the verdict.
     Check(CheckArgs),
     /// Scan ports of a host now, with the same classification as a check.
@@ -120,6 +120,18 @@ struct ServeArgs {
     /// a joined agent's hub included; clients on this host always see them.
     #[arg(long)]
     show_processes: bool,
+    /// On an agent with tokens, close a socket that has not said hello within this many seconds.
+    #[arg(long, value_name = "S", default_value_t = Limits::DEFAULT.hello_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    hello_timeout_s: u64,
+    /// Drop a connection that has not sent a request's headers within this many seconds.
+    #[arg(long, value_name = "S", default_value_t = Limits::DEFAULT.header_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    header_timeout_s: u64,
+    /// The most WebSocket sessions the agent holds open at once.
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_sessions, value_parser = parse_session_cap)]
+    max_sessions: usize,
+    /// The most WebSocket sessions one peer (an IPv4 address, an IPv6 /64) holds open at once.
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_sessions_per_peer, value_parser = parse_session_cap)]
+    max_sessions_per_peer: usize,
     /// The most TCP connects per second the whole agent makes, for every check and scan
     /// together (0: no limit). Default: no limit on loopback, 5000 beyond it or with --join.
     #[arg(long, value_name = "N")]
@@ -160,13 +172,13 @@ struct ServeArgs {
     /// Connect only to these ports (22,80,443,8000-9000): checks, their extra probes and scans.
     #[arg(long, value_name = "PORTS", value_parser = PortSpec::parse)]
     allow_ports: Option<PortSpec>,
-    /// Also join the hub at this WebSocket URL as a vantage point (wss://HOST:PORT, or plain
-    /// ws:// to a hub on this host), presenting the first secret of --token-file; rejoin
-    /// whenever the link drops. The hub's clients then reach this agent: the default deny
+    /// Also join the hub at this WebSocket URL as a vantage point (wss://, or ws:// to a loopback
+    /// hub), presenting the first token of --token-file, an agent token (NAME:SECRET:agent);
+    /// rejoin whenever the link drops. The hub's clients then reach this agent: the default deny
     /// rules and connect budget apply, as beyond loopback.
     #[arg(long, value_name = "URL", requires = "token_file")]
     join: Option<String>,
-    /// The name to join the hub under (default: this host's name).
+    /// The name to join the hub under: its agent token's name (the default), or refused.
     #[arg(long, requires = "join")]
     name: Option<String>,
     /// For a wss:// hub with a self-signed certificate: the SHA-256 fingerprint it printed.
@@ -177,7 +189,7 @@ struct ServeArgs {
 /// `serve` with every option at its default: what `whyrefused` alone runs.
 fn default_serve_args() -> ServeArgs {
     match Cli::parse_from(["whyrefused", "serve"]).command {
-        Some(Command::Serve(args)) => args,
+        Some(Command::Serve(args)) => *args,
         _ => unreachable!("`whyrefused serve` parses as serve"),
     }
 }
@@ -216,6 +228,10 @@ impl ServeArgs {
             max_scans: self.max_scans,
             idle_timeout: std::time::Duration::from_secs(self.idle_timeout_s),
             outbox_bytes: self.max_unread_mib as usize * 1024 * 1024,
+            hello_timeout: std::time::Duration::from_secs(self.hello_timeout_s),
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_s),
+            max_sessions: self.max_sessions,
+            max_sessions_per_peer: self.max_sessions_per_peer,
         }
     }
 
@@ -254,6 +270,13 @@ fn parse_max_port_spec_items(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(n @ 1..=32_768) => Ok(n),
         _ => Err(format!("'{text}' is not a number of items from 1 to 32768")),
+    }
+}
+
+fn parse_session_cap(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n @ 1..=1_000_000) => Ok(n),
+        _ => Err(format!("'{text}' is not a number of sessions from 1 to 1000000")),
     }
 }
 
@@ -349,7 +372,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         None => runtime.block_on(serve(default_serve_args())),
-        Some(Command::Serve(args)) => runtime.block_on(serve(args)),
+        Some(Command::Serve(args)) => runtime.block_on(serve(*args)),
         Some(Command::Check(args)) => runtime.block_on(run_check(args)),
         Some(Command::Scan(args)) => runtime.block_on(run_scan(args)),
         Some(Command::Agents(args)) => runtime.block_on(async {
@@ -421,23 +444,44 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-/// What `--join` asks for, checked before anything starts: the URL's rules, the token file, the
-/// name.
+/// What `--join` asks for, checked before anything starts: the URL's rules, the token file (its
+/// first token, an agent token, is presented), the name (the token's, unless `--name` repeats it).
 fn join_config(args: &ServeArgs) -> Result<Option<crate::join::JoinConfig>, String> {
     let Some(url) = &args.join else { return Ok(None) };
     let pin = args.join_tls_fingerprint.as_deref();
     let url = crate::join::dial::HubUrl::parse(url, pin).map_err(|error| error.to_string())?;
     let file = args.token_file.as_deref().ok_or("--join needs --token-file")?;
-    let token = Tokens::first_secret(file).map_err(|error| error.to_string())?;
-    let name = match &args.name {
-        Some(name) => name.clone(),
-        None => hostname::get()
-            .map_err(|e| format!("cannot read this host's name ({e}): give --name"))?
-            .to_string_lossy()
-            .into_owned(),
-    };
+    let first = Tokens::first(file).map_err(|error| error.to_string())?;
+    let name = join_name(&first, args.name.as_deref(), file)?;
     crate::hub::registry::check_name(&name).map_err(|problem| format!("--name: {problem}"))?;
-    Ok(Some(crate::join::JoinConfig { url, token, name }))
+    Ok(Some(crate::join::JoinConfig { url, token: first.secret, name }))
+}
+
+/// The name to join under: the agent token's own. A hub registers an agent token's holder only
+/// under that token's name, so a `--name` that differs could never join.
+fn join_name(
+    first: &FirstToken,
+    name: Option<&str>,
+    file: &std::path::Path,
+) -> Result<String, String> {
+    let shown = file.display();
+    if first.role != TokenRole::Agent {
+        return Err(format!(
+            "--join presents the first token of {shown}, '{}', a client token: a hub lets only an \
+             agent token register. Put this agent's token (a line NAME:SECRET:agent, also in the \
+             hub's token file) first",
+            first.name
+        ));
+    }
+    match name {
+        Some(name) if name != first.name => Err(format!(
+            "--name {name} differs from the name of the agent token this agent presents ('{}', \
+             first in {shown}): a hub registers an agent token only under its own name. Drop \
+             --name, or use the agent token named {name}",
+            first.name
+        )),
+        _ => Ok(first.name.clone()),
+    }
 }
 
 async fn run_check(args: CheckArgs) -> ExitCode {

@@ -28,7 +28,8 @@ pub const TOKEN_VARIABLE: &str = "WHYREFUSED_TOKEN";
 /// The token to present: the first secret of `--token-file`, else `WHYREFUSED_TOKEN`.
 pub fn token(file: Option<&Path>) -> Result<Option<Secret>, String> {
     if let Some(file) = file {
-        return Tokens::first_secret(file).map(Some).map_err(|error| error.to_string());
+        let first = Tokens::first(file).map_err(|error| error.to_string())?;
+        return Ok(Some(first.secret));
     }
     Ok(std::env::var(TOKEN_VARIABLE).ok().filter(|t| !t.trim().is_empty()).map(Secret::new))
 }

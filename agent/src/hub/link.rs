@@ -141,7 +141,7 @@ pub(crate) async fn serve(
                     state.hub.seen(&ticket);
                     match serde_json::from_str::<AgentMessage>(text.as_str()) {
                         Ok(message) => link.route(message),
-                        Err(error) => warn!(vantage = %name, %error, "a joined agent sent an unreadable message"),
+                        Err(error) => warn!(vantage = %name, error = ?error.to_string(), "a joined agent sent an unreadable message"),
                     }
                 }
                 Ok(Some(Ok(_))) => state.hub.seen(&ticket),

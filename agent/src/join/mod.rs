@@ -72,7 +72,7 @@ pub async fn run(config: JoinConfig, state: AppState) {
                 }
             }
             Err(error) => {
-                warn!(hub = %config.url, name = %config.name, %error, "could not join the hub")
+                warn!(hub = %config.url, name = %config.name, error = ?error.to_string(), "could not join the hub")
             }
         }
         if state.shutdown.is_cancelled() {
@@ -109,7 +109,7 @@ async fn join_once(config: &JoinConfig, state: &AppState) -> Result<&'static str
         sink.send(Message::text(json)).await?;
     }
     match next_message(&mut stream).await? {
-        AgentMessage::Registered { name } => info!(hub = %config.url, %name, "joined the hub"),
+        AgentMessage::Registered { name } => info!(hub = %config.url, ?name, "joined the hub"),
         AgentMessage::Error { code, message, .. } => {
             return Err(JoinError::Refused { code, message });
         }

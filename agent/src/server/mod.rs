@@ -5,6 +5,7 @@
 
 pub mod assets;
 pub mod origin;
+pub mod request_ids;
 pub mod session;
 pub mod tls;
 
@@ -12,18 +13,22 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::IncomingStream;
+use axum::{Extension, Router};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_layer::Layer;
+use tracing::{debug, info, warn};
 use whyrefused_shared::{MAX_MESSAGE_BYTES, WS_PATH};
 
 pub use crate::app::{AppState, Limits};
+use crate::peer::SessionRefusal;
 use tls::TlsListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -34,21 +39,10 @@ const TRANSPORT_LIMIT: usize = 16 * MAX_MESSAGE_BYTES;
 /// How long sessions get to finish after a shutdown signal before the process exits anyway.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(3);
 
-/// The address of a connection's peer, plain or TLS.
+/// The address of a connection's peer, plain or TLS, as handlers extract it
+/// (`ConnectInfo<Peer>`).
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, PlainListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> Self {
-        Peer(*stream.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        Peer(*stream.remote_addr())
-    }
-}
 
 /// Plain TCP connections, with `TCP_NODELAY`: events are small frames sent in bursts, and
 /// without it Nagle's algorithm holds each burst's tail until the client's delayed ACK, about
@@ -103,16 +97,30 @@ async fn upgrade(
         return (StatusCode::TOO_MANY_REQUESTS, message).into_response();
     }
     if let Err(refusal) = origin::check(&headers, state.tokens.is_some()) {
-        warn!(%peer, %refusal, "refused a WebSocket upgrade");
+        warn!(%peer, ?refusal, "refused a WebSocket upgrade");
         return (StatusCode::FORBIDDEN, refusal.to_string()).into_response();
     }
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "the agent is shutting down").into_response();
     }
+    let ticket = match state.open_sessions.try_open(peer.ip(), state.limits.session_caps()) {
+        Ok(ticket) => ticket,
+        Err(refusal) => {
+            warn!(%peer, %refusal, "refused a WebSocket upgrade");
+            let status = match refusal {
+                SessionRefusal::AgentFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+                SessionRefusal::PeerFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+            };
+            return (status, refusal.to_string()).into_response();
+        }
+    };
     let sessions = state.sessions.clone();
-    ws.max_message_size(TRANSPORT_LIMIT)
-        .max_frame_size(TRANSPORT_LIMIT)
-        .on_upgrade(move |socket| sessions.track_future(session::run(socket, state, peer)))
+    ws.max_message_size(TRANSPORT_LIMIT).max_frame_size(TRANSPORT_LIMIT).on_upgrade(move |socket| {
+        sessions.track_future(async move {
+            session::run(socket, state, peer).await;
+            drop(ticket);
+        })
+    })
 }
 
 /// Why the agent will not listen where it was asked to.
@@ -169,19 +177,21 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let shutdown = state.shutdown.clone();
     let sessions = state.sessions.clone();
-    let app = router(state).into_make_service_with_connect_info::<Peer>();
-    let stop = {
-        let shutdown = shutdown.clone();
-        async move { shutdown.cancelled().await }
-    };
+    let header_timeout = state.limits.header_timeout;
+    let app = router(state);
+    let connections = TaskTracker::new();
     let server = match tls {
         Some(acceptor) => {
             let listener = TlsListener::new(listener, acceptor).map_err(ServeError::Serve)?;
-            tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stop).into_future())
+            let accepting =
+                accept(listener, app, header_timeout, shutdown.clone(), connections.clone());
+            tokio::spawn(accepting)
         }
         None => {
             let listener = PlainListener(listener);
-            tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stop).into_future())
+            let accepting =
+                accept(listener, app, header_timeout, shutdown.clone(), connections.clone());
+            tokio::spawn(accepting)
         }
     };
     tokio::select! {
@@ -193,9 +203,49 @@ pub async fn serve(
     if tokio::time::timeout(SHUTDOWN_DEADLINE, sessions.wait()).await.is_err() {
         warn!("sessions did not finish in time; exiting anyway");
     }
-    match tokio::time::timeout(SHUTDOWN_DEADLINE, server).await {
-        Ok(Ok(result)) => result.map_err(ServeError::Serve),
-        Ok(Err(join_error)) => Err(ServeError::Serve(std::io::Error::other(join_error))),
-        Err(_) => Ok(()),
+    let _ = server.await;
+    connections.close();
+    let _ = tokio::time::timeout(SHUTDOWN_DEADLINE, connections.wait()).await;
+    Ok(())
+}
+
+/// Accepts connections until `stop`, serving each on its own task with HTTP/1.1 (WebSocket
+/// upgrades included) and a deadline on each request's headers, so a client that sends them a
+/// byte at a time (slowloris), or nothing at all, is dropped instead of holding a socket forever.
+/// (`axum::serve` gives hyper no timer, so hyper's own header timeout would never fire.)
+async fn accept<L>(
+    mut listener: L,
+    app: Router,
+    header_timeout: Duration,
+    stop: CancellationToken,
+    connections: TaskTracker,
+) where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    loop {
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop.cancelled() => return,
+        };
+        // Handlers find the peer as axum's `ConnectInfo<Peer>`.
+        let service =
+            TowerToHyperService::new(Extension(ConnectInfo(Peer(peer))).layer(app.clone()));
+        let connection = http.serve_connection(TokioIo::new(io), service).with_upgrades();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            tokio::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                () = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = served {
+                debug!(%peer, %error, "HTTP connection ended");
+            }
+        });
     }
 }

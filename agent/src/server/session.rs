@@ -10,29 +10,28 @@
 //! A session plays one of two [`Role`]s: an ordinary client's, or a joined agent's link to its hub
 //! (the hub is then the client, already trusted: this agent dialled it and authenticated).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use futures::{Stream, StreamExt};
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use whyrefused_shared::{AgentMessage, ClientMessage, ErrorCode, PROTOCOL_VERSION, RequestId};
+use whyrefused_shared::{
+    AgentMessage, ClientMessage, ErrorCode, PROTOCOL_VERSION, RequestId, ScanStep, Step,
+};
 
+use super::request_ids::{Claim, IdBusy, RequestIds};
 use crate::app::AppState;
 use crate::clock;
 use crate::hub::fanout::{Fanout, Job, Work};
 use crate::hub::local::{self, Plan, Said, Stops};
 use crate::hub::{PING_INTERVAL, PING_TIMEOUT, Registration, registry};
+use crate::tokens::{Holder, TokenRole};
 use crate::wire::{self, Outbox, close};
 
 /// How many requests one socket may run at once.
 pub const MAX_REQUESTS_PER_SOCKET: usize = 32;
-
-/// How long a client of an agent with tokens has to say hello after the upgrade.
-pub const HELLO_DEADLINE: Duration = Duration::from_secs(10);
 
 /// How long running requests get to report a shutdown before the socket closes anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -146,10 +145,11 @@ struct Session {
     /// Whether a message before hello was already answered with an error (on an agent with
     /// tokens, the next one closes the socket).
     warned_before_hello: bool,
-    /// The name of the token the client authenticated with, when the agent requires one.
-    token_name: Option<String>,
-    /// The running requests, each with the token that cancels it.
-    running: HashMap<RequestId, CancellationToken>,
+    /// The token the client authenticated with, when the agent requires one: its name for the
+    /// audit log, its role for what it may do.
+    holder: Option<Holder>,
+    /// The ids of the running requests, each with the token that cancels it.
+    running: RequestIds,
     /// The request tasks; dropping the set aborts them all.
     tasks: JoinSet<RequestId>,
     /// A joining agent's registration, once accepted.
@@ -166,8 +166,8 @@ impl Session {
             role,
             greeted: joined,
             warned_before_hello: false,
-            token_name: joined.then(|| "hub".into()),
-            running: HashMap::new(),
+            holder: joined.then(|| Holder { name: "hub".into(), role: TokenRole::Client }),
+            running: RequestIds::default(),
             tasks: JoinSet::new(),
             registration: None,
         }
@@ -191,7 +191,7 @@ impl Session {
         self.peer.ip().is_loopback() || self.state.show_processes
     }
 
-    /// Whether the client must still say hello within [`HELLO_DEADLINE`].
+    /// Whether the client must still say hello within the hello timeout.
     fn awaiting_hello(&self) -> bool {
         !self.greeted && self.state.tokens.is_some()
     }
@@ -204,7 +204,7 @@ impl Session {
         let idle_timeout = self.state.limits.idle_timeout;
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
-        let hello_deadline = tokio::time::sleep(HELLO_DEADLINE);
+        let hello_deadline = tokio::time::sleep(self.state.limits.hello_timeout);
         tokio::pin!(hello_deadline);
         let mut ping = tokio::time::interval(PING_INTERVAL);
         let mut heard = tokio::time::Instant::now();
@@ -212,7 +212,10 @@ impl Session {
         loop {
             tokio::select! {
                 () = self.state.shutdown.cancelled() => return End::ShuttingDown,
-                () = outbox.overflowed() => return End::TooSlow,
+                () = outbox.overflowed() => {
+                    warn!(peer = %self.peer, "the client left too much unread (--max-unread-mib): closing");
+                    return End::TooSlow;
+                }
                 () = &mut hello_deadline, if self.awaiting_hello() => {
                     warn!(peer = %self.peer, "no hello within the deadline");
                     return End::Unauthorized;
@@ -224,11 +227,8 @@ impl Session {
                     }
                     let _ = self.outbox.send(wire::Frame::Ping);
                 }
-                Some(finished) = self.tasks.join_next(), if !self.tasks.is_empty() => {
-                    if let Ok(id) = finished {
-                        self.running.remove(&id);
-                    }
-                }
+                // A request frees its id itself, just before its done; this only reaps the task.
+                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
                 frame = stream.next() => {
                     heard = tokio::time::Instant::now();
                     let flow = self.on_frame(frame);
@@ -307,7 +307,7 @@ impl Session {
                 Flow::Continue
             }
             Ok(ClientMessage::Agents { id }) => {
-                if self.may_start(id) {
+                if self.claim(id).is_some() {
                     let agents = self.state.hub.list(&self.state.agent);
                     self.send(AgentMessage::Agents { id, agents });
                 }
@@ -350,7 +350,7 @@ impl Session {
                 self.send_error(None, ErrorCode::Unauthorized, message);
                 return Flow::Stop(End::Unauthorized);
             }
-            let Some(name) = token.and_then(|token| tokens.verify(token)) else {
+            let Some(holder) = token.and_then(|token| tokens.verify(token)) else {
                 self.state.record_auth_failure(self.peer.ip());
                 warn!(peer = %self.peer, client = ?client, "authentication failed");
                 self.send_error(
@@ -361,9 +361,10 @@ impl Session {
                 );
                 return Flow::Stop(End::Unauthorized);
             };
-            self.token_name = Some(name.to_string());
+            self.holder = Some(holder);
         }
-        info!(peer = %self.peer, client = ?client, token = self.token_name.as_deref(), "client said hello");
+        let token = self.holder.as_ref().map(|holder| holder.name.as_str());
+        info!(peer = %self.peer, client = ?client, token, "client said hello");
         self.greeted = true;
         Flow::Continue
     }
@@ -390,6 +391,9 @@ impl Session {
         if let Err(problem) = registry::check_name(&registration.name) {
             return refuse(self, problem);
         }
+        if let Err(problem) = may_register(self.holder.as_ref(), &registration.name) {
+            return refuse(self, problem);
+        }
         if let Some(problem) = self.state.hub.conflict(&registration) {
             return refuse(self, problem);
         }
@@ -400,9 +404,7 @@ impl Session {
     /// A check or scan to run from several vantage points: validated here once, then run by
     /// [`crate::hub::fanout`] as one request of this socket.
     fn on_fanout(&mut self, id: RequestId, work: Work, from: &[String]) {
-        if !self.may_start(id) {
-            return;
-        }
+        let Some(claim) = self.claim(id) else { return };
         let vantages = match self.state.hub.choose(from) {
             Ok(vantages) => vantages,
             Err(message) => return self.send_error(Some(id), ErrorCode::UnknownVantage, message),
@@ -411,76 +413,90 @@ impl Session {
             Ok(job) => job,
             Err(refused) => return self.send_error(Some(id), refused.code, refused.message),
         };
-        let cancel = CancellationToken::new();
-        self.running.insert(id, cancel.clone());
         let names: Vec<&str> = vantages.iter().map(|v| v.name()).collect();
         info!(peer = %self.peer, %id, vantages = ?names, "request from several vantage points started");
         let fanout = Fanout {
             id,
             outbox: self.outbox.clone(),
-            cancel,
+            cancel: claim.cancel.clone(),
             shutdown: self.state.shutdown.clone(),
             vantages,
             scans: self.state.scans.clone(),
         };
-        self.tasks.spawn(fanout.run(job));
+        self.tasks.spawn(async move {
+            let id = fanout.run(job).await;
+            drop(claim);
+            id
+        });
     }
 
     /// A check or scan to run here, validated into `plan` (or refused).
     fn on_request(&mut self, id: RequestId, plan: Result<Plan, local::Refused>) {
-        if !self.may_start(id) {
-            return;
-        }
+        let Some(claim) = self.claim(id) else { return };
         let plan = match plan {
             Ok(plan) => plan,
             Err(refused) => return self.send_error(Some(id), refused.code, refused.message),
         };
         let (kind, target) = plan.describe();
         info!(peer = %self.peer, %id, kind, target = ?target, "request started");
-        let cancel = CancellationToken::new();
-        self.running.insert(id, cancel.clone());
         let request = Request {
             id,
             outbox: self.outbox.clone(),
-            stops: Stops { cancel, shutdown: self.state.shutdown.clone() },
-            audit: Audit { peer: self.peer, token: self.token_name.clone() },
+            stops: Stops { cancel: claim.cancel.clone(), shutdown: self.state.shutdown.clone() },
+            claim,
+            audit: Audit { peer: self.peer, token: self.holder.as_ref().map(|h| h.name.clone()) },
             state: self.state.clone(),
         };
         self.tasks.spawn(request.run(plan));
     }
 
-    /// Whether a new request may start: the client said hello, the id is free, and the socket
-    /// has room. Answers with the error when not.
-    fn may_start(&self, id: RequestId) -> bool {
+    /// Takes `id` for a new request if it may start: the client said hello with a token that may
+    /// run requests, the id is free, and the socket has room. Answers with the error when not.
+    fn claim(&self, id: RequestId) -> Option<Claim> {
         if !self.greeted {
             self.send_error(Some(id), ErrorCode::HelloRequired,
                 format!(r#"say hello first: {{"type":"hello","protocol":{PROTOCOL_VERSION},"client":"NAME"}}"#));
-            return false;
+            return None;
         }
-        if self.running.contains_key(&id) {
+        if let Some(holder) = self.holder.as_ref().filter(|h| h.role == TokenRole::Agent) {
             self.send_error(
                 Some(id),
-                ErrorCode::DuplicateRequestId,
-                format!("request {id} is still running: give each request its own id"),
+                ErrorCode::Unauthorized,
+                format!(
+                    "the token '{}' is an agent token (name:secret:agent): it may only register as \
+                 a vantage point, never run requests. Use a client token (name:secret)",
+                    holder.name
+                ),
             );
-            return false;
+            return None;
         }
-        if self.running.len() >= MAX_REQUESTS_PER_SOCKET {
+        if self.running.len() >= MAX_REQUESTS_PER_SOCKET && !self.running.holds(id) {
             self.send_error(Some(id), ErrorCode::TooManyRequests,
                 format!("{MAX_REQUESTS_PER_SOCKET} requests are already running on this socket: wait for one to finish"));
-            return false;
+            return None;
         }
-        true
+        let message = match self.running.claim(id) {
+            Ok(claim) => return Some(claim),
+            Err(IdBusy::Running) => {
+                format!("request {id} is still running: give each request its own id")
+            }
+            Err(IdBusy::Cancelling) => format!(
+                "request {id} was cancelled and has not sent its done yet: reuse its id after that \
+                 done, or give each request its own id"
+            ),
+        };
+        self.send_error(Some(id), ErrorCode::DuplicateRequestId, message);
+        None
     }
 
     fn on_cancel(&mut self, id: RequestId) {
-        match self.running.remove(&id) {
-            Some(cancel) => cancel.cancel(),
-            None => self.send_error(
+        // The id stays taken until the request's done: see [`RequestIds`].
+        if !self.running.cancel(id) {
+            self.send_error(
                 Some(id),
                 ErrorCode::UnknownRequest,
                 format!("no request {id} is running on this socket (it may have finished already)"),
-            ),
+            );
         }
     }
 
@@ -509,9 +525,26 @@ impl Session {
     }
 }
 
+/// Whether the holder of a token may register as the vantage point `name`: only an agent token,
+/// and only under its own name (so a token names the one place it may speak for). Says why not.
+fn may_register(holder: Option<&Holder>, name: &str) -> Result<(), String> {
+    match holder {
+        Some(Holder { role: TokenRole::Agent, name: own }) if own == name => Ok(()),
+        Some(Holder { role: TokenRole::Agent, name: own }) => Err(format!(
+            "the agent token '{own}' registers only as '{own}', not '{name}': drop the joining \
+             agent's --name, or give it the token named '{name}'"
+        )),
+        _ => Err("a client token cannot register: give the joining agent an agent token (a line \
+             NAME:SECRET:agent in this hub's token file, first in the agent's own)"
+            .into()),
+    }
+}
+
 /// One request run here, and how to reach its client.
 struct Request {
     id: RequestId,
+    /// Its hold on its id, released just before its `done` goes out.
+    claim: Claim,
     outbox: Outbox,
     /// The client's cancel and the agent's shutdown.
     stops: Stops,
@@ -519,6 +552,15 @@ struct Request {
     audit: Audit,
     /// The agent's scan slots, among the rest.
     state: AppState,
+}
+
+/// Whether a request says its last word, its `done`.
+fn is_done(said: &Said) -> bool {
+    match said {
+        Said::Check(event) => matches!(event.step, Step::Done { .. }),
+        Said::Scan(event) => matches!(event.step, ScanStep::Done { .. }),
+        Said::Error(..) => false,
+    }
 }
 
 /// Who asked for a request: the audit log's line names them.
@@ -533,6 +575,9 @@ impl Request {
         let start = Instant::now();
         let id = self.id;
         let ran = local::run(&plan, &self.state.scans, &self.stops, |said| {
+            if is_done(&said) {
+                self.claim.release();
+            }
             let _ = self.outbox.message(&match said {
                 Said::Check(event) => AgentMessage::Event { id, vantage: None, event },
                 Said::Scan(event) => AgentMessage::Scan { id, vantage: None, event },

@@ -46,6 +46,11 @@ pub enum TlsError {
     NoCertificate { path: String },
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: std::io::Error },
+    #[error(
+        "the TLS key {path} may be read by others (mode {mode:03o}): a private key must be its \
+         owner's alone. Run: chmod 600 {path}"
+    )]
+    KeyReadableByOthers { path: String, mode: u32 },
     #[error("cannot make a self-signed certificate: {0}")]
     Generate(String),
     #[error("the certificate and key do not work together: {0}")]
@@ -99,7 +104,16 @@ fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(chain)
 }
 
+/// Reads a private key that only its owner may read (as ssh refuses a key others may read).
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display().to_string();
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| TlsError::Read { path: shown.clone(), reason: e.to_string() })?;
+    let mode = metadata.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(TlsError::KeyReadableByOthers { path: shown, mode: mode & 0o777 });
+    }
     PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Read {
         path: path.display().to_string(),
         reason: format!("{e} (give the private key in PEM: PKCS#8, PKCS#1 or SEC1)"),
@@ -122,21 +136,23 @@ fn self_signed(
         move |source| TlsError::Write { path, source }
     };
     std::fs::create_dir_all(state_dir).map_err(write_error(state_dir))?;
-    write_private(&key_path, made.signing_key.serialize_pem().as_bytes())
+    create_new(&key_path, made.signing_key.serialize_pem().as_bytes(), 0o600)
         .map_err(write_error(&key_path))?;
-    std::fs::write(&cert_path, made.cert.pem()).map_err(write_error(&cert_path))?;
+    create_new(&cert_path, made.cert.pem().as_bytes(), 0o644).map_err(write_error(&cert_path))?;
     Ok((read_chain(&cert_path)?, read_key(&key_path)?))
 }
 
-/// Writes a file only its owner may read.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes a new file with `mode`. It must not exist yet, not even as a symbolic link (`O_EXCL`,
+/// `O_NOFOLLOW`): whoever could plant a link or a file in the state directory could otherwise
+/// make the agent write its key where they can read it, or serve a key they chose.
+fn create_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
+        .create_new(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .mode(mode)
         .open(path)?;
     file.write_all(bytes)
 }
@@ -330,6 +346,40 @@ mod tests {
         let key = dir.path().join("state").join(SELF_SIGNED_KEY);
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_self_signed_key_is_never_written_through_a_planted_link_or_over_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let elsewhere = dir.path().join("readable-by-all");
+        std::os::unix::fs::symlink(&elsewhere, state.join(SELF_SIGNED_KEY)).unwrap();
+        let source = CertificateSource::SelfSigned {
+            state_dir: state.clone(),
+            names: vec!["localhost".into()],
+        };
+        let error = server_tls(&source).err().expect("refused").to_string();
+        assert!(error.contains(SELF_SIGNED_KEY), "{error}");
+        assert!(!elsewhere.exists(), "nothing was written through the link");
+    }
+
+    #[test]
+    fn a_key_others_may_read_is_refused_naming_it_and_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let source = CertificateSource::SelfSigned {
+            state_dir: state.clone(),
+            names: vec!["localhost".into()],
+        };
+        server_tls(&source).unwrap();
+        let key = state.join(SELF_SIGNED_KEY);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = server_tls(&source).err().expect("refused").to_string();
+        assert!(error.contains(&format!("chmod 600 {}", key.display())), "{error}");
+        let files = CertificateSource::Files { cert: state.join(SELF_SIGNED_CERT), key };
+        assert!(server_tls(&files).is_err(), "a key given with --tls-key too");
     }
 
     #[test]
