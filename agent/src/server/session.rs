@@ -24,6 +24,7 @@ use whyrefused_shared::{AgentMessage, ClientMessage, ErrorCode, PROTOCOL_VERSION
 use crate::app::AppState;
 use crate::clock;
 use crate::hub::fanout::{Fanout, Job, Work};
+use crate::hub::link::ClientId;
 use crate::hub::local::{self, Plan, Said, Stops};
 use crate::hub::{PING_INTERVAL, PING_TIMEOUT, Registration, registry};
 use crate::wire::{self, Outbox, close};
@@ -154,6 +155,8 @@ struct Session {
     tasks: JoinSet<RequestId>,
     /// A joining agent's registration, once accepted.
     registration: Option<Registration>,
+    /// This client as the hub's links count it: it may hold only its share of each one.
+    hub_client: ClientId,
 }
 
 impl Session {
@@ -170,6 +173,7 @@ impl Session {
             running: HashMap::new(),
             tasks: JoinSet::new(),
             registration: None,
+            hub_client: ClientId::next(),
         }
     }
 
@@ -417,6 +421,7 @@ impl Session {
             shutdown: self.state.shutdown.clone(),
             vantages,
             scans: self.state.scans.clone(),
+            client: self.hub_client,
         };
         self.tasks.spawn(fanout.run(job));
     }
