@@ -636,3 +636,112 @@ fn in_a_lab_two_places_see_a_firewall_between_them_and_the_hub_says_so() {
     let summary = verdict["summary"].as_str().unwrap();
     assert!(summary.contains("a1") && summary.contains("a2"), "names both places: {summary}");
 }
+
+/// The packets a host's first INPUT rule matched so far.
+fn first_input_rule_packets(lab: &Lab, host: &Host) -> u64 {
+    let listing = lab.sh(host, "iptables -L INPUT -v -x -n | awk 'NR == 3 { print $1 }'");
+    String::from_utf8_lossy(&listing.stdout).trim().parse().unwrap_or(0)
+}
+
+/// The vantage points the hub in `hub` lists online, sorted.
+fn online_in(lab: &Lab, hub: &Host, via: &[&str]) -> Vec<String> {
+    let list = json_in(lab, hub, &[&["agents", "--json"][..], via].concat());
+    let mut online: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|agent| agent["online"] == true)
+        .filter_map(|agent| agent["name"].as_str().map(str::to_string))
+        .collect();
+    online.sort();
+    online
+}
+
+/// Polls the hub in `hub` until exactly `names` are online; fails after `limit`.
+fn wait_online_in(lab: &Lab, hub: &Host, via: &[&str], names: &[&str], limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let online = online_in(lab, hub, via);
+        if online == names {
+            return;
+        }
+        assert!(start.elapsed() < limit, "not {names:?} online within {limit:?}: {online:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Each vantage point's outcome in a `--json` result of a request from several places.
+fn outcomes(result: &serde_json::Value) -> Vec<(String, String)> {
+    let vantages = result["verdict"]["vantages"].as_array().expect("the cross verdict came");
+    let mut outcomes: Vec<(String, String)> = vantages
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap().into(), v["outcome"].as_str().unwrap_or("").into()))
+        .collect();
+    outcomes.sort();
+    outcomes
+}
+
+#[test]
+fn in_a_lab_an_agents_link_cut_mid_scan_still_ends_its_part_and_every_place_serves_after() {
+    // A hub with a2 beside it and a1 in its own namespace over a veth link. a1's SYNs to the
+    // hub's ports 1000-1199 are dropped, so its scan of them lasts; its link is cut mid-way.
+    let files = Files::new();
+    let tokens = files.tokens("tokens", SECRET);
+    let mut lab = Lab::new();
+    let (hub, a1) = (lab.host("hub"), lab.host("a1"));
+    let (_, a1_end) = lab.link(&hub, "10.7.1.1/24", &a1, "10.7.1.2/24");
+    lab.sh(&hub, "iptables -A INPUT -s 10.7.1.2 -p tcp --dport 1000:1199 -j DROP");
+    let made =
+        certificates::with_openssl(files.directory.path(), "hub", "IP:10.7.1.1,IP:127.0.0.1");
+    let (cert, key) =
+        (made.cert.to_str().unwrap().to_string(), made.key.to_str().unwrap().to_string());
+    let pin = made.fingerprint;
+    let binary = agent_binary();
+    let binary = binary.to_str().unwrap();
+    let tls = ["--tls-cert", &cert, "--tls-key", &key];
+    let serve = ["serve", "--listen", "0.0.0.0:7443", "--token-file", &tokens];
+    lab.spawn(&hub, binary, &[&serve[..], &tls].concat());
+    lab.wait_listening(&hub, 7443);
+    for (host, name, listen, url) in [
+        (&a1, "a1", "127.0.0.1:7070", "wss://10.7.1.1:7443"),
+        (&hub, "a2", "127.0.0.1:7071", "wss://127.0.0.1:7443"),
+    ] {
+        let serve = ["serve", "--listen", listen, "--token-file", &tokens];
+        let join = ["--join", url, "--join-tls-fingerprint", &pin, "--name", name];
+        lab.spawn(host, binary, &[&serve[..], &join].concat());
+    }
+    let via = ["--via", "wss://127.0.0.1:7443", "--tls-fingerprint", &pin, "--token-file", &tokens];
+    wait_online_in(&lab, &hub, &via, &["a1", "a2", "local"], Duration::from_secs(10));
+
+    let scan = ["scan", "10.7.1.1", "--ports", "1000-1199", "--from", "all", "--json"];
+    let result = std::thread::scope(|scope| {
+        let running = scope.spawn(|| json_in(&lab, &hub, &[&scan[..], &via].concat()));
+        let start = Instant::now();
+        while first_input_rule_packets(&lab, &hub) == 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "a1's scan never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        lab.sh(&a1, &format!("ip link set {a1_end} down"));
+        running.join().expect("the scan's client ends")
+    });
+    let ended = outcomes(&result);
+    let a1_outcome = ended[0].1.as_str();
+    assert!(
+        ["vantage_offline", "vantage_timeout"].contains(&a1_outcome),
+        "a1's part ends offline or timed out: {result}"
+    );
+    assert_eq!(
+        ended[1..],
+        [("a2".into(), "completed".into()), ("local".into(), "completed".into())]
+    );
+
+    // The hub calls a1 offline once its link is silent for the ping timeout; with the link back
+    // up, a1 rejoins, and a check from all runs everywhere.
+    wait_online_in(&lab, &hub, &via, &["a2", "local"], PING_TIMEOUT + Duration::from_secs(5));
+    lab.sh(&a1, &format!("ip link set {a1_end} up"));
+    wait_online_in(&lab, &hub, &via, &["a1", "a2", "local"], Duration::from_secs(30));
+    let check = ["check", "10.7.1.1:9", "--from", "all", "--json"];
+    let result = json_in(&lab, &hub, &[&check[..], &via].concat());
+    let completed = |name: &str| (name.to_string(), "completed".to_string());
+    assert_eq!(outcomes(&result), [completed("a1"), completed("a2"), completed("local")]);
+}
