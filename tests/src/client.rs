@@ -40,7 +40,12 @@ impl Client {
     /// Connects to the agent at a WebSocket URL (one running inside a lab namespace, reached
     /// from a helper in the same namespace) and says hello.
     pub async fn connect_url(ws_url: &str) -> Client {
-        Client::hello_with(Client::connect_silent_url(ws_url).await, None).await
+        Client::connect_url_with_token(ws_url, None).await
+    }
+
+    /// Like [`Client::connect_url`], saying hello with `token`.
+    pub async fn connect_url_with_token(ws_url: &str, token: Option<&str>) -> Client {
+        Client::hello_with(Client::connect_silent_url(ws_url).await, token).await
     }
 
     async fn hello_with(mut client: Client, token: Option<&str>) -> Client {
