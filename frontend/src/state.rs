@@ -94,7 +94,12 @@ impl Phase {
             Some(Outcome::Cancelled) => Phase::Cancelled,
             Some(Outcome::ShuttingDown) => Phase::Stopped,
             // Only a vantage point's part of a request with `from` ends so.
-            Some(Outcome::VantageOffline | Outcome::Rejected | Outcome::Unknown) => Phase::Failed,
+            Some(
+                Outcome::VantageOffline
+                | Outcome::VantageTimeout
+                | Outcome::Rejected
+                | Outcome::Unknown,
+            ) => Phase::Failed,
             None if refused => Phase::Failed,
             None if interrupted => Phase::Interrupted,
             None => Phase::Running,
@@ -1318,10 +1323,12 @@ mod tests {
                 tagged(1, "local", verdict(Cause::Reachable)),
                 tagged(1, "local", done(Outcome::Completed)),
                 tagged(1, "a1", done(Outcome::VantageOffline)),
+                tagged(1, "a2", done(Outcome::VantageTimeout)),
             ],
         );
         let check = state.check(RequestId(1)).unwrap();
         assert_eq!(check.phase(), Phase::Running, "running until the comparison");
+        assert_eq!(check.at(&check.vantages[2]).phase(), Phase::Failed, "the hub gave up on a2");
         assert!(!check.is_done());
         assert_eq!(check.at(&check.vantages[0]).phase(), Phase::Completed);
         assert_eq!(check.at(&check.vantages[1]).phase(), Phase::Failed);

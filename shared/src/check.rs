@@ -507,6 +507,10 @@ pub enum Outcome {
     /// The vantage point went offline (or was offline) before it finished: its link to the hub
     /// closed, or fell silent for the hub's ping timeout.
     VantageOffline,
+    /// The vantage point sent nothing about the request for longer than the request's longest
+    /// single wait (its connect timeout, its retry delay, or a scan's per-port timeout) plus
+    /// 10 s: the hub gave up on it (and cancelled it there).
+    VantageTimeout,
     /// The vantage point refused the request; the error sent just before says why.
     Rejected,
     /// An outcome this version does not know (a newer agent's).

@@ -159,8 +159,8 @@ pub enum AgentMessage {
         /// What the pattern across vantage points says.
         verdict: CrossVerdict,
     },
-    /// The answer to [`ClientMessage::Agents`]: this agent (`local`) and every agent that ever
-    /// joined it since it started, online or not.
+    /// The answer to [`ClientMessage::Agents`]: this agent (`local`) and the agents that joined
+    /// it, online or not (an agent offline for long enough is forgotten).
     Agents {
         /// The request.
         id: RequestId,

@@ -116,6 +116,16 @@ impl Agent {
         format!("{scheme}://{}{}", self.address, whyrefused_shared::WS_PATH)
     }
 
+    /// The agent process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The agent process's peak resident memory so far, in KiB (`VmHWM` in `/proc/PID/status`).
+    pub fn peak_rss_kib(&self) -> u64 {
+        peak_rss_kib(self.child.id())
+    }
+
     /// How many file descriptors the agent process has open now (`/proc/PID/fd`).
     pub fn open_descriptors(&self) -> usize {
         let directory = format!("/proc/{}/fd", self.child.id());
@@ -144,6 +154,17 @@ impl Agent {
         }
         None
     }
+}
+
+/// A process's peak resident memory so far, in KiB (`VmHWM` in `/proc/PID/status`); 0 when it
+/// cannot be read.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Drop for Agent {

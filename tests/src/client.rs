@@ -40,7 +40,12 @@ impl Client {
     /// Connects to the agent at a WebSocket URL (one running inside a lab namespace, reached
     /// from a helper in the same namespace) and says hello.
     pub async fn connect_url(ws_url: &str) -> Client {
-        Client::hello_with(Client::connect_silent_url(ws_url).await, None).await
+        Client::connect_url_with_token(ws_url, None).await
+    }
+
+    /// Like [`Client::connect_url`], saying hello with `token`.
+    pub async fn connect_url_with_token(ws_url: &str, token: Option<&str>) -> Client {
+        Client::hello_with(Client::connect_silent_url(ws_url).await, token).await
     }
 
     async fn hello_with(mut client: Client, token: Option<&str>) -> Client {
@@ -89,7 +94,13 @@ impl Client {
 
     /// The next protocol message; fails the test on a close, garbage or a long silence.
     pub async fn recv(&mut self) -> AgentMessage {
-        match self.next_frame().await {
+        self.recv_within(PATIENCE).await
+    }
+
+    /// Like [`Client::recv`], waiting up to `patience` (for an agent that must stay silent
+    /// longer than [`PATIENCE`] before it speaks).
+    pub async fn recv_within(&mut self, patience: Duration) -> AgentMessage {
+        match self.next_frame_within(patience).await {
             Some(Message::Text(text)) => serde_json::from_str(&text)
                 .unwrap_or_else(|e| panic!("the agent sent invalid JSON ({e}): {text}")),
             other => panic!("expected a message from the agent, got {other:?}"),
@@ -98,8 +109,12 @@ impl Client {
 
     /// The next frame (text or close), or `None` when the socket ended.
     pub async fn next_frame(&mut self) -> Option<Message> {
+        self.next_frame_within(PATIENCE).await
+    }
+
+    async fn next_frame_within(&mut self, patience: Duration) -> Option<Message> {
         loop {
-            let frame = tokio::time::timeout(PATIENCE, self.socket.next())
+            let frame = tokio::time::timeout(patience, self.socket.next())
                 .await
                 .expect("the agent answered in time");
             match frame {

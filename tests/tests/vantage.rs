@@ -421,32 +421,61 @@ fn a_joining_agent_must_present_an_agent_token_and_join_under_its_name() {
     assert!(stderr.contains("'team', a client token") && stderr.contains(":agent"), "{stderr}");
 }
 
-#[test]
-fn agents_rejoin_a_restarted_hub_within_ten_seconds() {
+/// `check` of a closed loopback port `--from all` through the hub: asserts that every vantage
+/// point in `expected` (and no other) completed it.
+fn a_check_from_all_completes_at(hub: &Agent, tokens: &str, expected: &[&str]) {
+    let target = format!("127.0.0.1:{}", whyrefused_tests::closed_port());
+    let via = hub_url(hub);
+    let args = ["check", &target, "--via", &via, "--token-file", tokens, "--from", "all", "--json"];
+    let output = cli(&args);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&output.stderr)));
+    let vantages = json["verdict"]["vantages"].as_array().expect("the cross verdict came");
+    let mut ended: Vec<(&str, &str)> = vantages
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v["outcome"].as_str().unwrap_or("none")))
+        .collect();
+    ended.sort();
+    let completed: Vec<(&str, &str)> = expected.iter().map(|name| (*name, "completed")).collect();
+    assert_eq!(ended, completed, "{json}");
+}
+
+#[tokio::test]
+async fn a_hub_killed_mid_fan_out_closes_its_clients_socket_and_the_agents_rejoin_it_restarted() {
     let files = Files::new();
     let (hub, _a1, _a2, tokens) = hub_and_two_agents(&files);
+    let (mut client, _hanging) = start_hanging_check(&hub, &["a1", "local"]).await;
     let address = hub.address;
     drop(hub);
+    // The client is not left waiting: its socket ends (no close frame from a killed process).
+    loop {
+        match client.next_frame().await {
+            None | Some(tokio_tungstenite::tungstenite::Message::Close(_)) => break,
+            Some(_) => {}
+        }
+    }
     // Down long enough that the agents' first retries fail.
-    std::thread::sleep(Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let hub = Agent::start_on(address, &["--token-file", &tokens]);
     let took = wait_for_list(&hub, &tokens, Duration::from_secs(10), "rejoined", |list| {
         online(list) == ["a1", "a2", "local"]
     });
     eprintln!("the agents rejoined the restarted hub in {took:?}");
+    a_check_from_all_completes_at(&hub, &tokens, &["a1", "a2", "local"]);
 }
 
-/// Starts a check from a1 and local of a port whose connects hang, and waits until both
-/// connects are in flight.
-async fn start_hanging_check(hub: &Agent) -> (Client, HangingPort) {
+/// Starts a check `from` these vantage points of a port whose connects hang (2 s timeout),
+/// and waits until every one's connect is in flight.
+async fn start_hanging_check(hub: &Agent, from: &[&str]) -> (Client, HangingPort) {
     let hanging = HangingPort::new();
     let mut client = hub_client(hub).await;
     let mut request = CheckRequest::new(hanging.address.to_string());
     request.timeout_ms = Some(2_000);
-    let from = Some(vec!["a1".to_string(), "local".to_string()]);
+    let places = if from == ["all"] { 3 } else { from.len() };
+    let from = Some(from.iter().map(|name| name.to_string()).collect());
     client.send(&ClientMessage::Check { id: RequestId(1), request, from }).await;
     let start = Instant::now();
-    while syn_sent_to(hanging.address.port()) < 2 {
+    while syn_sent_to(hanging.address.port()) < places {
         assert!(start.elapsed() < Duration::from_secs(5), "the connects did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -488,7 +517,7 @@ impl Follow {
 async fn an_agent_killed_mid_check_is_reported_offline() {
     let files = Files::new();
     let (hub, a1, _a2, _tokens) = hub_and_two_agents(&files);
-    let (mut client, _hanging) = start_hanging_check(&hub).await;
+    let (mut client, _hanging) = start_hanging_check(&hub, &["a1", "local"]).await;
     let killed = Instant::now();
     drop(a1);
     let mut follow = Follow::default();
@@ -503,37 +532,39 @@ async fn an_agent_killed_mid_check_is_reported_offline() {
 }
 
 #[tokio::test]
-async fn an_agent_that_falls_silent_is_offline_within_the_ping_timeout() {
+async fn a_frozen_agents_part_ends_vantage_timeout_while_the_others_finish_and_all_serve_after() {
     let files = Files::new();
     let (hub, a1, _a2, tokens) = hub_and_two_agents(&files);
-    let (mut client, _hanging) = start_hanging_check(&hub).await;
-    // Frozen, its socket stays open but nothing (not even a ping) comes from it any more.
+    let (mut client, _hanging) = start_hanging_check(&hub, &["all"]).await;
+    // Frozen mid-check, its socket stays open but nothing comes from it any more: the hub gives
+    // up on its part after the check's longest wait (2 s) plus 10 s, before the ping timeout
+    // would call it offline.
     a1.signal(Signal::SIGSTOP);
-    let frozen = Instant::now();
-    let mut follow = Follow::default();
-    // The client's patience is shorter than the ping timeout: ask for the list every second,
-    // so the hub always has something to say while a1's end is awaited.
-    let mut round = 0;
-    let (after, outcome) = 'request: loop {
-        round += 1;
-        assert!(frozen.elapsed() < PING_TIMEOUT * 2, "a1 was never reported offline");
-        client.send(&ClientMessage::Agents { id: RequestId(100 + round) }).await;
-        loop {
-            match client.recv().await {
-                AgentMessage::Agents { .. } => break,
-                message => {
-                    if let Some((after, outcome, _)) = follow.on(message, frozen) {
-                        break 'request (after, outcome);
-                    }
+    let mut outcomes: BTreeMap<String, Outcome> = BTreeMap::new();
+    let verdict = loop {
+        match client.recv_within(PING_TIMEOUT).await {
+            AgentMessage::Event { vantage: Some(vantage), event, .. } => {
+                if let Step::Done { outcome, .. } = event.step {
+                    outcomes.insert(vantage, outcome);
                 }
             }
+            AgentMessage::VantagesDone { verdict, .. } => break verdict,
+            _ => {}
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    assert_eq!(outcome, Outcome::VantageOffline);
-    assert!(after <= PING_TIMEOUT + Duration::from_secs(1), "reported {after:?} after it froze");
-    assert!(!agents(&hub, &tokens)["a1"].online, "the hub lists it offline");
     a1.signal(Signal::SIGCONT);
+    let ended: Vec<(&str, Outcome)> = outcomes.iter().map(|(n, o)| (n.as_str(), *o)).collect();
+    assert_eq!(
+        ended,
+        [
+            ("a1", Outcome::VantageTimeout),
+            ("a2", Outcome::Completed),
+            ("local", Outcome::Completed)
+        ]
+    );
+    assert!(verdict.details.iter().any(|d| d.starts_with("a1: fell silent")), "{verdict:?}");
+    // Thawed within the ping timeout, a1 kept its link: every vantage point serves again.
+    a_check_from_all_completes_at(&hub, &tokens, &["a1", "a2", "local"]);
 }
 
 /// `whyrefused agents` through a `wss://` hub, pinning `fingerprint`.
@@ -682,4 +713,113 @@ fn in_a_lab_two_places_see_a_firewall_between_them_and_the_hub_says_so() {
     assert_eq!(verdict["cause"], "firewall_between", "{verdict}");
     let summary = verdict["summary"].as_str().unwrap();
     assert!(summary.contains("a1") && summary.contains("a2"), "names both places: {summary}");
+}
+
+/// The packets a host's first INPUT rule matched so far.
+fn first_input_rule_packets(lab: &Lab, host: &Host) -> u64 {
+    let listing = lab.sh(host, "iptables -L INPUT -v -x -n | awk 'NR == 3 { print $1 }'");
+    String::from_utf8_lossy(&listing.stdout).trim().parse().unwrap_or(0)
+}
+
+/// The vantage points the hub in `hub` lists online, sorted.
+fn online_in(lab: &Lab, hub: &Host, via: &[&str]) -> Vec<String> {
+    let list = json_in(lab, hub, &[&["agents", "--json"][..], via].concat());
+    let mut online: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|agent| agent["online"] == true)
+        .filter_map(|agent| agent["name"].as_str().map(str::to_string))
+        .collect();
+    online.sort();
+    online
+}
+
+/// Polls the hub in `hub` until exactly `names` are online; fails after `limit`.
+fn wait_online_in(lab: &Lab, hub: &Host, via: &[&str], names: &[&str], limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let online = online_in(lab, hub, via);
+        if online == names {
+            return;
+        }
+        assert!(start.elapsed() < limit, "not {names:?} online within {limit:?}: {online:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Each vantage point's outcome in a `--json` result of a request from several places.
+fn outcomes(result: &serde_json::Value) -> Vec<(String, String)> {
+    let vantages = result["verdict"]["vantages"].as_array().expect("the cross verdict came");
+    let mut outcomes: Vec<(String, String)> = vantages
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap().into(), v["outcome"].as_str().unwrap_or("").into()))
+        .collect();
+    outcomes.sort();
+    outcomes
+}
+
+#[test]
+fn in_a_lab_an_agents_link_cut_mid_scan_still_ends_its_part_and_every_place_serves_after() {
+    // A hub with a2 beside it and a1 in its own namespace over a veth link. a1's SYNs to the
+    // hub's ports 1000-1199 are dropped, so its scan of them lasts; its link is cut mid-way.
+    let files = Files::new();
+    let tokens = files.tokens("tokens", SECRET);
+    let mut lab = Lab::new();
+    let (hub, a1) = (lab.host("hub"), lab.host("a1"));
+    let (_, a1_end) = lab.link(&hub, "10.7.1.1/24", &a1, "10.7.1.2/24");
+    lab.sh(&hub, "iptables -A INPUT -s 10.7.1.2 -p tcp --dport 1000:1199 -j DROP");
+    let made =
+        certificates::with_openssl(files.directory.path(), "hub", "IP:10.7.1.1,IP:127.0.0.1");
+    let (cert, key) =
+        (made.cert.to_str().unwrap().to_string(), made.key.to_str().unwrap().to_string());
+    let pin = made.fingerprint;
+    let binary = agent_binary();
+    let binary = binary.to_str().unwrap();
+    let tls = ["--tls-cert", &cert, "--tls-key", &key];
+    let serve = ["serve", "--listen", "0.0.0.0:7443", "--token-file", &tokens];
+    lab.spawn(&hub, binary, &[&serve[..], &tls].concat());
+    lab.wait_listening(&hub, 7443);
+    for (host, name, listen, url) in [
+        (&a1, "a1", "127.0.0.1:7070", "wss://10.7.1.1:7443"),
+        (&hub, "a2", "127.0.0.1:7071", "wss://127.0.0.1:7443"),
+    ] {
+        let serve = ["serve", "--listen", listen, "--token-file", &tokens];
+        let join = ["--join", url, "--join-tls-fingerprint", &pin, "--name", name];
+        lab.spawn(host, binary, &[&serve[..], &join].concat());
+    }
+    let via = ["--via", "wss://127.0.0.1:7443", "--tls-fingerprint", &pin, "--token-file", &tokens];
+    wait_online_in(&lab, &hub, &via, &["a1", "a2", "local"], Duration::from_secs(10));
+
+    let scan = ["scan", "10.7.1.1", "--ports", "1000-1199", "--from", "all", "--json"];
+    let result = std::thread::scope(|scope| {
+        let running = scope.spawn(|| json_in(&lab, &hub, &[&scan[..], &via].concat()));
+        let start = Instant::now();
+        while first_input_rule_packets(&lab, &hub) == 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "a1's scan never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        lab.sh(&a1, &format!("ip link set {a1_end} down"));
+        running.join().expect("the scan's client ends")
+    });
+    let ended = outcomes(&result);
+    let a1_outcome = ended[0].1.as_str();
+    assert!(
+        ["vantage_offline", "vantage_timeout"].contains(&a1_outcome),
+        "a1's part ends offline or timed out: {result}"
+    );
+    assert_eq!(
+        ended[1..],
+        [("a2".into(), "completed".into()), ("local".into(), "completed".into())]
+    );
+
+    // The hub calls a1 offline once its link is silent for the ping timeout; with the link back
+    // up, a1 rejoins, and a check from all runs everywhere.
+    wait_online_in(&lab, &hub, &via, &["a2", "local"], PING_TIMEOUT + Duration::from_secs(5));
+    lab.sh(&a1, &format!("ip link set {a1_end} up"));
+    wait_online_in(&lab, &hub, &via, &["a1", "a2", "local"], Duration::from_secs(30));
+    let check = ["check", "10.7.1.1:9", "--from", "all", "--json"];
+    let result = json_in(&lab, &hub, &[&check[..], &via].concat());
+    let completed = |name: &str| (name.to_string(), "completed".to_string());
+    assert_eq!(outcomes(&result), [completed("a1"), completed("a2"), completed("local")]);
 }

@@ -23,12 +23,14 @@ use whyrefused_shared::{
 };
 
 use crate::check::{self, CheckPlan};
+use crate::hub::HubLimits;
 use crate::policy::{Cidr, Rules, Serves, TargetPolicy};
 use crate::scan::ports::PortSpec;
 use crate::scan::{self as port_scan, ScanPlan, limits};
 use crate::server::tls::{self, CertificateSource};
 use crate::server::{self, AppState, Limits};
 use crate::tokens::{FirstToken, TokenRole, Tokens};
+use clap::builder::TypedValueParser as _;
 
 /// The connect budget of an agent that serves others, when `--max-connects-per-second` is not
 /// given: enough for a full scan of a host in seconds, far from a flood.
@@ -184,6 +186,20 @@ struct ServeArgs {
     /// For a wss:// hub with a self-signed certificate: the SHA-256 fingerprint it printed.
     #[arg(long = "join-tls-fingerprint", value_name = "SHA256", requires = "join")]
     join_tls_fingerprint: Option<String>,
+    /// As a hub: the most joined agents listed, online or not (the one offline the longest
+    /// makes room for a newcomer; with all online, a newcomer is refused).
+    #[arg(long, value_name = "N", default_value_t = HubLimits::DEFAULT.max_agents, value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|n| n as usize))]
+    max_agents: usize,
+    /// As a hub: the most interface addresses kept of one joined agent (the rest are dropped).
+    #[arg(long, value_name = "N", default_value_t = HubLimits::DEFAULT.max_addresses, value_parser = clap::value_parser!(u32).range(0..=4_096).map(|n| n as usize))]
+    max_agent_addresses: usize,
+    /// As a hub: forget a joined agent offline for this many seconds.
+    #[arg(long, value_name = "S", default_value_t = HubLimits::DEFAULT.forget_offline_after.as_secs(), value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    forget_offline_after_s: u64,
+    /// As a hub: the most requests one client may run at once at one joined agent (an agent
+    /// runs at most 32 at once for the hub, all clients together).
+    #[arg(long, value_name = "N", default_value_t = HubLimits::DEFAULT.requests_per_client, value_parser = clap::value_parser!(u32).range(1..=32).map(|n| n as usize))]
+    max_requests_per_agent_per_client: usize,
 }
 
 /// `serve` with every option at its default: what `whyrefused` alone runs.
@@ -252,6 +268,16 @@ impl ServeArgs {
             Serves::Others => DEFAULT_CONNECTS_PER_SECOND,
         };
         self.max_connects_per_second.unwrap_or(default)
+    }
+
+    /// The hub's bounds on the agents that join it and on each client's share of them.
+    fn hub_limits(&self) -> HubLimits {
+        HubLimits {
+            max_agents: self.max_agents,
+            max_addresses: self.max_agent_addresses,
+            forget_offline_after: std::time::Duration::from_secs(self.forget_offline_after_s),
+            requests_per_client: self.max_requests_per_agent_per_client,
+        }
     }
 
     /// The target policy for an agent listening on `listen`.
@@ -429,6 +455,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     tracing::info!(%policy, "target policy");
     let mut state = AppState::new(args.limits(), policy).with_connect_budget(connects_per_second);
     state.show_processes = args.show_processes;
+    state.hub = crate::hub::Hub::new(args.hub_limits());
     if let Some(tokens) = tokens {
         tracing::info!(tokens = ?tokens.names(), "clients must authenticate");
         state = state.with_tokens(tokens);

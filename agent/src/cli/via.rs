@@ -317,6 +317,10 @@ fn render<R>(results: &Results<R>, one: impl Fn(&R) -> String) -> String {
             Some(whyrefused_shared::Outcome::VantageOffline) => {
                 out += "✗ this vantage point went offline before it finished\n";
             }
+            Some(whyrefused_shared::Outcome::VantageTimeout) => {
+                out += "✗ this vantage point fell silent about the request (nothing for longer \
+                        than its longest wait plus 10 s): the hub gave up on it\n";
+            }
             // Its error above says why; it has no report to show.
             Some(whyrefused_shared::Outcome::Rejected) => {}
             _ => out += &one(&entry.report),

@@ -3,20 +3,25 @@
 //! Each vantage point's events go to the client tagged with its name, and each one's stream ends
 //! with its own `done`: a real one, or one the hub makes up when the vantage point was offline
 //! (`vantage_offline`), went offline mid-way (its link closed, or fell silent for the ping
-//! timeout), or refused the request (`rejected`, after its error). Once every one has ended, the
-//! reports are compared and the cross-vantage verdict goes out as `vantages_done`.
+//! timeout), refused the request (`rejected`, after its error), or said nothing about it for
+//! longer than the request's longest single wait plus [`SILENCE_GRACE`] (`vantage_timeout`: a
+//! hung vantage point cannot stall the request). Once every one has ended, the reports are
+//! compared and the cross-vantage verdict goes out as `vantages_done`.
 
 use std::net::IpAddr;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 use whyrefused_shared::{
     AgentMessage, CheckEvent, CheckReport, CheckRequest, ClientMessage, ErrorCode, Outcome,
     RequestId, ScanEvent, ScanReport, ScanRequest, ScanStep, Step,
 };
 
+use super::SILENCE_GRACE;
+use super::link::{ClientId, RemoteRequest, StartError};
 use super::local::{self, Plan, Refused, Said, Stops};
 use super::registry::Vantage;
 use crate::app::AppState;
@@ -76,6 +81,48 @@ impl Job {
             Work::Scan(request) => ("scan", request.target.clone()),
         }
     }
+
+    /// How long a vantage point may say nothing about this request before the hub gives up on
+    /// its part: the longest single wait in it (a connect timeout or the pause between rounds
+    /// for a check, the per-port timeout for a scan) plus [`SILENCE_GRACE`].
+    pub fn silence_limit(&self) -> Duration {
+        let longest_ms = match &self.plan {
+            Plan::Check(plan) => plan.timeout_ms.max(plan.retry_delay_ms),
+            Plan::Scan(plan) => plan.timeout_ms,
+        };
+        Duration::from_millis(u64::from(longest_ms)) + SILENCE_GRACE
+    }
+}
+
+/// When a vantage point last said something about a request (shared between the part that
+/// runs it and the watch on its silence).
+struct Heard {
+    /// When the part started.
+    since: tokio::time::Instant,
+    /// Microseconds from `since` to the last event.
+    last_us: AtomicU64,
+}
+
+impl Heard {
+    fn now() -> Heard {
+        Heard { since: tokio::time::Instant::now(), last_us: AtomicU64::new(0) }
+    }
+
+    fn note(&self) {
+        let micros = u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.last_us.store(micros, Ordering::Relaxed);
+    }
+
+    /// Completes once the last event is `limit` in the past.
+    async fn silent_for(&self, limit: Duration) {
+        loop {
+            let last = self.since + Duration::from_micros(self.last_us.load(Ordering::Relaxed));
+            if tokio::time::Instant::now() >= last + limit {
+                return;
+            }
+            tokio::time::sleep_until(last + limit).await;
+        }
+    }
 }
 
 /// A request being run at several vantage points.
@@ -92,6 +139,8 @@ pub(crate) struct Fanout {
     pub vantages: Vec<Vantage>,
     /// The hub's scan slots, for its local part of a scan.
     pub scans: ScanSlots,
+    /// The client who asked, whose share of each joined agent's requests this one uses.
+    pub client: ClientId,
 }
 
 /// One vantage point's report as it is folded.
@@ -217,8 +266,9 @@ impl Fanout {
             report,
             start: Instant::now(),
         };
+        let silence = job.silence_limit();
         match vantage {
-            Vantage::Local => self.run_local(&mut fold, job).await,
+            Vantage::Local => self.run_local(&mut fold, job, silence).await,
             Vantage::Remote { link, .. } => {
                 let request = |id| match &job.work {
                     Work::Check(request) => {
@@ -228,9 +278,13 @@ impl Fanout {
                         ClientMessage::Scan { id, request: request.clone(), from: None }
                     }
                 };
-                match link.start(request) {
-                    Some(remote) => self.follow_remote(&mut fold, remote).await,
-                    None => fold.end(Outcome::VantageOffline),
+                match link.start(self.client, request) {
+                    Ok(remote) => self.follow_remote(&mut fold, remote, silence).await,
+                    Err(StartError::Offline) => fold.end(Outcome::VantageOffline),
+                    Err(quota @ StartError::Quota { .. }) => {
+                        fold.error(ErrorCode::TooManyRequests, quota.to_string());
+                        fold.end(Outcome::Rejected);
+                    }
                 }
             }
             Vantage::Offline { .. } => fold.end(Outcome::VantageOffline),
@@ -238,38 +292,77 @@ impl Fanout {
         fold.report
     }
 
-    async fn run_local(&self, fold: &mut Fold<'_>, job: &Job) {
+    /// Runs the hub's own part; gives up on it like on any vantage point's once it says nothing
+    /// for `silence` (a system resolver that hangs, say).
+    async fn run_local(&self, fold: &mut Fold<'_>, job: &Job, silence: Duration) {
         let stops = Stops { cancel: self.cancel.clone(), shutdown: self.shutdown.clone() };
-        let ran = local::run(&job.plan, &self.scans, &stops, |said| match said {
-            Said::Check(event) => fold.check(event),
-            Said::Scan(event) => fold.scan(event),
-            Said::Error(code, message) => fold.error(code, message),
-        })
-        .await;
-        if let Err(refused) = ran {
-            fold.error(refused.code, refused.message);
-            fold.end(Outcome::Rejected);
+        let heard = Heard::now();
+        let ran = {
+            let work = local::run(&job.plan, &self.scans, &stops, |said| {
+                heard.note();
+                match said {
+                    Said::Check(event) => fold.check(event),
+                    Said::Scan(event) => fold.scan(event),
+                    Said::Error(code, message) => fold.error(code, message),
+                }
+            });
+            tokio::select! {
+                ran = work => Some(ran),
+                () = heard.silent_for(silence) => None,
+            }
+        };
+        match ran {
+            None => self.give_up(fold, silence),
+            Some(Err(refused)) => {
+                fold.error(refused.code, refused.message);
+                fold.end(Outcome::Rejected);
+            }
+            Some(Ok(_)) => {}
         }
     }
 
+    /// Ends a vantage point's part that said nothing for `silence`.
+    fn give_up(&self, fold: &mut Fold<'_>, silence: Duration) {
+        warn!(
+            id = %self.id,
+            vantage = %fold.name,
+            silent_s = silence.as_secs(),
+            "a vantage point said nothing about a request for longer than its longest wait plus \
+             the grace: its part ends vantage_timeout"
+        );
+        fold.end(Outcome::VantageTimeout);
+    }
+
     /// Passes a joined agent's answers on until its `done`; makes one up if it refuses the
-    /// request or goes offline. A cancel (or the hub's shutdown) is passed on to it.
-    async fn follow_remote(&self, fold: &mut Fold<'_>, mut remote: super::link::RemoteRequest) {
+    /// request, goes offline, or says nothing for `silence` (then the request is dropped, which
+    /// cancels it there). A cancel (or the hub's shutdown) is passed on to it.
+    async fn follow_remote(
+        &self,
+        fold: &mut Fold<'_>,
+        mut remote: RemoteRequest,
+        silence: Duration,
+    ) {
         let mut stopping = false;
+        let quiet = tokio::time::sleep(silence);
+        tokio::pin!(quiet);
         loop {
             tokio::select! {
-                answer = remote.answers.recv() => match answer {
-                    Some(AgentMessage::Event { event, .. }) => fold.check(event),
-                    Some(AgentMessage::Scan { event, .. }) => fold.scan(event),
-                    Some(AgentMessage::Error { code, message, .. }) => {
-                        fold.error(code, message);
-                        if code != ErrorCode::ShuttingDown {
-                            return fold.end(Outcome::Rejected);
+                () = &mut quiet => return self.give_up(fold, silence),
+                answer = remote.answers.recv() => {
+                    quiet.as_mut().reset(tokio::time::Instant::now() + silence);
+                    match answer {
+                        Some(AgentMessage::Event { event, .. }) => fold.check(event),
+                        Some(AgentMessage::Scan { event, .. }) => fold.scan(event),
+                        Some(AgentMessage::Error { code, message, .. }) => {
+                            fold.error(code, message);
+                            if code != ErrorCode::ShuttingDown {
+                                return fold.end(Outcome::Rejected);
+                            }
                         }
+                        Some(_) => {}
+                        None => return fold.end(Outcome::VantageOffline),
                     }
-                    Some(_) => {}
-                    None => return fold.end(Outcome::VantageOffline),
-                },
+                }
                 () = self.cancel.cancelled(), if !stopping => {
                     stopping = true;
                     remote.cancel();
@@ -291,5 +384,172 @@ fn addresses_of(vantage: &Vantage) -> Vec<IpAddr> {
         Vantage::Local => crate::probe::icmp::local_addresses(),
         Vantage::Remote { addresses, .. } => addresses.clone(),
         Vantage::Offline { .. } => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::link::LinkHandle;
+    use crate::wire::{Frame, Inbox};
+    use whyrefused_shared::Timestamp;
+
+    /// A joined agent whose link the test plays: what the hub sends it arrives on the inbox.
+    struct FakeAgent {
+        link: LinkHandle,
+        sent: Inbox,
+    }
+
+    impl FakeAgent {
+        fn new(quota: usize) -> FakeAgent {
+            let (outbox, sent) = crate::wire::outbox(1 << 20);
+            FakeAgent { link: LinkHandle::new(outbox, quota), sent }
+        }
+
+        fn vantage(&self, name: &str) -> Vantage {
+            Vantage::Remote { name: name.into(), addresses: Vec::new(), link: self.link.clone() }
+        }
+
+        /// Every message the hub sent this agent so far.
+        fn received(&mut self) -> Vec<ClientMessage> {
+            std::iter::from_fn(|| self.sent.try_next())
+                .filter_map(|frame| match frame {
+                    Frame::Text(json) => Some(serde_json::from_str(&json).unwrap()),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        /// Answers the hub's request `id` with one step.
+        fn say(&self, id: RequestId, step: Step) {
+            let at = Timestamp("2026-12-01T10:00:00.000000Z".into());
+            let event = CheckEvent { at, step };
+            self.link.route(AgentMessage::Event { id, vantage: None, event });
+        }
+    }
+
+    fn check_job(timeout_ms: u32) -> Job {
+        let mut request = CheckRequest::new("127.0.0.1:9");
+        request.timeout_ms = Some(timeout_ms);
+        request.retry_delay_ms = Some(500);
+        Job::new(Work::Check(request), &AppState::default(), false).expect("a valid check")
+    }
+
+    /// A fan-out of client `client`'s request 1 to `vantages`, and the client's end.
+    fn fanout(vantages: Vec<Vantage>, client: ClientId) -> (Fanout, Inbox) {
+        let (outbox, client_end) = crate::wire::outbox(1 << 20);
+        let fanout = Fanout {
+            id: RequestId(1),
+            outbox,
+            cancel: CancellationToken::new(),
+            shutdown: CancellationToken::new(),
+            vantages,
+            scans: ScanSlots::new(1),
+            client,
+        };
+        (fanout, client_end)
+    }
+
+    /// A vantage point's error: its name, the code and the message.
+    type Refusal = (String, ErrorCode, String);
+
+    /// What the client received: each vantage point's `done` outcome, and the errors.
+    fn ends(client_end: &mut Inbox) -> (Vec<(String, Outcome)>, Vec<Refusal>) {
+        let (mut dones, mut errors) = (Vec::new(), Vec::new());
+        while let Some(Frame::Text(json)) = client_end.try_next() {
+            match serde_json::from_str(&json).unwrap() {
+                AgentMessage::Event { vantage: Some(name), event, .. } => {
+                    if let Step::Done { outcome, .. } = event.step {
+                        dones.push((name, outcome));
+                    }
+                }
+                AgentMessage::VantageError { vantage, code, message, .. } => {
+                    errors.push((vantage, code, message))
+                }
+                _ => {}
+            }
+        }
+        (dones, errors)
+    }
+
+    fn hub_id(agent: &mut FakeAgent) -> RequestId {
+        match agent.received().first() {
+            Some(ClientMessage::Check { id, .. }) => *id,
+            other => panic!("no check sent: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_silence_limit_is_the_longest_single_wait_plus_the_grace() {
+        assert_eq!(check_job(2_000).silence_limit(), Duration::from_secs(12));
+        assert_eq!(check_job(100).silence_limit(), Duration::from_millis(10_500), "retry delay");
+        let scan = ScanRequest { timeout_ms: Some(4_000), ..ScanRequest::new("127.0.0.1", "80") };
+        let scan = Job::new(Work::Scan(scan), &AppState::default(), false).unwrap();
+        assert_eq!(scan.silence_limit(), Duration::from_secs(14));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_vantage_point_ends_vantage_timeout_and_is_cancelled_while_others_finish() {
+        let (mut hung, mut healthy) = (FakeAgent::new(8), FakeAgent::new(8));
+        let vantages = vec![hung.vantage("hung"), healthy.vantage("healthy")];
+        let (fanout, mut client_end) = fanout(vantages, ClientId::next());
+        let start = tokio::time::Instant::now();
+        let running = tokio::spawn(fanout.run(check_job(2_000)));
+        tokio::task::yield_now().await;
+        let healthy_id = hub_id(&mut healthy);
+        healthy.say(healthy_id, Step::Done { outcome: Outcome::Completed, elapsed_us: 1 });
+        let hung_id = hub_id(&mut hung);
+
+        running.await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(12), "2 s timeout + 10 s grace");
+        let (dones, _) = ends(&mut client_end);
+        assert_eq!(
+            dones,
+            [
+                ("healthy".to_string(), Outcome::Completed),
+                ("hung".to_string(), Outcome::VantageTimeout)
+            ]
+        );
+        assert_eq!(hung.received(), [ClientMessage::Cancel { id: hung_id }], "cancelled there");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_event_restarts_the_silence_clock() {
+        let mut slow = FakeAgent::new(8);
+        let (fanout, mut client_end) = fanout(vec![slow.vantage("slow")], ClientId::next());
+        let start = tokio::time::Instant::now();
+        let running = tokio::spawn(fanout.run(check_job(2_000)));
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        let id = hub_id(&mut slow);
+        slow.say(id, Step::RoundStarted { round: 1, of: 1 });
+        running.await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(23), "12 s after its last event");
+        assert_eq!(ends(&mut client_end).0, [("slow".to_string(), Outcome::VantageTimeout)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_over_its_share_of_an_agent_is_refused_there_with_the_flag_named() {
+        let agent = FakeAgent::new(1);
+        let client = ClientId::next();
+        let (first, _first_end) = fanout(vec![agent.vantage("a1")], client);
+        let _holding = tokio::spawn(first.run(check_job(2_000)));
+        tokio::task::yield_now().await;
+
+        let (second, mut second_end) = fanout(vec![agent.vantage("a1")], client);
+        second.run(check_job(2_000)).await;
+        let (dones, errors) = ends(&mut second_end);
+        assert_eq!(dones, [("a1".to_string(), Outcome::Rejected)]);
+        let (_, code, message) = &errors[0];
+        assert_eq!(*code, ErrorCode::TooManyRequests);
+        assert!(message.contains("already runs 1 requests at this vantage point"), "{message}");
+
+        let (other, mut other_end) = fanout(vec![agent.vantage("a1")], ClientId::next());
+        let other = tokio::spawn(other.run(check_job(2_000)));
+        other.await.unwrap();
+        assert_eq!(
+            ends(&mut other_end).0,
+            [("a1".to_string(), Outcome::VantageTimeout)],
+            "another client was let through (and the silent agent timed out)"
+        );
     }
 }

@@ -1,9 +1,11 @@
 //! The hub's side of a joined agent's socket (its link): requests go out under hub-side ids,
 //! the agent's answers are routed back to whoever asked, and silence or a close marks the agent
-//! offline, which ends every request still waiting on it.
+//! offline, which ends every request still waiting on it. Each client of the hub may hold only
+//! its share of the link's requests at once ([`super::HubLimits::requests_per_client`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::Message;
@@ -16,6 +18,18 @@ use super::{PING_TIMEOUT, Registration};
 use crate::app::AppState;
 use crate::wire::{Outbox, close};
 
+/// One client of the hub (one socket), as the links count its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientId(u64);
+
+impl ClientId {
+    /// A client id no other client of this process has.
+    pub fn next() -> ClientId {
+        static LAST: AtomicU64 = AtomicU64::new(0);
+        ClientId(LAST.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+}
+
 /// A handle on one link, for starting requests on it.
 #[derive(Clone)]
 pub struct LinkHandle {
@@ -23,16 +37,44 @@ pub struct LinkHandle {
     routes: Arc<Mutex<Routes>>,
     /// The link's socket, through its writer task.
     outbox: Outbox,
+    /// The most requests one client may have in flight on the link.
+    quota: usize,
 }
 
 #[derive(Default)]
 struct Routes {
     /// The last hub-side id given out.
     last_id: u64,
-    /// Where each request's answers go.
-    waiting: HashMap<RequestId, mpsc::UnboundedSender<AgentMessage>>,
+    /// Where each request's answers go, and whose request it is.
+    waiting: HashMap<RequestId, Route>,
     /// Set when the link ended: no more requests are taken.
     closed: bool,
+}
+
+/// Where one request's answers go.
+struct Route {
+    /// The request's answers.
+    sender: mpsc::UnboundedSender<AgentMessage>,
+    /// Who asked, for the quota.
+    client: ClientId,
+}
+
+/// Why a request was not sent on a link.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// The link closed: the agent is offline.
+    #[error("the agent went offline")]
+    Offline,
+    /// The client already has its share of the link's requests in flight.
+    #[error(
+        "this client already runs {quota} requests at this vantage point, its share of the \
+         agent's request slots (the hub's --max-requests-per-agent-per-client): wait for one to \
+         finish"
+    )]
+    Quota {
+        /// The share.
+        quota: usize,
+    },
 }
 
 /// A request running at a joined agent. Its answers arrive on `answers`, which ends (`None`)
@@ -61,35 +103,48 @@ impl Drop for RemoteRequest {
 }
 
 impl LinkHandle {
-    /// A handle sending on `outbox`.
-    pub(crate) fn new(outbox: Outbox) -> LinkHandle {
-        LinkHandle { routes: Arc::default(), outbox }
+    /// A handle sending on `outbox`, letting each client have `quota` requests in flight.
+    pub(crate) fn new(outbox: Outbox, quota: usize) -> LinkHandle {
+        LinkHandle { routes: Arc::default(), outbox, quota }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Routes> {
         self.routes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sends the request `make` builds around a fresh hub-side id; `None` if the link is gone.
-    pub fn start(&self, make: impl FnOnce(RequestId) -> ClientMessage) -> Option<RemoteRequest> {
+    /// Sends `client`'s request `make` builds around a fresh hub-side id; refused if the link
+    /// is gone or the client already has its share of the link in flight.
+    pub fn start(
+        &self,
+        client: ClientId,
+        make: impl FnOnce(RequestId) -> ClientMessage,
+    ) -> Result<RemoteRequest, StartError> {
         let (sender, answers) = mpsc::unbounded_channel();
         let id = {
             let mut routes = self.lock();
             if routes.closed {
-                return None;
+                return Err(StartError::Offline);
+            }
+            let held = routes.waiting.values().filter(|route| route.client == client).count();
+            if held >= self.quota {
+                return Err(StartError::Quota { quota: self.quota });
             }
             routes.last_id += 1;
             let id = RequestId(routes.last_id);
-            routes.waiting.insert(id, sender);
+            routes.waiting.insert(id, Route { sender, client });
             id
         };
-        self.outbox.message(&make(id)).ok()?;
-        Some(RemoteRequest { id, answers, link: self.clone() })
+        // Made before the send, so a failed send still removes (and cancels) the route.
+        let request = RemoteRequest { id, answers, link: self.clone() };
+        match self.outbox.message(&make(id)) {
+            Ok(()) => Ok(request),
+            Err(_) => Err(StartError::Offline),
+        }
     }
 
     /// Hands one of the agent's messages to the request it is about. A `done`, or an error
     /// that no `done` follows, ends the request's route.
-    fn route(&self, message: AgentMessage) {
+    pub(super) fn route(&self, message: AgentMessage) {
         let (id, last) = match &message {
             AgentMessage::Event { id, event, .. } => (*id, matches!(event.step, Step::Done { .. })),
             AgentMessage::Scan { id, event, .. } => {
@@ -101,8 +156,8 @@ impl LinkHandle {
             other => return debug!(?other, "a joined agent sent a message about no request"),
         };
         let mut routes = self.lock();
-        let Some(sender) = routes.waiting.get(&id) else { return };
-        let _ = sender.send(message);
+        let Some(route) = routes.waiting.get(&id) else { return };
+        let _ = route.sender.send(message);
         if last {
             routes.waiting.remove(&id);
         }
@@ -126,8 +181,16 @@ pub(crate) async fn serve(
     outbox: Outbox,
 ) {
     let name = registration.name.clone();
-    let link = LinkHandle::new(outbox.clone());
-    let ticket = state.hub.register(registration, link.clone());
+    let link = LinkHandle::new(outbox.clone(), state.hub.limits().requests_per_client);
+    let ticket = match state.hub.register(registration, link.clone()) {
+        Ok(ticket) => ticket,
+        Err(message) => {
+            warn!(%peer, vantage = %name, %message, "refused a registration");
+            let code = ErrorCode::RegistrationRefused;
+            let _ = outbox.message(&AgentMessage::Error { id: None, code, message });
+            return outbox.close(close::POLICY, close::REGISTRATION_REFUSED);
+        }
+    };
     let _ = outbox.message(&AgentMessage::Registered { name: name.clone() });
     info!(%peer, vantage = %name, "an agent joined");
     let why = loop {
@@ -180,9 +243,10 @@ mod tests {
     #[tokio::test]
     async fn answers_are_routed_by_hub_id_until_their_done() {
         let (outbox, mut outgoing) = crate::wire::outbox(1 << 20);
-        let link = LinkHandle::new(outbox);
-        let mut first = link.start(check).unwrap();
-        let mut second = link.start(check).unwrap();
+        let link = LinkHandle::new(outbox, 8);
+        let client = ClientId::next();
+        let mut first = link.start(client, check).unwrap();
+        let mut second = link.start(client, check).unwrap();
         assert_ne!(first.id, second.id, "each request gets its own hub-side id");
         assert_eq!(sent(&mut outgoing).len(), 2);
 
@@ -203,8 +267,8 @@ mod tests {
     #[tokio::test]
     async fn a_closed_link_ends_waiting_requests_and_takes_no_more() {
         let (outbox, _outgoing) = crate::wire::outbox(1 << 20);
-        let link = LinkHandle::new(outbox);
-        let mut waiting = link.start(check).unwrap();
+        let link = LinkHandle::new(outbox, 8);
+        let mut waiting = link.start(ClientId::next(), check).unwrap();
         let refused = AgentMessage::Error {
             id: Some(waiting.id),
             code: ErrorCode::ShuttingDown,
@@ -214,6 +278,25 @@ mod tests {
         assert!(matches!(waiting.answers.recv().await, Some(AgentMessage::Error { .. })));
         link.close();
         assert!(waiting.answers.recv().await.is_none(), "ends without a done: offline");
-        assert!(link.start(check).is_none());
+        assert_eq!(link.start(ClientId::next(), check).err(), Some(StartError::Offline));
+    }
+
+    #[tokio::test]
+    async fn one_client_holds_only_its_share_of_a_link_and_gets_it_back_as_requests_end() {
+        let (outbox, mut outgoing) = crate::wire::outbox(1 << 20);
+        let link = LinkHandle::new(outbox, 2);
+        let (greedy, other) = (ClientId::next(), ClientId::next());
+        let first = link.start(greedy, check).unwrap();
+        let second = link.start(greedy, check).unwrap();
+        let refused = link.start(greedy, check).err().expect("a third is over the share");
+        assert_eq!(refused, StartError::Quota { quota: 2 });
+        assert!(refused.to_string().contains("--max-requests-per-agent-per-client"), "{refused}");
+        assert_eq!(sent(&mut outgoing).len(), 2, "the refused request never reaches the agent");
+        let _others = link.start(other, check).expect("another client has its own share");
+
+        link.route(event(first.id, Step::Done { outcome: Outcome::Completed, elapsed_us: 1 }));
+        let _third = link.start(greedy, check).expect("a finished request frees its slot");
+        drop(second);
+        let _fourth = link.start(greedy, check).expect("a dropped (cancelled) one too");
     }
 }

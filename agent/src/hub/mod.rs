@@ -5,11 +5,15 @@
 //! - [`local`]: runs one validated request here: the one runner behind a session's own
 //!   requests and the hub's `local` part of a request from several places.
 //! - [`registry`]: the list of joined agents ([`Hub`]): online or not, since when, last seen,
-//!   and a handle on each link.
+//!   and a handle on each link; bounded in agents and addresses, forgetting long-offline ones
+//!   ([`HubLimits`]).
 //! - [`link`]: the hub's side of one joined agent's socket: sends it requests under hub-side ids
-//!   and routes its answers back to whoever asked; marks it offline when it falls silent.
+//!   (at most [`HubLimits::requests_per_client`] at once from one client) and routes its answers
+//!   back to whoever asked; marks it offline when it falls silent.
 //! - [`fanout`]: one client request run at several vantage points, events tagged by vantage,
-//!   ending with the cross-vantage verdict (`verdict::cross`).
+//!   each vantage point given up on (`vantage_timeout`) once silent for longer than the
+//!   request's longest wait plus [`SILENCE_GRACE`], ending with the cross-vantage verdict
+//!   (`verdict::cross`).
 //!
 //! The joining agent's side (dialling, backoff, serving the hub as a client) is `join`, above
 //! the server; this layer only ever answers sockets it is handed.
@@ -36,6 +40,45 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// it dead: three missed pings, so one late or lost ping is not a disconnection. A request at a
 /// vantage point that falls silent is reported `vantage_offline` within this time.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How much longer than a request's longest single wait (a connect timeout, a retry delay, a
+/// scan's per-port timeout) a vantage point may stay silent about it before the hub gives up on
+/// its part (`vantage_timeout`): room for DNS, a busy host and the link's own latency.
+pub const SILENCE_GRACE: Duration = Duration::from_secs(10);
+
+/// What the hub keeps about joined agents, and how much of one agent one client may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubLimits {
+    /// The most agents the registry lists, online or not. When it is full, the agent offline
+    /// the longest makes room; when every one is online, a new name is refused.
+    pub max_agents: usize,
+    /// The most interface addresses kept of one agent's registration: the rest are dropped
+    /// (and the drop logged), so one registration costs a bounded amount of memory.
+    pub max_addresses: usize,
+    /// How long an agent stays listed after it was last heard from, once offline.
+    pub forget_offline_after: Duration,
+    /// The most requests one client of the hub may run at once at one joined agent. The hub
+    /// carries every client's requests on the agent's one link, where the agent runs at most 32
+    /// at once (its per-socket limit): this share keeps one client from taking all of them.
+    pub requests_per_client: usize,
+}
+
+impl HubLimits {
+    /// 4,096 agents of 64 addresses each, offline ones forgotten after a day, and a quarter of
+    /// an agent's 32 request slots per client.
+    pub const DEFAULT: HubLimits = HubLimits {
+        max_agents: 4_096,
+        max_addresses: 64,
+        forget_offline_after: Duration::from_secs(24 * 60 * 60),
+        requests_per_client: 8,
+    };
+}
+
+impl Default for HubLimits {
+    fn default() -> Self {
+        HubLimits::DEFAULT
+    }
+}
 
 /// What a joining agent tells the hub about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]

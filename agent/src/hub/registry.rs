@@ -1,23 +1,33 @@
-//! The hub's registry: every agent that joined since the hub started, online or not, with a
-//! handle on the link of each online one.
+//! The hub's registry: the agents that joined the hub, online or not, with a handle on the link
+//! of each online one. It is bounded ([`HubLimits`]): so many agents, so many addresses each,
+//! and an agent offline for long enough is forgotten.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 use whyrefused_shared::{ALL_VANTAGES, AgentInfo, LOCAL_VANTAGE, Timestamp, VantageInfo};
 
-use super::Registration;
 use super::link::LinkHandle;
+use super::{HubLimits, Registration};
 
 /// The longest vantage point name.
 pub const MAX_NAME_LEN: usize = 64;
+
+/// The longest host name kept of a registration (a DNS name's limit); longer ones are cut.
+pub const MAX_HOSTNAME_LEN: usize = 253;
+
+/// The longest version kept of a registration; longer ones are cut.
+pub const MAX_VERSION_LEN: usize = 64;
 
 /// The registry, shared by every session of the hub.
 #[derive(Clone, Default)]
 pub struct Hub {
     inner: Arc<Mutex<Registry>>,
+    /// How many agents and addresses it keeps, for how long, and each client's share of a link.
+    limits: HubLimits,
 }
 
 #[derive(Default)]
@@ -92,16 +102,37 @@ pub fn check_name(name: &str) -> Result<(), String> {
 }
 
 impl Hub {
+    /// An empty registry kept within `limits`.
+    pub fn new(limits: HubLimits) -> Hub {
+        Hub { inner: Arc::default(), limits }
+    }
+
+    /// Its limits.
+    pub fn limits(&self) -> HubLimits {
+        self.limits
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Why `registration` may not take its name: another host's agent holds it, online. (The
-    /// same host's is taken to be this agent reconnecting, and is replaced.) Two agents given
-    /// one name would otherwise push each other off in turn, forever.
+    /// The registry, with the agents offline for longer than the limit forgotten (done here,
+    /// when it is read or joined, rather than on every frame a link brings).
+    fn lock_current(&self) -> std::sync::MutexGuard<'_, Registry> {
+        let mut registry = self.lock();
+        registry.forget_offline(SystemTime::now(), self.limits.forget_offline_after);
+        registry
+    }
+
+    /// Why `registration` may not register: another host's agent holds its name, online (the
+    /// same host's is taken to be this agent reconnecting, and is replaced; two agents given one
+    /// name would otherwise push each other off in turn, forever), or the registry is full of
+    /// online agents.
     pub fn conflict(&self, registration: &Registration) -> Option<String> {
-        let registry = self.lock();
-        let entry = registry.entries.get(&registration.name)?;
+        let registry = self.lock_current();
+        let Some(entry) = registry.entries.get(&registration.name) else {
+            return registry.full(self.limits.max_agents);
+        };
         let other = &entry.registration.hostname;
         (entry.link.is_some() && *other != registration.hostname).then(|| {
             format!(
@@ -113,10 +144,20 @@ impl Hub {
     }
 
     /// Lists a newly registered link. An online link under the same name is closed: the newer
-    /// one wins (after a network blip the old one may look alive until its ping timeout).
-    pub fn register(&self, registration: Registration, link: LinkHandle) -> LinkTicket {
+    /// one wins (after a network blip the old one may look alive until its ping timeout). A
+    /// new name in a full registry takes the place of the agent offline the longest; with
+    /// every agent online, it is refused (saying why).
+    pub fn register(
+        &self,
+        registration: Registration,
+        link: LinkHandle,
+    ) -> Result<LinkTicket, String> {
         let now = SystemTime::now();
-        let mut registry = self.lock();
+        let registration = self.trimmed(registration);
+        let mut registry = self.lock_current();
+        if !registry.entries.contains_key(&registration.name) {
+            registry.make_room(self.limits.max_agents)?;
+        }
         registry.generations += 1;
         let generation = registry.generations;
         let stop = CancellationToken::new();
@@ -132,7 +173,26 @@ impl Hub {
         if let Some(old) = registry.entries.insert(name.clone(), entry) {
             old.stop.cancel();
         }
-        LinkTicket { name, generation, stop }
+        Ok(LinkTicket { name, generation, stop })
+    }
+
+    /// `registration` within the limits: its first addresses only, its host name and version
+    /// cut to a sane length. Says so in the log when something was dropped.
+    fn trimmed(&self, mut registration: Registration) -> Registration {
+        let reported = registration.addresses.len();
+        if reported > self.limits.max_addresses {
+            registration.addresses.truncate(self.limits.max_addresses);
+            warn!(
+                vantage = %registration.name,
+                reported,
+                kept = self.limits.max_addresses,
+                "an agent registered more addresses than the hub keeps (--max-agent-addresses): \
+                 the rest are dropped"
+            );
+        }
+        cut(&mut registration.hostname, MAX_HOSTNAME_LEN);
+        cut(&mut registration.version, MAX_VERSION_LEN);
+        registration
     }
 
     /// Notes that a frame arrived on a link.
@@ -166,7 +226,7 @@ impl Hub {
             last_seen: Some(now),
             connected_since: None,
         }];
-        list.extend(self.lock().entries.iter().map(|(name, entry)| VantageInfo {
+        list.extend(self.lock_current().entries.iter().map(|(name, entry)| VantageInfo {
             name: name.clone(),
             online: entry.link.is_some(),
             version: entry.registration.version.clone(),
@@ -182,7 +242,7 @@ impl Hub {
     /// joined agents' names, or `all` (the hub and every online agent). An unknown name is an
     /// error that lists the known ones.
     pub fn choose(&self, from: &[String]) -> Result<Vec<Vantage>, String> {
-        let registry = self.lock();
+        let registry = self.lock_current();
         if from.is_empty() {
             return Err("\"from\" names no vantage point: give names, or [\"all\"]".into());
         }
@@ -224,6 +284,53 @@ impl Hub {
     }
 }
 
+impl Registry {
+    /// Drops the agents offline and last heard from `after` ago or longer.
+    fn forget_offline(&mut self, now: SystemTime, after: Duration) {
+        self.entries.retain(|_, entry| {
+            let silent_for = now.duration_since(entry.last_seen).unwrap_or_default();
+            entry.link.is_some() || silent_for < after
+        });
+    }
+
+    /// Why no new name fits: the registry holds `max_agents`, all online.
+    fn full(&self, max_agents: usize) -> Option<String> {
+        let online = self.entries.values().filter(|entry| entry.link.is_some()).count();
+        (online >= max_agents).then(|| {
+            format!(
+                "the hub already lists {online} online agents, its limit (--max-agents): \
+                 no new vantage point can join until one leaves"
+            )
+        })
+    }
+
+    /// Makes room for one more name within `max_agents`, forgetting the agents offline the
+    /// longest; an error when every one listed is online.
+    fn make_room(&mut self, max_agents: usize) -> Result<(), String> {
+        while self.entries.len() >= max_agents.max(1) {
+            let longest_offline = self
+                .entries
+                .iter()
+                .filter(|(_, entry)| entry.link.is_none())
+                .min_by_key(|(_, entry)| entry.last_seen)
+                .map(|(name, _)| name.clone());
+            match longest_offline {
+                Some(name) => self.entries.remove(&name),
+                None => return Err(self.full(max_agents).unwrap_or_default()),
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Cuts `text` to at most `max` bytes, at a character boundary.
+fn cut(text: &mut String, max: usize) {
+    if text.len() > max {
+        let end = (0..=max).rev().find(|&end| text.is_char_boundary(end)).unwrap_or(0);
+        text.truncate(end);
+    }
+}
+
 fn timestamp(time: SystemTime) -> Timestamp {
     Timestamp(humantime::format_rfc3339_micros(time).to_string())
 }
@@ -231,6 +338,7 @@ fn timestamp(time: SystemTime) -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     fn registration(name: &str) -> Registration {
         Registration {
@@ -242,7 +350,7 @@ mod tests {
     }
 
     fn link() -> LinkHandle {
-        LinkHandle::new(crate::wire::outbox(1 << 20).0)
+        LinkHandle::new(crate::wire::outbox(1 << 20).0, 8)
     }
 
     fn names(vantages: &[Vantage]) -> Vec<&str> {
@@ -256,8 +364,8 @@ mod tests {
     #[test]
     fn agents_are_listed_after_local_by_name_with_their_state() {
         let hub = Hub::default();
-        let a2 = hub.register(registration("a2"), link());
-        hub.register(registration("a1"), link());
+        let a2 = hub.register(registration("a2"), link()).unwrap();
+        hub.register(registration("a1"), link()).unwrap();
         hub.offline(&a2);
         let list = hub.list(&local());
         let summary: Vec<(&str, bool)> =
@@ -270,8 +378,8 @@ mod tests {
     #[test]
     fn a_newer_link_replaces_the_old_one_which_cannot_mark_it_offline() {
         let hub = Hub::default();
-        let old = hub.register(registration("a1"), link());
-        let new = hub.register(registration("a1"), link());
+        let old = hub.register(registration("a1"), link()).unwrap();
+        let new = hub.register(registration("a1"), link()).unwrap();
         assert!(old.stop.is_cancelled(), "the old link is told to close");
         assert!(!new.stop.is_cancelled());
         hub.offline(&old);
@@ -283,7 +391,7 @@ mod tests {
     #[test]
     fn a_name_held_online_by_another_host_is_refused_but_the_same_host_may_take_it_back() {
         let hub = Hub::default();
-        let ticket = hub.register(registration("a1"), link());
+        let ticket = hub.register(registration("a1"), link()).unwrap();
         let same_host = registration("a1");
         assert_eq!(hub.conflict(&same_host), None, "the same agent reconnecting");
         let other_host = Registration { hostname: "elsewhere".into(), ..registration("a1") };
@@ -296,9 +404,9 @@ mod tests {
     #[test]
     fn from_all_means_local_and_every_online_agent_and_names_are_checked() {
         let hub = Hub::default();
-        hub.register(registration("a1"), link());
-        let gone = hub.register(registration("a2"), link());
-        hub.register(registration("a3"), link());
+        hub.register(registration("a1"), link()).unwrap();
+        let gone = hub.register(registration("a2"), link()).unwrap();
+        hub.register(registration("a3"), link()).unwrap();
         hub.offline(&gone);
         let all = hub.choose(&["all".into()]).unwrap();
         assert_eq!(names(&all), ["local", "a1", "a3"]);
@@ -308,6 +416,77 @@ mod tests {
         let error = hub.choose(&["nope".into()]).err().unwrap();
         assert!(error.contains("'nope'") && error.contains("local, a1, a2, a3"), "{error}");
         assert!(hub.choose(&[]).is_err());
+    }
+
+    /// Moves every agent's last frame `by` into the past.
+    fn age(hub: &Hub, by: Duration) {
+        for entry in hub.lock().entries.values_mut() {
+            entry.last_seen -= by;
+        }
+    }
+
+    fn listed(hub: &Hub) -> Vec<String> {
+        hub.list(&local()).into_iter().skip(1).map(|info| info.name).collect()
+    }
+
+    #[test]
+    fn agents_offline_for_longer_than_the_limit_are_forgotten_and_online_ones_never() {
+        let hub = Hub::default();
+        let gone = hub.register(registration("gone"), link()).unwrap();
+        hub.register(registration("up"), link()).unwrap();
+        hub.offline(&gone);
+        age(&hub, Duration::from_secs(23 * 60 * 60));
+        assert_eq!(listed(&hub), ["gone", "up"], "still listed within a day");
+        age(&hub, Duration::from_secs(60 * 60));
+        assert_eq!(listed(&hub), ["up"], "forgotten after a day offline; online ones stay");
+        let error = hub.choose(&["gone".into()]).err().expect("no longer known");
+        assert!(error.contains("no vantage point is named 'gone'"), "{error}");
+    }
+
+    #[test]
+    fn a_full_registry_forgets_the_agent_offline_longest_and_refuses_when_all_are_online() {
+        let hub = Hub::new(HubLimits { max_agents: 2, ..HubLimits::DEFAULT });
+        let older = hub.register(registration("a1"), link()).unwrap();
+        hub.offline(&older);
+        age(&hub, Duration::from_secs(60));
+        let newer = hub.register(registration("a2"), link()).unwrap();
+        hub.offline(&newer);
+        assert_eq!(hub.conflict(&registration("a3")), None, "room is made from offline ones");
+        hub.register(registration("a3"), link()).unwrap();
+        assert_eq!(listed(&hub), ["a2", "a3"], "a1, offline the longest, made room");
+        hub.register(registration("a2"), link()).unwrap();
+
+        let refusal = hub.conflict(&registration("a4")).expect("full of online agents");
+        assert!(
+            refusal.contains("already lists 2 online agents") && refusal.contains("--max-agents"),
+            "{refusal}"
+        );
+        let refused = hub.register(registration("a4"), link()).expect_err("refused");
+        assert_eq!(refused, refusal);
+        assert_eq!(hub.conflict(&registration("a3")), None, "a listed agent may rejoin");
+        assert_eq!(listed(&hub), ["a2", "a3"]);
+    }
+
+    #[test]
+    fn a_registration_keeps_only_the_first_addresses_and_a_sane_host_name() {
+        let hub = Hub::default();
+        let many: Vec<IpAddr> =
+            (0..=u16::MAX).map(|i| IpAddr::from([10, 0, (i >> 8) as u8, i as u8])).collect();
+        let big = Registration {
+            addresses: many.clone(),
+            hostname: "h".repeat(60_000),
+            version: "ü".repeat(1_000),
+            ..registration("big")
+        };
+        hub.register(big, link()).unwrap();
+        let listed = hub.list(&local()).pop().unwrap();
+        assert_eq!(listed.addresses, many[..HubLimits::DEFAULT.max_addresses]);
+        assert_eq!(listed.hostname.len(), MAX_HOSTNAME_LEN);
+        assert!(listed.version.len() <= MAX_VERSION_LEN && listed.version.starts_with('ü'));
+        let Vantage::Remote { addresses, .. } = &hub.choose(&["big".into()]).unwrap()[0] else {
+            panic!("online")
+        };
+        assert_eq!(addresses.len(), 64);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use super::request_ids::{Claim, IdBusy, RequestIds};
 use crate::app::AppState;
 use crate::clock;
 use crate::hub::fanout::{Fanout, Job, Work};
+use crate::hub::link::ClientId;
 use crate::hub::local::{self, Plan, Said, Stops};
 use crate::hub::{PING_INTERVAL, PING_TIMEOUT, Registration, registry};
 use crate::tokens::{Holder, TokenRole};
@@ -154,6 +155,8 @@ struct Session {
     tasks: JoinSet<RequestId>,
     /// A joining agent's registration, once accepted.
     registration: Option<Registration>,
+    /// This client as the hub's links count it: it may hold only its share of each one.
+    hub_client: ClientId,
 }
 
 impl Session {
@@ -170,6 +173,7 @@ impl Session {
             running: RequestIds::default(),
             tasks: JoinSet::new(),
             registration: None,
+            hub_client: ClientId::next(),
         }
     }
 
@@ -422,6 +426,7 @@ impl Session {
             shutdown: self.state.shutdown.clone(),
             vantages,
             scans: self.state.scans.clone(),
+            client: self.hub_client,
         };
         self.tasks.spawn(async move {
             let id = fanout.run(job).await;

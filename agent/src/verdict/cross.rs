@@ -235,6 +235,9 @@ fn unfinished(vantages: &[VantageResult]) -> Vec<String> {
         .map(|result| {
             let why = match result.outcome {
                 Some(Outcome::VantageOffline) => "went offline before it finished",
+                Some(Outcome::VantageTimeout) => {
+                    "fell silent about the request, and the hub gave up on it"
+                }
                 Some(Outcome::Rejected) => "refused the request",
                 Some(Outcome::Cancelled) => "was cancelled",
                 Some(Outcome::ShuttingDown) => "shut down before it finished",
@@ -503,6 +506,23 @@ mod tests {
         let verdict = compare(&[("local", &[], &a), ("a2", &[], &gone)]);
         assert_eq!(verdict.cause, CrossCause::Inconclusive);
         assert!(verdict.summary.starts_with("Only local finished"), "{verdict:?}");
+    }
+
+    #[test]
+    fn a_vantage_point_the_hub_gave_up_on_is_named_as_silent_and_left_out() {
+        let a = report(&[DB], Cause::Reachable);
+        let b = report(&[DB], Cause::Reachable);
+        let silent =
+            CheckReport { outcome: Some(Outcome::VantageTimeout), ..CheckReport::default() };
+        let verdict = compare(&[("local", &[], &a), ("a1", &[], &b), ("a2", &[], &silent)]);
+        assert_eq!(verdict.cause, CrossCause::Same);
+        assert_eq!(
+            verdict.details,
+            [
+                "a2: fell silent about the request, and the hub gave up on it (left out of the comparison)"
+            ]
+        );
+        assert_eq!(verdict.vantages[2].outcome, Some(Outcome::VantageTimeout));
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub struct VantageResultProps {
 pub fn vantage_result(props: &VantageResultProps) -> Html {
     let status = match (props.phase, props.outcome) {
         (_, Some(Outcome::VantageOffline)) => "offline",
+        (_, Some(Outcome::VantageTimeout)) => "timed out",
         (_, Some(Outcome::Rejected)) => "refused",
         (Phase::Running, _) => "running…",
         (Phase::Completed, _) => "done",
@@ -41,6 +42,11 @@ pub fn vantage_result(props: &VantageResultProps) -> Html {
     let note = match props.outcome {
         Some(Outcome::VantageOffline) => Some(format!(
             "{} went offline (or was offline) before it finished: no result from there.",
+            props.name
+        )),
+        Some(Outcome::VantageTimeout) => Some(format!(
+            "{} fell silent about this request (nothing for longer than its longest wait plus \
+             10 s): the hub gave up on it, no result from there.",
             props.name
         )),
         Some(Outcome::Rejected) => Some(format!("{} refused its part of the request.", props.name)),
@@ -74,6 +80,7 @@ fn outcome_name(outcome: Outcome) -> &'static str {
         Outcome::Cancelled => "cancelled",
         Outcome::ShuttingDown => "shutting_down",
         Outcome::VantageOffline => "vantage_offline",
+        Outcome::VantageTimeout => "vantage_timeout",
         Outcome::Rejected => "rejected",
         Outcome::Unknown => "unknown",
     }
@@ -96,6 +103,19 @@ mod tests {
         assert!(html.contains(r#"data-vantage="a1""#), "{html}");
         assert!(html.contains(r#"data-outcome="vantage_offline""#), "{html}");
         assert!(html.contains("a1 went offline"), "{html}");
+    }
+
+    #[test]
+    fn a_vantage_point_the_hub_gave_up_on_says_it_timed_out() {
+        let html = render::<VantageResult>(VantageResultProps {
+            name: "a1".into(),
+            phase: Phase::Failed,
+            outcome: Some(Outcome::VantageTimeout),
+            cause: None,
+            children: Html::default(),
+        });
+        assert!(html.contains(r#"data-outcome="vantage_timeout""#), "{html}");
+        assert!(html.contains("timed out") && html.contains("a1 fell silent"), "{html}");
     }
 
     #[test]
