@@ -1,5 +1,8 @@
-//! What lab tests do with a check: run `whyrefused check --json` inside a lab host, read the
-//! report's verdict and findings, and give a lab host its own `/etc/hosts` and resolver.
+//! What lab tests do with a check: run `whyrefused check --json` (or any JSON command, such as
+//! a hub's `agents` list) inside a lab host, read the report's verdict and findings, and give a
+//! lab host its own `/etc/hosts` and resolver.
+
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -7,17 +10,51 @@ use crate::{Host, Lab, agent_binary};
 
 /// Runs `whyrefused check TARGET --json ARGS` on `host` and parses the report.
 pub fn check(lab: &Lab, host: &Host, target: &str, args: &[&str]) -> Value {
-    let binary = agent_binary();
     let mut all = vec!["check", target, "--json"];
     all.extend_from_slice(args);
-    let output = lab.run(host, binary.to_str().expect("a UTF-8 path"), &all);
+    json_in(lab, host, &all)
+}
+
+/// Runs `whyrefused ARGS` (a command with `--json`) on `host` and parses what it prints.
+pub fn json_in(lab: &Lab, host: &Host, args: &[&str]) -> Value {
+    let binary = agent_binary();
+    let output = lab.run(host, binary.to_str().expect("a UTF-8 path"), args);
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
-            "no JSON ({e}): {}\n{}",
+            "no JSON from {args:?} ({e}): {}\n{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         )
     })
+}
+
+/// The vantage points a hub lists online (`agents --json` with `via`, the `--via` arguments,
+/// run on `host`), sorted.
+pub fn online_in(lab: &Lab, host: &Host, via: &[&str]) -> Vec<String> {
+    let list = json_in(lab, host, &[&["agents", "--json"][..], via].concat());
+    let mut online: Vec<String> = list
+        .as_array()
+        .expect("a list of vantage points")
+        .iter()
+        .filter(|agent| agent["online"] == true)
+        .filter_map(|agent| agent["name"].as_str().map(str::to_string))
+        .collect();
+    online.sort();
+    online
+}
+
+/// Polls the hub (see [`online_in`]) until exactly `names` (sorted) are online; fails after
+/// `limit`.
+pub fn wait_online_in(lab: &Lab, host: &Host, via: &[&str], names: &[&str], limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let online = online_in(lab, host, via);
+        if online == names {
+            return;
+        }
+        assert!(start.elapsed() < limit, "not {names:?} online within {limit:?}: {online:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// A lab host's own `/etc/hosts` and `/etc/resolv.conf` (`ip netns exec` mounts the files in

@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use whyrefused_shared::{AgentMessage, ClientMessage, ErrorCode, RequestId, ScanRequest};
+use whyrefused_tests::lab_check::wait_online_in;
 use whyrefused_tests::{Agent, Client, Host, Lab, agent_binary, write_token_file};
 
 const SECRET: &str = "policy-secret-0123456789abcdef";
@@ -29,18 +30,6 @@ fn token_file(directory: &tempfile::TempDir) -> String {
 /// A `whyrefused` command run in a lab host.
 fn whyrefused_in(lab: &Lab, host: &Host, args: &[&str]) -> Output {
     lab.run(host, agent_binary().to_str().expect("a UTF-8 path"), args)
-}
-
-/// The JSON of a `whyrefused` command run in a lab host.
-fn json_in(lab: &Lab, host: &Host, args: &[&str]) -> serde_json::Value {
-    let output = whyrefused_in(lab, host, args);
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON from {args:?} ({e}): {}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
 }
 
 /// In a lab host (its own loopback, no route anywhere, so nothing a regression would send can
@@ -90,24 +79,7 @@ impl Place {
     }
 
     fn wait_online(&self, names: &[&str]) {
-        let start = Instant::now();
-        loop {
-            let list =
-                json_in(&self.lab, &self.host, &[&["agents", "--json"][..], &self.via()].concat());
-            let mut online: Vec<&str> = list
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|agent| agent["online"] == true)
-                .filter_map(|agent| agent["name"].as_str())
-                .collect();
-            online.sort_unstable();
-            if online == names {
-                return;
-            }
-            assert!(start.elapsed() < Duration::from_secs(10), "never all online: {list}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_online_in(&self.lab, &self.host, &self.via(), names, Duration::from_secs(10));
     }
 
     /// `check TARGET --from FROM --json` through the hub.

@@ -11,6 +11,7 @@ use whyrefused_shared::{
     AgentMessage, CheckRequest, ClientMessage, CrossCause, ErrorCode, Outcome, RequestId, Step,
     VantageInfo,
 };
+use whyrefused_tests::lab_check::{json_in, wait_online_in};
 use whyrefused_tests::{
     Agent, Client, HangingPort, Host, Lab, agent_binary, certificates, syn_sent_to,
     write_token_file,
@@ -626,19 +627,6 @@ fn agents_join_a_tls_hub_by_its_pinned_fingerprint_and_a_wrong_pin_is_refused() 
     assert!(stderr.contains("not the pinned one"), "{stderr}");
 }
 
-/// The JSON of a `whyrefused` command run in a lab host, failing the test on anything else.
-fn json_in(lab: &Lab, host: &Host, args: &[&str]) -> serde_json::Value {
-    let binary = agent_binary();
-    let output = lab.run(host, binary.to_str().expect("a UTF-8 path"), args);
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON from {args:?} ({e}): {}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
-
 #[test]
 fn in_a_lab_two_places_see_a_firewall_between_them_and_the_hub_says_so() {
     // A hub routing between two agents' networks and a target's. The target's firewall drops
@@ -684,22 +672,7 @@ fn in_a_lab_two_places_see_a_firewall_between_them_and_the_hub_says_so() {
     }
 
     let via = ["--via", "wss://127.0.0.1:7443", "--tls-fingerprint", &pin, "--token-file", &tokens];
-    let start = Instant::now();
-    loop {
-        let list = json_in(&lab, &hub, &[&["agents", "--json"][..], &via].concat());
-        let online: Vec<&str> = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|agent| agent["online"] == true)
-            .filter_map(|agent| agent["name"].as_str())
-            .collect();
-        if online == ["local", "a1", "a2"] || online == ["a1", "a2", "local"] {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "a1 and a2 never joined: {list}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_online_in(&lab, &hub, &via, &["a1", "a2", "local"], Duration::from_secs(10));
 
     let check = ["check", "10.7.3.2:80", "--from", "a1,a2", "--timeout-ms", "1000", "--json"];
     let result = json_in(&lab, &hub, &[&check[..], &via].concat());
@@ -719,33 +692,6 @@ fn in_a_lab_two_places_see_a_firewall_between_them_and_the_hub_says_so() {
 fn first_input_rule_packets(lab: &Lab, host: &Host) -> u64 {
     let listing = lab.sh(host, "iptables -L INPUT -v -x -n | awk 'NR == 3 { print $1 }'");
     String::from_utf8_lossy(&listing.stdout).trim().parse().unwrap_or(0)
-}
-
-/// The vantage points the hub in `hub` lists online, sorted.
-fn online_in(lab: &Lab, hub: &Host, via: &[&str]) -> Vec<String> {
-    let list = json_in(lab, hub, &[&["agents", "--json"][..], via].concat());
-    let mut online: Vec<String> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|agent| agent["online"] == true)
-        .filter_map(|agent| agent["name"].as_str().map(str::to_string))
-        .collect();
-    online.sort();
-    online
-}
-
-/// Polls the hub in `hub` until exactly `names` are online; fails after `limit`.
-fn wait_online_in(lab: &Lab, hub: &Host, via: &[&str], names: &[&str], limit: Duration) {
-    let start = Instant::now();
-    loop {
-        let online = online_in(lab, hub, via);
-        if online == names {
-            return;
-        }
-        assert!(start.elapsed() < limit, "not {names:?} online within {limit:?}: {online:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Each vantage point's outcome in a `--json` result of a request from several places.
