@@ -99,10 +99,11 @@ struct AgentsArgs {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// Where to listen. Beyond loopback only with --token-file and TLS (--tls-self-signed, or
-    /// --tls-cert and --tls-key).
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    listen: SocketAddr,
+    /// Where to serve the page and the WebSocket (default 127.0.0.1:7070; an agent that joins a
+    /// hub with --join listens only when given this). Beyond loopback only with --token-file and
+    /// TLS (--tls-self-signed, or --tls-cert and --tls-key).
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    listen: Option<SocketAddr>,
     /// The most ports one scan may cover (per address).
     #[arg(long, default_value_t = Limits::DEFAULT.max_scan_ports, value_parser = clap::value_parser!(u32).range(1..=65_535))]
     max_scan_ports: u32,
@@ -176,8 +177,9 @@ struct ServeArgs {
     allow_ports: Option<PortSpec>,
     /// Also join the hub at this WebSocket URL as a vantage point (wss://, or ws:// to a loopback
     /// hub), presenting the first token of --token-file, an agent token (NAME:SECRET:agent);
-    /// rejoin whenever the link drops. The hub's clients then reach this agent: the default deny
-    /// rules and connect budget apply, as beyond loopback.
+    /// rejoin whenever the link drops. Listens (page, WebSocket) only when --listen is given too.
+    /// The hub's clients reach this agent: the default deny rules and connect budget apply, as
+    /// beyond loopback.
     #[arg(long, value_name = "URL", requires = "token_file")]
     join: Option<String>,
     /// The name to join the hub under: its agent token's name (the default), or refused.
@@ -202,6 +204,10 @@ struct ServeArgs {
     max_requests_per_agent_per_client: usize,
 }
 
+/// Where an agent that does not join a hub listens unless told otherwise.
+const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7070);
+
 /// `serve` with every option at its default: what `whyrefused` alone runs.
 fn default_serve_args() -> ServeArgs {
     match Cli::parse_from(["whyrefused", "serve"]).command {
@@ -211,6 +217,19 @@ fn default_serve_args() -> ServeArgs {
 }
 
 impl ServeArgs {
+    /// Where to listen: `--listen`, else the default unless the agent joins a hub (a joining
+    /// agent listens only when asked, so several can run on one host).
+    fn listen_address(&self) -> Option<SocketAddr> {
+        self.listen.or(self.join.is_none().then_some(DEFAULT_LISTEN))
+    }
+
+    /// The address whose kind (loopback or not) sets the defaults of the policy and the connect
+    /// budget: the listening one, else loopback's, as a joining agent had before it could go
+    /// without a listener.
+    fn exposure(&self) -> SocketAddr {
+        self.listen_address().unwrap_or(DEFAULT_LISTEN)
+    }
+
     /// Where the certificate comes from, if the agent serves TLS.
     fn certificate(&self) -> Option<CertificateSource> {
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
@@ -229,8 +248,9 @@ impl ServeArgs {
         if let Ok(host) = hostname::get() {
             names.push(host.to_string_lossy().into_owned());
         }
-        if !self.listen.ip().is_unspecified() && !self.listen.ip().is_loopback() {
-            names.push(self.listen.ip().to_string());
+        let listen = self.exposure().ip();
+        if !listen.is_unspecified() && !listen.is_loopback() {
+            names.push(listen.to_string());
         }
         names
     }
@@ -396,7 +416,7 @@ pub fn main() -> ExitCode {
             return fail(exit::INTERNAL, &format!("cannot start the async runtime: {error}"));
         }
     };
-    match cli.command {
+    let code = match cli.command {
         None => runtime.block_on(serve(default_serve_args())),
         Some(Command::Serve(args)) => runtime.block_on(serve(*args)),
         Some(Command::Check(args)) => runtime.block_on(run_check(args)),
@@ -409,8 +429,14 @@ pub fn main() -> ExitCode {
                 Err(error) => fail(exit::INVALID_INPUT, &error),
             }
         }),
-    }
+    };
+    // A blocking task still running (a system DNS lookup that hangs) must not hold the exit.
+    runtime.shutdown_timeout(EXIT_DEADLINE);
+    code
 }
+
+/// How long the process waits at exit for blocking tasks (system DNS lookups) still running.
+const EXIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn fail(code: u8, message: &str) -> ExitCode {
     eprintln!("whyrefused: {message}");
@@ -419,6 +445,8 @@ fn fail(code: u8, message: &str) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> ExitCode {
     crate::logging::init("whyrefused=info,tower_http=info");
+    // Signals are caught from here on: a SIGTERM right after the start line is not lost.
+    let signal = crate::logging::shutdown_signal();
     let tokens = match args.token_file.as_deref().map(Tokens::load).transpose() {
         Ok(tokens) => tokens,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
@@ -427,16 +455,22 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(join) => join,
         Err(error) => return fail(exit::INVALID_INPUT, &error),
     };
+    let Some(listen) = args.listen_address() else {
+        return match (join, args.certificate()) {
+            (Some(join), None) => serve_joined_only(&args, tokens, join, signal).await,
+            (_, _) => fail(exit::INVALID_INPUT, NO_LISTENER_FOR_TLS),
+        };
+    };
     let tls = match args.certificate().as_ref().map(tls::server_tls).transpose() {
         Ok(tls) => tls,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };
     let guard = server::Guard { authenticated: tokens.is_some(), encrypted: tls.is_some() };
-    let listener = match server::bind(args.listen, guard).await {
+    let listener = match server::bind(listen, guard).await {
         Ok(listener) => listener,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };
-    let address = listener.local_addr().map_or(args.listen, |a| a);
+    let address = listener.local_addr().map_or(listen, |a| a);
     match &tls {
         Some(tls) => println!(
             "whyrefused agent: open https://{address}/ (Ctrl-C to stop)\n\
@@ -446,6 +480,45 @@ async fn serve(args: ServeArgs) -> ExitCode {
         None => println!("whyrefused agent: open http://{address}/ (Ctrl-C to stop)"),
     }
     let _ = std::io::stdout().flush();
+    let state = agent_state(&args, address, tokens);
+    if let Some(join) = join {
+        tracing::info!(hub = %join.url, name = %join.name, "joining the hub as a vantage point");
+        tokio::spawn(crate::join::run(join, state.clone()));
+    }
+    let acceptor = tls.map(|tls| tls.acceptor);
+    match server::serve(listener, acceptor, state, signal).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(exit::INTERNAL, &error.to_string()),
+    }
+}
+
+/// Why TLS options need `--listen` on a joining agent.
+const NO_LISTENER_FOR_TLS: &str = "--tls-self-signed, --tls-cert and --tls-key are for the \
+     agent's own listener, and an agent that joins a hub listens only with --listen: give \
+     --listen too, or drop them (the link to the hub is secured by its wss:// URL)";
+
+/// A joining agent without `--listen`: it serves the hub's requests over its link only, until a
+/// signal.
+async fn serve_joined_only(
+    args: &ServeArgs,
+    tokens: Option<Tokens>,
+    join: crate::join::JoinConfig,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> ExitCode {
+    println!(
+        "whyrefused agent: joining {} as {}, not listening (give --listen to serve the page \
+         here too) (Ctrl-C to stop)",
+        join.url, join.name
+    );
+    let _ = std::io::stdout().flush();
+    let state = agent_state(args, args.exposure(), tokens);
+    crate::join::serve_joined(join, state, signal).await;
+    ExitCode::SUCCESS
+}
+
+/// The state every layer shares, for an agent whose policy is that of one listening on
+/// `address`; logs the settings that matter.
+fn agent_state(args: &ServeArgs, address: SocketAddr, tokens: Option<Tokens>) -> AppState {
     limits::raise_open_files_limit();
     let connects_per_second = args.connects_per_second(address);
     if connects_per_second > 0 {
@@ -460,15 +533,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         tracing::info!(tokens = ?tokens.names(), "clients must authenticate");
         state = state.with_tokens(tokens);
     }
-    if let Some(join) = join {
-        tracing::info!(hub = %join.url, name = %join.name, "joining the hub as a vantage point");
-        tokio::spawn(crate::join::run(join, state.clone()));
-    }
-    let acceptor = tls.map(|tls| tls.acceptor);
-    match server::serve(listener, acceptor, state, crate::logging::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(exit::INTERNAL, &error.to_string()),
-    }
+    state
 }
 
 /// What `--join` asks for, checked before anything starts: the URL's rules, the token file (its

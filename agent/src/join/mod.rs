@@ -11,12 +11,12 @@
 pub mod backoff;
 pub mod dial;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws;
 use futures::{SinkExt, Stream, StreamExt};
 use tokio_tungstenite::tungstenite::{self, Message};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use whyrefused_shared::{AgentMessage, ClientMessage, ErrorCode, PROTOCOL_VERSION};
 
 use crate::app::AppState;
@@ -58,12 +58,25 @@ pub enum JoinError {
     Socket(#[from] tungstenite::Error),
 }
 
+/// The pause after the hub showed a certificate this agent does not trust (a wrong
+/// `--join-tls-fingerprint`, or an impostor): no retry soon will fix that, but a hub whose
+/// certificate is being replaced may come back right, so the agent tries again this rarely.
+pub const UNTRUSTED_CERTIFICATE_PAUSE: Duration = Duration::from_secs(5 * 60);
+
+impl JoinError {
+    /// The hub's certificate is not the one trusted: the operator's to fix, not a passing fault.
+    pub fn is_untrusted_certificate(&self) -> bool {
+        matches!(self, JoinError::Dial(error) if error.is_untrusted_certificate())
+    }
+}
+
 /// Joins the hub and stays joined (rejoining after every drop) until the agent shuts down.
 pub async fn run(config: JoinConfig, state: AppState) {
     let mut backoff = Backoff::default();
     loop {
         let started = Instant::now();
-        match join_once(&config, &state).await {
+        let outcome = join_once(&config, &state).await;
+        match &outcome {
             Ok(reason) => {
                 warn!(hub = %config.url, name = %config.name, reason, "left the hub");
                 // A link that held past a ping or two worked: start over from short delays.
@@ -71,6 +84,13 @@ pub async fn run(config: JoinConfig, state: AppState) {
                     backoff.reset();
                 }
             }
+            Err(error) if error.is_untrusted_certificate() => error!(
+                hub = %config.url, name = %config.name, %error,
+                "NOT JOINED: the hub's certificate is not the one this agent trusts; fix \
+                 --join-tls-fingerprint (the hub prints its fingerprint at start) and restart; \
+                 trying again in {} s",
+                UNTRUSTED_CERTIFICATE_PAUSE.as_secs()
+            ),
             Err(error) => {
                 warn!(hub = %config.url, name = %config.name, error = ?error.to_string(), "could not join the hub")
             }
@@ -78,12 +98,45 @@ pub async fn run(config: JoinConfig, state: AppState) {
         if state.shutdown.is_cancelled() {
             return;
         }
-        let delay = backoff.next(random_unit());
+        let delay = pause_after(&outcome, &mut backoff);
         info!(hub = %config.url, delay_ms = delay.as_millis() as u64, "joining the hub again after a pause");
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = state.shutdown.cancelled() => return,
         }
+    }
+}
+
+/// How long a joining agent without a listener gives its link's running requests to report a
+/// shutdown before it exits anyway (as the server gives its sessions).
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(3);
+
+/// Stays joined until `signal` (an agent without a listener of its own), then shuts down
+/// gracefully: the link's running requests are told and the link closes.
+pub async fn serve_joined(
+    config: JoinConfig,
+    state: AppState,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    info!(hub = %config.url, name = %config.name, "joining the hub as a vantage point");
+    let link = tokio::spawn(run(config, state.clone()));
+    signal.await;
+    info!("shutting down: telling running requests");
+    state.shutdown.cancel();
+    state.sessions.close();
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, state.sessions.wait()).await.is_err() {
+        warn!("sessions did not finish in time; exiting anyway");
+    }
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, link).await.is_err() {
+        warn!("the link to the hub did not close in time; exiting anyway");
+    }
+}
+
+/// How long to wait before the next try, after `outcome`.
+fn pause_after(outcome: &Result<&'static str, JoinError>, backoff: &mut Backoff) -> Duration {
+    match outcome {
+        Err(error) if error.is_untrusted_certificate() => UNTRUSTED_CERTIFICATE_PAUSE,
+        _ => backoff.next(random_unit()),
     }
 }
 
@@ -181,5 +234,22 @@ impl Registration {
             hostname: state.agent.hostname.clone(),
             addresses: host_addresses(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_untrusted_hub_certificate_waits_five_minutes_and_other_failures_back_off_briefly() {
+        let mut backoff = Backoff::default();
+        let url = "wss://127.0.0.1:1/ws".to_string();
+        let mismatch = Err(JoinError::Dial(DialError::PinMismatch { url, detail: "x".into() }));
+        assert_eq!(pause_after(&mismatch, &mut backoff), Duration::from_secs(300));
+        let closed = Err(JoinError::Closed);
+        assert!(pause_after(&closed, &mut backoff) <= backoff::MAX, "a passing fault");
+        let unknown = Err(JoinError::Dial(DialError::UnknownIssuer { url: "wss://h:1".into() }));
+        assert_eq!(pause_after(&unknown, &mut backoff), UNTRUSTED_CERTIFICATE_PAUSE);
     }
 }
