@@ -265,7 +265,7 @@ async fn events_are_tagged_by_vantage_point_each_ending_with_its_own_done() {
     let mut client = hub_client(&hub).await;
     let from = Some(vec!["all".to_string()]);
     client
-        .send(&ClientMessage::Check { id: RequestId(5), request: CheckRequest::new(target), from })
+        .send(&ClientMessage::Check { id: RequestId(5), request: CheckRequest::new(target), from, origin: None })
         .await;
     let mut steps: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
     let verdict = loop {
@@ -289,7 +289,7 @@ async fn events_are_tagged_by_vantage_point_each_ending_with_its_own_done() {
     // A name the hub does not know is refused with the known ones listed.
     let from = Some(vec!["nowhere".to_string()]);
     let request = CheckRequest::new("127.0.0.1:9");
-    client.send(&ClientMessage::Check { id: RequestId(6), request, from }).await;
+    client.send(&ClientMessage::Check { id: RequestId(6), request, from, origin: None }).await;
     let AgentMessage::Error { id, message, .. } = client.recv().await else { panic!("no error") };
     assert_eq!(id, Some(RequestId(6)));
     assert!(message.contains("'nowhere'") && message.contains("local, a1, a2"), "{message}");
@@ -368,7 +368,13 @@ fn a_plain_ws_join_to_another_host_is_refused_at_startup() {
 /// A `register` for the vantage point `name`.
 fn register(name: &str) -> ClientMessage {
     let (version, hostname) = ("0".into(), "host".into());
-    ClientMessage::Register { name: name.into(), version, hostname, addresses: Vec::new() }
+    ClientMessage::Register {
+        name: name.into(),
+        version,
+        hostname,
+        addresses: Vec::new(),
+        agent_id: None,
+    }
 }
 
 /// The error `client` gets for `message`.
@@ -391,7 +397,7 @@ async fn a_client_token_never_registers_and_an_agent_token_only_registers_under_
 
     let mut agent = Client::connect_with_token(&hub, Some(&agent_secret("a1"))).await;
     let check = CheckRequest::new("127.0.0.1:9");
-    let request = ClientMessage::Check { id: RequestId(1), request: check, from: None };
+    let request = ClientMessage::Check { id: RequestId(1), request: check, from: None, origin: None };
     let (code, message) = error_for(&mut agent, &request).await;
     assert_eq!(code, ErrorCode::Unauthorized);
     assert!(message.contains("agent token") && message.contains("never run requests"), "{message}");
@@ -473,7 +479,7 @@ async fn start_hanging_check(hub: &Agent, from: &[&str]) -> (Client, HangingPort
     request.timeout_ms = Some(2_000);
     let places = if from == ["all"] { 3 } else { from.len() };
     let from = Some(from.iter().map(|name| name.to_string()).collect());
-    client.send(&ClientMessage::Check { id: RequestId(1), request, from }).await;
+    client.send(&ClientMessage::Check { id: RequestId(1), request, from, origin: None }).await;
     let start = Instant::now();
     while syn_sent_to(hanging.address.port()) < places {
         assert!(start.elapsed() < Duration::from_secs(5), "the connects did not start");

@@ -7,6 +7,7 @@
 //! nothing to scan (the name did not resolve); both exit 2 for invalid input and 3 for an
 //! internal failure.
 
+mod reload;
 mod report;
 mod scan;
 mod via;
@@ -188,6 +189,10 @@ struct ServeArgs {
     /// For a wss:// hub with a self-signed certificate: the SHA-256 fingerprint it printed.
     #[arg(long = "join-tls-fingerprint", value_name = "SHA256", requires = "join")]
     join_tls_fingerprint: Option<String>,
+    /// When another agent's live link holds this agent's name on the hub: keep trying every
+    /// 30 s until it is free, instead of exiting (exit 2).
+    #[arg(long, requires = "join")]
+    wait_for_name: bool,
     /// As a hub: the most joined agents listed, online or not (the one offline the longest
     /// makes room for a newcomer; with all online, a newcomer is refused).
     #[arg(long, value_name = "N", default_value_t = HubLimits::DEFAULT.max_agents, value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|n| n as usize))]
@@ -230,13 +235,18 @@ impl ServeArgs {
         self.listen_address().unwrap_or(DEFAULT_LISTEN)
     }
 
+    /// Where the agent keeps what it makes for itself (its certificate, its agent id).
+    fn state_dir(&self) -> std::path::PathBuf {
+        self.state_dir.clone().unwrap_or_else(tls::default_state_dir)
+    }
+
     /// Where the certificate comes from, if the agent serves TLS.
     fn certificate(&self) -> Option<CertificateSource> {
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
             return Some(CertificateSource::Files { cert: cert.clone(), key: key.clone() });
         }
         self.tls_self_signed.then(|| CertificateSource::SelfSigned {
-            state_dir: self.state_dir.clone().unwrap_or_else(tls::default_state_dir),
+            state_dir: self.state_dir(),
             names: self.certificate_names(),
         })
     }
@@ -447,6 +457,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     crate::logging::init("whyrefused=info,tower_http=info");
     // Signals are caught from here on: a SIGTERM right after the start line is not lost.
     let signal = crate::logging::shutdown_signal();
+    let hangups = reload::catch_hangups();
     let tokens = match args.token_file.as_deref().map(Tokens::load).transpose() {
         Ok(tokens) => tokens,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
@@ -457,7 +468,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     let Some(listen) = args.listen_address() else {
         return match (join, args.certificate()) {
-            (Some(join), None) => serve_joined_only(&args, tokens, join, signal).await,
+            (Some(join), None) => serve_joined_only(&args, tokens, join, signal, hangups).await,
             (_, _) => fail(exit::INVALID_INPUT, NO_LISTENER_FOR_TLS),
         };
     };
@@ -481,14 +492,44 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
     let _ = std::io::stdout().flush();
     let state = agent_state(&args, address, tokens);
-    if let Some(join) = join {
-        tracing::info!(hub = %join.url, name = %join.name, "joining the hub as a vantage point");
-        tokio::spawn(crate::join::run(join, state.clone()));
-    }
+    reload_tokens_on_hangup(hangups, &args, &state);
+    let gave_up = Arc::new(std::sync::OnceLock::new());
+    let stop = match join {
+        Some(join) => {
+            tracing::info!(hub = %join.url, name = %join.name, "joining the hub as a vantage point");
+            let link = tokio::spawn(crate::join::run(join, state.clone()));
+            futures::future::Either::Left(until_signal_or_gave_up(signal, link, gave_up.clone()))
+        }
+        None => futures::future::Either::Right(signal),
+    };
     let acceptor = tls.map(|tls| tls.acceptor);
-    match server::serve(listener, acceptor, state, signal).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(exit::INTERNAL, &error.to_string()),
+    let served = server::serve(listener, acceptor, state, stop).await;
+    match (served, gave_up.get()) {
+        (Err(error), _) => fail(exit::INTERNAL, &error.to_string()),
+        (Ok(()), Some(fatal)) => fail(exit::INVALID_INPUT, &fatal.to_string()),
+        (Ok(()), None) => ExitCode::SUCCESS,
+    }
+}
+
+/// Completes on `signal`, or when the link to the hub gives up for good (kept in `gave_up`, so
+/// the agent exits saying why).
+async fn until_signal_or_gave_up(
+    signal: impl std::future::Future<Output = ()>,
+    link: tokio::task::JoinHandle<Result<(), crate::join::JoinFatal>>,
+    gave_up: Arc<std::sync::OnceLock<crate::join::JoinFatal>>,
+) {
+    let link = async move {
+        match link.await {
+            Ok(Err(fatal)) => {
+                let _ = gave_up.set(fatal);
+            }
+            // The link stopped for the shutdown: wait for the signal.
+            _ => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = signal => {}
+        () = link => {}
     }
 }
 
@@ -504,6 +545,7 @@ async fn serve_joined_only(
     tokens: Option<Tokens>,
     join: crate::join::JoinConfig,
     signal: impl std::future::Future<Output = ()> + Send + 'static,
+    hangups: Option<tokio::signal::unix::Signal>,
 ) -> ExitCode {
     println!(
         "whyrefused agent: joining {} as {}, not listening (give --listen to serve the page \
@@ -512,8 +554,22 @@ async fn serve_joined_only(
     );
     let _ = std::io::stdout().flush();
     let state = agent_state(args, args.exposure(), tokens);
-    crate::join::serve_joined(join, state, signal).await;
-    ExitCode::SUCCESS
+    reload_tokens_on_hangup(hangups, args, &state);
+    match crate::join::serve_joined(join, state, signal).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(fatal) => fail(exit::INVALID_INPUT, &fatal.to_string()),
+    }
+}
+
+/// From now on, SIGHUP reloads the token file (when the agent has one).
+fn reload_tokens_on_hangup(
+    hangups: Option<tokio::signal::unix::Signal>,
+    args: &ServeArgs,
+    state: &AppState,
+) {
+    if let (Some(hangups), Some(path)) = (hangups, args.token_file.clone()) {
+        tokio::spawn(reload::reload_on_hangup(hangups, path, state.tokens.clone()));
+    }
 }
 
 /// The state every layer shares, for an agent whose policy is that of one listening on
@@ -546,7 +602,10 @@ fn join_config(args: &ServeArgs) -> Result<Option<crate::join::JoinConfig>, Stri
     let first = Tokens::first(file).map_err(|error| error.to_string())?;
     let name = join_name(&first, args.name.as_deref(), file)?;
     crate::hub::registry::check_name(&name).map_err(|problem| format!("--name: {problem}"))?;
-    Ok(Some(crate::join::JoinConfig { url, token: first.secret, name }))
+    let agent_id = crate::join::identity::load_or_create(&args.state_dir())
+        .map_err(|error| error.to_string())?;
+    let wait_for_name = args.wait_for_name;
+    Ok(Some(crate::join::JoinConfig { url, token: first.secret, name, agent_id, wait_for_name }))
 }
 
 /// The name to join under: the agent token's own. A hub registers an agent token's holder only

@@ -303,7 +303,7 @@ async fn run<R: Default>(
 
 /// `whyrefused check TARGET --via URL [--from …]`.
 pub async fn check(hub: Hub, request: CheckRequest, from: Vec<String>, json: bool) -> ExitCode {
-    let message = ClientMessage::Check { id: REQUEST, request, from: Some(from) };
+    let message = ClientMessage::Check { id: REQUEST, request, from: Some(from), origin: None };
     let results = run(hub, message, |report: &mut CheckReport, message| {
         if let AgentMessage::Event { event, .. } = message {
             report.apply(event);
@@ -338,7 +338,7 @@ pub async fn scan(
     json: bool,
     all: bool,
 ) -> ExitCode {
-    let message = ClientMessage::Scan { id: REQUEST, request, from: Some(from) };
+    let message = ClientMessage::Scan { id: REQUEST, request, from: Some(from), origin: None };
     let results = run(hub, message, |report: &mut ScanReport, message| {
         if let AgentMessage::Scan { event, .. } = message {
             report.apply(event);
