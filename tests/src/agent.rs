@@ -73,8 +73,22 @@ impl Agent {
         Agent::spawn(LOOPBACK_ANY_PORT, args, Stdio::from(file))
     }
 
+    /// Like [`Agent::start_logged`], run by `setpriv` as the unprivileged user and group 65534
+    /// (nobody, nogroup), with no supplementary groups: as a systemd `DynamicUser` would run it.
+    pub fn start_unprivileged(args: &[&str], log: &std::path::Path) -> Agent {
+        let file = std::fs::File::create(log).expect("the log file can be created");
+        let mut setpriv = Command::new("setpriv");
+        setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+        setpriv.arg(agent_binary());
+        Agent::spawn_command(setpriv, LOOPBACK_ANY_PORT, args, Stdio::from(file))
+    }
+
     fn spawn(listen: &str, args: &[&str], log: Stdio) -> Agent {
-        let mut child = Command::new(agent_binary())
+        Agent::spawn_command(Command::new(agent_binary()), listen, args, log)
+    }
+
+    fn spawn_command(mut command: Command, listen: &str, args: &[&str], log: Stdio) -> Agent {
+        let mut child = command
             .args(["serve", "--listen", listen])
             .args(args)
             .env("RUST_LOG", "whyrefused=debug")

@@ -485,7 +485,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
     match &tls {
         Some(tls) => println!(
             "whyrefused agent: open https://{address}/ (Ctrl-C to stop)\n\
-             TLS certificate SHA-256 fingerprint: {} (clients pin it with --tls-fingerprint)",
+             TLS certificate SHA-256 fingerprint: {} (clients pin it with --tls-fingerprint; \
+             a browser shows it as the certificate's SHA-256 fingerprint)",
             tls.fingerprint
         ),
         None => println!("whyrefused agent: open http://{address}/ (Ctrl-C to stop)"),
