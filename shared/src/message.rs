@@ -556,7 +556,7 @@ mod tests {
             version: "0.1.0".into(),
             hostname: "box".into(),
             addresses: vec!["192.0.2.1".parse().unwrap()],
-        agent_id: None,
+            agent_id: None,
         };
         assert_eq!(
             round_trip(&register),

@@ -51,7 +51,8 @@ fn both_systemd_units_pass_systemd_analyze_verify() {
 
 /// Gives `path` to the unprivileged user (65534) with `mode`.
 fn give_to_nobody(path: &Path, mode: u32) {
-    std::os::unix::fs::chown(path, Some(65534), Some(65534)).expect("chown (the tests run as root)");
+    std::os::unix::fs::chown(path, Some(65534), Some(65534))
+        .expect("chown (the tests run as root)");
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
@@ -132,7 +133,8 @@ impl Place {
     /// with `whyrefused` on the PATH and the state directory systemd would give.
     fn command(&self, script: &str, directory: &Path) -> Command {
         let binary_dir = agent_binary().parent().unwrap().to_path_buf();
-        let path = format!("{}:{}", binary_dir.display(), std::env::var("PATH").unwrap_or_default());
+        let path =
+            format!("{}:{}", binary_dir.display(), std::env::var("PATH").unwrap_or_default());
         let mut command = Command::new("ip");
         command
             .args(["netns", "exec", &self.host.netns, "sh", "-ec", script])
@@ -195,7 +197,8 @@ fn the_deploy_docs_walked_in_a_lab_give_a_check_from_the_hub_and_both_agents() {
     let walk = tempfile::tempdir().unwrap();
     let mut lab = Lab::new();
     let hub = Place::new(&mut lab, "hub", walk.path());
-    let apps = [Place::new(&mut lab, "app1", walk.path()), Place::new(&mut lab, "app2", walk.path())];
+    let apps =
+        [Place::new(&mut lab, "app1", walk.path()), Place::new(&mut lab, "app2", walk.path())];
     for (index, app) in apps.iter().enumerate() {
         let net = format!("10.61.{}", index + 1);
         lab.link(&hub.host, &format!("{net}.1/24"), &app.host, &format!("{net}.2/24"));
@@ -210,7 +213,8 @@ fn the_deploy_docs_walked_in_a_lab_give_a_check_from_the_hub_and_both_agents() {
         hub.run(&hub.concrete(&block(&docs, "agent-token"), "", name), handed_over);
     }
     // 2. The hub, over TLS.
-    let mut hub_process = hub.spawn(&hub.concrete(&block(&docs, "hub-serve"), "", "app1"), handed_over);
+    let mut hub_process =
+        hub.spawn(&hub.concrete(&block(&docs, "hub-serve"), "", "app1"), handed_over);
     let fingerprint = printed_fingerprint(&mut hub_process);
     let mut running = Running(vec![hub_process]);
     lab.wait_listening(&hub.host, 7070);

@@ -120,8 +120,7 @@ fn line_in_log(log: &std::path::Path, parts: &[&str], limit: Duration) -> String
     let start = Instant::now();
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|line| parts.iter().all(|part| line.contains(part)))
-        {
+        if let Some(line) = text.lines().find(|line| parts.iter().all(|part| line.contains(part))) {
             return line.to_string();
         }
         assert!(start.elapsed() < limit, "no line with {parts:?} in {log:?}:\n{text}");
@@ -131,9 +130,7 @@ fn line_in_log(log: &std::path::Path, parts: &[&str], limit: Duration) -> String
 
 /// A joining agent's arguments: its token file, the hub, its state directory (its agent id).
 fn joining(tokens: &str, hub: &Agent, state: &str) -> Vec<String> {
-    ["--token-file", tokens, "--join", &ws(hub), "--state-dir", state]
-        .map(str::to_string)
-        .to_vec()
+    ["--token-file", tokens, "--join", &ws(hub), "--state-dir", state].map(str::to_string).to_vec()
 }
 
 fn strs(args: &[String]) -> Vec<&str> {
@@ -290,7 +287,10 @@ fn a_self_signed_hub_without_its_fingerprint_or_with_another_exits_2_saying_what
     let unpinned = cli(&["agents", "--via", &url, "--token-file", &tokens], &[]);
     assert_eq!(unpinned.status.code(), Some(2), "{}", stderr(&unpinned));
     let message = stderr(&unpinned);
-    assert!(message.contains("UnknownIssuer") && message.contains("--tls-fingerprint"), "{message}");
+    assert!(
+        message.contains("UnknownIssuer") && message.contains("--tls-fingerprint"),
+        "{message}"
+    );
 
     let wrong = "AB:".repeat(31) + "AB";
     let args = ["agents", "--via", &url, "--token-file", &tokens, "--tls-fingerprint", &wrong];
@@ -304,13 +304,8 @@ fn a_joining_agent_pinning_another_certificate_says_so_loudly_and_waits_five_min
     let fleet = Fleet::new();
     let tokens = fleet.hub_tokens(&["a1"]);
     let state = fleet.arg("hub-state");
-    let hub = Agent::start_with(&[
-        "--token-file",
-        &tokens,
-        "--tls-self-signed",
-        "--state-dir",
-        &state,
-    ]);
+    let hub =
+        Agent::start_with(&["--token-file", &tokens, "--tls-self-signed", "--state-dir", &state]);
     let wrong = "AB:".repeat(31) + "AB";
     let url = format!("wss://{}", hub.address);
     let a1 = fleet.agent_tokens("a1");
@@ -413,7 +408,7 @@ async fn one_sigterm_ends_the_agent_during_a_running_scan() {
     let mut agent = Agent::start_logged(&[], &log);
     let hanging = HangingPort::new();
     let mut client = Client::connect(&agent).await;
-    let mut request = ScanRequest::new("127.0.0.1", &hanging.address.port().to_string());
+    let mut request = ScanRequest::new("127.0.0.1", hanging.address.port().to_string());
     request.timeout_ms = Some(20_000);
     client.start_scan(1, request).await;
     client.recv().await;

@@ -257,7 +257,9 @@ async fn text_from_clients_and_joined_agents_never_starts_a_line_of_the_agents_l
     };
     client.send(&hello).await;
     let check = whyrefused_shared::CheckRequest::new(format!("127.0.0.1:9{FORGED}"));
-    client.send(&ClientMessage::Check { id: RequestId(1), request: check, from: None, origin: None }).await;
+    client
+        .send(&ClientMessage::Check { id: RequestId(1), request: check, from: None, origin: None })
+        .await;
     assert!(matches!(client.recv().await, AgentMessage::Error { .. }), "an invalid target");
     let register = ClientMessage::Register {
         name: format!("a1{FORGED}"),

@@ -265,7 +265,12 @@ async fn events_are_tagged_by_vantage_point_each_ending_with_its_own_done() {
     let mut client = hub_client(&hub).await;
     let from = Some(vec!["all".to_string()]);
     client
-        .send(&ClientMessage::Check { id: RequestId(5), request: CheckRequest::new(target), from, origin: None })
+        .send(&ClientMessage::Check {
+            id: RequestId(5),
+            request: CheckRequest::new(target),
+            from,
+            origin: None,
+        })
         .await;
     let mut steps: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
     let verdict = loop {
@@ -314,7 +319,9 @@ async fn a_refused_agent_backs_off_for_30_s_and_never_locks_its_address_out_of_t
     let start = Instant::now();
     let refusals = || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        text.lines().filter(|line| line.contains("NOT JOINED: the hub refused this agent's token")).count()
+        text.lines()
+            .filter(|line| line.contains("NOT JOINED: the hub refused this agent's token"))
+            .count()
     };
     while refusals() < 1 {
         assert!(start.elapsed() < Duration::from_secs(10), "the agent was not refused");
@@ -401,7 +408,8 @@ async fn a_client_token_never_registers_and_an_agent_token_only_registers_under_
 
     let mut agent = Client::connect_with_token(&hub, Some(&agent_secret("a1"))).await;
     let check = CheckRequest::new("127.0.0.1:9");
-    let request = ClientMessage::Check { id: RequestId(1), request: check, from: None, origin: None };
+    let request =
+        ClientMessage::Check { id: RequestId(1), request: check, from: None, origin: None };
     let (code, message) = error_for(&mut agent, &request).await;
     assert_eq!(code, ErrorCode::Unauthorized);
     assert!(message.contains("agent token") && message.contains("never run requests"), "{message}");

@@ -182,7 +182,9 @@ impl HubClient {
             (ErrorCode::Unauthorized, true) => {
                 ViaError::Input(format!("the hub refused: {message} ({NAME_IN_VARIABLE})"))
             }
-            (ErrorCode::Unauthorized, false) => ViaError::Input(format!("the hub refused: {message}")),
+            (ErrorCode::Unauthorized, false) => {
+                ViaError::Input(format!("the hub refused: {message}"))
+            }
             _ => ViaError::Failure(format!("the hub refused: {message}")),
         }
     }

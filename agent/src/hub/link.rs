@@ -223,7 +223,12 @@ mod tests {
     use whyrefused_shared::{CheckEvent, CheckRequest, Outcome, Timestamp};
 
     fn check(id: RequestId) -> ClientMessage {
-        ClientMessage::Check { id, request: CheckRequest::new("127.0.0.1:9"), from: None, origin: None }
+        ClientMessage::Check {
+            id,
+            request: CheckRequest::new("127.0.0.1:9"),
+            from: None,
+            origin: None,
+        }
     }
 
     fn event(id: RequestId, step: Step) -> AgentMessage {

@@ -197,9 +197,10 @@ fn handshake_error(error: &std::io::Error, trust: &Trust, shown: &str) -> DialEr
     let cause = error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
     match (trust, cause) {
         // The pinned verifier refuses with its own words (the certificate's real fingerprint).
-        (Trust::Pinned(_), Some(rustls::Error::General(_) | rustls::Error::InvalidCertificate(_))) => {
-            DialError::PinMismatch { url, detail }
-        }
+        (
+            Trust::Pinned(_),
+            Some(rustls::Error::General(_) | rustls::Error::InvalidCertificate(_)),
+        ) => DialError::PinMismatch { url, detail },
         (
             Trust::SystemRoots,
             Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)),
