@@ -288,7 +288,7 @@ mod tests {
     fn a_newer_agents_unknown_words_decode_as_unknown_instead_of_failing() {
         let cause: Cause = serde_json::from_str(r#""mtu_black_hole""#).unwrap();
         assert_eq!(cause, Cause::Unknown);
-        let outcome: Outcome = serde_json::from_str(r#""vantage_timeout""#).unwrap();
+        let outcome: Outcome = serde_json::from_str(r#""vantage_unplugged""#).unwrap();
         assert_eq!(outcome, Outcome::Unknown);
         let code: ErrorCode = serde_json::from_str(r#""too_many_sessions""#).unwrap();
         assert_eq!(code, ErrorCode::Unknown);
