@@ -782,7 +782,7 @@ fn in_a_lab_an_agents_link_cut_mid_scan_still_ends_its_part_and_every_place_serv
     // A hub with a2 beside it and a1 in its own namespace over a veth link. a1's SYNs to the
     // hub's ports 1000-1199 are dropped, so its scan of them lasts; its link is cut mid-way.
     let files = Files::new();
-    let tokens = files.tokens("tokens", SECRET);
+    let tokens = files.hub_tokens(&["a1", "a2"]);
     let mut lab = Lab::new();
     let (hub, a1) = (lab.host("hub"), lab.host("a1"));
     let (_, a1_end) = lab.link(&hub, "10.7.1.1/24", &a1, "10.7.1.2/24");
@@ -802,8 +802,8 @@ fn in_a_lab_an_agents_link_cut_mid_scan_still_ends_its_part_and_every_place_serv
         (&a1, "a1", "127.0.0.1:7070", "wss://10.7.1.1:7443"),
         (&hub, "a2", "127.0.0.1:7071", "wss://127.0.0.1:7443"),
     ] {
-        let serve = ["serve", "--listen", listen, "--token-file", &tokens];
-        let join = ["--join", url, "--join-tls-fingerprint", &pin, "--name", name];
+        let serve = ["serve", "--listen", listen, "--token-file", &files.agent_tokens(name)];
+        let join = ["--join", url, "--join-tls-fingerprint", &pin];
         lab.spawn(host, binary, &[&serve[..], &join].concat());
     }
     let via = ["--via", "wss://127.0.0.1:7443", "--tls-fingerprint", &pin, "--token-file", &tokens];

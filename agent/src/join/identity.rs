@@ -39,26 +39,36 @@ pub fn load_or_create(state_dir: &Path) -> Result<String, AgentIdError> {
     }
 }
 
-/// Makes a new id and writes it to `path` (only if no other process made one meanwhile).
+/// Makes a new id and puts it at `path`, unless another process of this agent (started at the
+/// same moment) put one there first: then that one is the id. The id is written whole to a file
+/// of this process's own, then linked into place, so no one ever reads half of it.
 fn create(state_dir: &Path, path: &Path) -> Result<String, AgentIdError> {
     let write_error = |source| AgentIdError::Write { path: path.to_path_buf(), source };
     std::fs::create_dir_all(state_dir).map_err(write_error)?;
     let id = new_id()?;
-    let file = std::fs::OpenOptions::new()
+    let own = state_dir.join(format!(".{AGENT_ID_FILE}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&own);
+    let written =
+        write_private(&own, &format!("{id}\n")).and_then(|()| std::fs::hard_link(&own, path));
+    let _ = std::fs::remove_file(&own);
+    match written {
+        Ok(()) => Ok(id),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            load_or_create(state_dir)
+        }
+        Err(error) => Err(write_error(error)),
+    }
+}
+
+/// Writes a new file only its owner may read (never through a planted link).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .custom_flags(nix::libc::O_NOFOLLOW)
         .mode(0o600)
-        .open(path);
-    match file {
-        Ok(mut file) => file.write_all(format!("{id}\n").as_bytes()).map_err(write_error)?,
-        // Another process of this agent made it first: that one is the id.
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            return load_or_create(state_dir);
-        }
-        Err(error) => return Err(write_error(error)),
-    }
-    Ok(id)
+        .open(path)?;
+    file.write_all(text.as_bytes())
 }
 
 /// 128 random bits in hex.
@@ -88,6 +98,18 @@ mod tests {
         assert_eq!(load_or_create(&state).unwrap(), first, "kept across restarts");
         let other = tempfile::tempdir().unwrap();
         assert_ne!(load_or_create(other.path()).unwrap(), first, "another agent, another id");
+    }
+
+    #[test]
+    fn agents_started_at_once_in_one_state_directory_agree_on_one_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().to_path_buf();
+        let ids: Vec<String> = std::thread::scope(|scope| {
+            let makers: Vec<_> =
+                (0..8).map(|_| scope.spawn(|| load_or_create(&state).unwrap())).collect();
+            makers.into_iter().map(|maker| maker.join().unwrap()).collect()
+        });
+        assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     }
 
     #[test]
