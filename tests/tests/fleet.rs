@@ -156,6 +156,12 @@ fn a_second_agent_under_the_first_ones_name_is_refused_and_exits_2_without_flapp
     assert!(log.contains("the name 'app1' is held by a live link of another agent"), "{log}");
     assert!(log.contains("--wait-for-name"), "says how to wait instead: {log}");
 
+    // With --wait-for-name, it stays and tries again every 30 s instead.
+    let waiting_args = [&strs(&clone_args)[..], &["--wait-for-name"]].concat();
+    let mut waiting = Joiner::start(&waiting_args, &fleet.path("waiting.log"));
+    line_in_log(&fleet.path("waiting.log"), &["delay_ms=30000"], Duration::from_secs(10));
+    assert!(waiting.wait_exit(Duration::ZERO).is_none(), "it waits for the name");
+
     let still = online_since(&hub, &tokens, "app1", Duration::from_secs(1));
     assert_eq!(still, since, "the first agent's link was never replaced");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

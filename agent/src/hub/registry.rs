@@ -157,15 +157,10 @@ impl Hub {
     /// of online agents. A link is live until it closes or misses its pings.
     pub fn conflict(&self, registration: &Registration) -> Option<Conflict> {
         let registry = self.lock_current();
-        let Some(entry) = registry.entries.get(&registration.name) else {
-            return registry.full(self.limits.max_agents).map(Conflict::Full);
-        };
-        let live = entry.link.is_some();
-        (live && !entry.registration.is_same_agent(registration)).then(|| Conflict::NameTaken {
-            name: registration.name.clone(),
-            hostname: entry.registration.hostname.clone(),
-            since: humantime::format_rfc3339_seconds(entry.connected_since).to_string(),
-        })
+        match registry.entries.contains_key(&registration.name) {
+            true => registry.name_taken(registration),
+            false => registry.full(self.limits.max_agents).map(Conflict::Full),
+        }
     }
 
     /// Lists a newly registered link. An online link under the same name is closed: the newer
@@ -176,12 +171,16 @@ impl Hub {
         &self,
         registration: Registration,
         link: LinkHandle,
-    ) -> Result<LinkTicket, String> {
+    ) -> Result<LinkTicket, Conflict> {
         let now = SystemTime::now();
         let registration = self.trimmed(registration);
         let mut registry = self.lock_current();
+        // Checked again under the lock: another agent may have taken the name since.
+        if let Some(taken) = registry.name_taken(&registration) {
+            return Err(taken);
+        }
         if !registry.entries.contains_key(&registration.name) {
-            registry.make_room(self.limits.max_agents)?;
+            registry.make_room(self.limits.max_agents).map_err(Conflict::Full)?;
         }
         registry.generations += 1;
         let generation = registry.generations;
@@ -322,6 +321,17 @@ impl Registry {
     }
 
     /// Why no new name fits: the registry holds `max_agents`, all online.
+    /// The name's live link belongs to another agent than `registration`'s.
+    fn name_taken(&self, registration: &Registration) -> Option<Conflict> {
+        let entry = self.entries.get(&registration.name)?;
+        let live = entry.link.is_some();
+        (live && !entry.registration.is_same_agent(registration)).then(|| Conflict::NameTaken {
+            name: registration.name.clone(),
+            hostname: entry.registration.hostname.clone(),
+            since: humantime::format_rfc3339_seconds(entry.connected_since).to_string(),
+        })
+    }
+
     fn full(&self, max_agents: usize) -> Option<String> {
         let online = self.entries.values().filter(|entry| entry.link.is_some()).count();
         (online >= max_agents).then(|| {
@@ -427,6 +437,8 @@ mod tests {
         let refusal = hub.conflict(&clone).expect("refused").to_string();
         assert!(refusal.contains("the name 'a1' is held by a live link"), "{refusal}");
         assert!(refusal.contains("on a1-host"), "{refusal}");
+        let racing = hub.register(clone.clone(), link()).expect_err("refused when registering too");
+        assert!(matches!(racing, Conflict::NameTaken { .. }), "{racing:?}");
         hub.offline(&ticket);
         assert_eq!(hub.conflict(&clone), None, "free once its holder's link is dead");
     }
@@ -502,7 +514,7 @@ mod tests {
             "{refusal}"
         );
         let refused = hub.register(registration("a4"), link()).expect_err("refused");
-        assert_eq!(refused, refusal);
+        assert_eq!(refused.to_string(), refusal);
         assert_eq!(hub.conflict(&registration("a3")), None, "a listed agent may rejoin");
         assert_eq!(listed(&hub), ["a2", "a3"]);
     }
