@@ -27,9 +27,28 @@ pub fn asked_here(token: Option<&str>, peer: SocketAddr) -> Origin {
     }
 }
 
+/// Whether a hub's `origin` is what a hub sends: a request id of at most 32 hex digits and a
+/// socket address. Only such an origin is written to the audit log as is; another is ignored (a
+/// hub cannot start a line of its own in a joined agent's log).
+pub fn is_well_formed(origin: &Origin) -> bool {
+    let id = &origin.request_id;
+    let id_ok = !id.is_empty() && id.len() <= 32 && id.chars().all(|c| c.is_ascii_hexdigit());
+    id_ok && origin.peer.parse::<SocketAddr>().is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_origin_with_a_hex_id_and_a_socket_address_is_taken() {
+        let good = asked_here(Some("team"), "[2001:db8::1]:4000".parse().unwrap());
+        assert!(is_well_formed(&good));
+        let forged = Origin { request_id: "1\nINFO forged".into(), ..good.clone() };
+        assert!(!is_well_formed(&forged));
+        let odd_peer = Origin { peer: "somewhere\n".into(), ..good };
+        assert!(!is_well_formed(&odd_peer));
+    }
 
     #[test]
     fn request_ids_are_sixteen_hex_digits_and_differ() {

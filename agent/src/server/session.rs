@@ -478,9 +478,10 @@ impl Session {
     /// request came from (as the hub sent it), under the hub's request id; else this socket's
     /// client. Only a hub's word is taken: a client cannot speak for someone else.
     fn audit(&self, origin: Option<Origin>) -> Audit {
-        match (self.role, origin) {
+        match (self.role, origin.filter(audit::is_well_formed)) {
             (Role::JoinedToHub, Some(origin)) => Audit { origin, via: Some(self.peer) },
-            _ => Audit { origin: self.asked_here(), via: None },
+            (Role::JoinedToHub, None) => Audit { origin: self.asked_here(), via: Some(self.peer) },
+            (Role::Client, _) => Audit { origin: self.asked_here(), via: None },
         }
     }
 
