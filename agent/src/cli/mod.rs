@@ -141,7 +141,7 @@ struct ServeArgs {
     #[arg(long, value_name = "N")]
     max_connects_per_second: Option<u32>,
     /// Require every client to present one of these tokens (`name:secret` a line); needed to
-    /// listen on a non-loopback address.
+    /// listen on a non-loopback address. Reread on SIGHUP.
     #[arg(long)]
     token_file: Option<std::path::PathBuf>,
     /// Serve TLS with this certificate chain (PEM, leaf first); with --tls-key.
@@ -154,7 +154,8 @@ struct ServeArgs {
     /// its SHA-256 fingerprint is printed for clients to pin (--tls-fingerprint).
     #[arg(long)]
     tls_self_signed: bool,
-    /// Where the agent keeps what it makes for itself (default: $STATE_DIRECTORY, else
+    /// Where the agent keeps what it makes for itself, its self-signed certificate and its
+    /// agent id (default: $STATE_DIRECTORY, else
     /// $XDG_STATE_HOME/whyrefused, else ~/.local/state/whyrefused).
     #[arg(long)]
     state_dir: Option<std::path::PathBuf>,
