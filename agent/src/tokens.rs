@@ -27,10 +27,16 @@ pub const MAX_FAILURES: u32 = 5;
 /// The window over which failed attempts are counted.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
-/// The tokens that open an agent.
-#[derive(Clone)]
+/// The tokens that open an agent. They can be replaced while the agent runs (the token file
+/// reloaded on SIGHUP): sessions already open keep what they were granted.
 pub struct Tokens {
-    tokens: Vec<Token>,
+    tokens: std::sync::RwLock<Vec<Token>>,
+}
+
+impl Clone for Tokens {
+    fn clone(&self) -> Self {
+        Tokens { tokens: std::sync::RwLock::new(self.current().clone()) }
+    }
 }
 
 #[derive(Clone)]
@@ -74,8 +80,7 @@ pub struct FirstToken {
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.tokens.iter().map(|t| t.name.as_str()).collect();
-        f.debug_struct("Tokens").field("names", &names).finish()
+        f.debug_struct("Tokens").field("names", &self.names()).finish()
     }
 }
 
@@ -101,6 +106,12 @@ pub enum TokenFileError {
     )]
     BadShape { path: String, line: usize },
     #[error(
+        "line {line} of {path}: '{name}=…' looks like a name and a secret joined by '=': write \
+         {name}:SECRET (a ':' between them; a bare secret may not hold '=' but as base64's \
+         padding at its end)"
+    )]
+    TypoSeparator { path: String, line: usize, name: String },
+    #[error(
         "the token file {path} may be read by others (mode {mode:03o}): its secrets must be its \
          owner's alone. Run: chmod 600 {path}"
     )]
@@ -123,7 +134,19 @@ impl Tokens {
                 digest: sha256(&entry.secret.0),
             })
             .collect();
-        Ok(Tokens { tokens })
+        Ok(Tokens { tokens: std::sync::RwLock::new(tokens) })
+    }
+
+    /// Takes `fresh`'s tokens in place of these (a reloaded token file); returns how many.
+    pub fn replace_with(&self, fresh: Tokens) -> usize {
+        let fresh = fresh.tokens.into_inner().unwrap_or_else(|e| e.into_inner());
+        let count = fresh.len();
+        *self.tokens.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        count
+    }
+
+    fn current(&self) -> std::sync::RwLockReadGuard<'_, Vec<Token>> {
+        self.tokens.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A token file's first token: what this agent presents when it joins a hub or talks to one
@@ -139,7 +162,7 @@ impl Tokens {
     pub fn verify(&self, presented: &str) -> Option<Holder> {
         let presented = sha256(presented.trim());
         let mut found = None;
-        for token in &self.tokens {
+        for token in self.current().iter() {
             if bool::from(token.digest.ct_eq(&presented)) {
                 found = Some(Holder { name: token.name.clone(), role: token.role });
             }
@@ -148,8 +171,8 @@ impl Tokens {
     }
 
     /// The tokens' names, for the startup log.
-    pub fn names(&self) -> Vec<&str> {
-        self.tokens.iter().map(|token| token.name.as_str()).collect()
+    pub fn names(&self) -> Vec<String> {
+        self.current().iter().map(|token| token.name.clone()).collect()
     }
 }
 
@@ -185,6 +208,11 @@ fn entries(text: &str, path: &str) -> Result<Vec<Entry>, TokenFileError> {
         }
         let path = path.to_string();
         let fields: Vec<&str> = entry.split(':').map(str::trim).collect();
+        if let [secret] = fields[..]
+            && let Some(name) = typo_separator(secret)
+        {
+            return Err(TokenFileError::TypoSeparator { path, line, name: name.to_string() });
+        }
         let (name, secret, role) = match fields[..] {
             [secret] => (DEFAULT_TOKEN_NAME, secret, TokenRole::Client),
             [name, secret] => (name, secret, TokenRole::Client),
@@ -207,6 +235,17 @@ fn entries(text: &str, path: &str) -> Result<Vec<Entry>, TokenFileError> {
         return Err(TokenFileError::Empty { path: path.to_string() });
     }
     Ok(tokens)
+}
+
+/// The name in a bare-secret line that looks like `name=secret` (a typo'd `:`): a name
+/// (letters, digits, `.`, `_`, `-`) before the first `=`, and more than base64's padding after it.
+fn typo_separator(secret: &str) -> Option<&str> {
+    let (name, rest) = secret.split_once('=')?;
+    let looks_like_a_name = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let padding_only = rest.chars().all(|c| c == '=');
+    (looks_like_a_name && !padding_only).then_some(name)
 }
 
 /// A token's secret, to present to another agent. Its `Debug` hides it, so it never reaches a
@@ -320,6 +359,25 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn a_line_with_an_equals_sign_for_its_colon_is_refused_naming_the_line() {
+        let error = Tokens::parse("# c\nalice=0123456789abcdef0123\n", "t").unwrap_err();
+        let error = error.to_string();
+        assert!(error.starts_with("line 2 of t: 'alice=…'"), "{error}");
+        assert!(error.contains("alice:SECRET") && !error.contains("0123"), "{error}");
+        let base64 = Tokens::parse("c2VjcmV0c2VjcmV0c2VjcmV0cw==", "t").unwrap();
+        assert_eq!(base64.names(), ["default"], "base64's padding is no separator");
+    }
+
+    #[test]
+    fn replaced_tokens_verify_at_once_and_the_old_ones_no_longer_do() {
+        let tokens = Tokens::parse(FILE, "t").unwrap();
+        let fresh = Tokens::parse("bob:bbbbbbbbbbbbbbbbbbbb\n", "t").unwrap();
+        assert_eq!(tokens.replace_with(fresh), 1);
+        assert_eq!(tokens.verify("bbbbbbbbbbbbbbbbbbbb").unwrap().name, "bob");
+        assert_eq!(tokens.verify("0123456789abcdef0123"), None);
     }
 
     /// A token file written only its owner may read.

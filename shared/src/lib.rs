@@ -42,7 +42,7 @@ pub use diagnosis::{
     Listener, Liveness, LocalDrops, LocalListeners, NameserverAnswer, NearbyPorts,
     OWNERS_HIDDEN_FROM_REMOTE, OWNERS_UNREADABLE, Pattern, Phases, PortProbe, Round, TlsReport,
 };
-pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, RequestId};
+pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, RequestId};
 pub use report::CheckReport;
 pub use scan::{
     DEFAULT_PORT_SPEC, DEFAULT_SCAN_RETRIES, DEFAULT_SCAN_TIMEOUT_MS, MAX_SCAN_RETRIES, PortResult,

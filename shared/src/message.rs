@@ -48,6 +48,10 @@ pub enum ClientMessage {
         /// vantage points existed).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<Vec<String>>,
+        /// Who asked, when a hub forwards the request to a joined agent: the agent's audit line
+        /// repeats it, so one request can be followed across hosts. Heeded only from a hub.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
     },
     /// Scan ports of a host. Its events stream back as [`AgentMessage::Scan`] with this id, in
     /// batches, ending with a `done` step. `from` works as for a check.
@@ -59,6 +63,9 @@ pub enum ClientMessage {
         /// Where to run it from, as for a check.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<Vec<String>>,
+        /// Who asked, as for a check.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
     },
     /// Stop a running request (a check or a scan). The agent answers with its `done` step,
     /// outcome `cancelled`.
@@ -86,7 +93,25 @@ pub enum ClientMessage {
         /// The addresses of its network interfaces.
         #[serde(default)]
         addresses: Vec<IpAddr>,
+        /// The joining agent's own id: random, made once and kept in its state directory. A hub
+        /// lets a newcomer replace the live link of the same name only when the ids match (the
+        /// same agent reconnecting), so two agents given one name cannot push each other off.
+        /// Absent from agents older than the field.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent_id: Option<String>,
     },
+}
+
+/// Who asked for a request a hub forwards to a joined agent, for the agent's audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The request's id, unique across the hub: the hub's audit line carries the same.
+    pub request_id: String,
+    /// The name of the token the hub's client presented, when the hub requires tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The hub's client's address and port.
+    pub peer: String,
 }
 
 impl ClientMessage {
@@ -226,6 +251,10 @@ pub enum ErrorCode {
     UnknownVantage,
     /// A `register` was refused (no token file on the hub, a bad name); the socket closes.
     RegistrationRefused,
+    /// A `register` named a vantage point whose live link belongs to another agent (another
+    /// agent id); the socket closes. The newcomer exits, or waits for the name
+    /// (`--wait-for-name`).
+    NameTaken,
     /// An error this version does not know (a newer agent's); its message says what happened.
     #[serde(other)]
     Unknown,
@@ -294,6 +323,7 @@ mod tests {
                 ..CheckRequest::new("db")
             },
             from: None,
+            origin: None,
         };
         assert_eq!(
             round_trip(&check),
@@ -306,6 +336,7 @@ mod tests {
                 ..crate::scan::ScanRequest::new("db", "top100")
             },
             from: None,
+            origin: None,
         };
         assert_eq!(
             round_trip(&scan),
@@ -518,6 +549,7 @@ mod tests {
             id: RequestId(1),
             request: CheckRequest::new("db:5432"),
             from: Some(vec!["all".into()]),
+            origin: None,
         };
         assert!(round_trip(&from).ends_with(r#""from":["all"]}"#));
         let register = ClientMessage::Register {
@@ -525,6 +557,7 @@ mod tests {
             version: "0.1.0".into(),
             hostname: "box".into(),
             addresses: vec!["192.0.2.1".parse().unwrap()],
+            agent_id: None,
         };
         assert_eq!(
             round_trip(&register),

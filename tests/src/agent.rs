@@ -73,8 +73,22 @@ impl Agent {
         Agent::spawn(LOOPBACK_ANY_PORT, args, Stdio::from(file))
     }
 
+    /// Like [`Agent::start_logged`], run by `setpriv` as the unprivileged user and group 65534
+    /// (nobody, nogroup), with no supplementary groups: as a systemd `DynamicUser` would run it.
+    pub fn start_unprivileged(args: &[&str], log: &std::path::Path) -> Agent {
+        let file = std::fs::File::create(log).expect("the log file can be created");
+        let mut setpriv = Command::new("setpriv");
+        setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+        setpriv.arg(agent_binary());
+        Agent::spawn_command(setpriv, LOOPBACK_ANY_PORT, args, Stdio::from(file))
+    }
+
     fn spawn(listen: &str, args: &[&str], log: Stdio) -> Agent {
-        let mut child = Command::new(agent_binary())
+        Agent::spawn_command(Command::new(agent_binary()), listen, args, log)
+    }
+
+    fn spawn_command(mut command: Command, listen: &str, args: &[&str], log: Stdio) -> Agent {
+        let mut child = command
             .args(["serve", "--listen", listen])
             .args(args)
             .env("RUST_LOG", "whyrefused=debug")
@@ -145,15 +159,66 @@ impl Agent {
 
     /// Waits for the process to exit, up to `limit`; `None` if it is still running.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Some(status) = self.child.try_wait().expect("waitable") {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        wait_exit(&mut self.child, limit)
     }
+}
+
+/// A running agent that joins a hub without listening itself (`serve --join …` without
+/// `--listen`), killed when dropped.
+pub struct Joiner {
+    child: Child,
+    /// The line it printed at start (where it joins, as whom).
+    pub first_line: String,
+}
+
+impl Joiner {
+    /// Starts `whyrefused serve ARGS` (no `--listen` added), its log written to `log`, and waits
+    /// for its first line.
+    pub fn start(args: &[&str], log: &std::path::Path) -> Joiner {
+        let file = std::fs::File::create(log).expect("the log file can be created");
+        let mut child = Command::new(agent_binary())
+            .arg("serve")
+            .args(args)
+            .env("RUST_LOG", "whyrefused=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("the agent starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut first_line = String::new();
+        let _ = stdout.read_line(&mut first_line);
+        Joiner { child, first_line }
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, signal: Signal) {
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits"));
+        kill(pid, signal).expect("the agent can be signalled");
+    }
+
+    /// Waits for the process to exit, up to `limit`; `None` if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        wait_exit(&mut self.child, limit)
+    }
+}
+
+impl Drop for Joiner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for `child` to exit, up to `limit`; `None` if it is still running.
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().expect("waitable") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
 }
 
 /// A process's peak resident memory so far, in KiB (`VmHWM` in `/proc/PID/status`); 0 when it

@@ -89,7 +89,8 @@ impl Client {
 
     /// Sends a check request.
     pub async fn start_check(&mut self, id: u64, request: CheckRequest) {
-        self.send(&ClientMessage::Check { id: RequestId(id), request, from: None }).await;
+        self.send(&ClientMessage::Check { id: RequestId(id), request, from: None, origin: None })
+            .await;
     }
 
     /// The next protocol message; fails the test on a close, garbage or a long silence.
@@ -160,7 +161,8 @@ impl Client {
 
     /// Sends a scan request.
     pub async fn start_scan(&mut self, id: u64, request: ScanRequest) {
-        self.send(&ClientMessage::Scan { id: RequestId(id), request, from: None }).await;
+        self.send(&ClientMessage::Scan { id: RequestId(id), request, from: None, origin: None })
+            .await;
     }
 
     /// The events of scan `id` up to and including its `done`, and their fold into a report.

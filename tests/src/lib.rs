@@ -14,7 +14,7 @@ pub mod lab_check;
 pub mod targets;
 pub mod tokens;
 
-pub use agent::{Agent, agent_binary, workspace_root};
+pub use agent::{Agent, Joiner, agent_binary, workspace_root};
 pub use browser::Browser;
 pub use client::Client;
 pub use lab::{Host, Lab};

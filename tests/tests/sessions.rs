@@ -95,6 +95,7 @@ async fn a_client_that_never_reads_while_a_scan_streams_is_disconnected_with_the
         id: RequestId(1),
         request: ScanRequest::new("127.0.0.1", "1-65535"),
         from: None,
+        origin: None,
     };
     // The scan streams, and each message of an unknown type is answered with an error quoting
     // it: 9 MB of answers, more than the kernel's buffers and the agent's 1 MiB together.
@@ -256,13 +257,16 @@ async fn text_from_clients_and_joined_agents_never_starts_a_line_of_the_agents_l
     };
     client.send(&hello).await;
     let check = whyrefused_shared::CheckRequest::new(format!("127.0.0.1:9{FORGED}"));
-    client.send(&ClientMessage::Check { id: RequestId(1), request: check, from: None }).await;
+    client
+        .send(&ClientMessage::Check { id: RequestId(1), request: check, from: None, origin: None })
+        .await;
     assert!(matches!(client.recv().await, AgentMessage::Error { .. }), "an invalid target");
     let register = ClientMessage::Register {
         name: format!("a1{FORGED}"),
         version: "0".into(),
         hostname: format!("host{FORGED}"),
         addresses: Vec::new(),
+        agent_id: None,
     };
     client.send(&register).await;
     assert!(matches!(client.recv().await, AgentMessage::Error { .. }), "refused");
@@ -274,6 +278,7 @@ async fn text_from_clients_and_joined_agents_never_starts_a_line_of_the_agents_l
         version: "0".into(),
         hostname: "host".into(),
         addresses: Vec::new(),
+        agent_id: None,
     };
     joined.send(&register).await;
     assert!(matches!(joined.recv().await, AgentMessage::Registered { .. }));

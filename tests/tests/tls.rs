@@ -41,7 +41,7 @@ async fn check_over_tls(agent: &Agent, pin: &str) -> Result<String, String> {
     };
     socket.send(send(&hello)).await.unwrap();
     let request = CheckRequest::new(format!("127.0.0.1:{}", closed_port()));
-    let check = ClientMessage::Check { id: RequestId(1), request, from: None };
+    let check = ClientMessage::Check { id: RequestId(1), request, from: None, origin: None };
     socket.send(send(&check)).await.unwrap();
     while let Some(Ok(frame)) = socket.next().await {
         let Message::Text(text) = frame else { continue };

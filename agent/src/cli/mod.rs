@@ -7,6 +7,7 @@
 //! nothing to scan (the name did not resolve); both exit 2 for invalid input and 3 for an
 //! internal failure.
 
+mod reload;
 mod report;
 mod scan;
 mod via;
@@ -99,10 +100,11 @@ struct AgentsArgs {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// Where to listen. Beyond loopback only with --token-file and TLS (--tls-self-signed, or
-    /// --tls-cert and --tls-key).
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    listen: SocketAddr,
+    /// Where to serve the page and the WebSocket (default 127.0.0.1:7070; an agent that joins a
+    /// hub with --join listens only when given this). Beyond loopback only with --token-file and
+    /// TLS (--tls-self-signed, or --tls-cert and --tls-key).
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    listen: Option<SocketAddr>,
     /// The most ports one scan may cover (per address).
     #[arg(long, default_value_t = Limits::DEFAULT.max_scan_ports, value_parser = clap::value_parser!(u32).range(1..=65_535))]
     max_scan_ports: u32,
@@ -139,7 +141,7 @@ struct ServeArgs {
     #[arg(long, value_name = "N")]
     max_connects_per_second: Option<u32>,
     /// Require every client to present one of these tokens (`name:secret` a line); needed to
-    /// listen on a non-loopback address.
+    /// listen on a non-loopback address. Reread on SIGHUP.
     #[arg(long)]
     token_file: Option<std::path::PathBuf>,
     /// Serve TLS with this certificate chain (PEM, leaf first); with --tls-key.
@@ -152,7 +154,8 @@ struct ServeArgs {
     /// its SHA-256 fingerprint is printed for clients to pin (--tls-fingerprint).
     #[arg(long)]
     tls_self_signed: bool,
-    /// Where the agent keeps what it makes for itself (default: $STATE_DIRECTORY, else
+    /// Where the agent keeps what it makes for itself, its self-signed certificate and its
+    /// agent id (default: $STATE_DIRECTORY, else
     /// $XDG_STATE_HOME/whyrefused, else ~/.local/state/whyrefused).
     #[arg(long)]
     state_dir: Option<std::path::PathBuf>,
@@ -176,8 +179,9 @@ struct ServeArgs {
     allow_ports: Option<PortSpec>,
     /// Also join the hub at this WebSocket URL as a vantage point (wss://, or ws:// to a loopback
     /// hub), presenting the first token of --token-file, an agent token (NAME:SECRET:agent);
-    /// rejoin whenever the link drops. The hub's clients then reach this agent: the default deny
-    /// rules and connect budget apply, as beyond loopback.
+    /// rejoin whenever the link drops. Listens (page, WebSocket) only when --listen is given too.
+    /// The hub's clients reach this agent: the default deny rules and connect budget apply, as
+    /// beyond loopback.
     #[arg(long, value_name = "URL", requires = "token_file")]
     join: Option<String>,
     /// The name to join the hub under: its agent token's name (the default), or refused.
@@ -186,6 +190,10 @@ struct ServeArgs {
     /// For a wss:// hub with a self-signed certificate: the SHA-256 fingerprint it printed.
     #[arg(long = "join-tls-fingerprint", value_name = "SHA256", requires = "join")]
     join_tls_fingerprint: Option<String>,
+    /// When another agent's live link holds this agent's name on the hub: keep trying every
+    /// 30 s until it is free, instead of exiting (exit 2).
+    #[arg(long, requires = "join")]
+    wait_for_name: bool,
     /// As a hub: the most joined agents listed, online or not (the one offline the longest
     /// makes room for a newcomer; with all online, a newcomer is refused).
     #[arg(long, value_name = "N", default_value_t = HubLimits::DEFAULT.max_agents, value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|n| n as usize))]
@@ -202,6 +210,10 @@ struct ServeArgs {
     max_requests_per_agent_per_client: usize,
 }
 
+/// Where an agent that does not join a hub listens unless told otherwise.
+const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7070);
+
 /// `serve` with every option at its default: what `whyrefused` alone runs.
 fn default_serve_args() -> ServeArgs {
     match Cli::parse_from(["whyrefused", "serve"]).command {
@@ -211,13 +223,31 @@ fn default_serve_args() -> ServeArgs {
 }
 
 impl ServeArgs {
+    /// Where to listen: `--listen`, else the default unless the agent joins a hub (a joining
+    /// agent listens only when asked, so several can run on one host).
+    fn listen_address(&self) -> Option<SocketAddr> {
+        self.listen.or(self.join.is_none().then_some(DEFAULT_LISTEN))
+    }
+
+    /// The address whose kind (loopback or not) sets the defaults of the policy and the connect
+    /// budget: the listening one, else loopback's, as a joining agent had before it could go
+    /// without a listener.
+    fn exposure(&self) -> SocketAddr {
+        self.listen_address().unwrap_or(DEFAULT_LISTEN)
+    }
+
+    /// Where the agent keeps what it makes for itself (its certificate, its agent id).
+    fn state_dir(&self) -> std::path::PathBuf {
+        self.state_dir.clone().unwrap_or_else(tls::default_state_dir)
+    }
+
     /// Where the certificate comes from, if the agent serves TLS.
     fn certificate(&self) -> Option<CertificateSource> {
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
             return Some(CertificateSource::Files { cert: cert.clone(), key: key.clone() });
         }
         self.tls_self_signed.then(|| CertificateSource::SelfSigned {
-            state_dir: self.state_dir.clone().unwrap_or_else(tls::default_state_dir),
+            state_dir: self.state_dir(),
             names: self.certificate_names(),
         })
     }
@@ -229,8 +259,9 @@ impl ServeArgs {
         if let Ok(host) = hostname::get() {
             names.push(host.to_string_lossy().into_owned());
         }
-        if !self.listen.ip().is_unspecified() && !self.listen.ip().is_loopback() {
-            names.push(self.listen.ip().to_string());
+        let listen = self.exposure().ip();
+        if !listen.is_unspecified() && !listen.is_loopback() {
+            names.push(listen.to_string());
         }
         names
     }
@@ -396,7 +427,7 @@ pub fn main() -> ExitCode {
             return fail(exit::INTERNAL, &format!("cannot start the async runtime: {error}"));
         }
     };
-    match cli.command {
+    let code = match cli.command {
         None => runtime.block_on(serve(default_serve_args())),
         Some(Command::Serve(args)) => runtime.block_on(serve(*args)),
         Some(Command::Check(args)) => runtime.block_on(run_check(args)),
@@ -409,8 +440,14 @@ pub fn main() -> ExitCode {
                 Err(error) => fail(exit::INVALID_INPUT, &error),
             }
         }),
-    }
+    };
+    // A blocking task still running (a system DNS lookup that hangs) must not hold the exit.
+    runtime.shutdown_timeout(EXIT_DEADLINE);
+    code
 }
+
+/// How long the process waits at exit for blocking tasks (system DNS lookups) still running.
+const EXIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn fail(code: u8, message: &str) -> ExitCode {
     eprintln!("whyrefused: {message}");
@@ -419,6 +456,9 @@ fn fail(code: u8, message: &str) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> ExitCode {
     crate::logging::init("whyrefused=info,tower_http=info");
+    // Signals are caught from here on: a SIGTERM right after the start line is not lost.
+    let signal = crate::logging::shutdown_signal();
+    let hangups = reload::catch_hangups();
     let tokens = match args.token_file.as_deref().map(Tokens::load).transpose() {
         Ok(tokens) => tokens,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
@@ -427,25 +467,116 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(join) => join,
         Err(error) => return fail(exit::INVALID_INPUT, &error),
     };
+    let Some(listen) = args.listen_address() else {
+        return match (join, args.certificate()) {
+            (Some(join), None) => serve_joined_only(&args, tokens, join, signal, hangups).await,
+            (_, _) => fail(exit::INVALID_INPUT, NO_LISTENER_FOR_TLS),
+        };
+    };
     let tls = match args.certificate().as_ref().map(tls::server_tls).transpose() {
         Ok(tls) => tls,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };
     let guard = server::Guard { authenticated: tokens.is_some(), encrypted: tls.is_some() };
-    let listener = match server::bind(args.listen, guard).await {
+    let listener = match server::bind(listen, guard).await {
         Ok(listener) => listener,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };
-    let address = listener.local_addr().map_or(args.listen, |a| a);
+    let address = listener.local_addr().map_or(listen, |a| a);
     match &tls {
         Some(tls) => println!(
             "whyrefused agent: open https://{address}/ (Ctrl-C to stop)\n\
-             TLS certificate SHA-256 fingerprint: {} (clients pin it with --tls-fingerprint)",
+             TLS certificate SHA-256 fingerprint: {} (clients pin it with --tls-fingerprint; \
+             a browser shows it as the certificate's SHA-256 fingerprint)",
             tls.fingerprint
         ),
         None => println!("whyrefused agent: open http://{address}/ (Ctrl-C to stop)"),
     }
     let _ = std::io::stdout().flush();
+    let state = agent_state(&args, address, tokens);
+    reload_tokens_on_hangup(hangups, &args, &state);
+    let gave_up = Arc::new(std::sync::OnceLock::new());
+    let stop = match join {
+        Some(join) => {
+            tracing::info!(hub = %join.url, name = %join.name, "joining the hub as a vantage point");
+            let link = tokio::spawn(crate::join::run(join, state.clone()));
+            futures::future::Either::Left(until_signal_or_gave_up(signal, link, gave_up.clone()))
+        }
+        None => futures::future::Either::Right(signal),
+    };
+    let acceptor = tls.map(|tls| tls.acceptor);
+    let served = server::serve(listener, acceptor, state, stop).await;
+    match (served, gave_up.get()) {
+        (Err(error), _) => fail(exit::INTERNAL, &error.to_string()),
+        (Ok(()), Some(fatal)) => fail(exit::INVALID_INPUT, &fatal.to_string()),
+        (Ok(()), None) => ExitCode::SUCCESS,
+    }
+}
+
+/// Completes on `signal`, or when the link to the hub gives up for good (kept in `gave_up`, so
+/// the agent exits saying why).
+async fn until_signal_or_gave_up(
+    signal: impl std::future::Future<Output = ()>,
+    link: tokio::task::JoinHandle<Result<(), crate::join::JoinFatal>>,
+    gave_up: Arc<std::sync::OnceLock<crate::join::JoinFatal>>,
+) {
+    let link = async move {
+        match link.await {
+            Ok(Err(fatal)) => {
+                let _ = gave_up.set(fatal);
+            }
+            // The link stopped for the shutdown: wait for the signal.
+            _ => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = signal => {}
+        () = link => {}
+    }
+}
+
+/// Why TLS options need `--listen` on a joining agent.
+const NO_LISTENER_FOR_TLS: &str = "--tls-self-signed, --tls-cert and --tls-key are for the \
+     agent's own listener, and an agent that joins a hub listens only with --listen: give \
+     --listen too, or drop them (the link to the hub is secured by its wss:// URL)";
+
+/// A joining agent without `--listen`: it serves the hub's requests over its link only, until a
+/// signal.
+async fn serve_joined_only(
+    args: &ServeArgs,
+    tokens: Option<Tokens>,
+    join: crate::join::JoinConfig,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+    hangups: Option<tokio::signal::unix::Signal>,
+) -> ExitCode {
+    println!(
+        "whyrefused agent: joining {} as {}, not listening (give --listen to serve the page \
+         here too) (Ctrl-C to stop)",
+        join.url, join.name
+    );
+    let _ = std::io::stdout().flush();
+    let state = agent_state(args, args.exposure(), tokens);
+    reload_tokens_on_hangup(hangups, args, &state);
+    match crate::join::serve_joined(join, state, signal).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(fatal) => fail(exit::INVALID_INPUT, &fatal.to_string()),
+    }
+}
+
+/// From now on, SIGHUP reloads the token file (when the agent has one).
+fn reload_tokens_on_hangup(
+    hangups: Option<tokio::signal::unix::Signal>,
+    args: &ServeArgs,
+    state: &AppState,
+) {
+    if let (Some(hangups), Some(path)) = (hangups, args.token_file.clone()) {
+        tokio::spawn(reload::reload_on_hangup(hangups, path, state.tokens.clone()));
+    }
+}
+
+/// The state every layer shares, for an agent whose policy is that of one listening on
+/// `address`; logs the settings that matter.
+fn agent_state(args: &ServeArgs, address: SocketAddr, tokens: Option<Tokens>) -> AppState {
     limits::raise_open_files_limit();
     let connects_per_second = args.connects_per_second(address);
     if connects_per_second > 0 {
@@ -460,15 +591,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         tracing::info!(tokens = ?tokens.names(), "clients must authenticate");
         state = state.with_tokens(tokens);
     }
-    if let Some(join) = join {
-        tracing::info!(hub = %join.url, name = %join.name, "joining the hub as a vantage point");
-        tokio::spawn(crate::join::run(join, state.clone()));
-    }
-    let acceptor = tls.map(|tls| tls.acceptor);
-    match server::serve(listener, acceptor, state, crate::logging::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(exit::INTERNAL, &error.to_string()),
-    }
+    state
 }
 
 /// What `--join` asks for, checked before anything starts: the URL's rules, the token file (its
@@ -481,7 +604,10 @@ fn join_config(args: &ServeArgs) -> Result<Option<crate::join::JoinConfig>, Stri
     let first = Tokens::first(file).map_err(|error| error.to_string())?;
     let name = join_name(&first, args.name.as_deref(), file)?;
     crate::hub::registry::check_name(&name).map_err(|problem| format!("--name: {problem}"))?;
-    Ok(Some(crate::join::JoinConfig { url, token: first.secret, name }))
+    let agent_id = crate::join::identity::load_or_create(&args.state_dir())
+        .map_err(|error| error.to_string())?;
+    let wait_for_name = args.wait_for_name;
+    Ok(Some(crate::join::JoinConfig { url, token: first.secret, name, agent_id, wait_for_name }))
 }
 
 /// The name to join under: the agent token's own. A hub registers an agent token's holder only

@@ -10,8 +10,8 @@ use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 use whyrefused_shared::{
-    AgentMessage, CheckReport, CheckRequest, ClientMessage, CrossVerdict, PROTOCOL_VERSION,
-    RequestId, ScanReport, ScanRequest, VantageInfo,
+    AgentMessage, CheckReport, CheckRequest, ClientMessage, CrossVerdict, ErrorCode,
+    PROTOCOL_VERSION, RequestId, ScanReport, ScanRequest, VantageInfo,
 };
 
 use super::report::{self, Colors};
@@ -34,10 +34,57 @@ pub fn token(file: Option<&Path>) -> Result<Option<Secret>, String> {
     Ok(std::env::var(TOKEN_VARIABLE).ok().filter(|t| !t.trim().is_empty()).map(Secret::new))
 }
 
+/// What to add when the hub refuses a `WHYREFUSED_TOKEN` written as a token file's line.
+const NAME_IN_VARIABLE: &str = "WHYREFUSED_TOKEN looks like a token file's line (name:secret): \
+     give only the secret, the part after the name";
+
+/// Whether `WHYREFUSED_TOKEN` holds a `name:secret` line (with `--token-file` unused) rather
+/// than a bare secret; only said when the hub refuses it, since a secret may hold a ':'.
+fn variable_looks_like_a_line(file: Option<&Path>) -> bool {
+    file.is_none() && std::env::var(TOKEN_VARIABLE).is_ok_and(|token| token.contains(':'))
+}
+
 /// A hub to run through: its checked URL (with how to trust its TLS) and the token to present.
 pub struct Hub {
     url: HubUrl,
     token: Option<Secret>,
+    /// The token came from `WHYREFUSED_TOKEN` written as `name:secret`: said if it is refused.
+    token_is_a_line: bool,
+}
+
+/// Why a run through a hub failed, with the exit code it earns.
+#[derive(Debug)]
+pub enum ViaError {
+    /// What the user gave is wrong (a refused token, a certificate that is not the pinned one or
+    /// from no trusted authority): exit 2, as for any invalid input.
+    Input(String),
+    /// Anything else (the network, the hub's socket): exit 3.
+    Failure(String),
+}
+
+impl From<String> for ViaError {
+    fn from(message: String) -> ViaError {
+        ViaError::Failure(message)
+    }
+}
+
+impl From<dial::DialError> for ViaError {
+    fn from(error: dial::DialError) -> ViaError {
+        match error.is_untrusted_certificate() {
+            true => ViaError::Input(error.to_string()),
+            false => ViaError::Failure(error.to_string()),
+        }
+    }
+}
+
+impl ViaError {
+    /// Prints the message and gives the exit code.
+    fn exit(self) -> ExitCode {
+        match self {
+            ViaError::Input(message) => fail(exit::INVALID_INPUT, &message),
+            ViaError::Failure(message) => fail(exit::INTERNAL, &message),
+        }
+    }
 }
 
 impl Hub {
@@ -49,28 +96,35 @@ impl Hub {
         token_file: Option<&std::path::Path>,
     ) -> Result<Hub, String> {
         let url = HubUrl::parse(url, fingerprint).map_err(|error| error.to_string())?;
-        Ok(Hub { url, token: token(token_file)? })
+        let token_is_a_line = variable_looks_like_a_line(token_file);
+        Ok(Hub { url, token: token(token_file)?, token_is_a_line })
     }
 }
 
 /// A connected, greeted client of a hub.
 struct HubClient {
     socket: HubSocket,
+    /// See [`Hub::token_is_a_line`].
+    token_is_a_line: bool,
 }
 
 impl HubClient {
-    async fn connect(hub: Hub) -> Result<HubClient, String> {
-        let Hub { url, token } = hub;
-        let (socket, _) = dial::dial(&url).await.map_err(|error| error.to_string())?;
-        let mut client = HubClient { socket };
+    async fn connect(hub: Hub) -> Result<HubClient, ViaError> {
+        let Hub { url, token, token_is_a_line } = hub;
+        let (socket, _) = dial::dial(&url).await?;
+        let mut client = HubClient { socket, token_is_a_line };
         match client.recv().await? {
             AgentMessage::Hello { protocol, .. } if protocol == PROTOCOL_VERSION => {}
             AgentMessage::Hello { protocol, .. } => {
-                return Err(format!(
+                return Err(ViaError::Failure(format!(
                     "the agent at {url} speaks protocol {protocol}, this CLI {PROTOCOL_VERSION}: use the same whyrefused version"
-                ));
+                )));
             }
-            other => return Err(format!("the agent at {url} did not say hello: {other:?}")),
+            other => {
+                return Err(ViaError::Failure(format!(
+                    "the agent at {url} did not say hello: {other:?}"
+                )));
+            }
         }
         let token = token.map(|secret| secret.expose().to_string());
         client
@@ -97,27 +151,41 @@ impl HubClient {
     }
 
     /// The next message; an error about the whole request (or the socket) ends the run.
-    async fn recv(&mut self) -> Result<AgentMessage, String> {
+    async fn recv(&mut self) -> Result<AgentMessage, ViaError> {
         loop {
             match self.socket.next().await {
                 Some(Ok(Message::Text(text))) => {
                     let message: AgentMessage = serde_json::from_str(text.as_str())
                         .map_err(|error| format!("the hub sent an unreadable message: {error}"))?;
-                    if let AgentMessage::Error { message, .. } = &message {
-                        return Err(format!("the hub refused: {message}"));
+                    if let AgentMessage::Error { code, message, .. } = &message {
+                        return Err(self.refusal(*code, message));
                     }
                     return Ok(message);
                 }
                 Some(Ok(Message::Close(frame))) => {
                     let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                    return Err(format!("the hub closed the socket {reason}")
-                        .trim_end()
-                        .to_string());
+                    let message = format!("the hub closed the socket {reason}");
+                    return Err(ViaError::Failure(message.trim_end().to_string()));
                 }
                 Some(Ok(_)) => {}
-                Some(Err(error)) => return Err(format!("the hub's socket failed: {error}")),
-                None => return Err("the hub closed the socket".into()),
+                Some(Err(error)) => {
+                    return Err(ViaError::Failure(format!("the hub's socket failed: {error}")));
+                }
+                None => return Err(ViaError::Failure("the hub closed the socket".into())),
             }
+        }
+    }
+
+    /// The hub's refusal of the whole request; a refused token is the user's to fix.
+    fn refusal(&self, code: ErrorCode, message: &str) -> ViaError {
+        match (code, self.token_is_a_line) {
+            (ErrorCode::Unauthorized, true) => {
+                ViaError::Input(format!("the hub refused: {message} ({NAME_IN_VARIABLE})"))
+            }
+            (ErrorCode::Unauthorized, false) => {
+                ViaError::Input(format!("the hub refused: {message}"))
+            }
+            _ => ViaError::Failure(format!("the hub refused: {message}")),
         }
     }
 }
@@ -130,13 +198,13 @@ pub async fn agents(hub: Hub, json: bool) -> ExitCode {
         loop {
             if let AgentMessage::Agents { agents, .. } = client.recv().await? {
                 client.close().await;
-                return Ok::<_, String>(agents);
+                return Ok::<_, ViaError>(agents);
             }
         }
     };
     let agents = match result.await {
         Ok(agents) => agents,
-        Err(error) => return fail(exit::INTERNAL, &error),
+        Err(error) => return error.exit(),
     };
     let output = if json {
         serde_json::to_string_pretty(&agents).expect("vantage points serialize") + "\n"
@@ -207,7 +275,7 @@ async fn run<R: Default>(
     hub: Hub,
     request: ClientMessage,
     mut apply: impl FnMut(&mut R, &AgentMessage),
-) -> Result<Results<R>, String> {
+) -> Result<Results<R>, ViaError> {
     let mut client = HubClient::connect(hub).await?;
     client.send(&request).await?;
     let mut vantages: Vec<FromVantage<R>> = Vec::new();
@@ -237,7 +305,7 @@ async fn run<R: Default>(
 
 /// `whyrefused check TARGET --via URL [--from …]`.
 pub async fn check(hub: Hub, request: CheckRequest, from: Vec<String>, json: bool) -> ExitCode {
-    let message = ClientMessage::Check { id: REQUEST, request, from: Some(from) };
+    let message = ClientMessage::Check { id: REQUEST, request, from: Some(from), origin: None };
     let results = run(hub, message, |report: &mut CheckReport, message| {
         if let AgentMessage::Event { event, .. } = message {
             report.apply(event);
@@ -245,7 +313,7 @@ pub async fn check(hub: Hub, request: CheckRequest, from: Vec<String>, json: boo
     });
     let results = match results.await {
         Ok(results) => results,
-        Err(error) => return fail(exit::INTERNAL, &error),
+        Err(error) => return error.exit(),
     };
     let colors = Colors::for_stdout(std::io::stdout().is_terminal());
     let output = if json {
@@ -272,7 +340,7 @@ pub async fn scan(
     json: bool,
     all: bool,
 ) -> ExitCode {
-    let message = ClientMessage::Scan { id: REQUEST, request, from: Some(from) };
+    let message = ClientMessage::Scan { id: REQUEST, request, from: Some(from), origin: None };
     let results = run(hub, message, |report: &mut ScanReport, message| {
         if let AgentMessage::Scan { event, .. } = message {
             report.apply(event);
@@ -280,7 +348,7 @@ pub async fn scan(
     });
     let results = match results.await {
         Ok(results) => results,
-        Err(error) => return fail(exit::INTERNAL, &error),
+        Err(error) => return error.exit(),
     };
     let colors = Colors::for_stdout(std::io::stdout().is_terminal());
     let output = if json {

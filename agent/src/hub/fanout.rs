@@ -16,7 +16,7 @@ use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use whyrefused_shared::{
-    AgentMessage, CheckEvent, CheckReport, CheckRequest, ClientMessage, ErrorCode, Outcome,
+    AgentMessage, CheckEvent, CheckReport, CheckRequest, ClientMessage, ErrorCode, Origin, Outcome,
     RequestId, ScanEvent, ScanReport, ScanRequest, ScanStep, Step,
 };
 
@@ -129,6 +129,9 @@ impl Heard {
 pub(crate) struct Fanout {
     /// The client's id for it.
     pub id: RequestId,
+    /// Who asked, under the request id unique across the hub: in the audit line, and sent with
+    /// the request to every joined agent, whose audit line repeats it.
+    pub origin: Origin,
     /// The client's socket.
     pub outbox: Outbox,
     /// Cancelled by the client's `cancel`: passed on to every vantage point.
@@ -242,6 +245,9 @@ impl Fanout {
         let (kind, target) = job.describe();
         info!(
             target: "whyrefused::audit",
+            token = self.origin.token.as_deref().unwrap_or("-"),
+            peer = %self.origin.peer,
+            request_id = %self.origin.request_id,
             id = %self.id,
             kind,
             target,
@@ -271,12 +277,18 @@ impl Fanout {
             Vantage::Local => self.run_local(&mut fold, job, silence).await,
             Vantage::Remote { link, .. } => {
                 let request = |id| match &job.work {
-                    Work::Check(request) => {
-                        ClientMessage::Check { id, request: request.clone(), from: None }
-                    }
-                    Work::Scan(request) => {
-                        ClientMessage::Scan { id, request: request.clone(), from: None }
-                    }
+                    Work::Check(request) => ClientMessage::Check {
+                        id,
+                        request: request.clone(),
+                        from: None,
+                        origin: Some(self.origin.clone()),
+                    },
+                    Work::Scan(request) => ClientMessage::Scan {
+                        id,
+                        request: request.clone(),
+                        from: None,
+                        origin: Some(self.origin.clone()),
+                    },
                 };
                 match link.start(self.client, request) {
                     Ok(remote) => self.follow_remote(&mut fold, remote, silence).await,
@@ -438,8 +450,10 @@ mod tests {
     /// A fan-out of client `client`'s request 1 to `vantages`, and the client's end.
     fn fanout(vantages: Vec<Vantage>, client: ClientId) -> (Fanout, Inbox) {
         let (outbox, client_end) = crate::wire::outbox(1 << 20);
+        let origin = crate::hub::audit::asked_here(Some("team"), "192.0.2.9:4000".parse().unwrap());
         let fanout = Fanout {
             id: RequestId(1),
+            origin,
             outbox,
             cancel: CancellationToken::new(),
             shutdown: CancellationToken::new(),

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use whyrefused_shared::{AgentMessage, ClientMessage, ErrorCode, RequestId, ScanStep, Step};
 
+use super::registry::Conflict;
 use super::{PING_TIMEOUT, Registration};
 use crate::app::AppState;
 use crate::wire::{Outbox, close};
@@ -184,9 +185,13 @@ pub(crate) async fn serve(
     let link = LinkHandle::new(outbox.clone(), state.hub.limits().requests_per_client);
     let ticket = match state.hub.register(registration, link.clone()) {
         Ok(ticket) => ticket,
-        Err(message) => {
+        Err(conflict) => {
+            let message = conflict.to_string();
             warn!(%peer, vantage = %name, %message, "refused a registration");
-            let code = ErrorCode::RegistrationRefused;
+            let code = match conflict {
+                Conflict::NameTaken { .. } => ErrorCode::NameTaken,
+                Conflict::Full(_) => ErrorCode::RegistrationRefused,
+            };
             let _ = outbox.message(&AgentMessage::Error { id: None, code, message });
             return outbox.close(close::POLICY, close::REGISTRATION_REFUSED);
         }
@@ -223,7 +228,12 @@ mod tests {
     use whyrefused_shared::{CheckEvent, CheckRequest, Outcome, Timestamp};
 
     fn check(id: RequestId) -> ClientMessage {
-        ClientMessage::Check { id, request: CheckRequest::new("127.0.0.1:9"), from: None }
+        ClientMessage::Check {
+            id,
+            request: CheckRequest::new("127.0.0.1:9"),
+            from: None,
+            origin: None,
+        }
     }
 
     fn event(id: RequestId, step: Step) -> AgentMessage {

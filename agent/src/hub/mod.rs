@@ -2,6 +2,8 @@
 //! other agents may join it (`whyrefused serve --join`) by dialling out to its WebSocket, so an
 //! agent behind NAT can join too. The parts:
 //!
+//! - [`audit`]: who asked for a request (token, peer, a request id unique across the hub), for
+//!   the audit lines of the hub and of the joined agents it forwards the request to.
 //! - [`local`]: runs one validated request here: the one runner behind a session's own
 //!   requests and the hub's `local` part of a request from several places.
 //! - [`registry`]: the list of joined agents ([`Hub`]): online or not, since when, last seen,
@@ -22,6 +24,7 @@
 //! answers `registered`, and from then on the hub sends `check`, `scan` and `cancel` and the
 //! agent answers with ordinary agent messages.
 
+pub mod audit;
 pub mod fanout;
 pub mod link;
 pub mod local;
@@ -91,6 +94,20 @@ pub struct Registration {
     pub hostname: String,
     /// Its interfaces' addresses.
     pub addresses: Vec<IpAddr>,
+    /// Its agent id (kept in its state directory), when it sent one.
+    pub agent_id: Option<String>,
+}
+
+impl Registration {
+    /// Whether `newcomer` is the agent that made this registration, reconnecting: the same
+    /// agent id; for agents too old to send one, the same host name.
+    pub fn is_same_agent(&self, newcomer: &Registration) -> bool {
+        match (&self.agent_id, &newcomer.agent_id) {
+            (Some(held), Some(new)) => held == new,
+            (None, None) => self.hostname == newcomer.hostname,
+            _ => false,
+        }
+    }
 }
 
 /// This host's interface addresses as a vantage point reports them: sorted, loopback left out

@@ -22,6 +22,9 @@ pub const MAX_HOSTNAME_LEN: usize = 253;
 /// The longest version kept of a registration; longer ones are cut.
 pub const MAX_VERSION_LEN: usize = 64;
 
+/// The longest agent id kept of a registration; longer ones are cut.
+pub const MAX_AGENT_ID_LEN: usize = 64;
+
 /// The registry, shared by every session of the hub.
 #[derive(Clone, Default)]
 pub struct Hub {
@@ -51,6 +54,30 @@ struct Entry {
     connected_since: SystemTime,
     /// When a frame last arrived on it.
     last_seen: SystemTime,
+}
+
+/// Why a registration is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// Another agent (another agent id) holds the name on a live link.
+    NameTaken { name: String, hostname: String, since: String },
+    /// The registry is full of online agents; says so.
+    Full(String),
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Conflict::NameTaken { name, hostname, since } => write!(
+                f,
+                "the name '{name}' is held by a live link of another agent (on {hostname}, \
+                 joined {since}): two agents may not share a name. Give this one its own agent \
+                 token (another name), or stop the other; it is replaced only once its link is \
+                 dead (missed pings), or by the same agent (same state directory) reconnecting"
+            ),
+            Conflict::Full(message) => f.write_str(message),
+        }
+    }
 }
 
 /// One vantage point chosen for a request.
@@ -124,23 +151,16 @@ impl Hub {
         registry
     }
 
-    /// Why `registration` may not register: another host's agent holds its name, online (the
-    /// same host's is taken to be this agent reconnecting, and is replaced; two agents given one
-    /// name would otherwise push each other off in turn, forever), or the registry is full of
-    /// online agents.
-    pub fn conflict(&self, registration: &Registration) -> Option<String> {
+    /// Why `registration` may not register: its name is held by a live link of another agent
+    /// (the same agent, by its agent id, reconnecting replaces its own link: two agents given
+    /// one name would otherwise push each other off in turn, forever), or the registry is full
+    /// of online agents. A link is live until it closes or misses its pings.
+    pub fn conflict(&self, registration: &Registration) -> Option<Conflict> {
         let registry = self.lock_current();
-        let Some(entry) = registry.entries.get(&registration.name) else {
-            return registry.full(self.limits.max_agents);
-        };
-        let other = &entry.registration.hostname;
-        (entry.link.is_some() && *other != registration.hostname).then(|| {
-            format!(
-                "the name '{}' is taken by an online agent on {other}: give this one another \
-                 --name",
-                registration.name
-            )
-        })
+        match registry.entries.contains_key(&registration.name) {
+            true => registry.name_taken(registration),
+            false => registry.full(self.limits.max_agents).map(Conflict::Full),
+        }
     }
 
     /// Lists a newly registered link. An online link under the same name is closed: the newer
@@ -151,12 +171,16 @@ impl Hub {
         &self,
         registration: Registration,
         link: LinkHandle,
-    ) -> Result<LinkTicket, String> {
+    ) -> Result<LinkTicket, Conflict> {
         let now = SystemTime::now();
         let registration = self.trimmed(registration);
         let mut registry = self.lock_current();
+        // Checked again under the lock: another agent may have taken the name since.
+        if let Some(taken) = registry.name_taken(&registration) {
+            return Err(taken);
+        }
         if !registry.entries.contains_key(&registration.name) {
-            registry.make_room(self.limits.max_agents)?;
+            registry.make_room(self.limits.max_agents).map_err(Conflict::Full)?;
         }
         registry.generations += 1;
         let generation = registry.generations;
@@ -192,6 +216,9 @@ impl Hub {
         }
         cut(&mut registration.hostname, MAX_HOSTNAME_LEN);
         cut(&mut registration.version, MAX_VERSION_LEN);
+        if let Some(id) = &mut registration.agent_id {
+            cut(id, MAX_AGENT_ID_LEN);
+        }
         registration
     }
 
@@ -294,6 +321,17 @@ impl Registry {
     }
 
     /// Why no new name fits: the registry holds `max_agents`, all online.
+    /// The name's live link belongs to another agent than `registration`'s.
+    fn name_taken(&self, registration: &Registration) -> Option<Conflict> {
+        let entry = self.entries.get(&registration.name)?;
+        let live = entry.link.is_some();
+        (live && !entry.registration.is_same_agent(registration)).then(|| Conflict::NameTaken {
+            name: registration.name.clone(),
+            hostname: entry.registration.hostname.clone(),
+            since: humantime::format_rfc3339_seconds(entry.connected_since).to_string(),
+        })
+    }
+
     fn full(&self, max_agents: usize) -> Option<String> {
         let online = self.entries.values().filter(|entry| entry.link.is_some()).count();
         (online >= max_agents).then(|| {
@@ -346,6 +384,7 @@ mod tests {
             version: "0.1.0".into(),
             hostname: format!("{name}-host"),
             addresses: vec!["192.0.2.1".parse().unwrap()],
+            agent_id: Some(format!("{name}-id")),
         }
     }
 
@@ -389,16 +428,29 @@ mod tests {
     }
 
     #[test]
-    fn a_name_held_online_by_another_host_is_refused_but_the_same_host_may_take_it_back() {
+    fn a_name_held_by_a_live_link_is_refused_to_another_agent_but_the_same_agent_takes_it_back() {
         let hub = Hub::default();
         let ticket = hub.register(registration("a1"), link()).unwrap();
-        let same_host = registration("a1");
-        assert_eq!(hub.conflict(&same_host), None, "the same agent reconnecting");
-        let other_host = Registration { hostname: "elsewhere".into(), ..registration("a1") };
-        let refusal = hub.conflict(&other_host).expect("refused");
-        assert!(refusal.contains("taken by an online agent on a1-host"), "{refusal}");
+        assert_eq!(hub.conflict(&registration("a1")), None, "the same agent reconnecting");
+        // A clone: the same host name, its own agent id.
+        let clone = Registration { agent_id: Some("another-id".into()), ..registration("a1") };
+        let refusal = hub.conflict(&clone).expect("refused").to_string();
+        assert!(refusal.contains("the name 'a1' is held by a live link"), "{refusal}");
+        assert!(refusal.contains("on a1-host"), "{refusal}");
+        let racing = hub.register(clone.clone(), link()).expect_err("refused when registering too");
+        assert!(matches!(racing, Conflict::NameTaken { .. }), "{racing:?}");
         hub.offline(&ticket);
-        assert_eq!(hub.conflict(&other_host), None, "free once its holder is offline");
+        assert_eq!(hub.conflict(&clone), None, "free once its holder's link is dead");
+    }
+
+    #[test]
+    fn an_agent_without_an_id_is_the_same_agent_only_on_the_same_host() {
+        let hub = Hub::default();
+        let old = Registration { agent_id: None, ..registration("a1") };
+        hub.register(old.clone(), link()).unwrap();
+        assert_eq!(hub.conflict(&old), None, "an older agent reconnecting");
+        let elsewhere = Registration { hostname: "elsewhere".into(), ..old };
+        assert!(matches!(hub.conflict(&elsewhere), Some(Conflict::NameTaken { .. })));
     }
 
     #[test]
@@ -456,13 +508,13 @@ mod tests {
         assert_eq!(listed(&hub), ["a2", "a3"], "a1, offline the longest, made room");
         hub.register(registration("a2"), link()).unwrap();
 
-        let refusal = hub.conflict(&registration("a4")).expect("full of online agents");
+        let refusal = hub.conflict(&registration("a4")).expect("full of online agents").to_string();
         assert!(
             refusal.contains("already lists 2 online agents") && refusal.contains("--max-agents"),
             "{refusal}"
         );
         let refused = hub.register(registration("a4"), link()).expect_err("refused");
-        assert_eq!(refused, refusal);
+        assert_eq!(refused.to_string(), refusal);
         assert_eq!(hub.conflict(&registration("a3")), None, "a listed agent may rejoin");
         assert_eq!(listed(&hub), ["a2", "a3"]);
     }

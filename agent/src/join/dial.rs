@@ -71,12 +71,32 @@ pub enum DialError {
     Fingerprint(String),
     #[error("the TLS handshake with {url} failed: {detail}")]
     Tls { url: String, detail: String },
+    #[error(
+        "the TLS handshake with {url} failed: {detail}: the hub's certificate is not the one \
+         pinned; check the fingerprint the hub printed at start (--tls-fingerprint, or \
+         --join-tls-fingerprint)"
+    )]
+    PinMismatch { url: String, detail: String },
+    #[error(
+        "the TLS handshake with {url} failed (UnknownIssuer): the hub's certificate is not \
+         signed by an authority this host trusts: pin the fingerprint it printed with \
+         --tls-fingerprint (or --join-tls-fingerprint)"
+    )]
+    UnknownIssuer { url: String },
     #[error("cannot reach the hub at {url}: {source}")]
     Connect { url: String, source: std::io::Error },
     #[error("the hub at {url} refused the WebSocket: {detail}")]
     Upgrade { url: String, detail: String },
     #[error("the hub at {url} did not answer within {} s", DIAL_TIMEOUT.as_secs())]
     Timeout { url: String },
+}
+
+impl DialError {
+    /// The hub's certificate is not the one this side trusts: a mistake in what the user gave
+    /// (or an impostor), which trying again will not fix.
+    pub fn is_untrusted_certificate(&self) -> bool {
+        matches!(self, DialError::PinMismatch { .. } | DialError::UnknownIssuer { .. })
+    }
 }
 
 impl HubUrl {
@@ -166,7 +186,27 @@ async fn handshake(
     TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|error| DialError::Tls { url: shown.to_string(), detail: error.to_string() })
+        .map_err(|error| handshake_error(&error, trust, shown))
+}
+
+/// Tells a certificate this side does not trust (a pin mismatch, an unknown authority) from
+/// other handshake failures, so the message can say what to do.
+fn handshake_error(error: &std::io::Error, trust: &Trust, shown: &str) -> DialError {
+    let url = shown.to_string();
+    let detail = error.to_string();
+    let cause = error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match (trust, cause) {
+        // The pinned verifier refuses with its own words (the certificate's real fingerprint).
+        (
+            Trust::Pinned(_),
+            Some(rustls::Error::General(_) | rustls::Error::InvalidCertificate(_)),
+        ) => DialError::PinMismatch { url, detail },
+        (
+            Trust::SystemRoots,
+            Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)),
+        ) => DialError::UnknownIssuer { url },
+        _ => DialError::Tls { url, detail },
+    }
 }
 
 /// Trusts what this host's certificate store trusts, for the hub's name.

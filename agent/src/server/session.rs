@@ -18,7 +18,7 @@ use futures::{Stream, StreamExt};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 use whyrefused_shared::{
-    AgentMessage, ClientMessage, ErrorCode, PROTOCOL_VERSION, RequestId, ScanStep, Step,
+    AgentMessage, ClientMessage, ErrorCode, Origin, PROTOCOL_VERSION, RequestId, ScanStep, Step,
 };
 
 use super::request_ids::{Claim, IdBusy, RequestIds};
@@ -27,7 +27,8 @@ use crate::clock;
 use crate::hub::fanout::{Fanout, Job, Work};
 use crate::hub::link::ClientId;
 use crate::hub::local::{self, Plan, Said, Stops};
-use crate::hub::{PING_INTERVAL, PING_TIMEOUT, Registration, registry};
+use crate::hub::registry::{self, Conflict};
+use crate::hub::{PING_INTERVAL, PING_TIMEOUT, Registration, audit};
 use crate::tokens::{Holder, TokenRole};
 use crate::wire::{self, Outbox, close};
 
@@ -292,21 +293,21 @@ impl Session {
             Ok(ClientMessage::Hello { protocol, client, token }) => {
                 self.on_hello(protocol, &client, token.as_deref())
             }
-            Ok(ClientMessage::Check { id, request, from: None }) => {
+            Ok(ClientMessage::Check { id, request, from: None, origin }) => {
                 let plan = Plan::check(&request, &self.state, self.show_processes());
-                self.on_request(id, plan);
+                self.on_request(id, plan, origin);
                 Flow::Continue
             }
-            Ok(ClientMessage::Scan { id, request, from: None }) => {
+            Ok(ClientMessage::Scan { id, request, from: None, origin }) => {
                 let plan = Plan::scan(&request, &self.state);
-                self.on_request(id, plan);
+                self.on_request(id, plan, origin);
                 Flow::Continue
             }
-            Ok(ClientMessage::Check { id, request, from: Some(from) }) => {
+            Ok(ClientMessage::Check { id, request, from: Some(from), .. }) => {
                 self.on_fanout(id, Work::Check(request), &from);
                 Flow::Continue
             }
-            Ok(ClientMessage::Scan { id, request, from: Some(from) }) => {
+            Ok(ClientMessage::Scan { id, request, from: Some(from), .. }) => {
                 self.on_fanout(id, Work::Scan(request), &from);
                 Flow::Continue
             }
@@ -317,8 +318,8 @@ impl Session {
                 }
                 Flow::Continue
             }
-            Ok(ClientMessage::Register { name, version, hostname, addresses }) => {
-                self.on_register(Registration { name, version, hostname, addresses })
+            Ok(ClientMessage::Register { name, version, hostname, addresses, agent_id }) => {
+                self.on_register(Registration { name, version, hostname, addresses, agent_id })
             }
             Ok(ClientMessage::Cancel { id }) => {
                 self.on_cancel(id);
@@ -356,13 +357,9 @@ impl Session {
             }
             let Some(holder) = token.and_then(|token| tokens.verify(token)) else {
                 self.state.record_auth_failure(self.peer.ip());
-                warn!(peer = %self.peer, client = ?client, "authentication failed");
-                self.send_error(
-                    None,
-                    ErrorCode::Unauthorized,
-                    "this agent needs a token: send one of its token file's secrets in hello \
-                     (the page asks for it; clients read --token-file or WHYREFUSED_TOKEN)",
-                );
+                let given = token.is_some();
+                warn!(peer = %self.peer, client = ?client, token_given = given, "authentication failed");
+                self.send_error(None, ErrorCode::Unauthorized, refused_token_message(given));
                 return Flow::Stop(End::Unauthorized);
             };
             self.holder = Some(holder);
@@ -376,10 +373,13 @@ impl Session {
     /// An agent asks to join this hub as a vantage point: it must have said hello with a token
     /// (so this agent must have a token file) and give a valid, free name.
     fn on_register(&mut self, registration: Registration) -> Flow {
-        let refuse = |session: &mut Self, message: String| {
+        let refuse_with = |session: &mut Self, code: ErrorCode, message: String| {
             warn!(peer = %session.peer, name = ?registration.name, ?message, "refused a registration");
-            session.send_error(None, ErrorCode::RegistrationRefused, message);
+            session.send_error(None, code, message);
             Flow::Stop(End::RegistrationRefused)
+        };
+        let refuse = |session: &mut Self, message| {
+            refuse_with(session, ErrorCode::RegistrationRefused, message)
         };
         if !self.greeted {
             return refuse(self, "say hello (with a token) before registering".into());
@@ -398,8 +398,12 @@ impl Session {
         if let Err(problem) = may_register(self.holder.as_ref(), &registration.name) {
             return refuse(self, problem);
         }
-        if let Some(problem) = self.state.hub.conflict(&registration) {
-            return refuse(self, problem);
+        match self.state.hub.conflict(&registration) {
+            Some(taken @ Conflict::NameTaken { .. }) => {
+                return refuse_with(self, ErrorCode::NameTaken, taken.to_string());
+            }
+            Some(Conflict::Full(problem)) => return refuse(self, problem),
+            None => {}
         }
         self.registration = Some(registration);
         Flow::Stop(End::Registered)
@@ -418,9 +422,12 @@ impl Session {
             Err(refused) => return self.send_error(Some(id), refused.code, refused.message),
         };
         let names: Vec<&str> = vantages.iter().map(|v| v.name()).collect();
-        info!(peer = %self.peer, %id, vantages = ?names, "request from several vantage points started");
+        let origin = self.asked_here();
+        let request_id = &origin.request_id;
+        info!(peer = %self.peer, %id, request_id, vantages = ?names, "request from several vantage points started");
         let fanout = Fanout {
             id,
+            origin,
             outbox: self.outbox.clone(),
             cancel: claim.cancel.clone(),
             shutdown: self.state.shutdown.clone(),
@@ -436,23 +443,46 @@ impl Session {
     }
 
     /// A check or scan to run here, validated into `plan` (or refused).
-    fn on_request(&mut self, id: RequestId, plan: Result<Plan, local::Refused>) {
+    fn on_request(
+        &mut self,
+        id: RequestId,
+        plan: Result<Plan, local::Refused>,
+        origin: Option<Origin>,
+    ) {
         let Some(claim) = self.claim(id) else { return };
         let plan = match plan {
             Ok(plan) => plan,
             Err(refused) => return self.send_error(Some(id), refused.code, refused.message),
         };
+        let audit = self.audit(origin);
         let (kind, target) = plan.describe();
-        info!(peer = %self.peer, %id, kind, target = ?target, "request started");
+        let request_id = &audit.origin.request_id;
+        info!(peer = %self.peer, %id, request_id, kind, target = ?target, "request started");
         let request = Request {
             id,
             outbox: self.outbox.clone(),
             stops: Stops { cancel: claim.cancel.clone(), shutdown: self.state.shutdown.clone() },
             claim,
-            audit: Audit { peer: self.peer, token: self.holder.as_ref().map(|h| h.name.clone()) },
+            audit,
             state: self.state.clone(),
         };
         self.tasks.spawn(request.run(plan));
+    }
+
+    /// Who asked for a request on this socket, under a new request id.
+    fn asked_here(&self) -> Origin {
+        audit::asked_here(self.holder.as_ref().map(|h| h.name.as_str()), self.peer)
+    }
+
+    /// Whom the audit line of a request names: on the link to a hub, the hub's client the
+    /// request came from (as the hub sent it), under the hub's request id; else this socket's
+    /// client. Only a hub's word is taken: a client cannot speak for someone else.
+    fn audit(&self, origin: Option<Origin>) -> Audit {
+        match (self.role, origin.filter(audit::is_well_formed)) {
+            (Role::JoinedToHub, Some(origin)) => Audit { origin, via: Some(self.peer) },
+            (Role::JoinedToHub, None) => Audit { origin: self.asked_here(), via: Some(self.peer) },
+            (Role::Client, _) => Audit { origin: self.asked_here(), via: None },
+        }
     }
 
     /// Takes `id` for a new request if it may start: the client said hello with a token that may
@@ -545,6 +575,20 @@ fn may_register(holder: Option<&Holder>, name: &str) -> Result<(), String> {
     }
 }
 
+/// Why a hello was refused: no token at all, or one this agent does not know.
+fn refused_token_message(given: bool) -> &'static str {
+    match given {
+        false => {
+            "this agent needs a token: send one of its token file's secrets in hello (the page \
+             asks for it; clients read --token-file or WHYREFUSED_TOKEN)"
+        }
+        true => {
+            "the token is not one of this agent's: check the secret (the part after the name \
+             in the agent's token file), or ask for one that is in its token file"
+        }
+    }
+}
+
 /// One request run here, and how to reach its client.
 struct Request {
     id: RequestId,
@@ -570,9 +614,10 @@ fn is_done(said: &Said) -> bool {
 
 /// Who asked for a request: the audit log's line names them.
 struct Audit {
-    peer: SocketAddr,
-    /// The token's name, on an agent that requires one.
-    token: Option<String>,
+    /// The token's name (on an agent that requires one), the client's address, the request id.
+    origin: Origin,
+    /// The hub the request came through, for a joined agent.
+    via: Option<SocketAddr>,
 }
 
 impl Request {
@@ -610,8 +655,10 @@ impl Request {
         let (kind, target) = plan.describe();
         info!(
             target: "whyrefused::audit",
-            token = self.audit.token.as_deref().unwrap_or("-"),
-            peer = %self.audit.peer,
+            token = self.audit.origin.token.as_deref().unwrap_or("-"),
+            peer = %self.audit.origin.peer,
+            request_id = %self.audit.origin.request_id,
+            via = %self.audit.via.map_or_else(|| "-".to_string(), |hub| hub.to_string()),
             id = %self.id,
             kind,
             target = ?target,

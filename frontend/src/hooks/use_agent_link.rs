@@ -63,7 +63,7 @@ impl AgentLink {
         let id = self.next_id();
         let submitted = Action::Submitted { id, request: request.clone(), from: from.clone() };
         self.0.dispatch.dispatch(submitted);
-        self.send(ClientMessage::Check { id, request, from });
+        self.send(ClientMessage::Check { id, request, from, origin: None });
         id
     }
 
@@ -73,7 +73,7 @@ impl AgentLink {
         let id = self.next_id();
         let submitted = Action::ScanSubmitted { id, request: request.clone(), from: from.clone() };
         self.0.dispatch.dispatch(submitted);
-        self.send(ClientMessage::Scan { id, request, from });
+        self.send(ClientMessage::Scan { id, request, from, origin: None });
         id
     }
 

@@ -62,6 +62,7 @@ async fn run_agent(
         version: env!("CARGO_PKG_VERSION").into(),
         hostname: format!("fleet-{name}"),
         addresses: Vec::new(),
+        agent_id: None,
     };
     sink.send(text(&hello)).await.map_err(|e| e.to_string())?;
     sink.send(text(&register)).await.map_err(|e| e.to_string())?;
@@ -139,7 +140,7 @@ async fn fan_out_once(client: &mut Client, id: u64, target: &str) -> (Duration, 
     let from = Some(vec!["all".to_string()]);
     let request = CheckRequest::new(target);
     let start = Instant::now();
-    client.send(&ClientMessage::Check { id: RequestId(id), request, from }).await;
+    client.send(&ClientMessage::Check { id: RequestId(id), request, from, origin: None }).await;
     let (mut slowest_us, mut completed) = (0, 0);
     loop {
         match client.recv_within(Duration::from_secs(60)).await {
