@@ -74,6 +74,15 @@ const OUTER_VARIABLES: &[&str] = &[
 const OUTER_PREFIXES: &[&str] =
     &["CARGO_CFG_", "CARGO_FEATURE_", "CARGO_PKG_", "DEP_", "CARGO_LLVM_COV_", "__CARGO_"];
 
+/// Set, the agent is built without its page (for tooling builds such as the fuzz targets, which
+/// never serve it): the asset table is empty.
+const NO_PAGE: &str = "WHYREFUSED_NO_PAGE";
+
+/// The asset table of a build without the page.
+const NO_PAGE_TABLE: &str = "// Built with WHYREFUSED_NO_PAGE: no page.\n\
+    pub static PAGE_ASSETS: &[Asset] = &[];\n\
+    pub const PAGE_SCRIPT_HASH: &str = \"'none'\";\n";
+
 /// Variables the inner build reads from the user's environment: a change must rebuild the page.
 const INNER_VARIABLES: &[&str] = &[
     "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
@@ -90,6 +99,11 @@ fn main() {
     let out_dir = PathBuf::from(env_var("OUT_DIR"));
 
     declare_inputs(&workspace);
+    if env::var_os(NO_PAGE).is_some() {
+        // Builds that never serve the page (the fuzz targets, on another toolchain).
+        fs::write(out_dir.join("page_assets.rs"), NO_PAGE_TABLE).expect("OUT_DIR is writable");
+        return;
+    }
     require_wasm_target();
     let wasm = build_frontend(&workspace);
     let page_dir = out_dir.join("page");
@@ -119,6 +133,7 @@ fn declare_inputs(workspace: &Path) {
     ] {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
+    println!("cargo:rerun-if-env-changed={NO_PAGE}");
     for variable in INNER_VARIABLES {
         println!("cargo:rerun-if-env-changed={variable}");
     }
