@@ -27,7 +27,8 @@ AGENT_FLAGS="$SESSION_CAP_FLAGS" cargo bench -p whyrefused-tests --bench session
 
 echo "== a check fanned out to a hub and $agents simulated agents (fleet simulator)"
 cargo build --release --quiet -p whyrefused -p whyrefused-tests --bin fleet
-binary=target/release/whyrefused
+release=${CARGO_TARGET_DIR:-target}/release
+binary=$release/whyrefused
 work=$(mktemp -d)
 hub_pid=
 cleanup() {
@@ -56,5 +57,5 @@ until grep -q 'http://' "$work/hub.out" 2>/dev/null; do sleep 0.05; done
 hub=$(sed -n 's#.*http://\([^/]*\)/.*#\1#p' "$work/hub.out")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
-target/release/fleet "ws://$hub/ws" "$work/agent-tokens" "$client_secret" "127.0.0.1:$port" \
+"$release/fleet" "ws://$hub/ws" "$work/agent-tokens" "$client_secret" "127.0.0.1:$port" \
   "$agents" "$hub_pid" "$runs"

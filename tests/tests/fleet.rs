@@ -156,6 +156,13 @@ fn a_second_agent_under_the_first_ones_name_is_refused_and_exits_2_without_flapp
     assert!(log.contains("the name 'app1' is held by a live link of another agent"), "{log}");
     assert!(log.contains("--wait-for-name"), "says how to wait instead: {log}");
 
+    // A twin on this host with the first one's state directory (so its id): refused at start.
+    let mut twin = Joiner::start(&strs(&first_args), &fleet.path("twin.log"));
+    let status = twin.wait_exit(Duration::from_secs(10)).expect("the twin gives up");
+    assert_eq!(status.code(), Some(2), "an operator's mistake: exit 2");
+    let log = std::fs::read_to_string(fleet.path("twin.log")).unwrap();
+    assert!(log.contains("another agent on this host runs under the name 'app1'"), "{log}");
+
     // With --wait-for-name, it stays and tries again every 30 s instead.
     let waiting_args = [&strs(&clone_args)[..], &["--wait-for-name"]].concat();
     let mut waiting = Joiner::start(&waiting_args, &fleet.path("waiting.log"));
@@ -183,10 +190,17 @@ fn the_same_agent_restarted_takes_its_name_back_at_once_from_its_stale_link() {
     let first = Agent::start_with(&args);
     let since = online_since(&hub, &tokens, "app1", Duration::from_secs(10));
 
-    // Frozen, its link stays open and silent: the hub would call it dead only after 15 s.
+    // Frozen, its link stays open and silent: the hub would call it dead only after 15 s. The
+    // same agent starts again (its id copied to a state directory of its own, since the frozen
+    // process still holds its name's lock in the first, as a crashed host's would not).
     first.signal(Signal::SIGSTOP);
+    let again_state = fleet.path("again-state");
+    std::fs::create_dir(&again_state).unwrap();
+    std::fs::copy(fleet.path("state").join("agent-id"), again_state.join("agent-id")).unwrap();
+    let again_args = joining(&app1, &hub, &fleet.arg("again-state"));
+    let again_args = [&strs(&again_args)[..], &["--allow-loopback"]].concat();
     let start = Instant::now();
-    let _again = Agent::start_with(&args);
+    let _again = Agent::start_with(&again_args);
     online_since_other_than(&hub, &tokens, "app1", &since, Duration::from_secs(5));
     assert!(start.elapsed() < Duration::from_secs(5), "at once, not after the ping timeout");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

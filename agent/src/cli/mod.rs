@@ -604,10 +604,19 @@ fn join_config(args: &ServeArgs) -> Result<Option<crate::join::JoinConfig>, Stri
     let first = Tokens::first(file).map_err(|error| error.to_string())?;
     let name = join_name(&first, args.name.as_deref(), file)?;
     crate::hub::registry::check_name(&name).map_err(|problem| format!("--name: {problem}"))?;
-    let agent_id = crate::join::identity::load_or_create(&args.state_dir())
-        .map_err(|error| error.to_string())?;
-    let wait_for_name = args.wait_for_name;
-    Ok(Some(crate::join::JoinConfig { url, token: first.secret, name, agent_id, wait_for_name }))
+    let state_dir = args.state_dir();
+    let name_lock =
+        crate::join::identity::hold_name(&state_dir, &name).map_err(|error| error.to_string())?;
+    let agent_id =
+        crate::join::identity::load_or_create(&state_dir).map_err(|error| error.to_string())?;
+    Ok(Some(crate::join::JoinConfig {
+        url,
+        token: first.secret,
+        name,
+        agent_id,
+        name_lock: std::sync::Arc::new(name_lock),
+        wait_for_name: args.wait_for_name,
+    }))
 }
 
 /// The name to join under: the agent token's own. A hub registers an agent token's holder only

@@ -2,12 +2,16 @@
 //! (`agent-id`). A hub lets a newcomer replace the live link of a name only when the ids match,
 //! so the same agent reconnecting takes its name back at once, while another agent given the
 //! same name (a cloned VM with the same host name, say) is refused instead of pushing the first
-//! one off.
+//! one off. Two agents on one host that share a state directory share the id too, so each holds
+//! a lock on its name there while it runs: a second one under the same name is refused at start.
 
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use ring::rand::{SecureRandom, SystemRandom};
 
 /// The file in the state directory that holds the id.
@@ -27,6 +31,45 @@ pub enum AgentIdError {
     Invalid { path: PathBuf },
     #[error("the system's random number generator failed")]
     Random,
+    #[error(
+        "another agent on this host runs under the name '{name}' with the state directory {dir} \
+         (it holds {lock}): both would share one agent id and push each other off the hub. Stop \
+         it, or give this one another name (its own agent token)"
+    )]
+    NameInUse { name: String, dir: PathBuf, lock: PathBuf },
+    #[error("cannot lock {path}: {source}")]
+    Lock { path: PathBuf, source: std::io::Error },
+}
+
+/// This agent's hold on its name in its state directory, kept while it runs (released when
+/// dropped, or when the process ends however it ends).
+#[derive(Debug)]
+pub struct NameLock {
+    _file: Flock<File>,
+}
+
+/// Takes the lock on `name` in `state_dir`, refused while another process holds it.
+pub fn hold_name(state_dir: &Path, name: &str) -> Result<NameLock, AgentIdError> {
+    let path = state_dir.join(format!("{AGENT_ID_FILE}.{name}.lock"));
+    let lock_error = |source| AgentIdError::Lock { path: path.clone(), source };
+    std::fs::create_dir_all(state_dir).map_err(lock_error)?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(&path)
+        .map_err(lock_error)?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(file) => Ok(NameLock { _file: file }),
+        Err((_, Errno::EWOULDBLOCK)) => Err(AgentIdError::NameInUse {
+            name: name.to_string(),
+            dir: state_dir.to_path_buf(),
+            lock: path,
+        }),
+        Err((_, errno)) => Err(lock_error(std::io::Error::from(errno))),
+    }
 }
 
 /// The agent id kept in `state_dir`, made (and kept) if there is none yet.
@@ -46,8 +89,8 @@ fn create(state_dir: &Path, path: &Path) -> Result<String, AgentIdError> {
     let write_error = |source| AgentIdError::Write { path: path.to_path_buf(), source };
     std::fs::create_dir_all(state_dir).map_err(write_error)?;
     let id = new_id()?;
-    let own = state_dir.join(format!(".{AGENT_ID_FILE}.{}", std::process::id()));
-    let _ = std::fs::remove_file(&own);
+    // Named after the new id too: unique to this attempt, even among threads of one process.
+    let own = state_dir.join(format!(".{AGENT_ID_FILE}.{}.{id}", std::process::id()));
     let written =
         write_private(&own, &format!("{id}\n")).and_then(|()| std::fs::hard_link(&own, path));
     let _ = std::fs::remove_file(&own);
@@ -110,6 +153,17 @@ mod tests {
             makers.into_iter().map(|maker| maker.join().unwrap()).collect()
         });
         assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    }
+
+    #[test]
+    fn a_name_is_held_by_one_agent_of_a_state_directory_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = hold_name(dir.path(), "app1").unwrap();
+        let error = hold_name(dir.path(), "app1").unwrap_err().to_string();
+        assert!(error.contains("another agent on this host runs under the name 'app1'"), "{error}");
+        hold_name(dir.path(), "app2").expect("another name is free");
+        drop(held);
+        hold_name(dir.path(), "app1").expect("free once its holder is gone");
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct JoinConfig {
     /// This agent's id (kept in its state directory), sent in `register`: the hub lets it
     /// replace a live link of its name only if that link is this agent's own.
     pub agent_id: String,
+    /// The lock on `name` in the state directory, held while the agent runs.
+    pub name_lock: std::sync::Arc<identity::NameLock>,
     /// When another agent holds the name: keep trying every [`NAME_TAKEN_PAUSE`] instead of
     /// exiting (`--wait-for-name`).
     pub wait_for_name: bool,
