@@ -200,6 +200,11 @@ struct ServeArgs {
     /// runs at most 32 at once for the hub, all clients together).
     #[arg(long, value_name = "N", default_value_t = HubLimits::DEFAULT.requests_per_client, value_parser = clap::value_parser!(u32).range(1..=32).map(|n| n as usize))]
     max_requests_per_agent_per_client: usize,
+    /// The probe modules of /probe: a blackbox_exporter module file (its tcp and http modules,
+    /// and whyrefused's tls); reloaded on SIGHUP and POST /-/reload. Default: tcp_connect, tls,
+    /// http_2xx.
+    #[arg(long, value_name = "FILE")]
+    probe_config: Option<std::path::PathBuf>,
 }
 
 /// `serve` with every option at its default: what `whyrefused` alone runs.
@@ -423,6 +428,14 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(tokens) => tokens,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };
+    let exporter = match args.probe_config.as_deref().map(crate::exporter::Exporter::from_file) {
+        None => Ok(crate::exporter::Exporter::default()),
+        Some(loaded) => loaded,
+    };
+    let exporter = match exporter {
+        Ok(exporter) => exporter,
+        Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
+    };
     let join = match join_config(&args) {
         Ok(join) => join,
         Err(error) => return fail(exit::INVALID_INPUT, &error),
@@ -455,6 +468,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
     tracing::info!(%policy, "target policy");
     let mut state = AppState::new(args.limits(), policy).with_connect_budget(connects_per_second);
     state.show_processes = args.show_processes;
+    state.exporter = exporter;
+    if args.probe_config.is_some() {
+        crate::exporter::reload_on_hangup(&state);
+    }
     state.hub = crate::hub::Hub::new(args.hub_limits());
     if let Some(tokens) = tokens {
         tracing::info!(tokens = ?tokens.names(), "clients must authenticate");
