@@ -63,20 +63,22 @@ async fn main() {
     let seconds: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
     let concurrency: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(16);
     let until = Instant::now() + Duration::from_secs(seconds);
-    let scrapers = (0..concurrency).map(|_| {
-        let path = path.clone();
-        tokio::spawn(async move {
-            let mut scraper = Scraper::connect(address, &path).await;
-            let mut latencies = Vec::new();
-            while Instant::now() < until {
-                let start = Instant::now();
-                let status = scraper.probe().await;
-                assert_eq!(status, 200, "the exporter answered {status}");
-                latencies.push(start.elapsed());
-            }
-            latencies
+    let scrapers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let path = path.clone();
+            tokio::spawn(async move {
+                let mut scraper = Scraper::connect(address, &path).await;
+                let mut latencies = Vec::new();
+                while Instant::now() < until {
+                    let start = Instant::now();
+                    let status = scraper.probe().await;
+                    assert_eq!(status, 200, "the exporter answered {status}");
+                    latencies.push(start.elapsed());
+                }
+                latencies
+            })
         })
-    });
+        .collect();
     let start = Instant::now();
     let mut latencies: Vec<Duration> = Vec::new();
     for scraper in scrapers {
@@ -85,11 +87,15 @@ async fn main() {
     let elapsed = start.elapsed().as_secs_f64();
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let mean = latencies.iter().sum::<Duration>() / latencies.len().max(1) as u32;
+    let max = latencies.last().copied().unwrap_or_default();
     println!(
-        "{} probes in {elapsed:.1} s with {concurrency} scrapers: {:.0} probes/s, p50 {:.2} ms, p99 {:.2} ms",
+        "{} probes in {elapsed:.1} s with {concurrency} scrapers: {:.0} probes/s, p50 {:.2} ms, p99 {:.2} ms, mean {:.2} ms, max {:.0} ms",
         latencies.len(),
         latencies.len() as f64 / elapsed,
         at(0.50).as_secs_f64() * 1e3,
         at(0.99).as_secs_f64() * 1e3,
+        mean.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3,
     );
 }
