@@ -4,11 +4,11 @@
 # the same machine in the same run, with the same module file and the same scrapers
 # (tests/benches/probe_rate.rs), then each one's peak RSS. Only loopback is probed.
 #
-#   SECONDS_PER_RUN=10 CONCURRENCY=16 bash tests/bench/prometheus.sh
+#   SECONDS_PER_RUN=8 CONCURRENCY=16 bash tests/bench/prometheus.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-seconds=${SECONDS_PER_RUN:-10}
+seconds=${SECONDS_PER_RUN:-8}
 concurrency=${CONCURRENCY:-16}
 cargo build --release --quiet -p whyrefused
 cargo bench -p whyrefused-tests --bench probe_rate --no-run --quiet 2>/dev/null
