@@ -42,7 +42,17 @@ impl Scraped {
 
 /// Sends `method path` to the agent at `address` with extra `headers` (`Name: value`).
 pub fn request(address: SocketAddr, method: &str, path: &str, headers: &[&str]) -> Scraped {
-    let mut stream = TcpStream::connect(address).expect("the agent accepts");
+    try_request(address, method, path, headers).expect("the agent accepts")
+}
+
+/// Like [`request`], or `None` when nothing listens at `address` (yet).
+pub fn try_request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+) -> Option<Scraped> {
+    let mut stream = TcpStream::connect(address).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(30))).expect("a read timeout");
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
     for header in headers {
@@ -55,7 +65,7 @@ pub fn request(address: SocketAddr, method: &str, path: &str, headers: &[&str]) 
     let raw = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Scraped { status, head: head.to_ascii_lowercase(), body: body.to_string() }
+    Some(Scraped { status, head: head.to_ascii_lowercase(), body: body.to_string() })
 }
 
 /// `GET path` without extra headers.

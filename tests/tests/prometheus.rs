@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use whyrefused_shared::CheckRequest;
-use whyrefused_tests::scrape::{Scraped, free_port, get, promtool_check_metrics, request};
+use whyrefused_tests::scrape::{
+    Scraped, free_port, get, promtool_check_metrics, request, try_request,
+};
 use whyrefused_tests::{
     Agent, Client, HangingPort, agent_binary, closed_port, http_server, workspace_root,
     write_token_file,
@@ -350,7 +352,9 @@ impl PrometheusServer {
                 }
             })
             .collect();
-        let answer = get(self.address, &format!("/api/v1/query?query={encoded}"));
+        // Nothing yet while the server starts.
+        let path = format!("/api/v1/query?query={encoded}");
+        let Some(answer) = try_request(self.address, "GET", &path, &[]) else { return Vec::new() };
         let json: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
         json["data"]["result"]
             .as_array()
