@@ -459,6 +459,10 @@ fn a_probe_from_a_joined_agent_runs_there_and_labels_its_series_with_the_vantage
     let cause = r#"whyrefused_probe_cause{vantage="app1",cause="port_closed"}"#;
     assert_eq!(scraped.value(cause), Some(1.0), "{}", scraped.body);
     assert_eq!(scraped.value(r#"probe_success{vantage="app1"}"#), Some(0.0));
+    let metrics = request(hub.address, "GET", "/metrics", &[&token]);
+    let counted = r#"whyrefused_checks_total{cause="port_closed",vantage="app1",via="probe"}"#;
+    assert_eq!(metrics.value(counted), Some(1.0), "{}", metrics.body);
+    assert_eq!(metrics.value("whyrefused_joined_agents_online"), Some(1.0));
     let unknown = request(hub.address, "GET", "/probe?target=127.0.0.1:1&from=nowhere", &[&token]);
     assert_eq!(unknown.status, 400);
     assert!(unknown.body.contains("no vantage point is named 'nowhere'"), "{}", unknown.body);
