@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use whyrefused_shared::AgentInfo;
 
+use crate::exporter::Exporter;
 use crate::hub::Hub;
 use crate::peer::{OpenSessions, SessionCaps};
 use crate::policy::TargetPolicy;
@@ -102,6 +103,8 @@ pub struct AppState {
     /// Whether remote clients may see which processes own this host's listeners
     /// (`--show-processes`); clients on this host always may.
     pub show_processes: bool,
+    /// The probe modules of `/probe` and the counters of `/metrics`.
+    pub exporter: Exporter,
 }
 
 impl AppState {
@@ -123,6 +126,7 @@ impl AppState {
             connect_budget: None,
             hub: Hub::default(),
             show_processes: false,
+            exporter: Exporter::default(),
         }
     }
 

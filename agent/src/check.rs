@@ -180,7 +180,10 @@ impl CheckPlan {
             let address = SocketAddr::new(*ip, self.target.port);
             match self.policy.check(address) {
                 Ok(()) => allowed.push(*ip),
-                Err(denial) => denied.push(Denied { address, denial }),
+                Err(denial) => {
+                    self.policy.count(&denial);
+                    denied.push(Denied { address, denial });
+                }
             }
         }
         (allowed, denied)

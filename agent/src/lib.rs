@@ -15,18 +15,21 @@
 //!   (the registry of joined agents, their links, the fan-out).
 //! - [`server`]: the axum server: the embedded page at `/`, the WebSocket at `/ws`, origin and
 //!   TLS, and the session on each socket.
+//! - [`exporter`]: Prometheus: the blackbox_exporter-compatible `/probe` (its modules, the
+//!   series that name the cause) and the agent's own `/metrics`.
 //! - [`join`]: joining a hub as a vantage point (`serve --join`), and dialling one.
 //! - [`cli`]: the `whyrefused` command line (`serve`, `check`, `scan`, `agents`).
 //! - [`app`]: the state every layer shares; [`tokens`] and [`peer`]: who may use the agent and
 //!   how peers are counted; [`clock`] and [`logging`]: timestamps, logs, the shutdown signal.
 //!
-//! The layers go one way: cli → join → server → hub → wire → check/scan → verdict → probe. The
+//! The layers go one way: cli → join → server → exporter → hub → wire → check/scan → verdict → probe. The
 //! wire protocol lives in the `whyrefused-shared` crate, shared with the page.
 
 pub mod app;
 pub mod check;
 pub mod cli;
 pub mod clock;
+pub mod exporter;
 pub mod happy_eyeballs;
 pub mod hub;
 pub mod join;

@@ -231,6 +231,32 @@ pub enum Denial {
     Port { port: u16, allow_ports: String },
 }
 
+impl Denial {
+    /// The rule, as the agent's `/metrics` labels it: `default link-local`, `deny
+    /// 10.0.9.0/24`, `allow`, `allow-ports`.
+    pub fn rule(&self) -> String {
+        match self {
+            Denial::DefaultRule { name, .. } => format!("default {name}"),
+            Denial::Deny { network, .. } => format!("deny {network}"),
+            Denial::NotAllowed { .. } => "allow".into(),
+            Denial::Port { .. } => "allow-ports".into(),
+        }
+    }
+}
+
+/// How many times each rule denied a check's address or a scan's, for `/metrics`. Shared by
+/// every clone of a policy; never part of a policy's equality.
+#[derive(Debug, Clone, Default)]
+pub struct DenialTally(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>);
+
+impl PartialEq for DenialTally {
+    fn eq(&self, _: &DenialTally) -> bool {
+        true
+    }
+}
+
+impl Eq for DenialTally {}
+
 /// An address as a denial shows it: with the IPv4 address it carries, when it is mapped.
 fn show(address: IpAddr) -> String {
     match canonical(address) {
@@ -262,6 +288,8 @@ pub struct TargetPolicy {
     allow: Vec<Cidr>,
     /// `--allow-ports`; `None` allows every port.
     allow_ports: Option<PortSpec>,
+    /// The denials so far, by rule.
+    tally: DenialTally,
 }
 
 impl TargetPolicy {
@@ -376,6 +404,18 @@ impl TargetPolicy {
     pub fn check(&self, target: SocketAddr) -> Result<(), Denial> {
         self.check_address(target.ip())?;
         self.check_port(target.port())
+    }
+
+    /// Counts a denial of a request's address (once per address a check or scan leaves out).
+    pub fn count(&self, denial: &Denial) {
+        let mut tally = self.tally.0.lock().unwrap_or_else(|e| e.into_inner());
+        *tally.entry(denial.rule()).or_default() += 1;
+    }
+
+    /// The denials counted so far, by rule.
+    pub fn denials(&self) -> Vec<(String, u64)> {
+        let tally = self.tally.0.lock().unwrap_or_else(|e| e.into_inner());
+        tally.iter().map(|(rule, count)| (rule.clone(), *count)).collect()
     }
 
     /// The ports of `spec` outside `--allow-ports`, ascending.

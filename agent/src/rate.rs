@@ -53,6 +53,17 @@ impl ConnectBudget {
         granted
     }
 
+    /// The share of the bucket taken now: 0 when full, 1 when connects must wait.
+    pub fn used_fraction(&self) -> f64 {
+        let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let earned = now.saturating_duration_since(bucket.refilled).as_secs_f64();
+        let limit = f64::from(self.per_second.max(1));
+        bucket.tokens = (bucket.tokens + earned * limit).min(limit);
+        bucket.refilled = now;
+        1.0 - bucket.tokens / limit
+    }
+
     /// How long until one more connect is available.
     pub fn next_in(&self) -> Duration {
         let bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());

@@ -28,5 +28,8 @@ bash tests/bench/scan.sh
 echo "== a check fanned out to a hub and 50 joined agents"
 bash tests/bench/vantage.sh
 
+echo "== Prometheus: probes per second through /probe, whyrefused against blackbox_exporter"
+bash tests/bench/prometheus.sh
+
 echo "== load: 1,000 concurrent sessions; 1,000 joined agents on one hub (fleet simulator)"
 bash tests/bench/load.sh

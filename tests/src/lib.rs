@@ -11,6 +11,7 @@ pub mod certificates;
 pub mod client;
 pub mod lab;
 pub mod lab_check;
+pub mod scrape;
 pub mod targets;
 pub mod tokens;
 

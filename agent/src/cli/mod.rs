@@ -208,6 +208,11 @@ struct ServeArgs {
     /// runs at most 32 at once for the hub, all clients together).
     #[arg(long, value_name = "N", default_value_t = HubLimits::DEFAULT.requests_per_client, value_parser = clap::value_parser!(u32).range(1..=32).map(|n| n as usize))]
     max_requests_per_agent_per_client: usize,
+    /// The probe modules of /probe: a blackbox_exporter module file (its tcp and http modules,
+    /// and whyrefused's tls); reloaded on SIGHUP and POST /-/reload. Default: tcp_connect, tls,
+    /// http_2xx.
+    #[arg(long, value_name = "FILE")]
+    probe_config: Option<std::path::PathBuf>,
 }
 
 /// Where an agent that does not join a hub listens unless told otherwise.
@@ -463,6 +468,14 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(tokens) => tokens,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };
+    let exporter = match args.probe_config.as_deref().map(crate::exporter::Exporter::from_file) {
+        None => Ok(crate::exporter::Exporter::default()),
+        Some(loaded) => loaded,
+    };
+    let exporter = match exporter {
+        Ok(exporter) => exporter,
+        Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
+    };
     let join = match join_config(&args) {
         Ok(join) => join,
         Err(error) => return fail(exit::INVALID_INPUT, &error),
@@ -493,7 +506,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         None => println!("whyrefused agent: open http://{address}/ (Ctrl-C to stop)"),
     }
     let _ = std::io::stdout().flush();
-    let state = agent_state(&args, address, tokens);
+    let state = agent_state(&args, address, tokens, exporter);
     reload_tokens_on_hangup(hangups, &args, &state);
     let gave_up = Arc::new(std::sync::OnceLock::new());
     let stop = match join {
@@ -555,7 +568,8 @@ async fn serve_joined_only(
         join.url, join.name
     );
     let _ = std::io::stdout().flush();
-    let state = agent_state(args, args.exposure(), tokens);
+    // No listener, so no scrapes: the probe modules are not needed here.
+    let state = agent_state(args, args.exposure(), tokens, crate::exporter::Exporter::default());
     reload_tokens_on_hangup(hangups, args, &state);
     match crate::join::serve_joined(join, state, signal).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -576,7 +590,12 @@ fn reload_tokens_on_hangup(
 
 /// The state every layer shares, for an agent whose policy is that of one listening on
 /// `address`; logs the settings that matter.
-fn agent_state(args: &ServeArgs, address: SocketAddr, tokens: Option<Tokens>) -> AppState {
+fn agent_state(
+    args: &ServeArgs,
+    address: SocketAddr,
+    tokens: Option<Tokens>,
+    exporter: crate::exporter::Exporter,
+) -> AppState {
     limits::raise_open_files_limit();
     let connects_per_second = args.connects_per_second(address);
     if connects_per_second > 0 {
@@ -586,6 +605,10 @@ fn agent_state(args: &ServeArgs, address: SocketAddr, tokens: Option<Tokens>) ->
     tracing::info!(%policy, "target policy");
     let mut state = AppState::new(args.limits(), policy).with_connect_budget(connects_per_second);
     state.show_processes = args.show_processes;
+    state.exporter = exporter;
+    if args.probe_config.is_some() {
+        crate::exporter::reload_on_hangup(&state);
+    }
     state.hub = crate::hub::Hub::new(args.hub_limits());
     if let Some(tokens) = tokens {
         tracing::info!(tokens = ?tokens.names(), "clients must authenticate");

@@ -26,6 +26,7 @@ use super::local::{self, Plan, Refused, Said, Stops};
 use super::registry::Vantage;
 use crate::app::AppState;
 use crate::clock;
+use crate::exporter::{AgentMetrics, Via};
 use crate::scan::limits::ScanSlots;
 use crate::verdict::cross::{VantageCheck, compare_checks, compare_scans};
 use crate::wire::Outbox;
@@ -144,6 +145,9 @@ pub(crate) struct Fanout {
     pub scans: ScanSlots,
     /// The client who asked, whose share of each joined agent's requests this one uses.
     pub client: ClientId,
+    /// Where each vantage point's finished check or scan is counted (`/metrics`); `None` when
+    /// the caller counts it itself.
+    pub metrics: Option<AgentMetrics>,
 }
 
 /// One vantage point's report as it is folded.
@@ -212,6 +216,7 @@ impl Fanout {
     pub async fn run(self, job: Job) -> RequestId {
         let runs = self.vantages.iter().map(|vantage| self.run_at(vantage, &job));
         let reports: Vec<Report> = join_all(runs).await;
+        self.count(&reports);
         let verdict = match &job.plan {
             Plan::Check(_) => {
                 let addresses: Vec<Vec<IpAddr>> = self.vantages.iter().map(addresses_of).collect();
@@ -257,6 +262,25 @@ impl Fanout {
         );
         let _ = self.outbox.message(&AgentMessage::VantagesDone { id: self.id, verdict });
         self.id
+    }
+
+    /// Counts each vantage point's finished part.
+    fn count(&self, reports: &[Report]) {
+        let Some(metrics) = &self.metrics else { return };
+        for (vantage, report) in self.vantages.iter().zip(reports) {
+            match report {
+                Report::Check(report) => {
+                    let cause = report.verdict.as_ref().map_or("-", |v| v.cause.as_str());
+                    let took = std::time::Duration::from_micros(report.elapsed_us.unwrap_or(0));
+                    metrics.check_done(cause, vantage.name(), Via::Websocket, took);
+                }
+                Report::Scan(report) => {
+                    let outcome = report.outcome.map_or("-", outcome_name);
+                    let took = std::time::Duration::from_micros(report.elapsed_us.unwrap_or(0));
+                    metrics.scan_done(outcome, vantage.name(), took);
+                }
+            }
+        }
     }
 
     /// Runs the job at one vantage point, passing its events on; returns its report.
@@ -391,6 +415,19 @@ impl Fanout {
     }
 }
 
+/// An outcome's wire name, as `/metrics` labels it.
+pub fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Completed => "completed",
+        Outcome::Cancelled => "cancelled",
+        Outcome::ShuttingDown => "shutting_down",
+        Outcome::VantageOffline => "vantage_offline",
+        Outcome::VantageTimeout => "vantage_timeout",
+        Outcome::Rejected => "rejected",
+        Outcome::Unknown => "unknown",
+    }
+}
+
 fn addresses_of(vantage: &Vantage) -> Vec<IpAddr> {
     match vantage {
         Vantage::Local => crate::probe::icmp::local_addresses(),
@@ -460,6 +497,7 @@ mod tests {
             vantages,
             scans: ScanSlots::new(1),
             client,
+            metrics: None,
         };
         (fanout, client_end)
     }

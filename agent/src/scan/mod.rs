@@ -174,7 +174,10 @@ impl ScanPlan {
         for address in chosen {
             match self.policy.check_address(address) {
                 Ok(()) => allowed.push(address),
-                Err(denial) => denied.push(denial.to_string()),
+                Err(denial) => {
+                    self.policy.count(&denial);
+                    denied.push(denial.to_string());
+                }
             }
         }
         (allowed, denied)

@@ -1,10 +1,12 @@
-//! The agent server: the page at `/` and the WebSocket at `/ws`, from one origin.
+//! The agent server: the page at `/` and the WebSocket at `/ws`, from one origin, and the
+//! Prometheus routes (`/probe`, `/metrics`, `/-/reload`).
 //!
 //! [`router`] builds the routes (tests serve it on port 0); [`serve`] runs it until a shutdown
 //! signal, then tells every session's running requests and waits briefly for them to finish.
 
 pub mod assets;
 pub mod origin;
+pub mod prometheus;
 pub mod request_ids;
 pub mod session;
 pub mod tls;
@@ -78,7 +80,7 @@ impl axum::serve::Listener for PlainListener {
 
 /// The routes: the page's files and the WebSocket.
 pub fn router(state: AppState) -> Router {
-    assets::routes().route(WS_PATH, get(upgrade)).with_state(state)
+    assets::routes().route(WS_PATH, get(upgrade)).merge(prometheus::routes()).with_state(state)
 }
 
 async fn upgrade(

@@ -5,9 +5,14 @@
 //! same authority as `Host` (clients outside a browser, like the CLI, send none and are allowed).
 //! A loopback agent also requires `Host` to be an IP literal or `localhost`: that defeats DNS
 //! rebinding, where an attacker's name is re-pointed at 127.0.0.1 to look same-origin.
+//!
+//! Plain HTTP routes that make the agent connect (`/probe`) or tell about it (`/metrics`) meet
+//! the same rules through [`check_fetch`], and more: a page's `<img>` or link sends a GET with no
+//! `Origin`, so a browser's `Sec-Fetch-Site` other than same-origin, or a `Referer` from another
+//! origin, is refused too.
 
 use axum::http::HeaderMap;
-use axum::http::header::{HOST, ORIGIN};
+use axum::http::header::{HOST, ORIGIN, REFERER};
 
 /// Why an upgrade was refused; the text is sent to the client with the 403.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +27,36 @@ pub enum OriginError {
     BadOrigin(String),
     #[error("WebSocket refused: this agent answers only to localhost or its IP address, not {0:?}")]
     ForeignHost(String),
+    #[error("refused: the browser says this request comes from another site (Sec-Fetch-Site: {0})")]
+    CrossSite(String),
+    #[error("refused: a page from {referer} may not use this agent at {host}")]
+    ForeignReferer { referer: String, host: String },
+}
+
+/// [`check`], then refuses a request a browser sent on another site's behalf: one whose
+/// `Sec-Fetch-Site` is not `same-origin` or `none` (typed or bookmarked), or whose `Referer` is
+/// another origin's. Prometheus and curl send neither.
+pub fn check_fetch(headers: &HeaderMap, authenticated: bool) -> Result<(), OriginError> {
+    check(headers, authenticated)?;
+    let host = headers.get(HOST).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.to_str().unwrap_or("(not text)");
+        if !matches!(site, "same-origin" | "none") {
+            return Err(OriginError::CrossSite(site.to_string()));
+        }
+    }
+    let Some(referer) = headers.get(REFERER) else { return Ok(()) };
+    let referer = referer.to_str().unwrap_or("(not text)");
+    let authority = referer
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default());
+    match authority {
+        Some(authority) if authority.eq_ignore_ascii_case(host) => Ok(()),
+        _ => Err(OriginError::ForeignReferer {
+            referer: referer.to_string(),
+            host: host.to_string(),
+        }),
+    }
 }
 
 /// Accepts an upgrade only from a client without `Origin` or from a page served by this agent.
@@ -112,6 +147,26 @@ mod tests {
             check_plain(&headers(Some("127.0.0.1:7070"), Some("null"))),
             Err(OriginError::BadOrigin(_))
         ));
+    }
+
+    #[test]
+    fn a_scrape_from_another_site_is_refused_even_without_origin() {
+        let mut img = headers(Some("127.0.0.1:7070"), None);
+        img.insert("sec-fetch-site", "cross-site".parse().unwrap());
+        assert!(matches!(check_fetch(&img, false), Err(OriginError::CrossSite(_))));
+        let mut old_browser = headers(Some("127.0.0.1:7070"), None);
+        old_browser.insert(REFERER, "https://evil.example/page".parse().unwrap());
+        assert!(matches!(
+            check_fetch(&old_browser, false),
+            Err(OriginError::ForeignReferer { .. })
+        ));
+        let mut own_page = headers(Some("127.0.0.1:7070"), None);
+        own_page.insert(REFERER, "http://127.0.0.1:7070/".parse().unwrap());
+        own_page.insert("sec-fetch-site", "same-origin".parse().unwrap());
+        assert!(check_fetch(&own_page, false).is_ok());
+        assert!(check_fetch(&headers(Some("127.0.0.1:7070"), None), false).is_ok(), "Prometheus");
+        let rebound = headers(Some("evil.example:7070"), None);
+        assert!(matches!(check_fetch(&rebound, false), Err(OriginError::ForeignHost(_))));
     }
 
     #[test]

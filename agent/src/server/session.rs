@@ -18,13 +18,15 @@ use futures::{Stream, StreamExt};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 use whyrefused_shared::{
-    AgentMessage, ClientMessage, ErrorCode, Origin, PROTOCOL_VERSION, RequestId, ScanStep, Step,
+    AgentMessage, ClientMessage, ErrorCode, LOCAL_VANTAGE, Origin, PROTOCOL_VERSION, RequestId,
+    ScanStep, Step,
 };
 
 use super::request_ids::{Claim, IdBusy, RequestIds};
 use crate::app::AppState;
 use crate::clock;
-use crate::hub::fanout::{Fanout, Job, Work};
+use crate::exporter::Via;
+use crate::hub::fanout::{Fanout, Job, Work, outcome_name};
 use crate::hub::link::ClientId;
 use crate::hub::local::{self, Plan, Said, Stops};
 use crate::hub::registry::{self, Conflict};
@@ -434,6 +436,7 @@ impl Session {
             vantages,
             scans: self.state.scans.clone(),
             client: self.hub_client,
+            metrics: Some(self.state.exporter.metrics.clone()),
         };
         self.tasks.spawn(async move {
             let id = fanout.run(job).await;
@@ -636,7 +639,10 @@ impl Request {
         })
         .await;
         match ran {
-            Ok(ran) => self.write_audit(&plan, &ran, start.elapsed()),
+            Ok(ran) => {
+                self.count(&plan, &ran, start.elapsed());
+                self.write_audit(&plan, &ran, start.elapsed());
+            }
             Err(refused) => {
                 let error = AgentMessage::Error {
                     id: Some(id),
@@ -647,6 +653,15 @@ impl Request {
             }
         }
         id
+    }
+
+    /// Counts the request for `/metrics`: a check by its cause, a scan by how it ended.
+    fn count(&self, plan: &Plan, ran: &local::Ran, took: Duration) {
+        let metrics = &self.state.exporter.metrics;
+        match plan {
+            Plan::Check(_) => metrics.check_done(&ran.result, LOCAL_VANTAGE, Via::Websocket, took),
+            Plan::Scan(_) => metrics.scan_done(outcome_name(ran.outcome), LOCAL_VANTAGE, took),
+        }
     }
 
     /// One line per request in the audit log (target `whyrefused::audit`): who asked what, and
