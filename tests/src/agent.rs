@@ -49,6 +49,9 @@ pub struct Agent {
     pub address: SocketAddr,
     /// The SHA-256 fingerprint of its TLS certificate, when it serves TLS.
     pub fingerprint: Option<String>,
+    /// Its own default state directory (`STATE_DIRECTORY`), as if it ran on a host of its own:
+    /// agents of tests running at once never share an agent id or a name's lock.
+    _state: tempfile::TempDir,
 }
 
 impl Agent {
@@ -88,10 +91,12 @@ impl Agent {
     }
 
     fn spawn_command(mut command: Command, listen: &str, args: &[&str], log: Stdio) -> Agent {
+        let state = tempfile::tempdir().expect("a temporary state directory");
         let mut child = command
             .args(["serve", "--listen", listen])
             .args(args)
             .env("RUST_LOG", "whyrefused=debug")
+            .env("STATE_DIRECTORY", state.path())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -115,7 +120,7 @@ impl Agent {
                 .unwrap_or_else(|| panic!("no fingerprint in {line:?}"))
                 .to_string()
         });
-        Agent { child, address, fingerprint }
+        Agent { child, address, fingerprint, _state: state }
     }
 
     /// The page's URL.

@@ -18,6 +18,9 @@ pub struct Lab {
     prefix: String,
     hosts: Vec<Host>,
     processes: Vec<Child>,
+    /// Each spawned process's own default state directory (`STATE_DIRECTORY`): agents in lab
+    /// hosts are on hosts of their own, so they never share an agent id or a name's lock.
+    states: Vec<tempfile::TempDir>,
     links: u32,
 }
 
@@ -31,7 +34,7 @@ impl Lab {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let prefix =
             format!("wr{}x{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-        Lab { prefix, hosts: Vec::new(), processes: Vec::new(), links: 0 }
+        Lab { prefix, hosts: Vec::new(), processes: Vec::new(), states: Vec::new(), links: 0 }
     }
 
     /// Adds a host: a new namespace with its loopback up.
@@ -91,14 +94,17 @@ impl Lab {
 
     /// Starts a long-running program in a host; it is killed with the lab.
     pub fn spawn(&mut self, host: &Host, program: &str, args: &[&str]) {
+        let state = tempfile::tempdir().expect("a temporary state directory");
         let child = Command::new("ip")
             .args(["netns", "exec", &host.netns, program])
             .args(args)
+            .env("STATE_DIRECTORY", state.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
             .expect("ip netns exec starts");
         self.processes.push(child);
+        self.states.push(state);
     }
 
     /// Waits until something listens on TCP `port` in `host` (per `ss`).
