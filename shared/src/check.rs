@@ -518,6 +518,21 @@ pub enum Outcome {
     Unknown,
 }
 
+impl Outcome {
+    /// The outcome's wire name, for labels and attributes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::ShuttingDown => "shutting_down",
+            Outcome::VantageOffline => "vantage_offline",
+            Outcome::VantageTimeout => "vantage_timeout",
+            Outcome::Rejected => "rejected",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -275,7 +275,7 @@ impl Fanout {
                     metrics.check_done(cause, vantage.name(), Via::Websocket, took);
                 }
                 Report::Scan(report) => {
-                    let outcome = report.outcome.map_or("-", outcome_name);
+                    let outcome = report.outcome.map_or("-", Outcome::as_str);
                     let took = std::time::Duration::from_micros(report.elapsed_us.unwrap_or(0));
                     metrics.scan_done(outcome, vantage.name(), took);
                 }
@@ -412,19 +412,6 @@ impl Fanout {
                 return;
             }
         }
-    }
-}
-
-/// An outcome's wire name, as `/metrics` labels it.
-pub fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Completed => "completed",
-        Outcome::Cancelled => "cancelled",
-        Outcome::ShuttingDown => "shutting_down",
-        Outcome::VantageOffline => "vantage_offline",
-        Outcome::VantageTimeout => "vantage_timeout",
-        Outcome::Rejected => "rejected",
-        Outcome::Unknown => "unknown",
     }
 }
 

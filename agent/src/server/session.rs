@@ -26,7 +26,7 @@ use super::request_ids::{Claim, IdBusy, RequestIds};
 use crate::app::AppState;
 use crate::clock;
 use crate::exporter::Via;
-use crate::hub::fanout::{Fanout, Job, Work, outcome_name};
+use crate::hub::fanout::{Fanout, Job, Work};
 use crate::hub::link::ClientId;
 use crate::hub::local::{self, Plan, Said, Stops};
 use crate::hub::registry::{self, Conflict};
@@ -660,7 +660,7 @@ impl Request {
         let metrics = &self.state.exporter.metrics;
         match plan {
             Plan::Check(_) => metrics.check_done(&ran.result, LOCAL_VANTAGE, Via::Websocket, took),
-            Plan::Scan(_) => metrics.scan_done(outcome_name(ran.outcome), LOCAL_VANTAGE, took),
+            Plan::Scan(_) => metrics.scan_done(ran.outcome.as_str(), LOCAL_VANTAGE, took),
         }
     }
 

@@ -57,7 +57,7 @@ pub fn vantage_result(props: &VantageResultProps) -> Html {
             class={classes!("vantage-result", format!("vantage-result--{}", props.phase.as_str()))}
             data-vantage={props.name.clone()}
             data-phase={props.phase.as_str()}
-            data-outcome={props.outcome.map(outcome_name)}
+            data-outcome={props.outcome.map(Outcome::as_str)}
             data-cause={props.cause.clone()}
             aria-label={format!("From {}", props.name)}
         >
@@ -70,19 +70,6 @@ pub fn vantage_result(props: &VantageResultProps) -> Html {
             }
             { props.children.clone() }
         </section>
-    }
-}
-
-/// An outcome's wire name.
-fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Completed => "completed",
-        Outcome::Cancelled => "cancelled",
-        Outcome::ShuttingDown => "shutting_down",
-        Outcome::VantageOffline => "vantage_offline",
-        Outcome::VantageTimeout => "vantage_timeout",
-        Outcome::Rejected => "rejected",
-        Outcome::Unknown => "unknown",
     }
 }
 
