@@ -16,13 +16,13 @@ use tokio_util::task::AbortOnDropHandle;
 use whyrefused_shared::{
     Attempt, CheckEvent, CheckRequest, ConnectState, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS,
     DnsDetail, DnsStatus, ErrorCode, Finding, Liveness, LocalDrops, MAX_RETRIES, MAX_TIMEOUT_MS,
-    NearbyPorts, Outcome, Round, Step, Verdict,
+    NearbyPorts, Outcome, Round, Step, Tries, Verdict,
 };
 
 use crate::policy::TargetPolicy;
 use crate::probe::after_connect::{self, AfterConnectPlan};
 use crate::probe::shared_sweep::{self, SharedSweeps};
-use crate::probe::{self, dns_detail, icmp, listeners, liveness, local_drops, nearby};
+use crate::probe::{self, dns_detail, icmp, listeners, liveness, local_drops, nearby, repeat};
 use crate::rate::{ConnectBudget, SharedBudget};
 use crate::target::{Host, Target, TargetError};
 use crate::verdict::{self, Denied, RoundResult};
@@ -274,6 +274,7 @@ async fn run_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
             cause: verdict.cause,
             http_status: http_status(&result.findings),
             elapsed_us: clock::micros(start.elapsed()),
+            tries: Some(round_tries(&result)),
         };
         reporter.send(Step::RoundFinished { round: round.clone() });
         rounds.push(round);
@@ -282,7 +283,23 @@ async fn run_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
             tokio::time::sleep(Duration::from_millis(u64::from(plan.retry_delay_ms))).await;
         }
     }
-    verdict::across_rounds(&rounds, verdicts)
+    verdict::across_rounds(&plan.target, &rounds, verdicts)
+}
+
+/// The connects a round sent to the port, over every address: each address's first connect,
+/// and the further ones sent when it stayed silent.
+fn round_tries(result: &RoundResult) -> Tries {
+    result.attempts.iter().fold(Tries::default(), |total, attempt| {
+        let further = result.findings.iter().find_map(|finding| match finding {
+            Finding::Loss(found) if found.address == attempt.address => Some(found),
+            _ => None,
+        });
+        let tries = match further {
+            Some(found) => found.tries(),
+            None => repeat::tally(attempt.socket_addr(), &[attempt]).tries(),
+        };
+        total.plus(tries)
+    })
 }
 
 /// The HTTP status a round's first answered request got, if any.
@@ -378,16 +395,26 @@ async fn probe_address(
     // Read only once the connect has been silent a while (reading it costs the kernel a walk of
     // every counter it keeps): no retransmission can have failed before the first, a second in.
     let failures_before = OnceLock::new();
+    let until = Instant::now() + plan.connect_deadline();
     let connect = probe::connect::connect_and_keep(address, plan.connect_deadline(), plan.budget());
     tokio::pin!(connect);
-    let early_liveness = async {
+    // Once the connect has been silent a while: is the host up, and do further connects to the
+    // port get answered (a lossy path) or not (a firewall)? Dropped when the connect answers.
+    let silence = async {
         tokio::time::sleep(LIVENESS_AFTER).await;
         let _ = failures_before.set(local_drops::retransmit_failures());
-        shared_liveness(plan, address, started).await
+        tokio::join!(
+            shared_liveness(plan, address, started),
+            repeat::further_connects(address, until, plan.budget())
+        )
     };
-    let ((attempt, stream), early) = tokio::select! {
-        result = &mut connect => (result, None),
-        found = early_liveness => (connect.await, Some(found)),
+    tokio::pin!(silence);
+    let mut probed_silence = None;
+    let (attempt, stream) = loop {
+        tokio::select! {
+            result = &mut connect => break result,
+            found = &mut silence, if probed_silence.is_none() => probed_silence = Some(found),
+        }
     };
     reporter.send(Step::AttemptFinished { attempt: attempt.clone() });
     let mut findings = Vec::new();
@@ -408,11 +435,16 @@ async fn probe_address(
             {
                 reporter.finding(Finding::LocalDrops(drops), &mut findings);
             }
-            let found = match early {
-                Some(found) => found,
-                None => shared_liveness(plan, address, started).await,
+            let (found, further) = match probed_silence {
+                Some(probed) => probed,
+                None => silence.await,
             };
             reporter.finding(Finding::Liveness(found), &mut findings);
+            if !further.is_empty() {
+                let tries: Vec<&Attempt> = std::iter::once(&attempt).chain(&further).collect();
+                let loss = repeat::tally(address, &tries);
+                reporter.finding(Finding::Loss(loss), &mut findings);
+            }
         }
         _ => {}
     }

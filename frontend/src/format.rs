@@ -92,6 +92,7 @@ pub fn cause_tone(cause: Cause) -> &'static str {
         | Cause::ConnectError
         | Cause::LoopbackOnly
         | Cause::NoResponse
+        | Cause::PacketLoss
         | Cause::FirewallReject
         | Cause::ServerClosed
         | Cause::TlsError
@@ -116,6 +117,7 @@ pub fn cause_title(cause: Cause) -> &'static str {
         Cause::ConnectError => "Connect error",
         Cause::LoopbackOnly => "Listening on loopback only",
         Cause::NoResponse => "No response",
+        Cause::PacketLoss => "Packets lost on the way",
         Cause::FirewallReject => "Rejected by a firewall",
         Cause::ServerClosed => "Server closed the connection",
         Cause::TlsError => "TLS handshake failed",

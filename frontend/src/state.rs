@@ -1085,6 +1085,7 @@ mod tests {
             outcome,
             counts: StateCounts { open, refused, ..StateCounts::default() },
             elapsed_us: 20_000,
+            loss: None,
         }
     }
 

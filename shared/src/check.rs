@@ -372,6 +372,9 @@ pub enum Cause {
     Filtered,
     /// No answer at all, and nothing proves the host up: it is down, or everything is dropped.
     NoResponse,
+    /// Some connects to the port were answered and others, with the same packets, were not:
+    /// the path loses packets (a firewall does not drop some SYNs to a port and pass others).
+    PacketLoss,
     /// An ICMP error from a firewall (port unreachable, administratively prohibited) rejected
     /// the connection.
     FirewallReject,
@@ -416,13 +419,14 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, for documentation and exhaustive tests.
-    pub const ALL: [Cause; 22] = [
+    pub const ALL: [Cause; 23] = [
         Cause::Reachable,
         Cause::Partial,
         Cause::PortClosed,
         Cause::LoopbackOnly,
         Cause::Filtered,
         Cause::NoResponse,
+        Cause::PacketLoss,
         Cause::FirewallReject,
         Cause::HostUnreachable,
         Cause::NetworkUnreachable,
@@ -450,6 +454,7 @@ impl Cause {
             Cause::LoopbackOnly => "loopback_only",
             Cause::Filtered => "filtered",
             Cause::NoResponse => "no_response",
+            Cause::PacketLoss => "packet_loss",
             Cause::FirewallReject => "firewall_reject",
             Cause::HostUnreachable => "host_unreachable",
             Cause::NetworkUnreachable => "network_unreachable",

@@ -28,6 +28,9 @@ pub enum Finding {
     /// Retransmissions this host failed to send while a connect went unanswered: its own
     /// firewall dropped them.
     LocalDrops(LocalDrops),
+    /// Every connect to the port this check sent, and how many were answered: some answered
+    /// and some not is a lossy path, none answered a firewall.
+    Loss(crate::loss::LossFinding),
 }
 
 impl Finding {
@@ -41,6 +44,7 @@ impl Finding {
             Finding::AfterConnect(_) => "after_connect",
             Finding::HappyEyeballs(_) => "happy_eyeballs",
             Finding::LocalDrops(_) => "local_drops",
+            Finding::Loss(_) => "loss",
         }
     }
 }
@@ -483,4 +487,8 @@ pub struct Round {
     pub http_status: Option<u16>,
     /// How long it took, in microseconds.
     pub elapsed_us: u64,
+    /// The connects to the port that round sent, and how many were answered (a SYN-ACK or a
+    /// reset): the timeline's answered and unanswered tries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tries: Option<crate::loss::Tries>,
 }

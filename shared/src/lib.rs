@@ -27,6 +27,7 @@
 
 pub mod check;
 pub mod diagnosis;
+pub mod loss;
 pub mod message;
 pub mod report;
 pub mod scan;
@@ -42,11 +43,12 @@ pub use diagnosis::{
     Listener, Liveness, LocalDrops, LocalListeners, NameserverAnswer, NearbyPorts,
     OWNERS_HIDDEN_FROM_REMOTE, OWNERS_UNREADABLE, Pattern, Phases, PortProbe, Round, TlsReport,
 };
+pub use loss::{Loss, LossFinding, Tries};
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, RequestId};
 pub use report::CheckReport;
 pub use scan::{
     DEFAULT_PORT_SPEC, DEFAULT_SCAN_RETRIES, DEFAULT_SCAN_TIMEOUT_MS, MAX_SCAN_RETRIES, PortResult,
-    PortRun, ScanEvent, ScanProgress, ScanReport, ScanRequest, ScanStep, StateCounts,
+    PortRun, ScanEvent, ScanLoss, ScanProgress, ScanReport, ScanRequest, ScanStep, StateCounts,
 };
 pub use vantage::{
     ALL_VANTAGES, CrossCause, CrossVerdict, LOCAL_VANTAGE, VantageInfo, VantageResult,

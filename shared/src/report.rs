@@ -194,6 +194,7 @@ mod tests {
                 cause: Cause::PortClosed,
                 http_status: None,
                 elapsed_us: 5,
+                tries: None,
             },
         }));
         report.apply(&at(Step::RoundStarted { round: 2, of: 2 }));

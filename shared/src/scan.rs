@@ -121,7 +121,52 @@ pub enum ScanStep {
         counts: StateCounts,
         /// The whole scan's duration, in microseconds.
         elapsed_us: u64,
+        /// The packet loss the scan saw (ports that answered only on a retry), when it saw any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        loss: Option<ScanLoss>,
     },
+}
+
+impl ScanLoss {
+    /// The loss in one paragraph, the same for the CLI and the page.
+    pub fn describe(&self) -> String {
+        format!(
+            "Packet loss: about {} of tries went unanswered (95% CI {}-{}%; {} of {} answering \
+             ports answered only on a retry). Silent ports got up to {} tries, so about {:.1} of \
+             the {} silent ports may be open or closed all the same.",
+            crate::loss::percent(self.rate),
+            (self.ci_low * 100.0).round(),
+            (self.ci_high * 100.0).round(),
+            self.answered_on_retry,
+            self.answered,
+            self.tries,
+            self.expected_live_among_silent,
+            self.silent,
+        )
+    }
+}
+
+/// The loss a scan estimated from ports that answered only on a retry, and what it means for
+/// the ports that stayed silent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanLoss {
+    /// The estimated chance that one try goes unanswered, from 0 to 1.
+    pub rate: f64,
+    /// The lower end of its 95% confidence interval (Wilson).
+    pub ci_low: f64,
+    /// The upper end.
+    pub ci_high: f64,
+    /// Ports that answered only on a retry.
+    pub answered_on_retry: u64,
+    /// Ports that answered at all (open or closed).
+    pub answered: u64,
+    /// How many tries a silent port got by the end (raised as the loss showed).
+    pub tries: u32,
+    /// Ports that stayed silent.
+    pub silent: u64,
+    /// How many of the silent ports are, expected, open or closed all the same: live ports whose
+    /// every try was lost.
+    pub expected_live_among_silent: f64,
 }
 
 impl ScanStep {
@@ -341,6 +386,9 @@ pub struct ScanReport {
     pub outcome: Option<Outcome>,
     /// The whole scan's duration in microseconds.
     pub elapsed_us: Option<u64>,
+    /// The packet loss the scan saw, when it saw any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<ScanLoss>,
 }
 
 impl ScanReport {
@@ -364,7 +412,8 @@ impl ScanReport {
                 self.total = u64::from(self.port_count) * addresses.len() as u64;
             }
             ScanStep::Progress(progress) => self.add_batch(progress),
-            ScanStep::Done { outcome, counts, elapsed_us } => {
+            ScanStep::Done { outcome, counts, elapsed_us, loss } => {
+                self.loss = loss.clone();
                 self.outcome = Some(*outcome);
                 self.counts = *counts;
                 self.elapsed_us = Some(*elapsed_us);
@@ -582,7 +631,12 @@ mod tests {
         let mut counts = StateCounts::default();
         counts.add(ConnectState::Refused, 99);
         counts.add(ConnectState::Open, 1);
-        report.apply(&at(ScanStep::Done { outcome: Outcome::Completed, counts, elapsed_us: 9 }));
+        report.apply(&at(ScanStep::Done {
+            outcome: Outcome::Completed,
+            counts,
+            elapsed_us: 9,
+            loss: None,
+        }));
         assert!(report.is_done());
         assert_eq!(report.counts.get(ConnectState::Refused), 99);
     }

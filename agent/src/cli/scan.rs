@@ -166,6 +166,9 @@ pub fn render(report: &ScanReport, colors: Colors, all: bool) -> String {
             }
         }
     }
+    if let Some(loss) = &report.loss {
+        let _ = writeln!(out, "\n{} {}", paint(colors.bad, "!"), loss.describe());
+    }
     out
 }
 

@@ -199,8 +199,11 @@ impl Fold<'_> {
                 self.check(CheckEvent { at, step: Step::Done { outcome, elapsed_us } })
             }
             Report::Scan(report) => {
-                let counts = report.counts;
-                self.scan(ScanEvent { at, step: ScanStep::Done { outcome, counts, elapsed_us } })
+                let (counts, loss) = (report.counts, report.loss.clone());
+                self.scan(ScanEvent {
+                    at,
+                    step: ScanStep::Done { outcome, counts, elapsed_us, loss },
+                })
             }
         }
     }

@@ -138,9 +138,10 @@ pub async fn run(
             Plan::Check(_) => {
                 Said::Check(CheckEvent { at, step: Step::Done { outcome, elapsed_us } })
             }
-            Plan::Scan(_) => {
-                Said::Scan(ScanEvent { at, step: ScanStep::Done { outcome, counts, elapsed_us } })
-            }
+            Plan::Scan(_) => Said::Scan(ScanEvent {
+                at,
+                step: ScanStep::Done { outcome, counts, elapsed_us, loss: None },
+            }),
         });
     }
     let result = match plan {

@@ -14,6 +14,7 @@ pub mod liveness;
 pub mod local_drops;
 pub mod nearby;
 pub mod redirects;
+pub mod repeat;
 pub mod resolve;
 pub mod shared_sweep;
 pub mod tls;

@@ -29,6 +29,7 @@ use whyrefused_shared::{ConnectState, Errno, Family, IcmpError};
 use crate::clock;
 use crate::probe::{connect::classify, icmp};
 use crate::rate::SharedBudget;
+use crate::scan::loss::LossEstimate;
 
 /// The longest a thread blocks before looking at the stop flag and sending its results.
 pub const POLL_CEILING: Duration = Duration::from_millis(20);
@@ -58,6 +59,9 @@ pub struct Work {
     /// The agent's connect budget, shared with every other check and scan; `None` without a
     /// limit.
     pub budget: SharedBudget,
+    /// The packet loss seen so far, from ports that answered only on a retry: it raises the
+    /// retries of silent ports.
+    pub loss: LossEstimate,
 }
 
 impl Work {
@@ -403,6 +407,10 @@ impl Driver {
         drop(flight.socket);
         if ended.icmp.is_some() {
             self.window.shrink(self.flights.len());
+        } else if self.count_answer(&ended) && ended.tries > 1 {
+            // An answer only on a retry: the path lost a try. Launch slower, so the scan's own
+            // burst is not what loses the next ones.
+            self.window.shrink(self.flights.len());
         } else {
             self.window.grow();
         }
@@ -454,10 +462,11 @@ impl Driver {
             let flight = self.flights.remove(slot);
             let target = self.work.target(flight.item);
             if let Some(answered) = self.answer_of(&flight, target) {
+                self.count_answer(&answered);
                 self.batch.push(answered);
                 continue;
             }
-            if flight.tries <= self.settings.retries {
+            if flight.tries <= self.work.loss.retries(self.settings.retries) {
                 self.again.push_back((flight.item, flight.tries + 1));
             } else {
                 let elapsed = now.duration_since(flight.started);
@@ -466,6 +475,17 @@ impl Driver {
                 self.batch.push(timeout);
             }
         }
+    }
+
+    /// Counts a port that answered (a SYN-ACK or a reset, not an ICMP error) towards the loss
+    /// estimate; returns whether it did.
+    fn count_answer(&self, ended: &PortOutcome) -> bool {
+        let answered = ended.icmp.is_none()
+            && matches!(ended.state, ConnectState::Open | ConnectState::Refused);
+        if answered {
+            self.work.loss.answered(ended.tries);
+        }
+        answered
     }
 
     /// How a connect whose deadline passed really ended, if it did end (an answer that came
@@ -609,8 +629,10 @@ mod tests {
         let low = *open.iter().min().unwrap();
         let ports: Vec<u16> = (low.saturating_sub(300).max(1)..=low.saturating_add(300)).collect();
         let count = ports.len();
-        let outcomes =
-            scan(Work { addresses: vec![localhost()], ports, budget: None }, settings(64, 2));
+        let outcomes = scan(
+            Work { addresses: vec![localhost()], ports, budget: None, loss: Default::default() },
+            settings(64, 2),
+        );
         assert_eq!(outcomes.len(), count, "one outcome per port");
         for outcome in &outcomes {
             let expected = if open.contains(&outcome.target.port()) {
@@ -630,8 +652,10 @@ mod tests {
     #[test]
     fn a_window_of_one_still_scans_everything() {
         let ports: Vec<u16> = (40_000..40_100).collect();
-        let outcomes =
-            scan(Work { addresses: vec![localhost()], ports, budget: None }, settings(1, 1));
+        let outcomes = scan(
+            Work { addresses: vec![localhost()], ports, budget: None, loss: Default::default() },
+            settings(1, 1),
+        );
         assert_eq!(outcomes.len(), 100);
         assert!(outcomes.iter().all(|o| o.tries == 1));
     }
@@ -679,8 +703,12 @@ mod tests {
         let ports: Vec<u16> = hanging.iter().map(|(_, _, port)| *port).collect();
         let mut sorted = ports.clone();
         sorted.sort_unstable();
-        let work =
-            Work { addresses: vec![IpAddr::from(HANGING_HOST)], ports: sorted, budget: None };
+        let work = Work {
+            addresses: vec![IpAddr::from(HANGING_HOST)],
+            ports: sorted,
+            budget: None,
+            loss: Default::default(),
+        };
         let settings = Settings { timeout: Duration::from_secs(30), ..settings(40, 2) };
         let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();
         let stop = StopFlag::default();
@@ -702,7 +730,12 @@ mod tests {
         let settings =
             Settings { timeout: Duration::from_millis(1), retries: 0, window: 2_000, threads: 1 };
         let outcomes = scan(
-            Work { addresses: vec![IpAddr::from(HANGING_HOST)], ports, budget: None },
+            Work {
+                addresses: vec![IpAddr::from(HANGING_HOST)],
+                ports,
+                budget: None,
+                loss: Default::default(),
+            },
             settings,
         );
         assert_eq!(outcomes.len(), 2_000);

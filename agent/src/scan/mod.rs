@@ -12,6 +12,7 @@
 
 pub mod engine;
 pub mod limits;
+pub mod loss;
 pub mod ports;
 
 use std::collections::BTreeSet;
@@ -32,6 +33,7 @@ use crate::rate::SharedBudget;
 use crate::target::{Host, TargetError};
 use crate::{clock, probe};
 use engine::{PortOutcome, Settings, StopFlag, Work};
+use loss::LossEstimate;
 use ports::{PortSpec, PortSpecError};
 
 /// How often a running scan sends what it found.
@@ -249,6 +251,7 @@ pub async fn run(plan: &ScanPlan, window: usize, mut emit: impl FnMut(ScanEvent)
         addresses: addresses.clone(),
         ports: plan.spec.ports.clone(),
         budget: plan.budget.clone(),
+        loss: LossEstimate::default(),
     });
     let settings = plan.settings(window, work.len());
     let (sender, receiver) = mpsc::unbounded_channel();
@@ -269,7 +272,9 @@ pub async fn run(plan: &ScanPlan, window: usize, mut emit: impl FnMut(ScanEvent)
         stream_batches(receiver, &mut tally, &mut step).await;
     }
     let elapsed_us = clock::micros(start.elapsed());
-    step(ScanStep::Done { outcome: Outcome::Completed, counts: tally.counts, elapsed_us });
+    let tries = work.loss.retries(plan.retries) + 1;
+    let loss = work.loss.summary(tally.counts.timeout, tries);
+    step(ScanStep::Done { outcome: Outcome::Completed, counts: tally.counts, elapsed_us, loss });
 }
 
 /// A few ports, for a message: `25, 8080 and 3 more`.

@@ -296,6 +296,7 @@ fn failure_word(cause: Cause) -> &'static str {
         Cause::PortClosed | Cause::FirewallReject | Cause::ConnectionReset => "refused",
         Cause::Filtered | Cause::NoResponse => "filtered (no answer)",
         Cause::HostUnreachable | Cause::NetworkUnreachable => "unreachable",
+        Cause::PacketLoss => "losing packets",
         _ => "failing",
     }
 }

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use whyrefused_shared::{
     AfterConnect, Attempt, Cause, ConnectState, DnsStatus, EarlyClose, EchoState, Evidence, Family,
-    Finding, LocalListeners, Pattern, Resolution, Round, Verdict,
+    Finding, LocalListeners, LossFinding, Pattern, Resolution, Round, Verdict,
 };
 
 use crate::policy::Denial;
@@ -20,6 +20,7 @@ use crate::target::{Host, Target};
 
 pub mod cross;
 mod dns;
+mod loss;
 mod service;
 
 /// What one round of probing found.
@@ -114,7 +115,7 @@ fn denied_evidence(denied: &[Denied]) -> Vec<Evidence> {
 
 /// The verdict over retried rounds: the same cause every time is persistent; anything else is
 /// intermittent, named by its most frequent failure, with the timeline as evidence.
-pub fn across_rounds(rounds: &[Round], mut verdicts: Vec<Verdict>) -> Verdict {
+pub fn across_rounds(target: &Target, rounds: &[Round], mut verdicts: Vec<Verdict>) -> Verdict {
     let timeline: Vec<Evidence> = rounds
         .iter()
         .map(|round| {
@@ -141,7 +142,16 @@ pub fn across_rounds(rounds: &[Round], mut verdicts: Vec<Verdict>) -> Verdict {
     let Some(mut verdict) = (!verdicts.is_empty()).then(|| verdicts.swap_remove(chosen)) else {
         return self::verdict(Cause::ConnectError, "No round ran.".into(), vec![], timeline);
     };
-    if persistent {
+    let lossy = loss::rounds_are_lossy(rounds).then(|| loss::over_rounds(rounds)).flatten();
+    if let Some(tries) = lossy {
+        // The latest silent round carries the liveness evidence.
+        if let Some(silent) = verdicts.iter().rposition(|v| v.cause != Cause::Reachable) {
+            verdict = verdicts.swap_remove(silent);
+        }
+        let (endpoint, host) = (host_and_port(target), target.host.display().to_string());
+        verdict = loss::across_rounds(&endpoint, &host, tries, verdict);
+        verdict.pattern = Some(Pattern::Intermittent);
+    } else if persistent {
         verdict.pattern = Some(Pattern::Persistent);
         verdict.summary = format!("{} (The same in all {} rounds.)", verdict.summary, rounds.len());
     } else if let Some(intermittent) = service::intermittent_service(rounds, verdict.cause) {
@@ -514,6 +524,16 @@ impl Context<'_> {
             return;
         }
         let liveness = self.liveness(attempt.address);
+        if let Some(found) = self.loss(attempt.socket_addr()) {
+            diagnosis.evidence.push(loss::tries_evidence(found));
+            if loss::is_lossy(found) {
+                diagnosis.cause = Cause::PacketLoss;
+                diagnosis.summary = loss::summary(&endpoint, &found.loss, found.open > 0);
+                diagnosis.suggestions = loss::suggestions(&host_and_port(self.target));
+                diagnosis.evidence.extend(liveness.map(liveness_evidence).unwrap_or_default());
+                return;
+            }
+        }
         if let Some(liveness) = liveness {
             diagnosis.evidence.extend(liveness_evidence(liveness));
         }
@@ -601,6 +621,15 @@ impl Context<'_> {
     fn liveness(&self, address: IpAddr) -> Option<&whyrefused_shared::Liveness> {
         self.findings.iter().find_map(|finding| match finding {
             Finding::Liveness(liveness) if liveness.address == address => Some(liveness),
+            _ => None,
+        })
+    }
+
+    fn loss(&self, address: SocketAddr) -> Option<&LossFinding> {
+        self.findings.iter().find_map(|finding| match finding {
+            Finding::Loss(found) if SocketAddr::new(found.address, found.port) == address => {
+                Some(found)
+            }
             _ => None,
         })
     }
@@ -1385,7 +1414,7 @@ mod tests {
 
     fn round(number: u32, cause: Cause) -> Round {
         let at = Timestamp(format!("t{number}"));
-        Round { round: number, at, cause, http_status: None, elapsed_us: 100 }
+        Round { round: number, at, cause, http_status: None, elapsed_us: 100, tries: None }
     }
 
     fn plain(cause: Cause) -> Verdict {
@@ -1395,8 +1424,11 @@ mod tests {
     #[test]
     fn the_same_cause_every_round_is_persistent() {
         let rounds = [round(1, Cause::PortClosed), round(2, Cause::PortClosed)];
-        let verdict =
-            across_rounds(&rounds, vec![plain(Cause::PortClosed), plain(Cause::PortClosed)]);
+        let verdict = across_rounds(
+            &target("db:5432"),
+            &rounds,
+            vec![plain(Cause::PortClosed), plain(Cause::PortClosed)],
+        );
         assert_eq!(
             (verdict.cause, verdict.pattern),
             (Cause::PortClosed, Some(Pattern::Persistent))
@@ -1411,7 +1443,7 @@ mod tests {
             [round(1, Cause::Reachable), round(2, Cause::Filtered), round(3, Cause::Reachable)];
         let verdicts =
             vec![plain(Cause::Reachable), plain(Cause::Filtered), plain(Cause::Reachable)];
-        let verdict = across_rounds(&rounds, verdicts);
+        let verdict = across_rounds(&target("db:5432"), &rounds, verdicts);
         assert_eq!(
             (verdict.cause, verdict.pattern),
             (Cause::Filtered, Some(Pattern::Intermittent))

@@ -513,7 +513,14 @@ mod tests {
 
     fn round(number: u32, cause: Cause, http_status: u16) -> Round {
         let at = Timestamp(String::new());
-        Round { round: number, at, cause, http_status: Some(http_status), elapsed_us: 10 }
+        Round {
+            round: number,
+            at,
+            cause,
+            http_status: Some(http_status),
+            elapsed_us: 10,
+            tries: None,
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::components::happy_eyeballs_finding::HappyEyeballsFinding;
 use crate::components::liveness_finding::LivenessFinding;
 use crate::components::local_drops_finding::LocalDropsFinding;
 use crate::components::local_listeners_finding::LocalListenersFinding;
+use crate::components::loss_finding::LossFinding;
 use crate::components::nearby_ports_finding::NearbyPortsFinding;
 
 #[derive(Properties, PartialEq)]
@@ -60,6 +61,9 @@ fn finding(finding: &Finding) -> Html {
         ),
         Finding::LocalDrops(drops) => {
             ("Dropped on this host", false, html! { <LocalDropsFinding drops={drops.clone()} /> })
+        }
+        Finding::Loss(loss) => {
+            ("Answered tries", false, html! { <LossFinding loss={loss.clone()} /> })
         }
     };
     html! {

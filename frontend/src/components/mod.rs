@@ -17,6 +17,7 @@ pub mod http_response;
 pub mod liveness_finding;
 pub mod local_drops_finding;
 pub mod local_listeners_finding;
+pub mod loss_finding;
 pub mod mode_switch;
 pub mod nearby_ports_finding;
 pub mod number_field;

@@ -54,6 +54,11 @@ fn round(round: &Round) -> Html {
                     { " " }<span class="mono round-status">{ format!("HTTP {status}") }</span>
                 }
             </span>
+            if let Some(tries) = round.tries.filter(|tries| tries.sent > 1) {
+                <span class="round-tries mono" title="connects answered of connects sent">
+                    { format!("{} of {} answered", tries.answered, tries.sent) }
+                </span>
+            }
             <span class="round-time mono time">{ format::millis(round.elapsed_us) }</span>
         </li>
     }
@@ -100,6 +105,7 @@ mod render_tests {
             cause,
             http_status: None,
             elapsed_us: 900,
+            tries: None,
         }
     }
 

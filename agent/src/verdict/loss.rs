@@ -1,0 +1,150 @@
+//! Packet loss as a cause: a port that answers some connects (a SYN-ACK or a reset) and stays
+//! silent on others, with nothing else between them, loses packets on the way. A firewall does
+//! not drop some SYNs to a port and pass others, so this is told apart from `filtered` (silent
+//! every time) and from a reject (ICMP errors keep their own meaning).
+
+use whyrefused_shared::{Cause, Evidence, Loss, LossFinding, Round, Tries, Verdict};
+
+use super::evidence;
+
+/// Whether these tries show a lossy path: some answered and some not, and no ICMP error among
+/// them.
+pub fn is_lossy(found: &LossFinding) -> bool {
+    found.icmp_errors == 0 && found.loss.answered > 0 && found.loss.answered < found.loss.sent
+}
+
+/// What the port is when packets get through: the cause that would hold without the loss.
+fn port_when_through(open: bool) -> &'static str {
+    if open { "open" } else { "closed (it answers with a reset)" }
+}
+
+/// The summary of a lossy port: the rate with its interval, and what the port is.
+pub fn summary(endpoint: &str, loss: &Loss, open: bool) -> String {
+    format!(
+        "Packets to {endpoint} are lost on the way: {}. When they get through, the port is {}. \
+         A firewall would drop every try, not some: this is a lossy path (a congested or faulty \
+         link, a flapping route, an overloaded device on the way).",
+        loss.describe(),
+        port_when_through(open),
+    )
+}
+
+/// What to do about a lossy path to `host`.
+pub fn suggestions(host: &str) -> Vec<String> {
+    vec![
+        format!(
+            "Find where the loss starts: `whyrefused trace {host}` or `mtr {host}` shows each hop's \
+             answers; look at interface error and drop counters (`ip -s link`) on the hosts and \
+             routers on the way."
+        ),
+        "Until it is fixed, clients need retries with backoff: a lost SYN costs a connect a \
+         second or more."
+            .into(),
+    ]
+}
+
+/// The evidence: the tries as counted.
+pub fn tries_evidence(found: &LossFinding) -> Evidence {
+    evidence(
+        format!("loss {}:{}", found.address, found.port),
+        format!(
+            "{} of {} connects answered ({} open, {} reset): {}",
+            found.loss.answered,
+            found.loss.sent,
+            found.open,
+            found.refused,
+            found.loss.describe()
+        ),
+        None,
+    )
+}
+
+/// The tries of every round together, when each round counted them.
+pub fn over_rounds(rounds: &[Round]) -> Option<Tries> {
+    rounds
+        .iter()
+        .map(|round| round.tries)
+        .try_fold(Tries::default(), |total, tries| tries.map(|tries| total.plus(tries)))
+}
+
+/// The verdict across rounds of a lossy path: the latest silent round's evidence, with the
+/// loss counted over every round's tries.
+pub fn across_rounds(endpoint: &str, host: &str, tries: Tries, mut verdict: Verdict) -> Verdict {
+    let loss = tries.loss();
+    verdict.cause = Cause::PacketLoss;
+    verdict.summary = summary(endpoint, &loss, tries.open > 0);
+    verdict.suggestions = suggestions(host);
+    verdict
+}
+
+/// Whether rounds that failed only by silence, beside rounds (or tries) that were answered, show
+/// a lossy path; a round rejected by ICMP, or any other failure, keeps its own meaning.
+pub fn rounds_are_lossy(rounds: &[Round]) -> bool {
+    let silent = |cause: Cause| matches!(cause, Cause::Filtered | Cause::NoResponse);
+    let answered =
+        |cause: Cause| matches!(cause, Cause::Reachable | Cause::PortClosed | Cause::PacketLoss);
+    let every_round_silent_or_answered =
+        rounds.iter().all(|round| silent(round.cause) || answered(round.cause));
+    let some_silence =
+        rounds.iter().any(|round| silent(round.cause) || round.cause == Cause::PacketLoss);
+    let some_answer = rounds.iter().any(|round| answered(round.cause));
+    every_round_silent_or_answered && some_silence && some_answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use whyrefused_shared::Timestamp;
+
+    fn round(cause: Cause, sent: u32, answered: u32) -> Round {
+        Round {
+            round: 1,
+            at: Timestamp("2026-12-02T00:00:00Z".into()),
+            cause,
+            http_status: None,
+            elapsed_us: 1,
+            tries: Some(Tries { sent, answered, open: answered }),
+        }
+    }
+
+    fn finding(sent: u32, answered: u32, icmp_errors: u32) -> LossFinding {
+        LossFinding {
+            address: "10.0.1.2".parse().unwrap(),
+            port: 8080,
+            loss: Loss::of(sent, answered),
+            open: answered,
+            refused: 0,
+            icmp_errors,
+        }
+    }
+
+    #[test]
+    fn some_tries_answered_is_lossy_none_or_all_is_not_and_icmp_keeps_its_meaning() {
+        assert!(is_lossy(&finding(6, 3, 0)));
+        assert!(!is_lossy(&finding(6, 0, 0)), "silent every time: a firewall");
+        assert!(!is_lossy(&finding(6, 6, 0)));
+        assert!(!is_lossy(&finding(6, 3, 1)), "silence mixed with rejects is not loss");
+    }
+
+    #[test]
+    fn rounds_of_silence_and_answers_are_lossy_and_rejects_are_not() {
+        let lossy = [round(Cause::Reachable, 1, 1), round(Cause::Filtered, 6, 0)];
+        assert!(rounds_are_lossy(&lossy));
+        assert_eq!(over_rounds(&lossy), Some(Tries { sent: 7, answered: 1, open: 1 }));
+        assert!(!rounds_are_lossy(&[round(Cause::Filtered, 6, 0), round(Cause::Filtered, 6, 0)]));
+        let rejected = [round(Cause::Reachable, 1, 1), round(Cause::FirewallReject, 1, 0)];
+        assert!(!rounds_are_lossy(&rejected));
+        let refused_and_silent = [round(Cause::PortClosed, 1, 1), round(Cause::Filtered, 6, 0)];
+        assert!(rounds_are_lossy(&refused_and_silent));
+    }
+
+    #[test]
+    fn the_summary_gives_the_rate_its_interval_and_the_port_without_loss() {
+        let text = summary("10.0.1.2:8080", &Loss::of(10, 5), true);
+        assert!(
+            text.contains("about 50% of connects unanswered (5 of 10), 95% CI 24-76%"),
+            "{text}"
+        );
+        assert!(text.contains("the port is open"), "{text}");
+    }
+}
