@@ -312,6 +312,21 @@ impl ConnectState {
             ConnectState::Error => "error",
         }
     }
+
+    /// How bad the state is, for its colour: open is good, a silent timeout a warning (a
+    /// firewall may drop it on purpose), every error bad.
+    pub fn severity(self) -> Severity {
+        match self {
+            ConnectState::Open => Severity::Good,
+            ConnectState::Timeout => Severity::Warning,
+            ConnectState::Refused
+            | ConnectState::HostUnreachable
+            | ConnectState::NetworkUnreachable
+            | ConnectState::PermissionDenied
+            | ConnectState::Reset
+            | ConnectState::Error => Severity::Bad,
+        }
+    }
 }
 
 /// An operating-system error number with its symbolic name.
@@ -473,6 +488,66 @@ impl Cause {
     /// Whether the target can be connected to (fully or on some addresses).
     pub fn is_reachable(self) -> bool {
         matches!(self, Cause::Reachable)
+    }
+
+    /// How bad the verdict is, for its colour: the CLI and the page both colour by this.
+    pub fn severity(self) -> Severity {
+        match self {
+            Cause::Reachable => Severity::Good,
+            // Some addresses work; or the agent's own rule, not a fault of the network; or a
+            // cause this version cannot judge.
+            Cause::Partial | Cause::PolicyDenied | Cause::Unknown => Severity::Warning,
+            Cause::PortClosed
+            | Cause::LoopbackOnly
+            | Cause::Filtered
+            | Cause::NoResponse
+            | Cause::FirewallReject
+            | Cause::HostUnreachable
+            | Cause::NetworkUnreachable
+            | Cause::LocalFirewall
+            | Cause::ConnectionReset
+            | Cause::ServerClosed
+            | Cause::TlsError
+            | Cause::HttpError
+            | Cause::ServerError
+            | Cause::AccessDenied
+            | Cause::UnexpectedStatus
+            | Cause::ConnectError
+            | Cause::DnsNxdomain
+            | Cause::DnsNoAddress
+            | Cause::DnsError => Severity::Bad,
+        }
+    }
+
+    /// Whether the name, not the connection, failed (the page tints these apart).
+    pub fn is_dns(self) -> bool {
+        matches!(self, Cause::DnsNxdomain | Cause::DnsNoAddress | Cause::DnsError)
+    }
+}
+
+/// How bad a result is: the one scale both the CLI's colours and the page's follow, for
+/// verdicts ([`Cause::severity`]), connect states and scan groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// It works (green).
+    Good,
+    /// The expected, harmless answer among many (a scan's closed ports: grey).
+    Neutral,
+    /// Partly works, or nothing is proved broken (amber).
+    Warning,
+    /// It fails (red).
+    Bad,
+}
+
+impl Severity {
+    /// The name used in CSS modifiers (`good`, `neutral`, `warning`, `bad`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Good => "good",
+            Severity::Neutral => "neutral",
+            Severity::Warning => "warning",
+            Severity::Bad => "bad",
+        }
     }
 }
 

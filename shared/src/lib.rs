@@ -13,6 +13,8 @@
 //!   renders it, and `whyrefused check --json` prints it.
 //! - [`scan`]: a port scan: the request, its batched progress steps, and [`ScanReport`], their
 //!   fold (what the page's scan view renders and `whyrefused scan --json` prints).
+//! - [`port_group`]: the nine groups a scan's ports are summarised in ([`PortGroup`]), with
+//!   their headings and [`Severity`], so the CLI and the page word and colour them alike.
 //! - [`vantage`]: vantage points (a hub and the agents that joined it), [`VantageInfo`], and
 //!   the cross-vantage verdict comparing what each place saw.
 //!
@@ -28,13 +30,14 @@
 pub mod check;
 pub mod diagnosis;
 pub mod message;
+pub mod port_group;
 pub mod report;
 pub mod scan;
 pub mod vantage;
 
 pub use check::{
     Attempt, Cause, CheckEvent, CheckRequest, ConnectState, DnsStatus, Errno, Family, Outcome,
-    PortSource, Resolution, ResolveMethod, Step, TargetInfo, Timestamp, Verdict,
+    PortSource, Resolution, ResolveMethod, Severity, Step, TargetInfo, Timestamp, Verdict,
 };
 pub use diagnosis::{
     AfterConnect, CertificateSummary, DnsDetail, DnsRcode, EarlyClose, EchoState, Evidence,
@@ -43,6 +46,7 @@ pub use diagnosis::{
     OWNERS_HIDDEN_FROM_REMOTE, OWNERS_UNREADABLE, Pattern, Phases, PortProbe, Round, TlsReport,
 };
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, RequestId};
+pub use port_group::PortGroup;
 pub use report::CheckReport;
 pub use scan::{
     DEFAULT_PORT_SPEC, DEFAULT_SCAN_RETRIES, DEFAULT_SCAN_TIMEOUT_MS, MAX_SCAN_RETRIES, PortResult,
