@@ -104,14 +104,14 @@ fn app() -> Html {
                         <p class="notice" role="alert">{ notice }</p>
                     }
                     <section id="results" class="results" aria-live="polite" aria-label="Checks and scans">
-                        if state.checks.is_empty() && state.scans.is_empty() {
+                        if state.cards.is_empty() {
                             <p class="empty">
                                 { "No checks yet. Try " }<code>{ "localhost:22" }</code>
                                 { " or " }<code>{ "https://example.com" }</code>
                                 { ". Probes run from the agent's machine, not from your browser." }
                             </p>
                         }
-                        { for state.cards().into_iter().map(|card| match card {
+                        { for state.cards.iter().map(|card| match card {
                             Card::Check(check) => html! {
                                 <CheckCard key={check.id.0.to_string()} check={check.clone()} />
                             },
