@@ -21,7 +21,7 @@ use whyrefused_shared::{
 
 use crate::policy::TargetPolicy;
 use crate::probe::after_connect::{self, AfterConnectPlan};
-use crate::probe::{self, dns_detail, icmp, listeners, liveness, local_drops, nearby};
+use crate::probe::{self, dns_detail, icmp, listeners, liveness, local_drops, mtu, nearby};
 use crate::rate::{ConnectBudget, SharedBudget};
 use crate::target::{Host, Target, TargetError};
 use crate::verdict::{self, Denied, RoundResult};
@@ -371,7 +371,12 @@ async fn probe_address(
         let plan = plan.after_connect_plan();
         let after =
             after_connect::after_connect(stream, address, &plan, dns_us, attempt.elapsed_us).await;
+        let stalled = mtu::stalled(&after, plan.deadline);
         reporter.finding(Finding::AfterConnect(Box::new(after)), &mut findings);
+        if stalled {
+            let probe = mtu::probe(address, &plan).await;
+            reporter.finding(Finding::MtuProbe(probe), &mut findings);
+        }
     }
     match attempt.state {
         ConnectState::Refused if attempt.icmp.is_none() => {

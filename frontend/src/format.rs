@@ -111,6 +111,7 @@ pub fn cause_title(cause: Cause) -> &'static str {
         Cause::ServerClosed => "Server closed the connection",
         Cause::TlsError => "TLS handshake failed",
         Cause::HttpError => "HTTP request failed",
+        Cause::MtuBlackHole => "Large packets never arrive (path-MTU black hole)",
         Cause::ServerError => "The service answered with an error",
         Cause::AccessDenied => "Access denied by the service",
         Cause::UnexpectedStatus => "Unexpected HTTP status",

@@ -404,6 +404,10 @@ pub enum Cause {
     TlsError,
     /// The connection (and TLS) worked, but the HTTP exchange failed.
     HttpError,
+    /// Connections open, but packets larger than the path's MTU never arrive: a router drops
+    /// them without sending ICMP "fragmentation needed" (a path-MTU black hole), proved by the
+    /// same exchange completing with a smaller MSS.
+    MtuBlackHole,
     /// The connection (and TLS) worked and the service answered with a 5xx status: the server
     /// itself is failing.
     ServerError,
@@ -431,7 +435,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, for documentation and exhaustive tests.
-    pub const ALL: [Cause; 22] = [
+    pub const ALL: [Cause; 23] = [
         Cause::Reachable,
         Cause::Partial,
         Cause::PortClosed,
@@ -446,6 +450,7 @@ impl Cause {
         Cause::ServerClosed,
         Cause::TlsError,
         Cause::HttpError,
+        Cause::MtuBlackHole,
         Cause::ServerError,
         Cause::AccessDenied,
         Cause::UnexpectedStatus,
@@ -473,6 +478,7 @@ impl Cause {
             Cause::ServerClosed => "server_closed",
             Cause::TlsError => "tls_error",
             Cause::HttpError => "http_error",
+            Cause::MtuBlackHole => "mtu_black_hole",
             Cause::ServerError => "server_error",
             Cause::AccessDenied => "access_denied",
             Cause::UnexpectedStatus => "unexpected_status",
@@ -509,6 +515,7 @@ impl Cause {
             | Cause::ServerClosed
             | Cause::TlsError
             | Cause::HttpError
+            | Cause::MtuBlackHole
             | Cause::ServerError
             | Cause::AccessDenied
             | Cause::UnexpectedStatus

@@ -28,6 +28,9 @@ pub enum Finding {
     /// Retransmissions this host failed to send while a connect went unanswered: its own
     /// firewall dropped them.
     LocalDrops(LocalDrops),
+    /// A connection that opened and then stalled, repeated with smaller segments: the proof of
+    /// a path-MTU black hole, or of its absence.
+    MtuProbe(crate::mtu::MtuProbe),
 }
 
 impl Finding {
@@ -41,6 +44,7 @@ impl Finding {
             Finding::AfterConnect(_) => "after_connect",
             Finding::HappyEyeballs(_) => "happy_eyeballs",
             Finding::LocalDrops(_) => "local_drops",
+            Finding::MtuProbe(_) => "mtu_probe",
         }
     }
 }

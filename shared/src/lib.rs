@@ -13,6 +13,7 @@
 //!   renders it, and `whyrefused check --json` prints it.
 //! - [`scan`]: a port scan: the request, its batched progress steps, and [`ScanReport`], their
 //!   fold (what the page's scan view renders and `whyrefused scan --json` prints).
+//! - [`mtu`]: the MSS probe of a connection that opened and then stalled ([`MtuProbe`]).
 //! - [`port_group`]: the nine groups a scan's ports are summarised in ([`PortGroup`]), with
 //!   their headings and [`Severity`], so the CLI and the page word and colour them alike.
 //! - [`vantage`]: vantage points (a hub and the agents that joined it), [`VantageInfo`], and
@@ -30,6 +31,7 @@
 pub mod check;
 pub mod diagnosis;
 pub mod message;
+pub mod mtu;
 pub mod port_group;
 pub mod report;
 pub mod scan;
@@ -46,6 +48,7 @@ pub use diagnosis::{
     OWNERS_HIDDEN_FROM_REMOTE, OWNERS_UNREADABLE, Pattern, Phases, PortProbe, Round, TlsReport,
 };
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, RequestId};
+pub use mtu::{MssTry, MtuProbe, SMALL_MSS};
 pub use port_group::PortGroup;
 pub use report::CheckReport;
 pub use scan::{

@@ -12,9 +12,11 @@ pub mod icmp;
 pub mod listeners;
 pub mod liveness;
 pub mod local_drops;
+pub mod mtu;
 pub mod nearby;
 pub mod redirects;
 pub mod resolve;
+pub mod tcp_info;
 pub mod tls;
 
 pub use connect::connect;

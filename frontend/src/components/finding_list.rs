@@ -9,6 +9,7 @@ use crate::components::happy_eyeballs_finding::HappyEyeballsFinding;
 use crate::components::liveness_finding::LivenessFinding;
 use crate::components::local_drops_finding::LocalDropsFinding;
 use crate::components::local_listeners_finding::LocalListenersFinding;
+use crate::components::mtu_probe_finding::MtuProbeFinding;
 use crate::components::nearby_ports_finding::NearbyPortsFinding;
 
 #[derive(Properties, PartialEq)]
@@ -61,6 +62,11 @@ fn finding(finding: &Finding) -> Html {
         Finding::LocalDrops(drops) => {
             ("Dropped on this host", false, html! { <LocalDropsFinding drops={drops.clone()} /> })
         }
+        Finding::MtuProbe(probe) => (
+            "Smaller packets (MSS probe)",
+            false,
+            html! { <MtuProbeFinding probe={probe.clone()} /> },
+        ),
     };
     html! {
         <section
