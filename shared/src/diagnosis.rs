@@ -310,6 +310,10 @@ pub struct HttpReport {
     /// The statuses the request said count as working (`expect_status`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expected_status: Vec<u16>,
+    /// The head arrived, then the body stopped arriving short of its announced length (within
+    /// the body wait), the connection still open: the stall a path-MTU black hole leaves.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub body_stalled: bool,
 }
 
 impl HttpReport {
@@ -328,6 +332,7 @@ impl HttpReport {
             closed: None,
             redirects: Vec::new(),
             expected_status: Vec::new(),
+            body_stalled: false,
         }
     }
 

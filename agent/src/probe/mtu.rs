@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use whyrefused_shared::{AfterConnect, MssTry, MtuProbe, SMALL_MSS};
+use whyrefused_shared::{AfterConnect, HttpReport, MssTry, MtuProbe, SMALL_MSS};
 
 use super::after_connect::AfterConnectPlan;
 use super::{tcp_info, tls};
@@ -52,7 +52,8 @@ pub fn stalled(after: &AfterConnect, deadline: Duration) -> bool {
         let silent = !tls.ok && tls.certificate.is_none() && tls.alert.is_none();
         return silent && tls.elapsed_us >= most_of_deadline;
     }
-    after.http.as_ref().is_some_and(|http| http.status.is_none() && http.closed.is_none())
+    let silent = |http: &HttpReport| http.status.is_none() && http.closed.is_none();
+    after.http.as_ref().is_some_and(|http| silent(http) || http.body_stalled)
 }
 
 /// Repeats the exchange `plan` describes with `address` at smaller MSSes (see the module).
@@ -265,7 +266,7 @@ mod tests {
 
     #[test]
     fn only_a_silent_exchange_is_a_stall() {
-        use whyrefused_shared::{EarlyClose, HttpReport, Phases, TlsReport};
+        use whyrefused_shared::{EarlyClose, Phases, TlsReport};
         let deadline = Duration::from_millis(3000);
         let base = AfterConnect {
             address: "10.0.6.2:9443".parse().unwrap(),
@@ -297,7 +298,9 @@ mod tests {
         let silent_http = AfterConnect { http: Some(HttpReport::empty()), ..base.clone() };
         assert!(stalled(&silent_http, deadline));
         let answered = HttpReport { status: Some(200), ..HttpReport::empty() };
-        assert!(!stalled(&AfterConnect { http: Some(answered), ..base.clone() }, deadline));
+        assert!(!stalled(&AfterConnect { http: Some(answered.clone()), ..base.clone() }, deadline));
+        let cut = HttpReport { body_stalled: true, ..answered };
+        assert!(stalled(&AfterConnect { http: Some(cut), ..base.clone() }, deadline));
         assert!(!stalled(&base, deadline), "a plain connection has no exchange to stall");
     }
 }

@@ -62,8 +62,12 @@ fn tries_evidence(probe: &MtuProbe) -> Vec<Evidence> {
             };
             if let (false, Some(bytes)) = (attempt.completed, attempt.bytes_received) {
                 result.push_str(&format!(": {bytes} bytes received"));
-                if let Some(held) = attempt.out_of_order.filter(|held| *held > 0) {
-                    result.push_str(&format!(", {held} segments held behind a hole"));
+                match attempt.out_of_order {
+                    Some(1) => result.push_str(", 1 segment held behind a hole"),
+                    Some(held) if held > 1 => {
+                        result.push_str(&format!(", {held} segments held behind a hole"))
+                    }
+                    _ => {}
                 }
             }
             evidence(label, result, Some(attempt.elapsed_us))
