@@ -41,6 +41,11 @@ pub struct CheckRequest {
     /// answer. Implies an HTTP request.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub follow: bool,
+    /// On a plain TCP check (no TLS, no HTTP): after the connect, send a payload larger than the
+    /// MTU to the server and watch it acknowledged, for services that do not speak first; a
+    /// payload that is not is proved a path-MTU black hole (or not) by the MSS probe.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub large: bool,
 }
 
 impl CheckRequest {
@@ -56,6 +61,7 @@ impl CheckRequest {
             http: false,
             expect_status: Vec::new(),
             follow: false,
+            large: false,
         }
     }
 }

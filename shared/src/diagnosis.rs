@@ -31,6 +31,8 @@ pub enum Finding {
     /// A connection that opened and then stalled, repeated with smaller segments: the proof of
     /// a path-MTU black hole, or of its absence.
     MtuProbe(crate::mtu::MtuProbe),
+    /// A `large` check's payload to the server, and whether it was acknowledged.
+    LargeSend(crate::mtu::LargeSend),
 }
 
 impl Finding {
@@ -45,6 +47,7 @@ impl Finding {
             Finding::HappyEyeballs(_) => "happy_eyeballs",
             Finding::LocalDrops(_) => "local_drops",
             Finding::MtuProbe(_) => "mtu_probe",
+            Finding::LargeSend(_) => "large_send",
         }
     }
 }

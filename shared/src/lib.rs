@@ -48,7 +48,7 @@ pub use diagnosis::{
     OWNERS_HIDDEN_FROM_REMOTE, OWNERS_UNREADABLE, Pattern, Phases, PortProbe, Round, TlsReport,
 };
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, RequestId};
-pub use mtu::{MssTry, MtuProbe, SMALL_MSS};
+pub use mtu::{LARGE_SEND, LargeSend, MssTry, MtuProbe, SMALL_MSS};
 pub use port_group::PortGroup;
 pub use report::CheckReport;
 pub use scan::{

@@ -10,6 +10,24 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+/// The exchange of a `large` check: a payload larger than the MTU sent to the server.
+pub const LARGE_SEND: &str = "large send";
+
+/// A `large` check's payload, sent after the connect, and whether the server acknowledged it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LargeSend {
+    /// The address it went to.
+    pub address: SocketAddr,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Bytes the server acknowledged (`TCP_INFO`'s bytes acked), by the deadline.
+    pub acknowledged_bytes: u64,
+    /// Whether every byte was acknowledged.
+    pub acknowledged: bool,
+    /// How long until it was, or how long it was waited for, in microseconds.
+    pub elapsed_us: u64,
+}
+
 /// The MSS the probe tries first after a stall: small enough for any path (RFC 1122's default).
 pub const SMALL_MSS: u32 = 536;
 
@@ -62,6 +80,12 @@ impl MtuProbe {
     /// The smallest MSS that stalled, default included.
     pub fn smallest_stalled_mss(&self) -> Option<u32> {
         self.tries.iter().filter(|t| !t.completed).map(|t| t.mss).min()
+    }
+
+    /// Whether the stalled packets went from this host to the server (a `large` send), not
+    /// from the server to this host.
+    pub fn is_upstream(&self) -> bool {
+        self.exchange == LARGE_SEND
     }
 
     /// The path MTU the largest working MSS implies: that MSS with its headers.

@@ -16,9 +16,10 @@ const FAR: &str = "10.0.6.2";
 /// The MTU of the link between the routers.
 const NARROW_MTU: u32 = 1300;
 
-/// The TLS and HTTP ports on the far server.
+/// The TLS and HTTP ports on the far server, and a plain TCP service that does not speak first.
 const TLS_PORT: u16 = 9443;
 const HTTP_PORT: u16 = 8080;
+const QUIET_PORT: u16 = 7000;
 
 /// A check's connect and exchange deadline: short, so a stall costs little test time.
 const TIMEOUT_MS: &str = "1500";
@@ -106,6 +107,9 @@ fn start_servers(lab: &mut Lab, far: &Host, files: &tempfile::TempDir) {
         "exec python3 -m http.server --bind {FAR} --directory {dir}/www {HTTP_PORT} 2>/dev/null"
     );
     lab.spawn(far, "sh", &["-c", &http]);
+    let quiet = format!("{FAR}:{QUIET_PORT}");
+    lab.spawn(far, env!("CARGO_BIN_EXE_lab-server"), &["hold", &quiet]);
+    lab.wait_listening(far, QUIET_PORT);
     lab.wait_listening(far, TLS_PORT);
     lab.wait_listening(far, HTTP_PORT);
 }
@@ -113,11 +117,17 @@ fn start_servers(lab: &mut Lab, far: &Host, files: &tempfile::TempDir) {
 impl MtuLab {
     /// `whyrefused check TARGET --json` on the client, trusting the lab's CA.
     fn check(&self, target: &str) -> Value {
+        self.check_with(target, &[])
+    }
+
+    /// The same, with more arguments.
+    fn check_with(&self, target: &str, args: &[&str]) -> Value {
         let ca = self.files.path().join("ca.pem");
         let output = Command::new("ip")
             .args(["netns", "exec", &self.client.netns])
             .arg(agent_binary())
             .args(["check", target, "--json", "--timeout-ms", TIMEOUT_MS])
+            .args(args)
             .env("SSL_CERT_FILE", ca)
             .output()
             .expect("ip netns exec runs");
@@ -181,6 +191,24 @@ fn a_black_hole_stalls_tls_and_http_and_small_segments_prove_it_with_the_path_mt
 }
 
 #[test]
+fn a_large_send_to_a_quiet_service_finds_the_black_hole_towards_it() {
+    let lab = lab(Path::BlackHole);
+    let quiet = format!("{FAR}:{QUIET_PORT}");
+    let plain = lab.check(&quiet);
+    assert_eq!(cause(&plain), "reachable", "without --large nothing big is sent: {plain:#}");
+    let report = lab.check_with(&quiet, &["--large"]);
+    assert_eq!(cause(&report), "mtu_black_hole", "{report:#}");
+    let sent = report["findings"].as_array().unwrap().iter().find(|f| f["probe"] == "large_send");
+    assert_eq!(sent.expect("a large_send finding")["acknowledged"], false, "{report:#}");
+    let probe = mtu_probe(&report).expect("an mtu_probe finding");
+    assert_eq!(probe["exchange"], "large send");
+    let mtu = implied_mtu(probe);
+    assert!(mtu.abs_diff(u64::from(NARROW_MTU)) <= 40, "implied MTU {mtu}: {probe:#}");
+    let words = format!("larger than about {mtu} bytes sent to {FAR} never arrive");
+    assert!(summary(&report).contains(&words), "{report:#}");
+}
+
+#[test]
 fn with_path_mtu_discovery_working_the_verdicts_are_todays_and_no_probe_runs() {
     let lab = lab(Path::PmtuDiscoveryWorks);
     for target in [tls_target(), http_target()] {
@@ -188,6 +216,9 @@ fn with_path_mtu_discovery_working_the_verdicts_are_todays_and_no_probe_runs() {
         assert_eq!(cause(&report), "reachable", "{report:#}");
         assert!(mtu_probe(&report).is_none(), "no stall, no probe: {report:#}");
     }
+    let report = lab.check_with(&format!("{FAR}:{QUIET_PORT}"), &["--large"]);
+    assert_eq!(cause(&report), "reachable", "{report:#}");
+    assert!(mtu_probe(&report).is_none(), "acknowledged, no probe: {report:#}");
 }
 
 #[test]

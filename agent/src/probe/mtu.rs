@@ -8,13 +8,15 @@
 //! This module only measures; the verdict decides what the tries prove.
 
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use whyrefused_shared::{AfterConnect, HttpReport, MssTry, MtuProbe, SMALL_MSS};
+use whyrefused_shared::{
+    AfterConnect, HttpReport, LARGE_SEND, LargeSend, MssTry, MtuProbe, SMALL_MSS,
+};
 
 use super::after_connect::AfterConnectPlan;
 use super::{tcp_info, tls};
@@ -37,6 +39,39 @@ const WAIT_FACTOR: u32 = 5;
 const MIN_WAIT: Duration = Duration::from_millis(300);
 const MAX_WAIT: Duration = Duration::from_secs(2);
 
+/// Bytes a `large` check sends: a dozen full-size segments. Newlines, which line-based
+/// services read as empty lines.
+pub const LARGE_BYTES: usize = 16 * 1024;
+
+/// How often a `large` send's acknowledgement is looked at.
+const ACK_POLL: Duration = Duration::from_millis(10);
+
+/// The exchange a probe repeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchange {
+    /// The TLS handshake (and with an HTTP path, the response over it).
+    Tls,
+    /// The plain HTTP response.
+    Http,
+    /// A `large` check's payload to the server, acknowledged.
+    LargeSend,
+}
+
+impl Exchange {
+    /// What a plan's connection exchanges after the connect.
+    pub fn of(plan: &AfterConnectPlan) -> Exchange {
+        if plan.tls { Exchange::Tls } else { Exchange::Http }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Exchange::Tls => "TLS handshake",
+            Exchange::Http => "HTTP response",
+            Exchange::LargeSend => LARGE_SEND,
+        }
+    }
+}
+
 /// Bytes of a response that prove many full-size segments came through: enough to stop reading.
 const ENOUGH_BYTES: usize = 32 * 1024;
 
@@ -57,13 +92,12 @@ pub fn stalled(after: &AfterConnect, deadline: Duration) -> bool {
 }
 
 /// Repeats the exchange `plan` describes with `address` at smaller MSSes (see the module).
-pub async fn probe(address: SocketAddr, plan: &AfterConnectPlan) -> MtuProbe {
+pub async fn probe(address: SocketAddr, plan: &AfterConnectPlan, exchange: Exchange) -> MtuProbe {
     let start = Instant::now();
     let header_bytes = if address.is_ipv4() { 40 } else { 60 };
-    let exchange = if plan.tls { "TLS handshake" } else { "HTTP response" };
     let mut probe =
-        MtuProbe { address, exchange: exchange.into(), tries: Vec::new(), header_bytes };
-    let small = exchange_at(address, Some(SMALL_MSS), plan, plan.deadline).await;
+        MtuProbe { address, exchange: exchange.name().into(), tries: Vec::new(), header_bytes };
+    let small = exchange_at(address, Some(SMALL_MSS), plan, exchange, plan.deadline).await;
     let small_took = Duration::from_micros(small.elapsed_us);
     let small_completed = small.completed;
     probe.tries.push(small);
@@ -71,7 +105,7 @@ pub async fn probe(address: SocketAddr, plan: &AfterConnectPlan) -> MtuProbe {
         return probe;
     }
     let wait = (small_took * WAIT_FACTOR).clamp(MIN_WAIT, MAX_WAIT);
-    let default = exchange_at(address, None, plan, wait).await;
+    let default = exchange_at(address, None, plan, exchange, wait).await;
     let mut search = MssSearch::new(SMALL_MSS, default.mss);
     search.record(default.mss, default.completed);
     probe.tries.push(default);
@@ -79,7 +113,7 @@ pub async fn probe(address: SocketAddr, plan: &AfterConnectPlan) -> MtuProbe {
         if probe.tries.len() >= MAX_TRIES || start.elapsed() + wait > PROBE_BUDGET {
             break;
         }
-        let attempt = exchange_at(address, Some(mss), plan, wait).await;
+        let attempt = exchange_at(address, Some(mss), plan, exchange, wait).await;
         search.record(mss, attempt.completed);
         probe.tries.push(attempt);
     }
@@ -128,6 +162,7 @@ async fn exchange_at(
     address: SocketAddr,
     mss: Option<u32>,
     plan: &AfterConnectPlan,
+    exchange: Exchange,
     wait: Duration,
 ) -> MssTry {
     rate::before_connect(plan.budget.as_deref()).await;
@@ -146,8 +181,16 @@ async fn exchange_at(
             attempt.mss = mss.unwrap_or(effective);
         }
         let left = wait.saturating_sub(start.elapsed());
-        attempt.completed =
-            tokio::time::timeout(left, repeat(stream, plan, left)).await.unwrap_or(false);
+        let repeated = async {
+            match exchange {
+                Exchange::LargeSend => {
+                    let mut stream = stream;
+                    send_acknowledged(&mut stream, watcher.as_fd(), left).await.0 >= LARGE_BYTES
+                }
+                Exchange::Tls | Exchange::Http => repeat(stream, plan, left).await,
+            }
+        };
+        attempt.completed = tokio::time::timeout(left, repeated).await.unwrap_or(false);
         if let Ok(info) = tcp_info::read(watcher.as_fd()) {
             attempt.bytes_received = Some(info.bytes_received);
             attempt.out_of_order = info.out_of_order;
@@ -155,6 +198,53 @@ async fn exchange_at(
     }
     attempt.elapsed_us = clock::micros(start.elapsed());
     attempt
+}
+
+/// A `large` check's send: a new connection at the default MSS, [`LARGE_BYTES`] to the server,
+/// and how much of it was acknowledged within the plan's deadline.
+pub async fn large_send(address: SocketAddr, plan: &AfterConnectPlan) -> LargeSend {
+    rate::before_connect(plan.budget.as_deref()).await;
+    let start = Instant::now();
+    let mut sent = LargeSend {
+        address,
+        bytes: LARGE_BYTES as u64,
+        acknowledged_bytes: 0,
+        acknowledged: false,
+        elapsed_us: 0,
+    };
+    if let Ok(Ok((mut stream, watcher))) =
+        tokio::time::timeout(plan.deadline, open_with_mss(address, None)).await
+    {
+        let left = plan.deadline.saturating_sub(start.elapsed());
+        let (acked, _) = send_acknowledged(&mut stream, watcher.as_fd(), left).await;
+        sent.acknowledged_bytes = acked as u64;
+        sent.acknowledged = acked >= LARGE_BYTES;
+    }
+    sent.elapsed_us = clock::micros(start.elapsed());
+    sent
+}
+
+/// Sends [`LARGE_BYTES`] and watches `TCP_INFO` until the server acknowledged them all or
+/// `wait` passed; returns the bytes acknowledged and how long it took.
+async fn send_acknowledged(
+    stream: &mut TcpStream,
+    watcher: BorrowedFd<'_>,
+    wait: Duration,
+) -> (usize, Duration) {
+    let start = Instant::now();
+    let acked = || tcp_info::read(watcher).map_or(0, |info| info.bytes_acked as usize);
+    let before = acked();
+    let payload = vec![b'\n'; LARGE_BYTES];
+    if !matches!(tokio::time::timeout(wait, stream.write_all(&payload)).await, Ok(Ok(()))) {
+        return (acked().saturating_sub(before), start.elapsed());
+    }
+    loop {
+        let done = acked().saturating_sub(before);
+        if done >= LARGE_BYTES || start.elapsed() >= wait {
+            return (done, start.elapsed());
+        }
+        tokio::time::sleep(ACK_POLL).await;
+    }
 }
 
 /// A connection to `address` announcing `mss`, with zero linger, and a second descriptor that

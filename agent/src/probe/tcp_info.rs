@@ -14,6 +14,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 pub struct TcpInfo {
     /// Bytes received in order (`tcpi_bytes_received`).
     pub bytes_received: u64,
+    /// Bytes sent that the peer acknowledged (`tcpi_bytes_acked`, the SYN counting one).
+    pub bytes_acked: u64,
     /// Segments received out of order (`tcpi_rcv_ooopack`); `None` on a kernel too old to say.
     pub out_of_order: Option<u32>,
 }
@@ -45,6 +47,7 @@ pub fn read(fd: BorrowedFd<'_>) -> io::Result<TcpInfo> {
     let ooo_offset = offset_of!(libc::tcp_info, tcpi_rcv_ooopack);
     Ok(TcpInfo {
         bytes_received: info.tcpi_bytes_received,
+        bytes_acked: info.tcpi_bytes_acked,
         out_of_order: covers(ooo_offset, size_of::<u32>()).then_some(info.tcpi_rcv_ooopack),
     })
 }
@@ -67,6 +70,13 @@ mod tests {
         client.read_exact(&mut buffer).unwrap();
         let info = read(client.as_fd()).unwrap();
         assert_eq!(info.bytes_received, 3000);
+        // The client's acknowledgement may still be on its way: a bounded wait for it.
+        let acked = (0..100).find_map(|_| {
+            let acked = read(server.as_fd()).unwrap().bytes_acked;
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            (acked >= 3000).then_some(acked)
+        });
+        assert_eq!(acked, Some(3000), "the server's data, acknowledged");
         assert_eq!(info.out_of_order, Some(0), "loopback loses nothing");
     }
 

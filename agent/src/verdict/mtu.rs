@@ -18,11 +18,19 @@ pub fn apply(probe: &MtuProbe, diagnosis: &mut AddressDiagnosis) {
     let (Some(mtu), true) = (probe.implied_mtu(), proves_black_hole(probe)) else { return };
     let from = probe.address.ip();
     diagnosis.cause = Cause::MtuBlackHole;
-    diagnosis.summary = format!(
-        "Connections open, but packets larger than about {mtu} bytes never arrive from {from}: \
-         a router on the way drops them and does not send 'fragmentation needed' (a firewall \
-         blocking ICMP type 3 code 4, or a tunnel)."
-    );
+    diagnosis.summary = if probe.is_upstream() {
+        format!(
+            "Connections open, but packets larger than about {mtu} bytes sent to {from} never \
+             arrive: a router on the way drops them and does not send 'fragmentation needed' \
+             back (a firewall blocking ICMP type 3 code 4, or a tunnel)."
+        )
+    } else {
+        format!(
+            "Connections open, but packets larger than about {mtu} bytes never arrive from \
+             {from}: a router on the way drops them and does not send 'fragmentation needed' (a \
+             firewall blocking ICMP type 3 code 4, or a tunnel)."
+        )
+    };
     diagnosis.suggestions = suggestions(mtu, probe.address.is_ipv4());
 }
 

@@ -62,6 +62,17 @@ fn finding(finding: &Finding) -> Html {
         Finding::LocalDrops(drops) => {
             ("Dropped on this host", false, html! { <LocalDropsFinding drops={drops.clone()} /> })
         }
+        Finding::LargeSend(sent) => (
+            "Large send",
+            false,
+            html! {
+                <p class="finding-line">{ format!(
+                    "{} of {} bytes sent to {} acknowledged within {}.",
+                    sent.acknowledged_bytes.min(sent.bytes), sent.bytes, sent.address,
+                    crate::format::millis(sent.elapsed_us)
+                ) }</p>
+            },
+        ),
         Finding::MtuProbe(probe) => (
             "Smaller packets (MSS probe)",
             false,
