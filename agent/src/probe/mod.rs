@@ -16,6 +16,7 @@ pub mod mtu;
 pub mod nearby;
 pub mod redirects;
 pub mod resolve;
+pub mod shared_sweep;
 pub mod tcp_info;
 pub mod tls;
 
