@@ -22,7 +22,7 @@ use whyrefused_shared::{
 use crate::policy::TargetPolicy;
 use crate::probe::after_connect::{self, AfterConnectPlan};
 use crate::probe::shared_sweep::{self, SharedSweeps};
-use crate::probe::{self, dns_detail, icmp, listeners, liveness, local_drops, nearby, repeat};
+use crate::probe::{self, dns_detail, icmp, listeners, liveness, local_drops, mtu, nearby, repeat};
 use crate::rate::{ConnectBudget, SharedBudget};
 use crate::target::{Host, Target, TargetError};
 use crate::verdict::{self, Denied, RoundResult};
@@ -84,6 +84,8 @@ pub struct CheckPlan {
     pub expect_status: Vec<u16>,
     /// Whether to follow HTTP redirects.
     pub follow: bool,
+    /// Whether to send a payload larger than the MTU after a plain connect (`--large`).
+    pub large: bool,
     /// Where the agent may connect: every resolved address, and every extra probe, is checked
     /// against it before a packet is sent.
     pub policy: Arc<TargetPolicy>,
@@ -156,6 +158,7 @@ impl CheckPlan {
             http: request.http,
             expect_status: request.expect_status.clone(),
             follow: request.follow,
+            large: request.large,
             policy,
             budget,
             show_processes: true,
@@ -419,10 +422,24 @@ async fn probe_address(
     reporter.send(Step::AttemptFinished { attempt: attempt.clone() });
     let mut findings = Vec::new();
     if let Some(stream) = stream {
+        let large = plan.large;
         let plan = plan.after_connect_plan();
         let after =
             after_connect::after_connect(stream, address, &plan, dns_us, attempt.elapsed_us).await;
+        let stalled = mtu::stalled(&after, plan.deadline);
         reporter.finding(Finding::AfterConnect(Box::new(after)), &mut findings);
+        if stalled {
+            let probe = mtu::probe(address, &plan, mtu::Exchange::of(&plan)).await;
+            reporter.finding(Finding::MtuProbe(probe), &mut findings);
+        } else if large && !plan.tls && plan.http_path.is_none() {
+            let sent = mtu::large_send(address, &plan).await;
+            let acknowledged = sent.acknowledged;
+            reporter.finding(Finding::LargeSend(sent), &mut findings);
+            if !acknowledged {
+                let probe = mtu::probe(address, &plan, mtu::Exchange::LargeSend).await;
+                reporter.finding(Finding::MtuProbe(probe), &mut findings);
+            }
+        }
     }
     match attempt.state {
         ConnectState::Refused if attempt.icmp.is_none() => {

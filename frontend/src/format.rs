@@ -2,7 +2,7 @@
 
 use whyrefused_shared::{
     Cause, ConnectState, DnsRcode, DnsStatus, EchoState, ErrorCode, IcmpError, Pattern, PortSource,
-    ResolveMethod, TargetInfo,
+    ResolveMethod, Severity, TargetInfo,
 };
 
 /// A duration in microseconds as milliseconds with microsecond precision (`0.087 ms`).
@@ -75,32 +75,22 @@ pub fn state_label(state: ConnectState) -> &'static str {
     }
 }
 
-/// The colour family of a verdict: `ok`, `partial`, `bad` or `dns` (a CSS modifier).
+/// The colour family of a verdict: `ok`, `partial`, `bad` or `dns` (a CSS modifier), from the
+/// cause's shared [`Severity`] (the CLI colours by the same), with the name failures tinted apart.
 pub fn cause_tone(cause: Cause) -> &'static str {
-    match cause {
-        Cause::Reachable => "ok",
-        Cause::Partial => "partial",
-        Cause::DnsNxdomain | Cause::DnsNoAddress | Cause::DnsError => "dns",
-        // The agent's own rule, not a fault of the network: told apart from the failures.
-        Cause::PolicyDenied | Cause::Unknown => "partial",
-        Cause::PortClosed
-        | Cause::Filtered
-        | Cause::HostUnreachable
-        | Cause::NetworkUnreachable
-        | Cause::LocalFirewall
-        | Cause::ConnectionReset
-        | Cause::ConnectError
-        | Cause::LoopbackOnly
-        | Cause::NoResponse
-        | Cause::PacketLoss
-        | Cause::FirewallReject
-        | Cause::ServerClosed
-        | Cause::TlsError
-        | Cause::HttpError
-        | Cause::ServerError
-        | Cause::AccessDenied
-        | Cause::UnexpectedStatus => "bad",
+    match cause.severity() {
+        Severity::Good => "ok",
+        // A cause is never neutral; were one to be, it is not a failure.
+        Severity::Warning | Severity::Neutral => "partial",
+        Severity::Bad if cause.is_dns() => "dns",
+        Severity::Bad => "bad",
     }
+}
+
+/// The CSS class that colours a state, a scan group or a count by its shared [`Severity`]
+/// (`severity--warning`).
+pub fn severity_class(severity: Severity) -> String {
+    format!("severity--{}", severity.as_str())
 }
 
 /// A short title for a verdict's cause (`Port closed`).
@@ -122,6 +112,7 @@ pub fn cause_title(cause: Cause) -> &'static str {
         Cause::ServerClosed => "Server closed the connection",
         Cause::TlsError => "TLS handshake failed",
         Cause::HttpError => "HTTP request failed",
+        Cause::MtuBlackHole => "Large packets never arrive (path-MTU black hole)",
         Cause::ServerError => "The service answered with an error",
         Cause::AccessDenied => "Access denied by the service",
         Cause::UnexpectedStatus => "Unexpected HTTP status",

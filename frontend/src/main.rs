@@ -12,20 +12,20 @@
 //!   findings, the rounds of a retried check), the mode switch, the scan form and a scan's card
 //!   (progress, counts, the port map, the ports that are not closed), the vantage points to run
 //!   from, and a card's per-vantage sections with the cross-vantage verdict.
-//! - [`port_groups`]: a scan's ports grouped as the CLI groups them (rejected apart from closed);
-//!   [`map_cells`]: the port map's cells, computed in one pass over the sorted report.
+//! - [`map_cells`]: the port map's cells, computed in one pass over the sorted report.
 //! - [`format`]: durations and labels as people read them.
 //! - [`markdown`]: a check as Markdown, for "Copy as Markdown"; [`clipboard`] writes it.
 
 mod backoff;
 mod clipboard;
 mod components;
+#[cfg(test)]
+mod fixtures;
 mod form;
 mod format;
 mod hooks;
 mod map_cells;
 mod markdown;
-mod port_groups;
 mod state;
 
 use yew::prelude::*;
@@ -104,14 +104,14 @@ fn app() -> Html {
                         <p class="notice" role="alert">{ notice }</p>
                     }
                     <section id="results" class="results" aria-live="polite" aria-label="Checks and scans">
-                        if state.checks.is_empty() && state.scans.is_empty() {
+                        if state.cards.is_empty() {
                             <p class="empty">
                                 { "No checks yet. Try " }<code>{ "localhost:22" }</code>
                                 { " or " }<code>{ "https://example.com" }</code>
                                 { ". Probes run from the agent's machine, not from your browser." }
                             </p>
                         }
-                        { for state.cards().into_iter().map(|card| match card {
+                        { for state.cards.iter().map(|card| match card {
                             Card::Check(check) => html! {
                                 <CheckCard key={check.id.0.to_string()} check={check.clone()} />
                             },

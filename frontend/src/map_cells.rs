@@ -18,9 +18,7 @@
 
 use std::net::IpAddr;
 
-use whyrefused_shared::ScanReport;
-
-use crate::port_groups::PortGroup;
+use whyrefused_shared::{PortGroup, ScanReport};
 
 /// The most cells one address's map has: 256 cells of 256 ports for a full range.
 pub const MAP_CELLS: u32 = 256;
@@ -320,7 +318,7 @@ mod tests {
     use whyrefused_shared::{ConnectState, PortRun};
 
     use super::*;
-    use crate::port_groups::tests::{rejected, result};
+    use crate::fixtures::{rejected, result};
 
     fn localhost() -> IpAddr {
         "127.0.0.1".parse().unwrap()

@@ -213,6 +213,7 @@ mod tests {
                 cause: Cause::PortClosed,
                 http_status: None,
                 elapsed_us: 900,
+                tries: None,
             })
             .collect();
         let markdown = check_markdown("x", &report);

@@ -41,6 +41,11 @@ pub struct CheckRequest {
     /// answer. Implies an HTTP request.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub follow: bool,
+    /// On a plain TCP check (no TLS, no HTTP): after the connect, send a payload larger than the
+    /// MTU to the server and watch it acknowledged, for services that do not speak first; a
+    /// payload that is not is proved a path-MTU black hole (or not) by the MSS probe.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub large: bool,
 }
 
 impl CheckRequest {
@@ -56,6 +61,7 @@ impl CheckRequest {
             http: false,
             expect_status: Vec::new(),
             follow: false,
+            large: false,
         }
     }
 }
@@ -312,6 +318,21 @@ impl ConnectState {
             ConnectState::Error => "error",
         }
     }
+
+    /// How bad the state is, for its colour: open is good, a silent timeout a warning (a
+    /// firewall may drop it on purpose), every error bad.
+    pub fn severity(self) -> Severity {
+        match self {
+            ConnectState::Open => Severity::Good,
+            ConnectState::Timeout => Severity::Warning,
+            ConnectState::Refused
+            | ConnectState::HostUnreachable
+            | ConnectState::NetworkUnreachable
+            | ConnectState::PermissionDenied
+            | ConnectState::Reset
+            | ConnectState::Error => Severity::Bad,
+        }
+    }
 }
 
 /// An operating-system error number with its symbolic name.
@@ -392,6 +413,10 @@ pub enum Cause {
     TlsError,
     /// The connection (and TLS) worked, but the HTTP exchange failed.
     HttpError,
+    /// Connections open, but packets larger than the path's MTU never arrive: a router drops
+    /// them without sending ICMP "fragmentation needed" (a path-MTU black hole), proved by the
+    /// same exchange completing with a smaller MSS.
+    MtuBlackHole,
     /// The connection (and TLS) worked and the service answered with a 5xx status: the server
     /// itself is failing.
     ServerError,
@@ -419,7 +444,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, for documentation and exhaustive tests.
-    pub const ALL: [Cause; 23] = [
+    pub const ALL: [Cause; 24] = [
         Cause::Reachable,
         Cause::Partial,
         Cause::PortClosed,
@@ -435,6 +460,7 @@ impl Cause {
         Cause::ServerClosed,
         Cause::TlsError,
         Cause::HttpError,
+        Cause::MtuBlackHole,
         Cause::ServerError,
         Cause::AccessDenied,
         Cause::UnexpectedStatus,
@@ -463,6 +489,7 @@ impl Cause {
             Cause::ServerClosed => "server_closed",
             Cause::TlsError => "tls_error",
             Cause::HttpError => "http_error",
+            Cause::MtuBlackHole => "mtu_black_hole",
             Cause::ServerError => "server_error",
             Cause::AccessDenied => "access_denied",
             Cause::UnexpectedStatus => "unexpected_status",
@@ -478,6 +505,68 @@ impl Cause {
     /// Whether the target can be connected to (fully or on some addresses).
     pub fn is_reachable(self) -> bool {
         matches!(self, Cause::Reachable)
+    }
+
+    /// How bad the verdict is, for its colour: the CLI and the page both colour by this.
+    pub fn severity(self) -> Severity {
+        match self {
+            Cause::Reachable => Severity::Good,
+            // Some addresses work; or the agent's own rule, not a fault of the network; or a
+            // cause this version cannot judge.
+            Cause::Partial | Cause::PolicyDenied | Cause::Unknown => Severity::Warning,
+            Cause::PortClosed
+            | Cause::LoopbackOnly
+            | Cause::Filtered
+            | Cause::NoResponse
+            | Cause::PacketLoss
+            | Cause::FirewallReject
+            | Cause::HostUnreachable
+            | Cause::NetworkUnreachable
+            | Cause::LocalFirewall
+            | Cause::ConnectionReset
+            | Cause::ServerClosed
+            | Cause::TlsError
+            | Cause::HttpError
+            | Cause::MtuBlackHole
+            | Cause::ServerError
+            | Cause::AccessDenied
+            | Cause::UnexpectedStatus
+            | Cause::ConnectError
+            | Cause::DnsNxdomain
+            | Cause::DnsNoAddress
+            | Cause::DnsError => Severity::Bad,
+        }
+    }
+
+    /// Whether the name, not the connection, failed (the page tints these apart).
+    pub fn is_dns(self) -> bool {
+        matches!(self, Cause::DnsNxdomain | Cause::DnsNoAddress | Cause::DnsError)
+    }
+}
+
+/// How bad a result is: the one scale both the CLI's colours and the page's follow, for
+/// verdicts ([`Cause::severity`]), connect states and scan groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// It works (green).
+    Good,
+    /// The expected, harmless answer among many (a scan's closed ports: grey).
+    Neutral,
+    /// Partly works, or nothing is proved broken (amber).
+    Warning,
+    /// It fails (red).
+    Bad,
+}
+
+impl Severity {
+    /// The name used in CSS modifiers (`good`, `neutral`, `warning`, `bad`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Good => "good",
+            Severity::Neutral => "neutral",
+            Severity::Warning => "warning",
+            Severity::Bad => "bad",
+        }
     }
 }
 

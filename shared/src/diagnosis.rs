@@ -31,6 +31,11 @@ pub enum Finding {
     /// Every connect to the port this check sent, and how many were answered: some answered
     /// and some not is a lossy path, none answered a firewall.
     Loss(crate::loss::LossFinding),
+    /// A connection that opened and then stalled, repeated with smaller segments: the proof of
+    /// a path-MTU black hole, or of its absence.
+    MtuProbe(crate::mtu::MtuProbe),
+    /// A `large` check's payload to the server, and whether it was acknowledged.
+    LargeSend(crate::mtu::LargeSend),
 }
 
 impl Finding {
@@ -45,6 +50,8 @@ impl Finding {
             Finding::HappyEyeballs(_) => "happy_eyeballs",
             Finding::LocalDrops(_) => "local_drops",
             Finding::Loss(_) => "loss",
+            Finding::MtuProbe(_) => "mtu_probe",
+            Finding::LargeSend(_) => "large_send",
         }
     }
 }
@@ -310,6 +317,10 @@ pub struct HttpReport {
     /// The statuses the request said count as working (`expect_status`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expected_status: Vec<u16>,
+    /// The head arrived, then the body stopped arriving short of its announced length (within
+    /// the body wait), the connection still open: the stall a path-MTU black hole leaves.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub body_stalled: bool,
 }
 
 impl HttpReport {
@@ -328,6 +339,7 @@ impl HttpReport {
             closed: None,
             redirects: Vec::new(),
             expected_status: Vec::new(),
+            body_stalled: false,
         }
     }
 

@@ -13,6 +13,9 @@
 //!   renders it, and `whyrefused check --json` prints it.
 //! - [`scan`]: a port scan: the request, its batched progress steps, and [`ScanReport`], their
 //!   fold (what the page's scan view renders and `whyrefused scan --json` prints).
+//! - [`mtu`]: the MSS probe of a connection that opened and then stalled ([`MtuProbe`]).
+//! - [`port_group`]: the nine groups a scan's ports are summarised in ([`PortGroup`]), with
+//!   their headings and [`Severity`], so the CLI and the page word and colour them alike.
 //! - [`vantage`]: vantage points (a hub and the agents that joined it), [`VantageInfo`], and
 //!   the cross-vantage verdict comparing what each place saw.
 //!
@@ -29,13 +32,15 @@ pub mod check;
 pub mod diagnosis;
 pub mod loss;
 pub mod message;
+pub mod mtu;
+pub mod port_group;
 pub mod report;
 pub mod scan;
 pub mod vantage;
 
 pub use check::{
     Attempt, Cause, CheckEvent, CheckRequest, ConnectState, DnsStatus, Errno, Family, Outcome,
-    PortSource, Resolution, ResolveMethod, Step, TargetInfo, Timestamp, Verdict,
+    PortSource, Resolution, ResolveMethod, Severity, Step, TargetInfo, Timestamp, Verdict,
 };
 pub use diagnosis::{
     AfterConnect, CertificateSummary, DnsDetail, DnsRcode, EarlyClose, EchoState, Evidence,
@@ -45,6 +50,8 @@ pub use diagnosis::{
 };
 pub use loss::{Loss, LossFinding, Tries};
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, RequestId};
+pub use mtu::{LARGE_SEND, LargeSend, MssTry, MtuProbe, SMALL_MSS};
+pub use port_group::PortGroup;
 pub use report::CheckReport;
 pub use scan::{
     DEFAULT_PORT_SPEC, DEFAULT_SCAN_RETRIES, DEFAULT_SCAN_TIMEOUT_MS, MAX_SCAN_RETRIES, PortResult,

@@ -403,6 +403,10 @@ struct CheckArgs {
     /// Follow HTTP redirects (at most 5) instead of reporting the first answer.
     #[arg(long)]
     follow: bool,
+    /// After the connect, send 16 KiB to the server and watch it acknowledged (a plain TCP
+    /// check, for services that do not speak first): finds a path-MTU black hole towards it.
+    #[arg(long, conflicts_with_all = ["tls", "http", "follow"])]
+    large: bool,
     /// Repeat the check this many more times, to tell a persistent failure from an intermittent one.
     #[arg(long, default_value_t = 0)]
     retries: u32,
@@ -681,6 +685,7 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         http: args.http,
         expect_status: args.expect_status,
         follow: args.follow,
+        large: args.large,
     };
     if let Some(hub) = args.via.hub() {
         return match hub {

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
 use whyrefused_shared::{
-    Attempt, Cause, CheckReport, ConnectState, DnsStatus, Finding, Phases, ResolveMethod,
+    Attempt, CheckReport, DnsStatus, Finding, Phases, ResolveMethod, Severity,
 };
 
 /// The styles of the report; all plain when colour is off.
@@ -32,19 +32,13 @@ impl Colors {
         }
     }
 
-    fn for_cause(&self, cause: Cause) -> Style {
-        match cause {
-            Cause::Reachable => self.good,
-            Cause::Partial => self.warn,
-            _ => self.bad,
-        }
-    }
-
-    pub(super) fn for_state(&self, state: ConnectState) -> Style {
-        match state {
-            ConnectState::Open => self.good,
-            ConnectState::Timeout => self.warn,
-            _ => self.bad,
+    /// The style of a severity: the one scale the page's colours follow too.
+    pub(super) fn for_severity(&self, severity: Severity) -> Style {
+        match severity {
+            Severity::Good => self.good,
+            Severity::Neutral => self.bold,
+            Severity::Warning => self.warn,
+            Severity::Bad => self.bad,
         }
     }
 }
@@ -58,7 +52,7 @@ pub fn render(report: &CheckReport, colors: Colors) -> String {
     let mut out = String::new();
     if let Some(verdict) = &report.verdict {
         let mark = if verdict.cause.is_reachable() { "✓" } else { "✗" };
-        let style = colors.for_cause(verdict.cause);
+        let style = colors.for_severity(verdict.cause.severity());
         let _ = writeln!(
             out,
             "{} {}",
@@ -169,7 +163,7 @@ fn attempt_line(attempt: &Attempt, colors: Colors) -> String {
     format!(
         "{address:<40} {:<6} {} {:>12}{}\n",
         attempt.family.label(),
-        paint(colors.for_state(attempt.state), &format!("{state:<20}")),
+        paint(colors.for_severity(attempt.state.severity()), &format!("{state:<20}")),
         format!("{:.3} ms", attempt.elapsed_ms),
         paint(colors.dim, &errno),
     )
@@ -178,7 +172,7 @@ fn attempt_line(attempt: &Attempt, colors: Colors) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use whyrefused_shared::{Errno, Family, Resolution, Timestamp, Verdict};
+    use whyrefused_shared::{Cause, ConnectState, Errno, Family, Resolution, Timestamp, Verdict};
 
     fn report() -> CheckReport {
         CheckReport {

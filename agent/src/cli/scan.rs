@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use anstyle::Style;
 use indicatif::{ProgressBar, ProgressStyle};
-use whyrefused_shared::{ConnectState, PortResult, ScanReport, ScanStep};
+use whyrefused_shared::{ConnectState, PortGroup, PortResult, ScanReport, ScanStep};
 
 use super::report::Colors;
 use crate::scan::ports;
@@ -81,60 +81,6 @@ fn refused_port(address: IpAddr, port: u16) -> PortResult {
     }
 }
 
-/// A group of the summary: ports in one state, with ICMP-rejected ports apart from closed ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Group {
-    /// One state (refused meaning a plain reset only).
-    State(ConnectState),
-    /// Refused by an ICMP error: a firewall's REJECT.
-    Rejected,
-}
-
-impl Group {
-    fn of(result: &PortResult) -> Group {
-        match (result.state, &result.icmp) {
-            (ConnectState::Refused, Some(_)) => Group::Rejected,
-            (state, _) => Group::State(state),
-        }
-    }
-
-    /// The groups in the order the summary lists them.
-    fn all() -> impl Iterator<Item = Group> {
-        ConnectState::ALL.into_iter().flat_map(|state| match state {
-            ConnectState::Refused => vec![Group::State(state), Group::Rejected],
-            _ => vec![Group::State(state)],
-        })
-    }
-
-    /// The heading and what it means.
-    fn heading(self) -> (&'static str, &'static str) {
-        match self {
-            Group::State(ConnectState::Open) => ("open", "something listens"),
-            Group::State(ConnectState::Refused) => ("closed", "a reset: nothing listens"),
-            Group::Rejected => ("rejected", "an ICMP port-unreachable: a firewall's REJECT"),
-            Group::State(ConnectState::Timeout) => {
-                ("filtered", "no answer, even when tried again: a firewall drops it")
-            }
-            Group::State(ConnectState::HostUnreachable) => {
-                ("host unreachable", "an ICMP error or no neighbour answer")
-            }
-            Group::State(ConnectState::NetworkUnreachable) => ("network unreachable", "no route"),
-            Group::State(ConnectState::PermissionDenied) => {
-                ("denied here", "this host's own firewall")
-            }
-            Group::State(ConnectState::Reset) => ("reset", "reset during the handshake"),
-            Group::State(ConnectState::Error) => ("error", "another error"),
-        }
-    }
-
-    fn style(self, colors: Colors) -> Style {
-        match self {
-            Group::State(state) => colors.for_state(state),
-            Group::Rejected => colors.bad,
-        }
-    }
-}
-
 /// The readable summary of a finished scan.
 pub fn render(report: &ScanReport, colors: Colors, all: bool) -> String {
     let mut out = String::new();
@@ -143,24 +89,20 @@ pub fn render(report: &ScanReport, colors: Colors, all: bool) -> String {
         let _ = writeln!(out, "{} {problem}", paint(colors.bad, "✗"));
         return out;
     }
-    let rejected = report.results.iter().filter(|r| Group::of(r) == Group::Rejected).count();
-    for group in Group::all() {
-        let count = match group {
-            Group::State(ConnectState::Refused) => report.counts.refused - rejected as u64,
-            Group::State(state) => report.counts.get(state),
-            Group::Rejected => rejected as u64,
-        };
-        if count == 0 && group != Group::State(ConnectState::Open) {
+    let counts = report.group_counts();
+    for group in PortGroup::ALL {
+        let count = counts[group.index()];
+        if count == 0 && group != PortGroup::Open {
             continue;
         }
-        let (name, meaning) = group.heading();
-        let heading = paint(group.style(colors), &format!("{name:<19}"));
-        let _ =
-            writeln!(out, "\n{heading} {}  {}", group_digits(count), paint(colors.dim, meaning));
-        for result in report.results.iter().filter(|r| Group::of(r) == group) {
+        let style = colors.for_severity(group.severity());
+        let heading = paint(style, &format!("{:<19}", group.label()));
+        let meaning = paint(colors.dim, group.meaning());
+        let _ = writeln!(out, "\n{heading} {}  {meaning}", group_digits(count));
+        for result in report.in_group(group) {
             out.push_str(&port_line(result, report.addresses.len() > 1));
         }
-        if group == Group::State(ConnectState::Refused) && all {
+        if group == PortGroup::Closed && all {
             for run in &report.refused {
                 let _ = writeln!(out, "  {}  {}", run.address, span(run.first, run.last));
             }

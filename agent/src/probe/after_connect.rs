@@ -188,7 +188,7 @@ async fn watch_for_banner<S: AsyncRead + Unpin>(
     None
 }
 
-fn request_text(host: &Host, port: u16, tls: bool, path: &str) -> String {
+pub(super) fn request_text(host: &Host, port: u16, tls: bool, path: &str) -> String {
     let host = match host {
         Host::Ip(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
         Host::Ip(ip) => ip.to_string(),

@@ -132,8 +132,9 @@ fn finish(response: Response, end: ReadEnd, deadline: Duration, mut http: HttpRe
                 deadline.as_millis()
             ));
         }
-        // The head arrived; a body still on its way is not a failure.
-        ReadEnd::Silent => {}
+        // The head arrived; a body still on its way is not a failure, but one that stopped
+        // short of its announced length is a stall worth a second look.
+        ReadEnd::Silent => http.body_stalled = response.body_short_of_its_length(),
         ReadEnd::Failed(error) => {
             http.failed = true;
             http.detail = Some(error.to_string());
@@ -222,6 +223,15 @@ impl Response {
             (Some(length), false) => body.len() as u64 >= length,
             (None, false) => false,
         }
+    }
+
+    /// Whether the head announced a length the body (up to [`MAX_BODY`]) has not reached.
+    fn body_short_of_its_length(&self) -> bool {
+        let Some(length) = self.head.as_ref().and_then(|head| head.content_length) else {
+            return false;
+        };
+        let wanted = length.min(MAX_BODY as u64);
+        (self.raw_body().len() as u64) < wanted
     }
 
     /// Whether the body runs until the server closes (no length, not chunked), so a clean
@@ -447,6 +457,18 @@ mod tests {
         assert!(start.elapsed() < Duration::from_millis(900), "{:?}", start.elapsed());
         assert!(!done.http.failed && done.http.closed.is_none(), "{:?}", done.http);
         assert_eq!(done.http.body_first_line.as_deref(), Some("event: tick"));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stops_short_of_its_length_is_a_stall_and_an_endless_stream_is_not() {
+        let cut = b"HTTP/1.1 200 OK\r\nContent-Length: 20480\r\n\r\nfirst bytes";
+        let done = exchange_with(cut, None).await;
+        assert_eq!(done.http.status, Some(200));
+        assert!(done.http.body_stalled && !done.http.failed, "{:?}", done.http);
+        let whole = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        assert!(!exchange_with(whole, None).await.http.body_stalled);
+        let stream = b"HTTP/1.1 200 OK\r\n\r\nevent: tick\n";
+        assert!(!exchange_with(stream, None).await.http.body_stalled);
     }
 
     #[tokio::test]

@@ -12,11 +12,13 @@ pub mod icmp;
 pub mod listeners;
 pub mod liveness;
 pub mod local_drops;
+pub mod mtu;
 pub mod nearby;
 pub mod redirects;
 pub mod repeat;
 pub mod resolve;
 pub mod shared_sweep;
+pub mod tcp_info;
 pub mod tls;
 
 pub use connect::connect;

@@ -21,6 +21,7 @@ use crate::target::{Host, Target};
 pub mod cross;
 mod dns;
 mod loss;
+mod mtu;
 mod service;
 
 /// What one round of probing found.
@@ -262,7 +263,10 @@ impl Context<'_> {
             ));
         }
         match attempt.state {
-            ConnectState::Open => self.opened(attempt, &mut diagnosis),
+            ConnectState::Open => {
+                self.opened(attempt, &mut diagnosis);
+                self.mtu_black_hole(attempt, &mut diagnosis);
+            }
             ConnectState::Refused => self.refused(attempt, &mut diagnosis),
             ConnectState::Timeout => self.silent(attempt, &mut diagnosis),
             ConnectState::HostUnreachable => self.host_unreachable(attempt, &mut diagnosis),
@@ -600,6 +604,19 @@ impl Context<'_> {
             None => format!("This host has no route to {}'s network.", attempt.address),
         };
         diagnosis.suggestions.push("Check the routes (ip route) and the default gateway.".into());
+    }
+
+    /// After a connection that opened and then stalled: the MSS probe's proof of a path-MTU
+    /// black hole replaces what the stall looked like (a TLS or HTTP timeout). A server that
+    /// closed or reset the connection is never a black hole.
+    fn mtu_black_hole(&self, attempt: &Attempt, diagnosis: &mut AddressDiagnosis) {
+        let probe = self.findings.iter().find_map(|finding| match finding {
+            Finding::MtuProbe(probe) if probe.address == attempt.socket_addr() => Some(probe),
+            _ => None,
+        });
+        if let Some(probe) = probe.filter(|_| diagnosis.cause != Cause::ServerClosed) {
+            mtu::apply(probe, diagnosis);
+        }
     }
 
     fn after_connect(&self, attempt: &Attempt) -> Option<&AfterConnect> {

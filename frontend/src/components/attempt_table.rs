@@ -58,7 +58,7 @@ fn finished_state(attempt: &Attempt) -> Html {
     let state = attempt.state;
     html! {
         <span class="state-cell">
-            <span class={classes!("state", format!("state--{}", state.as_str()))}>
+            <span class={classes!("state", format!("state--{}", state.as_str()), format::severity_class(state.severity()))}>
                 { format::state_label(state) }
             </span>
             if let Some(errno) = &attempt.errno {

@@ -10,6 +10,7 @@ use crate::components::liveness_finding::LivenessFinding;
 use crate::components::local_drops_finding::LocalDropsFinding;
 use crate::components::local_listeners_finding::LocalListenersFinding;
 use crate::components::loss_finding::LossFinding;
+use crate::components::mtu_probe_finding::MtuProbeFinding;
 use crate::components::nearby_ports_finding::NearbyPortsFinding;
 
 #[derive(Properties, PartialEq)]
@@ -65,6 +66,22 @@ fn finding(finding: &Finding) -> Html {
         Finding::Loss(loss) => {
             ("Answered tries", false, html! { <LossFinding loss={loss.clone()} /> })
         }
+        Finding::LargeSend(sent) => (
+            "Large send",
+            false,
+            html! {
+                <p class="finding-line">{ format!(
+                    "{} of {} bytes sent to {} acknowledged within {}.",
+                    sent.acknowledged_bytes.min(sent.bytes), sent.bytes, sent.address,
+                    crate::format::millis(sent.elapsed_us)
+                ) }</p>
+            },
+        ),
+        Finding::MtuProbe(probe) => (
+            "Smaller packets (MSS probe)",
+            false,
+            html! { <MtuProbeFinding probe={probe.clone()} /> },
+        ),
     };
     html! {
         <section

@@ -19,6 +19,7 @@ pub mod local_drops_finding;
 pub mod local_listeners_finding;
 pub mod loss_finding;
 pub mod mode_switch;
+pub mod mtu_probe_finding;
 pub mod nearby_ports_finding;
 pub mod number_field;
 pub mod phase_waterfall;

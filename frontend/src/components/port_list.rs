@@ -4,11 +4,10 @@
 
 use std::rc::Rc;
 
-use whyrefused_shared::{PortResult, ScanReport};
+use whyrefused_shared::{PortGroup, PortResult, ScanReport};
 use yew::prelude::*;
 
 use crate::format;
-use crate::port_groups::PortGroup;
 
 /// The most rows shown per group: a filtered host can leave 65,535 silent ports, and the page
 /// stays quick by listing the first ones and counting the rest.
@@ -29,7 +28,7 @@ pub fn port_list(props: &PortListProps) -> Html {
     let groups: Vec<(PortGroup, Vec<&PortResult>)> = PortGroup::ALL
         .into_iter()
         .filter(|group| *group != PortGroup::Closed)
-        .map(|group| (group, report.results.iter().filter(|r| PortGroup::of(r) == group).collect()))
+        .map(|group| (group, report.in_group(group).collect()))
         .filter(|(_, results): &(PortGroup, Vec<&PortResult>)| !results.is_empty())
         .collect();
     html! {
@@ -50,7 +49,7 @@ fn group_table(group: PortGroup, results: &[&PortResult], several: bool) -> Html
     html! {
         <div class="port-group" data-state={group.as_str()}>
             <h4 class="port-group-title">
-                <span class={classes!("state", format!("state--{}", group.as_str()))}>{ group.label() }</span>
+                <span class={classes!("state", format!("state--{}", group.as_str()), format::severity_class(group.severity()))}>{ group.label() }</span>
                 <span class="muted">
                     { format!(" {} · {}", format::count(results.len() as u64, "port", "ports"), group.meaning()) }
                 </span>
@@ -110,7 +109,7 @@ mod tests {
 
     use super::*;
     use crate::components::render;
-    use crate::port_groups::tests::{rejected, result};
+    use crate::fixtures::{rejected, result};
 
     fn html(results: Vec<PortResult>) -> String {
         let report = ScanReport {

@@ -92,7 +92,7 @@ mod tests {
 
     use super::*;
     use crate::components::render;
-    use crate::port_groups::tests::result;
+    use crate::fixtures::result;
 
     #[test]
     fn a_full_range_is_256_described_cells_with_a_legend() {

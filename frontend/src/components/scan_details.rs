@@ -2,14 +2,13 @@
 //! state, the port map and the list of the ports that are not closed. A scan run from several
 //! vantage points shows one of these per vantage point.
 
-use whyrefused_shared::ScanReport;
+use whyrefused_shared::{PortGroup, ScanReport};
 use yew::prelude::*;
 
 use crate::components::port_list::PortList;
 use crate::components::port_map::PortMap;
 use crate::components::request_error_note::RequestErrorNote;
 use crate::format;
-use crate::port_groups::{PortGroup, group_counts};
 use crate::state::{Phase, Scan};
 
 #[derive(Properties, PartialEq)]
@@ -114,7 +113,7 @@ fn progress(report: &ScanReport, phase: Phase) -> Html {
 
 /// How many ports ended in each group (the CLI's groups), and those not scanned yet.
 fn counts(report: &ScanReport, phase: Phase) -> Html {
-    let counts = group_counts(report);
+    let counts = report.group_counts();
     let groups = PortGroup::ALL
         .into_iter()
         .filter(|group| *group == PortGroup::Open || counts[group.index()] > 0);
@@ -125,7 +124,7 @@ fn counts(report: &ScanReport, phase: Phase) -> Html {
             { for groups.map(|group| {
                 let n = counts[group.index()];
                 html! {
-                    <li class={classes!("count", format!("count--{}", group.as_str()))}
+                    <li class={classes!("count", format!("count--{}", group.as_str()), format::severity_class(group.severity()))}
                         data-state={group.as_str()} data-count={n.to_string()}
                         title={group.meaning()}>
                         <span class="count-n num">{ format::digits(n) }</span>

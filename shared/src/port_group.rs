@@ -1,8 +1,11 @@
-//! A scan's ports grouped as `whyrefused scan` groups them: by connect state, with the refused
-//! ports an ICMP error answered ("rejected", a firewall's REJECT) apart from the plain resets
-//! ("closed", nothing listens).
+//! The groups a scan's ports are summarised in, one heading each, shared by `whyrefused scan`
+//! and the page so both say the same words in the same colours.
+//!
+//! Grouped by connect state, with the refused ports an ICMP error answered ("rejected", a
+//! firewall's REJECT) apart from the plain resets ("closed", nothing listens).
 
-use whyrefused_shared::{ConnectState, PortResult, ScanReport};
+use crate::check::{ConnectState, Severity};
+use crate::scan::{PortResult, ScanReport};
 
 /// One group of a scan's summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,7 +31,7 @@ pub enum PortGroup {
 }
 
 impl PortGroup {
-    /// Every group, in the order the summary lists them (the CLI's order).
+    /// Every group, in the order a summary lists them.
     pub const ALL: [PortGroup; 9] = [
         PortGroup::Open,
         PortGroup::Closed,
@@ -112,29 +115,54 @@ impl PortGroup {
             PortGroup::Error => "another error",
         }
     }
+
+    /// How bad the group is, for its colour: as bad as its connect state, except that closed
+    /// ports are the expected bulk of a scan (neutral) while a firewall's REJECT stays bad.
+    pub fn severity(self) -> Severity {
+        match self {
+            PortGroup::Open => ConnectState::Open.severity(),
+            PortGroup::Closed => Severity::Neutral,
+            PortGroup::Rejected => ConnectState::Refused.severity(),
+            PortGroup::Filtered => ConnectState::Timeout.severity(),
+            PortGroup::HostUnreachable => ConnectState::HostUnreachable.severity(),
+            PortGroup::NetworkUnreachable => ConnectState::NetworkUnreachable.severity(),
+            PortGroup::DeniedHere => ConnectState::PermissionDenied.severity(),
+            PortGroup::Reset => ConnectState::Reset.severity(),
+            PortGroup::Error => ConnectState::Error.severity(),
+        }
+    }
 }
 
-/// How many ports of a scan are in each group so far, indexed by [`PortGroup::index`].
-pub fn group_counts(report: &ScanReport) -> [u64; PortGroup::ALL.len()] {
-    let rejected = report.results.iter().filter(|r| PortGroup::of(r) == PortGroup::Rejected);
-    let rejected = rejected.count() as u64;
-    let mut counts = [0; PortGroup::ALL.len()];
-    for state in ConnectState::ALL {
-        counts[PortGroup::from_state(state).index()] += report.counts.get(state);
+impl ScanReport {
+    /// How many ports of the scan are in each group so far, indexed by [`PortGroup::index`]:
+    /// the refused ports split into closed and rejected by the results that carry an ICMP error.
+    pub fn group_counts(&self) -> [u64; PortGroup::ALL.len()] {
+        let rejected = self.results.iter().filter(|r| PortGroup::of(r) == PortGroup::Rejected);
+        let rejected = rejected.count() as u64;
+        let mut counts = [0; PortGroup::ALL.len()];
+        for state in ConnectState::ALL {
+            counts[PortGroup::from_state(state).index()] += self.counts.get(state);
+        }
+        let closed = &mut counts[PortGroup::Closed.index()];
+        *closed -= rejected.min(*closed);
+        counts[PortGroup::Rejected.index()] = rejected;
+        counts
     }
-    counts[PortGroup::Closed.index()] -= rejected.min(counts[PortGroup::Closed.index()]);
-    counts[PortGroup::Rejected.index()] = rejected;
-    counts
+
+    /// The results in one group, in address then port order.
+    pub fn in_group(&self, group: PortGroup) -> impl Iterator<Item = &PortResult> {
+        self.results.iter().filter(move |result| PortGroup::of(result) == group)
+    }
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use whyrefused_shared::{IcmpError, StateCounts};
-
+mod tests {
     use super::*;
+    use crate::check::Cause;
+    use crate::diagnosis::IcmpError;
+    use crate::scan::StateCounts;
 
-    /// A result on 127.0.0.1.
-    pub fn result(port: u16, state: ConnectState) -> PortResult {
+    fn result(port: u16, state: ConnectState) -> PortResult {
         PortResult {
             address: "127.0.0.1".parse().unwrap(),
             port,
@@ -147,8 +175,7 @@ pub(crate) mod tests {
         }
     }
 
-    /// A refused result that an ICMP port-unreachable from the target answered.
-    pub fn rejected(port: u16) -> PortResult {
+    fn rejected(port: u16) -> PortResult {
         PortResult {
             icmp: Some(IcmpError {
                 icmp_type: 3,
@@ -178,11 +205,37 @@ pub(crate) mod tests {
             results: vec![result(22, ConnectState::Open), rejected(23), rejected(24)],
             ..ScanReport::default()
         };
-        let counts = group_counts(&report);
+        let counts = report.group_counts();
         assert_eq!(counts[PortGroup::Open.index()], 2);
         assert_eq!(counts[PortGroup::Closed.index()], 8);
         assert_eq!(counts[PortGroup::Rejected.index()], 2);
         assert_eq!(counts[PortGroup::Filtered.index()], 3);
         assert_eq!(counts.iter().sum::<u64>(), report.counts.total());
+        assert_eq!(report.in_group(PortGroup::Rejected).count(), 2);
+    }
+
+    #[test]
+    fn open_is_good_closed_neutral_filtered_a_warning_and_every_other_group_bad() {
+        for group in PortGroup::ALL {
+            let expected = match group {
+                PortGroup::Open => Severity::Good,
+                PortGroup::Closed => Severity::Neutral,
+                PortGroup::Filtered => Severity::Warning,
+                _ => Severity::Bad,
+            };
+            assert_eq!(group.severity(), expected, "{group:?}");
+        }
+    }
+
+    #[test]
+    fn only_reachable_is_good_and_only_what_proves_nothing_broken_a_warning() {
+        for cause in Cause::ALL.into_iter().chain([Cause::Unknown]) {
+            let expected = match cause {
+                Cause::Reachable => Severity::Good,
+                Cause::Partial | Cause::PolicyDenied | Cause::Unknown => Severity::Warning,
+                _ => Severity::Bad,
+            };
+            assert_eq!(cause.severity(), expected, "{cause:?}");
+        }
     }
 }
