@@ -28,6 +28,9 @@ pub enum Finding {
     /// Retransmissions this host failed to send while a connect went unanswered: its own
     /// firewall dropped them.
     LocalDrops(LocalDrops),
+    /// The path the SYNs take, hop by hop, and the last hop that answered. Sent again as hops
+    /// answer (`complete` false) and once at the end; a report keeps the latest per address.
+    Path(Box<crate::path::Path>),
 }
 
 impl Finding {
@@ -41,6 +44,7 @@ impl Finding {
             Finding::AfterConnect(_) => "after_connect",
             Finding::HappyEyeballs(_) => "happy_eyeballs",
             Finding::LocalDrops(_) => "local_drops",
+            Finding::Path(_) => "path",
         }
     }
 }

@@ -11,6 +11,7 @@
 //!   listeners, ICMP errors, what followed the connect) and the evidence they give.
 //! - [`report`]: [`CheckReport`], the fold of a check's events into one document. The page
 //!   renders it, and `whyrefused check --json` prints it.
+//! - [`path`]: [`Path`], the hop-by-hop trace of a connection's SYNs (TCP with rising TTLs).
 //! - [`scan`]: a port scan: the request, its batched progress steps, and [`ScanReport`], their
 //!   fold (what the page's scan view renders and `whyrefused scan --json` prints).
 //! - [`vantage`]: vantage points (a hub and the agents that joined it), [`VantageInfo`], and
@@ -28,6 +29,7 @@
 pub mod check;
 pub mod diagnosis;
 pub mod message;
+pub mod path;
 pub mod report;
 pub mod scan;
 pub mod vantage;
@@ -43,6 +45,7 @@ pub use diagnosis::{
     OWNERS_HIDDEN_FROM_REMOTE, OWNERS_UNREADABLE, Pattern, Phases, PortProbe, Round, TlsReport,
 };
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, RequestId};
+pub use path::{Hop, HopReply, LastAnswered, Path, TraceRequest};
 pub use report::CheckReport;
 pub use scan::{
     DEFAULT_PORT_SPEC, DEFAULT_SCAN_RETRIES, DEFAULT_SCAN_TIMEOUT_MS, MAX_SCAN_RETRIES, PortResult,

@@ -16,6 +16,7 @@ pub mod nearby;
 pub mod redirects;
 pub mod resolve;
 pub mod tls;
+pub mod trace;
 
 pub use connect::connect;
 pub use resolve::resolve;

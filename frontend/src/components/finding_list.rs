@@ -10,6 +10,7 @@ use crate::components::liveness_finding::LivenessFinding;
 use crate::components::local_drops_finding::LocalDropsFinding;
 use crate::components::local_listeners_finding::LocalListenersFinding;
 use crate::components::nearby_ports_finding::NearbyPortsFinding;
+use crate::components::path_view::PathView;
 
 #[derive(Properties, PartialEq)]
 pub struct FindingListProps {
@@ -60,6 +61,9 @@ fn finding(finding: &Finding) -> Html {
         ),
         Finding::LocalDrops(drops) => {
             ("Dropped on this host", false, html! { <LocalDropsFinding drops={drops.clone()} /> })
+        }
+        Finding::Path(path) => {
+            ("Where the packets go", true, html! { <PathView path={(**path).clone()} /> })
         }
     };
     html! {

@@ -20,6 +20,7 @@ pub mod local_listeners_finding;
 pub mod mode_switch;
 pub mod nearby_ports_finding;
 pub mod number_field;
+pub mod path_view;
 pub mod phase_waterfall;
 pub mod port_list;
 pub mod port_map;
