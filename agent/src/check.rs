@@ -13,14 +13,17 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
+use whyrefused_shared::HopReply;
+use whyrefused_shared::path::DEFAULT_MAX_HOPS;
 use whyrefused_shared::{
     Attempt, CheckEvent, CheckRequest, ConnectState, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS,
-    DnsDetail, DnsStatus, ErrorCode, Finding, LocalDrops, MAX_RETRIES, MAX_TIMEOUT_MS, Outcome,
-    Round, Step, Verdict,
+    DnsDetail, DnsStatus, ErrorCode, Finding, Liveness, LocalDrops, MAX_RETRIES, MAX_TIMEOUT_MS,
+    Outcome, Path, Round, Step, Verdict,
 };
 
 use crate::policy::TargetPolicy;
 use crate::probe::after_connect::{self, AfterConnectPlan};
+use crate::probe::trace::{self as path_trace, TraceOptions};
 use crate::probe::{self, dns_detail, icmp, listeners, liveness, local_drops, nearby};
 use crate::rate::{ConnectBudget, SharedBudget};
 use crate::target::{Host, Target, TargetError};
@@ -79,6 +82,10 @@ pub struct CheckPlan {
     /// Whether the owners (pid, command) of this host's listeners may be named: to a client on
     /// this host, or to any with the agent's `--show-processes`.
     pub show_processes: bool,
+    /// Whether to trace the path of every address, not only of those that end silent.
+    pub trace: bool,
+    /// Whether a trace looks up its hops' reverse DNS names.
+    pub rdns: bool,
 }
 
 /// Why a request cannot run.
@@ -145,6 +152,8 @@ impl CheckPlan {
             policy,
             budget,
             show_processes: true,
+            trace: request.trace,
+            rdns: !request.no_rdns,
         })
     }
 
@@ -343,8 +352,9 @@ impl DnsDetailTask {
     }
 }
 
-/// Connects to one address, then asks what its outcome calls for: nearby ports after a reset,
-/// liveness after silence (started early, beside the connect, once it has been silent a while).
+/// Connects to one address, then asks what its outcome calls for: nearby ports after a reset;
+/// after silence, liveness and the path's trace (started early, beside the connect, once it has
+/// been silent a while, so they end with it).
 async fn probe_address(
     plan: &CheckPlan,
     ip: IpAddr,
@@ -357,15 +367,33 @@ async fn probe_address(
     let failures_before = local_drops::retransmit_failures();
     let connect = probe::connect::connect_and_keep(address, plan.connect_deadline(), plan.budget());
     tokio::pin!(connect);
-    let early_liveness = async {
+    let early = async {
         tokio::time::sleep(LIVENESS_AFTER).await;
-        liveness::liveness(ip, address.port(), extra_deadline, &plan.policy, plan.budget()).await
+        let trace_budget = plan.connect_deadline().saturating_sub(LIVENESS_AFTER);
+        let (policy, budget) = (&plan.policy, plan.budget());
+        let live_then_distance = async {
+            let live = liveness::liveness(ip, address.port(), extra_deadline, policy, budget).await;
+            let distance = target_distance(plan, ip, &live, trace_budget / 2).await;
+            (live, distance)
+        };
+        let traced = trace_path(plan, address, trace_budget, reporter);
+        let ((live, distance), traced) = tokio::join!(live_then_distance, traced);
+        let traced = traced.map(|mut path| {
+            path.target_ttl = distance.filter(|_| !path.reached);
+            path
+        });
+        (live, traced)
     };
-    let ((attempt, stream), early) = tokio::select! {
-        result = &mut connect => (result, None),
-        found = early_liveness => (connect.await, Some(found)),
+    tokio::pin!(early);
+    let mut early_result = None;
+    let (attempt, stream) = loop {
+        tokio::select! {
+            result = &mut connect => break result,
+            found = &mut early, if early_result.is_none() => early_result = Some(found),
+        }
     };
     reporter.send(Step::AttemptFinished { attempt: attempt.clone() });
+    let silent_first = attempt.elapsed_us >= clock::micros(LIVENESS_AFTER);
     let mut findings = Vec::new();
     if let Some(stream) = stream {
         let plan = plan.after_connect_plan();
@@ -373,6 +401,7 @@ async fn probe_address(
             after_connect::after_connect(stream, address, &plan, dns_us, attempt.elapsed_us).await;
         reporter.finding(Finding::AfterConnect(Box::new(after)), &mut findings);
     }
+    let mut path = None;
     match attempt.state {
         ConnectState::Refused if attempt.icmp.is_none() => {
             let deadline = nearby_deadline(&attempt, extra_deadline);
@@ -384,18 +413,72 @@ async fn probe_address(
             if let Some(drops) = local_drops_since(failures_before, address) {
                 reporter.finding(Finding::LocalDrops(drops), &mut findings);
             }
-            let found = match early {
+            let (found, traced) = match early_result {
                 Some(found) => found,
-                None => {
-                    let (policy, budget) = (&plan.policy, plan.budget());
-                    liveness::liveness(ip, address.port(), extra_deadline, policy, budget).await
-                }
+                None => early.await,
             };
             reporter.finding(Finding::Liveness(found), &mut findings);
+            path = traced;
+        }
+        ConnectState::HostUnreachable | ConnectState::NetworkUnreachable if silent_first => {
+            // Silence first, then a router's (or the neighbour table's) verdict: where the
+            // SYNs stop is worth showing, the trace has been running beside the connect.
+            path = match early_result {
+                Some((_, traced)) => traced,
+                None => early.await.1,
+            };
         }
         _ => {}
     }
+    if path.is_none() && plan.trace {
+        let budget = plan.connect_deadline();
+        path = trace_path(plan, address, budget, reporter).await;
+    }
+    if let Some(path) = path {
+        reporter.finding(Finding::Path(Box::new(path)), &mut findings);
+    }
     (attempt, findings)
+}
+
+/// Traces the path to `address` within `budget`, streaming it as hops answer. `None` when the
+/// policy forbids it (the address was checked before the connect, so never in practice).
+async fn trace_path(
+    plan: &CheckPlan,
+    address: SocketAddr,
+    budget: Duration,
+    reporter: &Reporter,
+) -> Option<Path> {
+    let options = TraceOptions::within(DEFAULT_MAX_HOPS, budget, plan.rdns);
+    let stream = |path: &Path| {
+        reporter.send(Step::Finding { finding: Finding::Path(Box::new(path.clone())) })
+    };
+    path_trace::trace(address, options, &plan.policy, plan.budget(), stream).await.ok()
+}
+
+/// How many hops away `ip` is, from a trace of a liveness port that answered (a reset or a
+/// SYN-ACK comes from the target itself), so a silent path can say how far before the target
+/// its packets die. `None` when no port answered or the trace did not reach it within `budget`.
+async fn target_distance(
+    plan: &CheckPlan,
+    ip: IpAddr,
+    live: &Liveness,
+    budget: Duration,
+) -> Option<u8> {
+    let port = answering_port(live)?;
+    let options = TraceOptions::within(DEFAULT_MAX_HOPS, budget, false);
+    let policy = &plan.policy;
+    let traced =
+        path_trace::trace(SocketAddr::new(ip, port), options, policy, plan.budget(), |_| {});
+    let path = traced.await.ok()?;
+    path.hops.iter().find(|hop| hop.reply == HopReply::Reached).map(|hop| hop.ttl)
+}
+
+/// A liveness port that answered (open or refused), if any.
+fn answering_port(live: &Liveness) -> Option<u16> {
+    live.ports
+        .iter()
+        .find(|p| matches!(p.state, ConnectState::Open | ConnectState::Refused))
+        .map(|p| p.port)
 }
 
 /// The retransmissions this host failed to send since `before` was read, if any.

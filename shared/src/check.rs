@@ -41,6 +41,13 @@ pub struct CheckRequest {
     /// answer. Implies an HTTP request.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub follow: bool,
+    /// Trace the path (see [`crate::Path`]) whatever the outcome; without it, only addresses
+    /// that end silent or unreachable are traced.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trace: bool,
+    /// Do not look up the reverse DNS names of a trace's hops.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_rdns: bool,
 }
 
 impl CheckRequest {
@@ -56,6 +63,8 @@ impl CheckRequest {
             http: false,
             expect_status: Vec::new(),
             follow: false,
+            trace: false,
+            no_rdns: false,
         }
     }
 }

@@ -409,6 +409,13 @@ struct CheckArgs {
     /// The pause between repeated rounds, in milliseconds.
     #[arg(long, default_value_t = DEFAULT_RETRY_DELAY_MS)]
     retry_delay_ms: u32,
+    /// Trace the path to every address (TCP SYNs to the port with rising TTLs), whatever the
+    /// outcome; without it, only addresses that end silent or unreachable are traced.
+    #[arg(long)]
+    trace: bool,
+    /// Do not look up reverse DNS names for the hops of a trace.
+    #[arg(long)]
+    no_rdns: bool,
     /// Print one JSON document instead of the readable report.
     #[arg(long)]
     json: bool,
@@ -681,6 +688,8 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         http: args.http,
         expect_status: args.expect_status,
         follow: args.follow,
+        trace: args.trace,
+        no_rdns: args.no_rdns,
     };
     if let Some(hub) = args.via.hub() {
         return match hub {
