@@ -1,5 +1,6 @@
 //! The command line: `whyrefused [serve]` starts the agent, `whyrefused check` runs one check,
-//! `whyrefused scan` scans ports, `whyrefused agents` lists a hub's vantage points.
+//! `whyrefused scan` scans ports, `whyrefused trace` traces the path to a port, `whyrefused
+//! agents` lists a hub's vantage points.
 //!
 //! `check` and `scan` run the same engines in-process (no server needed); with `--via URL` they
 //! run through a hub instead, from the vantage points `--from` names (see [`via`]). `check` exits 0 when
@@ -10,6 +11,7 @@
 mod reload;
 mod report;
 mod scan;
+mod trace;
 mod via;
 
 use std::io::{IsTerminal, Write};
@@ -55,6 +57,8 @@ enum Command {
     Scan(ScanArgs),
     /// List a hub's vantage points: itself (`local`) and the agents that joined it.
     Agents(AgentsArgs),
+    /// Trace the path to a target's port: TCP SYNs with rising TTLs, which router answers each.
+    Trace(trace::TraceArgs),
 }
 
 /// How to reach a hub, for commands run through one.
@@ -444,6 +448,10 @@ pub fn main() -> ExitCode {
         Some(Command::Serve(args)) => runtime.block_on(serve(*args)),
         Some(Command::Check(args)) => runtime.block_on(run_check(args)),
         Some(Command::Scan(args)) => runtime.block_on(run_scan(args)),
+        Some(Command::Trace(args)) => runtime.block_on(async {
+            crate::logging::init("whyrefused=warn");
+            trace::run(args).await
+        }),
         Some(Command::Agents(args)) => runtime.block_on(async {
             crate::logging::init("whyrefused=warn");
             let fingerprint = args.tls_fingerprint.as_deref();

@@ -37,8 +37,11 @@ pub fn read(path: &Path, host_up: Option<bool>) -> PathReading {
         suggestion: None,
     };
     if path.reached {
-        let hops = path.hops.len();
-        reading.sentence = format!("Packets to port {port} reach {target} ({hops} hop(s) away).");
+        let hops = match path.hops.len() {
+            1 => "1 hop".to_string(),
+            n => format!("{n} hops"),
+        };
+        reading.sentence = format!("Packets to port {port} reach {target}, {hops} away.");
         return reading;
     }
     if let Some(hop) = path.unreachable_hop() {
@@ -224,7 +227,7 @@ mod tests {
         reached.reached = true;
         assert_eq!(
             read(&reached, None).sentence,
-            "Packets to port 81 reach 10.0.3.2 (2 hop(s) away)."
+            "Packets to port 81 reach 10.0.3.2, 2 hops away."
         );
     }
 }
