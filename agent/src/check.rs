@@ -82,10 +82,31 @@ pub struct CheckPlan {
     /// Whether the owners (pid, command) of this host's listeners may be named: to a client on
     /// this host, or to any with the agent's `--show-processes`.
     pub show_processes: bool,
-    /// Whether to trace the path of every address, not only of those that end silent.
-    pub trace: bool,
+    /// When to trace the path of an address.
+    pub trace: TraceWhen,
     /// Whether a trace looks up its hops' reverse DNS names.
     pub rdns: bool,
+}
+
+/// When a check traces an address's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceWhen {
+    /// When the connect ends silent or unreachable after silence (the default).
+    Silent,
+    /// Always (`--trace`).
+    Always,
+    /// Never (`--no-trace`).
+    Never,
+}
+
+impl TraceWhen {
+    fn from_request(request: &CheckRequest) -> TraceWhen {
+        match (request.trace, request.no_trace) {
+            (_, true) => TraceWhen::Never,
+            (true, false) => TraceWhen::Always,
+            (false, false) => TraceWhen::Silent,
+        }
+    }
 }
 
 /// Why a request cannot run.
@@ -152,7 +173,7 @@ impl CheckPlan {
             policy,
             budget,
             show_processes: true,
-            trace: request.trace,
+            trace: TraceWhen::from_request(request),
             rdns: !request.no_rdns,
         })
     }
@@ -373,10 +394,18 @@ async fn probe_address(
         let (policy, budget) = (&plan.policy, plan.budget());
         let live_then_distance = async {
             let live = liveness::liveness(ip, address.port(), extra_deadline, policy, budget).await;
-            let distance = target_distance(plan, ip, &live, trace_budget / 2).await;
+            let distance = match plan.trace {
+                TraceWhen::Never => None,
+                _ => target_distance(plan, ip, &live, trace_budget / 2).await,
+            };
             (live, distance)
         };
-        let traced = trace_path(plan, address, trace_budget, reporter);
+        let traced = async {
+            match plan.trace {
+                TraceWhen::Never => None,
+                _ => trace_path(plan, address, trace_budget, reporter).await,
+            }
+        };
         let ((live, distance), traced) = tokio::join!(live_then_distance, traced);
         let traced = traced.map(|mut path| {
             path.target_ttl = distance.filter(|_| !path.reached);
@@ -430,7 +459,7 @@ async fn probe_address(
         }
         _ => {}
     }
-    if path.is_none() && plan.trace {
+    if path.is_none() && plan.trace == TraceWhen::Always {
         let budget = plan.connect_deadline();
         path = trace_path(plan, address, budget, reporter).await;
     }

@@ -45,6 +45,9 @@ pub struct CheckRequest {
     /// that end silent or unreachable are traced.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub trace: bool,
+    /// Never trace the path, not even of an address that ends silent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_trace: bool,
     /// Do not look up the reverse DNS names of a trace's hops.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_rdns: bool,
@@ -64,6 +67,7 @@ impl CheckRequest {
             expect_status: Vec::new(),
             follow: false,
             trace: false,
+            no_trace: false,
             no_rdns: false,
         }
     }

@@ -415,8 +415,11 @@ struct CheckArgs {
     retry_delay_ms: u32,
     /// Trace the path to every address (TCP SYNs to the port with rising TTLs), whatever the
     /// outcome; without it, only addresses that end silent or unreachable are traced.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_trace")]
     trace: bool,
+    /// Never trace the path, not even of an address that ends silent (no TTL-limited SYNs).
+    #[arg(long)]
+    no_trace: bool,
     /// Do not look up reverse DNS names for the hops of a trace.
     #[arg(long)]
     no_rdns: bool,
@@ -697,6 +700,7 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         expect_status: args.expect_status,
         follow: args.follow,
         trace: args.trace,
+        no_trace: args.no_trace,
         no_rdns: args.no_rdns,
     };
     if let Some(hub) = args.via.hub() {

@@ -126,6 +126,11 @@ fn draw(path: &Path, drawn: usize, colors: Colors) -> usize {
     text.lines().count()
 }
 
+/// `10.0.3.2 port 81` (IPv6 addresses bare: no port syntax to confuse).
+pub fn endpoint(path: &Path) -> String {
+    format!("{} port {}", path.address, path.port)
+}
+
 /// Moves the cursor up `lines` and clears to the end of the screen.
 fn clear(lines: usize) -> String {
     match lines {
