@@ -139,17 +139,25 @@ fn clear(lines: usize) -> String {
     }
 }
 
-/// The table: hop, address, name, reply, rtt, loss over the tries.
+/// The table: hop, address, name, reply, rtt, loss over the tries; the address and name
+/// columns as wide as their widest entry.
 pub fn table(path: &Path, colors: Colors) -> String {
     let mut out = String::new();
+    let addresses: Vec<String> = path
+        .hops
+        .iter()
+        .map(|hop| hop.address.map_or("*".to_string(), |a| a.to_string()))
+        .collect();
+    let names: Vec<String> =
+        path.hops.iter().map(|hop| truncate(hop.name.as_deref().unwrap_or(""), 40)).collect();
+    let address_width = addresses.iter().map(String::len).max().unwrap_or(0).max(7);
+    let name_width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0).max(4);
     let header = format!(
-        "{:>3}  {:<39} {:<30} {:<14} {:>9} {:>9}",
+        "{:>3}  {:<address_width$}  {:<name_width$}  {:<13}  {:>9}  {:>9}",
         "hop", "address", "name", "reply", "rtt", "loss"
     );
     let _ = writeln!(out, "{}{header}{}", colors.bold, colors.bold.render_reset());
-    for hop in &path.hops {
-        let address = hop.address.map_or("*".to_string(), |a| a.to_string());
-        let name = hop.name.as_deref().unwrap_or("");
+    for ((hop, address), name) in path.hops.iter().zip(&addresses).zip(&names) {
         let rtt = hop.rtt_ms.map_or("-".to_string(), |ms| format!("{ms:.2} ms"));
         let loss = format!("{}% of {}", hop.loss_percent(), hop.tries);
         let style = match hop.reply {
@@ -161,10 +169,8 @@ pub fn table(path: &Path, colors: Colors) -> String {
         let reply = hop.reply.as_str();
         let _ = writeln!(
             out,
-            "{:>3}  {:<39} {:<30} {style}{reply:<14}{} {rtt:>9} {loss:>9}",
+            "{:>3}  {address:<address_width$}  {name:<name_width$}  {style}{reply:<13}{}  {rtt:>9}  {loss:>9}",
             hop.ttl,
-            address,
-            truncate(name, 30),
             style.render_reset()
         );
     }
