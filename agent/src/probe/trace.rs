@@ -65,10 +65,21 @@ impl TraceOptions {
     }
 
     /// A trace that must end within `budget` (a check's remaining connect time): each hop's
-    /// tries fit in it, and no try waits long enough for TCP to retransmit its SYN (1 s).
+    /// tries (and the reverse DNS names, when asked) fit in it, and no try waits long enough
+    /// for TCP to retransmit its SYN (1 s).
     pub fn within(max_hops: u8, budget: Duration, rdns: bool) -> TraceOptions {
-        let try_wait = (budget / u32::from(TRIES_PER_HOP)).min(Duration::from_millis(900));
+        let probing = budget.saturating_sub(rdns_reserve(budget, rdns));
+        let try_wait = (probing / u32::from(TRIES_PER_HOP)).min(Duration::from_millis(900));
         TraceOptions { max_hops, try_wait, deadline: budget, rdns }
+    }
+}
+
+/// The part of a trace's deadline kept for reverse DNS names: a quarter, at most
+/// [`RDNS_DEADLINE`].
+fn rdns_reserve(deadline: Duration, rdns: bool) -> Duration {
+    match rdns {
+        true => RDNS_DEADLINE.min(deadline / 4),
+        false => Duration::ZERO,
     }
 }
 
@@ -264,9 +275,8 @@ pub async fn trace(
     let start = Instant::now();
     let mut hops = Hops::new(options.max_hops);
     let run = drive(address, options, budget, &mut hops, &mut on_change, start);
-    let rdns_reserve =
-        if options.rdns { RDNS_DEADLINE.min(options.deadline / 4) } else { Duration::ZERO };
-    let _ = tokio::time::timeout(options.deadline.saturating_sub(rdns_reserve), run).await;
+    let reserve = rdns_reserve(options.deadline, options.rdns);
+    let _ = tokio::time::timeout(options.deadline.saturating_sub(reserve), run).await;
     let mut path = snapshot(address, &hops, start);
     if options.rdns {
         let remaining = options.deadline.saturating_sub(start.elapsed());

@@ -1,8 +1,10 @@
 //! [`PathView`]: where a connection's packets go, as a vertical chain of hops, with the hop
 //! after which they die marked in plain words. It updates while the trace runs.
 
-use whyrefused_shared::{Hop, HopReply, Path};
+use whyrefused_shared::{CheckRequest, Hop, HopReply, Path};
 use yew::prelude::*;
+
+use crate::hooks::AgentLink;
 
 #[derive(Properties, PartialEq)]
 pub struct PathViewProps {
@@ -23,6 +25,30 @@ pub fn path_view(props: &PathViewProps) -> Html {
                 { for path.hops.iter().map(|hop| hop_item(path, hop)) }
             </ol>
         </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct TraceActionProps {
+    /// The finished check's request, run again with the trace.
+    pub request: CheckRequest,
+}
+
+/// "Trace the path": runs the check again with `trace`, so its card shows the path even when
+/// the check did not end silent.
+#[function_component(TraceAction)]
+pub fn trace_action(props: &TraceActionProps) -> Html {
+    let link =
+        use_context::<AgentLink>().expect("TraceAction is rendered inside the AgentLink provider");
+    let request = CheckRequest { trace: true, no_trace: false, ..props.request.clone() };
+    let ontrace = Callback::from(move |_: MouseEvent| {
+        link.check(request.clone(), None);
+    });
+    html! {
+        <p class="next-step">
+            <button type="button" class="trace-path" onclick={ontrace}>{ "Trace the path" }</button>
+            <span class="muted">{ "which routers the SYNs to this port pass, hop by hop" }</span>
+        </p>
     }
 }
 
