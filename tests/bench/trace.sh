@@ -53,7 +53,7 @@ for _ in $(seq "$runs"); do
   echo $(( ($(date +%s%N) - start) / 1000000 )) >>"/tmp/$prefix.wall"
   sleep 1 # the routers' ICMP rate limit (a burst of 6, then 1 a second) refills
 done
-echo "trace: median $(median <"/tmp/$prefix.trace") ms; process wall time median $(median <"/tmp/$prefix.wall") ms"
+echo "trace: median $(median <"/tmp/$prefix.trace") ms; wall time with ip netns exec and process start, median $(median <"/tmp/$prefix.wall") ms"
 
 for mode in trace-check no-trace; do
   extra=(); [ "$mode" = no-trace ] && extra=(--no-trace)
