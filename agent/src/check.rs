@@ -7,7 +7,7 @@
 //! time, and dropping the future stops every probe and closes every socket at once.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -18,11 +18,12 @@ use whyrefused_shared::path::DEFAULT_MAX_HOPS;
 use whyrefused_shared::{
     Attempt, CheckEvent, CheckRequest, ConnectState, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS,
     DnsDetail, DnsStatus, ErrorCode, Finding, Liveness, LocalDrops, MAX_RETRIES, MAX_TIMEOUT_MS,
-    Outcome, Path, Round, Step, Verdict,
+    NearbyPorts, Outcome, Path, Round, Step, Verdict,
 };
 
 use crate::policy::TargetPolicy;
 use crate::probe::after_connect::{self, AfterConnectPlan};
+use crate::probe::shared_sweep::{self, SharedSweeps};
 use crate::probe::trace::{self as path_trace, TraceOptions};
 use crate::probe::{self, dns_detail, icmp, listeners, liveness, local_drops, nearby};
 use crate::rate::{ConnectBudget, SharedBudget};
@@ -53,6 +54,19 @@ pub const DNS_DETAIL_GRACE: Duration = Duration::from_millis(250);
 
 /// The longest pause a request may ask for between retried rounds.
 pub const MAX_RETRY_DELAY_MS: u32 = 60_000;
+
+/// What a side probe asks: the address, the asked port, the probe's deadline and the policy it
+/// obeys (by identity: the agent holds one for every check, and two policies alive at once never
+/// share an address).
+type SideProbeKey = (IpAddr, u16, Duration, usize);
+
+/// The nearby-port sweeps of checks running at once, shared (see [`shared_sweep`]).
+static NEARBY_SWEEPS: LazyLock<SharedSweeps<SideProbeKey, NearbyPorts>> =
+    LazyLock::new(|| SharedSweeps::new(shared_sweep::CAPACITY));
+
+/// The liveness probes of checks running at once, shared likewise.
+static LIVENESS_SWEEPS: LazyLock<SharedSweeps<SideProbeKey, Liveness>> =
+    LazyLock::new(|| SharedSweeps::new(shared_sweep::CAPACITY));
 
 /// A validated request: what to check and how.
 #[derive(Debug, Clone)]
@@ -190,6 +204,11 @@ impl CheckPlan {
         self.connect_deadline().min(EXTRA_PROBE_DEADLINE)
     }
 
+    /// What identifies a side probe of `address` with `deadline` under this plan's policy.
+    fn side_probe_key(&self, address: SocketAddr, deadline: Duration) -> SideProbeKey {
+        (address.ip(), address.port(), deadline, Arc::as_ptr(&self.policy) as usize)
+    }
+
     fn after_connect_plan(&self) -> AfterConnectPlan {
         let asked = after_connect::Asked {
             tls: self.tls,
@@ -307,6 +326,7 @@ fn http_status(findings: &[Finding]) -> Option<u16> {
 /// Resolves (while asking the nameservers directly), then probes every address and the host's
 /// own listeners at once.
 async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
+    let started = Instant::now();
     let dns_detail = DnsDetailTask::start(&plan.target.host);
     let resolution = probe::resolve(&plan.target.host, DNS_DEADLINE).await;
     reporter.send(Step::Resolved { resolution: resolution.clone() });
@@ -322,7 +342,8 @@ async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
     let (allowed, denied) = plan.split_by_policy(&resolution.addresses);
     let on_this_host = allowed.iter().any(icmp::is_local_address);
     let dns_us = resolution.elapsed_us;
-    let addresses = join_all(allowed.iter().map(|ip| probe_address(plan, *ip, dns_us, reporter)));
+    let addresses =
+        join_all(allowed.iter().map(|ip| probe_address(plan, *ip, dns_us, started, reporter)));
     let own_listeners = async {
         match on_this_host {
             true => tokio::task::spawn_blocking(move || listeners::listeners_on(port)).await.ok(),
@@ -380,20 +401,22 @@ async fn probe_address(
     plan: &CheckPlan,
     ip: IpAddr,
     dns_us: u64,
+    started: Instant,
     reporter: &Reporter,
 ) -> (Attempt, Vec<Finding>) {
     let address = SocketAddr::new(ip, plan.target.port);
-    let extra_deadline = plan.extra_probe_deadline();
     reporter.send(Step::AttemptStarted { address });
-    let failures_before = local_drops::retransmit_failures();
+    // Read only once the connect has been silent a while (reading it costs the kernel a walk of
+    // every counter it keeps): no retransmission can have failed before the first, a second in.
+    let failures_before = OnceLock::new();
     let connect = probe::connect::connect_and_keep(address, plan.connect_deadline(), plan.budget());
     tokio::pin!(connect);
     let early = async {
         tokio::time::sleep(LIVENESS_AFTER).await;
+        let _ = failures_before.set(local_drops::retransmit_failures());
         let trace_budget = plan.connect_deadline().saturating_sub(LIVENESS_AFTER);
-        let (policy, budget) = (&plan.policy, plan.budget());
         let live_then_distance = async {
-            let live = liveness::liveness(ip, address.port(), extra_deadline, policy, budget).await;
+            let live = shared_liveness(plan, address, started).await;
             let distance = match plan.trace {
                 TraceWhen::Never => None,
                 _ => target_distance(plan, ip, &live, trace_budget / 2).await,
@@ -433,13 +456,13 @@ async fn probe_address(
     let mut path = None;
     match attempt.state {
         ConnectState::Refused if attempt.icmp.is_none() => {
-            let deadline = nearby_deadline(&attempt, extra_deadline);
-            let (policy, budget) = (&plan.policy, plan.budget());
-            let open = nearby::nearby_ports(ip, address.port(), deadline, policy, budget).await;
+            let open = shared_nearby_ports(plan, address, &attempt, started).await;
             reporter.finding(Finding::NearbyPorts(open), &mut findings);
         }
         ConnectState::Timeout => {
-            if let Some(drops) = local_drops_since(failures_before, address) {
+            if let Some(drops) =
+                local_drops_since(failures_before.get().copied().flatten(), address)
+            {
                 reporter.finding(Finding::LocalDrops(drops), &mut findings);
             }
             let (found, traced) = match early_result {
@@ -508,6 +531,42 @@ fn answering_port(live: &Liveness) -> Option<u16> {
         .iter()
         .find(|p| matches!(p.state, ConnectState::Open | ConnectState::Refused))
         .map(|p| p.port)
+}
+
+/// The open ports near `address`, which just refused `refused`: from a sweep that started
+/// during this round, shared with every check of the same address running at once.
+async fn shared_nearby_ports(
+    plan: &CheckPlan,
+    address: SocketAddr,
+    refused: &Attempt,
+    started: Instant,
+) -> NearbyPorts {
+    let ceiling = plan.extra_probe_deadline();
+    let key = plan.side_probe_key(address, ceiling);
+    NEARBY_SWEEPS
+        .get_or_probe(key, started, || {
+            let deadline = nearby_deadline(refused, ceiling);
+            nearby::nearby_ports(
+                address.ip(),
+                address.port(),
+                deadline,
+                &plan.policy,
+                plan.budget(),
+            )
+        })
+        .await
+}
+
+/// Whether the host at `address` is up: from a liveness probe that started during this round,
+/// shared likewise.
+async fn shared_liveness(plan: &CheckPlan, address: SocketAddr, started: Instant) -> Liveness {
+    let deadline = plan.extra_probe_deadline();
+    let key = plan.side_probe_key(address, deadline);
+    LIVENESS_SWEEPS
+        .get_or_probe(key, started, || {
+            liveness::liveness(address.ip(), address.port(), deadline, &plan.policy, plan.budget())
+        })
+        .await
 }
 
 /// The retransmissions this host failed to send since `before` was read, if any.
@@ -622,6 +681,33 @@ mod tests {
         assert!(kinds.contains(&"finding"));
         assert!(report.findings.iter().any(|f| matches!(f, Finding::NearbyPorts(_))));
         assert_eq!(report.verdict.unwrap().cause, Cause::PortClosed);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checks_of_one_closed_port_at_once_each_name_its_open_neighbour() {
+        // They share nearby-port sweeps; every one must still report the neighbour it would
+        // have found alone.
+        let neighbour = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open_port = neighbour.local_addr().unwrap().port();
+        let closed = [open_port - 1, open_port + 1]
+            .into_iter()
+            .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+            .expect("a free port beside the listener");
+        let policy = open();
+        let checks = (0..50).map(|_| {
+            let request = CheckRequest::new(format!("127.0.0.1:{closed}"));
+            let plan = CheckPlan::from_request(&request, policy.clone(), None).unwrap();
+            tokio::spawn(async move { steps_of(&plan).await.1 })
+        });
+        for report in join_all(checks).await {
+            let report = report.unwrap();
+            assert_eq!(report.verdict.as_ref().map(|v| v.cause), Some(Cause::PortClosed));
+            let nearby = report.findings.iter().find_map(|f| match f {
+                Finding::NearbyPorts(nearby) => Some(nearby),
+                _ => None,
+            });
+            assert_eq!(nearby.map(|n| n.open.as_slice()), Some(&[open_port][..]), "{report:?}");
+        }
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ seconds=${SECONDS_PER_RUN:-8}
 concurrency=${CONCURRENCY:-16}
 cargo build --release --quiet -p whyrefused
 cargo bench -p whyrefused-tests --bench probe_rate --no-run --quiet 2>/dev/null
-binary=target/release/whyrefused
+binary=${CARGO_TARGET_DIR:-target}/release/whyrefused
 work=$(mktemp -d)
 pids=()
 cleanup() {

@@ -15,6 +15,7 @@ pub mod local_drops;
 pub mod nearby;
 pub mod redirects;
 pub mod resolve;
+pub mod shared_sweep;
 pub mod tls;
 pub mod trace;
 
