@@ -13,15 +13,18 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
+use whyrefused_shared::HopReply;
+use whyrefused_shared::path::DEFAULT_MAX_HOPS;
 use whyrefused_shared::{
     Attempt, CheckEvent, CheckRequest, ConnectState, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS,
     DnsDetail, DnsStatus, ErrorCode, Finding, Liveness, LocalDrops, MAX_RETRIES, MAX_TIMEOUT_MS,
-    NearbyPorts, Outcome, Round, Step, Tries, Verdict,
+    NearbyPorts, Outcome, Path, Round, Step, Tries, Verdict,
 };
 
 use crate::policy::TargetPolicy;
 use crate::probe::after_connect::{self, AfterConnectPlan};
 use crate::probe::shared_sweep::{self, SharedSweeps};
+use crate::probe::trace::{self as path_trace, TraceOptions};
 use crate::probe::{self, dns_detail, icmp, listeners, liveness, local_drops, mtu, nearby, repeat};
 use crate::rate::{ConnectBudget, SharedBudget};
 use crate::target::{Host, Target, TargetError};
@@ -95,6 +98,31 @@ pub struct CheckPlan {
     /// Whether the owners (pid, command) of this host's listeners may be named: to a client on
     /// this host, or to any with the agent's `--show-processes`.
     pub show_processes: bool,
+    /// When to trace the path of an address.
+    pub trace: TraceWhen,
+    /// Whether a trace looks up its hops' reverse DNS names.
+    pub rdns: bool,
+}
+
+/// When a check traces an address's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceWhen {
+    /// When the connect ends silent or unreachable after silence (the default).
+    Silent,
+    /// Always (`--trace`).
+    Always,
+    /// Never (`--no-trace`).
+    Never,
+}
+
+impl TraceWhen {
+    fn from_request(request: &CheckRequest) -> TraceWhen {
+        match (request.trace, request.no_trace) {
+            (_, true) => TraceWhen::Never,
+            (true, false) => TraceWhen::Always,
+            (false, false) => TraceWhen::Silent,
+        }
+    }
 }
 
 /// Why a request cannot run.
@@ -162,6 +190,8 @@ impl CheckPlan {
             policy,
             budget,
             show_processes: true,
+            trace: TraceWhen::from_request(request),
+            rdns: !request.no_rdns,
         })
     }
 
@@ -384,8 +414,9 @@ impl DnsDetailTask {
     }
 }
 
-/// Connects to one address, then asks what its outcome calls for: nearby ports after a reset,
-/// liveness after silence (started early, beside the connect, once it has been silent a while).
+/// Connects to one address, then asks what its outcome calls for: nearby ports after a reset;
+/// after silence, liveness and the path's trace (started early, beside the connect, once it has
+/// been silent a while, so they end with it).
 async fn probe_address(
     plan: &CheckPlan,
     ip: IpAddr,
@@ -401,25 +432,45 @@ async fn probe_address(
     let until = Instant::now() + plan.connect_deadline();
     let connect = probe::connect::connect_and_keep(address, plan.connect_deadline(), plan.budget());
     tokio::pin!(connect);
-    // Once the connect has been silent a while: is the host up, and do further connects to the
-    // port get answered (a lossy path) or not (a firewall)? Dropped when the connect answers.
-    let silence = async {
+    // Once the connect has been silent a while: is the host up, where do the packets go, and do
+    // further connects to the port get answered (a lossy path) or not (a firewall)? Dropped
+    // when the connect answers.
+    let early = async {
         tokio::time::sleep(LIVENESS_AFTER).await;
         let _ = failures_before.set(local_drops::retransmit_failures());
-        tokio::join!(
-            shared_liveness(plan, address, started),
-            repeat::further_connects(address, until, plan.budget())
-        )
+        let trace_budget = plan.connect_deadline().saturating_sub(LIVENESS_AFTER);
+        let live_then_distance = async {
+            let live = shared_liveness(plan, address, started).await;
+            let distance = match plan.trace {
+                TraceWhen::Never => None,
+                _ => target_distance(plan, ip, &live, trace_budget / 2).await,
+            };
+            (live, distance)
+        };
+        let traced = async {
+            match plan.trace {
+                TraceWhen::Never => None,
+                _ => trace_path(plan, address, trace_budget, reporter).await,
+            }
+        };
+        let further = repeat::further_connects(address, until, plan.budget());
+        let ((live, distance), traced, further) = tokio::join!(live_then_distance, traced, further);
+        let traced = traced.map(|mut path| {
+            path.target_ttl = distance.filter(|_| !path.reached);
+            path
+        });
+        (live, traced, further)
     };
-    tokio::pin!(silence);
-    let mut probed_silence = None;
+    tokio::pin!(early);
+    let mut early_result = None;
     let (attempt, stream) = loop {
         tokio::select! {
             result = &mut connect => break result,
-            found = &mut silence, if probed_silence.is_none() => probed_silence = Some(found),
+            found = &mut early, if early_result.is_none() => early_result = Some(found),
         }
     };
     reporter.send(Step::AttemptFinished { attempt: attempt.clone() });
+    let silent_first = attempt.elapsed_us >= clock::micros(LIVENESS_AFTER);
     let mut findings = Vec::new();
     if let Some(stream) = stream {
         let large = plan.large;
@@ -441,6 +492,7 @@ async fn probe_address(
             }
         }
     }
+    let mut path = None;
     match attempt.state {
         ConnectState::Refused if attempt.icmp.is_none() => {
             let open = shared_nearby_ports(plan, address, &attempt, started).await;
@@ -452,9 +504,9 @@ async fn probe_address(
             {
                 reporter.finding(Finding::LocalDrops(drops), &mut findings);
             }
-            let (found, further) = match probed_silence {
-                Some(probed) => probed,
-                None => silence.await,
+            let (found, traced, further) = match early_result {
+                Some(found) => found,
+                None => early.await,
             };
             reporter.finding(Finding::Liveness(found), &mut findings);
             if !further.is_empty() {
@@ -462,10 +514,67 @@ async fn probe_address(
                 let loss = repeat::tally(address, &tries);
                 reporter.finding(Finding::Loss(loss), &mut findings);
             }
+            path = traced;
+        }
+        ConnectState::HostUnreachable | ConnectState::NetworkUnreachable if silent_first => {
+            // Silence first, then a router's (or the neighbour table's) verdict: where the
+            // SYNs stop is worth showing, the trace has been running beside the connect.
+            path = match early_result {
+                Some((_, traced, _)) => traced,
+                None => early.await.1,
+            };
         }
         _ => {}
     }
+    if path.is_none() && plan.trace == TraceWhen::Always {
+        let budget = plan.connect_deadline();
+        path = trace_path(plan, address, budget, reporter).await;
+    }
+    if let Some(path) = path {
+        reporter.finding(Finding::Path(Box::new(path)), &mut findings);
+    }
     (attempt, findings)
+}
+
+/// Traces the path to `address` within `budget`, streaming it as hops answer. `None` when the
+/// policy forbids it (the address was checked before the connect, so never in practice).
+async fn trace_path(
+    plan: &CheckPlan,
+    address: SocketAddr,
+    budget: Duration,
+    reporter: &Reporter,
+) -> Option<Path> {
+    let options = TraceOptions::within(DEFAULT_MAX_HOPS, budget, plan.rdns);
+    let stream = |path: &Path| {
+        reporter.send(Step::Finding { finding: Finding::Path(Box::new(path.clone())) })
+    };
+    path_trace::trace(address, options, &plan.policy, plan.budget(), stream).await.ok()
+}
+
+/// How many hops away `ip` is, from a trace of a liveness port that answered (a reset or a
+/// SYN-ACK comes from the target itself), so a silent path can say how far before the target
+/// its packets die. `None` when no port answered or the trace did not reach it within `budget`.
+async fn target_distance(
+    plan: &CheckPlan,
+    ip: IpAddr,
+    live: &Liveness,
+    budget: Duration,
+) -> Option<u8> {
+    let port = answering_port(live)?;
+    let options = TraceOptions::within(DEFAULT_MAX_HOPS, budget, false);
+    let policy = &plan.policy;
+    let traced =
+        path_trace::trace(SocketAddr::new(ip, port), options, policy, plan.budget(), |_| {});
+    let path = traced.await.ok()?;
+    path.hops.iter().find(|hop| hop.reply == HopReply::Reached).map(|hop| hop.ttl)
+}
+
+/// A liveness port that answered (open or refused), if any.
+fn answering_port(live: &Liveness) -> Option<u16> {
+    live.ports
+        .iter()
+        .find(|p| matches!(p.state, ConnectState::Open | ConnectState::Refused))
+        .map(|p| p.port)
 }
 
 /// The open ports near `address`, which just refused `refused`: from a sweep that started

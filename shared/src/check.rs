@@ -46,6 +46,16 @@ pub struct CheckRequest {
     /// payload that is not is proved a path-MTU black hole (or not) by the MSS probe.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub large: bool,
+    /// Trace the path (see [`crate::Path`]) whatever the outcome; without it, only addresses
+    /// that end silent or unreachable are traced.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trace: bool,
+    /// Never trace the path, not even of an address that ends silent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_trace: bool,
+    /// Do not look up the reverse DNS names of a trace's hops.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_rdns: bool,
 }
 
 impl CheckRequest {
@@ -62,6 +72,9 @@ impl CheckRequest {
             expect_status: Vec::new(),
             follow: false,
             large: false,
+            trace: false,
+            no_trace: false,
+            no_rdns: false,
         }
     }
 }

@@ -36,6 +36,9 @@ pub enum Finding {
     MtuProbe(crate::mtu::MtuProbe),
     /// A `large` check's payload to the server, and whether it was acknowledged.
     LargeSend(crate::mtu::LargeSend),
+    /// The path the SYNs take, hop by hop, and the last hop that answered. Sent again as hops
+    /// answer (`complete` false) and once at the end; a report keeps the latest per address.
+    Path(Box<crate::path::Path>),
 }
 
 impl Finding {
@@ -52,6 +55,7 @@ impl Finding {
             Finding::Loss(_) => "loss",
             Finding::MtuProbe(_) => "mtu_probe",
             Finding::LargeSend(_) => "large_send",
+            Finding::Path(_) => "path",
         }
     }
 }

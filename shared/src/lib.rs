@@ -11,6 +11,7 @@
 //!   listeners, ICMP errors, what followed the connect) and the evidence they give.
 //! - [`report`]: [`CheckReport`], the fold of a check's events into one document. The page
 //!   renders it, and `whyrefused check --json` prints it.
+//! - [`path`]: [`Path`], the hop-by-hop trace of a connection's SYNs (TCP with rising TTLs).
 //! - [`scan`]: a port scan: the request, its batched progress steps, and [`ScanReport`], their
 //!   fold (what the page's scan view renders and `whyrefused scan --json` prints).
 //! - [`mtu`]: the MSS probe of a connection that opened and then stalled ([`MtuProbe`]).
@@ -33,6 +34,7 @@ pub mod diagnosis;
 pub mod loss;
 pub mod message;
 pub mod mtu;
+pub mod path;
 pub mod port_group;
 pub mod report;
 pub mod scan;
@@ -51,6 +53,7 @@ pub use diagnosis::{
 pub use loss::{Loss, LossFinding, Tries};
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, RequestId};
 pub use mtu::{LARGE_SEND, LargeSend, MssTry, MtuProbe, SMALL_MSS};
+pub use path::{Hop, HopReply, LastAnswered, Path, TraceRequest};
 pub use port_group::PortGroup;
 pub use report::CheckReport;
 pub use scan::{

@@ -8,6 +8,7 @@ use crate::check::{
     Attempt, CheckEvent, Outcome, Resolution, Step, TargetInfo, Timestamp, Verdict,
 };
 use crate::diagnosis::{Finding, Round};
+use crate::path::Path;
 
 /// Everything known about one check so far. Start from [`CheckReport::default`] and
 /// [`apply`](CheckReport::apply) each event as it arrives; the page renders the report at every
@@ -30,6 +31,10 @@ pub struct CheckReport {
     /// The extra probes' findings, in the order they ended.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// The trace of the first address (in resolution order) whose path was traced: where its
+    /// packets die. Every traced address also has a `path` finding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<Path>,
     /// With retries: each finished round.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rounds: Vec<Round>,
@@ -56,6 +61,7 @@ impl CheckReport {
             Step::Resolved { resolution } => self.dns = Some(resolution.clone()),
             Step::AttemptStarted { address } => self.pending.push(*address),
             Step::AttemptFinished { attempt } => self.finish_attempt(attempt.clone()),
+            Step::Finding { finding: Finding::Path(path) } => self.update_path(path),
             Step::Finding { finding } => self.findings.push(finding.clone()),
             Step::RoundStarted { round, .. } => self.start_round(*round),
             Step::RoundFinished { round } => self.rounds.push(round.clone()),
@@ -86,6 +92,26 @@ impl CheckReport {
             self.attempts.clear();
             self.pending.clear();
             self.findings.clear();
+            self.path = None;
+        }
+    }
+
+    /// A path replaces the earlier state of the same address's path (a check streams it as
+    /// hops answer); the top-level path is the first traced address's in resolution order.
+    fn update_path(&mut self, path: &Path) {
+        let same =
+            |finding: &Finding| matches!(finding, Finding::Path(p) if p.address == path.address);
+        match self.findings.iter_mut().find(|finding| same(finding)) {
+            Some(existing) => *existing = Finding::Path(Box::new(path.clone())),
+            None => self.findings.push(Finding::Path(Box::new(path.clone()))),
+        }
+        let order = self.resolution_order();
+        let rank = |address| order.iter().position(|ip| *ip == address).unwrap_or(usize::MAX);
+        let keep_current = self.path.as_ref().is_some_and(|current| {
+            current.address != path.address && rank(current.address) <= rank(path.address)
+        });
+        if !keep_current {
+            self.path = Some(path.clone());
         }
     }
 
@@ -201,6 +227,55 @@ mod tests {
         assert!(report.attempts.is_empty(), "round 2 starts without round 1's attempts");
         assert_eq!(report.rounds.len(), 1);
         assert_eq!(report.round, Some(2));
+    }
+
+    fn path(address: &str, hops: usize, complete: bool) -> Path {
+        Path {
+            address: address.parse().unwrap(),
+            port: 81,
+            hops: (1..=hops as u8)
+                .map(|ttl| crate::path::Hop {
+                    ttl,
+                    address: Some(format!("10.0.{ttl}.1").parse().unwrap()),
+                    name: None,
+                    reply: crate::path::HopReply::TimeExceeded,
+                    icmp: None,
+                    rtt_ms: Some(0.3),
+                    tries: 1,
+                    answered: 1,
+                })
+                .collect(),
+            reached: false,
+            last_answered: None,
+            max_ttl: 30,
+            target_ttl: None,
+            complete,
+            elapsed_us: 10,
+        }
+    }
+
+    #[test]
+    fn a_streamed_path_replaces_its_earlier_state_and_the_first_address_is_the_top_level_one() {
+        let mut report = CheckReport::default();
+        report.apply(&at(Step::Resolved {
+            resolution: Resolution {
+                host: "db".into(),
+                method: ResolveMethod::System,
+                status: DnsStatus::Ok,
+                addresses: vec!["10.0.3.2".parse().unwrap(), "10.0.3.3".parse().unwrap()],
+                detail: None,
+                elapsed_us: 50,
+            },
+        }));
+        let finding = |path| at(Step::Finding { finding: Finding::Path(Box::new(path)) });
+        report.apply(&finding(path("10.0.3.3", 1, false)));
+        report.apply(&finding(path("10.0.3.2", 1, false)));
+        report.apply(&finding(path("10.0.3.2", 2, true)));
+        report.apply(&finding(path("10.0.3.3", 2, true)));
+        assert_eq!(report.findings.len(), 2, "one path finding per address");
+        let top = report.path.as_ref().unwrap();
+        assert_eq!((top.address.to_string(), top.hops.len()), ("10.0.3.2".to_string(), 2));
+        assert!(top.complete);
     }
 
     #[test]

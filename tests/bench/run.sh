@@ -22,6 +22,9 @@ hyperfine --warmup 5 --runs "${RUNS:-100}" -N --ignore-failure "$binary check 12
 echo "== diagnosis in a namespace lab (root)"
 bash tests/bench/diagnosis.sh
 
+echo "== path trace: a 3-hop lab path, and a filtered check with and without the trace"
+bash tests/bench/trace.sh
+
 echo "== port scans"
 bash tests/bench/scan.sh
 

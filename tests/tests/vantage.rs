@@ -704,6 +704,16 @@ fn in_a_lab_two_places_see_a_firewall_between_them_and_the_hub_says_so() {
     assert_eq!(verdict["cause"], "firewall_between", "{verdict}");
     let summary = verdict["summary"].as_str().unwrap();
     assert!(summary.contains("a1") && summary.contains("a2"), "names both places: {summary}");
+    // a2's silent check traced its path: the hub (its router) answers, then nothing. Each
+    // vantage point's report carries its own path, and the cross verdict says where they part.
+    let a2 = result["vantages"].as_array().unwrap().iter().find(|v| v["vantage"] == "a2");
+    let path = &a2.expect("a2's result")["report"]["path"];
+    assert_eq!(path["last_answered"]["address"], "10.7.2.1", "{path}");
+    assert_eq!(path["reached"], false, "{path}");
+    assert!(
+        summary.ends_with("From a1 it connects; from a2 the SYNs die after 10.7.2.1 (hop 1)."),
+        "{summary}"
+    );
 }
 
 /// The packets a host's first INPUT rule matched so far.

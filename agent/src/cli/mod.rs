@@ -1,5 +1,6 @@
 //! The command line: `whyrefused [serve]` starts the agent, `whyrefused check` runs one check,
-//! `whyrefused scan` scans ports, `whyrefused agents` lists a hub's vantage points.
+//! `whyrefused scan` scans ports, `whyrefused trace` traces the path to a port, `whyrefused
+//! agents` lists a hub's vantage points.
 //!
 //! `check` and `scan` run the same engines in-process (no server needed); with `--via URL` they
 //! run through a hub instead, from the vantage points `--from` names (see [`via`]). `check` exits 0 when
@@ -10,6 +11,7 @@
 mod reload;
 mod report;
 mod scan;
+mod trace;
 mod via;
 
 use std::io::{IsTerminal, Write};
@@ -55,6 +57,8 @@ enum Command {
     Scan(ScanArgs),
     /// List a hub's vantage points: itself (`local`) and the agents that joined it.
     Agents(AgentsArgs),
+    /// Trace the path to a target's port: TCP SYNs with rising TTLs, which router answers each.
+    Trace(trace::TraceArgs),
 }
 
 /// How to reach a hub, for commands run through one.
@@ -413,6 +417,16 @@ struct CheckArgs {
     /// The pause between repeated rounds, in milliseconds.
     #[arg(long, default_value_t = DEFAULT_RETRY_DELAY_MS)]
     retry_delay_ms: u32,
+    /// Trace the path to every address (TCP SYNs to the port with rising TTLs), whatever the
+    /// outcome; without it, only addresses that end silent or unreachable are traced.
+    #[arg(long, conflicts_with = "no_trace")]
+    trace: bool,
+    /// Never trace the path, not even of an address that ends silent (no TTL-limited SYNs).
+    #[arg(long)]
+    no_trace: bool,
+    /// Do not look up reverse DNS names for the hops of a trace.
+    #[arg(long)]
+    no_rdns: bool,
     /// Print one JSON document instead of the readable report.
     #[arg(long)]
     json: bool,
@@ -441,6 +455,10 @@ pub fn main() -> ExitCode {
         Some(Command::Serve(args)) => runtime.block_on(serve(*args)),
         Some(Command::Check(args)) => runtime.block_on(run_check(args)),
         Some(Command::Scan(args)) => runtime.block_on(run_scan(args)),
+        Some(Command::Trace(args)) => runtime.block_on(async {
+            crate::logging::init("whyrefused=warn");
+            trace::run(args).await
+        }),
         Some(Command::Agents(args)) => runtime.block_on(async {
             crate::logging::init("whyrefused=warn");
             let fingerprint = args.tls_fingerprint.as_deref();
@@ -686,6 +704,9 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         expect_status: args.expect_status,
         follow: args.follow,
         large: args.large,
+        trace: args.trace,
+        no_trace: args.no_trace,
+        no_rdns: args.no_rdns,
     };
     if let Some(hub) = args.via.hub() {
         return match hub {

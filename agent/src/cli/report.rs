@@ -105,6 +105,14 @@ pub fn render(report: &CheckReport, colors: Colors) -> String {
             out.push_str(&attempt_line(attempt, colors));
         }
     }
+    if let Some(path) = &report.path {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            paint(colors.bold, &format!("path to {}", super::trace::endpoint(path)))
+        );
+        out.push_str(&super::trace::table(path, colors));
+    }
     if let Some(elapsed) = report.elapsed_us {
         let _ = writeln!(
             out,

@@ -20,6 +20,7 @@ pub mod resolve;
 pub mod shared_sweep;
 pub mod tcp_info;
 pub mod tls;
+pub mod trace;
 
 pub use connect::connect;
 pub use resolve::resolve;

@@ -69,8 +69,16 @@ pub fn compare_checks(checks: &[VantageCheck<'_>]) -> CrossVerdict {
         .filter(|(_, result)| result.outcome == Some(Outcome::Completed))
         .filter_map(|(check, result)| Some((check, result.cause?)))
         .collect();
+    let paths = where_paths_go(&finished);
     let verdict = |cause, summary: String, mut details: Vec<String>| {
         details.extend(missing.iter().cloned());
+        let summary = match (&paths, cause) {
+            (Some(paths), CrossCause::FirewallBetween | CrossCause::Differs | CrossCause::Same) => {
+                details.extend(paths.details.iter().cloned());
+                format!("{summary} {}", paths.sentence)
+            }
+            _ => summary,
+        };
         CrossVerdict { cause, summary, details, vantages: vantages.clone() }
     };
     if finished.len() < 2 {
@@ -153,6 +161,59 @@ pub fn compare_checks(checks: &[VantageCheck<'_>]) -> CrossVerdict {
          verdicts."
     );
     verdict(CrossCause::Differs, summary, each(&failed))
+}
+
+/// Where each vantage point's SYNs go, from the paths they traced.
+struct PathsCompared {
+    /// One sentence: "From app1 the SYNs die after 10.0.1.1 (hop 1); from app2 they reach the
+    /// target."
+    sentence: String,
+    /// A detail line per vantage point.
+    details: Vec<String>,
+}
+
+/// Says where the paths differ, when at least one finished vantage point traced one; a vantage
+/// point that connected without a trace "connects".
+fn where_paths_go(finished: &[(&VantageCheck<'_>, Cause)]) -> Option<PathsCompared> {
+    if !finished.iter().any(|(check, _)| check.report.path.is_some()) {
+        return None;
+    }
+    let clauses: Vec<(String, String)> = finished
+        .iter()
+        .map(|(check, cause)| (check.name.to_string(), path_clause(check.report, *cause)))
+        .collect();
+    let sentence = clauses
+        .iter()
+        .enumerate()
+        .map(|(i, (name, clause))| match i {
+            0 => format!("From {name} {clause}"),
+            _ => format!("from {name} {clause}"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let details = clauses.iter().map(|(name, clause)| format!("{name} path: {clause}")).collect();
+    Some(PathsCompared { sentence: format!("{sentence}."), details })
+}
+
+/// What one vantage point's path says, as a clause: "the SYNs die after 10.0.1.1 (hop 1)".
+fn path_clause(report: &CheckReport, cause: Cause) -> String {
+    let Some(path) = &report.path else {
+        return match connected(cause) {
+            true => "it connects".to_string(),
+            false => format!("it fails ({}) without a traced path", cause.as_str()),
+        };
+    };
+    if path.reached {
+        return format!("the SYNs reach the target in {} hops", path.hops.len());
+    }
+    if let Some(hop) = path.unreachable_hop() {
+        let from = hop.address.map_or("this host".to_string(), |a| a.to_string());
+        return format!("the SYNs are turned back at {from} (hop {})", hop.ttl);
+    }
+    match &path.last_answered {
+        Some(last) => format!("the SYNs die after {} (hop {})", last.address, last.ttl),
+        None => "no hop answers the SYNs".to_string(),
+    }
 }
 
 /// Compares one scan run from several vantage points, by the ports found open.
@@ -377,6 +438,61 @@ mod tests {
         apply(&mut report, Step::Verdict { verdict });
         apply(&mut report, Step::Done { outcome: Outcome::Completed, elapsed_us: 20 });
         report
+    }
+
+    fn with_path(mut report: CheckReport, hops: &[&str], reached: bool) -> CheckReport {
+        use whyrefused_shared::{Hop, HopReply, Path};
+        let hops: Vec<Hop> = hops
+            .iter()
+            .enumerate()
+            .map(|(i, address)| Hop {
+                ttl: i as u8 + 1,
+                address: Some(address.parse().unwrap()),
+                name: None,
+                reply: if reached && i + 1 == hops.len() {
+                    HopReply::Reached
+                } else {
+                    HopReply::TimeExceeded
+                },
+                icmp: None,
+                rtt_ms: Some(0.2),
+                tries: 1,
+                answered: 1,
+            })
+            .collect();
+        report.path = Some(Path {
+            address: "10.0.3.2".parse().unwrap(),
+            port: 5432,
+            last_answered: Path::farthest_answer(&hops),
+            hops,
+            reached,
+            max_ttl: 30,
+            target_ttl: None,
+            complete: true,
+            elapsed_us: 1,
+        });
+        report
+    }
+
+    #[test]
+    fn the_cross_verdict_says_where_the_paths_differ() {
+        let lost = with_path(report(&["10.0.3.2"], Cause::Filtered), &["10.0.1.1"], false);
+        let reaches =
+            with_path(report(&["10.0.3.2"], Cause::Reachable), &["10.0.2.1", "10.0.3.2"], true);
+        let verdict = compare(&[("app1", &[], &lost), ("app2", &[], &reaches)]);
+        assert_eq!(verdict.cause, CrossCause::FirewallBetween);
+        assert!(
+            verdict.summary.ends_with(
+                "From app1 the SYNs die after 10.0.1.1 (hop 1); from app2 the SYNs reach the \
+                 target in 2 hops."
+            ),
+            "{}",
+            verdict.summary
+        );
+        assert!(verdict.details.contains(&"app1 path: the SYNs die after 10.0.1.1 (hop 1)".into()));
+        let untraced = report(&["10.0.3.2"], Cause::Reachable);
+        let verdict = compare(&[("app1", &[], &lost), ("app2", &[], &untraced)]);
+        assert!(verdict.summary.ends_with("; from app2 it connects."), "{}", verdict.summary);
     }
 
     fn offline() -> CheckReport {

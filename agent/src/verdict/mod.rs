@@ -22,6 +22,7 @@ pub mod cross;
 mod dns;
 mod loss;
 mod mtu;
+pub mod path;
 mod service;
 
 /// What one round of probing found.
@@ -290,7 +291,39 @@ impl Context<'_> {
                 );
             }
         }
+        self.place_on_path(attempt, &mut diagnosis);
         diagnosis
+    }
+
+    /// Adds where the packets die, from the address's traced path: to the summary and the
+    /// suggestions of a silent or unreachable verdict, to the evidence of any.
+    fn place_on_path(&self, attempt: &Attempt, diagnosis: &mut AddressDiagnosis) {
+        let Some(traced) = self.traced_path(attempt.socket_addr()) else { return };
+        let host_up = self.liveness(attempt.address).map(|l| l.host_up);
+        let reading = path::read(traced, host_up);
+        let silent = matches!(
+            diagnosis.cause,
+            Cause::Filtered
+                | Cause::NoResponse
+                | Cause::HostUnreachable
+                | Cause::NetworkUnreachable
+        );
+        if silent {
+            diagnosis.summary = format!("{} {}", diagnosis.summary, reading.sentence);
+            if let Some(suggestion) = reading.suggestion {
+                diagnosis.suggestions.insert(0, suggestion);
+            }
+        }
+        diagnosis.evidence.extend(reading.evidence);
+    }
+
+    fn traced_path(&self, address: SocketAddr) -> Option<&whyrefused_shared::Path> {
+        self.findings.iter().find_map(|finding| match finding {
+            Finding::Path(path) if path.address == address.ip() && path.port == address.port() => {
+                Some(path.as_ref())
+            }
+            _ => None,
+        })
     }
 
     fn describe_sender(&self, from: IpAddr, target: IpAddr, from_local: bool) -> &'static str {

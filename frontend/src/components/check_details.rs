@@ -8,6 +8,7 @@ use yew::prelude::*;
 use crate::components::attempt_table::AttemptTable;
 use crate::components::finding_list::FindingList;
 use crate::components::http_response::HttpResponse;
+use crate::components::path_view::TraceAction;
 use crate::components::phase_waterfall::PhaseWaterfall;
 use crate::components::request_error_note::RequestErrorNote;
 use crate::components::resolution_summary::ResolutionSummary;
@@ -72,6 +73,9 @@ pub fn check_details(props: &CheckDetailsProps) -> Html {
                         ) }
                     </span>
                 </p>
+            }
+            if phase == Phase::Completed && props.offer_nearby && report.path.is_none() {
+                <TraceAction request={check.request.clone()} />
             }
             if let Some(planned) = check.rounds_planned() {
                 <RoundTimeline

@@ -12,6 +12,7 @@ use crate::components::local_listeners_finding::LocalListenersFinding;
 use crate::components::loss_finding::LossFinding;
 use crate::components::mtu_probe_finding::MtuProbeFinding;
 use crate::components::nearby_ports_finding::NearbyPortsFinding;
+use crate::components::path_view::PathView;
 
 #[derive(Properties, PartialEq)]
 pub struct FindingListProps {
@@ -82,6 +83,9 @@ fn finding(finding: &Finding) -> Html {
             false,
             html! { <MtuProbeFinding probe={probe.clone()} /> },
         ),
+        Finding::Path(path) => {
+            ("Where the packets go", true, html! { <PathView path={(**path).clone()} /> })
+        }
     };
     html! {
         <section
