@@ -410,7 +410,7 @@ impl Driver {
         } else if self.count_answer(&ended) && ended.tries > 1 {
             // An answer only on a retry: the path lost a try. Launch slower, so the scan's own
             // burst is not what loses the next ones.
-            self.window.shrink(self.flights.len());
+            self.window.ease();
         } else {
             self.window.grow();
         }
@@ -546,6 +546,12 @@ impl Window {
 
     fn shrink(&mut self, in_flight: usize) {
         self.size = (in_flight / 2).max(1).min(self.size);
+    }
+
+    /// One connect fewer: a lost try eases the launch rate, a first-try answer brings it back,
+    /// so the window settles where the path stops losing to the scan's own burst.
+    fn ease(&mut self) {
+        self.size = self.size.saturating_sub(1).max(1);
     }
 }
 

@@ -37,6 +37,9 @@ pub fn scan_details(props: &ScanDetailsProps) -> Html {
             if scanning {
                 { progress(report, phase) }
                 { counts(report, phase) }
+                if let Some(loss) = &report.loss {
+                    <p class="scan-loss" role="note">{ loss.describe() }</p>
+                }
                 <PortMap report={report.clone()} running={phase == Phase::Running} />
                 <PortList report={report.clone()} />
             }
