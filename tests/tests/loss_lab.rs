@@ -100,7 +100,8 @@ fn random_loss_over_retried_rounds_is_packet_loss_and_never_a_firewall() {
         ),
     );
     let rounds = ["--retries", "19", "--retry-delay-ms", "0", "--timeout-ms", "600"];
-    let report = check(&lab, &client, &format!("{SERVER}:{OPEN}"), &[&rounds[..], &["--no-trace"]].concat());
+    let report =
+        check(&lab, &client, &format!("{SERVER}:{OPEN}"), &[&rounds[..], &["--no-trace"]].concat());
     assert_eq!(cause(&report), "packet_loss", "{report:#}");
     assert!(summary(&report).contains("the port is open"), "{}", summary(&report));
 }
@@ -157,7 +158,11 @@ fn a_scan_through_random_loss_misses_no_open_port_and_calls_no_more_filtered_tha
         &client,
         &["scan", "10.0.3.1", "--ports", "1-1000,8080", "--timeout-ms", "500", "--json", "--all"],
     );
-    let nmap = lab.run(&client, "nmap", &["-sT", "-T4", "-Pn", "-n", "-p", "1-1000,8080", "-oG", "-", "10.0.3.1"]);
+    let nmap = lab.run(
+        &client,
+        "nmap",
+        &["-sT", "-T4", "-Pn", "-n", "-p", "1-1000,8080", "-oG", "-", "10.0.3.1"],
+    );
     let (nmap_filtered, nmap_open) = nmap_counts(&String::from_utf8_lossy(&nmap.stdout));
     let open = ports_in(&ours, "open");
     assert_eq!(open, [700, 8080], "no open port missed: {ours:#}");
