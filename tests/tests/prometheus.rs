@@ -95,6 +95,9 @@ fn probes_of_open_closed_and_filtered_ports_parse_with_promtool_and_name_the_cau
     let state =
         r#"whyrefused_probe_address_state{address="127.0.0.1",family="ipv4",state="timeout"}"#;
     assert_eq!(filtered.value(state), Some(1.0), "{}", filtered.body);
+    // A silent target's path was traced: its series are there (loopback has no router to name).
+    let traced = r#"whyrefused_probe_path_reached{address="127.0.0.1"}"#;
+    assert_eq!(filtered.value(traced), Some(0.0), "{}", filtered.body);
 
     let http = probe_checked(&agent, &format!("target=127.0.0.1:{open}&module=http_2xx"));
     assert_eq!(http.value("probe_http_status_code"), Some(200.0), "{}", http.body);

@@ -14,7 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use whyrefused_shared::{
-    AfterConnect, Attempt, CheckReport, ConnectState, Family as IpFamily, Finding,
+    AfterConnect, Attempt, CheckReport, ConnectState, Family as IpFamily, Finding, Path,
 };
 
 use super::modules::{IpProtocol, Module, ProbeKind};
@@ -251,6 +251,35 @@ impl Probed<'_> {
             "How long each phase of the probed address took",
             phases,
         );
+        if let Some(path) = &self.report.path {
+            self.register_path(registry, path);
+        }
+    }
+
+    /// The path trace's figures, when a trace ran: how many hops it saw, whether the target
+    /// answered, and the last hop that answered (its TTL, its address as a label).
+    fn register_path(&self, registry: &mut Registry, path: &Path) {
+        let address = vec![("address".to_string(), path.address.to_string())];
+        let hops = Family::<Labels, FloatGauge>::default();
+        hops.get_or_create(&address).set(path.hops.len() as f64);
+        registry.register("whyrefused_probe_path_hops", "Hops the path trace saw", hops);
+        let reached = Family::<Labels, FloatGauge>::default();
+        reached.get_or_create(&address).set(if path.reached { 1.0 } else { 0.0 });
+        registry.register(
+            "whyrefused_probe_path_reached",
+            "Whether the path trace's SYNs reached the target",
+            reached,
+        );
+        if let Some(last) = &path.last_answered {
+            let labels = [address, vec![("hop".to_string(), last.address.to_string())]].concat();
+            let last_hop = Family::<Labels, FloatGauge>::default();
+            last_hop.get_or_create(&labels).set(f64::from(last.ttl));
+            registry.register(
+                "whyrefused_probe_path_last_answered_hop",
+                "The TTL of the farthest hop that answered the path trace (its address: hop)",
+                last_hop,
+            );
+        }
     }
 
     /// The phases of the chosen address: resolve and connect always, TLS and first byte when
@@ -387,6 +416,49 @@ mod tests {
         assert!(text.contains("probe_success{vantage=\"app1\"} 1.0"), "{text}");
         assert!(text.contains("probe_ip_protocol{vantage=\"app1\"} 4.0"), "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_traced_path_gives_its_hop_count_and_last_answering_hop() {
+        use whyrefused_shared::{Hop, HopReply, LastAnswered};
+        let module = Module::of(ProbeKind::Tcp);
+        let mut filtered =
+            report(vec![attempt("10.0.3.2", ConnectState::Timeout)], Cause::Filtered);
+        let hop = |ttl: u8, address: Option<&str>, reply: HopReply| Hop {
+            ttl,
+            address: address.map(|a| a.parse().unwrap()),
+            name: None,
+            reply,
+            icmp: None,
+            rtt_ms: None,
+            tries: 3,
+            answered: u8::from(address.is_some()) * 3,
+        };
+        filtered.path = Some(Path {
+            address: "10.0.3.2".parse().unwrap(),
+            port: 80,
+            hops: vec![
+                hop(1, Some("10.0.1.254"), HopReply::TimeExceeded),
+                hop(2, None, HopReply::Silent),
+            ],
+            reached: false,
+            last_answered: Some(LastAnswered { ttl: 1, address: "10.0.1.254".parse().unwrap() }),
+            max_ttl: 30,
+            target_ttl: None,
+            complete: true,
+            elapsed_us: 1,
+        });
+        let text = probed(&filtered, &module).encode();
+        assert!(text.contains("whyrefused_probe_path_hops{address=\"10.0.3.2\"} 2.0"), "{text}");
+        assert!(text.contains("whyrefused_probe_path_reached{address=\"10.0.3.2\"} 0.0"), "{text}");
+        assert!(
+            text.contains(
+                "whyrefused_probe_path_last_answered_hop{address=\"10.0.3.2\",hop=\"10.0.1.254\"} 1.0"
+            ),
+            "{text}"
+        );
+        let open = report(vec![attempt("127.0.0.1", ConnectState::Open)], Cause::Reachable);
+        assert!(!probed(&open, &module).encode().contains("path"), "no trace, no path series");
     }
 
     #[test]
