@@ -49,7 +49,9 @@ async fn a_filtered_checks_card_shows_its_path_and_a_closed_one_offers_the_trace
     let summary = texts(&path, ".path-summary").await;
     assert_eq!(
         summary,
-        ["No hop answered: the SYNs are lost before the first router."],
+        [
+            "No hop answered: the SYNs are lost at the first hop, a router or, on this network, the target itself."
+        ],
         "loopback drops the SYN itself: nothing on the way answers"
     );
     let live =

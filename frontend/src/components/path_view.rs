@@ -69,7 +69,7 @@ pub fn summary(path: &Path) -> String {
         Some(last) => {
             format!("The SYNs pass {} (hop {}) and are lost after it.", last.address, last.ttl)
         }
-        None => "No hop answered: the SYNs are lost before the first router.".to_string(),
+        None => "No hop answered: the SYNs are lost at the first hop, a router or, on this network, the target itself.".to_string(),
     }
 }
 
