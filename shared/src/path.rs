@@ -1,7 +1,7 @@
 //! [`Path`]: where a connection's packets go, hop by hop: the trace of TCP SYNs to the checked
 //! address and port with rising TTLs, and which router answered each.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -115,6 +115,22 @@ pub struct LastAnswered {
 }
 
 impl Path {
+    /// A path from the hops traced so far (not complete): whether the target answered and the
+    /// farthest hop that did follow from them.
+    pub fn of_hops(address: SocketAddr, hops: Vec<Hop>, max_ttl: u8) -> Path {
+        Path {
+            address: address.ip(),
+            port: address.port(),
+            reached: hops.iter().any(|hop| hop.reply == HopReply::Reached),
+            last_answered: Path::farthest_answer(&hops),
+            hops,
+            max_ttl,
+            target_ttl: None,
+            complete: false,
+            elapsed_us: 0,
+        }
+    }
+
     /// The farthest hop that answered, computed from the hops.
     pub fn farthest_answer(hops: &[Hop]) -> Option<LastAnswered> {
         hops.iter().rev().find_map(|hop| Some(LastAnswered { ttl: hop.ttl, address: hop.address? }))

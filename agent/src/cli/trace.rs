@@ -212,17 +212,8 @@ mod tests {
             tries: 2,
             answered: 1,
         }];
-        let path = Path {
-            address: "10.0.3.2".parse().unwrap(),
-            port: 81,
-            last_answered: Path::farthest_answer(&hops),
-            hops,
-            reached: false,
-            max_ttl: 30,
-            target_ttl: None,
-            complete: true,
-            elapsed_us: 1,
-        };
+        let address = "10.0.3.2:81".parse().unwrap();
+        let path = Path { complete: true, elapsed_us: 1, ..Path::of_hops(address, hops, 30) };
         let text = table(&path, Colors::default());
         let row = text.lines().nth(1).unwrap();
         for part in ["1", "10.0.1.254", "gw.lab", "time_exceeded", "0.25 ms", "50% of 2"] {

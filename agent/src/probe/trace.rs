@@ -340,17 +340,7 @@ fn first_wait(
 /// The path as the books have it now (not complete).
 fn snapshot(address: SocketAddr, hops: &Hops, start: Instant) -> Path {
     let (hops_now, max_ttl) = hops.hops();
-    Path {
-        address: address.ip(),
-        port: address.port(),
-        reached: hops_now.iter().any(|hop| hop.reply == HopReply::Reached),
-        last_answered: Path::farthest_answer(&hops_now),
-        hops: hops_now,
-        max_ttl,
-        target_ttl: None,
-        complete: false,
-        elapsed_us: clock::micros(start.elapsed()),
-    }
+    Path { elapsed_us: clock::micros(start.elapsed()), ..Path::of_hops(address, hops_now, max_ttl) }
 }
 
 /// One try: a connect with this TTL, until something answers (the caller bounds the wait).

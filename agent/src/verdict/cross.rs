@@ -460,17 +460,8 @@ mod tests {
                 answered: 1,
             })
             .collect();
-        report.path = Some(Path {
-            address: "10.0.3.2".parse().unwrap(),
-            port: 5432,
-            last_answered: Path::farthest_answer(&hops),
-            hops,
-            reached,
-            max_ttl: 30,
-            target_ttl: None,
-            complete: true,
-            elapsed_us: 1,
-        });
+        let address = "10.0.3.2:5432".parse().unwrap();
+        report.path = Some(Path { reached, complete: true, ..Path::of_hops(address, hops, 30) });
         report
     }
 

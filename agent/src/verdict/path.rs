@@ -173,17 +173,8 @@ mod tests {
             .map(|(i, r)| hop(i as u8 + 1, Some(r), HopReply::TimeExceeded))
             .collect();
         hops.push(hop(routers.len() as u8 + 1, None, HopReply::Silent));
-        Path {
-            address: "10.0.3.2".parse().unwrap(),
-            port: 81,
-            last_answered: Path::farthest_answer(&hops),
-            hops,
-            reached: false,
-            max_ttl: 30,
-            target_ttl,
-            complete: true,
-            elapsed_us: 2_000,
-        }
+        let address = "10.0.3.2:81".parse().unwrap();
+        Path { target_ttl, complete: true, elapsed_us: 2_000, ..Path::of_hops(address, hops, 30) }
     }
 
     #[test]

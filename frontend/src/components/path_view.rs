@@ -140,17 +140,8 @@ mod tests {
     fn lost_after_hop_1() -> Path {
         let hops =
             vec![hop(1, Some("10.0.1.1"), HopReply::TimeExceeded), hop(2, None, HopReply::Silent)];
-        Path {
-            address: "10.0.3.2".parse().unwrap(),
-            port: 81,
-            last_answered: Path::farthest_answer(&hops),
-            hops,
-            reached: false,
-            max_ttl: 30,
-            target_ttl: None,
-            complete: true,
-            elapsed_us: 10,
-        }
+        let address = "10.0.3.2:81".parse().unwrap();
+        Path { complete: true, elapsed_us: 10, ..Path::of_hops(address, hops, 30) }
     }
 
     #[test]
