@@ -21,7 +21,7 @@ use crate::target::{Host, Target};
 pub mod cross;
 mod dns;
 mod loss;
-mod mtu;
+pub mod mtu;
 pub mod path;
 mod service;
 
