@@ -9,6 +9,8 @@
 //!   and every result type inside them (DNS resolution, connect attempts, states, verdicts).
 //! - [`diagnosis`]: the extra probes behind a verdict (DNS detail, liveness, nearby ports, local
 //!   listeners, ICMP errors, what followed the connect) and the evidence they give.
+//! - [`explain`]: recognising the targets a pasted error message names (Node, Go, libpq, …), so
+//!   the agent's `explain` and the page's box read an error alike.
 //! - [`report`]: [`CheckReport`], the fold of a check's events into one document. The page
 //!   renders it, and `whyrefused check --json` prints it.
 //! - [`path`]: [`Path`], the hop-by-hop trace of a connection's SYNs (TCP with rising TTLs).
@@ -31,6 +33,7 @@
 
 pub mod check;
 pub mod diagnosis;
+pub mod explain;
 pub mod loss;
 pub mod message;
 pub mod mtu;
