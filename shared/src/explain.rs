@@ -75,7 +75,7 @@ impl Kind {
             Kind::Grpc => "gRPC",
             Kind::Dotnet => ".NET",
             Kind::Rust => "Rust",
-            Kind::Url => "a connection string",
+            Kind::Url => "the connection string",
             Kind::Unknown => "an unknown kind",
         }
     }

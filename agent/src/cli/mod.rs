@@ -1,6 +1,7 @@
 //! The command line: `whyrefused [serve]` starts the agent, `whyrefused check` runs one check,
 //! `whyrefused scan` scans ports, `whyrefused trace` traces the path to a port, `whyrefused
-//! agents` lists a hub's vantage points.
+//! explain` checks every target a pasted error names, `whyrefused agents` lists a hub's vantage
+//! points.
 //!
 //! `check` and `scan` run the same engines in-process (no server needed); with `--via URL` they
 //! run through a hub instead, from the vantage points `--from` names (see [`via`]). `check` exits 0 when
@@ -8,6 +9,7 @@
 //! nothing to scan (the name did not resolve); both exit 2 for invalid input and 3 for an
 //! internal failure.
 
+mod explain;
 mod reload;
 mod report;
 mod scan;
@@ -59,6 +61,8 @@ enum Command {
     Agents(AgentsArgs),
     /// Trace the path to a target's port: TCP SYNs with rising TTLs, which router answers each.
     Trace(trace::TraceArgs),
+    /// Read an error message (TEXT, or standard input) and check every target it names.
+    Explain(explain::ExplainArgs),
 }
 
 /// How to reach a hub, for commands run through one.
@@ -458,6 +462,10 @@ pub fn main() -> ExitCode {
         Some(Command::Trace(args)) => runtime.block_on(async {
             crate::logging::init("whyrefused=warn");
             trace::run(args).await
+        }),
+        Some(Command::Explain(args)) => runtime.block_on(async {
+            crate::logging::init("whyrefused=warn");
+            explain::run(args).await
         }),
         Some(Command::Agents(args)) => runtime.block_on(async {
             crate::logging::init("whyrefused=warn");

@@ -21,6 +21,7 @@ pub mod shared_sweep;
 pub mod tcp_info;
 pub mod tls;
 pub mod trace;
+pub mod unix_socket;
 
 pub use connect::connect;
 pub use resolve::resolve;

@@ -20,6 +20,7 @@ use crate::target::{Host, Target};
 
 pub mod cross;
 mod dns;
+pub mod explain;
 mod loss;
 mod mtu;
 pub mod path;
