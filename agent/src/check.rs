@@ -25,7 +25,9 @@ use crate::policy::TargetPolicy;
 use crate::probe::after_connect::{self, AfterConnectPlan};
 use crate::probe::shared_sweep::{self, SharedSweeps};
 use crate::probe::trace::{self as path_trace, TraceOptions};
-use crate::probe::{self, dns_detail, icmp, listeners, liveness, local_drops, mtu, nearby, repeat};
+use crate::probe::{
+    self, dns_detail, icmp, identify, listeners, liveness, local_drops, mtu, nearby, repeat,
+};
 use crate::rate::{ConnectBudget, SharedBudget};
 use crate::target::{Host, Target, TargetError};
 use crate::verdict::{self, Denied, RoundResult};
@@ -102,6 +104,9 @@ pub struct CheckPlan {
     pub trace: TraceWhen,
     /// Whether a trace looks up its hops' reverse DNS names.
     pub rdns: bool,
+    /// Whether to name what answers on an open port even when the target expects nothing in
+    /// particular (a scheme or well-known port always asks).
+    pub identify: bool,
 }
 
 /// When a check traces an address's path.
@@ -192,6 +197,7 @@ impl CheckPlan {
             show_processes: true,
             trace: TraceWhen::from_request(request),
             rdns: !request.no_rdns,
+            identify: request.identify,
         })
     }
 
@@ -474,11 +480,29 @@ async fn probe_address(
     let mut findings = Vec::new();
     if let Some(stream) = stream {
         let large = plan.large;
+        let check_plan = plan;
         let plan = plan.after_connect_plan();
         let after =
             after_connect::after_connect(stream, address, &plan, dns_us, attempt.elapsed_us).await;
+        let service = match check_plan.identify || identify::expected(&check_plan.target).is_some()
+        {
+            true => Some(
+                identify::identify(
+                    address,
+                    &check_plan.target,
+                    &after,
+                    &check_plan.policy,
+                    check_plan.budget(),
+                )
+                .await,
+            ),
+            false => None,
+        };
         let stalled = mtu::stalled(&after, plan.deadline);
         reporter.finding(Finding::AfterConnect(Box::new(after)), &mut findings);
+        if let Some(service) = service {
+            reporter.finding(Finding::Service(service), &mut findings);
+        }
         if stalled {
             let probe = mtu::probe(address, &plan, mtu::Exchange::of(&plan)).await;
             reporter.finding(Finding::MtuProbe(probe), &mut findings);

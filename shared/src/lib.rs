@@ -16,6 +16,8 @@
 //! - [`path`]: [`Path`], the hop-by-hop trace of a connection's SYNs (TCP with rising TTLs).
 //! - [`scan`]: a port scan: the request, its batched progress steps, and [`ScanReport`], their
 //!   fold (what the page's scan view renders and `whyrefused scan --json` prints).
+//! - [`service`]: what answers on an open port ([`ServiceIdentity`]): the protocol named from
+//!   its first bytes or its answer to a harmless probe, and the one the target expected.
 //! - [`mtu`]: the MSS probe of a connection that opened and then stalled ([`MtuProbe`]).
 //! - [`port_group`]: the nine groups a scan's ports are summarised in ([`PortGroup`]), with
 //!   their headings and [`Severity`], so the CLI and the page word and colour them alike.
@@ -41,6 +43,7 @@ pub mod path;
 pub mod port_group;
 pub mod report;
 pub mod scan;
+pub mod service;
 pub mod vantage;
 
 pub use check::{
@@ -63,6 +66,7 @@ pub use scan::{
     DEFAULT_PORT_SPEC, DEFAULT_SCAN_RETRIES, DEFAULT_SCAN_TIMEOUT_MS, MAX_SCAN_RETRIES, PortResult,
     PortRun, ScanEvent, ScanLoss, ScanProgress, ScanReport, ScanRequest, ScanStep, StateCounts,
 };
+pub use service::{Protocol, ServiceIdentity};
 pub use vantage::{
     ALL_VANTAGES, CrossCause, CrossVerdict, LOCAL_VANTAGE, VantageInfo, VantageResult,
 };

@@ -153,3 +153,30 @@ fn a_name_in_etc_hosts_is_named_as_the_source_of_the_address() {
     });
     assert_eq!(named, listed, "{evidence:?}");
 }
+
+#[test]
+fn a_connection_string_whose_port_an_http_server_holds_is_the_wrong_service() {
+    let server = whyrefused_tests::http_server(
+        "HTTP/1.1 400 Bad Request\r\nServer: nginx/1.22.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    let error = format!(
+        "sqlalchemy.exc.OperationalError: (psycopg2.OperationalError) server closed the \
+         connection unexpectedly, DATABASE_URL=postgresql://app:pw@127.0.0.1:{server}/app"
+    );
+    let output = explain(&["--json", "--no-trace", &error], None);
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    let report = json(&output);
+    let check = &report["checks"][0];
+    assert_eq!(check["verdict"]["cause"], "wrong_service", "{check}");
+    let summary = check["verdict"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("what answers is HTTP (Server: nginx/1.22.1), not PostgreSQL"),
+        "{summary}"
+    );
+    let service = check["findings"].as_array().unwrap().iter().find(|f| f["probe"] == "service");
+    let service = service.expect("a service finding");
+    assert_eq!(
+        (&service["protocol"], &service["expected"]),
+        (&"http".into(), &"postgresql".into())
+    );
+}

@@ -431,6 +431,10 @@ struct CheckArgs {
     /// Do not look up reverse DNS names for the hops of a trace.
     #[arg(long)]
     no_rdns: bool,
+    /// Name what answers on an open port (HTTP, TLS, SSH, Redis, PostgreSQL …) even when the
+    /// scheme and port expect nothing in particular (they always are for postgres://, :5432 …).
+    #[arg(long)]
+    identify: bool,
     /// Print one JSON document instead of the readable report.
     #[arg(long)]
     json: bool,
@@ -715,6 +719,7 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         trace: args.trace,
         no_trace: args.no_trace,
         no_rdns: args.no_rdns,
+        identify: args.identify,
     };
     if let Some(hub) = args.via.hub() {
         return match hub {

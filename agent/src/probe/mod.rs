@@ -9,6 +9,7 @@ pub mod dns_detail;
 pub mod echo;
 pub mod http;
 pub mod icmp;
+pub mod identify;
 pub mod listeners;
 pub mod liveness;
 pub mod local_drops;

@@ -86,6 +86,13 @@ fn finding(finding: &Finding) -> Html {
         Finding::Path(path) => {
             ("Where the packets go", true, html! { <PathView path={(**path).clone()} /> })
         }
+        Finding::Service(service) => (
+            "What answers",
+            false,
+            html! {
+                <p class="finding-line">{ service_line(service) }</p>
+            },
+        ),
     };
     html! {
         <section
@@ -95,6 +102,20 @@ fn finding(finding: &Finding) -> Html {
             <h4 class="finding-title">{ title }</h4>
             { body }
         </section>
+    }
+}
+
+/// What answers on the port, and what was expected when it differs.
+fn service_line(service: &whyrefused_shared::ServiceIdentity) -> String {
+    let found = format!(
+        "{} answers on {}: {}.",
+        service.protocol.label(),
+        service.address,
+        service.describe()
+    );
+    match service.expected.filter(|_| service.is_wrong_service()) {
+        Some(expected) => format!("{found} Expected {}.", expected.label()),
+        None => found,
     }
 }
 
