@@ -385,6 +385,10 @@ struct ScanArgs {
     /// List every port, refused ones included.
     #[arg(long)]
     all: bool,
+    /// Name what answers on each open port (HTTP, TLS, SSH, Redis …; at most 64 ports), with
+    /// small harmless probes on fresh connections.
+    #[arg(long, conflicts_with = "via")]
+    identify: bool,
     #[command(flatten)]
     via: ViaArgs,
 }
@@ -790,6 +794,9 @@ async fn run_scan(args: ScanArgs) -> ExitCode {
         progress.follow(&event.step, &report);
     })
     .await;
+    if args.identify {
+        report.services = scan::identify_open(&report, &plan).await;
+    }
     let output = if args.json {
         match serde_json::to_string_pretty(&scan::json(&report, args.all)) {
             Ok(json) => json + "\n",
