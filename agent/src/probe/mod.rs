@@ -14,6 +14,7 @@ pub mod listeners;
 pub mod liveness;
 pub mod local_drops;
 pub mod mtu;
+pub mod mtu_hops;
 pub mod nearby;
 pub mod redirects;
 pub mod repeat;
