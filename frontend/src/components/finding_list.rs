@@ -177,6 +177,13 @@ mod tests {
                 address: "127.0.0.1:80".parse().unwrap(),
                 failed_retransmissions: 2,
             }),
+            Finding::Service(whyrefused_shared::ServiceIdentity {
+                address: "127.0.0.1:5432".parse().unwrap(),
+                protocol: whyrefused_shared::Protocol::Http,
+                detail: Some("Server: nginx/1.22.1".into()),
+                received_bytes: None,
+                expected: Some(whyrefused_shared::Protocol::Postgresql),
+            }),
         ];
         let names: Vec<&str> = findings.iter().map(Finding::name).collect();
         let html = render::<FindingList>(FindingListProps { findings });
@@ -196,6 +203,7 @@ mod tests {
             "250.300 ms",
             "2 retransmissions",
             "OUTPUT chain",
+            "HTTP answers on 127.0.0.1:5432: HTTP (Server: nginx/1.22.1). Expected PostgreSQL.",
         ] {
             assert!(html.contains(expected), "{expected} in {html}");
         }
