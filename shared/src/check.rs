@@ -56,6 +56,10 @@ pub struct CheckRequest {
     /// Do not look up the reverse DNS names of a trace's hops.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_rdns: bool,
+    /// Name what answers on an open port (see [`crate::ServiceIdentity`]) even when the
+    /// target's scheme and port expect nothing in particular.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub identify: bool,
 }
 
 impl CheckRequest {
@@ -75,6 +79,7 @@ impl CheckRequest {
             trace: false,
             no_trace: false,
             no_rdns: false,
+            identify: false,
         }
     }
 }
@@ -449,6 +454,10 @@ pub enum Cause {
     /// agent listening beyond loopback) denies every address: no packet was sent. The evidence
     /// names the rule for each address.
     PolicyDenied,
+    /// The port is open, but what answers speaks another protocol than the target's scheme or
+    /// well-known port expects (`postgres://` reaching an HTTP server): the wrong port, or
+    /// something else took it.
+    WrongService,
     /// A cause this version does not know: a newer agent named it. Shown as "unknown cause"
     /// rather than failing to read the whole message.
     #[serde(other)]
@@ -457,7 +466,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, for documentation and exhaustive tests.
-    pub const ALL: [Cause; 24] = [
+    pub const ALL: [Cause; 25] = [
         Cause::Reachable,
         Cause::Partial,
         Cause::PortClosed,
@@ -482,6 +491,7 @@ impl Cause {
         Cause::DnsNoAddress,
         Cause::DnsError,
         Cause::PolicyDenied,
+        Cause::WrongService,
     ];
 
     /// The cause's wire name (`port_closed`).
@@ -511,6 +521,7 @@ impl Cause {
             Cause::DnsNoAddress => "dns_no_address",
             Cause::DnsError => "dns_error",
             Cause::PolicyDenied => "policy_denied",
+            Cause::WrongService => "wrong_service",
             Cause::Unknown => "unknown",
         }
     }
@@ -547,7 +558,8 @@ impl Cause {
             | Cause::ConnectError
             | Cause::DnsNxdomain
             | Cause::DnsNoAddress
-            | Cause::DnsError => Severity::Bad,
+            | Cause::DnsError
+            | Cause::WrongService => Severity::Bad,
         }
     }
 

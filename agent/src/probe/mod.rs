@@ -9,6 +9,7 @@ pub mod dns_detail;
 pub mod echo;
 pub mod http;
 pub mod icmp;
+pub mod identify;
 pub mod listeners;
 pub mod liveness;
 pub mod local_drops;
@@ -22,6 +23,7 @@ pub mod shared_sweep;
 pub mod tcp_info;
 pub mod tls;
 pub mod trace;
+pub mod unix_socket;
 
 pub use connect::connect;
 pub use resolve::resolve;
