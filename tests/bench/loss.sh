@@ -17,16 +17,7 @@ ports=1-1000,8080
 
 prefix="wrloss$$"
 names=(client router server)
-cleanup() { for n in "${names[@]}"; do ip netns del "$prefix-$n" 2>/dev/null || true; done; }
-trap cleanup EXIT
-on() { local host=$1; shift; ip netns exec "$prefix-$host" "$@"; }
-
-for n in "${names[@]}"; do ip netns add "$prefix-$n"; on "$n" ip link set lo up; done
-link() { # link HOST_A IF_A ADDRESS_A HOST_B IF_B ADDRESS_B
-  ip link add "$2" netns "$prefix-$1" type veth peer name "$5" netns "$prefix-$4"
-  on "$1" sh -c "ip addr add $3 dev $2 && ip link set $2 up"
-  on "$4" sh -c "ip addr add $6 dev $5 && ip link set $5 up"
-}
+source tests/bench/netns.sh
 link client c0 10.0.1.1/24 router rw 10.0.1.254/24
 link router re 10.0.2.254/24 server s0 10.0.2.1/24
 on client ip route add default via 10.0.1.254
