@@ -25,7 +25,9 @@ use crate::policy::TargetPolicy;
 use crate::probe::after_connect::{self, AfterConnectPlan};
 use crate::probe::shared_sweep::{self, SharedSweeps};
 use crate::probe::trace::{self as path_trace, TraceOptions};
-use crate::probe::{self, dns_detail, icmp, listeners, liveness, local_drops, mtu, nearby, repeat};
+use crate::probe::{
+    self, dns_detail, firewall, icmp, listeners, liveness, local_drops, mtu, nearby, repeat,
+};
 use crate::rate::{ConnectBudget, SharedBudget};
 use crate::target::{Host, Target, TargetError};
 use crate::verdict::{self, Denied, RoundResult};
@@ -380,6 +382,12 @@ async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
         let found = if plan.show_processes { found } else { found.without_owners() };
         reporter.finding(Finding::LocalListeners(found), &mut findings);
     }
+    // One address at a time: each rule probe reads counters the others would move.
+    for attempt in attempts.iter().filter(|a| stopped_on_this_host(a)) {
+        let found = firewall::find_rule(attempt.socket_addr(), plan.budget()).await;
+        let found = if plan.show_processes { found } else { found.without_rule_text() };
+        reporter.finding(Finding::FirewallRule(found), &mut findings);
+    }
     if allowed.len() > 1 {
         let replay = happy_eyeballs::replay(&allowed, &attempts, plan.connect_deadline());
         reporter.finding(Finding::HappyEyeballs(replay), &mut findings);
@@ -388,6 +396,12 @@ async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
         reporter.finding(Finding::DnsDetail(detail), &mut findings);
     }
     RoundResult { resolution: Some(resolution), attempts, findings, denied }
+}
+
+/// Whether a connect to one of this host's own addresses failed: its own firewall may have
+/// stopped it, and the agent can see which rule did.
+fn stopped_on_this_host(attempt: &Attempt) -> bool {
+    attempt.state != ConnectState::Open && icmp::is_local_address(&attempt.address)
 }
 
 /// The nameservers asked directly, running beside the system resolver and the connects.

@@ -39,6 +39,9 @@ pub enum Finding {
     /// The path the SYNs take, hop by hop, and the last hop that answered. Sent again as hops
     /// answer (`complete` false) and once at the end; a report keeps the latest per address.
     Path(Box<crate::path::Path>),
+    /// On the target host itself: the firewall rule whose counters moved with a repeated probe
+    /// of the port (or the rules that could have, without counters), or what reading them needs.
+    FirewallRule(crate::host::FirewallMatch),
 }
 
 impl Finding {
@@ -56,6 +59,7 @@ impl Finding {
             Finding::MtuProbe(_) => "mtu_probe",
             Finding::LargeSend(_) => "large_send",
             Finding::Path(_) => "path",
+            Finding::FirewallRule(_) => "firewall_rule",
         }
     }
 }

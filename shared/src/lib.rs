@@ -14,6 +14,8 @@
 //! - [`path`]: [`Path`], the hop-by-hop trace of a connection's SYNs (TCP with rising TTLs).
 //! - [`scan`]: a port scan: the request, its batched progress steps, and [`ScanReport`], their
 //!   fold (what the page's scan view renders and `whyrefused scan --json` prints).
+//! - [`host`]: what the agent sees on the target host itself: the firewall rule that matched
+//!   its probe ([`FirewallMatch`]).
 //! - [`mtu`]: the MSS probe of a connection that opened and then stalled ([`MtuProbe`]).
 //! - [`port_group`]: the nine groups a scan's ports are summarised in ([`PortGroup`]), with
 //!   their headings and [`Severity`], so the CLI and the page word and colour them alike.
@@ -31,6 +33,7 @@
 
 pub mod check;
 pub mod diagnosis;
+pub mod host;
 pub mod loss;
 pub mod message;
 pub mod mtu;
@@ -50,6 +53,7 @@ pub use diagnosis::{
     Listener, Liveness, LocalDrops, LocalListeners, NameserverAnswer, NearbyPorts,
     OWNERS_HIDDEN_FROM_REMOTE, OWNERS_UNREADABLE, Pattern, Phases, PortProbe, Round, TlsReport,
 };
+pub use host::{FIREWALL_NEEDS, FirewallMatch, FirewallRule, RuleAction};
 pub use loss::{Loss, LossFinding, Tries};
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, RequestId};
 pub use mtu::{LARGE_SEND, LargeSend, MssTry, MtuProbe, SMALL_MSS};

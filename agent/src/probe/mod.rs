@@ -7,6 +7,7 @@ pub mod after_connect;
 pub mod connect;
 pub mod dns_detail;
 pub mod echo;
+pub mod firewall;
 pub mod http;
 pub mod icmp;
 pub mod listeners;

@@ -20,6 +20,7 @@ use crate::target::{Host, Target};
 
 pub mod cross;
 mod dns;
+mod host;
 mod loss;
 mod mtu;
 pub mod path;
@@ -291,23 +292,40 @@ impl Context<'_> {
                 );
             }
         }
-        self.place_on_path(attempt, &mut diagnosis);
+        let proved = self.host_proof(attempt, &mut diagnosis);
+        self.place_on_path(attempt, proved, &mut diagnosis);
         diagnosis
     }
 
+    /// What the target host itself proves (the agent runs on it): the firewall rule that
+    /// stopped the probe wins over what the client side inferred. Whether it named one.
+    fn host_proof(&self, attempt: &Attempt, diagnosis: &mut AddressDiagnosis) -> bool {
+        let address = attempt.socket_addr();
+        let rule = self.findings.iter().find_map(|finding| match finding {
+            Finding::FirewallRule(found) if found.address == address => Some(found),
+            _ => None,
+        });
+        match rule.filter(|_| attempt.state != ConnectState::Open) {
+            Some(found) => host::apply(found, self.target.port, diagnosis),
+            None => false,
+        }
+    }
+
     /// Adds where the packets die, from the address's traced path: to the summary and the
-    /// suggestions of a silent or unreachable verdict, to the evidence of any.
-    fn place_on_path(&self, attempt: &Attempt, diagnosis: &mut AddressDiagnosis) {
+    /// suggestions of a silent or unreachable verdict (unless the host itself `proved` where
+    /// they die), to the evidence of any.
+    fn place_on_path(&self, attempt: &Attempt, proved: bool, diagnosis: &mut AddressDiagnosis) {
         let Some(traced) = self.traced_path(attempt.socket_addr()) else { return };
         let host_up = self.liveness(attempt.address).map(|l| l.host_up);
         let reading = path::read(traced, host_up);
-        let silent = matches!(
-            diagnosis.cause,
-            Cause::Filtered
-                | Cause::NoResponse
-                | Cause::HostUnreachable
-                | Cause::NetworkUnreachable
-        );
+        let silent = !proved
+            && matches!(
+                diagnosis.cause,
+                Cause::Filtered
+                    | Cause::NoResponse
+                    | Cause::HostUnreachable
+                    | Cause::NetworkUnreachable
+            );
         if silent {
             diagnosis.summary = format!("{} {}", diagnosis.summary, reading.sentence);
             if let Some(suggestion) = reading.suggestion {

@@ -5,6 +5,7 @@ use yew::prelude::*;
 
 use crate::components::after_connect_finding::AfterConnectFinding;
 use crate::components::dns_detail_finding::DnsDetailFinding;
+use crate::components::firewall_rule_finding::FirewallRuleFinding;
 use crate::components::happy_eyeballs_finding::HappyEyeballsFinding;
 use crate::components::liveness_finding::LivenessFinding;
 use crate::components::local_drops_finding::LocalDropsFinding;
@@ -86,6 +87,11 @@ fn finding(finding: &Finding) -> Html {
         Finding::Path(path) => {
             ("Where the packets go", true, html! { <PathView path={(**path).clone()} /> })
         }
+        Finding::FirewallRule(found) => (
+            "This host's firewall rule",
+            true,
+            html! { <FirewallRuleFinding found={found.clone()} /> },
+        ),
     };
     html! {
         <section
@@ -154,6 +160,27 @@ mod tests {
                 address: "127.0.0.1:80".parse().unwrap(),
                 failed_retransmissions: 2,
             }),
+            Finding::FirewallRule(whyrefused_shared::FirewallMatch {
+                address: "127.0.0.1:81".parse().unwrap(),
+                matched: vec![whyrefused_shared::FirewallRule {
+                    tool: "nft".into(),
+                    family: "inet".into(),
+                    table: "filter".into(),
+                    chain: "input".into(),
+                    position: 3,
+                    policy: false,
+                    handle: Some(9),
+                    text: "tcp dport 81 counter drop".into(),
+                    action: whyrefused_shared::RuleAction::Drop,
+                    packets: Some(1),
+                }],
+                exact: true,
+                probes: 1,
+                candidates: vec![],
+                rules_read: 4,
+                unreadable: None,
+                elapsed_us: 3000,
+            }),
         ];
         let names: Vec<&str> = findings.iter().map(Finding::name).collect();
         let html = render::<FindingList>(FindingListProps { findings });
@@ -173,6 +200,9 @@ mod tests {
             "250.300 ms",
             "2 retransmissions",
             "OUTPUT chain",
+            "is dropped by",
+            "inet filter input rule 3",
+            "tcp dport 81 counter drop",
         ] {
             assert!(html.contains(expected), "{expected} in {html}");
         }

@@ -1,0 +1,170 @@
+//! What the agent sees when it runs on the target host itself: the firewall rule that matched
+//! its probe (from the rules' packet counters, read before and after), which no remote tool can.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// What a firewall rule does to a packet it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleAction {
+    /// Discards the packet silently: the client times out.
+    Drop,
+    /// Discards it and answers (a TCP reset or an ICMP error): the client is refused.
+    Reject,
+    /// Anything else (accept, jump, log, a count): does not stop the packet by itself.
+    #[serde(other)]
+    Other,
+}
+
+impl RuleAction {
+    /// The action in words (`drop`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleAction::Drop => "drop",
+            RuleAction::Reject => "reject",
+            RuleAction::Other => "other",
+        }
+    }
+
+    /// Whether a packet it matches goes no further.
+    pub fn stops(self) -> bool {
+        matches!(self, RuleAction::Drop | RuleAction::Reject)
+    }
+}
+
+/// One rule of this host's firewall, as its own tool names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirewallRule {
+    /// The tool that listed it: `nft`, `iptables`, `ip6tables`, `iptables-legacy` or
+    /// `ip6tables-legacy`.
+    pub tool: String,
+    /// The nftables family (`inet`, `ip`, `ip6`, ...); `ip` or `ip6` for iptables.
+    pub family: String,
+    /// Its table (`filter`).
+    pub table: String,
+    /// Its chain (`input`, `INPUT`).
+    pub chain: String,
+    /// Its place in the chain, from 1; a chain's policy comes after its last rule.
+    pub position: u32,
+    /// Whether it is the chain's policy (what happens to a packet no rule stopped).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub policy: bool,
+    /// Its nftables handle (`nft delete rule ... handle N`), when listed by nft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<u64>,
+    /// The rule as its tool writes it, counters left out (`tcp dport 81 counter drop`).
+    pub text: String,
+    /// What it does to a packet it matches.
+    pub action: RuleAction,
+    /// Packets it counted between the two snapshots around the probe; `None` for a rule
+    /// without a counter (an nftables rule written without `counter`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packets: Option<u64>,
+}
+
+impl FirewallRule {
+    /// Where it is, as its tool's user would look for it: `inet filter input rule 3`,
+    /// `iptables filter INPUT rule 2`, `ip filter INPUT policy`.
+    pub fn place(&self) -> String {
+        let family = if self.tool == "nft" { &self.family } else { &self.tool };
+        match self.policy {
+            true => format!("{family} {} {} policy", self.table, self.chain),
+            false => format!("{family} {} {} rule {}", self.table, self.chain, self.position),
+        }
+    }
+}
+
+/// The rules of the agent's own host that stopped (or may have stopped) a connect to one of its
+/// own addresses: read before and after a repeated probe of the port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirewallMatch {
+    /// The address and port the probe went to.
+    pub address: SocketAddr,
+    /// The dropping or rejecting rules whose counters moved while the probe ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matched: Vec<FirewallRule>,
+    /// Whether the first matched rule moved by exactly the probe's packets (one SYN) and no
+    /// other stopping rule moved: then it is the rule, not just likely the rule.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact: bool,
+    /// How many times the probe was sent (again when other traffic moved the counters too).
+    pub probes: u32,
+    /// Dropping or rejecting rules without a counter that could match this probe (its port and
+    /// address), listed when no counted rule moved: without counters, which one matched cannot
+    /// be told.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<FirewallRule>,
+    /// How many rules (and chain policies) were read.
+    pub rules_read: u32,
+    /// Why the rules could not be read, in one line (`needs CAP_NET_ADMIN ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
+    /// How long the snapshots and probes took, in microseconds.
+    pub elapsed_us: u64,
+}
+
+impl FirewallMatch {
+    /// The same match without the rules' text (their places stay), saying why: for a client
+    /// on another host, as the listeners' owners are.
+    pub fn without_rule_text(mut self) -> FirewallMatch {
+        for rule in self.matched.iter_mut().chain(self.candidates.iter_mut()) {
+            rule.text = RULE_TEXT_HIDDEN.to_string();
+        }
+        self
+    }
+}
+
+/// What a remote client sees instead of a rule's text.
+pub const RULE_TEXT_HIDDEN: &str =
+    "(text shown only to clients on the agent's host, or with the agent's --show-processes)";
+
+/// What the agent needs to read the firewall's counters, said when it lacks it.
+pub const FIREWALL_NEEDS: &str = "needs CAP_NET_ADMIN to read this host's firewall counters \
+    (run as root, or give the agent CAP_NET_ADMIN: AmbientCapabilities= in its systemd unit)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(tool: &str, policy: bool) -> FirewallRule {
+        FirewallRule {
+            tool: tool.into(),
+            family: "inet".into(),
+            table: "filter".into(),
+            chain: "input".into(),
+            position: 3,
+            policy,
+            handle: Some(5),
+            text: "tcp dport 81 counter drop".into(),
+            action: RuleAction::Drop,
+            packets: Some(1),
+        }
+    }
+
+    #[test]
+    fn a_rule_is_placed_as_its_tool_names_it() {
+        assert_eq!(rule("nft", false).place(), "inet filter input rule 3");
+        assert_eq!(rule("iptables", false).place(), "iptables filter input rule 3");
+        assert_eq!(rule("nft", true).place(), "inet filter input policy");
+    }
+
+    #[test]
+    fn a_match_reads_back_and_unknown_actions_are_other() {
+        let found = FirewallMatch {
+            address: "10.0.0.2:81".parse().unwrap(),
+            matched: vec![rule("nft", false)],
+            exact: true,
+            probes: 1,
+            candidates: vec![],
+            rules_read: 7,
+            unreadable: None,
+            elapsed_us: 900,
+        };
+        let text = serde_json::to_string(&found).unwrap();
+        assert_eq!(serde_json::from_str::<FirewallMatch>(&text).unwrap(), found);
+        let queue: RuleAction = serde_json::from_str("\"queue\"").unwrap();
+        assert_eq!(queue, RuleAction::Other);
+    }
+}
