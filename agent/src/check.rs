@@ -366,6 +366,7 @@ async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
     let dns_us = resolution.elapsed_us;
     let addresses =
         join_all(allowed.iter().map(|ip| probe_address(plan, *ip, dns_us, started, reporter)));
+    let overflows_before = on_this_host.then(local_drops::listen_overflows).flatten();
     let own_listeners = async {
         match on_this_host {
             true => tokio::task::spawn_blocking(move || listeners::listeners_on(port)).await.ok(),
@@ -378,7 +379,10 @@ async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
         attempts.push(attempt);
         findings.extend(address_findings);
     }
-    if let Some(found) = own_listeners {
+    if let Some(mut found) = own_listeners {
+        found.listen_overflows = local_drops::listen_overflows()
+            .zip(overflows_before)
+            .and_then(|(after, before)| after.checked_sub(before));
         let found = if plan.show_processes { found } else { found.without_owners() };
         reporter.finding(Finding::LocalListeners(found), &mut findings);
     }

@@ -449,6 +449,12 @@ pub enum Cause {
     /// agent listening beyond loopback) denies every address: no packet was sent. The evidence
     /// names the rule for each address.
     PolicyDenied,
+    /// On the target host itself: the process that owns the listener is stopped (SIGSTOP, a
+    /// debugger) or a zombie, so connects may still open but nothing answers.
+    ServerStopped,
+    /// On the target host itself: the listener's accept queue is full (its process accepts too
+    /// slowly, or hangs), so the kernel drops new SYNs while the host is up.
+    BacklogFull,
     /// A cause this version does not know: a newer agent named it. Shown as "unknown cause"
     /// rather than failing to read the whole message.
     #[serde(other)]
@@ -457,7 +463,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, for documentation and exhaustive tests.
-    pub const ALL: [Cause; 24] = [
+    pub const ALL: [Cause; 26] = [
         Cause::Reachable,
         Cause::Partial,
         Cause::PortClosed,
@@ -482,6 +488,8 @@ impl Cause {
         Cause::DnsNoAddress,
         Cause::DnsError,
         Cause::PolicyDenied,
+        Cause::ServerStopped,
+        Cause::BacklogFull,
     ];
 
     /// The cause's wire name (`port_closed`).
@@ -511,6 +519,8 @@ impl Cause {
             Cause::DnsNoAddress => "dns_no_address",
             Cause::DnsError => "dns_error",
             Cause::PolicyDenied => "policy_denied",
+            Cause::ServerStopped => "server_stopped",
+            Cause::BacklogFull => "backlog_full",
             Cause::Unknown => "unknown",
         }
     }
@@ -547,7 +557,9 @@ impl Cause {
             | Cause::ConnectError
             | Cause::DnsNxdomain
             | Cause::DnsNoAddress
-            | Cause::DnsError => Severity::Bad,
+            | Cause::DnsError
+            | Cause::ServerStopped
+            | Cause::BacklogFull => Severity::Bad,
         }
     }
 

@@ -200,6 +200,12 @@ pub struct Listener {
     /// The owning process's command line (`python3 -m http.server 8080`), when readable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// Its accept queue, when the kernel shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<crate::host::AcceptQueue>,
+    /// The owning process's state (stopped, a zombie...), when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_state: Option<crate::host::OwnerState>,
 }
 
 /// The agent host's listeners on the asked port.
@@ -213,6 +219,10 @@ pub struct LocalListeners {
     /// (the agent's `--show-processes` shows them), or not readable by the agent's user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owners_hidden: Option<String>,
+    /// SYNs this host dropped while the check ran because a listener's accept queue was full
+    /// (`TcpExt: ListenOverflows` moving, counted for the whole host), when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_overflows: Option<u64>,
 }
 
 /// Why a listener's owner is not named to a client that connected from another host.

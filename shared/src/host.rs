@@ -1,5 +1,6 @@
-//! What the agent sees when it runs on the target host itself: the firewall rule that matched
-//! its probe (from the rules' packet counters, read before and after), which no remote tool can.
+//! What the agent sees when it runs on the target host itself, which no remote tool can: the
+//! firewall rule that matched its probe (from the rules' packet counters, read before and
+//! after), a listener's accept queue, and the state of the process that owns it.
 
 use std::net::SocketAddr;
 
@@ -120,6 +121,89 @@ impl FirewallMatch {
 pub const RULE_TEXT_HIDDEN: &str =
     "(text shown only to clients on the agent's host, or with the agent's --show-processes)";
 
+/// A listening socket's accept queue: connections the kernel completed that the process has not
+/// yet accepted, and how many it may hold (the backlog the process asked for, capped by
+/// `net.core.somaxconn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptQueue {
+    /// Connections waiting to be accepted.
+    pub waiting: u32,
+    /// The queue's size.
+    pub backlog: u32,
+}
+
+impl AcceptQueue {
+    /// Whether the kernel drops new SYNs to it: Linux holds one more than the backlog.
+    pub fn is_full(self) -> bool {
+        self.waiting > self.backlog
+    }
+}
+
+/// The state of a listener's owning process (`/proc/PID/stat`'s third field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnerState {
+    /// `R`: running or ready to run.
+    Running,
+    /// `S`: waiting for something (an idle server waiting in `accept` or `epoll`).
+    Sleeping,
+    /// `D`: in an uninterruptible wait (usually disk or a hung network filesystem).
+    DiskSleep,
+    /// `T`: stopped by a signal (SIGSTOP, SIGTSTP: Ctrl-Z).
+    Stopped,
+    /// `t`: stopped by a debugger.
+    TracingStop,
+    /// `Z`: exited, not yet reaped by its parent.
+    Zombie,
+    /// `X`: dead.
+    Dead,
+    /// `I`: an idle kernel thread.
+    Idle,
+    /// A state this version does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl OwnerState {
+    /// The state from its one-letter code.
+    pub fn from_code(code: char) -> OwnerState {
+        match code {
+            'R' => OwnerState::Running,
+            'S' => OwnerState::Sleeping,
+            'D' => OwnerState::DiskSleep,
+            'T' => OwnerState::Stopped,
+            't' => OwnerState::TracingStop,
+            'Z' => OwnerState::Zombie,
+            'X' | 'x' => OwnerState::Dead,
+            'I' => OwnerState::Idle,
+            _ => OwnerState::Other,
+        }
+    }
+
+    /// Whether the process cannot run at all: nothing it owns will be answered.
+    pub fn is_stopped(self) -> bool {
+        matches!(
+            self,
+            OwnerState::Stopped | OwnerState::TracingStop | OwnerState::Zombie | OwnerState::Dead
+        )
+    }
+
+    /// The state in words, with its code (`stopped (T: SIGSTOP or Ctrl-Z)`).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            OwnerState::Running => "running (R)",
+            OwnerState::Sleeping => "sleeping (S)",
+            OwnerState::DiskSleep => "in uninterruptible sleep (D: disk or a hung mount)",
+            OwnerState::Stopped => "stopped (T: SIGSTOP, or Ctrl-Z in its terminal)",
+            OwnerState::TracingStop => "stopped by a debugger (t)",
+            OwnerState::Zombie => "a zombie (Z: exited, not reaped by its parent)",
+            OwnerState::Dead => "dead (X)",
+            OwnerState::Idle => "idle (I)",
+            OwnerState::Other => "in an unknown state",
+        }
+    }
+}
+
 /// What the agent needs to read the firewall's counters, said when it lacks it.
 pub const FIREWALL_NEEDS: &str = "needs CAP_NET_ADMIN to read this host's firewall counters \
     (run as root, or give the agent CAP_NET_ADMIN: AmbientCapabilities= in its systemd unit)";
@@ -141,6 +225,18 @@ mod tests {
             action: RuleAction::Drop,
             packets: Some(1),
         }
+    }
+
+    #[test]
+    fn a_queue_is_full_past_its_backlog_and_a_stopped_owner_is_told_apart() {
+        assert!(!AcceptQueue { waiting: 1, backlog: 1 }.is_full());
+        assert!(AcceptQueue { waiting: 2, backlog: 1 }.is_full());
+        assert!(OwnerState::from_code('T').is_stopped());
+        assert!(OwnerState::from_code('t').is_stopped());
+        assert!(OwnerState::from_code('Z').is_stopped());
+        assert!(!OwnerState::from_code('S').is_stopped());
+        assert!(!OwnerState::from_code('D').is_stopped(), "D passes: one reading is not 'long'");
+        assert_eq!(OwnerState::from_code('?'), OwnerState::Other);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! - [`scan`]: a port scan: the request, its batched progress steps, and [`ScanReport`], their
 //!   fold (what the page's scan view renders and `whyrefused scan --json` prints).
 //! - [`host`]: what the agent sees on the target host itself: the firewall rule that matched
-//!   its probe ([`FirewallMatch`]).
+//!   its probe ([`FirewallMatch`]), a listener's [`AcceptQueue`] and its owner's [`OwnerState`].
 //! - [`mtu`]: the MSS probe of a connection that opened and then stalled ([`MtuProbe`]).
 //! - [`port_group`]: the nine groups a scan's ports are summarised in ([`PortGroup`]), with
 //!   their headings and [`Severity`], so the CLI and the page word and colour them alike.
@@ -53,7 +53,10 @@ pub use diagnosis::{
     Listener, Liveness, LocalDrops, LocalListeners, NameserverAnswer, NearbyPorts,
     OWNERS_HIDDEN_FROM_REMOTE, OWNERS_UNREADABLE, Pattern, Phases, PortProbe, Round, TlsReport,
 };
-pub use host::{FIREWALL_NEEDS, FirewallMatch, FirewallRule, RuleAction};
+pub use host::{
+    AcceptQueue, FIREWALL_NEEDS, FirewallMatch, FirewallRule, OwnerState, RULE_TEXT_HIDDEN,
+    RuleAction,
+};
 pub use loss::{Loss, LossFinding, Tries};
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, RequestId};
 pub use mtu::{LARGE_SEND, LargeSend, MssTry, MtuProbe, SMALL_MSS};

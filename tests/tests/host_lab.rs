@@ -138,3 +138,74 @@ fn a_rule_without_a_counter_is_a_candidate_and_without_cap_net_admin_the_verdict
         "{unprivileged:#}"
     );
 }
+
+/// Starts a Python listener on `address` with `backlog` that never accepts; `then` runs after
+/// `listen` (Python statements, with `s` the socket and `os`, `signal`, `socket` imported).
+fn python_listener(lab: &mut Lab, host: &Host, address: (&str, u16), backlog: u32, then: &str) {
+    let (ip, port) = address;
+    let script = format!(
+        "import os, signal, socket, time\ns = socket.socket()\ns.bind(('{ip}', {port}))\n\
+         s.listen({backlog})\n{then}\ntime.sleep(120)\n"
+    );
+    lab.spawn(host, "python3", &["-c", &script]);
+    lab.wait_listening(host, port);
+}
+
+#[test]
+fn a_full_accept_queue_is_backlog_full_naming_the_process_and_its_backlog() {
+    let (mut lab, server) = server();
+    // Backlog 1 holds two finished handshakes; the listener's own two connects fill it.
+    let fill = "held = [socket.create_connection(('10.0.1.2', 8081)) for _ in range(2)]";
+    python_listener(&mut lab, &server, (SERVER, 8081), 1, fill);
+    let report = check(&lab, &server, &format!("{SERVER}:8081"), &QUICK);
+    assert_eq!(cause(&report), "backlog_full", "{report:#}");
+    assert!(summary(&report).contains("is full (2/1): pid "), "{report:#}");
+    assert!(summary(&report).contains("(python3) is not accepting"), "{report:#}");
+    let listener = &finding(&report, "local_listeners")["listeners"][0];
+    assert_eq!(listener["queue"], serde_json::json!({"waiting": 2, "backlog": 1}), "{listener}");
+    let overflows = finding(&report, "local_listeners")["listen_overflows"].as_u64();
+    assert!(overflows >= Some(1), "the check's SYNs were dropped: {report:#}");
+}
+
+#[test]
+fn a_listener_whose_process_is_stopped_is_server_stopped_naming_its_pid() {
+    let (mut lab, server) = server();
+    let pid_file = tempfile::NamedTempFile::new().unwrap();
+    let path = pid_file.path().display().to_string();
+    let stop = format!(
+        "open('{path}', 'w').write(str(os.getpid()))\nos.kill(os.getpid(), signal.SIGSTOP)"
+    );
+    python_listener(&mut lab, &server, (SERVER, 8082), 16, &stop);
+    let pid = wait_stopped(&path);
+
+    // A plain connect opens (the kernel completes it), an HTTP request then times out.
+    for target in [format!("{SERVER}:8082"), format!("http://{SERVER}:8082/")] {
+        let report = check(&lab, &server, &target, &["--timeout-ms", "400", "--no-trace"]);
+        assert_eq!(cause(&report), "server_stopped", "{target}: {report:#}");
+        assert!(
+            summary(&report)
+                .contains(&format!("owned by pid {pid} (python3), which is stopped (T")),
+            "{report:#}"
+        );
+        assert!(
+            report["verdict"]["suggestions"].to_string().contains(&format!("kill -CONT {pid}"))
+        );
+    }
+}
+
+/// The pid written to `path`, once that process is stopped (state `T`).
+fn wait_stopped(path: &str) -> u32 {
+    let start = std::time::Instant::now();
+    loop {
+        let pid =
+            std::fs::read_to_string(path).ok().and_then(|text| text.trim().parse::<u32>().ok());
+        let stat = pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok());
+        if let (Some(pid), Some(stat)) = (pid, stat) {
+            if stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('T')) {
+                return pid;
+            }
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "the listener never stopped");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -19,6 +19,7 @@ pub mod redirects;
 pub mod repeat;
 pub mod resolve;
 pub mod shared_sweep;
+pub mod sock_diag;
 pub mod tcp_info;
 pub mod tls;
 pub mod trace;

@@ -1,10 +1,107 @@
 //! What the target host itself proves, which wins over what a client infers from silence: the
 //! firewall rule whose counter moved with the probe names the drop or the reject (a reset from a
-//! REJECT rule otherwise looks like a closed port, a drop like loss or a silent host).
+//! REJECT rule otherwise looks like a closed port, a drop like loss or a silent host); a
+//! listener whose owning process is stopped, or whose accept queue is full, names the process.
 
-use whyrefused_shared::{Cause, Evidence, FirewallMatch, FirewallRule, RuleAction};
+use std::net::IpAddr;
+
+use whyrefused_shared::{
+    Attempt, Cause, ConnectState, Evidence, FirewallMatch, FirewallRule, Listener, LocalListeners,
+    RuleAction,
+};
 
 use super::{AddressDiagnosis, evidence};
+use crate::probe::listeners;
+
+/// Names the stopped owner or the full accept queue of the listener that takes `attempt`'s
+/// address, when the connect timed out or opened (a stopped process's kernel still completes
+/// connections, then nothing answers). Whether it named one.
+pub fn apply_listener(
+    found: &LocalListeners,
+    attempt: &Attempt,
+    diagnosis: &mut AddressDiagnosis,
+) -> bool {
+    if !matches!(attempt.state, ConnectState::Open | ConnectState::Timeout) {
+        return false;
+    }
+    let Some(listener) = taking(found, attempt.address) else { return false };
+    let owner = owner_words(listener);
+    let queue = listener.queue.map(|q| format!("{}/{}", q.waiting, q.backlog));
+    if let Some(state) = listener.owner_state.filter(|state| state.is_stopped()) {
+        diagnosis.cause = Cause::ServerStopped;
+        diagnosis.summary = format!(
+            "The service on {} is owned by {owner}, which is {}: the kernel still completes              connections{}, but nothing accepts or answers them.",
+            listener.address,
+            state.meaning(),
+            queue.as_ref().map(|q| format!(" (accept queue {q})")).unwrap_or_default()
+        );
+        let resume = match listener.pid {
+            Some(pid) => format!("`kill -CONT {pid}`"),
+            None => "`kill -CONT PID`".to_string(),
+        };
+        diagnosis.suggestions = vec![format!(
+            "Resume it ({resume}) or detach the debugger; a zombie must be reaped by its parent:              restart the service."
+        )];
+        diagnosis.evidence.push(evidence(
+            "listener owner",
+            format!("{owner}: {}", state.meaning()),
+            None,
+        ));
+        diagnosis.evidence.extend(queue_evidence(found, listener));
+        return true;
+    }
+    let overflowed = found.listen_overflows.unwrap_or_default() > 0;
+    let full =
+        listener.queue.is_some_and(|q| q.is_full() || (overflowed && q.waiting >= q.backlog));
+    if attempt.state != ConnectState::Timeout || !full {
+        return false;
+    }
+    diagnosis.cause = Cause::BacklogFull;
+    diagnosis.summary = format!(
+        "The accept queue of the service on {} is full ({}): {owner} is not accepting          connections, so this host drops new SYNs while it is up.",
+        listener.address,
+        queue.unwrap_or_default()
+    );
+    diagnosis.suggestions = vec![format!(
+        "Find why {owner} does not accept (hung, overloaded, too few workers), or raise its          backlog (its listen() argument, capped by net.core.somaxconn)."
+    )];
+    diagnosis.evidence.extend(queue_evidence(found, listener));
+    true
+}
+
+/// The listener that takes connections to `address`: one bound to it before a wildcard.
+fn taking(found: &LocalListeners, address: IpAddr) -> Option<&Listener> {
+    let mut taking = found.listeners.iter().filter(|l| listeners::accepts(&l.address, &address));
+    let all: Vec<&Listener> = taking.by_ref().collect();
+    all.iter().find(|l| l.address.ip() == address).or(all.first()).copied()
+}
+
+/// `pid 4242 (gunicorn)`, or `its owning process` when hidden or unreadable.
+fn owner_words(listener: &Listener) -> String {
+    match (listener.pid, &listener.process) {
+        (Some(pid), Some(name)) => format!("pid {pid} ({name})"),
+        (Some(pid), None) => format!("pid {pid}"),
+        _ => "its owning process".to_string(),
+    }
+}
+
+fn queue_evidence(found: &LocalListeners, listener: &Listener) -> Option<Evidence> {
+    let queue = listener.queue?;
+    let overflows = match found.listen_overflows {
+        Some(n) => format!(
+            "; this host dropped {n} SYN(s) to full queues during the check (ListenOverflows)"
+        ),
+        None => String::new(),
+    };
+    Some(evidence(
+        "accept queue",
+        format!(
+            "{} waiting of a backlog of {} on {}{overflows}",
+            queue.waiting, queue.backlog, listener.address
+        ),
+        None,
+    ))
+}
 
 /// Names the rule on the diagnosis when its counter moved; lists the candidates (rules without
 /// counters) as evidence; says what reading the rules needs when it could not. Without a rule
@@ -138,6 +235,7 @@ fn fix(rule: &FirewallRule, port: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use whyrefused_shared::{AcceptQueue, OwnerState};
 
     fn rule(action: RuleAction, packets: u64) -> FirewallRule {
         FirewallRule {
@@ -215,6 +313,69 @@ mod tests {
         apply(&candidates, 81, &mut d);
         assert_eq!(d.cause, Cause::Filtered);
         assert!(d.evidence[0].result.contains("inet filter input rule 3: tcp dport 81"));
+    }
+
+    fn listeners(state: Option<OwnerState>, waiting: u32, overflows: u64) -> LocalListeners {
+        LocalListeners {
+            port: 81,
+            listeners: vec![Listener {
+                address: "0.0.0.0:81".parse().unwrap(),
+                pid: Some(4242),
+                process: Some("gunicorn".into()),
+                command: None,
+                queue: Some(AcceptQueue { waiting, backlog: 128 }),
+                owner_state: state,
+            }],
+            owners_hidden: None,
+            listen_overflows: Some(overflows),
+        }
+    }
+
+    fn attempt(state: ConnectState) -> Attempt {
+        Attempt {
+            address: "10.9.0.2".parse().unwrap(),
+            port: 81,
+            family: whyrefused_shared::Family::Ipv4,
+            state,
+            errno: None,
+            icmp: None,
+            elapsed_us: 300_000,
+            elapsed_ms: 300.0,
+            started_at: whyrefused_shared::Timestamp(String::new()),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_is_backlog_full_naming_the_process_over_loss() {
+        let mut d = diagnosis(Cause::PacketLoss);
+        let full = listeners(Some(OwnerState::Sleeping), 129, 2);
+        assert!(apply_listener(&full, &attempt(ConnectState::Timeout), &mut d));
+        assert_eq!(d.cause, Cause::BacklogFull);
+        assert!(
+            d.summary.contains("full (129/128): pid 4242 (gunicorn) is not accepting"),
+            "{}",
+            d.summary
+        );
+        assert!(d.evidence[0].result.contains("dropped 2 SYN(s)"), "{:?}", d.evidence);
+        let mut d = diagnosis(Cause::Filtered);
+        assert!(!apply_listener(&listeners(None, 3, 0), &attempt(ConnectState::Timeout), &mut d));
+        assert_eq!(d.cause, Cause::Filtered, "a queue with room proves nothing");
+    }
+
+    #[test]
+    fn a_stopped_owner_is_server_stopped_even_when_the_connect_opened() {
+        let mut d = diagnosis(Cause::Reachable);
+        let stopped = listeners(Some(OwnerState::Stopped), 1, 0);
+        assert!(apply_listener(&stopped, &attempt(ConnectState::Open), &mut d));
+        assert_eq!(d.cause, Cause::ServerStopped);
+        assert!(
+            d.summary.contains("owned by pid 4242 (gunicorn), which is stopped (T"),
+            "{}",
+            d.summary
+        );
+        assert!(d.suggestions[0].contains("kill -CONT 4242"));
+        let mut d = diagnosis(Cause::PortClosed);
+        assert!(!apply_listener(&stopped, &attempt(ConnectState::Refused), &mut d));
     }
 
     #[test]

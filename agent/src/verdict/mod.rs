@@ -298,17 +298,24 @@ impl Context<'_> {
     }
 
     /// What the target host itself proves (the agent runs on it): the firewall rule that
-    /// stopped the probe wins over what the client side inferred. Whether it named one.
+    /// stopped the probe, the listener's stopped owner or full accept queue, win over what the
+    /// client side inferred. Whether it proved one.
     fn host_proof(&self, attempt: &Attempt, diagnosis: &mut AddressDiagnosis) -> bool {
         let address = attempt.socket_addr();
         let rule = self.findings.iter().find_map(|finding| match finding {
             Finding::FirewallRule(found) if found.address == address => Some(found),
             _ => None,
         });
-        match rule.filter(|_| attempt.state != ConnectState::Open) {
+        let named = match rule.filter(|_| attempt.state != ConnectState::Open) {
             Some(found) => host::apply(found, self.target.port, diagnosis),
             None => false,
-        }
+        };
+        let on_this_host = icmp::is_local_address(&attempt.address);
+        named
+            || self
+                .local_listeners()
+                .filter(|_| on_this_host)
+                .is_some_and(|found| host::apply_listener(found, attempt, diagnosis))
     }
 
     /// Adds where the packets die, from the address's traced path: to the summary and the
@@ -905,7 +912,9 @@ fn after_connect_evidence(after: &AfterConnect) -> Vec<Evidence> {
 
 /// The failure causes, most telling first: when addresses fail differently, the verdict names
 /// the one that says most about what to fix.
-const PRECEDENCE: [Cause; 16] = [
+const PRECEDENCE: [Cause; 18] = [
+    Cause::ServerStopped,
+    Cause::BacklogFull,
     Cause::LocalFirewall,
     Cause::LoopbackOnly,
     Cause::FirewallReject,
@@ -1326,12 +1335,15 @@ mod tests {
     fn an_ipv6_loopback_listener_is_named_in_brackets() {
         let listeners = Finding::LocalListeners(LocalListeners {
             owners_hidden: None,
+            listen_overflows: None,
             port: 5432,
             listeners: vec![Listener {
                 address: "[::1]:5432".parse().unwrap(),
                 pid: Some(4321),
                 process: Some("postgres".into()),
                 command: None,
+                queue: None,
+                owner_state: None,
             }],
         });
         let verdict = conclude_on(
@@ -1397,12 +1409,15 @@ mod tests {
     fn a_listener_on_loopback_only_explains_the_refusal() {
         let listeners = Finding::LocalListeners(LocalListeners {
             owners_hidden: None,
+            listen_overflows: None,
             port: 5432,
             listeners: vec![Listener {
                 address: "127.0.0.1:5432".parse().unwrap(),
                 pid: Some(4321),
                 process: Some("postgres".into()),
                 command: None,
+                queue: None,
+                owner_state: None,
             }],
         });
         let verdict = conclude_on(

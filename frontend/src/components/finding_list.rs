@@ -139,8 +139,11 @@ mod tests {
                     pid: Some(4321),
                     process: Some("postgres".into()),
                     command: None,
+                    queue: None,
+                    owner_state: None,
                 }],
                 owners_hidden: None,
+                listen_overflows: None,
             }),
             Finding::AfterConnect(Box::new(AfterConnect {
                 address: "127.0.0.1:80".parse().unwrap(),
