@@ -13,6 +13,14 @@ use whyrefused_shared::{
 use super::{AddressDiagnosis, evidence};
 use crate::probe::listeners;
 
+/// The evidence line that names a rule whose counter moved.
+pub const RULE_EVIDENCE: &str = "firewall rule";
+
+/// Whether a verdict's drop or reject was proved by this host's own firewall rule.
+pub fn proves_drop(verdict: &whyrefused_shared::Verdict) -> bool {
+    verdict.evidence.iter().any(|line| line.probe == RULE_EVIDENCE)
+}
+
 /// Names the stopped owner or the full accept queue of the listener that takes `attempt`'s
 /// address, when the connect timed out or opened (a stopped process's kernel still completes
 /// connections, then nothing answers). Whether it named one.
@@ -177,7 +185,7 @@ fn rule_evidence(found: &FirewallMatch, rule: &FirewallRule) -> Evidence {
         false => "likely: other traffic moved it too",
     };
     evidence(
-        "firewall rule",
+        RULE_EVIDENCE,
         format!(
             "{}: {}: +{packets} packet(s) for {} probe(s) ({certainty})",
             rule.place(),
@@ -364,8 +372,15 @@ mod tests {
 
     #[test]
     fn a_stopped_owner_is_server_stopped_even_when_the_connect_opened() {
-        let mut d = diagnosis(Cause::Reachable);
         let stopped = listeners(Some(OwnerState::Stopped), 1, 0);
+        // What the client side made of the stall (an HTTP timeout, a proved MTU black hole)
+        // gives way to what the host proves.
+        for before in [Cause::HttpError, Cause::MtuBlackHole] {
+            let mut d = diagnosis(before);
+            assert!(apply_listener(&stopped, &attempt(ConnectState::Open), &mut d));
+            assert_eq!(d.cause, Cause::ServerStopped, "over {before:?}");
+        }
+        let mut d = diagnosis(Cause::Reachable);
         assert!(apply_listener(&stopped, &attempt(ConnectState::Open), &mut d));
         assert_eq!(d.cause, Cause::ServerStopped);
         assert!(

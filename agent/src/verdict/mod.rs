@@ -136,6 +136,9 @@ pub fn across_rounds(target: &Target, rounds: &[Round], mut verdicts: Vec<Verdic
         .iter()
         .map(|r| r.cause)
         .max_by_key(|cause| failures.iter().filter(|r| r.cause == *cause).count());
+    // A round whose drop this host's own firewall rule proved is not loss, however the others
+    // went.
+    let host_proven = verdicts.iter().any(host::proves_drop);
     // The latest verdict of the cause that matters carries its evidence and suggestions.
     let chosen = match (persistent, most_frequent) {
         (false, Some(cause)) => verdicts.iter().rposition(|v| v.cause == cause),
@@ -145,7 +148,9 @@ pub fn across_rounds(target: &Target, rounds: &[Round], mut verdicts: Vec<Verdic
     let Some(mut verdict) = (!verdicts.is_empty()).then(|| verdicts.swap_remove(chosen)) else {
         return self::verdict(Cause::ConnectError, "No round ran.".into(), vec![], timeline);
     };
-    let lossy = loss::rounds_are_lossy(rounds).then(|| loss::over_rounds(rounds)).flatten();
+    let lossy = (!host_proven && loss::rounds_are_lossy(rounds))
+        .then(|| loss::over_rounds(rounds))
+        .flatten();
     if let Some(tries) = lossy {
         // The latest silent round carries the liveness evidence.
         if let Some(silent) = verdicts.iter().rposition(|v| v.cause != Cause::Reachable) {
@@ -1518,6 +1523,26 @@ mod tests {
         );
         assert!(verdict.summary.contains("all 2 rounds"));
         assert_eq!(verdict.evidence.iter().filter(|e| e.probe.starts_with("round ")).count(), 2);
+    }
+
+    #[test]
+    fn rounds_dropped_by_a_named_rule_are_not_loss() {
+        let tries = Some(whyrefused_shared::Tries { sent: 6, answered: 3, open: 3 });
+        let rounds = [
+            Round { tries, ..round(1, Cause::Filtered) },
+            Round { tries, ..round(2, Cause::Reachable) },
+        ];
+        let mut dropped = plain(Cause::Filtered);
+        dropped.evidence.push(evidence(host::RULE_EVIDENCE, "inet filter input rule 2", None));
+        let verdict =
+            across_rounds(&target("db:5432"), &rounds, vec![dropped, plain(Cause::Reachable)]);
+        assert_eq!(verdict.cause, Cause::Filtered, "{verdict:?}");
+        let lossy = across_rounds(
+            &target("db:5432"),
+            &rounds,
+            vec![plain(Cause::Filtered), plain(Cause::Reachable)],
+        );
+        assert_eq!(lossy.cause, Cause::PacketLoss, "without the rule, loss: {lossy:?}");
     }
 
     #[test]
