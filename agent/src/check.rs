@@ -26,7 +26,8 @@ use crate::probe::after_connect::{self, AfterConnectPlan};
 use crate::probe::shared_sweep::{self, SharedSweeps};
 use crate::probe::trace::{self as path_trace, TraceOptions};
 use crate::probe::{
-    self, dns_detail, firewall, icmp, listeners, liveness, local_drops, mtu, nearby, repeat,
+    self, dns_detail, firewall, icmp, listeners, liveness, local_drops, local_ports, mtu, nearby,
+    repeat,
 };
 use crate::rate::{ConnectBudget, SharedBudget};
 use crate::target::{Host, Target, TargetError};
@@ -490,6 +491,15 @@ async fn probe_address(
     reporter.send(Step::AttemptFinished { attempt: attempt.clone() });
     let silent_first = attempt.elapsed_us >= clock::micros(LIVENESS_AFTER);
     let mut findings = Vec::new();
+    if attempt.errno.as_ref().is_some_and(|errno| errno.code == libc::EADDRNOTAVAIL) {
+        let held = tokio::task::spawn_blocking(move || local_ports::local_ports(address)).await;
+        if let Ok(mut held) = held {
+            if !plan.show_processes {
+                held.top_owner = None;
+            }
+            reporter.finding(Finding::LocalPorts(held), &mut findings);
+        }
+    }
     if let Some(stream) = stream {
         let large = plan.large;
         let plan = plan.after_connect_plan();

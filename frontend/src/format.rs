@@ -122,6 +122,7 @@ pub fn cause_title(cause: Cause) -> &'static str {
         Cause::PolicyDenied => "Denied by the agent's policy",
         Cause::ServerStopped => "The server process is stopped",
         Cause::BacklogFull => "The server's accept queue is full",
+        Cause::LocalPortsExhausted => "No local port left",
         Cause::Unknown => "Unknown cause (a newer agent's: update this page)",
     }
 }

@@ -455,6 +455,9 @@ pub enum Cause {
     /// On the target host itself: the listener's accept queue is full (its process accepts too
     /// slowly, or hangs), so the kernel drops new SYNs while the host is up.
     BacklogFull,
+    /// The agent's own host has no ephemeral port left for the destination (`EADDRNOTAVAIL`):
+    /// its `ip_local_port_range` is used up by connections to it (established or `TIME_WAIT`).
+    LocalPortsExhausted,
     /// A cause this version does not know: a newer agent named it. Shown as "unknown cause"
     /// rather than failing to read the whole message.
     #[serde(other)]
@@ -463,7 +466,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, for documentation and exhaustive tests.
-    pub const ALL: [Cause; 26] = [
+    pub const ALL: [Cause; 27] = [
         Cause::Reachable,
         Cause::Partial,
         Cause::PortClosed,
@@ -490,6 +493,7 @@ impl Cause {
         Cause::PolicyDenied,
         Cause::ServerStopped,
         Cause::BacklogFull,
+        Cause::LocalPortsExhausted,
     ];
 
     /// The cause's wire name (`port_closed`).
@@ -521,6 +525,7 @@ impl Cause {
             Cause::PolicyDenied => "policy_denied",
             Cause::ServerStopped => "server_stopped",
             Cause::BacklogFull => "backlog_full",
+            Cause::LocalPortsExhausted => "local_ports_exhausted",
             Cause::Unknown => "unknown",
         }
     }
@@ -559,7 +564,8 @@ impl Cause {
             | Cause::DnsNoAddress
             | Cause::DnsError
             | Cause::ServerStopped
-            | Cause::BacklogFull => Severity::Bad,
+            | Cause::BacklogFull
+            | Cause::LocalPortsExhausted => Severity::Bad,
         }
     }
 

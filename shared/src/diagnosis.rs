@@ -42,6 +42,9 @@ pub enum Finding {
     /// On the target host itself: the firewall rule whose counters moved with a repeated probe
     /// of the port (or the rules that could have, without counters), or what reading them needs.
     FirewallRule(crate::host::FirewallMatch),
+    /// After a connect failed with `EADDRNOTAVAIL`: this host's ephemeral ports, and who holds
+    /// the most to the destination.
+    LocalPorts(crate::host::LocalPorts),
 }
 
 impl Finding {
@@ -60,6 +63,7 @@ impl Finding {
             Finding::LargeSend(_) => "large_send",
             Finding::Path(_) => "path",
             Finding::FirewallRule(_) => "firewall_rule",
+            Finding::LocalPorts(_) => "local_ports",
         }
     }
 }

@@ -204,6 +204,51 @@ impl OwnerState {
     }
 }
 
+/// The agent's own ephemeral ports, read when a connect failed with `EADDRNOTAVAIL`: the range
+/// (`net.ipv4.ip_local_port_range`), how many of its ports are held, and who holds the most to
+/// the destination (a port can be reused towards another destination, not towards the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalPorts {
+    /// Where the connect went.
+    pub destination: SocketAddr,
+    /// The lowest and highest ephemeral port.
+    pub range: (u16, u16),
+    /// This host's TCP sockets on a port of the range, whatever their destination.
+    pub in_range: u32,
+    /// Its sockets to the destination: established ones.
+    pub established: u32,
+    /// Its sockets to the destination in `TIME_WAIT` (closed, held for a minute by the kernel).
+    pub time_wait: u32,
+    /// Its sockets to the destination in another state (connecting, closing).
+    pub other: u32,
+    /// The process that owns the most sockets to the destination, when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_owner: Option<PortHolder>,
+}
+
+impl LocalPorts {
+    /// How many ports the range holds.
+    pub fn size(&self) -> u32 {
+        u32::from(self.range.1.saturating_sub(self.range.0)) + 1
+    }
+
+    /// Sockets to the destination, in every state.
+    pub fn to_destination(&self) -> u32 {
+        self.established + self.time_wait + self.other
+    }
+}
+
+/// A process holding sockets to a destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortHolder {
+    /// Its pid.
+    pub pid: u32,
+    /// Its name.
+    pub process: String,
+    /// How many of the sockets it owns.
+    pub sockets: u32,
+}
+
 /// What the agent needs to read the firewall's counters, said when it lacks it.
 pub const FIREWALL_NEEDS: &str = "needs CAP_NET_ADMIN to read this host's firewall counters \
     (run as root, or give the agent CAP_NET_ADMIN: AmbientCapabilities= in its systemd unit)";

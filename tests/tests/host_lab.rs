@@ -1,7 +1,9 @@
 //! The agent on the target host itself, in a namespace lab: the firewall rule that stops a
 //! connect to the host's own address is named exactly, from its counters (native nftables and
 //! iptables-nft, DROP and REJECT, IPv4 and IPv6); a rule without a counter is a candidate; an
-//! agent without CAP_NET_ADMIN says what it needs and keeps its verdict.
+//! agent without CAP_NET_ADMIN says what it needs and keeps its verdict. A listener whose
+//! accept queue is full, or whose process is stopped, is named with its pid. And on the client
+//! side, a host whose ephemeral ports are all held names the process holding them.
 
 use serde_json::Value;
 use whyrefused_tests::lab_check::{cause, check, finding, has_evidence, summary};
@@ -206,6 +208,50 @@ fn wait_stopped(path: &str) -> u32 {
             }
         }
         assert!(start.elapsed() < std::time::Duration::from_secs(10), "the listener never stopped");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_client_whose_ports_are_all_held_is_local_ports_exhausted_naming_the_holder() {
+    let mut lab = Lab::new();
+    let client = lab.host("client");
+    let server = lab.host("server");
+    lab.link(&client, "10.0.1.1/24", &server, &format!("{SERVER}/24"));
+    lab.spawn(&server, env!("CARGO_BIN_EXE_lab-server"), &["hold", &format!("{SERVER}:80")]);
+    lab.wait_listening(&server, 80);
+    lab.sh(&client, "sysctl -qw net.ipv4.ip_local_port_range='40000 40003'");
+    let fill = format!(
+        "import socket, time\nheld = []\ntry:\n    while True:\n        held.append(\
+         socket.create_connection(('{SERVER}', 80)))\nexcept OSError:\n    pass\ntime.sleep(120)\n"
+    );
+    lab.spawn(&client, "python3", &["-c", &fill]);
+    wait_established(&lab, &client, 4);
+
+    let report = check(&lab, &client, &format!("{SERVER}:80"), &QUICK);
+    assert_eq!(cause(&report), "local_ports_exhausted", "{report:#}");
+    assert_eq!(report["attempts"][0]["errno"]["name"], "EADDRNOTAVAIL");
+    assert!(
+        summary(&report).contains(
+            "4 of the 4 ports of its range (40000-40003) are held by \
+                                   connections to it (4 established, 0 in TIME_WAIT); pid "
+        ),
+        "{report:#}"
+    );
+    assert!(summary(&report).contains("(python3) holds 4 of them"), "{report:#}");
+    let held = finding(&report, "local_ports");
+    assert_eq!(held["range"], serde_json::json!([40000, 40003]), "{held}");
+}
+
+/// Waits until `host` has `count` established TCP connections.
+fn wait_established(lab: &Lab, host: &Host, count: usize) {
+    let start = std::time::Instant::now();
+    loop {
+        let out = lab.run(host, "ss", &["-Htn", "state", "established"]);
+        if String::from_utf8_lossy(&out.stdout).lines().count() >= count {
+            return;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "not {count} connections");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

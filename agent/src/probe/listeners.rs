@@ -147,7 +147,7 @@ fn parse_table(text: &str) -> Vec<ListeningSocket> {
 /// `0100007F:1538` (IPv4) or 32 hex digits and a port (IPv6): the kernel prints each 32-bit
 /// word of the address as a number read in host (little-endian) order, so its bytes in memory
 /// order are the address's bytes in network order.
-fn parse_address(text: &str) -> Option<SocketAddr> {
+pub(super) fn parse_address(text: &str) -> Option<SocketAddr> {
     let (address, port) = text.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
     let words: Vec<u32> = (0..address.len() / 8)
@@ -169,7 +169,7 @@ fn parse_address(text: &str) -> Option<SocketAddr> {
 }
 
 /// Socket inode → (pid, process name), from every readable `/proc/PID/fd`.
-fn socket_owners() -> HashMap<u64, (u32, String)> {
+pub(super) fn socket_owners() -> HashMap<u64, (u32, String)> {
     let mut owners = HashMap::new();
     let Ok(processes) = fs::read_dir("/proc") else {
         return owners;

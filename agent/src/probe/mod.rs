@@ -13,6 +13,7 @@ pub mod icmp;
 pub mod listeners;
 pub mod liveness;
 pub mod local_drops;
+pub mod local_ports;
 pub mod mtu;
 pub mod nearby;
 pub mod redirects;

@@ -21,6 +21,54 @@ pub fn proves_drop(verdict: &whyrefused_shared::Verdict) -> bool {
     verdict.evidence.iter().any(|line| line.probe == RULE_EVIDENCE)
 }
 
+/// Names the ephemeral ports used up, when the connect failed with `EADDRNOTAVAIL` and they
+/// were read. Whether it named them.
+pub fn apply_local_ports(
+    held: &whyrefused_shared::LocalPorts,
+    diagnosis: &mut AddressDiagnosis,
+) -> bool {
+    let (low, high) = held.range;
+    let holder = match &held.top_owner {
+        Some(top) => format!("; pid {} ({}) holds {} of them", top.pid, top.process, top.sockets),
+        None => String::new(),
+    };
+    diagnosis.cause = Cause::LocalPortsExhausted;
+    diagnosis.summary = format!(
+        "This host has no local port left to connect to {}: {} of the {} ports of its range \
+         ({low}-{high}) are held by connections to it ({} established, {} in TIME_WAIT){holder}.",
+        held.destination,
+        held.to_destination(),
+        held.size(),
+        held.established,
+        held.time_wait,
+    );
+    diagnosis.evidence.push(evidence(
+        "local ports",
+        format!(
+            "range {low}-{high} ({} ports): {} sockets of this host on it, {} to {} ({} \
+             established, {} TIME_WAIT, {} other){holder}",
+            held.size(),
+            held.in_range,
+            held.to_destination(),
+            held.destination,
+            held.established,
+            held.time_wait,
+            held.other
+        ),
+        None,
+    ));
+    diagnosis.suggestions = vec![
+        "Reuse connections (a pool, HTTP keep-alive) instead of opening one per request; close \
+         the idle ones of the process named."
+            .into(),
+        format!(
+            "Widen the range (`sysctl -w net.ipv4.ip_local_port_range=\"1024 65000\"`), and for \
+             TIME_WAIT `sysctl -w net.ipv4.tcp_tw_reuse=1` (now {low}-{high})."
+        ),
+    ];
+    true
+}
+
 /// Names the stopped owner or the full accept queue of the listener that takes `attempt`'s
 /// address, when the connect timed out or opened (a stopped process's kernel still completes
 /// connections, then nothing answers). Whether it named one.
@@ -38,7 +86,8 @@ pub fn apply_listener(
     if let Some(state) = listener.owner_state.filter(|state| state.is_stopped()) {
         diagnosis.cause = Cause::ServerStopped;
         diagnosis.summary = format!(
-            "The service on {} is owned by {owner}, which is {}: the kernel still completes              connections{}, but nothing accepts or answers them.",
+            "The service on {} is owned by {owner}, which is {}: the kernel still completes \
+             connections{}, but nothing accepts or answers them.",
             listener.address,
             state.meaning(),
             queue.as_ref().map(|q| format!(" (accept queue {q})")).unwrap_or_default()
@@ -48,7 +97,8 @@ pub fn apply_listener(
             None => "`kill -CONT PID`".to_string(),
         };
         diagnosis.suggestions = vec![format!(
-            "Resume it ({resume}) or detach the debugger; a zombie must be reaped by its parent:              restart the service."
+            "Resume it ({resume}) or detach the debugger; a zombie must be reaped by its parent: \
+             restart the service."
         )];
         diagnosis.evidence.push(evidence(
             "listener owner",
@@ -66,12 +116,14 @@ pub fn apply_listener(
     }
     diagnosis.cause = Cause::BacklogFull;
     diagnosis.summary = format!(
-        "The accept queue of the service on {} is full ({}): {owner} is not accepting          connections, so this host drops new SYNs while it is up.",
+        "The accept queue of the service on {} is full ({}): {owner} is not accepting \
+         connections, so this host drops new SYNs while it is up.",
         listener.address,
         queue.unwrap_or_default()
     );
     diagnosis.suggestions = vec![format!(
-        "Find why {owner} does not accept (hung, overloaded, too few workers), or raise its          backlog (its listen() argument, capped by net.core.somaxconn)."
+        "Find why {owner} does not accept (hung, overloaded, too few workers), or raise its \
+         backlog (its listen() argument, capped by net.core.somaxconn)."
     )];
     diagnosis.evidence.extend(queue_evidence(found, listener));
     true
@@ -391,6 +443,32 @@ mod tests {
         assert!(d.suggestions[0].contains("kill -CONT 4242"));
         let mut d = diagnosis(Cause::PortClosed);
         assert!(!apply_listener(&stopped, &attempt(ConnectState::Refused), &mut d));
+    }
+
+    #[test]
+    fn used_up_ports_are_local_ports_exhausted_naming_the_holder() {
+        let held = whyrefused_shared::LocalPorts {
+            destination: "10.0.1.2:80".parse().unwrap(),
+            range: (40000, 40003),
+            in_range: 4,
+            established: 3,
+            time_wait: 1,
+            other: 0,
+            top_owner: Some(whyrefused_shared::PortHolder {
+                pid: 4242,
+                process: "loadgen".into(),
+                sockets: 3,
+            }),
+        };
+        let mut d = diagnosis(Cause::ConnectError);
+        assert!(apply_local_ports(&held, &mut d));
+        assert_eq!(d.cause, Cause::LocalPortsExhausted);
+        assert_eq!(
+            d.summary,
+            "This host has no local port left to connect to 10.0.1.2:80: 4 of the 4 ports of its \
+             range (40000-40003) are held by connections to it (3 established, 1 in TIME_WAIT); \
+             pid 4242 (loadgen) holds 3 of them."
+        );
     }
 
     #[test]

@@ -315,6 +315,13 @@ impl Context<'_> {
             Some(found) => host::apply(found, self.target.port, diagnosis),
             None => false,
         };
+        let held = self.findings.iter().find_map(|finding| match finding {
+            Finding::LocalPorts(held) if held.destination == address => Some(held),
+            _ => None,
+        });
+        if let Some(held) = held {
+            return host::apply_local_ports(held, diagnosis);
+        }
         let on_this_host = icmp::is_local_address(&attempt.address);
         named
             || self
@@ -917,7 +924,8 @@ fn after_connect_evidence(after: &AfterConnect) -> Vec<Evidence> {
 
 /// The failure causes, most telling first: when addresses fail differently, the verdict names
 /// the one that says most about what to fix.
-const PRECEDENCE: [Cause; 18] = [
+const PRECEDENCE: [Cause; 19] = [
+    Cause::LocalPortsExhausted,
     Cause::ServerStopped,
     Cause::BacklogFull,
     Cause::LocalFirewall,

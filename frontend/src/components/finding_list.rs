@@ -87,6 +87,20 @@ fn finding(finding: &Finding) -> Html {
         Finding::Path(path) => {
             ("Where the packets go", true, html! { <PathView path={(**path).clone()} /> })
         }
+        Finding::LocalPorts(held) => (
+            "Local ports",
+            false,
+            html! {
+                <p class="finding-line">{ format!(
+                    "{} of the {} local ports ({}-{}) are held to {} ({} established, {} in TIME_WAIT){}.",
+                    held.to_destination(), held.size(), held.range.0, held.range.1,
+                    held.destination, held.established, held.time_wait,
+                    held.top_owner.as_ref().map(|top| format!(
+                        "; pid {} ({}) holds {}", top.pid, top.process, top.sockets
+                    )).unwrap_or_default()
+                ) }</p>
+            },
+        ),
         Finding::FirewallRule(found) => (
             "This host's firewall rule",
             true,
