@@ -26,8 +26,8 @@ use crate::probe::after_connect::{self, AfterConnectPlan};
 use crate::probe::shared_sweep::{self, SharedSweeps};
 use crate::probe::trace::{self as path_trace, TraceOptions};
 use crate::probe::{
-    self, dns_detail, firewall, icmp, listeners, liveness, local_drops, local_ports, mtu, nearby,
-    repeat,
+    self, dns_detail, firewall, host_pressure, icmp, listeners, liveness, local_drops, local_ports,
+    mtu, nearby, repeat,
 };
 use crate::rate::{ConnectBudget, SharedBudget};
 use crate::target::{Host, Target, TargetError};
@@ -368,6 +368,7 @@ async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
     let addresses =
         join_all(allowed.iter().map(|ip| probe_address(plan, *ip, dns_us, started, reporter)));
     let overflows_before = on_this_host.then(local_drops::listen_overflows).flatten();
+    let pressure_before = host_pressure::read();
     let own_listeners = async {
         match on_this_host {
             true => tokio::task::spawn_blocking(move || listeners::listeners_on(port)).await.ok(),
@@ -386,6 +387,12 @@ async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
             .and_then(|(after, before)| after.checked_sub(before));
         let found = if plan.show_processes { found } else { found.without_owners() };
         reporter.finding(Finding::LocalListeners(found), &mut findings);
+    }
+    if attempts.iter().any(|attempt| attempt.state == ConnectState::Timeout) {
+        let pressure = host_pressure::since(&pressure_before, &host_pressure::read());
+        if pressure.is_notable() {
+            reporter.finding(Finding::HostPressure(pressure), &mut findings);
+        }
     }
     // One address at a time: each rule probe reads counters the others would move.
     for attempt in attempts.iter().filter(|a| stopped_on_this_host(a)) {

@@ -123,6 +123,7 @@ pub fn cause_title(cause: Cause) -> &'static str {
         Cause::ServerStopped => "The server process is stopped",
         Cause::BacklogFull => "The server's accept queue is full",
         Cause::LocalPortsExhausted => "No local port left",
+        Cause::ConntrackFull => "Connection-tracking table full",
         Cause::Unknown => "Unknown cause (a newer agent's: update this page)",
     }
 }

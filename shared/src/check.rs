@@ -458,6 +458,9 @@ pub enum Cause {
     /// The agent's own host has no ephemeral port left for the destination (`EADDRNOTAVAIL`):
     /// its `ip_local_port_range` is used up by connections to it (established or `TIME_WAIT`).
     LocalPortsExhausted,
+    /// The agent's host's connection-tracking table (netfilter conntrack) is full, or dropped
+    /// new connections during the check: it drops them while everything else is up.
+    ConntrackFull,
     /// A cause this version does not know: a newer agent named it. Shown as "unknown cause"
     /// rather than failing to read the whole message.
     #[serde(other)]
@@ -466,7 +469,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, for documentation and exhaustive tests.
-    pub const ALL: [Cause; 27] = [
+    pub const ALL: [Cause; 28] = [
         Cause::Reachable,
         Cause::Partial,
         Cause::PortClosed,
@@ -494,6 +497,7 @@ impl Cause {
         Cause::ServerStopped,
         Cause::BacklogFull,
         Cause::LocalPortsExhausted,
+        Cause::ConntrackFull,
     ];
 
     /// The cause's wire name (`port_closed`).
@@ -526,6 +530,7 @@ impl Cause {
             Cause::ServerStopped => "server_stopped",
             Cause::BacklogFull => "backlog_full",
             Cause::LocalPortsExhausted => "local_ports_exhausted",
+            Cause::ConntrackFull => "conntrack_full",
             Cause::Unknown => "unknown",
         }
     }
@@ -565,7 +570,8 @@ impl Cause {
             | Cause::DnsError
             | Cause::ServerStopped
             | Cause::BacklogFull
-            | Cause::LocalPortsExhausted => Severity::Bad,
+            | Cause::LocalPortsExhausted
+            | Cause::ConntrackFull => Severity::Bad,
         }
     }
 

@@ -45,6 +45,9 @@ pub enum Finding {
     /// After a connect failed with `EADDRNOTAVAIL`: this host's ephemeral ports, and who holds
     /// the most to the destination.
     LocalPorts(crate::host::LocalPorts),
+    /// After an unanswered connect: this host's conntrack table full or dropping, or SYN
+    /// cookies sent, during the check.
+    HostPressure(crate::host::HostPressure),
 }
 
 impl Finding {
@@ -64,6 +67,7 @@ impl Finding {
             Finding::Path(_) => "path",
             Finding::FirewallRule(_) => "firewall_rule",
             Finding::LocalPorts(_) => "local_ports",
+            Finding::HostPressure(_) => "host_pressure",
         }
     }
 }

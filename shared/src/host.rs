@@ -249,6 +249,40 @@ pub struct PortHolder {
     pub sockets: u32,
 }
 
+/// This host's kernel tables that drop new connections when they overflow, read before and
+/// after a check whose connect went unanswered: connection tracking (netfilter's conntrack
+/// table) and the SYN queue (SYN cookies sent once it overflows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPressure {
+    /// Connections tracked now (`nf_conntrack_count`), when conntrack is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conntrack_count: Option<u64>,
+    /// The table's size (`nf_conntrack_max`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conntrack_max: Option<u64>,
+    /// New connections conntrack dropped or failed to insert during the check (`drop`,
+    /// `early_drop` and `insert_failed` of `/proc/net/stat/nf_conntrack`, every CPU).
+    pub conntrack_drops: u64,
+    /// SYN cookies this host sent during the check (`TcpExt: SyncookiesSent`): a listener's
+    /// SYN queue overflowed (a SYN flood, or more connects than it keeps up with).
+    pub syncookies_sent: u64,
+    /// Cookies that came back invalid (`SyncookiesFailed`).
+    pub syncookies_failed: u64,
+}
+
+impl HostPressure {
+    /// Whether the conntrack table is full, or dropped connections during the check.
+    pub fn conntrack_full(&self) -> bool {
+        let at_max = matches!((self.conntrack_count, self.conntrack_max), (Some(count), Some(max)) if max > 0 && count >= max);
+        at_max || self.conntrack_drops > 0
+    }
+
+    /// Whether anything in it is worth a finding.
+    pub fn is_notable(&self) -> bool {
+        self.conntrack_full() || self.syncookies_sent > 0 || self.syncookies_failed > 0
+    }
+}
+
 /// What the agent needs to read the firewall's counters, said when it lacks it.
 pub const FIREWALL_NEEDS: &str = "needs CAP_NET_ADMIN to read this host's firewall counters \
     (run as root, or give the agent CAP_NET_ADMIN: AmbientCapabilities= in its systemd unit)";

@@ -54,8 +54,8 @@ pub use diagnosis::{
     OWNERS_HIDDEN_FROM_REMOTE, OWNERS_UNREADABLE, Pattern, Phases, PortProbe, Round, TlsReport,
 };
 pub use host::{
-    AcceptQueue, FIREWALL_NEEDS, FirewallMatch, FirewallRule, LocalPorts, OwnerState, PortHolder,
-    RULE_TEXT_HIDDEN, RuleAction,
+    AcceptQueue, FIREWALL_NEEDS, FirewallMatch, FirewallRule, HostPressure, LocalPorts, OwnerState,
+    PortHolder, RULE_TEXT_HIDDEN, RuleAction,
 };
 pub use loss::{Loss, LossFinding, Tries};
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, RequestId};

@@ -26,6 +26,11 @@ fn tcp_ext(name: &str) -> Option<u64> {
     parse(&fs::read_to_string("/proc/net/netstat").ok()?, name)
 }
 
+/// One `TcpExt` counter of `/proc/net/netstat`'s text, read once for several counters.
+pub fn parse_tcp_ext(text: &str, name: &str) -> Option<u64> {
+    parse(text, name)
+}
+
 /// The value of `name` in `/proc/net/netstat`'s text: a `TcpExt:` line of names followed by a
 /// `TcpExt:` line of values.
 fn parse(text: &str, name: &str) -> Option<u64> {

@@ -8,6 +8,7 @@ pub mod connect;
 pub mod dns_detail;
 pub mod echo;
 pub mod firewall;
+pub mod host_pressure;
 pub mod http;
 pub mod icmp;
 pub mod listeners;

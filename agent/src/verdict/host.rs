@@ -69,6 +69,53 @@ pub fn apply_local_ports(
     true
 }
 
+/// Names this host's full conntrack table when the connect went unanswered; notes SYN cookies
+/// either way. Whether it named the table.
+pub fn apply_pressure(
+    pressure: &whyrefused_shared::HostPressure,
+    attempt: &Attempt,
+    diagnosis: &mut AddressDiagnosis,
+) -> bool {
+    if pressure.syncookies_sent > 0 || pressure.syncookies_failed > 0 {
+        diagnosis.evidence.push(evidence(
+            "syn cookies",
+            format!(
+                "this host sent {} SYN cookie(s) during the check ({} came back invalid): a \
+                 listener's SYN queue overflowed (a SYN flood, or more connects than it keeps up \
+                 with)",
+                pressure.syncookies_sent, pressure.syncookies_failed
+            ),
+            None,
+        ));
+    }
+    if attempt.state != ConnectState::Timeout || !pressure.conntrack_full() {
+        return false;
+    }
+    let fill = match (pressure.conntrack_count, pressure.conntrack_max) {
+        (Some(count), Some(max)) => format!("{count}/{max} connections tracked"),
+        _ => "its size unreadable".to_string(),
+    };
+    diagnosis.cause = Cause::ConntrackFull;
+    diagnosis.summary = format!(
+        "This host's connection-tracking table is full ({fill}, {} new connection(s) dropped \
+         during the check): netfilter drops new connections, to {} as to anything else.",
+        pressure.conntrack_drops,
+        attempt.socket_addr()
+    );
+    diagnosis.evidence.push(evidence(
+        "conntrack",
+        format!("{fill}; drop, early_drop and insert_failed moved by {}", pressure.conntrack_drops),
+        None,
+    ));
+    diagnosis.suggestions = vec![
+        "Raise the table (`sysctl -w net.netfilter.nf_conntrack_max=N`, with \
+         `nf_conntrack_buckets`), shorten `nf_conntrack_tcp_timeout_*`, or exempt busy traffic \
+         with `notrack` rules; `conntrack -S` shows the drops."
+            .into(),
+    ];
+    true
+}
+
 /// Names the stopped owner or the full accept queue of the listener that takes `attempt`'s
 /// address, when the connect timed out or opened (a stopped process's kernel still completes
 /// connections, then nothing answers). Whether it named one.
@@ -469,6 +516,29 @@ mod tests {
              range (40000-40003) are held by connections to it (3 established, 1 in TIME_WAIT); \
              pid 4242 (loadgen) holds 3 of them."
         );
+    }
+
+    #[test]
+    fn a_full_conntrack_table_is_conntrack_full_and_cookies_are_noted() {
+        let pressure = whyrefused_shared::HostPressure {
+            conntrack_count: Some(262_144),
+            conntrack_max: Some(262_144),
+            conntrack_drops: 6,
+            syncookies_sent: 2,
+            syncookies_failed: 0,
+        };
+        let mut d = diagnosis(Cause::PacketLoss);
+        assert!(apply_pressure(&pressure, &attempt(ConnectState::Timeout), &mut d));
+        assert_eq!(d.cause, Cause::ConntrackFull);
+        assert!(
+            d.summary.contains("full (262144/262144 connections tracked, 6 new"),
+            "{}",
+            d.summary
+        );
+        assert!(d.evidence.iter().any(|e| e.probe == "syn cookies"), "{:?}", d.evidence);
+        let mut d = diagnosis(Cause::PortClosed);
+        assert!(!apply_pressure(&pressure, &attempt(ConnectState::Refused), &mut d));
+        assert_eq!(d.cause, Cause::PortClosed);
     }
 
     #[test]

@@ -322,6 +322,13 @@ impl Context<'_> {
         if let Some(held) = held {
             return host::apply_local_ports(held, diagnosis);
         }
+        let pressure = self.findings.iter().find_map(|finding| match finding {
+            Finding::HostPressure(pressure) => Some(pressure),
+            _ => None,
+        });
+        if !named && pressure.is_some_and(|p| host::apply_pressure(p, attempt, diagnosis)) {
+            return true;
+        }
         let on_this_host = icmp::is_local_address(&attempt.address);
         named
             || self
@@ -924,8 +931,9 @@ fn after_connect_evidence(after: &AfterConnect) -> Vec<Evidence> {
 
 /// The failure causes, most telling first: when addresses fail differently, the verdict names
 /// the one that says most about what to fix.
-const PRECEDENCE: [Cause; 19] = [
+const PRECEDENCE: [Cause; 20] = [
     Cause::LocalPortsExhausted,
+    Cause::ConntrackFull,
     Cause::ServerStopped,
     Cause::BacklogFull,
     Cause::LocalFirewall,

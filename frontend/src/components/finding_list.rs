@@ -101,6 +101,18 @@ fn finding(finding: &Finding) -> Html {
                 ) }</p>
             },
         ),
+        Finding::HostPressure(pressure) => (
+            "This host's tables",
+            false,
+            html! {
+                <p class="finding-line">{ format!(
+                    "Conntrack: {} tracked of {}, {} dropped during the check; SYN cookies sent: {} ({} invalid).",
+                    pressure.conntrack_count.map_or("?".into(), |c| c.to_string()),
+                    pressure.conntrack_max.map_or("?".into(), |m| m.to_string()),
+                    pressure.conntrack_drops, pressure.syncookies_sent, pressure.syncookies_failed
+                ) }</p>
+            },
+        ),
         Finding::FirewallRule(found) => (
             "This host's firewall rule",
             true,
