@@ -18,7 +18,7 @@ use whyrefused_shared::path::DEFAULT_MAX_HOPS;
 use whyrefused_shared::{
     Attempt, CheckEvent, CheckRequest, ConnectState, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS,
     DnsDetail, DnsStatus, ErrorCode, Finding, Liveness, LocalDrops, MAX_RETRIES, MAX_TIMEOUT_MS,
-    NearbyPorts, Outcome, Path, Round, Step, Tries, Verdict,
+    MtuProbe, NearbyPorts, Outcome, Path, Round, Step, Tries, Verdict,
 };
 
 use crate::policy::TargetPolicy;
@@ -27,7 +27,7 @@ use crate::probe::shared_sweep::{self, SharedSweeps};
 use crate::probe::trace::{self as path_trace, TraceOptions};
 use crate::probe::{
     self, dns_detail, firewall, host_pressure, icmp, listeners, liveness, local_drops, local_ports,
-    mtu, nearby, repeat,
+    mtu, mtu_hops, nearby, repeat,
 };
 use crate::rate::{ConnectBudget, SharedBudget};
 use crate::target::{Host, Target, TargetError};
@@ -508,21 +508,21 @@ async fn probe_address(
         }
     }
     if let Some(stream) = stream {
-        let large = plan.large;
-        let plan = plan.after_connect_plan();
+        let after_plan = plan.after_connect_plan();
         let after =
-            after_connect::after_connect(stream, address, &plan, dns_us, attempt.elapsed_us).await;
-        let stalled = mtu::stalled(&after, plan.deadline);
+            after_connect::after_connect(stream, address, &after_plan, dns_us, attempt.elapsed_us)
+                .await;
+        let stalled = mtu::stalled(&after, after_plan.deadline);
         reporter.finding(Finding::AfterConnect(Box::new(after)), &mut findings);
         if stalled {
-            let probe = mtu::probe(address, &plan, mtu::Exchange::of(&plan)).await;
+            let probe = probe_mtu(plan, address, &after_plan, mtu::Exchange::of(&after_plan)).await;
             reporter.finding(Finding::MtuProbe(probe), &mut findings);
-        } else if large && !plan.tls && plan.http_path.is_none() {
-            let sent = mtu::large_send(address, &plan).await;
+        } else if plan.large && !after_plan.tls && after_plan.http_path.is_none() {
+            let sent = mtu::large_send(address, &after_plan).await;
             let acknowledged = sent.acknowledged;
             reporter.finding(Finding::LargeSend(sent), &mut findings);
             if !acknowledged {
-                let probe = mtu::probe(address, &plan, mtu::Exchange::LargeSend).await;
+                let probe = probe_mtu(plan, address, &after_plan, mtu::Exchange::LargeSend).await;
                 reporter.finding(Finding::MtuProbe(probe), &mut findings);
             }
         }
@@ -573,6 +573,28 @@ async fn probe_address(
 
 /// Traces the path to `address` within `budget`, streaming it as hops answer. `None` when the
 /// policy forbids it (the address was checked before the connect, so never in practice).
+/// The MSS probe of an exchange that stalled; when it proves a black hole (and traces may
+/// run), how far full-size segments get along the path, from a trace of the same address.
+async fn probe_mtu(
+    plan: &CheckPlan,
+    address: SocketAddr,
+    after_plan: &AfterConnectPlan,
+    exchange: mtu::Exchange,
+) -> MtuProbe {
+    let mut probe = mtu::probe(address, after_plan, exchange).await;
+    if plan.trace != TraceWhen::Never && verdict::mtu::proves_black_hole(&probe) {
+        let options = TraceOptions::within(DEFAULT_MAX_HOPS, SIZED_TRACE_BUDGET, plan.rdns);
+        let traced = path_trace::trace(address, options, &plan.policy, plan.budget(), |_| {});
+        if let Ok(path) = traced.await {
+            probe.hops = mtu_hops::sized_hops(address, &path, plan.budget()).await;
+        }
+    }
+    probe
+}
+
+/// The trace behind a black hole's hops: short, the connection already proved the path works.
+const SIZED_TRACE_BUDGET: Duration = Duration::from_secs(2);
+
 async fn trace_path(
     plan: &CheckPlan,
     address: SocketAddr,

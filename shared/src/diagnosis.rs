@@ -165,7 +165,7 @@ pub enum EchoState {
 }
 
 /// Whether a host is up, independent of the asked port.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Liveness {
     /// The address probed.
     pub address: IpAddr,
@@ -181,6 +181,14 @@ pub struct Liveness {
     pub echo_detail: Option<String>,
     /// Whether anything above proved the host up.
     pub host_up: bool,
+    /// Further connects to the first of the ports above that answered, sent while the asked
+    /// port's own further connects ran: the loss on the path to the host, whatever a firewall
+    /// does to the asked port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_loss: Option<crate::loss::LossFinding>,
+    /// Echoes sent over the same time and how many were answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo_loss: Option<crate::loss::Loss>,
 }
 
 /// Open ports near the asked one.

@@ -59,7 +59,7 @@ pub use host::{
 };
 pub use loss::{Loss, LossFinding, Tries};
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, RequestId};
-pub use mtu::{LARGE_SEND, LargeSend, MssTry, MtuProbe, SMALL_MSS};
+pub use mtu::{LARGE_SEND, LargeSend, MssTry, MtuProbe, SMALL_MSS, SizedHop, SizedHops};
 pub use path::{Hop, HopReply, LastAnswered, Path, TraceRequest};
 pub use port_group::PortGroup;
 pub use report::CheckReport;

@@ -475,6 +475,8 @@ mod tests {
                 echo_rtt_us: Some(90),
                 echo_detail: None,
                 host_up: true,
+                port_loss: None,
+                echo_loss: None,
             }),
             Finding::NearbyPorts(NearbyPorts { address: v4, probed: 40, open: vec![8080] }),
             Finding::LocalListeners(LocalListeners {

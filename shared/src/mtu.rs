@@ -6,7 +6,7 @@
 //! the exchange stalls at the default MSS and completes at a small one. The largest MSS that
 //! completes gives the path's MTU.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +64,70 @@ pub struct MtuProbe {
     pub tries: Vec<MssTry>,
     /// Bytes of IP and TCP header around a segment of MSS bytes (40 for IPv4, 60 for IPv6).
     pub header_bytes: u32,
+    /// How far full-size segments get toward the server, router by router, once the probe
+    /// proved a black hole (absent when it did not, or the path could not be traced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hops: Option<SizedHops>,
+}
+
+/// How far full-size segments get along the path toward the server: for each router of the path
+/// trace, whether an open connection's full-size data segment sent with that router's TTL
+/// expired there (the router sent back "time exceeded", so the segment reached it), next to
+/// whether the trace's small SYN with the same TTL did. A router forwards only what fits its
+/// next link, so the last router a full-size segment reaches, when small packets go on past
+/// it, is where the MTU drops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SizedHops {
+    /// The TCP payload of each full-size segment, in bytes (the connection's MSS).
+    pub segment_bytes: u32,
+    /// The TTL at which the trace reached the server, when it did.
+    pub target_ttl: Option<u8>,
+    /// One entry per router, by TTL, up to the first that no full-size segment reached.
+    pub hops: Vec<SizedHop>,
+}
+
+/// One router of [`SizedHops`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SizedHop {
+    /// The TTL (IPv6 hop limit).
+    pub ttl: u8,
+    /// The router that answered the trace's SYN at this TTL.
+    pub address: Option<IpAddr>,
+    /// Its reverse DNS name, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Whether a small packet (the trace's SYN) expired here.
+    pub small_expired: bool,
+    /// Whether a full-size data segment expired here.
+    pub large_expired: bool,
+}
+
+impl SizedHop {
+    /// The router as words: `hop 2 (10.0.7.2)`, with its name when known.
+    pub fn describe(&self) -> String {
+        match (&self.address, &self.name) {
+            (Some(address), Some(name)) => format!("hop {} ({name}, {address})", self.ttl),
+            (Some(address), None) => format!("hop {} ({address})", self.ttl),
+            (None, _) => format!("hop {}", self.ttl),
+        }
+    }
+}
+
+impl SizedHops {
+    /// Where the MTU drops, when the routers tell: the last router a full-size segment reached
+    /// and the next one, which small packets reach and full-size ones do not (`None` as the
+    /// first when not even the first router got one). `None` when the answers do not show one
+    /// such place (a router that sends no "time exceeded", or rate-limits it, blurs the line).
+    pub fn narrow_link(&self) -> Option<(Option<&SizedHop>, &SizedHop)> {
+        let first_short = self.hops.iter().position(|hop| !hop.large_expired)?;
+        let beyond = &self.hops[first_short];
+        let before = first_short.checked_sub(1).map(|index| &self.hops[index]);
+        let contiguous = self.hops[..first_short].iter().all(|hop| hop.large_expired);
+        let later_short = self.hops[first_short..].iter().all(|hop| !hop.large_expired);
+        let small_passes = self.hops[first_short..].iter().all(|hop| hop.small_expired);
+        (contiguous && later_short && small_passes && beyond.small_expired)
+            .then_some((before, beyond))
+    }
 }
 
 impl MtuProbe {
@@ -115,10 +179,51 @@ mod tests {
                 attempt(1344, false, false),
             ],
             header_bytes: 40,
+            hops: None,
         };
         assert!(probe.default_stalled());
         assert_eq!(probe.largest_working_mss(), Some(1229));
         assert_eq!(probe.smallest_stalled_mss(), Some(1344));
         assert_eq!(probe.implied_mtu(), Some(1269));
+    }
+
+    fn hop(ttl: u8, small_expired: bool, large_expired: bool) -> SizedHop {
+        let address = Some(format!("10.0.{ttl}.1").parse().unwrap());
+        SizedHop { ttl, address, name: None, small_expired, large_expired }
+    }
+
+    fn sized(hops: Vec<SizedHop>) -> SizedHops {
+        SizedHops { segment_bytes: 1448, target_ttl: Some(4), hops }
+    }
+
+    #[test]
+    fn the_narrow_link_follows_the_last_router_a_full_size_segment_reached() {
+        let hops = sized(vec![hop(1, true, true), hop(2, true, true), hop(3, true, false)]);
+        let (before, beyond) = hops.narrow_link().expect("a narrow link");
+        assert_eq!(before.map(|hop| hop.ttl), Some(2));
+        assert_eq!(beyond.describe(), "hop 3 (10.0.3.1)");
+    }
+
+    #[test]
+    fn a_first_router_that_gets_no_full_size_segment_has_nothing_before_it() {
+        let hops = sized(vec![hop(1, true, false), hop(2, true, false)]);
+        let (before, beyond) = hops.narrow_link().expect("a narrow link");
+        assert!(before.is_none());
+        assert_eq!(beyond.ttl, 1);
+    }
+
+    #[test]
+    fn routers_that_do_not_tell_name_no_link() {
+        for hops in [
+            // Every router got full-size segments: the drop is beyond them (or on the way back).
+            vec![hop(1, true, true), hop(2, true, true)],
+            // A router silent for small packets too: it sends no "time exceeded" at all.
+            vec![hop(1, true, true), hop(2, false, false)],
+            // A full-size segment expired past a router that got none: rate-limited answers.
+            vec![hop(1, true, false), hop(2, true, true)],
+            vec![],
+        ] {
+            assert_eq!(sized(hops).narrow_link(), None);
+        }
     }
 }

@@ -31,6 +31,9 @@ bash tests/bench/firewall.sh
 echo "== port scans"
 bash tests/bench/scan.sh
 
+echo "== a scan through a lossy path (30% random loss each way) against nmap -sT -T4"
+bash tests/bench/loss.sh
+
 echo "== a check fanned out to a hub and 50 joined agents"
 bash tests/bench/vantage.sh
 

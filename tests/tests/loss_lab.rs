@@ -41,6 +41,13 @@ fn check_port(lab: &Lab, client: &Host, port: u16, extra: &[&str]) -> Value {
 #[test]
 fn every_second_syn_lost_is_packet_loss_naming_the_port_open_or_closed_when_through() {
     let (lab, client, router) = lab();
+    // Every second SYN to the liveness ports is lost too (one counter for all four): the path
+    // to the host loses packets, not only the asked port's, and the liveness port says so.
+    lab.sh(
+        &router,
+        "iptables -A FORWARD -p tcp -m multiport --dports 22,80,443,3389 --syn \
+         -m statistic --mode nth --every 2 --packet 0 -j DROP",
+    );
     for port in [OPEN, CLOSED] {
         // Every second SYN to the port is dropped, the first one included: the check's own
         // connect is silent and its five further connects alternate, three answered of six.
@@ -60,6 +67,10 @@ fn every_second_syn_lost_is_packet_loss_naming_the_port_open_or_closed_when_thro
         assert!(text.contains("about 50% of connects unanswered (3 of 6), 95% CI"), "{text}");
         let through = if port == OPEN { "the port is open" } else { "the port is closed" };
         assert!(text.contains(through), "{text}");
+        let other = &finding(&report, "liveness")["port_loss"];
+        let (sent, answered) = (other["sent"].as_u64().unwrap(), other["answered"].as_u64());
+        assert!(sent == 5 && matches!(answered, Some(2 | 3)), "{other:#}");
+        assert!(text.contains("of the same host lost"), "{text}");
     }
 }
 
@@ -73,6 +84,9 @@ fn a_dropped_port_behind_a_lossy_router_is_still_filtered_and_a_clean_path_has_n
     assert_eq!(cause(&report), "filtered", "{report:#}");
     let loss = finding(&report, "loss");
     assert_eq!((loss["sent"].as_u64(), loss["answered"].as_u64()), (Some(6), Some(0)));
+    // Another port of the host answered every further try meanwhile: a clean path.
+    let text = summary(&report);
+    assert!(text.contains("of the same host answered all 5 tries"), "{text}");
     // Then with every second SYN lost: silence every time is still the firewall's.
     lab.sh(
         &router,

@@ -186,8 +186,21 @@ fn assert_black_hole(report: &Value, exchange: &str) {
 #[test]
 fn a_black_hole_stalls_tls_and_http_and_small_segments_prove_it_with_the_path_mtu() {
     let lab = lab(Path::BlackHole);
-    assert_black_hole(&lab.check(&tls_target()), "TLS handshake");
-    assert_black_hole(&lab.check(&http_target()), "HTTP response");
+    for (target, exchange) in [(tls_target(), "TLS handshake"), (http_target(), "HTTP response")] {
+        let report = lab.check(&target);
+        assert_black_hole(&report, exchange);
+        assert_narrow_link_named(&report);
+    }
+}
+
+/// The summary names the link between the routers, from the routers' own answers: full-size
+/// segments expire at the first router and never reach the second.
+fn assert_narrow_link_named(report: &Value) {
+    let words = "get as far as hop 1 (10.0.5.254) and no farther: the link from there to hop 2 \
+                 (10.0.7.2) is the narrow one";
+    assert!(summary(report).contains(words), "{report:#}");
+    let hops = &mtu_probe(report).expect("an mtu_probe finding")["hops"];
+    assert_eq!(hops["target_ttl"], 3, "{hops:#}");
 }
 
 #[test]
@@ -206,6 +219,7 @@ fn a_large_send_to_a_quiet_service_finds_the_black_hole_towards_it() {
     assert!(mtu.abs_diff(u64::from(NARROW_MTU)) <= 40, "implied MTU {mtu}: {probe:#}");
     let words = format!("larger than about {mtu} bytes sent to {FAR} never arrive");
     assert!(summary(&report).contains(&words), "{report:#}");
+    assert_narrow_link_named(&report);
 }
 
 #[test]

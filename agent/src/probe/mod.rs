@@ -16,6 +16,7 @@ pub mod liveness;
 pub mod local_drops;
 pub mod local_ports;
 pub mod mtu;
+pub mod mtu_hops;
 pub mod nearby;
 pub mod redirects;
 pub mod repeat;

@@ -95,8 +95,13 @@ pub fn stalled(after: &AfterConnect, deadline: Duration) -> bool {
 pub async fn probe(address: SocketAddr, plan: &AfterConnectPlan, exchange: Exchange) -> MtuProbe {
     let start = Instant::now();
     let header_bytes = if address.is_ipv4() { 40 } else { 60 };
-    let mut probe =
-        MtuProbe { address, exchange: exchange.name().into(), tries: Vec::new(), header_bytes };
+    let mut probe = MtuProbe {
+        address,
+        exchange: exchange.name().into(),
+        tries: Vec::new(),
+        header_bytes,
+        hops: None,
+    };
     let small = exchange_at(address, Some(SMALL_MSS), plan, exchange, plan.deadline).await;
     let small_took = Duration::from_micros(small.elapsed_us);
     let small_completed = small.completed;

@@ -40,6 +40,37 @@ pub async fn further_connects(
     join_all(tries).await
 }
 
+/// The pause between [`quick_connects`].
+pub const QUICK_GAP: Duration = Duration::from_millis(20);
+
+/// The least time a quick connect is waited for.
+const QUICK_LEAST_WAIT: Duration = Duration::from_millis(200);
+
+/// The most: under the kernel's first SYN retransmission (1 s), so each try is one SYN.
+const QUICK_MOST_WAIT: Duration = Duration::from_millis(900);
+
+/// How long a try to a port that answered in `round_trip` is waited for before it counts as
+/// lost: eight round trips, within [`QUICK_LEAST_WAIT`] and [`QUICK_MOST_WAIT`].
+pub fn quick_wait(round_trip: Duration) -> Duration {
+    (round_trip * 8).clamp(QUICK_LEAST_WAIT, QUICK_MOST_WAIT)
+}
+
+/// [`FURTHER_CONNECTS`] connects to a port that just answered in `round_trip` (a liveness
+/// port), [`QUICK_GAP`] apart, each waited for [`quick_wait`]: the loss on the path to its
+/// host, measured in a moment rather than over the asked port's whole deadline.
+pub async fn quick_connects(
+    address: SocketAddr,
+    round_trip: Duration,
+    budget: Option<&ConnectBudget>,
+) -> Vec<Attempt> {
+    let wait = quick_wait(round_trip);
+    let tries = (0..FURTHER_CONNECTS).map(|index| async move {
+        tokio::time::sleep(QUICK_GAP * index).await;
+        connect(address, wait, budget).await
+    });
+    join_all(tries).await
+}
+
 /// Every connect to one port, the first and the further ones, told as tries and answers.
 pub fn tally(address: SocketAddr, attempts: &[&Attempt]) -> LossFinding {
     let answered = |attempt: &&&Attempt| {
@@ -78,6 +109,22 @@ mod tests {
         let found = tally(address, &attempts.iter().collect::<Vec<_>>());
         assert_eq!((found.loss.sent, found.loss.answered, found.refused), (5, 5, 5));
         assert_eq!(found.loss.rate, 0.0);
+    }
+
+    #[tokio::test]
+    async fn quick_connects_to_a_port_that_answers_are_all_answered() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let attempts = quick_connects(address, Duration::from_micros(100), None).await;
+        let found = tally(address, &attempts.iter().collect::<Vec<_>>());
+        assert_eq!((found.loss.sent, found.loss.answered, found.open), (5, 5, 5));
+    }
+
+    #[test]
+    fn a_quick_try_waits_eight_round_trips_within_bounds() {
+        assert_eq!(quick_wait(Duration::from_micros(50)), Duration::from_millis(200));
+        assert_eq!(quick_wait(Duration::from_millis(50)), Duration::from_millis(400));
+        assert_eq!(quick_wait(Duration::from_millis(500)), Duration::from_millis(900));
     }
 
     #[tokio::test]

@@ -59,6 +59,46 @@ pub fn tries_evidence(found: &LossFinding) -> Evidence {
     )
 }
 
+/// For a lossy port: whether another port of the same host (a liveness port that answered)
+/// lost packets too over the same time, in words; `None` when it answered every try.
+pub fn host_also_lossy(other: &LossFinding) -> Option<String> {
+    (other.loss.sent > 0 && other.loss.answered < other.loss.sent).then(|| {
+        format!(
+            "Port {} of the same host lost {} of {} tries over the same time: the whole path to \
+             the host loses packets, not only this port's.",
+            other.port,
+            other.loss.lost(),
+            other.loss.sent
+        )
+    })
+}
+
+/// For a port silent every time: what another port of the same host did over the same time.
+/// Every try answered there shows the path does not lose packets, so this port's are dropped;
+/// some lost shows loss too, which alone would not silence every try.
+pub fn beside_silence(other: &LossFinding) -> Option<String> {
+    let (sent, answered) = (other.loss.sent, other.loss.answered);
+    match answered {
+        _ if sent == 0 => None,
+        _ if answered == sent => Some(format!(
+            "Port {} of the same host answered all {sent} tries over the same time: the path \
+             does not lose packets, this port's are dropped.",
+            other.port
+        )),
+        _ => Some(format!(
+            "The path loses packets too (port {} of the same host: {} of {sent} unanswered), but \
+             loss alone would not silence every try.",
+            other.port,
+            other.loss.lost()
+        )),
+    }
+}
+
+/// The evidence of echoes sent over the same time as the further connects.
+pub fn echoes_evidence(echoes: &Loss) -> Evidence {
+    evidence("icmp echoes", format!("{} of {} answered", echoes.answered, echoes.sent), None)
+}
+
 /// The tries of every round together, when each round counted them.
 pub fn over_rounds(rounds: &[Round]) -> Option<Tries> {
     rounds
@@ -124,6 +164,21 @@ mod tests {
         assert!(!is_lossy(&finding(6, 0, 0)), "silent every time: a firewall");
         assert!(!is_lossy(&finding(6, 6, 0)));
         assert!(!is_lossy(&finding(6, 3, 1)), "silence mixed with rejects is not loss");
+    }
+
+    #[test]
+    fn another_port_of_the_host_tells_whether_the_whole_path_loses_packets() {
+        let mut clean = finding(5, 5, 0);
+        clean.port = 22;
+        let mut lossy = finding(5, 3, 0);
+        lossy.port = 22;
+        assert_eq!(host_also_lossy(&clean), None);
+        assert!(
+            host_also_lossy(&lossy).unwrap().starts_with("Port 22 of the same host lost 2 of 5")
+        );
+        assert!(beside_silence(&clean).unwrap().contains("answered all 5 tries"));
+        assert!(beside_silence(&lossy).unwrap().contains("port 22 of the same host: 2 of 5"));
+        assert_eq!(beside_silence(&finding(0, 0, 0)), None);
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod cross;
 mod dns;
 mod host;
 mod loss;
-mod mtu;
+pub mod mtu;
 pub mod path;
 mod service;
 
@@ -352,6 +352,11 @@ impl Context<'_> {
                     | Cause::HostUnreachable
                     | Cause::NetworkUnreachable
             );
+        if diagnosis.cause == Cause::PacketLoss
+            && let Some(words) = path::loss_start(traced)
+        {
+            diagnosis.summary = format!("{} {words}", diagnosis.summary);
+        }
         if silent {
             diagnosis.summary = format!("{} {}", diagnosis.summary, reading.sentence);
             if let Some(suggestion) = reading.suggestion {
@@ -610,6 +615,10 @@ impl Context<'_> {
             if loss::is_lossy(found) {
                 diagnosis.cause = Cause::PacketLoss;
                 diagnosis.summary = loss::summary(&endpoint, &found.loss, found.open > 0);
+                let other = liveness.and_then(|l| l.port_loss.as_ref());
+                if let Some(words) = other.and_then(loss::host_also_lossy) {
+                    diagnosis.summary = format!("{} {words}", diagnosis.summary);
+                }
                 diagnosis.suggestions = loss::suggestions(&host_and_port(self.target));
                 diagnosis.evidence.extend(liveness.map(liveness_evidence).unwrap_or_default());
                 return;
@@ -624,6 +633,10 @@ impl Context<'_> {
                 "No answer on {endpoint} within {timeout_ms} ms, while the host is up: a firewall \
                  drops connections to this port."
             );
+            let other = liveness.and_then(|l| l.port_loss.as_ref());
+            if let Some(words) = other.and_then(loss::beside_silence) {
+                diagnosis.summary = format!("{} {words}", diagnosis.summary);
+            }
             diagnosis.suggestions.push(format!(
                 "Allow TCP port {} in the firewalls between here and the host (security groups, iptables, nftables).",
                 self.target.port
@@ -900,6 +913,8 @@ fn liveness_evidence(liveness: &whyrefused_shared::Liveness) -> Vec<Evidence> {
         }
     };
     found.push(evidence("icmp echo", echo, liveness.echo_rtt_us));
+    found.extend(liveness.port_loss.as_ref().map(loss::tries_evidence));
+    found.extend(liveness.echo_loss.as_ref().map(loss::echoes_evidence));
     found
 }
 
@@ -1074,6 +1089,8 @@ mod tests {
             echo_rtt_us: up.then_some(80),
             echo_detail: None,
             host_up: up,
+            port_loss: None,
+            echo_loss: None,
         })
     }
 

@@ -22,6 +22,42 @@ pub struct PathReading {
     pub suggestion: Option<String>,
 }
 
+/// Where a lossy path's loss starts, from the trace's own tries, as mtr reads it: loss that
+/// begins at one hop and persists at every answering hop after it (the target included) starts
+/// there; loss at one router alone, with the hops after it clean, is that router rate-limiting
+/// its answers, not loss. `None` when the trace's last answering hop lost nothing.
+pub fn loss_start(path: &Path) -> Option<String> {
+    let answered: Vec<_> = path.hops.iter().filter(|hop| hop.is_answered()).collect();
+    let last = answered.last().filter(|hop| hop.loss_percent() > 0)?;
+    let start = answered.iter().rev().take_while(|hop| hop.loss_percent() > 0).last()?;
+    let before = answered.iter().rev().find(|hop| hop.ttl < start.ttl);
+    let from = |hop: &whyrefused_shared::Hop| match hop.address {
+        Some(address) => format!("hop {} ({address})", hop.ttl),
+        None => format!("hop {}", hop.ttl),
+    };
+    let counts = |hop: &whyrefused_shared::Hop| {
+        format!("{} of {} tries unanswered", hop.tries - hop.answered.min(hop.tries), hop.tries)
+    };
+    let first = match before {
+        Some(clean) => format!(
+            "The trace's own tries show where: {} answered every try, and loss starts at {} \
+             ({})",
+            from(clean),
+            from(start),
+            counts(start)
+        ),
+        None => format!(
+            "The trace's own tries lose packets from {} on ({})",
+            from(start),
+            counts(start)
+        ),
+    };
+    Some(match start.ttl == last.ttl {
+        true => format!("{first}."),
+        false => format!("{first}, and every hop after it loses some too."),
+    })
+}
+
 /// Reads a finished path. `host_up` is the liveness probes' answer (the host answers on other
 /// ports or to an echo), when they ran.
 pub fn read(path: &Path, host_up: Option<bool>) -> PathReading {
@@ -164,6 +200,35 @@ mod tests {
             tries: if address.is_some() { 1 } else { 3 },
             answered: u8::from(address.is_some()),
         }
+    }
+
+    fn answered(ttl: u8, address: &str, tries: u8, answered: u8) -> Hop {
+        let reply = if ttl == 3 { HopReply::Reached } else { HopReply::TimeExceeded };
+        Hop { tries, answered, ..hop(ttl, Some(address), reply) }
+    }
+
+    #[test]
+    fn loss_starts_where_it_begins_and_persists_to_the_target() {
+        let target: std::net::SocketAddr = "10.0.2.2:8080".parse().unwrap();
+        let lossy = vec![
+            answered(1, "10.0.0.1", 1, 1),
+            answered(2, "10.0.1.1", 3, 2),
+            answered(3, "10.0.2.2", 3, 1),
+        ];
+        let words = loss_start(&Path::of_hops(target, lossy, 3)).unwrap();
+        assert_eq!(
+            words,
+            "The trace's own tries show where: hop 1 (10.0.0.1) answered every try, and loss \
+             starts at hop 2 (10.0.1.1) (1 of 3 tries unanswered), and every hop after it loses \
+             some too."
+        );
+        // A router that drops its own answers while the target answers every try: no loss.
+        let rate_limited = vec![
+            answered(1, "10.0.0.1", 1, 1),
+            answered(2, "10.0.1.1", 3, 1),
+            answered(3, "10.0.2.2", 3, 3),
+        ];
+        assert_eq!(loss_start(&Path::of_hops(target, rate_limited, 3)), None);
     }
 
     fn lost_after(routers: &[&str], target_ttl: Option<u8>) -> Path {

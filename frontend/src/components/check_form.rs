@@ -1,5 +1,6 @@
 //! [`CheckForm`]: the target, an optional timeout, optional retries with their delay, the HTTP
-//! statuses that count as working, and the Diagnose button.
+//! statuses that count as working, whether to send a large payload (the path-MTU test for
+//! services that do not speak first), and the Diagnose button.
 
 use web_sys::HtmlInputElement;
 use whyrefused_shared::{CheckRequest, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS, MAX_RETRIES};
@@ -30,6 +31,7 @@ pub fn check_form(props: &CheckFormProps) -> Html {
     let retries_ref = use_node_ref();
     let delay_ref = use_node_ref();
     let expect_ref = use_node_ref();
+    let large_ref = use_node_ref();
     let problem = use_state(|| None::<FormProblem<Field>>);
 
     {
@@ -45,6 +47,7 @@ pub fn check_form(props: &CheckFormProps) -> Html {
     let onsubmit = {
         let inputs =
             [&target_ref, &timeout_ref, &retries_ref, &delay_ref, &expect_ref].map(NodeRef::clone);
+        let large_ref = large_ref.clone();
         let problem = problem.clone();
         let blocked = props.blocked.is_some();
         let from = props.from.clone();
@@ -63,6 +66,7 @@ pub fn check_form(props: &CheckFormProps) -> Html {
                 retries: &retries,
                 retry_delay: &delay,
                 expect_status: &expect,
+                large: large_ref.cast::<HtmlInputElement>().is_some_and(|box_| box_.checked()),
             };
             match build_request(&fields) {
                 Ok(request) => {
@@ -151,6 +155,11 @@ pub fn check_form(props: &CheckFormProps) -> Html {
                 />
                 <p id="expect-status-help" class="help">{ "HTTP codes, as 200,204" }</p>
             </div>
+            <div class="field field--large">
+                <label for="large">{ "Large send" }</label>
+                <input ref={large_ref} id="large" name="large" type="checkbox" aria-describedby="large-help" />
+                <p id="large-help" class="help">{ "over the MTU, finds black holes" }</p>
+            </div>
             <FormSubmit
                 id="diagnose"
                 label="Diagnose"
@@ -181,6 +190,8 @@ struct FormFields<'a> {
     retries: &'a str,
     retry_delay: &'a str,
     expect_status: &'a str,
+    /// Whether the large-send box is ticked.
+    large: bool,
 }
 
 /// The request the form's fields ask for, or what is wrong with them. Ranges and the target's
@@ -234,6 +245,7 @@ fn build_request(fields: &FormFields) -> Result<CheckRequest, FormProblem<Field>
         retries,
         retry_delay_ms,
         expect_status,
+        large: fields.large,
         ..CheckRequest::new(target)
     })
 }
@@ -257,13 +269,20 @@ mod tests {
             retries: "",
             retry_delay: "",
             expect_status: "",
+            large: false,
         })
         .map_err(|problem| problem.message)
     }
 
     fn build_retried(retries: &str, retry_delay: &str) -> Result<CheckRequest, FormProblem<Field>> {
-        let fields =
-            FormFields { target: "db:5432", timeout: "", retries, retry_delay, expect_status: "" };
+        let fields = FormFields {
+            target: "db:5432",
+            timeout: "",
+            retries,
+            retry_delay,
+            expect_status: "",
+            large: false,
+        };
         build_request(&fields)
     }
 
@@ -315,6 +334,7 @@ mod tests {
             retries: "",
             retry_delay: "",
             expect_status: "",
+            large: false,
         };
         assert_eq!(build_request(&fields(" ", "")).unwrap_err().field, Field::Target);
         assert_eq!(build_request(&fields("db:1", "x")).unwrap_err().field, Field::Timeout);
@@ -337,6 +357,7 @@ mod tests {
             retries: "",
             retry_delay: "",
             expect_status,
+            large: false,
         };
         assert_eq!(build_request(&fields(" 200, 204 ")).unwrap().expect_status, [200, 204]);
         assert!(build_request(&fields("")).unwrap().expect_status.is_empty());
@@ -345,5 +366,18 @@ mod tests {
             assert_eq!(problem.field, Field::ExpectStatus, "{wrong}");
             assert!(problem.message.contains("such as 200,204"), "{problem:?}");
         }
+    }
+
+    #[test]
+    fn the_large_send_box_asks_for_a_large_send() {
+        let fields = FormFields {
+            target: "db:7000",
+            timeout: "",
+            retries: "",
+            retry_delay: "",
+            expect_status: "",
+            large: true,
+        };
+        assert!(build_request(&fields).unwrap().large);
     }
 }

@@ -156,6 +156,8 @@ mod tests {
                 echo_rtt_us: None,
                 echo_detail: None,
                 host_up: false,
+                port_loss: None,
+                echo_loss: None,
             }),
             Finding::NearbyPorts(NearbyPorts { address, probed: 20, open: vec![8080, 8081] }),
             Finding::LocalListeners(LocalListeners {

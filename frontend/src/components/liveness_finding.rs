@@ -1,4 +1,5 @@
-//! [`LivenessFinding`]: whether the host is up, from other ports and an ICMP echo.
+//! [`LivenessFinding`]: whether the host is up, from other ports and an ICMP echo, and what the
+//! path to it lost while the asked port was tried again.
 
 use whyrefused_shared::{ConnectState, EchoState, Liveness, PortProbe};
 use yew::prelude::*;
@@ -29,8 +30,24 @@ pub fn liveness_finding(props: &LivenessFindingProps) -> Html {
                 { for liveness.ports.iter().map(port) }
             </ul>
             <p class="finding-line">{ "ICMP echo: " }{ echo(liveness) }</p>
+            if let Some(words) = path_loss(liveness) {
+                <p class="finding-line path-loss">{ words }</p>
+            }
         </>
     }
+}
+
+/// "Meanwhile, port 22 answered 5 of 5 tries and 4 of 5 echoes came back."
+fn path_loss(liveness: &Liveness) -> Option<String> {
+    let port = liveness.port_loss.as_ref().map(|found| {
+        format!("port {} answered {} of {} tries", found.port, found.loss.answered, found.loss.sent)
+    });
+    let echoes = liveness
+        .echo_loss
+        .as_ref()
+        .map(|loss| format!("{} of {} echoes came back", loss.answered, loss.sent));
+    let parts: Vec<String> = port.into_iter().chain(echoes).collect();
+    (!parts.is_empty()).then(|| format!("Meanwhile, {}.", parts.join(" and ")))
 }
 
 fn port(probe: &PortProbe) -> Html {
@@ -76,6 +93,8 @@ mod tests {
             echo_rtt_us: Some(250),
             echo_detail: None,
             host_up: true,
+            port_loss: None,
+            echo_loss: None,
         };
         let html = render::<LivenessFinding>(LivenessFindingProps { liveness });
         assert!(html.contains("host up"), "{html}");
@@ -93,9 +112,41 @@ mod tests {
             echo_rtt_us: None,
             echo_detail: Some("no ping socket".into()),
             host_up: false,
+            port_loss: None,
+            echo_loss: None,
         };
         let html = render::<LivenessFinding>(LivenessFindingProps { liveness });
         assert!(html.contains("no sign of life"), "{html}");
         assert!(html.contains("not available") && html.contains("(no ping socket)"), "{html}");
+    }
+
+    #[test]
+    fn the_path_loss_meanwhile_is_told_in_words() {
+        let mut liveness = Liveness {
+            address: "192.0.2.1".parse().unwrap(),
+            ports: Vec::new(),
+            echo: EchoState::Replied,
+            echo_rtt_us: Some(300),
+            echo_detail: None,
+            host_up: true,
+            port_loss: None,
+            echo_loss: None,
+        };
+        assert_eq!(path_loss(&liveness), None);
+        liveness.port_loss = Some(whyrefused_shared::LossFinding {
+            address: liveness.address,
+            port: 22,
+            loss: whyrefused_shared::Loss::of(5, 5),
+            open: 5,
+            refused: 0,
+            icmp_errors: 0,
+        });
+        liveness.echo_loss = Some(whyrefused_shared::Loss::of(5, 4));
+        assert_eq!(
+            path_loss(&liveness).as_deref(),
+            Some("Meanwhile, port 22 answered 5 of 5 tries and 4 of 5 echoes came back.")
+        );
+        let html = render::<LivenessFinding>(LivenessFindingProps { liveness });
+        assert!(html.contains("path-loss"), "{html}");
     }
 }

@@ -1,8 +1,9 @@
 //! [`MtuProbeFinding`]: a connection that opened and then stalled, repeated with smaller
 //! segments: one row per MSS tried (completed or stalled, and how long), and the path MTU the
-//! largest working MSS implies.
+//! largest working MSS implies; when the routers told, how far full-size packets get along the
+//! path.
 
-use whyrefused_shared::{MssTry, MtuProbe};
+use whyrefused_shared::{MssTry, MtuProbe, SizedHop, SizedHops};
 use yew::prelude::*;
 
 use crate::format;
@@ -33,7 +34,42 @@ pub fn mtu_probe_finding(props: &MtuProbeFindingProps) -> Html {
                     { for probe.tries.iter().map(row) }
                 </tbody>
             </table>
+            { probe.hops.as_ref().map(hops_table).unwrap_or_default() }
         </>
+    }
+}
+
+/// The routers, nearest first: whether small and full-size packets reached each. Each row
+/// carries `data-ttl` and `data-large`.
+fn hops_table(hops: &SizedHops) -> Html {
+    let full_size = format!("Full-size ({} bytes)", hops.segment_bytes);
+    html! {
+        <table class="mss-table hops-table">
+            <thead>
+                <tr>
+                    <th scope="col">{ "Router" }</th>
+                    <th scope="col">{ "Small packets" }</th>
+                    <th scope="col">{ full_size }</th>
+                </tr>
+            </thead>
+            <tbody>
+                { for hops.hops.iter().map(hop_row) }
+            </tbody>
+        </table>
+    }
+}
+
+fn hop_row(hop: &SizedHop) -> Html {
+    let reached = |yes: bool| match yes {
+        true => html! { <span class="state severity--good">{ "reach it" }</span> },
+        false => html! { <span class="state">{ "never arrive" }</span> },
+    };
+    html! {
+        <tr data-ttl={hop.ttl.to_string()} data-large={hop.large_expired.to_string()}>
+            <td class="mono">{ hop.describe() }</td>
+            <td>{ reached(hop.small_expired) }</td>
+            <td>{ reached(hop.large_expired) }</td>
+        </tr>
     }
 }
 
@@ -95,6 +131,7 @@ mod tests {
                 attempt(1252, false, true),
             ],
             header_bytes: 40,
+            hops: None,
         };
         let html = render::<MtuProbeFinding>(MtuProbeFindingProps { probe });
         assert!(
@@ -105,5 +142,33 @@ mod tests {
         assert!(html.contains(r#"data-mss="1460" data-completed="false""#), "{html}");
         assert!(html.contains("1460 (default)"), "{html}");
         assert_eq!(html.matches(r#"data-completed="true""#).count(), 2);
+        assert!(!html.contains("hops-table"), "no routers measured, no table: {html}");
+    }
+
+    #[test]
+    fn the_routers_table_shows_where_full_size_packets_stop() {
+        let router = |ttl: u8, large_expired: bool| SizedHop {
+            ttl,
+            address: Some(format!("10.0.{ttl}.254").parse().unwrap()),
+            name: None,
+            small_expired: true,
+            large_expired,
+        };
+        let probe = MtuProbe {
+            address: "10.0.6.2:9443".parse().unwrap(),
+            exchange: "TLS handshake".into(),
+            tries: vec![attempt(536, false, true), attempt(1460, true, false)],
+            header_bytes: 40,
+            hops: Some(SizedHops {
+                segment_bytes: 1448,
+                target_ttl: Some(3),
+                hops: vec![router(1, true), router(2, false)],
+            }),
+        };
+        let html = render::<MtuProbeFinding>(MtuProbeFindingProps { probe });
+        assert!(html.contains("Full-size (1448 bytes)"), "{html}");
+        assert!(html.contains(r#"data-ttl="1" data-large="true""#), "{html}");
+        assert!(html.contains(r#"data-ttl="2" data-large="false""#), "{html}");
+        assert!(html.contains("hop 2 (10.0.2.254)"), "{html}");
     }
 }
