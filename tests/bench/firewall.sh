@@ -20,7 +20,7 @@ ns="wrfw$$"
 cleanup() { ip netns del "$ns" 2>/dev/null || true; }
 trap cleanup EXIT
 ip netns add "$ns"
-ip netns exec "$ns" sh -c 'ip link set lo up && ip link add d0 type dummy && ip addr add 10.0.9.2/24 dev d0 && ip link set d0 up'
+ip netns exec "$ns" sh -c 'ip link set lo up && ip addr add 10.0.9.2/24 dev lo'
 {
   echo "table inet filter {"
   echo "  chain input {"
