@@ -202,10 +202,13 @@ fn wait_stopped(path: &str) -> u32 {
         let pid =
             std::fs::read_to_string(path).ok().and_then(|text| text.trim().parse::<u32>().ok());
         let stat = pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok());
-        if let (Some(pid), Some(stat)) = (pid, stat) {
-            if stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('T')) {
-                return pid;
-            }
+        let stopped = |stat: &str| {
+            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        };
+        if let (Some(pid), Some(stat)) = (pid, stat)
+            && stopped(&stat)
+        {
+            return pid;
         }
         assert!(start.elapsed() < std::time::Duration::from_secs(10), "the listener never stopped");
         std::thread::sleep(std::time::Duration::from_millis(20));

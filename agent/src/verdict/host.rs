@@ -262,6 +262,8 @@ fn name_the_rule(
             _ => Cause::Filtered,
         };
     }
+    // The rule is known: the note that a reset from a rule looks like a closed port is moot.
+    diagnosis.evidence.retain(|line| !line.result.contains("looks exactly like a closed port"));
     diagnosis.evidence.push(rule_evidence(found, rule));
     for other in found.matched.iter().skip(1) {
         diagnosis.evidence.push(rule_evidence(found, other));
@@ -399,7 +401,13 @@ mod tests {
     #[test]
     fn a_reject_rule_turns_a_closed_port_into_a_firewall_reject_and_a_busy_one_is_likely() {
         let mut d = diagnosis(Cause::PortClosed);
+        d.evidence.push(evidence(
+            "note",
+            "a firewall rejecting with a TCP reset looks exactly like a closed port from here",
+            None,
+        ));
         apply(&found(vec![rule(RuleAction::Reject, 5)], false), 81, &mut d);
+        assert!(d.evidence.iter().all(|e| e.probe != "note"), "{:?}", d.evidence);
         assert_eq!(d.cause, Cause::FirewallReject);
         assert!(d.summary.contains("is most likely rejected by"), "{}", d.summary);
         assert!(d.evidence[0].result.contains("+5 packet(s)"), "{:?}", d.evidence);

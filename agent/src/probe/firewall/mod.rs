@@ -212,10 +212,10 @@ pub async fn snapshot() -> Result<Vec<ListedRule>, SnapshotError> {
         ("/proc/net/ip_tables_names", "iptables-legacy", "iptables-legacy-save"),
         ("/proc/net/ip6_tables_names", "ip6tables-legacy", "ip6tables-legacy-save"),
     ] {
-        if legacy_tables(names) {
-            if let Some(text) = run(save, &["-c"]).await? {
-                rules.extend(iptables::parse(tool, &text));
-            }
+        if legacy_tables(names)
+            && let Some(text) = run(save, &["-c"]).await?
+        {
+            rules.extend(iptables::parse(tool, &text));
         }
     }
     Ok(rules)
