@@ -26,8 +26,8 @@ use crate::probe::after_connect::{self, AfterConnectPlan};
 use crate::probe::shared_sweep::{self, SharedSweeps};
 use crate::probe::trace::{self as path_trace, TraceOptions};
 use crate::probe::{
-    self, dns_detail, firewall, host_pressure, icmp, listeners, liveness, local_drops, local_ports,
-    mtu, mtu_hops, nearby, repeat,
+    self, dns_detail, firewall, host_pressure, icmp, identify, listeners, liveness, local_drops,
+    local_ports, mtu, mtu_hops, nearby, repeat,
 };
 use crate::rate::{ConnectBudget, SharedBudget};
 use crate::target::{Host, Target, TargetError};
@@ -105,6 +105,9 @@ pub struct CheckPlan {
     pub trace: TraceWhen,
     /// Whether a trace looks up its hops' reverse DNS names.
     pub rdns: bool,
+    /// Whether to name what answers on an open port even when the target expects nothing in
+    /// particular (a scheme or well-known port always asks).
+    pub identify: bool,
 }
 
 /// When a check traces an address's path.
@@ -195,6 +198,7 @@ impl CheckPlan {
             show_processes: true,
             trace: TraceWhen::from_request(request),
             rdns: !request.no_rdns,
+            identify: request.identify,
         })
     }
 
@@ -512,8 +516,18 @@ async fn probe_address(
         let after =
             after_connect::after_connect(stream, address, &after_plan, dns_us, attempt.elapsed_us)
                 .await;
+        let service = match plan.identify || identify::expected(&plan.target).is_some() {
+            true => Some(
+                identify::identify(address, &plan.target, &after, &plan.policy, plan.budget())
+                    .await,
+            ),
+            false => None,
+        };
         let stalled = mtu::stalled(&after, after_plan.deadline);
         reporter.finding(Finding::AfterConnect(Box::new(after)), &mut findings);
+        if let Some(service) = service {
+            reporter.finding(Finding::Service(service), &mut findings);
+        }
         if stalled {
             let probe = probe_mtu(plan, address, &after_plan, mtu::Exchange::of(&after_plan)).await;
             reporter.finding(Finding::MtuProbe(probe), &mut findings);

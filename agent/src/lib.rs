@@ -18,7 +18,7 @@
 //! - [`exporter`]: Prometheus: the blackbox_exporter-compatible `/probe` (its modules, the
 //!   series that name the cause) and the agent's own `/metrics`.
 //! - [`join`]: joining a hub as a vantage point (`serve --join`), and dialling one.
-//! - [`cli`]: the `whyrefused` command line (`serve`, `check`, `scan`, `agents`).
+//! - [`cli`]: the `whyrefused` command line (`serve`, `check`, `scan`, `trace`, `explain`, `agents`).
 //! - [`app`]: the state every layer shares; [`tokens`] and [`peer`]: who may use the agent and
 //!   how peers are counted; [`clock`] and [`logging`]: timestamps, logs, the shutdown signal.
 //!

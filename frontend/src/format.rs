@@ -120,6 +120,7 @@ pub fn cause_title(cause: Cause) -> &'static str {
         Cause::DnsNoAddress => "Name has no addresses",
         Cause::DnsError => "DNS lookup failed",
         Cause::PolicyDenied => "Denied by the agent's policy",
+        Cause::WrongService => "Another service answers on this port",
         Cause::ServerStopped => "The server process is stopped",
         Cause::BacklogFull => "The server's accept queue is full",
         Cause::LocalPortsExhausted => "No local port left",

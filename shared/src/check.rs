@@ -56,6 +56,10 @@ pub struct CheckRequest {
     /// Do not look up the reverse DNS names of a trace's hops.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_rdns: bool,
+    /// Name what answers on an open port (see [`crate::ServiceIdentity`]) even when the
+    /// target's scheme and port expect nothing in particular.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub identify: bool,
 }
 
 impl CheckRequest {
@@ -75,6 +79,7 @@ impl CheckRequest {
             trace: false,
             no_trace: false,
             no_rdns: false,
+            identify: false,
         }
     }
 }
@@ -449,6 +454,10 @@ pub enum Cause {
     /// agent listening beyond loopback) denies every address: no packet was sent. The evidence
     /// names the rule for each address.
     PolicyDenied,
+    /// The port is open, but what answers speaks another protocol than the target's scheme or
+    /// well-known port expects (`postgres://` reaching an HTTP server): the wrong port, or
+    /// something else took it.
+    WrongService,
     /// On the target host itself: the process that owns the listener is stopped (SIGSTOP, a
     /// debugger) or a zombie, so connects may still open but nothing answers.
     ServerStopped,
@@ -469,7 +478,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, for documentation and exhaustive tests.
-    pub const ALL: [Cause; 28] = [
+    pub const ALL: [Cause; 29] = [
         Cause::Reachable,
         Cause::Partial,
         Cause::PortClosed,
@@ -494,6 +503,7 @@ impl Cause {
         Cause::DnsNoAddress,
         Cause::DnsError,
         Cause::PolicyDenied,
+        Cause::WrongService,
         Cause::ServerStopped,
         Cause::BacklogFull,
         Cause::LocalPortsExhausted,
@@ -527,6 +537,7 @@ impl Cause {
             Cause::DnsNoAddress => "dns_no_address",
             Cause::DnsError => "dns_error",
             Cause::PolicyDenied => "policy_denied",
+            Cause::WrongService => "wrong_service",
             Cause::ServerStopped => "server_stopped",
             Cause::BacklogFull => "backlog_full",
             Cause::LocalPortsExhausted => "local_ports_exhausted",
@@ -568,7 +579,8 @@ impl Cause {
             | Cause::DnsNxdomain
             | Cause::DnsNoAddress
             | Cause::DnsError
-            | Cause::ServerStopped
+            | Cause::WrongService => Severity::Bad,
+            Cause::ServerStopped
             | Cause::BacklogFull
             | Cause::LocalPortsExhausted
             | Cause::ConntrackFull => Severity::Bad,

@@ -39,6 +39,8 @@ pub enum Finding {
     /// The path the SYNs take, hop by hop, and the last hop that answered. Sent again as hops
     /// answer (`complete` false) and once at the end; a report keeps the latest per address.
     Path(Box<crate::path::Path>),
+    /// What answers on an open port: the protocol it speaks, and the one expected.
+    Service(crate::service::ServiceIdentity),
     /// On the target host itself: the firewall rule whose counters moved with a repeated probe
     /// of the port (or the rules that could have, without counters), or what reading them needs.
     FirewallRule(crate::host::FirewallMatch),
@@ -63,6 +65,7 @@ impl Finding {
             Finding::LocalDrops(_) => "local_drops",
             Finding::Loss(_) => "loss",
             Finding::MtuProbe(_) => "mtu_probe",
+            Finding::Service(_) => "service",
             Finding::LargeSend(_) => "large_send",
             Finding::Path(_) => "path",
             Finding::FirewallRule(_) => "firewall_rule",

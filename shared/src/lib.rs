@@ -9,11 +9,15 @@
 //!   and every result type inside them (DNS resolution, connect attempts, states, verdicts).
 //! - [`diagnosis`]: the extra probes behind a verdict (DNS detail, liveness, nearby ports, local
 //!   listeners, ICMP errors, what followed the connect) and the evidence they give.
+//! - [`explain`]: recognising the targets a pasted error message names (Node, Go, libpq, …), so
+//!   the agent's `explain` and the page's box read an error alike.
 //! - [`report`]: [`CheckReport`], the fold of a check's events into one document. The page
 //!   renders it, and `whyrefused check --json` prints it.
 //! - [`path`]: [`Path`], the hop-by-hop trace of a connection's SYNs (TCP with rising TTLs).
 //! - [`scan`]: a port scan: the request, its batched progress steps, and [`ScanReport`], their
 //!   fold (what the page's scan view renders and `whyrefused scan --json` prints).
+//! - [`service`]: what answers on an open port ([`ServiceIdentity`]): the protocol named from
+//!   its first bytes or its answer to a harmless probe, and the one the target expected.
 //! - [`host`]: what the agent sees on the target host itself: the firewall rule that matched
 //!   its probe ([`FirewallMatch`]), a listener's [`AcceptQueue`] and its owner's [`OwnerState`].
 //! - [`mtu`]: the MSS probe of a connection that opened and then stalled ([`MtuProbe`]).
@@ -33,6 +37,7 @@
 
 pub mod check;
 pub mod diagnosis;
+pub mod explain;
 pub mod host;
 pub mod loss;
 pub mod message;
@@ -41,6 +46,7 @@ pub mod path;
 pub mod port_group;
 pub mod report;
 pub mod scan;
+pub mod service;
 pub mod vantage;
 
 pub use check::{
@@ -67,6 +73,7 @@ pub use scan::{
     DEFAULT_PORT_SPEC, DEFAULT_SCAN_RETRIES, DEFAULT_SCAN_TIMEOUT_MS, MAX_SCAN_RETRIES, PortResult,
     PortRun, ScanEvent, ScanLoss, ScanProgress, ScanReport, ScanRequest, ScanStep, StateCounts,
 };
+pub use service::{Protocol, ServiceIdentity};
 pub use vantage::{
     ALL_VANTAGES, CrossCause, CrossVerdict, LOCAL_VANTAGE, VantageInfo, VantageResult,
 };

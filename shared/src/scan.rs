@@ -389,7 +389,14 @@ pub struct ScanReport {
     /// The packet loss the scan saw, when it saw any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<ScanLoss>,
+    /// With `--identify`: what answers on each open port (at most
+    /// [`MAX_IDENTIFIED_PORTS`]), in the order of `results`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<crate::service::ServiceIdentity>,
 }
+
+/// The most open ports of one scan whose service is identified.
+pub const MAX_IDENTIFIED_PORTS: usize = 64;
 
 impl ScanReport {
     /// Folds one event into the report.

@@ -1,6 +1,7 @@
 //! The command line: `whyrefused [serve]` starts the agent, `whyrefused check` runs one check,
 //! `whyrefused scan` scans ports, `whyrefused trace` traces the path to a port, `whyrefused
-//! agents` lists a hub's vantage points.
+//! explain` checks every target a pasted error names, `whyrefused agents` lists a hub's vantage
+//! points.
 //!
 //! `check` and `scan` run the same engines in-process (no server needed); with `--via URL` they
 //! run through a hub instead, from the vantage points `--from` names (see [`via`]). `check` exits 0 when
@@ -8,6 +9,7 @@
 //! nothing to scan (the name did not resolve); both exit 2 for invalid input and 3 for an
 //! internal failure.
 
+mod explain;
 mod reload;
 mod report;
 mod scan;
@@ -59,6 +61,8 @@ enum Command {
     Agents(AgentsArgs),
     /// Trace the path to a target's port: TCP SYNs with rising TTLs, which router answers each.
     Trace(trace::TraceArgs),
+    /// Read an error message (TEXT, or standard input) and check every target it names.
+    Explain(explain::ExplainArgs),
 }
 
 /// How to reach a hub, for commands run through one.
@@ -382,6 +386,10 @@ struct ScanArgs {
     /// List every port, refused ones included.
     #[arg(long)]
     all: bool,
+    /// Name what answers on each open port (HTTP, TLS, SSH, Redis …; at most 64 ports), with
+    /// small harmless probes on fresh connections.
+    #[arg(long, conflicts_with = "via")]
+    identify: bool,
     #[command(flatten)]
     via: ViaArgs,
 }
@@ -428,6 +436,10 @@ struct CheckArgs {
     /// Do not look up reverse DNS names for the hops of a trace.
     #[arg(long)]
     no_rdns: bool,
+    /// Name what answers on an open port (HTTP, TLS, SSH, Redis, PostgreSQL …) even when the
+    /// scheme and port expect nothing in particular (they always are for postgres://, :5432 …).
+    #[arg(long)]
+    identify: bool,
     /// Print one JSON document instead of the readable report.
     #[arg(long)]
     json: bool,
@@ -459,6 +471,10 @@ pub fn main() -> ExitCode {
         Some(Command::Trace(args)) => runtime.block_on(async {
             crate::logging::init("whyrefused=warn");
             trace::run(args).await
+        }),
+        Some(Command::Explain(args)) => runtime.block_on(async {
+            crate::logging::init("whyrefused=warn");
+            explain::run(args).await
         }),
         Some(Command::Agents(args)) => runtime.block_on(async {
             crate::logging::init("whyrefused=warn");
@@ -708,6 +724,7 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         trace: args.trace,
         no_trace: args.no_trace,
         no_rdns: args.no_rdns,
+        identify: args.identify,
     };
     if let Some(hub) = args.via.hub() {
         return match hub {
@@ -778,6 +795,9 @@ async fn run_scan(args: ScanArgs) -> ExitCode {
         progress.follow(&event.step, &report);
     })
     .await;
+    if args.identify {
+        report.services = scan::identify_open(&report, &plan).await;
+    }
     let output = if args.json {
         match serde_json::to_string_pretty(&scan::json(&report, args.all)) {
             Ok(json) => json + "\n",

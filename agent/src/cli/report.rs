@@ -32,6 +32,11 @@ impl Colors {
         }
     }
 
+    /// `text` in bold (plain when colour is off).
+    pub(super) fn paint_bold(&self, text: &str) -> String {
+        paint(self.bold, text)
+    }
+
     /// The style of a severity: the one scale the page's colours follow too.
     pub(super) fn for_severity(&self, severity: Severity) -> Style {
         match severity {

@@ -6,7 +6,10 @@ use std::net::IpAddr;
 
 use anstyle::Style;
 use indicatif::{ProgressBar, ProgressStyle};
-use whyrefused_shared::{ConnectState, PortGroup, PortResult, ScanReport, ScanStep};
+use whyrefused_shared::scan::MAX_IDENTIFIED_PORTS;
+use whyrefused_shared::{
+    AfterConnect, ConnectState, PortGroup, PortResult, ScanReport, ScanStep, ServiceIdentity,
+};
 
 use super::report::Colors;
 use crate::scan::ports;
@@ -81,6 +84,37 @@ fn refused_port(address: IpAddr, port: u16) -> PortResult {
     }
 }
 
+/// What answers on each open port of a finished scan (at most [`MAX_IDENTIFIED_PORTS`], eight
+/// at a time), asked as a check asks, under the scan's policy.
+pub async fn identify_open(
+    report: &ScanReport,
+    plan: &crate::scan::ScanPlan,
+) -> Vec<ServiceIdentity> {
+    use futures::StreamExt;
+    let open = report
+        .results
+        .iter()
+        .filter(|r| r.state == ConnectState::Open)
+        .take(MAX_IDENTIFIED_PORTS)
+        .map(|r| std::net::SocketAddr::new(r.address, r.port));
+    let asked = open.map(|address| async move {
+        let target = crate::target::Target::parse(&address.to_string(), None).ok()?;
+        let nothing_yet = AfterConnect {
+            address,
+            early_close: None,
+            banner: None,
+            tls: None,
+            http: None,
+            phases: whyrefused_shared::Phases::default(),
+        };
+        let policy = &plan.policy;
+        Some(crate::probe::identify::identify(address, &target, &nothing_yet, policy, None).await)
+    });
+    let found: Vec<Option<ServiceIdentity>> =
+        futures::stream::iter(asked).buffered(8).collect().await;
+    found.into_iter().flatten().collect()
+}
+
 /// The readable summary of a finished scan.
 pub fn render(report: &ScanReport, colors: Colors, all: bool) -> String {
     let mut out = String::new();
@@ -101,6 +135,14 @@ pub fn render(report: &ScanReport, colors: Colors, all: bool) -> String {
         let _ = writeln!(out, "\n{heading} {}  {meaning}", group_digits(count));
         for result in report.in_group(group) {
             out.push_str(&port_line(result, report.addresses.len() > 1));
+            let address = std::net::SocketAddr::new(result.address, result.port);
+            if let Some(service) = report.services.iter().find(|s| s.address == address) {
+                let _ = writeln!(
+                    out,
+                    "           {}",
+                    paint(colors.dim, &format!("answers: {}", service.describe()))
+                );
+            }
         }
         if group == PortGroup::Closed && all {
             for run in &report.refused {

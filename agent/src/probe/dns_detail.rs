@@ -272,6 +272,13 @@ fn describe_failure(error: &ExchangeError) -> String {
     }
 }
 
+/// The addresses this host's `/etc/hosts` gives `name` (none when it is not there or the file
+/// cannot be read).
+pub async fn hosts_file_entries(name: &str) -> Vec<IpAddr> {
+    let hosts = tokio::fs::read_to_string(HOSTS_FILE).await.unwrap_or_default();
+    hosts_file_addresses(&hosts, &[name])
+}
+
 /// The addresses `/etc/hosts` (given as `text`) lists for any of `names`, in file order.
 pub fn hosts_file_addresses(text: &str, names: &[&str]) -> Vec<IpAddr> {
     let wanted: Vec<String> =

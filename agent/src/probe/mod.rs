@@ -11,6 +11,7 @@ pub mod firewall;
 pub mod host_pressure;
 pub mod http;
 pub mod icmp;
+pub mod identify;
 pub mod listeners;
 pub mod liveness;
 pub mod local_drops;
@@ -26,6 +27,7 @@ pub mod sock_diag;
 pub mod tcp_info;
 pub mod tls;
 pub mod trace;
+pub mod unix_socket;
 
 pub use connect::connect;
 pub use resolve::resolve;

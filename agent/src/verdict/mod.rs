@@ -20,11 +20,13 @@ use crate::target::{Host, Target};
 
 pub mod cross;
 mod dns;
+pub mod explain;
 mod host;
 mod loss;
 pub mod mtu;
 pub mod path;
 mod service;
+mod wrong_service;
 
 /// What one round of probing found.
 #[derive(Debug, Clone, Default)]
@@ -273,6 +275,12 @@ impl Context<'_> {
             ConnectState::Open => {
                 self.opened(attempt, &mut diagnosis);
                 self.mtu_black_hole(attempt, &mut diagnosis);
+                if let Some(service) = self.service(attempt) {
+                    wrong_service::apply(service, &mut diagnosis);
+                    if diagnosis.cause == Cause::WrongService {
+                        self.name_the_process(attempt.address, &mut diagnosis);
+                    }
+                }
             }
             ConnectState::Refused => self.refused(attempt, &mut diagnosis),
             ConnectState::Timeout => self.silent(attempt, &mut diagnosis),
@@ -718,6 +726,13 @@ impl Context<'_> {
         })
     }
 
+    fn service(&self, attempt: &Attempt) -> Option<&whyrefused_shared::ServiceIdentity> {
+        self.findings.iter().find_map(|finding| match finding {
+            Finding::Service(service) if service.address == attempt.socket_addr() => Some(service),
+            _ => None,
+        })
+    }
+
     fn local_drops(&self, attempt: &Attempt) -> Option<&whyrefused_shared::LocalDrops> {
         self.findings.iter().find_map(|finding| match finding {
             Finding::LocalDrops(drops) if drops.address == attempt.socket_addr() => Some(drops),
@@ -946,7 +961,7 @@ fn after_connect_evidence(after: &AfterConnect) -> Vec<Evidence> {
 
 /// The failure causes, most telling first: when addresses fail differently, the verdict names
 /// the one that says most about what to fix.
-const PRECEDENCE: [Cause; 20] = [
+const PRECEDENCE: [Cause; 21] = [
     Cause::LocalPortsExhausted,
     Cause::ConntrackFull,
     Cause::ServerStopped,
@@ -967,6 +982,7 @@ const PRECEDENCE: [Cause; 20] = [
     Cause::Filtered,
     Cause::NoResponse,
     Cause::ConnectError,
+    Cause::WrongService,
 ];
 
 fn combine(target: &Target, diagnoses: Vec<AddressDiagnosis>) -> Verdict {

@@ -155,17 +155,21 @@ pub fn check_form(props: &CheckFormProps) -> Html {
                 />
                 <p id="expect-status-help" class="help">{ "HTTP codes, as 200,204" }</p>
             </div>
-            <div class="field field--large">
-                <label for="large">{ "Large send" }</label>
-                <input ref={large_ref} id="large" name="large" type="checkbox" aria-describedby="large-help" />
-                <p id="large-help" class="help">{ "over the MTU, finds black holes" }</p>
-            </div>
             <FormSubmit
                 id="diagnose"
                 label="Diagnose"
                 blocked={props.blocked.clone()}
                 problem={problem.as_ref().map(|p| (AttrValue::from(FORM_ERROR_ID), p.message.clone()))}
             />
+            <div class="field field--large">
+                <label class="check-option" for="large">
+                    <input ref={large_ref} id="large" name="large" type="checkbox" aria-describedby="large-help" />
+                    { "Large send" }
+                </label>
+                <span id="large-help" class="help">
+                    { "send more than the MTU after the connect, to find a path-MTU black hole" }
+                </span>
+            </div>
         </form>
     }
 }

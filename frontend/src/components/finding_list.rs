@@ -87,6 +87,13 @@ fn finding(finding: &Finding) -> Html {
         Finding::Path(path) => {
             ("Where the packets go", true, html! { <PathView path={(**path).clone()} /> })
         }
+        Finding::Service(service) => (
+            "What answers",
+            false,
+            html! {
+                <p class="finding-line">{ service_line(service) }</p>
+            },
+        ),
         Finding::LocalPorts(held) => (
             "Local ports",
             false,
@@ -127,6 +134,20 @@ fn finding(finding: &Finding) -> Html {
             <h4 class="finding-title">{ title }</h4>
             { body }
         </section>
+    }
+}
+
+/// What answers on the port, and what was expected when it differs.
+fn service_line(service: &whyrefused_shared::ServiceIdentity) -> String {
+    let found = format!(
+        "{} answers on {}: {}.",
+        service.protocol.label(),
+        service.address,
+        service.describe()
+    );
+    match service.expected.filter(|_| service.is_wrong_service()) {
+        Some(expected) => format!("{found} Expected {}.", expected.label()),
+        None => found,
     }
 }
 
@@ -191,6 +212,13 @@ mod tests {
                 address: "127.0.0.1:80".parse().unwrap(),
                 failed_retransmissions: 2,
             }),
+            Finding::Service(whyrefused_shared::ServiceIdentity {
+                address: "127.0.0.1:5432".parse().unwrap(),
+                protocol: whyrefused_shared::Protocol::Http,
+                detail: Some("Server: nginx/1.22.1".into()),
+                received_bytes: None,
+                expected: Some(whyrefused_shared::Protocol::Postgresql),
+            }),
             Finding::FirewallRule(whyrefused_shared::FirewallMatch {
                 address: "127.0.0.1:81".parse().unwrap(),
                 matched: vec![whyrefused_shared::FirewallRule {
@@ -231,6 +259,7 @@ mod tests {
             "250.300 ms",
             "2 retransmissions",
             "OUTPUT chain",
+            "HTTP answers on 127.0.0.1:5432: HTTP (Server: nginx/1.22.1). Expected PostgreSQL.",
             "is dropped by",
             "inet filter input rule 3",
             "tcp dport 81 counter drop",
