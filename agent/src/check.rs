@@ -26,8 +26,8 @@ use crate::probe::after_connect::{self, AfterConnectPlan};
 use crate::probe::shared_sweep::{self, SharedSweeps};
 use crate::probe::trace::{self as path_trace, TraceOptions};
 use crate::probe::{
-    self, dns_detail, icmp, identify, listeners, liveness, local_drops, mtu, mtu_hops, nearby,
-    repeat,
+    self, dns_detail, firewall, host_pressure, icmp, identify, listeners, liveness, local_drops,
+    local_ports, mtu, mtu_hops, nearby, repeat,
 };
 use crate::rate::{ConnectBudget, SharedBudget};
 use crate::target::{Host, Target, TargetError};
@@ -371,6 +371,8 @@ async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
     let dns_us = resolution.elapsed_us;
     let addresses =
         join_all(allowed.iter().map(|ip| probe_address(plan, *ip, dns_us, started, reporter)));
+    let overflows_before = on_this_host.then(local_drops::listen_overflows).flatten();
+    let pressure_before = host_pressure::read();
     let own_listeners = async {
         match on_this_host {
             true => tokio::task::spawn_blocking(move || listeners::listeners_on(port)).await.ok(),
@@ -383,9 +385,24 @@ async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
         attempts.push(attempt);
         findings.extend(address_findings);
     }
-    if let Some(found) = own_listeners {
+    if let Some(mut found) = own_listeners {
+        found.listen_overflows = local_drops::listen_overflows()
+            .zip(overflows_before)
+            .and_then(|(after, before)| after.checked_sub(before));
         let found = if plan.show_processes { found } else { found.without_owners() };
         reporter.finding(Finding::LocalListeners(found), &mut findings);
+    }
+    if attempts.iter().any(|attempt| attempt.state == ConnectState::Timeout) {
+        let pressure = host_pressure::since(&pressure_before, &host_pressure::read());
+        if pressure.is_notable() {
+            reporter.finding(Finding::HostPressure(pressure), &mut findings);
+        }
+    }
+    // One address at a time: each rule probe reads counters the others would move.
+    for attempt in attempts.iter().filter(|a| stopped_on_this_host(a)) {
+        let found = firewall::find_rule(attempt.socket_addr(), plan.budget()).await;
+        let found = if plan.show_processes { found } else { found.without_rule_text() };
+        reporter.finding(Finding::FirewallRule(found), &mut findings);
     }
     if allowed.len() > 1 {
         let replay = happy_eyeballs::replay(&allowed, &attempts, plan.connect_deadline());
@@ -395,6 +412,12 @@ async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
         reporter.finding(Finding::DnsDetail(detail), &mut findings);
     }
     RoundResult { resolution: Some(resolution), attempts, findings, denied }
+}
+
+/// Whether a connect to one of this host's own addresses failed: its own firewall may have
+/// stopped it, and the agent can see which rule did.
+fn stopped_on_this_host(attempt: &Attempt) -> bool {
+    attempt.state != ConnectState::Open && icmp::is_local_address(&attempt.address)
 }
 
 /// The nameservers asked directly, running beside the system resolver and the connects.
@@ -479,6 +502,15 @@ async fn probe_address(
     reporter.send(Step::AttemptFinished { attempt: attempt.clone() });
     let silent_first = attempt.elapsed_us >= clock::micros(LIVENESS_AFTER);
     let mut findings = Vec::new();
+    if attempt.errno.as_ref().is_some_and(|errno| errno.code == libc::EADDRNOTAVAIL) {
+        let held = tokio::task::spawn_blocking(move || local_ports::local_ports(address)).await;
+        if let Ok(mut held) = held {
+            if !plan.show_processes {
+                held.top_owner = None;
+            }
+            reporter.finding(Finding::LocalPorts(held), &mut findings);
+        }
+    }
     if let Some(stream) = stream {
         let after_plan = plan.after_connect_plan();
         let after =

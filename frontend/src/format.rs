@@ -121,6 +121,10 @@ pub fn cause_title(cause: Cause) -> &'static str {
         Cause::DnsError => "DNS lookup failed",
         Cause::PolicyDenied => "Denied by the agent's policy",
         Cause::WrongService => "Another service answers on this port",
+        Cause::ServerStopped => "The server process is stopped",
+        Cause::BacklogFull => "The server's accept queue is full",
+        Cause::LocalPortsExhausted => "No local port left",
+        Cause::ConntrackFull => "Connection-tracking table full",
         Cause::Unknown => "Unknown cause (a newer agent's: update this page)",
     }
 }

@@ -458,6 +458,18 @@ pub enum Cause {
     /// well-known port expects (`postgres://` reaching an HTTP server): the wrong port, or
     /// something else took it.
     WrongService,
+    /// On the target host itself: the process that owns the listener is stopped (SIGSTOP, a
+    /// debugger) or a zombie, so connects may still open but nothing answers.
+    ServerStopped,
+    /// On the target host itself: the listener's accept queue is full (its process accepts too
+    /// slowly, or hangs), so the kernel drops new SYNs while the host is up.
+    BacklogFull,
+    /// The agent's own host has no ephemeral port left for the destination (`EADDRNOTAVAIL`):
+    /// its `ip_local_port_range` is used up by connections to it (established or `TIME_WAIT`).
+    LocalPortsExhausted,
+    /// The agent's host's connection-tracking table (netfilter conntrack) is full, or dropped
+    /// new connections during the check: it drops them while everything else is up.
+    ConntrackFull,
     /// A cause this version does not know: a newer agent named it. Shown as "unknown cause"
     /// rather than failing to read the whole message.
     #[serde(other)]
@@ -466,7 +478,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, for documentation and exhaustive tests.
-    pub const ALL: [Cause; 25] = [
+    pub const ALL: [Cause; 29] = [
         Cause::Reachable,
         Cause::Partial,
         Cause::PortClosed,
@@ -492,6 +504,10 @@ impl Cause {
         Cause::DnsError,
         Cause::PolicyDenied,
         Cause::WrongService,
+        Cause::ServerStopped,
+        Cause::BacklogFull,
+        Cause::LocalPortsExhausted,
+        Cause::ConntrackFull,
     ];
 
     /// The cause's wire name (`port_closed`).
@@ -522,6 +538,10 @@ impl Cause {
             Cause::DnsError => "dns_error",
             Cause::PolicyDenied => "policy_denied",
             Cause::WrongService => "wrong_service",
+            Cause::ServerStopped => "server_stopped",
+            Cause::BacklogFull => "backlog_full",
+            Cause::LocalPortsExhausted => "local_ports_exhausted",
+            Cause::ConntrackFull => "conntrack_full",
             Cause::Unknown => "unknown",
         }
     }
@@ -560,6 +580,10 @@ impl Cause {
             | Cause::DnsNoAddress
             | Cause::DnsError
             | Cause::WrongService => Severity::Bad,
+            Cause::ServerStopped
+            | Cause::BacklogFull
+            | Cause::LocalPortsExhausted
+            | Cause::ConntrackFull => Severity::Bad,
         }
     }
 

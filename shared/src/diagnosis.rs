@@ -41,6 +41,15 @@ pub enum Finding {
     Path(Box<crate::path::Path>),
     /// What answers on an open port: the protocol it speaks, and the one expected.
     Service(crate::service::ServiceIdentity),
+    /// On the target host itself: the firewall rule whose counters moved with a repeated probe
+    /// of the port (or the rules that could have, without counters), or what reading them needs.
+    FirewallRule(crate::host::FirewallMatch),
+    /// After a connect failed with `EADDRNOTAVAIL`: this host's ephemeral ports, and who holds
+    /// the most to the destination.
+    LocalPorts(crate::host::LocalPorts),
+    /// After an unanswered connect: this host's conntrack table full or dropping, or SYN
+    /// cookies sent, during the check.
+    HostPressure(crate::host::HostPressure),
 }
 
 impl Finding {
@@ -59,6 +68,9 @@ impl Finding {
             Finding::Service(_) => "service",
             Finding::LargeSend(_) => "large_send",
             Finding::Path(_) => "path",
+            Finding::FirewallRule(_) => "firewall_rule",
+            Finding::LocalPorts(_) => "local_ports",
+            Finding::HostPressure(_) => "host_pressure",
         }
     }
 }
@@ -207,6 +219,12 @@ pub struct Listener {
     /// The owning process's command line (`python3 -m http.server 8080`), when readable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// Its accept queue, when the kernel shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<crate::host::AcceptQueue>,
+    /// The owning process's state (stopped, a zombie...), when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_state: Option<crate::host::OwnerState>,
 }
 
 /// The agent host's listeners on the asked port.
@@ -220,6 +238,10 @@ pub struct LocalListeners {
     /// (the agent's `--show-processes` shows them), or not readable by the agent's user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owners_hidden: Option<String>,
+    /// SYNs this host dropped while the check ran because a listener's accept queue was full
+    /// (`TcpExt: ListenOverflows` moving, counted for the whole host), when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_overflows: Option<u64>,
 }
 
 /// Why a listener's owner is not named to a client that connected from another host.

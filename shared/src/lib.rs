@@ -18,6 +18,8 @@
 //!   fold (what the page's scan view renders and `whyrefused scan --json` prints).
 //! - [`service`]: what answers on an open port ([`ServiceIdentity`]): the protocol named from
 //!   its first bytes or its answer to a harmless probe, and the one the target expected.
+//! - [`host`]: what the agent sees on the target host itself: the firewall rule that matched
+//!   its probe ([`FirewallMatch`]), a listener's [`AcceptQueue`] and its owner's [`OwnerState`].
 //! - [`mtu`]: the MSS probe of a connection that opened and then stalled ([`MtuProbe`]).
 //! - [`port_group`]: the nine groups a scan's ports are summarised in ([`PortGroup`]), with
 //!   their headings and [`Severity`], so the CLI and the page word and colour them alike.
@@ -36,6 +38,7 @@
 pub mod check;
 pub mod diagnosis;
 pub mod explain;
+pub mod host;
 pub mod loss;
 pub mod message;
 pub mod mtu;
@@ -55,6 +58,10 @@ pub use diagnosis::{
     Finding, HappyEyeballs, HttpClose, HttpHeader, HttpPart, HttpRedirect, HttpReport, IcmpError,
     Listener, Liveness, LocalDrops, LocalListeners, NameserverAnswer, NearbyPorts,
     OWNERS_HIDDEN_FROM_REMOTE, OWNERS_UNREADABLE, Pattern, Phases, PortProbe, Round, TlsReport,
+};
+pub use host::{
+    AcceptQueue, FIREWALL_NEEDS, FirewallMatch, FirewallRule, HostPressure, LocalPorts, OwnerState,
+    PortHolder, RULE_TEXT_HIDDEN, RuleAction,
 };
 pub use loss::{Loss, LossFinding, Tries};
 pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, RequestId};

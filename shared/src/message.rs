@@ -486,8 +486,11 @@ mod tests {
                     pid: Some(4321),
                     process: Some("postgres".into()),
                     command: None,
+                    queue: None,
+                    owner_state: None,
                 }],
                 owners_hidden: None,
+                listen_overflows: None,
             }),
             Finding::AfterConnect(Box::new(AfterConnect {
                 address: "192.0.2.7:443".parse().unwrap(),

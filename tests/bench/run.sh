@@ -25,6 +25,9 @@ bash tests/bench/diagnosis.sh
 echo "== path trace: a 3-hop lab path, and a filtered check with and without the trace"
 bash tests/bench/trace.sh
 
+echo "== the firewall rule on the target host: the snapshot's added time with 1,000 rules (root)"
+bash tests/bench/firewall.sh
+
 echo "== port scans"
 bash tests/bench/scan.sh
 

@@ -13,7 +13,8 @@ pub fn closed_port() -> u16 {
 }
 
 /// A loopback port where new connects hang: a listener that never accepts, with its accept
-/// queue filled, so the kernel drops further SYNs (as a firewall's DROP would).
+/// queue filled, so the kernel drops further SYNs (as a firewall's DROP would; an agent on this
+/// host sees the full queue and says `backlog_full`).
 pub struct HangingPort {
     _listener: Socket,
     _fillers: Vec<TcpStream>,

@@ -32,10 +32,12 @@ async fn a_filtered_checks_card_shows_its_path_and_a_closed_one_offers_the_trace
     client.goto(&agent.url()).await.expect("the page loads");
     wait_for(client, "#connection-status[data-state='connected']", PATIENCE).await;
 
-    // A port whose SYNs are dropped (a full accept queue): filtered, and traced.
+    // A port whose SYNs are dropped (a full accept queue, which the agent on this host names):
+    // silent, and traced.
     let hanging = HangingPort::new();
     fill(client, "#target", &format!("{}{TAB}1000{ENTER}", hanging.address)).await;
-    let card = wait_for(client, ".check[data-done='true'][data-cause='filtered']", PATIENCE).await;
+    let card =
+        wait_for(client, ".check[data-done='true'][data-cause='backlog_full']", PATIENCE).await;
     let path = card
         .find(Locator::Css(".finding[data-probe='path'] .path-view"))
         .await

@@ -47,6 +47,11 @@ fn both_systemd_units_pass_systemd_analyze_verify() {
             assert!(unit.contains(line), "{name} lacks {line}");
         }
     }
+    // The agent that runs on the hosts may read their firewall counters; the hub needs not.
+    let join = deploy_file("whyrefused-join.service");
+    assert!(join.contains("CapabilityBoundingSet=CAP_NET_RAW CAP_NET_ADMIN\n"), "{join}");
+    assert!(join.contains("AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN\n"), "{join}");
+    assert!(!deploy_file("whyrefused.service").contains("CAP_NET_ADMIN"));
 }
 
 /// Gives `path` to the unprivileged user (65534) with `mode`.

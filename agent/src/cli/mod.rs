@@ -128,8 +128,9 @@ struct ServeArgs {
     /// Disconnect a client that leaves more than this many MiB of messages unread.
     #[arg(long, value_name = "MIB", default_value_t = (Limits::DEFAULT.outbox_bytes >> 20) as u32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     max_unread_mib: u32,
-    /// Name the processes that own this host's listeners (pid, command) to remote clients too,
-    /// a joined agent's hub included; clients on this host always see them.
+    /// Name the processes that own this host's listeners (pid, command), and show the text of
+    /// its firewall rules, to remote clients too, a joined agent's hub included; clients on this
+    /// host always see them.
     #[arg(long)]
     show_processes: bool,
     /// On an agent with tokens, close a socket that has not said hello within this many seconds.

@@ -1,15 +1,19 @@
 //! The agent host's own listening sockets on a port, with the process that owns each.
 //!
-//! Read from `/proc/net/tcp` and `/proc/net/tcp6` (the agent's network namespace), and the
-//! owner from the `socket:[inode]` links under `/proc/*/fd` (all processes when the agent runs
-//! as root, its own user's otherwise).
+//! Read from `/proc/net/tcp` and `/proc/net/tcp6` (the agent's network namespace), each with its
+//! accept queue from the kernel's socket diagnostics ([`sock_diag`]: waiting connections and
+//! backlog), and the owner from the `socket:[inode]` links under `/proc/*/fd`
+//! (all processes when the agent runs as root, its own user's otherwise), with the owner's state
+//! from `/proc/PID/stat`.
 
 use std::collections::HashMap;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use socket2::{Domain, Socket, Type};
-use whyrefused_shared::{Listener, LocalListeners, OWNERS_UNREADABLE};
+
+use super::sock_diag;
+use whyrefused_shared::{Listener, LocalListeners, OWNERS_UNREADABLE, OwnerState};
 
 /// The TCP state number of a listening socket in `/proc/net/tcp`.
 const LISTEN: &str = "0A";
@@ -19,32 +23,57 @@ pub fn listeners_on(port: u16) -> LocalListeners {
     // Reading the tables costs the kernel a walk of every socket (over a millisecond each in a
     // sandbox like gVisor); when the port is free there is nothing to find.
     if port_is_free(port) {
-        return LocalListeners { port, listeners: Vec::new(), owners_hidden: None };
+        return LocalListeners {
+            port,
+            listeners: Vec::new(),
+            owners_hidden: None,
+            listen_overflows: None,
+        };
     }
-    let mut sockets = Vec::new();
+    let mut sockets: Vec<ListeningSocket> = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         if let Ok(text) = fs::read_to_string(table) {
             sockets.extend(
-                parse_table(&text).into_iter().filter(|(address, _)| address.port() == port),
+                parse_table(&text).into_iter().filter(|socket| socket.address.port() == port),
             );
         }
     }
+    // The kernel may list a socket twice when the table changes while it is read.
+    let mut seen = std::collections::HashSet::new();
+    sockets.retain(|socket| seen.insert(socket.inode));
     let owners = if sockets.is_empty() { HashMap::new() } else { socket_owners() };
+    let queues = if sockets.is_empty() { HashMap::new() } else { sock_diag::accept_queues() };
     let listeners: Vec<Listener> = sockets
         .into_iter()
-        .map(|(address, inode)| {
-            let owner = owners.get(&inode);
+        .map(|socket| {
+            let owner = owners.get(&socket.inode);
             Listener {
-                address,
+                address: socket.address,
                 pid: owner.map(|(pid, _)| *pid),
                 process: owner.map(|(_, name)| name.clone()),
                 command: owner.and_then(|(pid, _)| command_line(*pid)),
+                queue: queues.get(&socket.inode).copied(),
+                owner_state: owner.and_then(|(pid, _)| process_state(*pid)),
             }
         })
         .collect();
     let unreadable = listeners.iter().any(|listener| listener.pid.is_none());
     let owners_hidden = unreadable.then(|| OWNERS_UNREADABLE.to_string());
-    LocalListeners { port, listeners, owners_hidden }
+    LocalListeners { port, listeners, owners_hidden, listen_overflows: None }
+}
+
+/// A process's state (`/proc/PID/stat`'s field after the name in parentheses).
+pub fn process_state(pid: u32) -> Option<OwnerState> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    state_of_stat(&stat)
+}
+
+/// The state in a `/proc/PID/stat` line: the name may hold spaces and parentheses, so the state
+/// is the first word after the last `)`.
+fn state_of_stat(stat: &str) -> Option<OwnerState> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let code = rest.split_whitespace().next()?.chars().next()?;
+    Some(OwnerState::from_code(code))
 }
 
 /// A process's command line, its arguments joined by spaces (`/proc/PID/cmdline`).
@@ -92,8 +121,15 @@ pub fn accepts(listener: &SocketAddr, destination: &IpAddr) -> bool {
         || (bound.is_unspecified() && (bound.is_ipv4() == destination.is_ipv4() || bound.is_ipv6()))
 }
 
+/// One listening socket of a `/proc/net/tcp*` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ListeningSocket {
+    address: SocketAddr,
+    inode: u64,
+}
+
 /// The listening sockets in one `/proc/net/tcp*` table, with their inodes.
-fn parse_table(text: &str) -> Vec<(SocketAddr, u64)> {
+fn parse_table(text: &str) -> Vec<ListeningSocket> {
     text.lines()
         .skip(1)
         .filter_map(|line| {
@@ -103,7 +139,7 @@ fn parse_table(text: &str) -> Vec<(SocketAddr, u64)> {
             }
             let address = parse_address(fields.get(1)?)?;
             let inode = fields.get(9)?.parse().ok()?;
-            Some((address, inode))
+            Some(ListeningSocket { address, inode })
         })
         .collect()
 }
@@ -111,7 +147,7 @@ fn parse_table(text: &str) -> Vec<(SocketAddr, u64)> {
 /// `0100007F:1538` (IPv4) or 32 hex digits and a port (IPv6): the kernel prints each 32-bit
 /// word of the address as a number read in host (little-endian) order, so its bytes in memory
 /// order are the address's bytes in network order.
-fn parse_address(text: &str) -> Option<SocketAddr> {
+pub(super) fn parse_address(text: &str) -> Option<SocketAddr> {
     let (address, port) = text.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
     let words: Vec<u32> = (0..address.len() / 8)
@@ -133,7 +169,7 @@ fn parse_address(text: &str) -> Option<SocketAddr> {
 }
 
 /// Socket inode → (pid, process name), from every readable `/proc/PID/fd`.
-fn socket_owners() -> HashMap<u64, (u32, String)> {
+pub(super) fn socket_owners() -> HashMap<u64, (u32, String)> {
     let mut owners = HashMap::new();
     let Ok(processes) = fs::read_dir("/proc") else {
         return owners;
@@ -174,6 +210,28 @@ mod tests {
             Some("[::1]:8080".parse().unwrap())
         );
         assert_eq!(parse_address("nonsense"), None);
+    }
+
+    #[test]
+    fn only_listeners_are_read_from_the_table() {
+        // /proc/net/tcp of a lab namespace: a listener with backlog 1 that never accepts, after
+        // three connects (two wait, the third's SYN is dropped), and one of its connections.
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0201000A:1F90 00000000:0000 0A 00000001:00000002 00:00000000 00000000     0        0 81234 1 0000000000000000 100 0 0 10 0
+   1: 0201000A:1F90 0101000A:B3A2 01 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000 20 4 30 10 -1
+";
+        let sockets = parse_table(table);
+        assert_eq!(sockets.len(), 1, "only the listener");
+        assert_eq!(sockets[0].address, "10.0.1.2:8080".parse().unwrap());
+        assert_eq!(sockets[0].inode, 81234);
+    }
+
+    #[test]
+    fn the_state_follows_the_last_parenthesis_of_the_name() {
+        let stat = "4242 (gunicorn: (worker) x) T 1 4242 4242 0 -1 4194560 0 0 0 0";
+        assert_eq!(state_of_stat(stat), Some(OwnerState::Stopped));
+        let this = process_state(std::process::id());
+        assert!(matches!(this, Some(OwnerState::Running | OwnerState::Sleeping)), "{this:?}");
     }
 
     #[test]
@@ -228,6 +286,8 @@ mod tests {
         let only = &found.listeners[0];
         assert_eq!(only.address, listener.local_addr().unwrap());
         assert_eq!(only.pid, Some(std::process::id()));
+        assert_eq!(only.queue.map(|q| q.waiting), Some(0), "nothing waits to be accepted");
+        assert_eq!(only.queue.map(|q| q.backlog), Some(128), "std's backlog");
     }
 
     #[test]

@@ -12,16 +12,32 @@ use std::fs;
 
 /// How many TCP retransmissions this network namespace has failed to send, if readable.
 pub fn retransmit_failures() -> Option<u64> {
-    parse(&fs::read_to_string("/proc/net/netstat").ok()?)
+    tcp_ext("TCPRetransFail")
 }
 
-/// The `TCPRetransFail` value from `/proc/net/netstat`'s text: a `TcpExt:` line of names
-/// followed by a `TcpExt:` line of values.
-fn parse(text: &str) -> Option<u64> {
+/// How many SYNs this network namespace dropped because a listener's accept queue was full
+/// (`ListenOverflows`), if readable.
+pub fn listen_overflows() -> Option<u64> {
+    tcp_ext("ListenOverflows")
+}
+
+/// One `TcpExt` counter of `/proc/net/netstat`.
+fn tcp_ext(name: &str) -> Option<u64> {
+    parse(&fs::read_to_string("/proc/net/netstat").ok()?, name)
+}
+
+/// One `TcpExt` counter of `/proc/net/netstat`'s text, read once for several counters.
+pub fn parse_tcp_ext(text: &str, name: &str) -> Option<u64> {
+    parse(text, name)
+}
+
+/// The value of `name` in `/proc/net/netstat`'s text: a `TcpExt:` line of names followed by a
+/// `TcpExt:` line of values.
+fn parse(text: &str, name: &str) -> Option<u64> {
     let mut lines = text.lines().filter(|line| line.starts_with("TcpExt:"));
     let names = lines.next()?;
     let values = lines.next()?;
-    let index = names.split_whitespace().position(|name| name == "TCPRetransFail")?;
+    let index = names.split_whitespace().position(|found| found == name)?;
     values.split_whitespace().nth(index)?.parse().ok()
 }
 
@@ -31,9 +47,10 @@ mod tests {
 
     #[test]
     fn the_counter_is_found_by_name() {
-        let text = "TcpExt: SyncookiesSent TCPRetransFail TCPWinProbe\nTcpExt: 0 7 1\nIpExt: InNoRoutes\nIpExt: 0\n";
-        assert_eq!(parse(text), Some(7));
-        assert_eq!(parse("IpExt: A\nIpExt: 1\n"), None);
+        let text = "TcpExt: SyncookiesSent TCPRetransFail ListenOverflows\nTcpExt: 0 7 3\nIpExt: InNoRoutes\nIpExt: 0\n";
+        assert_eq!(parse(text, "TCPRetransFail"), Some(7));
+        assert_eq!(parse(text, "ListenOverflows"), Some(3));
+        assert_eq!(parse("IpExt: A\nIpExt: 1\n", "TCPRetransFail"), None);
     }
 
     #[test]

@@ -70,6 +70,7 @@ pub fn compare_checks(checks: &[VantageCheck<'_>]) -> CrossVerdict {
         .filter_map(|(check, result)| Some((check, result.cause?)))
         .collect();
     let paths = where_paths_go(&finished);
+    let host_view = target_host_view(&finished);
     let verdict = |cause, summary: String, mut details: Vec<String>| {
         details.extend(missing.iter().cloned());
         let summary = match (&paths, cause) {
@@ -78,6 +79,13 @@ pub fn compare_checks(checks: &[VantageCheck<'_>]) -> CrossVerdict {
                 format!("{summary} {}", paths.sentence)
             }
             _ => summary,
+        };
+        let summary = match &host_view {
+            Some(view) => {
+                details.push(view.clone());
+                format!("{summary} {view}")
+            }
+            None => summary,
         };
         CrossVerdict { cause, summary, details, vantages: vantages.clone() }
     };
@@ -161,6 +169,43 @@ pub fn compare_checks(checks: &[VantageCheck<'_>]) -> CrossVerdict {
          verdicts."
     );
     verdict(CrossCause::Differs, summary, each(&failed))
+}
+
+/// What the target host itself proved, when one of the vantage points is the target host and its
+/// check named the rule, the stopped process, the full queue or the full table: "app1 is
+/// dropped by db1's `inet filter input` rule 3: `tcp dport 81 counter drop`."
+fn target_host_view(finished: &[(&VantageCheck<'_>, Cause)]) -> Option<String> {
+    let (host, cause) = finished.iter().find(|(check, _)| holds_target(check))?;
+    let others: Vec<&str> = finished
+        .iter()
+        .filter(|(check, cause)| check.name != host.name && !connected(*cause))
+        .map(|(check, _)| check.name)
+        .collect();
+    let rule = host.report.findings.iter().find_map(|finding| match finding {
+        whyrefused_shared::Finding::FirewallRule(found) => found.matched.first(),
+        _ => None,
+    });
+    if let Some(rule) = rule {
+        let verb = match rule.action {
+            whyrefused_shared::RuleAction::Reject => "rejected",
+            _ => "dropped",
+        };
+        let family = if rule.tool == "nft" { &rule.family } else { &rule.tool };
+        let chain = format!("`{family} {} {}`", rule.table, rule.chain);
+        let place = match rule.policy {
+            true => format!("{chain} policy"),
+            false => format!("{chain} rule {}", rule.position),
+        };
+        let who = match others.as_slice() {
+            [] => "Connections are".to_string(),
+            [one] => format!("{one} is"),
+            many => format!("{} are", list(many)),
+        };
+        return Some(format!("{who} {verb} by {}'s {place}: `{}`.", host.name, rule.text));
+    }
+    let proven = matches!(cause, Cause::ServerStopped | Cause::BacklogFull | Cause::ConntrackFull);
+    let summary = host.report.verdict.as_ref().map(|verdict| verdict.summary.as_str())?;
+    proven.then(|| format!("On {} (the target host itself): {summary}", host.name))
 }
 
 /// Where each vantage point's SYNs go, from the paths they traced.
@@ -560,6 +605,68 @@ mod tests {
         let verdict = compare(&[("db", &[db], &open), ("app", &[], &refused)]);
         assert_eq!(verdict.cause, CrossCause::FirewallBetween);
         assert!(verdict.summary.contains("the target host's own firewall"), "{verdict:?}");
+    }
+
+    fn with_rule(mut report: CheckReport) -> CheckReport {
+        let rule = whyrefused_shared::FirewallRule {
+            tool: "nft".into(),
+            family: "inet".into(),
+            table: "filter".into(),
+            chain: "input".into(),
+            position: 3,
+            policy: false,
+            handle: Some(9),
+            text: "tcp dport 5432 counter drop".into(),
+            action: whyrefused_shared::RuleAction::Drop,
+            packets: Some(1),
+        };
+        report.findings.push(whyrefused_shared::Finding::FirewallRule(
+            whyrefused_shared::FirewallMatch {
+                address: "10.0.3.2:5432".parse().unwrap(),
+                matched: vec![rule],
+                exact: true,
+                probes: 1,
+                candidates: vec![],
+                rules_read: 5,
+                unreadable: None,
+                elapsed_us: 900,
+            },
+        ));
+        report
+    }
+
+    #[test]
+    fn the_target_hosts_own_rule_is_named_in_the_cross_verdict() {
+        let db: IpAddr = DB.parse().unwrap();
+        let there = with_rule(report(&[DB], Cause::Filtered));
+        let here = report(&[DB], Cause::Filtered);
+        let verdict = compare(&[("app1", &[], &here), ("db1", &[db], &there)]);
+        assert_eq!(verdict.cause, CrossCause::Same);
+        assert!(
+            verdict.summary.ends_with(
+                "app1 is dropped by db1's `inet filter input` rule 3: `tcp dport 5432 counter \
+                 drop`."
+            ),
+            "{verdict:?}"
+        );
+        // Without the target host among the vantage points, nothing is claimed.
+        let elsewhere = compare(&[("app1", &[], &here), ("app2", &[], &there)]);
+        assert!(!elsewhere.summary.contains("db1's"), "{elsewhere:?}");
+    }
+
+    #[test]
+    fn a_stopped_server_seen_by_the_target_host_is_said_in_the_cross_verdict() {
+        let db: IpAddr = DB.parse().unwrap();
+        let mut there = report(&[DB], Cause::ServerStopped);
+        there.verdict.as_mut().unwrap().summary = "pid 4242 (postgres) is stopped.".into();
+        let here = report(&[DB], Cause::Filtered);
+        let verdict = compare(&[("app1", &[], &here), ("db1", &[db], &there)]);
+        assert!(
+            verdict
+                .summary
+                .contains("On db1 (the target host itself): pid 4242 (postgres) is stopped."),
+            "{verdict:?}"
+        );
     }
 
     #[test]

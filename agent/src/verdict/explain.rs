@@ -152,6 +152,8 @@ mod tests {
                 pid: Some(42),
                 process: Some("node".into()),
                 command: None,
+                queue: None,
+                owner_state: None,
             })
             .collect();
         CheckReport {
@@ -159,6 +161,7 @@ mod tests {
                 owners_hidden: None,
                 port,
                 listeners,
+                listen_overflows: None,
             })],
             verdict: Some(Verdict {
                 cause: Cause::LoopbackOnly,

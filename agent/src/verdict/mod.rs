@@ -21,6 +21,7 @@ use crate::target::{Host, Target};
 pub mod cross;
 mod dns;
 pub mod explain;
+mod host;
 mod loss;
 pub mod mtu;
 pub mod path;
@@ -137,6 +138,9 @@ pub fn across_rounds(target: &Target, rounds: &[Round], mut verdicts: Vec<Verdic
         .iter()
         .map(|r| r.cause)
         .max_by_key(|cause| failures.iter().filter(|r| r.cause == *cause).count());
+    // A round whose drop this host's own firewall rule proved is not loss, however the others
+    // went.
+    let host_proven = verdicts.iter().any(host::proves_drop);
     // The latest verdict of the cause that matters carries its evidence and suggestions.
     let chosen = match (persistent, most_frequent) {
         (false, Some(cause)) => verdicts.iter().rposition(|v| v.cause == cause),
@@ -146,7 +150,9 @@ pub fn across_rounds(target: &Target, rounds: &[Round], mut verdicts: Vec<Verdic
     let Some(mut verdict) = (!verdicts.is_empty()).then(|| verdicts.swap_remove(chosen)) else {
         return self::verdict(Cause::ConnectError, "No round ran.".into(), vec![], timeline);
     };
-    let lossy = loss::rounds_are_lossy(rounds).then(|| loss::over_rounds(rounds)).flatten();
+    let lossy = (!host_proven && loss::rounds_are_lossy(rounds))
+        .then(|| loss::over_rounds(rounds))
+        .flatten();
     if let Some(tries) = lossy {
         // The latest silent round carries the liveness evidence.
         if let Some(silent) = verdicts.iter().rposition(|v| v.cause != Cause::Reachable) {
@@ -299,23 +305,61 @@ impl Context<'_> {
                 );
             }
         }
-        self.place_on_path(attempt, &mut diagnosis);
+        let proved = self.host_proof(attempt, &mut diagnosis);
+        self.place_on_path(attempt, proved, &mut diagnosis);
         diagnosis
     }
 
+    /// What the target host itself proves (the agent runs on it): the firewall rule that
+    /// stopped the probe, the listener's stopped owner or full accept queue, win over what the
+    /// client side inferred. Whether it proved one.
+    fn host_proof(&self, attempt: &Attempt, diagnosis: &mut AddressDiagnosis) -> bool {
+        let address = attempt.socket_addr();
+        let rule = self.findings.iter().find_map(|finding| match finding {
+            Finding::FirewallRule(found) if found.address == address => Some(found),
+            _ => None,
+        });
+        let named = match rule.filter(|_| attempt.state != ConnectState::Open) {
+            Some(found) => host::apply(found, self.target.port, diagnosis),
+            None => false,
+        };
+        let held = self.findings.iter().find_map(|finding| match finding {
+            Finding::LocalPorts(held) if held.destination == address => Some(held),
+            _ => None,
+        });
+        if let Some(held) = held {
+            return host::apply_local_ports(held, diagnosis);
+        }
+        let pressure = self.findings.iter().find_map(|finding| match finding {
+            Finding::HostPressure(pressure) => Some(pressure),
+            _ => None,
+        });
+        if !named && pressure.is_some_and(|p| host::apply_pressure(p, attempt, diagnosis)) {
+            return true;
+        }
+        let on_this_host = icmp::is_local_address(&attempt.address);
+        named
+            || self
+                .local_listeners()
+                .filter(|_| on_this_host)
+                .is_some_and(|found| host::apply_listener(found, attempt, diagnosis))
+    }
+
     /// Adds where the packets die, from the address's traced path: to the summary and the
-    /// suggestions of a silent or unreachable verdict, to the evidence of any.
-    fn place_on_path(&self, attempt: &Attempt, diagnosis: &mut AddressDiagnosis) {
+    /// suggestions of a silent or unreachable verdict (unless the host itself `proved` where
+    /// they die), to the evidence of any.
+    fn place_on_path(&self, attempt: &Attempt, proved: bool, diagnosis: &mut AddressDiagnosis) {
         let Some(traced) = self.traced_path(attempt.socket_addr()) else { return };
         let host_up = self.liveness(attempt.address).map(|l| l.host_up);
         let reading = path::read(traced, host_up);
-        let silent = matches!(
-            diagnosis.cause,
-            Cause::Filtered
-                | Cause::NoResponse
-                | Cause::HostUnreachable
-                | Cause::NetworkUnreachable
-        );
+        let silent = !proved
+            && matches!(
+                diagnosis.cause,
+                Cause::Filtered
+                    | Cause::NoResponse
+                    | Cause::HostUnreachable
+                    | Cause::NetworkUnreachable
+            );
         if diagnosis.cause == Cause::PacketLoss
             && let Some(words) = path::loss_start(traced)
         {
@@ -917,7 +961,11 @@ fn after_connect_evidence(after: &AfterConnect) -> Vec<Evidence> {
 
 /// The failure causes, most telling first: when addresses fail differently, the verdict names
 /// the one that says most about what to fix.
-const PRECEDENCE: [Cause; 17] = [
+const PRECEDENCE: [Cause; 21] = [
+    Cause::LocalPortsExhausted,
+    Cause::ConntrackFull,
+    Cause::ServerStopped,
+    Cause::BacklogFull,
     Cause::LocalFirewall,
     Cause::LoopbackOnly,
     Cause::FirewallReject,
@@ -1341,12 +1389,15 @@ mod tests {
     fn an_ipv6_loopback_listener_is_named_in_brackets() {
         let listeners = Finding::LocalListeners(LocalListeners {
             owners_hidden: None,
+            listen_overflows: None,
             port: 5432,
             listeners: vec![Listener {
                 address: "[::1]:5432".parse().unwrap(),
                 pid: Some(4321),
                 process: Some("postgres".into()),
                 command: None,
+                queue: None,
+                owner_state: None,
             }],
         });
         let verdict = conclude_on(
@@ -1412,12 +1463,15 @@ mod tests {
     fn a_listener_on_loopback_only_explains_the_refusal() {
         let listeners = Finding::LocalListeners(LocalListeners {
             owners_hidden: None,
+            listen_overflows: None,
             port: 5432,
             listeners: vec![Listener {
                 address: "127.0.0.1:5432".parse().unwrap(),
                 pid: Some(4321),
                 process: Some("postgres".into()),
                 command: None,
+                queue: None,
+                owner_state: None,
             }],
         });
         let verdict = conclude_on(
@@ -1518,6 +1572,26 @@ mod tests {
         );
         assert!(verdict.summary.contains("all 2 rounds"));
         assert_eq!(verdict.evidence.iter().filter(|e| e.probe.starts_with("round ")).count(), 2);
+    }
+
+    #[test]
+    fn rounds_dropped_by_a_named_rule_are_not_loss() {
+        let tries = Some(whyrefused_shared::Tries { sent: 6, answered: 3, open: 3 });
+        let rounds = [
+            Round { tries, ..round(1, Cause::Filtered) },
+            Round { tries, ..round(2, Cause::Reachable) },
+        ];
+        let mut dropped = plain(Cause::Filtered);
+        dropped.evidence.push(evidence(host::RULE_EVIDENCE, "inet filter input rule 2", None));
+        let verdict =
+            across_rounds(&target("db:5432"), &rounds, vec![dropped, plain(Cause::Reachable)]);
+        assert_eq!(verdict.cause, Cause::Filtered, "{verdict:?}");
+        let lossy = across_rounds(
+            &target("db:5432"),
+            &rounds,
+            vec![plain(Cause::Filtered), plain(Cause::Reachable)],
+        );
+        assert_eq!(lossy.cause, Cause::PacketLoss, "without the rule, loss: {lossy:?}");
     }
 
     #[test]

@@ -551,9 +551,12 @@ mod tests {
             pid: Some(pid),
             process: Some("python3".into()),
             command: Some(format!("python3 -m http.server {pid}")),
+            queue: None,
+            owner_state: None,
         };
         let found = LocalListeners {
             owners_hidden: None,
+            listen_overflows: None,
             port: 8080,
             listeners: vec![listener("[::]:8080", 1), listener("127.0.0.1:8080", 2)],
         };

@@ -5,6 +5,7 @@ use yew::prelude::*;
 
 use crate::components::after_connect_finding::AfterConnectFinding;
 use crate::components::dns_detail_finding::DnsDetailFinding;
+use crate::components::firewall_rule_finding::FirewallRuleFinding;
 use crate::components::happy_eyeballs_finding::HappyEyeballsFinding;
 use crate::components::liveness_finding::LivenessFinding;
 use crate::components::local_drops_finding::LocalDropsFinding;
@@ -93,6 +94,37 @@ fn finding(finding: &Finding) -> Html {
                 <p class="finding-line">{ service_line(service) }</p>
             },
         ),
+        Finding::LocalPorts(held) => (
+            "Local ports",
+            false,
+            html! {
+                <p class="finding-line">{ format!(
+                    "{} of the {} local ports ({}-{}) are held to {} ({} established, {} in TIME_WAIT){}.",
+                    held.to_destination(), held.size(), held.range.0, held.range.1,
+                    held.destination, held.established, held.time_wait,
+                    held.top_owner.as_ref().map(|top| format!(
+                        "; pid {} ({}) holds {}", top.pid, top.process, top.sockets
+                    )).unwrap_or_default()
+                ) }</p>
+            },
+        ),
+        Finding::HostPressure(pressure) => (
+            "This host's tables",
+            false,
+            html! {
+                <p class="finding-line">{ format!(
+                    "Conntrack: {} tracked of {}, {} dropped during the check; SYN cookies sent: {} ({} invalid).",
+                    pressure.conntrack_count.map_or("?".into(), |c| c.to_string()),
+                    pressure.conntrack_max.map_or("?".into(), |m| m.to_string()),
+                    pressure.conntrack_drops, pressure.syncookies_sent, pressure.syncookies_failed
+                ) }</p>
+            },
+        ),
+        Finding::FirewallRule(found) => (
+            "This host's firewall rule",
+            true,
+            html! { <FirewallRuleFinding found={found.clone()} /> },
+        ),
     };
     html! {
         <section
@@ -156,8 +188,11 @@ mod tests {
                     pid: Some(4321),
                     process: Some("postgres".into()),
                     command: None,
+                    queue: None,
+                    owner_state: None,
                 }],
                 owners_hidden: None,
+                listen_overflows: None,
             }),
             Finding::AfterConnect(Box::new(AfterConnect {
                 address: "127.0.0.1:80".parse().unwrap(),
@@ -184,6 +219,27 @@ mod tests {
                 received_bytes: None,
                 expected: Some(whyrefused_shared::Protocol::Postgresql),
             }),
+            Finding::FirewallRule(whyrefused_shared::FirewallMatch {
+                address: "127.0.0.1:81".parse().unwrap(),
+                matched: vec![whyrefused_shared::FirewallRule {
+                    tool: "nft".into(),
+                    family: "inet".into(),
+                    table: "filter".into(),
+                    chain: "input".into(),
+                    position: 3,
+                    policy: false,
+                    handle: Some(9),
+                    text: "tcp dport 81 counter drop".into(),
+                    action: whyrefused_shared::RuleAction::Drop,
+                    packets: Some(1),
+                }],
+                exact: true,
+                probes: 1,
+                candidates: vec![],
+                rules_read: 4,
+                unreadable: None,
+                elapsed_us: 3000,
+            }),
         ];
         let names: Vec<&str> = findings.iter().map(Finding::name).collect();
         let html = render::<FindingList>(FindingListProps { findings });
@@ -204,6 +260,9 @@ mod tests {
             "2 retransmissions",
             "OUTPUT chain",
             "HTTP answers on 127.0.0.1:5432: HTTP (Server: nginx/1.22.1). Expected PostgreSQL.",
+            "is dropped by",
+            "inet filter input rule 3",
+            "tcp dport 81 counter drop",
         ] {
             assert!(html.contains(expected), "{expected} in {html}");
         }

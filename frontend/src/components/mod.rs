@@ -11,6 +11,7 @@ pub mod cross_verdict;
 pub mod dns_detail_finding;
 pub mod evidence_list;
 pub mod finding_list;
+pub mod firewall_rule_finding;
 pub mod form_submit;
 pub mod happy_eyeballs_finding;
 pub mod http_response;
