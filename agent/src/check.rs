@@ -642,10 +642,7 @@ async fn target_distance(
 
 /// A liveness port that answered (open or refused), if any.
 fn answering_port(live: &Liveness) -> Option<u16> {
-    live.ports
-        .iter()
-        .find(|p| matches!(p.state, ConnectState::Open | ConnectState::Refused))
-        .map(|p| p.port)
+    live.ports.iter().find(|p| p.state.is_answer()).map(|p| p.port)
 }
 
 /// The open ports near `address`, which just refused `refused`: from a sweep that started

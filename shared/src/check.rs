@@ -311,6 +311,12 @@ pub enum ConnectState {
 }
 
 impl ConnectState {
+    /// Whether the host itself answered: a SYN-ACK (open) or a reset (refused). Silence, an ICMP
+    /// error from the way and a local failure are not answers from the host.
+    pub fn is_answer(self) -> bool {
+        matches!(self, ConnectState::Open | ConnectState::Refused)
+    }
+
     /// Every state, for documentation, counts and exhaustive tests.
     pub const ALL: [ConnectState; 8] = [
         ConnectState::Open,

@@ -105,11 +105,7 @@ pub struct SizedHop {
 impl SizedHop {
     /// The router as words: `hop 2 (10.0.7.2)`, with its name when known.
     pub fn describe(&self) -> String {
-        match (&self.address, &self.name) {
-            (Some(address), Some(name)) => format!("hop {} ({name}, {address})", self.ttl),
-            (Some(address), None) => format!("hop {} ({address})", self.ttl),
-            (None, _) => format!("hop {}", self.ttl),
-        }
+        crate::path::hop_words(self.ttl, self.address, self.name.as_deref())
     }
 }
 

@@ -63,7 +63,26 @@ pub struct Hop {
     pub answered: u8,
 }
 
+/// A hop as words: `hop 2 (10.0.7.2)`, with its reverse DNS name when known.
+pub fn hop_words(ttl: u8, address: Option<IpAddr>, name: Option<&str>) -> String {
+    match (address, name) {
+        (Some(address), Some(name)) => format!("hop {ttl} ({name}, {address})"),
+        (Some(address), None) => format!("hop {ttl} ({address})"),
+        (None, _) => format!("hop {ttl}"),
+    }
+}
+
 impl Hop {
+    /// The hop as words ([`hop_words`]).
+    pub fn describe(&self) -> String {
+        hop_words(self.ttl, self.address, self.name.as_deref())
+    }
+
+    /// How many tries went unanswered.
+    pub fn unanswered(&self) -> u8 {
+        self.tries - self.answered.min(self.tries)
+    }
+
     /// Whether anything answered at this TTL.
     pub fn is_answered(&self) -> bool {
         self.reply != HopReply::Silent
@@ -73,7 +92,7 @@ impl Hop {
     pub fn loss_percent(&self) -> u8 {
         match self.tries {
             0 => 0,
-            tries => (100 * u32::from(tries - self.answered.min(tries)) / u32::from(tries)) as u8,
+            tries => (100 * u32::from(self.unanswered()) / u32::from(tries)) as u8,
         }
     }
 }

@@ -43,7 +43,7 @@ pub async fn echo(address: IpAddr, deadline: Duration) -> Echo {
             return Echo { state: EchoState::Unavailable, rtt_us: None, detail: Some(detail) };
         }
     };
-    let identifier = (std::process::id() & 0xffff) as u16;
+    let identifier = identifier();
     let request = request(address, identifier, 1);
     let start = Instant::now();
     if let Err(error) = socket.send_to(&request, SocketAddr::new(address, 0)).await {
@@ -65,7 +65,7 @@ pub async fn echo(address: IpAddr, deadline: Duration) -> Echo {
 /// last: the loss on the path to the host, as ping measures it. `None` when no echo can be sent.
 pub async fn echo_loss(address: IpAddr, round_trip: Duration) -> Option<Loss> {
     let (socket, kind) = open(address).ok()?;
-    let identifier = (std::process::id() & 0xffff) as u16;
+    let identifier = identifier();
     let send = async {
         for sequence in 1..=LOSS_ECHOES {
             let request = request(address, identifier, sequence);
@@ -94,6 +94,11 @@ pub async fn echo_loss(address: IpAddr, round_trip: Duration) -> Option<Loss> {
     let deadline = sending + repeat::quick_wait(round_trip);
     let (sent, _) = tokio::join!(send, tokio::time::timeout(deadline, collect));
     (sent > 0).then(|| Loss::of(u32::from(sent), replied.len() as u32))
+}
+
+/// The echo identifier: this process's id, as ping uses (a ping socket replaces it with its own).
+fn identifier() -> u16 {
+    (std::process::id() & 0xffff) as u16
 }
 
 fn open(address: IpAddr) -> Result<(UdpSocket, Kind), String> {

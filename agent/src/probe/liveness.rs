@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use whyrefused_shared::{Attempt, ConnectState, EchoState, Liveness, LossFinding, PortProbe};
+use whyrefused_shared::{Attempt, EchoState, Liveness, LossFinding, PortProbe};
 
 use super::{connect, echo, repeat};
 use crate::policy::TargetPolicy;
@@ -52,7 +52,7 @@ pub async fn liveness(
             elapsed_us: attempt.elapsed_us,
         })
         .collect();
-    let answered = ports.iter().any(|p| answered(p.state));
+    let answered = ports.iter().any(|p| p.state.is_answer());
     Liveness {
         address,
         host_up: answered || echo.state == EchoState::Replied,
@@ -63,11 +63,6 @@ pub async fn liveness(
         echo_rtt_us: echo.rtt_us,
         echo_detail: echo.detail,
     }
-}
-
-/// Whether a connect was answered (open, or refused with a reset).
-fn answered(state: ConnectState) -> bool {
-    matches!(state, ConnectState::Open | ConnectState::Refused)
 }
 
 /// Connects to each port at once, in `ports`' order; as soon as one answers, quick further
@@ -88,7 +83,7 @@ async fn ports_and_loss(
     loop {
         tokio::select! {
             Some(attempt) = pending.next() => {
-                if further.is_none() && port_loss.is_none() && answered(attempt.state) {
+                if further.is_none() && port_loss.is_none() && attempt.state.is_answer() {
                     let target = attempt.socket_addr();
                     let round_trip = Duration::from_micros(attempt.elapsed_us);
                     further = Some(Box::pin(async move {

@@ -73,10 +73,7 @@ pub async fn quick_connects(
 
 /// Every connect to one port, the first and the further ones, told as tries and answers.
 pub fn tally(address: SocketAddr, attempts: &[&Attempt]) -> LossFinding {
-    let answered = |attempt: &&&Attempt| {
-        attempt.icmp.is_none()
-            && matches!(attempt.state, ConnectState::Open | ConnectState::Refused)
-    };
+    let answered = |attempt: &&&Attempt| attempt.icmp.is_none() && attempt.state.is_answer();
     let count = |state: ConnectState| {
         attempts.iter().filter(answered).filter(|attempt| attempt.state == state).count() as u32
     };

@@ -480,8 +480,7 @@ impl Driver {
     /// Counts a port that answered (a SYN-ACK or a reset, not an ICMP error) towards the loss
     /// estimate; returns whether it did.
     fn count_answer(&self, ended: &PortOutcome) -> bool {
-        let answered = ended.icmp.is_none()
-            && matches!(ended.state, ConnectState::Open | ConnectState::Refused);
+        let answered = ended.icmp.is_none() && ended.state.is_answer();
         if answered {
             self.work.loss.answered(ended.tries);
         }

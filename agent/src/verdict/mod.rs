@@ -909,10 +909,7 @@ fn liveness_evidence(liveness: &whyrefused_shared::Liveness) -> Vec<Evidence> {
         .ports
         .iter()
         .map(|probe| {
-            let meaning = match probe.state {
-                ConnectState::Open | ConnectState::Refused => " (the host is up)",
-                _ => "",
-            };
+            let meaning = if probe.state.is_answer() { " (the host is up)" } else { "" };
             evidence(
                 format!("liveness port {}", probe.port),
                 format!("{}{meaning}", probe.state.as_str()),

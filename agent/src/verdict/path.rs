@@ -28,33 +28,25 @@ pub struct PathReading {
 /// its answers, not loss. `None` when the trace's last answering hop lost nothing.
 pub fn loss_start(path: &Path) -> Option<String> {
     let answered: Vec<_> = path.hops.iter().filter(|hop| hop.is_answered()).collect();
-    let last = answered.last().filter(|hop| hop.loss_percent() > 0)?;
-    let start = answered.iter().rev().take_while(|hop| hop.loss_percent() > 0).last()?;
+    // The run of lossy hops that ends the path: none when its last answering hop lost nothing.
+    let lossy = answered.iter().rev().take_while(|hop| hop.unanswered() > 0).count();
+    let start = answered.len().checked_sub(lossy).filter(|_| lossy > 0).map(|i| answered[i])?;
     let before = answered.iter().rev().find(|hop| hop.ttl < start.ttl);
-    let from = |hop: &whyrefused_shared::Hop| match hop.address {
-        Some(address) => format!("hop {} ({address})", hop.ttl),
-        None => format!("hop {}", hop.ttl),
-    };
-    let counts = |hop: &whyrefused_shared::Hop| {
-        format!("{} of {} tries unanswered", hop.tries - hop.answered.min(hop.tries), hop.tries)
-    };
+    let counts = format!("{} of {} tries unanswered", start.unanswered(), start.tries);
     let first = match before {
         Some(clean) => format!(
             "The trace's own tries show where: {} answered every try, and loss starts at {} \
-             ({})",
-            from(clean),
-            from(start),
-            counts(start)
+             ({counts})",
+            clean.describe(),
+            start.describe()
         ),
-        None => format!(
-            "The trace's own tries lose packets from {} on ({})",
-            from(start),
-            counts(start)
-        ),
+        None => {
+            format!("The trace's own tries lose packets from {} on ({counts})", start.describe())
+        }
     };
-    Some(match start.ttl == last.ttl {
-        true => format!("{first}."),
-        false => format!("{first}, and every hop after it loses some too."),
+    Some(match lossy {
+        1 => format!("{first}."),
+        _ => format!("{first}, and every hop after it loses some too."),
     })
 }
 

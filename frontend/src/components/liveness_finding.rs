@@ -1,7 +1,7 @@
 //! [`LivenessFinding`]: whether the host is up, from other ports and an ICMP echo, and what the
 //! path to it lost while the asked port was tried again.
 
-use whyrefused_shared::{ConnectState, EchoState, Liveness, PortProbe};
+use whyrefused_shared::{EchoState, Liveness, PortProbe};
 use yew::prelude::*;
 
 use crate::format;
@@ -52,7 +52,7 @@ fn path_loss(liveness: &Liveness) -> Option<String> {
 
 fn port(probe: &PortProbe) -> Html {
     // Any answer, open or refused, proves the host up.
-    let answered = matches!(probe.state, ConnectState::Open | ConnectState::Refused);
+    let answered = probe.state.is_answer();
     html! {
         <li
             class={classes!("chip", if answered { "chip--open" } else { "chip--quiet" })}
@@ -80,6 +80,7 @@ fn echo(liveness: &Liveness) -> Html {
 mod tests {
     use super::*;
     use crate::components::render;
+    use whyrefused_shared::ConnectState;
 
     #[test]
     fn a_host_up_lists_each_port_and_the_echo_time() {
