@@ -1,5 +1,5 @@
 //! What the whole agent shares: its identity, limits, target policy, connect budget, tokens, scan slots, the
-//! hub's registry and the shutdown signal. Every layer below the command line reads it; none
+//! hub's registry, its history and the shutdown signal. Every layer below the command line reads it; none
 //! owns it.
 
 use std::net::IpAddr;
@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 use whyrefused_shared::AgentInfo;
 
 use crate::exporter::Exporter;
+use crate::history::Availability;
 use crate::hub::Hub;
 use crate::peer::{OpenSessions, SessionCaps};
 use crate::policy::TargetPolicy;
@@ -105,6 +106,8 @@ pub struct AppState {
     pub show_processes: bool,
     /// The probe modules of `/probe` and the counters of `/metrics`.
     pub exporter: Exporter,
+    /// Where every check and scan run here is stored (`--no-history`: off).
+    pub history: Availability,
 }
 
 impl AppState {
@@ -127,6 +130,7 @@ impl AppState {
             hub: Hub::default(),
             show_processes: false,
             exporter: Exporter::default(),
+            history: Availability::Off,
         }
     }
 

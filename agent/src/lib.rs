@@ -11,6 +11,8 @@
 //! - [`rate`]: the agent-wide budget of connects per second.
 //! - [`scan`]: port scans: port specs, an epoll connect engine, batched results.
 //! - [`wire`]: the bounded outbox and frame writer every socket uses, decoding client messages.
+//! - [`history`]: every check and scan run here or by the CLI, stored in one SQLite file
+//!   (retention, the writer thread, the CSV export), for the API and `whyrefused history`.
 //! - [`hub`]: where requests run: here ([`hub::local`]), or at several vantage points at once
 //!   (the registry of joined agents, their links, the fan-out).
 //! - [`server`]: the axum server: the embedded page at `/`, the WebSocket at `/ws`, origin and
@@ -22,7 +24,7 @@
 //! - [`app`]: the state every layer shares; [`tokens`] and [`peer`]: who may use the agent and
 //!   how peers are counted; [`clock`] and [`logging`]: timestamps, logs, the shutdown signal.
 //!
-//! The layers go one way: cli → join → server → exporter → hub → wire → check/scan → verdict → probe. The
+//! The layers go one way: cli → join → server → exporter → hub → history → wire → check/scan → verdict → probe. The
 //! wire protocol lives in the `whyrefused-shared` crate, shared with the page.
 
 pub mod app;
@@ -31,6 +33,7 @@ pub mod cli;
 pub mod clock;
 pub mod exporter;
 pub mod happy_eyeballs;
+pub mod history;
 pub mod hub;
 pub mod join;
 pub mod logging;

@@ -178,6 +178,8 @@ async fn run_at(
         scans: state.scans.clone(),
         client: ClientId::next(),
         metrics: None,
+        // A scrape is a measurement, repeated every interval: Prometheus keeps those.
+        history: None,
         origin,
     };
     // Dropped at the budget: the vantage point's part is cancelled there.

@@ -23,9 +23,12 @@ use whyrefused_shared::{
 use super::SILENCE_GRACE;
 use super::link::{ClientId, RemoteRequest, StartError};
 use super::local::{self, Plan, Refused, Said, Stops};
+// One vantage point's report as it is folded.
+use super::recorded::Folded as Report;
 use super::registry::Vantage;
 use crate::app::AppState;
 use crate::clock;
+use crate::history::{Asker, History};
 use crate::exporter::{AgentMetrics, Via};
 use crate::scan::limits::ScanSlots;
 use crate::verdict::cross::{VantageCheck, compare_checks, compare_scans};
@@ -148,13 +151,10 @@ pub(crate) struct Fanout {
     /// Where each vantage point's finished check or scan is counted (`/metrics`); `None` when
     /// the caller counts it itself.
     pub metrics: Option<AgentMetrics>,
+    /// Where each vantage point's finished part is stored; `None` when it is not.
+    pub history: Option<History>,
 }
 
-/// One vantage point's report as it is folded.
-enum Report {
-    Check(CheckReport),
-    Scan(ScanReport),
-}
 
 /// Folds one vantage point's events and passes them on, tagged.
 struct Fold<'a> {
@@ -220,6 +220,7 @@ impl Fanout {
         let runs = self.vantages.iter().map(|vantage| self.run_at(vantage, &job));
         let reports: Vec<Report> = join_all(runs).await;
         self.count(&reports);
+        self.store(&job, &reports);
         let verdict = match &job.plan {
             Plan::Check(_) => {
                 let addresses: Vec<Vec<IpAddr>> = self.vantages.iter().map(addresses_of).collect();
@@ -283,6 +284,20 @@ impl Fanout {
                     metrics.scan_done(outcome, vantage.name(), took);
                 }
             }
+        }
+    }
+
+    /// Stores each vantage point's finished part in the history, under its name.
+    fn store(&self, job: &Job, reports: &[Report]) {
+        let Some(history) = &self.history else { return };
+        for (vantage, report) in self.vantages.iter().zip(reports) {
+            let asker = Asker {
+                vantage: vantage.name().to_string(),
+                token: self.origin.token.clone(),
+                source: "websocket",
+                watch: None,
+            };
+            report.store(Some(history), &job.plan, asker);
         }
     }
 
@@ -488,6 +503,7 @@ mod tests {
             scans: ScanSlots::new(1),
             client,
             metrics: None,
+            history: None,
         };
         (fanout, client_end)
     }

@@ -6,6 +6,7 @@
 //!   the audit lines of the hub and of the joined agents it forwards the request to.
 //! - [`local`]: runs one validated request here: the one runner behind a session's own
 //!   requests and the hub's `local` part of a request from several places.
+//! - [`recorded`]: a finished request's report, stored in the agent's history.
 //! - [`registry`]: the list of joined agents ([`Hub`]): online or not, since when, last seen,
 //!   and a handle on each link; bounded in agents and addresses, forgetting long-offline ones
 //!   ([`HubLimits`]).
@@ -28,6 +29,7 @@ pub mod audit;
 pub mod fanout;
 pub mod link;
 pub mod local;
+pub mod recorded;
 pub mod registry;
 
 use std::net::IpAddr;

@@ -1,9 +1,12 @@
 //! The agent server: the page at `/` and the WebSocket at `/ws`, from one origin, and the
-//! Prometheus routes (`/probe`, `/metrics`, `/-/reload`).
+//! Prometheus routes (`/probe`, `/metrics`, `/-/reload`), and the HTTP API of stored results
+//! (`/api/results`, [`api`]).
 //!
 //! [`router`] builds the routes (tests serve it on port 0); [`serve`] runs it until a shutdown
 //! signal, then tells every session's running requests and waits briefly for them to finish.
 
+pub mod admit;
+pub mod api;
 pub mod assets;
 pub mod origin;
 pub mod prometheus;
@@ -80,7 +83,11 @@ impl axum::serve::Listener for PlainListener {
 
 /// The routes: the page's files and the WebSocket.
 pub fn router(state: AppState) -> Router {
-    assets::routes().route(WS_PATH, get(upgrade)).merge(prometheus::routes()).with_state(state)
+    assets::routes()
+        .route(WS_PATH, get(upgrade))
+        .merge(prometheus::routes())
+        .merge(api::routes())
+        .with_state(state)
 }
 
 async fn upgrade(

@@ -7,25 +7,24 @@
 //! setting); an agent token is refused, and failures count towards the peer's lockout.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tracing::{info, warn};
 
-use super::{Peer, origin};
+use super::Peer;
+use super::admit::{Caller, admit};
 use crate::app::AppState;
 use crate::clock;
 use crate::exporter::Via;
 use crate::exporter::exposition::{self, Probed};
 use crate::exporter::modules::DEFAULT_MODULE;
 use crate::exporter::probe::{self, Answer, ProbeAsk, ProbeError};
-use crate::tokens::{Holder, TokenRole};
 
 /// The header in which Prometheus says how long it waits for a scrape.
 const SCRAPE_TIMEOUT_HEADER: &str = "x-prometheus-scrape-timeout-seconds";
@@ -36,70 +35,6 @@ pub fn routes() -> Router<AppState> {
         .route("/probe", get(probe))
         .route("/metrics", get(metrics))
         .route("/-/reload", post(reload))
-}
-
-/// Who made an allowed scrape: the token's name when the agent has tokens.
-struct Caller {
-    peer: SocketAddr,
-    token: Option<String>,
-}
-
-/// Why a scrape was refused; the text goes back with the status.
-#[derive(Debug, thiserror::Error)]
-enum Refusal {
-    #[error("too many failed authentications from {peer}: try again in {seconds} s")]
-    Blocked { peer: std::net::IpAddr, seconds: u64 },
-    #[error("{0}")]
-    Origin(#[from] origin::OriginError),
-    #[error(
-        "the token '{0}' is an agent token (name:secret:agent): it may only register as a \
-         vantage point. Scrape with a client token (name:secret)"
-    )]
-    AgentToken(String),
-    #[error(
-        "this agent needs a token: send one of its token file's client secrets as \
-         Authorization: Bearer SECRET (Prometheus: the scrape config's \
-         authorization.credentials_file)"
-    )]
-    NoToken,
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let status = match &self {
-            Refusal::Blocked { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Refusal::Origin(_) | Refusal::AgentToken(_) => StatusCode::FORBIDDEN,
-            Refusal::NoToken => StatusCode::UNAUTHORIZED,
-        };
-        let challenge = [("www-authenticate", "Bearer")];
-        (status, challenge, self.to_string()).into_response()
-    }
-}
-
-/// Applies the rules every scrape meets: the peer's lockout, Host and Origin and cross-site,
-/// then a client token when the agent has tokens.
-fn admit(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<Caller, Refusal> {
-    if let Some(wait) = state.auth_blocked_for(peer.ip()) {
-        return Err(Refusal::Blocked { peer: peer.ip(), seconds: wait.as_secs().max(1) });
-    }
-    if let Err(refusal) = origin::check_fetch(headers, state.tokens.is_some()) {
-        warn!(%peer, %refusal, "refused a Prometheus request");
-        return Err(refusal.into());
-    }
-    let Some(tokens) = &state.tokens else { return Ok(Caller { peer, token: None }) };
-    let presented = headers
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    match presented.and_then(|secret| tokens.verify(secret)) {
-        Some(Holder { name, role: TokenRole::Client }) => Ok(Caller { peer, token: Some(name) }),
-        Some(Holder { name, role: TokenRole::Agent }) => Err(Refusal::AgentToken(name)),
-        None => {
-            state.record_auth_failure(peer.ip());
-            warn!(%peer, "a Prometheus request without a valid token");
-            Err(Refusal::NoToken)
-        }
-    }
 }
 
 async fn probe(

@@ -28,7 +28,9 @@ use crate::clock;
 use crate::exporter::Via;
 use crate::hub::fanout::{Fanout, Job, Work};
 use crate::hub::link::ClientId;
+use crate::history::Asker;
 use crate::hub::local::{self, Plan, Said, Stops};
+use crate::hub::recorded::Folded;
 use crate::hub::registry::{self, Conflict};
 use crate::hub::{PING_INTERVAL, PING_TIMEOUT, Registration, audit};
 use crate::tokens::{Holder, TokenRole};
@@ -437,6 +439,7 @@ impl Session {
             scans: self.state.scans.clone(),
             client: self.hub_client,
             metrics: Some(self.state.exporter.metrics.clone()),
+            history: self.state.history.history().cloned(),
         };
         self.tasks.spawn(async move {
             let id = fanout.run(job).await;
@@ -463,6 +466,7 @@ impl Session {
         info!(peer = %self.peer, %id, request_id, kind, target = ?target, "request started");
         let request = Request {
             id,
+            role: self.role,
             outbox: self.outbox.clone(),
             stops: Stops { cancel: claim.cancel.clone(), shutdown: self.state.shutdown.clone() },
             claim,
@@ -595,6 +599,8 @@ fn refused_token_message(given: bool) -> &'static str {
 /// One request run here, and how to reach its client.
 struct Request {
     id: RequestId,
+    /// Whether it came from this socket's client or through the hub this agent joined.
+    role: Role,
     /// Its hold on its id, released just before its `done` goes out.
     claim: Claim,
     outbox: Outbox,
@@ -627,7 +633,13 @@ impl Request {
     async fn run(self, plan: Plan) -> RequestId {
         let start = Instant::now();
         let id = self.id;
+        let mut folded = Folded::of(&plan);
         let ran = local::run(&plan, &self.state.scans, &self.stops, |said| {
+            match &said {
+                Said::Check(event) => folded.check(event),
+                Said::Scan(event) => folded.scan(event),
+                Said::Error(..) => {}
+            }
             if is_done(&said) {
                 self.claim.release();
             }
@@ -642,6 +654,7 @@ impl Request {
             Ok(ran) => {
                 self.count(&plan, &ran, start.elapsed());
                 self.write_audit(&plan, &ran, start.elapsed());
+                folded.store(self.state.history.history(), &plan, self.asker());
             }
             Err(refused) => {
                 let error = AgentMessage::Error {
@@ -653,6 +666,17 @@ impl Request {
             }
         }
         id
+    }
+
+    /// Who asked, as the history stores it: here, by the token's name (a hub's client's, for a
+    /// request through the hub this agent joined).
+    fn asker(&self) -> Asker {
+        let source = match self.role {
+            Role::Client => "websocket",
+            Role::JoinedToHub => "hub",
+        };
+        let token = self.audit.origin.token.clone();
+        Asker { vantage: LOCAL_VANTAGE.to_string(), token, source, watch: None }
     }
 
     /// Counts the request for `/metrics`: a check by its cause, a scan by how it ended.

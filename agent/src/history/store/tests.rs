@@ -1,0 +1,158 @@
+//! The history file's behaviour: storing and finding results, migrations, retention, errors a
+//! user can act on, and two writers on one file.
+
+use super::*;
+use crate::history::record::Asker;
+
+fn entry(host: &str, port: Option<u16>, started_ms: i64, cause: &str) -> Entry {
+    Entry {
+        id: formats::new_id(),
+        kind: if port.is_some() { Kind::Check } else { Kind::Scan },
+        host: host.into(),
+        port,
+        input: port.map_or_else(|| host.to_string(), |port| format!("{host}:{port}")),
+        started_ms,
+        finished_ms: started_ms + 3,
+        asker: Asker { vantage: "local".into(), token: Some("team".into()), source: "cli", watch: None },
+        cause: Some(cause.into()),
+        reachable: Some(cause == "reachable"),
+        connect_us: Some(1500),
+        summary: Some(format!("it is {cause}")),
+        report: format!(r#"{{"cause":"{cause}","padding":"{}"}}"#, "x".repeat(400)),
+    }
+}
+
+fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("nested/history.sqlite")).unwrap();
+    (dir, store)
+}
+
+fn all(limit: usize) -> Query {
+    Query { limit, ..Query::default() }
+}
+
+#[test]
+fn results_come_back_newest_first_by_host_port_and_time() {
+    let (_dir, mut store) = temp_store();
+    let old = entry("db", Some(5432), 1_000, "refused");
+    let new = entry("db", Some(5432), 2_000, "reachable");
+    let other_port = entry("db", Some(80), 3_000, "reachable");
+    let scan = entry("db", None, 4_000, "completed");
+    let other_host = entry("web", Some(80), 5_000, "reachable");
+    store.insert(&[old.clone(), new.clone(), other_port.clone(), scan.clone(), other_host]).unwrap();
+
+    let of_port = Query { host: Some("db".into()), port: Some(5432), ..all(10) };
+    let ids: Vec<String> = store.query(&of_port).unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(ids, [new.id.clone(), old.id.clone()]);
+
+    let of_host = Query { host: Some("db".into()), ..all(10) };
+    assert_eq!(store.query(&of_host).unwrap().len(), 4, "the host's checks and its scan");
+    let recent = Query { since_ms: Some(2_000), ..of_port.clone() };
+    assert_eq!(store.query(&recent).unwrap().len(), 1);
+    assert_eq!(store.query(&all(2)).unwrap().len(), 2, "the limit");
+
+    let summary = &store.query(&of_port).unwrap()[0];
+    assert_eq!(summary.at, "1970-01-01T00:00:02.000Z");
+    assert_eq!((summary.cause.as_deref(), summary.connect_ms), (Some("reachable"), Some(1.5)));
+    assert_eq!(summary.asked_by.as_deref(), Some("team"));
+}
+
+#[test]
+fn a_result_is_found_by_its_id_with_its_report() {
+    let (_dir, mut store) = temp_store();
+    let stored = entry("db", Some(5432), 1_000, "refused");
+    store.insert(std::slice::from_ref(&stored)).unwrap();
+    let found = store.get(&stored.id).unwrap().expect("stored");
+    assert_eq!(found.summary.id, stored.id);
+    assert_eq!(found.report["cause"], "refused");
+    assert!(store.get("0000000000").unwrap().is_none());
+}
+
+#[test]
+fn results_survive_reopening_and_migrations_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.sqlite");
+    let kept = entry("db", Some(1), 1, "refused");
+    Store::open(&path).unwrap().insert(std::slice::from_ref(&kept)).unwrap();
+    let reopened = Store::open(&path).unwrap();
+    assert_eq!(reopened.count().unwrap(), 1);
+    assert_eq!(reopened.version().unwrap(), MIGRATIONS.len() as i64);
+    let mode: String =
+        reopened.connection.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn retention_by_age_removes_only_what_is_older() {
+    let (_dir, mut store) = temp_store();
+    let day = 86_400_000;
+    store.insert(&[entry("db", Some(1), 0, "a"), entry("db", Some(1), 9 * day, "b")]).unwrap();
+    let retention = Retention { max_age: Some(Duration::from_secs(2 * 86_400)), max_bytes: None };
+    assert_eq!(store.prune(retention, 10 * day).unwrap(), 1);
+    let left = store.query(&all(10)).unwrap();
+    assert_eq!(left.iter().map(|s| s.cause.as_deref()).collect::<Vec<_>>(), [Some("b")]);
+}
+
+#[test]
+fn retention_by_size_removes_the_oldest_until_the_file_fits() {
+    let (_dir, mut store) = temp_store();
+    let entries: Vec<Entry> = (0..2_000).map(|n| entry("db", Some(1), n, "refused")).collect();
+    store.insert(&entries).unwrap();
+    let before = store.used_bytes().unwrap();
+    let limit = before / 4;
+    let retention = Retention { max_age: None, max_bytes: Some(limit) };
+    let removed = store.prune(retention, 0).unwrap();
+    assert!(removed > 1_000, "removed {removed}");
+    assert!(store.used_bytes().unwrap() <= limit, "{} > {limit}", store.used_bytes().unwrap());
+    let newest = &store.query(&all(1)).unwrap()[0];
+    assert_eq!(newest.at, formats::rfc3339_ms(1_999), "the newest stays");
+    let file = std::fs::metadata(store.path()).unwrap().len();
+    assert!(file < before, "the file shrank: {file} of {before}");
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.sqlite");
+    std::fs::write(&path, vec![b'#'; 8192]).unwrap();
+    let error = Store::open(&path).err().expect("refused");
+    assert!(matches!(error, StoreError::NotADatabase { .. }), "{error}");
+    assert!(error.to_string().contains("is not a SQLite database"), "{error}");
+}
+
+#[test]
+fn a_file_from_a_newer_version_is_refused_not_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.sqlite");
+    drop(Store::open(&path).unwrap());
+    let raw = Connection::open(&path).unwrap();
+    raw.pragma_update(None, "user_version", 99).unwrap();
+    drop(raw);
+    let error = Store::open(&path).err().expect("refused");
+    assert!(matches!(error, StoreError::Newer { found: 99, .. }), "{error}");
+}
+
+#[test]
+fn two_writers_on_one_file_take_turns_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.sqlite");
+    let writers: Vec<_> = (0..2)
+        .map(|writer| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut store = Store::open(&path).unwrap();
+                for n in 0..200 {
+                    store.insert(&[entry("db", Some(writer), n, "refused")]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.count().unwrap(), 400);
+    let check: String = store.connection.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+}

@@ -1,0 +1,143 @@
+//! The writer thread: the one place results are written. Callers hand it entries through a
+//! bounded channel and never wait for the disk; it writes them in batches (one transaction per
+//! batch) and prunes by the retention now and then.
+//!
+//! A result that cannot be stored is never lost silently: a full queue or a failed write is
+//! logged with the result's id and counted in [`Health`], which the API and the CLI show.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::{debug, warn};
+
+use super::formats;
+use super::record::Entry;
+use super::store::{Retention, Store};
+
+/// How many results may wait for the writer. At a few hundred microseconds a write, a full
+/// queue means the disk has stalled for seconds.
+pub const QUEUE: usize = 1024;
+
+/// The most results written in one transaction.
+const BATCH: usize = 256;
+
+/// How often the retention is applied while results keep coming.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// What the writer is told.
+pub enum Command {
+    /// Store a result.
+    Record(Box<Entry>),
+    /// Answer once every result sent before is written (or failed).
+    Flush(SyncSender<()>),
+}
+
+/// How the history's writes went: what was not stored, and the last reason.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Results stored.
+    pub stored: AtomicU64,
+    /// Results not stored: the queue was full or the write failed.
+    pub lost: AtomicU64,
+    /// Why the last one was not stored.
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl Health {
+    /// Counts `count` results not stored, for `reason`.
+    pub fn lose(&self, count: u64, reason: String) {
+        self.lost.fetch_add(count, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    }
+
+    /// Why the last result not stored was not, if one was not.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Sends `entry` to the writer without waiting; when the queue is full or the writer gone, says
+/// so (log and [`Health`]).
+pub fn send(sender: &SyncSender<Command>, health: &Health, entry: Entry) {
+    let id = entry.id.clone();
+    let reason = match sender.try_send(Command::Record(Box::new(entry))) {
+        Ok(()) => return,
+        Err(TrySendError::Full(_)) => format!("{QUEUE} results were already waiting to be written"),
+        Err(TrySendError::Disconnected(_)) => "the history's writer has stopped".to_string(),
+    };
+    warn!(id, %reason, "a result was not stored in the history");
+    health.lose(1, reason);
+}
+
+/// Runs the writer until every sender is gone.
+pub fn run(mut store: Store, retention: Retention, commands: Receiver<Command>, health: Arc<Health>) {
+    prune(&mut store, retention, &health);
+    let mut last_prune = Instant::now();
+    let mut batch: Vec<Entry> = Vec::with_capacity(BATCH);
+    let mut flushes: Vec<SyncSender<()>> = Vec::new();
+    loop {
+        let first = match commands.recv_timeout(PRUNE_EVERY) {
+            Ok(command) => command,
+            Err(RecvTimeoutError::Timeout) => {
+                prune(&mut store, retention, &health);
+                last_prune = Instant::now();
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        take(first, &mut batch, &mut flushes);
+        while batch.len() < BATCH {
+            match commands.try_recv() {
+                Ok(command) => take(command, &mut batch, &mut flushes),
+                Err(_) => break,
+            }
+        }
+        write(&mut store, &mut batch, &health);
+        for flush in flushes.drain(..) {
+            let _ = flush.send(());
+        }
+        if last_prune.elapsed() >= PRUNE_EVERY {
+            prune(&mut store, retention, &health);
+            last_prune = Instant::now();
+        }
+    }
+}
+
+fn take(command: Command, batch: &mut Vec<Entry>, flushes: &mut Vec<SyncSender<()>>) {
+    match command {
+        Command::Record(entry) => batch.push(*entry),
+        Command::Flush(done) => flushes.push(done),
+    }
+}
+
+/// Writes and empties `batch`; a failure loses the batch, loudly.
+fn write(store: &mut Store, batch: &mut Vec<Entry>, health: &Health) {
+    if batch.is_empty() {
+        return;
+    }
+    match store.insert(batch) {
+        Ok(()) => {
+            health.stored.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        }
+        Err(error) => {
+            let ids: Vec<&str> = batch.iter().map(|entry| entry.id.as_str()).collect();
+            warn!(%error, ?ids, "results were not stored in the history");
+            health.lose(batch.len() as u64, error.to_string());
+        }
+    }
+    batch.clear();
+}
+
+/// Applies the retention; a failure is logged (the results stay, nothing is lost).
+fn prune(store: &mut Store, retention: Retention, health: &Health) {
+    match store.prune(retention, formats::unix_ms(SystemTime::now())) {
+        Ok(0) => {}
+        Ok(removed) => debug!(removed, "pruned the history"),
+        Err(error) => {
+            warn!(%error, "could not prune the history");
+            *health.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
+        }
+    }
+}
