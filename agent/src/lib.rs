@@ -20,7 +20,8 @@
 //! - [`exporter`]: Prometheus: the blackbox_exporter-compatible `/probe` (its modules, the
 //!   series that name the cause) and the agent's own `/metrics`.
 //! - [`join`]: joining a hub as a vantage point (`serve --join`), and dialling one.
-//! - [`cli`]: the `whyrefused` command line (`serve`, `check`, `scan`, `trace`, `explain`, `agents`).
+//! - [`watch`]: a check repeated: the rounds, the changes of cause, the summary, the webhook.
+//! - [`cli`]: the `whyrefused` command line (`serve`, `check`, `scan`, `trace`, `explain`, `agents`, `history`, `watch`).
 //! - [`app`]: the state every layer shares; [`tokens`] and [`peer`]: who may use the agent and
 //!   how peers are counted; [`clock`] and [`logging`]: timestamps, logs, the shutdown signal.
 //!
@@ -46,6 +47,7 @@ pub mod server;
 pub mod target;
 pub mod tokens;
 pub mod verdict;
+pub mod watch;
 pub mod wire;
 
 pub use app::AppState;

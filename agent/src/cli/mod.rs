@@ -1,7 +1,7 @@
 //! The command line: `whyrefused [serve]` starts the agent, `whyrefused check` runs one check,
 //! `whyrefused scan` scans ports, `whyrefused trace` traces the path to a port, `whyrefused
 //! explain` checks every target a pasted error names, `whyrefused agents` lists a hub's vantage
-//! points.
+//! points, `whyrefused watch` repeats a check, `whyrefused history` lists stored results.
 //!
 //! `check` and `scan` run the same engines in-process (no server needed); with `--via URL` they
 //! run through a hub instead, from the vantage points `--from` names (see [`via`]). `check` exits 0 when
@@ -10,11 +10,13 @@
 //! internal failure.
 
 mod explain;
+mod history;
 mod reload;
 mod report;
 mod scan;
 mod trace;
 mod via;
+mod watch;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -63,6 +65,11 @@ enum Command {
     Trace(trace::TraceArgs),
     /// Read an error message (TEXT, or standard input) and check every target it names.
     Explain(explain::ExplainArgs),
+    /// Check a target again and again: one line a round, the full report when the cause
+    /// changes, a summary at the end (Ctrl-C or --count).
+    Watch(watch::WatchArgs),
+    /// List stored results, newest first (this host's history, or an agent's with --via).
+    History(history::HistoryCommandArgs),
 }
 
 /// How to reach a hub, for commands run through one.
@@ -163,11 +170,8 @@ struct ServeArgs {
     /// its SHA-256 fingerprint is printed for clients to pin (--tls-fingerprint).
     #[arg(long)]
     tls_self_signed: bool,
-    /// Where the agent keeps what it makes for itself, its self-signed certificate and its
-    /// agent id (default: $STATE_DIRECTORY, else
-    /// $XDG_STATE_HOME/whyrefused, else ~/.local/state/whyrefused).
-    #[arg(long)]
-    state_dir: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    history: history::HistoryArgs,
     /// Connect only to addresses in these networks (10.0.0.0/8, fd00::/8; repeat or separate
     /// with commas). Deny rules win over allows.
     #[arg(long, value_name = "CIDR", value_delimiter = ',')]
@@ -252,7 +256,7 @@ impl ServeArgs {
 
     /// Where the agent keeps what it makes for itself (its certificate, its agent id).
     fn state_dir(&self) -> std::path::PathBuf {
-        self.state_dir.clone().unwrap_or_else(tls::default_state_dir)
+        self.history.state_dir()
     }
 
     /// Where the certificate comes from, if the agent serves TLS.
@@ -386,6 +390,8 @@ struct ScanArgs {
     /// List every port, refused ones included.
     #[arg(long)]
     all: bool,
+    #[command(flatten)]
+    history: history::HistoryArgs,
     /// Name what answers on each open port (HTTP, TLS, SSH, Redis …; at most 64 ports), with
     /// small harmless probes on fresh connections.
     #[arg(long, conflicts_with = "via")]
@@ -445,6 +451,8 @@ struct CheckArgs {
     json: bool,
     #[command(flatten)]
     via: ViaArgs,
+    #[command(flatten)]
+    history: history::HistoryArgs,
 }
 
 /// The exit codes of `whyrefused check`.
@@ -471,6 +479,11 @@ pub fn main() -> ExitCode {
         Some(Command::Trace(args)) => runtime.block_on(async {
             crate::logging::init("whyrefused=warn");
             trace::run(args).await
+        }),
+        Some(Command::Watch(args)) => runtime.block_on(watch::run(args)),
+        Some(Command::History(args)) => runtime.block_on(async {
+            crate::logging::init("whyrefused=warn");
+            history::run(args).await
         }),
         Some(Command::Explain(args)) => runtime.block_on(async {
             crate::logging::init("whyrefused=warn");
@@ -649,11 +662,32 @@ fn agent_state(
         crate::exporter::reload_on_hangup(&state);
     }
     state.hub = crate::hub::Hub::new(args.hub_limits());
+    state.history = open_history(&args.history);
     if let Some(tokens) = tokens {
         tracing::info!(tokens = ?tokens.names(), "clients must authenticate");
         state = state.with_tokens(tokens);
     }
     state
+}
+
+/// The agent's history, or why it has none. A file that cannot be opened does not stop the
+/// agent: it says so at start and in the API, and serves checks without storing them.
+fn open_history(args: &history::HistoryArgs) -> crate::history::Availability {
+    use crate::history::Availability;
+    match args.open() {
+        None => Availability::Off,
+        Some(Ok(history)) => {
+            tracing::info!(file = %history.path().display(), "storing results in the history");
+            Availability::On(history)
+        }
+        Some(Err(error)) => {
+            eprintln!(
+                "whyrefused: the history is unavailable, results will not be stored: {error}"
+            );
+            tracing::warn!(%error, "the history is unavailable: results will not be stored");
+            Availability::Unavailable(error.to_string().into())
+        }
+    }
 }
 
 /// What `--join` asks for, checked before anything starts: the URL's rules, the token file (its
@@ -741,6 +775,9 @@ async fn run_check(args: CheckArgs) -> ExitCode {
     };
     let mut report = CheckReport::default();
     check::run(&plan, |event| report.apply(&event)).await;
+    let asker = cli_asker();
+    let entry = crate::history::Entry::of_check(&report, asker, std::time::SystemTime::now());
+    history::store(&args.history, entry).await;
     let output = if args.json {
         match serde_json::to_string_pretty(&report) {
             Ok(json) => json + "\n",
@@ -759,6 +796,11 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         Some(_) => ExitCode::from(exit::UNREACHABLE),
         None => fail(exit::INTERNAL, "the check ended without a verdict"),
     }
+}
+
+/// Who asked, for a check or scan the command line ran itself.
+fn cli_asker() -> crate::history::Asker {
+    crate::history::Asker { vantage: "local".into(), token: None, source: "cli", watch: None }
 }
 
 async fn run_scan(args: ScanArgs) -> ExitCode {
@@ -798,6 +840,9 @@ async fn run_scan(args: ScanArgs) -> ExitCode {
     if args.identify {
         report.services = scan::identify_open(&report, &plan).await;
     }
+    let (host, now) = (plan.host.ascii(), std::time::SystemTime::now());
+    let entry = crate::history::Entry::of_scan(&report, host, cli_asker(), now);
+    history::store(&args.history, Some(entry)).await;
     let output = if args.json {
         match serde_json::to_string_pretty(&scan::json(&report, args.all)) {
             Ok(json) => json + "\n",

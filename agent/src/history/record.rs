@@ -4,13 +4,13 @@
 
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use whyrefused_shared::{CheckReport, ScanReport};
 
 use super::formats;
 
 /// What ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// A connectivity check; its report is the document `whyrefused check --json` prints.
@@ -148,7 +148,7 @@ pub fn connect_us(report: &CheckReport) -> Option<u64> {
 }
 
 /// One stored result, as listed: everything but the report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Its short stable id.
     pub id: String,
@@ -161,7 +161,7 @@ pub struct Summary {
     pub target: String,
     /// The host and port it was stored under.
     pub host: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// Where it ran from (`local`, or a joined agent's name).
     pub vantage: String,
@@ -178,7 +178,7 @@ pub struct Summary {
     /// The verdict's sentence, or a scan's counts.
     pub summary: Option<String>,
     /// The watch it is a round of.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch: Option<String>,
 }
 

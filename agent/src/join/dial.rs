@@ -140,22 +140,12 @@ fn is_loopback_host(host: &str) -> bool {
 pub async fn dial(url: &HubUrl) -> Result<(HubSocket, SocketAddr), DialError> {
     let shown = url.url.clone();
     let work = async {
-        let tcp = TcpStream::connect((url.host.as_str(), url.port))
-            .await
-            .map_err(|source| DialError::Connect { url: shown.clone(), source })?;
-        // Events are small frames in bursts: see the server's note on Nagle's algorithm.
-        let _ = tcp.set_nodelay(true);
-        let peer =
-            tcp.peer_addr().map_err(|source| DialError::Connect { url: shown.clone(), source })?;
+        let (stream, peer) = open(url).await?;
         let request = url
             .url
             .as_str()
             .into_client_request()
             .map_err(|_| DialError::Invalid(shown.clone()))?;
-        let stream = match &url.tls {
-            None => MaybeTlsStream::Plain(tcp),
-            Some(trust) => MaybeTlsStream::Rustls(handshake(tcp, &url.host, trust, &shown).await?),
-        };
         let (socket, _response) =
             tokio_tungstenite::client_async_with_config(request, stream, None).await.map_err(
                 |error| DialError::Upgrade { url: shown.clone(), detail: upgrade_detail(error) },
@@ -165,6 +155,40 @@ pub async fn dial(url: &HubUrl) -> Result<(HubSocket, SocketAddr), DialError> {
     tokio::time::timeout(DIAL_TIMEOUT, work)
         .await
         .unwrap_or_else(|_| Err(DialError::Timeout { url: shown.clone() }))
+}
+
+/// Opens the TCP connection to the hub, and TLS on it for `wss://` (no deadline: the caller's).
+async fn open(url: &HubUrl) -> Result<(MaybeTlsStream<TcpStream>, SocketAddr), DialError> {
+    let shown = url.url.clone();
+    let tcp = TcpStream::connect((url.host.as_str(), url.port))
+        .await
+        .map_err(|source| DialError::Connect { url: shown.clone(), source })?;
+    // Events are small frames in bursts: see the server's note on Nagle's algorithm.
+    let _ = tcp.set_nodelay(true);
+    let peer = tcp.peer_addr().map_err(|source| DialError::Connect { url: shown.clone(), source })?;
+    let stream = match &url.tls {
+        None => MaybeTlsStream::Plain(tcp),
+        Some(trust) => MaybeTlsStream::Rustls(handshake(tcp, &url.host, trust, &shown).await?),
+    };
+    Ok((stream, peer))
+}
+
+/// A connection to the hub for a plain HTTP request beside its WebSocket (the API), over TLS
+/// for a `wss://` hub with the same trust; within [`DIAL_TIMEOUT`].
+pub async fn connect(url: &HubUrl) -> Result<MaybeTlsStream<TcpStream>, DialError> {
+    let opened = tokio::time::timeout(DIAL_TIMEOUT, open(url)).await;
+    let (stream, _peer) = opened.unwrap_or_else(|_| Err(DialError::Timeout { url: url.url.clone() }))?;
+    Ok(stream)
+}
+
+impl HubUrl {
+    /// The hub's host and port as a `Host` header names them (IPv6 in brackets).
+    pub fn authority(&self) -> String {
+        match self.host.contains(':') {
+            true => format!("[{}]:{}", self.host, self.port),
+            false => format!("{}:{}", self.host, self.port),
+        }
+    }
 }
 
 /// The TLS handshake with a `wss://` hub, trusting its certificate as `trust` says.
