@@ -84,7 +84,11 @@ pub async fn opened(args: &HistoryArgs) -> Option<Result<History, history::Store
         return None;
     }
     let opening = tokio::task::spawn_blocking(move || History::open(&file, retention));
-    Some(opening.await.unwrap_or_else(|error| Err(history::StoreError::Interrupted(error.to_string()))))
+    Some(
+        opening
+            .await
+            .unwrap_or_else(|error| Err(history::StoreError::Interrupted(error.to_string()))),
+    )
 }
 
 /// Waits for `history`'s writes; says on standard error what was not stored. Whether all was.
@@ -197,9 +201,8 @@ async fn from_file(
         .and_then(|since| formats::parse_since(since, SystemTime::now()).ok())
         .map(formats::unix_ms);
     let query = Query { host, port, since_ms, watch: None, limit: args.limit };
-    let read = tokio::task::spawn_blocking(move || {
-        history::Store::open_read_only(&file)?.query(&query)
-    });
+    let read =
+        tokio::task::spawn_blocking(move || history::Store::open_read_only(&file)?.query(&query));
     let results = read
         .await
         .map_err(|error| (exit::INTERNAL, error.to_string()))?
@@ -248,18 +251,22 @@ fn table(results: &[Summary]) -> String {
 /// Text from the history (other people's targets) with control characters escaped, so it
 /// cannot move the terminal's cursor or change its colours.
 fn escape(text: &str) -> String {
-    text.chars().flat_map(|c| match c.is_control() {
-        true => c.escape_default().collect::<Vec<_>>(),
-        false => vec![c],
-    }).collect()
+    text.chars()
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_default().collect::<Vec<_>>(),
+            false => vec![c],
+        })
+        .collect()
 }
 
 /// Reads an agent's history through `GET /api/results` (`.csv` for `--csv`).
 async fn through_api(args: &HistoryCommandArgs, url: &str) -> Result<String, (u8, String)> {
     let invalid = |message: String| (exit::INVALID_INPUT, message);
-    let hub = HubUrl::parse(url, args.tls_fingerprint.as_deref()).map_err(|e| invalid(e.to_string()))?;
+    let hub =
+        HubUrl::parse(url, args.tls_fingerprint.as_deref()).map_err(|e| invalid(e.to_string()))?;
     let token = via::token(args.token_file.as_deref()).map_err(invalid)?;
-    let mut path = format!("/api/results{}?limit={}", if args.csv { ".csv" } else { "" }, args.limit);
+    let mut path =
+        format!("/api/results{}?limit={}", if args.csv { ".csv" } else { "" }, args.limit);
     if let Some(target) = &args.target {
         path.push_str(&format!("&target={}", percent_encode(target)));
     }
@@ -267,20 +274,30 @@ async fn through_api(args: &HistoryCommandArgs, url: &str) -> Result<String, (u8
         path.push_str(&format!("&since={}", percent_encode(since)));
     }
     let token = token.as_ref().map(|secret| secret.expose().to_string());
-    let (status, body) = http_get(&hub, &path, token.as_deref())
-        .await
-        .map_err(|error| (exit::INTERNAL, error))?;
+    let (status, body) =
+        http_get(&hub, &path, token.as_deref()).await.map_err(|error| (exit::INTERNAL, error))?;
     let text = String::from_utf8_lossy(&body).into_owned();
     match status {
         200 => {}
-        401 | 403 => return Err((exit::INVALID_INPUT, format!("the agent at {hub} refused: {}", text.trim()))),
-        _ => return Err((exit::INTERNAL, format!("the agent at {hub} answered {status}: {}", text.trim()))),
+        401 | 403 => {
+            return Err((
+                exit::INVALID_INPUT,
+                format!("the agent at {hub} refused: {}", text.trim()),
+            ));
+        }
+        _ => {
+            return Err((
+                exit::INTERNAL,
+                format!("the agent at {hub} answered {status}: {}", text.trim()),
+            ));
+        }
     }
     if args.csv {
         return Ok(text);
     }
-    let listing: Listing = serde_json::from_str(&text)
-        .map_err(|error| (exit::INTERNAL, format!("the agent's answer is not a history: {error}")))?;
+    let listing: Listing = serde_json::from_str(&text).map_err(|error| {
+        (exit::INTERNAL, format!("the agent's answer is not a history: {error}"))
+    })?;
     render(args, &listing.results).map_err(|error| (exit::INTERNAL, error))
 }
 
@@ -300,7 +317,8 @@ fn percent_encode(text: &str) -> String {
 /// the body.
 async fn http_get(hub: &HubUrl, path: &str, token: Option<&str>) -> Result<(u16, Vec<u8>), String> {
     let mut stream = dial::connect(hub).await.map_err(|error| error.to_string())?;
-    let authorization = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    let authorization =
+        token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\n{authorization}Accept: */*\r\nConnection: close\r\n\r\n",
         hub.authority()

@@ -570,7 +570,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         None => futures::future::Either::Right(signal),
     };
     let acceptor = tls.map(|tls| tls.acceptor);
+    let history = state.history.clone();
     let served = server::serve(listener, acceptor, state, stop).await;
+    flush_history(history).await;
     match (served, gave_up.get()) {
         (Err(error), _) => fail(exit::INTERNAL, &error.to_string()),
         (Ok(()), Some(fatal)) => fail(exit::INVALID_INPUT, &fatal.to_string()),
@@ -623,7 +625,10 @@ async fn serve_joined_only(
     // No listener, so no scrapes: the probe modules are not needed here.
     let state = agent_state(args, args.exposure(), tokens, crate::exporter::Exporter::default());
     reload_tokens_on_hangup(hangups, args, &state);
-    match crate::join::serve_joined(join, state, signal).await {
+    let history = state.history.clone();
+    let served = crate::join::serve_joined(join, state, signal).await;
+    flush_history(history).await;
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(fatal) => fail(exit::INVALID_INPUT, &fatal.to_string()),
     }
@@ -687,6 +692,13 @@ fn open_history(args: &history::HistoryArgs) -> crate::history::Availability {
             tracing::warn!(%error, "the history is unavailable: results will not be stored");
             Availability::Unavailable(error.to_string().into())
         }
+    }
+}
+
+/// At the agent's exit: writes what the history still holds, and says what it could not store.
+async fn flush_history(history: crate::history::Availability) {
+    if let crate::history::Availability::On(history) = history {
+        history::finish(history).await;
     }
 }
 

@@ -164,7 +164,7 @@ impl Watcher {
                 report = self.round(&watch) => report,
                 _ = &mut interrupted => break,
             };
-            let result = self.store(&report);
+            let result = self.store(&at, &report);
             let observed = watch.observe(&at, &report, result.clone());
             self.show(&watch, observed.round, observed.changed, &at, &report, result.as_deref());
             if observed.changed {
@@ -190,8 +190,8 @@ impl Watcher {
         }
     }
 
-    /// Hands the round to the history; its id.
-    fn store(&mut self, report: &CheckReport) -> Option<String> {
+    /// Hands the round that started `at` to the history; its id.
+    fn store(&mut self, at: &str, report: &CheckReport) -> Option<String> {
         let history = self.history.as_ref()?;
         let asker = Asker {
             vantage: "local".into(),
@@ -199,7 +199,11 @@ impl Watcher {
             source: "watch",
             watch: Some(self.id.clone()),
         };
-        let entry = Entry::of_check(report, asker, SystemTime::now())?;
+        let mut entry = Entry::of_check(report, asker, SystemTime::now())?;
+        // The round's start, not its diagnosis's: the time the change was seen.
+        if let Ok(started) = humantime::parse_rfc3339(at) {
+            entry.started_ms = formats::unix_ms(started);
+        }
         let start = Instant::now();
         let id = history.record(entry);
         self.storage_us.push(start.elapsed().as_secs_f64() * 1e6);
@@ -264,7 +268,10 @@ impl Watcher {
             let body = body.clone();
             self.tasks.spawn(async move {
                 if let Err(error) = webhook.deliver(&body).await {
-                    eprintln!("whyrefused: the change of round {} was not delivered: {error}", body.round);
+                    eprintln!(
+                        "whyrefused: the change of round {} was not delivered: {error}",
+                        body.round
+                    );
                 }
             });
         }
@@ -338,7 +345,8 @@ impl Watcher {
             count => text.push_str(&format!("  {count} change(s):\n")),
         }
         for change in &summary.changes {
-            let stored = change.result.as_deref().map_or_else(String::new, |id| format!(" (result {id})"));
+            let stored =
+                change.result.as_deref().map_or_else(String::new, |id| format!(" (result {id})"));
             text.push_str(&format!(
                 "    {}  round {}: {} → {}{stored}\n",
                 change.at,
@@ -356,7 +364,10 @@ impl Watcher {
             ms(latency.max)
         ));
         if self.history.is_some() {
-            text.push_str(&format!("  stored as watch {} (whyrefused history {})\n", self.id, self.args.target));
+            text.push_str(&format!(
+                "  stored as watch {} (whyrefused history {})\n",
+                self.id, self.args.target
+            ));
         }
         text
     }

@@ -26,7 +26,9 @@ const SIZE_UNITS: [(&str, u64); 7] = [
 /// (`10ms`, `30s`, `10m`, `24h`, `30d`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = || {
-        format!("'{text}' is not a duration: write a whole number and a unit, as 10ms, 30s, 10m, 24h or 30d")
+        format!(
+            "'{text}' is not a duration: write a whole number and a unit, as 10ms, 30s, 10m, 24h or 30d"
+        )
     };
     let (number, unit_ms) = DURATION_UNITS
         .iter()
@@ -102,7 +104,8 @@ pub fn is_id(text: &str) -> bool {
 
 /// Milliseconds since the Unix epoch, as history stores times.
 pub fn unix_ms(at: SystemTime) -> i64 {
-    at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A stored time as RFC 3339 in UTC with milliseconds.

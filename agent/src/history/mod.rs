@@ -114,7 +114,8 @@ impl History {
         read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let path = self.path.clone();
-        let joined = tokio::task::spawn_blocking(move || read(&Store::open_read_only(&path)?)).await;
+        let joined =
+            tokio::task::spawn_blocking(move || read(&Store::open_read_only(&path)?)).await;
         joined.unwrap_or_else(|error| Err(StoreError::Interrupted(error.to_string())))
     }
 }

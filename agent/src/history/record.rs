@@ -143,7 +143,12 @@ fn started_ms(
 
 /// A check's connect time: its quickest open connect, else its first attempt's.
 pub fn connect_us(report: &CheckReport) -> Option<u64> {
-    let open = report.attempts.iter().filter(|a| a.state == whyrefused_shared::ConnectState::Open).map(|a| a.elapsed_us).min();
+    let open = report
+        .attempts
+        .iter()
+        .filter(|a| a.state == whyrefused_shared::ConnectState::Open)
+        .map(|a| a.elapsed_us)
+        .min();
     open.or_else(|| report.attempts.first().map(|a| a.elapsed_us))
 }
 

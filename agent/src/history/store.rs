@@ -100,10 +100,8 @@ pub struct Retention {
 
 impl Retention {
     /// Thirty days, 500 MB.
-    pub const DEFAULT: Retention = Retention {
-        max_age: Some(Duration::from_secs(30 * 86_400)),
-        max_bytes: Some(500_000_000),
-    };
+    pub const DEFAULT: Retention =
+        Retention { max_age: Some(Duration::from_secs(30 * 86_400)), max_bytes: Some(500_000_000) };
 }
 
 /// The columns a [`Summary`] is read from, in order.
@@ -133,7 +131,11 @@ impl Store {
         let store = Store { connection, path: path.to_path_buf() };
         let version = store.version()?;
         if version > MIGRATIONS.len() as i64 {
-            return Err(StoreError::Newer { path: path.into(), found: version, known: MIGRATIONS.len() });
+            return Err(StoreError::Newer {
+                path: path.into(),
+                found: version,
+                known: MIGRATIONS.len(),
+            });
         }
         Ok(store)
     }
@@ -244,7 +246,8 @@ impl Store {
         let sqlite = |source| classify(&self.path, source);
         let mut statement = self.connection.prepare_cached(&sql).map_err(sqlite)?;
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        let parameters = params![query.since_ms.unwrap_or(i64::MIN), query.host, query.port, query.watch, limit];
+        let parameters =
+            params![query.since_ms.unwrap_or(i64::MIN), query.host, query.port, query.watch, limit];
         let rows = statement.query_map(parameters, summary_of).map_err(sqlite)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(sqlite)
     }

@@ -72,7 +72,12 @@ pub fn send(sender: &SyncSender<Command>, health: &Health, entry: Entry) {
 }
 
 /// Runs the writer until every sender is gone.
-pub fn run(mut store: Store, retention: Retention, commands: Receiver<Command>, health: Arc<Health>) {
+pub fn run(
+    mut store: Store,
+    retention: Retention,
+    commands: Receiver<Command>,
+    health: Arc<Health>,
+) {
     prune(&mut store, retention, &health);
     let mut last_prune = Instant::now();
     let mut batch: Vec<Entry> = Vec::with_capacity(BATCH);

@@ -28,8 +28,8 @@ use super::recorded::Folded as Report;
 use super::registry::Vantage;
 use crate::app::AppState;
 use crate::clock;
-use crate::history::{Asker, History};
 use crate::exporter::{AgentMetrics, Via};
+use crate::history::{Asker, History};
 use crate::scan::limits::ScanSlots;
 use crate::verdict::cross::{VantageCheck, compare_checks, compare_scans};
 use crate::wire::Outbox;
@@ -154,7 +154,6 @@ pub(crate) struct Fanout {
     /// Where each vantage point's finished part is stored; `None` when it is not.
     pub history: Option<History>,
 }
-
 
 /// Folds one vantage point's events and passes them on, tagged.
 struct Fold<'a> {

@@ -165,7 +165,8 @@ async fn open(url: &HubUrl) -> Result<(MaybeTlsStream<TcpStream>, SocketAddr), D
         .map_err(|source| DialError::Connect { url: shown.clone(), source })?;
     // Events are small frames in bursts: see the server's note on Nagle's algorithm.
     let _ = tcp.set_nodelay(true);
-    let peer = tcp.peer_addr().map_err(|source| DialError::Connect { url: shown.clone(), source })?;
+    let peer =
+        tcp.peer_addr().map_err(|source| DialError::Connect { url: shown.clone(), source })?;
     let stream = match &url.tls {
         None => MaybeTlsStream::Plain(tcp),
         Some(trust) => MaybeTlsStream::Rustls(handshake(tcp, &url.host, trust, &shown).await?),
@@ -177,7 +178,8 @@ async fn open(url: &HubUrl) -> Result<(MaybeTlsStream<TcpStream>, SocketAddr), D
 /// for a `wss://` hub with the same trust; within [`DIAL_TIMEOUT`].
 pub async fn connect(url: &HubUrl) -> Result<MaybeTlsStream<TcpStream>, DialError> {
     let opened = tokio::time::timeout(DIAL_TIMEOUT, open(url)).await;
-    let (stream, _peer) = opened.unwrap_or_else(|_| Err(DialError::Timeout { url: url.url.clone() }))?;
+    let (stream, _peer) =
+        opened.unwrap_or_else(|_| Err(DialError::Timeout { url: url.url.clone() }))?;
     Ok(stream)
 }
 

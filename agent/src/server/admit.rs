@@ -82,4 +82,3 @@ pub fn admit(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<
         }
     }
 }
-

@@ -63,7 +63,11 @@ struct Listing {
 }
 
 /// Admits the request and finds the history, or says why not.
-fn history_for(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<History, Response> {
+fn history_for(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Result<History, Response> {
     admit(state, headers, peer).map_err(IntoResponse::into_response)?;
     match &state.history {
         Availability::On(history) => Ok(history.clone()),
@@ -85,11 +89,13 @@ fn query_of(params: &HashMap<String, String>) -> Result<history::Query, Problem>
     let bad = |message: String| Problem(StatusCode::BAD_REQUEST, message);
     let mut query = history::Query { limit: history::DEFAULT_LIMIT, ..Default::default() };
     if let Some(target) = params.get("target").filter(|t| !t.is_empty()) {
-        let (host, port) = history::target_filter(target).map_err(|e| bad(format!("target: {e}")))?;
+        let (host, port) =
+            history::target_filter(target).map_err(|e| bad(format!("target: {e}")))?;
         (query.host, query.port) = (Some(host), port);
     }
     if let Some(since) = params.get("since").filter(|s| !s.is_empty()) {
-        let at = formats::parse_since(since, SystemTime::now()).map_err(|e| bad(format!("since: {e}")))?;
+        let at = formats::parse_since(since, SystemTime::now())
+            .map_err(|e| bad(format!("since: {e}")))?;
         query.since_ms = Some(formats::unix_ms(at));
     }
     if let Some(limit) = params.get("limit") {
@@ -178,8 +184,10 @@ async fn one(
     let lookup = id.clone();
     match history.read(move |store| store.get(&lookup)).await {
         Ok(Some(stored)) => ([(CACHE_CONTROL, "no-store")], axum::Json(stored)).into_response(),
-        Ok(None) => Problem(StatusCode::NOT_FOUND, format!("no result {id} in this agent's history"))
-            .into_response(),
+        Ok(None) => {
+            Problem(StatusCode::NOT_FOUND, format!("no result {id} in this agent's history"))
+                .into_response()
+        }
         Err(error) => Problem(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
     }
 }

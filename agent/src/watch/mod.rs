@@ -230,7 +230,10 @@ mod tests {
         assert!(!watch.needs_diagnosis(Cause::Refused));
         assert!(watch.needs_diagnosis(Cause::Reachable));
         let opened = watch.observe("t2", &report(Cause::Reachable, 2), Some("id2".into()));
-        assert_eq!((opened.round, opened.changed, opened.previous), (2, true, Some(Cause::Refused)));
+        assert_eq!(
+            (opened.round, opened.changed, opened.previous),
+            (2, true, Some(Cause::Refused))
+        );
         watch.observe("t3", &report(Cause::Reachable, 3), None);
         watch.observe("t4", &report(Cause::Refused, 4), Some("id4".into()));
         let summary = watch.summary();

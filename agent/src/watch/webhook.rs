@@ -303,10 +303,16 @@ mod tests {
     #[tokio::test]
     async fn a_webhook_the_policy_denies_is_not_contacted_nor_retried() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = WebhookUrl::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let url =
+            WebhookUrl::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
         let webhook = Webhook::new(url, Arc::new(TargetPolicy::with_defaults()));
-        let change =
-            Change { round: 2, at: "t".into(), from: Cause::Refused, to: Cause::Reachable, result: None };
+        let change = Change {
+            round: 2,
+            at: "t".into(),
+            from: Cause::Refused,
+            to: Cause::Reachable,
+            result: None,
+        };
         let body = ChangeBody::new("db:5432", "local", &change, &CheckReport::default());
         let started = std::time::Instant::now();
         let error = webhook.deliver(&body).await.unwrap_err();
@@ -318,11 +324,23 @@ mod tests {
 
     #[test]
     fn the_body_says_the_change_in_one_line_for_chat() {
-        let change =
-            Change { round: 7, at: "2026-12-02T09:00:00Z".into(), from: Cause::Reachable, to: Cause::Refused, result: Some("abc".into()) };
+        let change = Change {
+            round: 7,
+            at: "2026-12-02T09:00:00Z".into(),
+            from: Cause::Reachable,
+            to: Cause::Refused,
+            result: Some("abc".into()),
+        };
         let body = ChangeBody::new("db:5432", "local", &change, &CheckReport::default());
-        assert!(body.text.contains("db:5432 went from reachable to refused at 2026-12-02T09:00:00Z"), "{}", body.text);
+        assert!(
+            body.text.contains("db:5432 went from reachable to refused at 2026-12-02T09:00:00Z"),
+            "{}",
+            body.text
+        );
         let json = serde_json::to_value(&body).unwrap();
-        assert_eq!((json["old_cause"].as_str(), json["new_cause"].as_str()), (Some("reachable"), Some("refused")));
+        assert_eq!(
+            (json["old_cause"].as_str(), json["new_cause"].as_str()),
+            (Some("reachable"), Some("refused"))
+        );
     }
 }

@@ -13,7 +13,12 @@ fn entry(host: &str, port: Option<u16>, started_ms: i64, cause: &str) -> Entry {
         input: port.map_or_else(|| host.to_string(), |port| format!("{host}:{port}")),
         started_ms,
         finished_ms: started_ms + 3,
-        asker: Asker { vantage: "local".into(), token: Some("team".into()), source: "cli", watch: None },
+        asker: Asker {
+            vantage: "local".into(),
+            token: Some("team".into()),
+            source: "cli",
+            watch: None,
+        },
         cause: Some(cause.into()),
         reachable: Some(cause == "reachable"),
         connect_us: Some(1500),
@@ -40,7 +45,9 @@ fn results_come_back_newest_first_by_host_port_and_time() {
     let other_port = entry("db", Some(80), 3_000, "reachable");
     let scan = entry("db", None, 4_000, "completed");
     let other_host = entry("web", Some(80), 5_000, "reachable");
-    store.insert(&[old.clone(), new.clone(), other_port.clone(), scan.clone(), other_host]).unwrap();
+    store
+        .insert(&[old.clone(), new.clone(), other_port.clone(), scan.clone(), other_host])
+        .unwrap();
 
     let of_port = Query { host: Some("db".into()), port: Some(5432), ..all(10) };
     let ids: Vec<String> = store.query(&of_port).unwrap().into_iter().map(|s| s.id).collect();
@@ -153,6 +160,7 @@ fn two_writers_on_one_file_take_turns_and_lose_nothing() {
     }
     let store = Store::open(&path).unwrap();
     assert_eq!(store.count().unwrap(), 400);
-    let check: String = store.connection.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let check: String =
+        store.connection.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");
 }
