@@ -40,5 +40,8 @@ bash tests/bench/vantage.sh
 echo "== Prometheus: probes per second through /probe, whyrefused against blackbox_exporter"
 bash tests/bench/prometheus.sh
 
+echo "== history: storage per watch round, a query over 100,000 results, size per 1,000"
+bash tests/bench/history.sh
+
 echo "== load: 1,000 concurrent sessions; 1,000 joined agents on one hub (fleet simulator)"
 bash tests/bench/load.sh

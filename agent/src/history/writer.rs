@@ -146,3 +146,56 @@ fn prune(store: &mut Store, retention: Retention, health: &Health) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::record::{Asker, Kind};
+
+    fn entry() -> Entry {
+        Entry {
+            id: formats::new_id(),
+            kind: Kind::Check,
+            host: "db".into(),
+            port: Some(1),
+            input: "db:1".into(),
+            started_ms: 0,
+            finished_ms: 0,
+            asker: Asker { vantage: "local".into(), token: None, source: "cli", watch: None },
+            cause: None,
+            reachable: None,
+            connect_us: None,
+            summary: None,
+            report: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn a_result_that_finds_the_queue_full_or_the_writer_gone_is_counted_with_the_reason() {
+        let health = Health::default();
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        send(&sender, &health, entry());
+        send(&sender, &health, entry());
+        assert_eq!(health.lost.load(Ordering::Relaxed), 1);
+        assert!(health.last_error().unwrap().contains("waiting to be written"));
+        drop(receiver);
+        send(&sender, &health, entry());
+        assert_eq!(health.lost.load(Ordering::Relaxed), 2);
+        assert!(health.last_error().unwrap().contains("stopped"));
+    }
+
+    #[test]
+    fn a_write_that_fails_loses_its_batch_loudly_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("history.sqlite")).unwrap();
+        let health = Health::default();
+        let first = entry();
+        let duplicate = Entry { input: "again".into(), ..first.clone() };
+        write(&mut store, &mut vec![first], &health);
+        write(&mut store, &mut vec![duplicate], &health);
+        assert_eq!(health.stored.load(Ordering::Relaxed), 1);
+        assert_eq!(health.lost.load(Ordering::Relaxed), 1, "the id is unique: the second failed");
+        write(&mut store, &mut vec![entry()], &health);
+        assert_eq!(health.stored.load(Ordering::Relaxed), 2);
+    }
+}

@@ -28,7 +28,7 @@ use axum::routing::get;
 use serde::Serialize;
 
 use super::Peer;
-use super::admit::admit;
+use super::admit::{Refusal, admit};
 use crate::app::AppState;
 use crate::history::{self, Availability, History, Summary, formats};
 
@@ -62,25 +62,38 @@ struct Listing {
     unstored_reason: Option<String>,
 }
 
+/// Why a request gets no history: refused by the rules, or the history is off or unavailable.
+enum Unserved {
+    Refused(Refusal),
+    Problem(Problem),
+}
+
+impl IntoResponse for Unserved {
+    fn into_response(self) -> Response {
+        match self {
+            Unserved::Refused(refusal) => refusal.into_response(),
+            Unserved::Problem(problem) => problem.into_response(),
+        }
+    }
+}
+
 /// Admits the request and finds the history, or says why not.
 fn history_for(
     state: &AppState,
     headers: &HeaderMap,
     peer: SocketAddr,
-) -> Result<History, Response> {
-    admit(state, headers, peer).map_err(IntoResponse::into_response)?;
+) -> Result<History, Unserved> {
+    admit(state, headers, peer).map_err(Unserved::Refused)?;
     match &state.history {
         Availability::On(history) => Ok(history.clone()),
-        Availability::Off => Err(Problem(
+        Availability::Off => Err(Unserved::Problem(Problem(
             StatusCode::NOT_FOUND,
             "this agent keeps no history (it runs with --no-history)".into(),
-        )
-        .into_response()),
-        Availability::Unavailable(reason) => Err(Problem(
+        ))),
+        Availability::Unavailable(reason) => Err(Unserved::Problem(Problem(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("this agent's history is unavailable: {reason}"),
-        )
-        .into_response()),
+        ))),
     }
 }
 
@@ -128,7 +141,7 @@ async fn list(
 ) -> Response {
     let history = match history_for(&state, &headers, peer) {
         Ok(history) => history,
-        Err(refused) => return refused,
+        Err(unserved) => return unserved.into_response(),
     };
     let found = match query_of(&params) {
         Ok(query) => summaries(&history, query).await,
@@ -152,7 +165,7 @@ async fn csv(
 ) -> Response {
     let history = match history_for(&state, &headers, peer) {
         Ok(history) => history,
-        Err(refused) => return refused,
+        Err(unserved) => return unserved.into_response(),
     };
     let found = match query_of(&params) {
         Ok(query) => summaries(&history, query).await,
@@ -175,7 +188,7 @@ async fn one(
 ) -> Response {
     let history = match history_for(&state, &headers, peer) {
         Ok(history) => history,
-        Err(refused) => return refused,
+        Err(unserved) => return unserved.into_response(),
     };
     if !formats::is_id(&id) {
         let message = format!("{id:?} is not a result id (ten letters and digits)");

@@ -224,25 +224,25 @@ mod tests {
     #[test]
     fn the_first_round_and_each_change_of_cause_are_diagnosed_and_changes_timestamped() {
         let mut watch = Watch::default();
-        assert!(watch.needs_diagnosis(Cause::Refused), "the first round");
-        let first = watch.observe("t1", &report(Cause::Refused, 1), None);
+        assert!(watch.needs_diagnosis(Cause::PortClosed), "the first round");
+        let first = watch.observe("t1", &report(Cause::PortClosed, 1), None);
         assert!(!first.changed, "the first round is the baseline, not a change");
-        assert!(!watch.needs_diagnosis(Cause::Refused));
+        assert!(!watch.needs_diagnosis(Cause::PortClosed));
         assert!(watch.needs_diagnosis(Cause::Reachable));
         let opened = watch.observe("t2", &report(Cause::Reachable, 2), Some("id2".into()));
         assert_eq!(
             (opened.round, opened.changed, opened.previous),
-            (2, true, Some(Cause::Refused))
+            (2, true, Some(Cause::PortClosed))
         );
         watch.observe("t3", &report(Cause::Reachable, 3), None);
-        watch.observe("t4", &report(Cause::Refused, 4), Some("id4".into()));
+        watch.observe("t4", &report(Cause::PortClosed, 4), Some("id4".into()));
         let summary = watch.summary();
         assert_eq!(summary.rounds, 4);
         assert_eq!(summary.uptime_percent, 50.0);
-        assert_eq!(summary.causes["refused"], 2);
+        assert_eq!(summary.causes["port_closed"], 2);
         let changes: Vec<(u64, &str, Cause)> =
             summary.changes.iter().map(|c| (c.round, c.at.as_str(), c.to)).collect();
-        assert_eq!(changes, [(2, "t2", Cause::Reachable), (4, "t4", Cause::Refused)]);
+        assert_eq!(changes, [(2, "t2", Cause::Reachable), (4, "t4", Cause::PortClosed)]);
         assert_eq!(summary.connect_ms.max, Some(4.0));
     }
 

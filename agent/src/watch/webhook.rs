@@ -309,7 +309,7 @@ mod tests {
         let change = Change {
             round: 2,
             at: "t".into(),
-            from: Cause::Refused,
+            from: Cause::PortClosed,
             to: Cause::Reachable,
             result: None,
         };
@@ -328,19 +328,20 @@ mod tests {
             round: 7,
             at: "2026-12-02T09:00:00Z".into(),
             from: Cause::Reachable,
-            to: Cause::Refused,
+            to: Cause::PortClosed,
             result: Some("abc".into()),
         };
         let body = ChangeBody::new("db:5432", "local", &change, &CheckReport::default());
         assert!(
-            body.text.contains("db:5432 went from reachable to refused at 2026-12-02T09:00:00Z"),
+            body.text
+                .contains("db:5432 went from reachable to port_closed at 2026-12-02T09:00:00Z"),
             "{}",
             body.text
         );
         let json = serde_json::to_value(&body).unwrap();
         assert_eq!(
             (json["old_cause"].as_str(), json["new_cause"].as_str()),
-            (Some("reachable"), Some("refused"))
+            (Some("reachable"), Some("port_closed"))
         );
     }
 }
