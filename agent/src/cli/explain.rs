@@ -40,6 +40,8 @@ pub struct ExplainArgs {
     /// Print one JSON document: {"recognised": [...], "checks": [...]}.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    history: super::history::HistoryArgs,
 }
 
 /// What `--json` prints.
@@ -85,6 +87,11 @@ pub async fn run(args: ExplainArgs) -> ExitCode {
         Err(error) => return fail(exit::INVALID_INPUT, &error),
     };
     let checks = check_all(plans).await;
+    let now = std::time::SystemTime::now();
+    let entries = checks
+        .iter()
+        .filter_map(|(_, report)| crate::history::Entry::of_check(report, super::cli_asker(), now));
+    super::history::store_all(&args.history, entries.collect()).await;
     let code = worst_code(&checks, &sockets);
     let output = match args.json {
         true => {

@@ -63,18 +63,29 @@ impl HistoryArgs {
 }
 
 /// Stores `entry` and waits until it is written; says on standard error when it is not (the
-/// command's own outcome stands). Returns the stored id.
-pub async fn store(args: &HistoryArgs, entry: Option<Entry>) -> Option<String> {
-    let entry = entry?;
-    let history = match opened(args).await? {
-        Ok(history) => history,
-        Err(error) => {
+/// command's own outcome stands).
+pub async fn store(args: &HistoryArgs, entry: Option<Entry>) {
+    store_all(args, entry.into_iter().collect()).await;
+}
+
+/// Stores `entries` (the checks of one command) and waits until they are written; says on
+/// standard error when they are not.
+pub async fn store_all(args: &HistoryArgs, entries: Vec<Entry>) {
+    if entries.is_empty() {
+        return;
+    }
+    let history = match opened(args).await {
+        None => return,
+        Some(Ok(history)) => history,
+        Some(Err(error)) => {
             eprintln!("whyrefused: the result was not stored in the history: {error}");
-            return None;
+            return;
         }
     };
-    let id = history.record(entry);
-    finish(history).await.then_some(id)
+    for entry in entries {
+        history.record(entry);
+    }
+    finish(history).await;
 }
 
 /// Opens the history off the runtime's workers (`None` with `--no-history`).
