@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use whyrefused::history::formats::{new_id, unix_ms};
-use whyrefused::history::{Asker, Entry, Kind, Query, Store, file_in};
+use whyrefused::history::{Asker, Document, Entry, Kind, Query, Store, file_in};
 
 /// How many results go in one transaction while filling.
 const BATCH: usize = 1_000;
@@ -91,6 +91,6 @@ fn entry(report: &str, other: bool, started_ms: i64) -> Entry {
         reachable: Some(false),
         connect_us: Some(480),
         summary: Some("Nothing listens on port 5432 of 127.0.0.1.".into()),
-        report: report.to_string(),
+        report: Document::Json(report.to_string()),
     }
 }

@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::Duration;
 
-pub use record::{Asker, Entry, Kind, Stored, Summary};
+pub use record::{Asker, Document, Entry, Kind, Stored, Summary};
 pub use store::{Query, Retention, Store, StoreError};
 use writer::{Command, Health};
 

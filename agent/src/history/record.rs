@@ -78,8 +78,29 @@ pub struct Entry {
     pub connect_us: Option<u64>,
     /// The verdict's sentence, or a scan's counts.
     pub summary: Option<String>,
-    /// The whole report as JSON.
-    pub report: String,
+    /// The whole report, turned into JSON by the writer thread (off the async runtime).
+    pub report: Document,
+}
+
+/// A report to store.
+#[derive(Debug, Clone)]
+pub enum Document {
+    Check(Box<CheckReport>),
+    Scan(Box<ScanReport>),
+    /// Already JSON.
+    Json(String),
+}
+
+impl Document {
+    /// The report as JSON text.
+    pub fn to_json(&self) -> String {
+        let encoded = match self {
+            Document::Check(report) => serde_json::to_string(report),
+            Document::Scan(report) => serde_json::to_string(report),
+            Document::Json(text) => return text.clone(),
+        };
+        encoded.unwrap_or_else(|_| "null".into())
+    }
 }
 
 impl Entry {
@@ -102,7 +123,7 @@ impl Entry {
             reachable: verdict.map(|v| v.cause.is_reachable()),
             connect_us: connect_us(report),
             summary: verdict.map(|v| v.summary.clone()),
-            report: serde_json::to_string(report).unwrap_or_else(|_| "null".into()),
+            report: Document::Check(Box::new(report.clone())),
         })
     }
 
@@ -123,7 +144,7 @@ impl Entry {
             reachable: None,
             connect_us: None,
             summary: Some(format!("{} open of {} ports", counts.open, counts.total())),
-            report: serde_json::to_string(report).unwrap_or_else(|_| "null".into()),
+            report: Document::Scan(Box::new(report.clone())),
         }
     }
 }

@@ -218,7 +218,7 @@ impl Store {
                         entry.reachable,
                         entry.connect_us.map(|us| i64::try_from(us).unwrap_or(i64::MAX)),
                         entry.summary,
-                        entry.report,
+                        entry.report.to_json(),
                     ])
                     .map_err(sqlite)?;
             }

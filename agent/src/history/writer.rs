@@ -16,9 +16,10 @@ use super::formats;
 use super::record::Entry;
 use super::store::{Retention, Store};
 
-/// How many results may wait for the writer. At a few hundred microseconds a write, a full
-/// queue means the disk has stalled for seconds.
-pub const QUEUE: usize = 1024;
+/// How many results may wait for the writer: a request fanned out to a hub's most joined
+/// agents (4,096 by default) fits at once. At tens of microseconds a write in a batch, a full
+/// queue means the disk has stalled.
+pub const QUEUE: usize = 4096;
 
 /// The most results written in one transaction.
 const BATCH: usize = 256;
@@ -150,7 +151,7 @@ fn prune(store: &mut Store, retention: Retention, health: &Health) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::record::{Asker, Kind};
+    use crate::history::record::{Asker, Document, Kind};
 
     fn entry() -> Entry {
         Entry {
@@ -166,7 +167,7 @@ mod tests {
             reachable: None,
             connect_us: None,
             summary: None,
-            report: "{}".into(),
+            report: Document::Json("{}".into()),
         }
     }
 

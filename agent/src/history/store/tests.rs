@@ -2,7 +2,7 @@
 //! user can act on, and two writers on one file.
 
 use super::*;
-use crate::history::record::Asker;
+use crate::history::record::{Asker, Document};
 
 fn entry(host: &str, port: Option<u16>, started_ms: i64, cause: &str) -> Entry {
     Entry {
@@ -23,7 +23,7 @@ fn entry(host: &str, port: Option<u16>, started_ms: i64, cause: &str) -> Entry {
         reachable: Some(cause == "reachable"),
         connect_us: Some(1500),
         summary: Some(format!("it is {cause}")),
-        report: format!(r#"{{"cause":"{cause}","padding":"{}"}}"#, "x".repeat(400)),
+        report: Document::Json(format!(r#"{{"cause":"{cause}","padding":"{}"}}"#, "x".repeat(400))),
     }
 }
 
