@@ -204,3 +204,34 @@ async fn one(
         Err(error) => Problem(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_query_reads_target_since_and_limit_and_names_what_is_wrong() {
+        let query = query_of(&params(&[("target", "DB:5432"), ("limit", "5")])).ok().unwrap();
+        assert_eq!((query.host.as_deref(), query.port, query.limit), (Some("db"), Some(5432), 5));
+        assert_eq!(query_of(&params(&[])).ok().unwrap().limit, history::DEFAULT_LIMIT);
+        let recent = query_of(&params(&[("since", "1h")])).ok().unwrap();
+        let hour_ago = formats::unix_ms(SystemTime::now()) - 3_600_000;
+        assert!(recent.since_ms.unwrap().abs_diff(hour_ago) < 5_000);
+        for (key, value, named) in [
+            ("limit", "0", "limit"),
+            ("limit", "10001", "limit"),
+            ("since", "soon", "since"),
+            ("target", "[::1", "target"),
+        ] {
+            let Err(Problem(status, message)) = query_of(&params(&[(key, value)])) else {
+                panic!("{key}={value} was taken");
+            };
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            assert!(message.starts_with(named), "{message}");
+        }
+    }
+}
