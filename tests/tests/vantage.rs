@@ -171,7 +171,7 @@ async fn a_joined_agent_still_serves_its_own_clients() {
 #[test]
 fn a_check_from_all_returns_one_result_per_vantage_point_and_the_cross_verdict() {
     let files = Files::new();
-    let (hub, _a1, _a2, tokens) = hub_and_two_agents(&files);
+    let (hub, a1, _a2, tokens) = hub_and_two_agents(&files);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let target = listener.local_addr().unwrap().to_string();
 
@@ -197,6 +197,29 @@ fn a_check_from_all_returns_one_result_per_vantage_point_and_the_cross_verdict()
     }
     assert_eq!(json["verdict"]["cause"], "same", "{}", json["verdict"]);
     assert!(json["verdict"]["summary"].as_str().unwrap().contains("(local, a1, a2)"));
+
+    // The hub stores each vantage point's part under its name, asked by the team's token; a
+    // joined agent stores its own part too, asked through the hub.
+    let stored = |agent: &Agent, token_file: &str| -> Vec<serde_json::Value> {
+        let url = format!("ws://{}", agent.address);
+        let output =
+            cli(&["history", &target, "--via", &url, "--token-file", token_file, "--json"]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let listing: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        listing["results"].as_array().expect("a list").clone()
+    };
+    let at_hub = stored(&hub, &tokens);
+    let mut places: Vec<&str> = at_hub.iter().map(|r| r["vantage"].as_str().unwrap()).collect();
+    places.sort();
+    assert_eq!(places, ["a1", "a2", "local"], "{at_hub:?}");
+    assert!(at_hub.iter().all(|r| r["asked_by"] == "team" && r["cause"] == "reachable"));
+    let at_a1 = stored(&a1, &files.tokens("team", &format!("team:{SECRET}\n")));
+    assert_eq!(at_a1.len(), 1, "{at_a1:?}");
+    assert_eq!(
+        (at_a1[0]["vantage"].as_str(), at_a1[0]["source"].as_str()),
+        (Some("local"), Some("hub"))
+    );
+    assert_eq!(at_a1[0]["asked_by"], "team", "the hub's client, as the hub sent it");
 
     // Read as text, each vantage point has its section and the verdict comes last.
     let closed = whyrefused_tests::closed_port();
