@@ -361,3 +361,29 @@ fn two_agents_on_one_history_file_store_every_result() {
     }
     assert_eq!(stored(state.path(), &target).len(), 40, "both agents' results, none lost");
 }
+
+#[test]
+fn a_watch_through_an_agent_runs_there_and_the_agent_stores_its_rounds() {
+    let agent = Agent::start();
+    let target = format!("127.0.0.1:{}", closed_port());
+    let local = tempfile::tempdir().unwrap();
+    let dir = local.path().to_str().unwrap();
+    let via = ["--via", &agent.ws_url(), "--from", "local", "--state-dir", dir];
+    let (code, out, err) = cli(&[
+        &["watch", &target, "--every", "100ms", "--count", "3", "--json"][..],
+        &via,
+    ]
+    .concat());
+    assert_eq!(code, 1, "{err}");
+    let lines: Vec<Value> = out.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines.len(), 4, "three rounds and the summary: {out}");
+    assert!(out.starts_with("{\"watch\":"), "the round first, then its report");
+    assert_eq!(lines[2]["report"]["verdict"]["cause"], "port_closed");
+    let listed: Value =
+        serde_json::from_str(&get(agent.address, &format!("/api/results?target={target}")).body)
+            .unwrap();
+    let rounds = listed["results"].as_array().unwrap();
+    assert!(rounds.len() >= 3, "every round, and the first one's diagnosis: {listed}");
+    assert!(rounds.iter().all(|r| r["source"] == "websocket" && r["vantage"] == "local"));
+    assert!(!local.path().join("history.sqlite").exists(), "the agent stores them, not the CLI");
+}

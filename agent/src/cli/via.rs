@@ -45,6 +45,7 @@ fn variable_looks_like_a_line(file: Option<&Path>) -> bool {
 }
 
 /// A hub to run through: its checked URL (with how to trust its TLS) and the token to present.
+#[derive(Clone)]
 pub struct Hub {
     url: HubUrl,
     token: Option<Secret>,
@@ -301,6 +302,28 @@ async fn run<R: Default>(
             _ => {}
         }
     }
+}
+
+/// One check through the hub from the one vantage point `from`: its report, whatever it says
+/// (one that went offline ends without a verdict); an error only when the hub could not be
+/// asked. For `watch --via`.
+pub async fn check_from(
+    hub: Hub,
+    request: CheckRequest,
+    from: &str,
+) -> Result<CheckReport, String> {
+    let from = Some(vec![from.to_string()]);
+    let message = ClientMessage::Check { id: REQUEST, request, from, origin: None };
+    let results = run(hub, message, |report: &mut CheckReport, message| {
+        if let AgentMessage::Event { event, .. } = message {
+            report.apply(event);
+        }
+    });
+    let results = results.await.map_err(|error| match error {
+        ViaError::Input(message) | ViaError::Failure(message) => message,
+    })?;
+    let entry = results.vantages.into_iter().next().ok_or("the hub sent no result")?;
+    Ok(entry.report)
 }
 
 /// `whyrefused check TARGET --via URL [--from …]`.

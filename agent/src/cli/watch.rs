@@ -15,13 +15,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
+use serde::Serialize;
 use serde_json::json;
 use tokio::task::JoinSet;
 use whyrefused_shared::{CheckReport, CheckRequest, DEFAULT_TIMEOUT_MS};
 
 use super::history::{self as stored, HistoryArgs};
 use super::report::{self, Colors};
-use super::{exit, fail};
+use super::{exit, fail, via};
 use crate::check::{self, CheckPlan, TraceWhen};
 use crate::history::{Asker, Entry, History, formats};
 use crate::policy::TargetPolicy;
@@ -75,6 +76,19 @@ pub struct WatchArgs {
     /// WHYREFUSED_RESULT in its environment.
     #[arg(long, value_name = "CMD")]
     on_change: Option<String>,
+    /// Run each round through the agent (hub) at this WebSocket URL, such as
+    /// wss://hub.example:7070; the hub stores the rounds in its history.
+    #[arg(long, value_name = "URL")]
+    via: Option<String>,
+    /// With --via: the one vantage point to run from (local is the hub itself).
+    #[arg(long, value_name = "NAME", requires = "via", default_value = "local")]
+    from: String,
+    /// The hub's token file: its first secret is presented (else WHYREFUSED_TOKEN).
+    #[arg(long, requires = "via")]
+    token_file: Option<std::path::PathBuf>,
+    /// For a wss:// hub with a self-signed certificate: the SHA-256 fingerprint it printed.
+    #[arg(long, requires = "via")]
+    tls_fingerprint: Option<String>,
     #[command(flatten)]
     history: HistoryArgs,
 }
@@ -87,10 +101,34 @@ fn parse_every(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// One `--json` line: the round, then its report (fields in this order).
+#[derive(Serialize)]
+struct RoundLine<'a> {
+    watch: RoundInfo<'a>,
+    report: &'a CheckReport,
+}
+
+/// The round of a `--json` line.
+#[derive(Serialize)]
+struct RoundInfo<'a> {
+    /// Its number, from 1.
+    round: u64,
+    /// Its cause differs from the round before's.
+    changed: bool,
+    /// When it started (RFC 3339).
+    at: &'a str,
+    /// Its stored result, when it was stored here.
+    result: Option<&'a str>,
+}
+
 /// What a running watch holds besides its [`Watch`].
 struct Watcher {
     args: WatchArgs,
+    /// The check each round asks for.
+    request: CheckRequest,
     plan: CheckPlan,
+    /// The hub the rounds run through, with `--via`.
+    hub: Option<via::Hub>,
     history: Option<History>,
     /// This watch's id, stored with each round.
     id: String,
@@ -123,7 +161,22 @@ pub async fn run(args: WatchArgs) -> ExitCode {
         Ok(url) => url.map(|url| Webhook::new(url, unrestricted)),
         Err(error) => return fail(exit::INVALID_INPUT, &format!("--webhook: {error}")),
     };
-    let history = match stored::opened(&args.history).await {
+    let hub = match args.via.as_deref() {
+        None => None,
+        Some(url) => {
+            let pin = args.tls_fingerprint.as_deref();
+            match via::Hub::new(url, pin, args.token_file.as_deref()) {
+                Ok(hub) => Some(hub),
+                Err(error) => return fail(exit::INVALID_INPUT, &error),
+            }
+        }
+    };
+    // Through a hub, the hub stores each round (as it does a check --via).
+    let opened = match hub {
+        Some(_) => None,
+        None => stored::opened(&args.history).await,
+    };
+    let history = match opened {
         None => None,
         Some(Ok(history)) => Some(history),
         Some(Err(error)) => {
@@ -134,7 +187,9 @@ pub async fn run(args: WatchArgs) -> ExitCode {
     let colors = Colors::for_stdout(std::io::stdout().is_terminal());
     let mut watcher = Watcher {
         args,
+        request,
         plan,
+        hub,
         history,
         id: formats::new_id(),
         webhook,
@@ -181,12 +236,29 @@ impl Watcher {
 
     /// One round: a check without the path trace; when its cause is new, the full diagnosis.
     async fn round(&self, watch: &Watch) -> CheckReport {
-        let light = CheckPlan { trace: TraceWhen::Never, ..self.plan.clone() };
-        let report = checked(&light).await;
+        let report = self.check(false).await;
         let cause = report.verdict.as_ref().map(|verdict| verdict.cause);
         match cause.is_some_and(|cause| !watch.needs_diagnosis(cause)) {
             true => report,
-            false => checked(&CheckPlan { trace: TraceWhen::Always, ..self.plan.clone() }).await,
+            false => self.check(true).await,
+        }
+    }
+
+    /// One check, here or through the hub; with `diagnose`, the path traced whatever the
+    /// outcome, else never.
+    async fn check(&self, diagnose: bool) -> CheckReport {
+        let Some(hub) = &self.hub else {
+            let trace = if diagnose { TraceWhen::Always } else { TraceWhen::Never };
+            return checked(&CheckPlan { trace, ..self.plan.clone() }).await;
+        };
+        let request = CheckRequest { trace: diagnose, no_trace: !diagnose, ..self.request.clone() };
+        match via::check_from(hub.clone(), request, &self.args.from).await {
+            Ok(report) => report,
+            Err(error) => {
+                // The round counts as unknown; the watch goes on (the hub may come back).
+                eprintln!("whyrefused: this round could not run through the hub: {error}");
+                CheckReport::default()
+            }
         }
     }
 
@@ -222,10 +294,8 @@ impl Watcher {
     ) {
         let text = match self.args.json {
             true => {
-                let line = json!({
-                    "watch": { "round": round, "changed": changed, "at": at, "result": result },
-                    "report": report,
-                });
+                let watch = RoundInfo { round, changed, at, result };
+                let line = serde_json::to_string(&RoundLine { watch, report }).unwrap_or_default();
                 format!("{line}\n")
             }
             false => {
@@ -263,7 +333,8 @@ impl Watcher {
     /// Sends the change to the webhook and the `--on-change` command, in the background.
     fn announce(&mut self, change: Option<Change>, report: &CheckReport) {
         let Some(change) = change else { return };
-        let body = ChangeBody::new(&self.args.target, "local", &change, report);
+        let vantage = if self.hub.is_some() { self.args.from.as_str() } else { "local" };
+        let body = ChangeBody::new(&self.args.target, vantage, &change, report);
         if let Some(webhook) = self.webhook.clone() {
             let body = body.clone();
             self.tasks.spawn(async move {
