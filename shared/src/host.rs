@@ -90,7 +90,8 @@ pub struct FirewallMatch {
     /// other stopping rule moved: then it is the rule, not just likely the rule.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exact: bool,
-    /// How many times the probe was sent (again when other traffic moved the counters too).
+    /// How many times the probe was sent (again when other traffic moved the counters too);
+    /// 0 when no rule of the firewall could stop it (none drops or rejects its address and port).
     pub probes: u32,
     /// Dropping or rejecting rules without a counter that could match this probe (its port and
     /// address), listed when no counted rule moved: without counters, which one matched cannot
@@ -114,6 +115,19 @@ impl FirewallMatch {
             rule.text = RULE_TEXT_HIDDEN.to_string();
         }
         self
+    }
+
+    /// What a match that named no rule found, in words: no rule could have stopped the probe
+    /// (none was sent), or none that could counted it.
+    pub fn nothing_found(&self) -> String {
+        let rules = self.rules_read;
+        match self.probes {
+            0 => format!(
+                "none of this host's {rules} firewall rules drops or rejects this address and \
+                 port: nothing to probe"
+            ),
+            _ => format!("no dropping or rejecting rule of this host's {rules} counted the probe"),
+        }
     }
 }
 
@@ -341,5 +355,9 @@ mod tests {
         assert_eq!(serde_json::from_str::<FirewallMatch>(&text).unwrap(), found);
         let queue: RuleAction = serde_json::from_str("\"queue\"").unwrap();
         assert_eq!(queue, RuleAction::Other);
+        let none = FirewallMatch { matched: vec![], exact: false, probes: 0, ..found.clone() };
+        assert!(none.nothing_found().starts_with("none of this host's 7 firewall rules"));
+        let uncounted = FirewallMatch { probes: 1, ..none };
+        assert!(uncounted.nothing_found().ends_with("7 counted the probe"));
     }
 }

@@ -128,10 +128,10 @@ pub fn attributes(mut bytes: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
-/// An attribute's value read as a NUL-terminated string.
-pub fn string(value: &[u8]) -> String {
+/// An attribute's value read as a NUL-terminated UTF-8 string, borrowed; `None` when not UTF-8.
+pub fn str(value: &[u8]) -> Option<&str> {
     let end = value.iter().position(|b| *b == 0).unwrap_or(value.len());
-    String::from_utf8_lossy(&value[..end]).into_owned()
+    std::str::from_utf8(&value[..end]).ok()
 }
 
 /// An attribute's value read as a big-endian (network order) number, as netfilter sends them.
@@ -206,7 +206,7 @@ mod tests {
         bytes.extend(4u16.to_ne_bytes());
         let found: Vec<(u16, &[u8])> = attributes(&bytes).collect();
         assert_eq!(found.len(), 2);
-        assert_eq!((found[0].0, string(found[0].1).as_str()), (1, "abcd"));
+        assert_eq!((found[0].0, str(found[0].1)), (1, Some("abcd")));
         assert_eq!((found[1].0, be_u64(found[1].1)), (3, Some(7)));
     }
 }

@@ -230,12 +230,8 @@ pub fn apply(found: &FirewallMatch, port: u16, diagnosis: &mut AddressDiagnosis)
                 .into(),
         );
     } else {
-        let read = found.rules_read;
-        diagnosis.evidence.push(evidence(
-            "firewall rules",
-            format!("no dropping or rejecting rule of this host's {read} counted the probe"),
-            Some(found.elapsed_us),
-        ));
+        let words = found.nothing_found();
+        diagnosis.evidence.push(evidence("firewall rules", words, Some(found.elapsed_us)));
     }
     false
 }

@@ -56,11 +56,10 @@ pub fn firewall_rule_finding(props: &FirewallRuleFindingProps) -> Html {
             </>
         };
     }
-    html! {
-        <p class="finding-line">{ format!(
-            "No dropping or rejecting rule of this host's {} counted the probe.", found.rules_read
-        ) }</p>
-    }
+    let words = found.nothing_found();
+    let mut first = words.chars();
+    let sentence = first.next().map(|c| c.to_uppercase().collect::<String>()).unwrap_or_default();
+    html! { <p class="finding-line">{ format!("{sentence}{}.", first.as_str()) }</p> }
 }
 
 fn action(rule: &FirewallRule) -> &'static str {

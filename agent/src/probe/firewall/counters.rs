@@ -42,87 +42,79 @@ const EXPRESSION_DATA: u16 = 2;
 const COUNTER_PACKETS: u16 = 2;
 const GENERATION_ID: u16 = 1;
 
-/// Where a counter is: a rule by its handle (as nft lists it) or by its place from 1 (as
-/// iptables-save lists it), or a chain's policy.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Slot {
-    Handle(u64),
-    Position(u32),
-    Policy,
-}
-
-/// A counter's family (`ip`, `inet`...), table, chain and slot.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CounterKey {
-    pub family: String,
-    pub table: String,
-    pub chain: String,
-    pub slot: Slot,
-}
-
-/// Every counter of this network namespace's nf_tables ruleset, at one moment.
+/// One chain's counters: each rule's by its handle (as nft lists it) and in order (as
+/// iptables-save lists it, by place), and its policy's when it keeps one.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Counters(HashMap<CounterKey, u64>);
+struct ChainCounters {
+    by_handle: HashMap<u64, u64>,
+    in_order: Vec<Option<u64>>,
+    policy: Option<u64>,
+}
+
+/// Every counter of this network namespace's nf_tables ruleset, at one moment, by family,
+/// table and chain (names are kept once per chain: a dump of thousands of rules allocates
+/// little).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counters(HashMap<&'static str, HashMap<String, HashMap<String, ChainCounters>>>);
 
 impl Counters {
-    /// The counter of a listed rule, found by the same handle or place its listing gave.
+    /// The counter of a listed rule, found by the same handle or place its listing gave;
+    /// `None` for iptables-legacy's rules, which live outside nf_tables.
     pub fn of(&self, listed: &ListedRule) -> Option<u64> {
-        self.0.get(&key_of(listed)?).copied()
+        let rule = &listed.rule;
+        if rule.tool.ends_with("-legacy") {
+            return None;
+        }
+        let chain = self.0.get(rule.family.as_str())?.get(&rule.table)?.get(&rule.chain)?;
+        match (rule.tool.as_str(), rule.policy, rule.handle) {
+            (_, true, _) => chain.policy,
+            ("nft", false, handle) => chain.by_handle.get(&handle?).copied(),
+            (_, false, _) => *chain.in_order.get(rule.position.checked_sub(1)? as usize)?,
+        }
     }
 
     /// The listed rules with these counters in place of the ones their listing read.
     pub fn applied_to(&self, rules: &[ListedRule]) -> Vec<ListedRule> {
         rules.iter().map(|r| ListedRule { counter: self.of(r), ..r.clone() }).collect()
     }
-}
 
-/// Where a listed rule's counter is kept by nf_tables; `None` for iptables-legacy's rules,
-/// which live outside it.
-fn key_of(listed: &ListedRule) -> Option<CounterKey> {
-    let rule = &listed.rule;
-    let slot = match (rule.tool.as_str(), rule.policy, rule.handle) {
-        (tool, _, _) if tool.ends_with("-legacy") => return None,
-        (_, true, _) => Slot::Policy,
-        ("nft", false, Some(handle)) => Slot::Handle(handle),
-        ("nft", false, None) => return None,
-        (_, false, _) => Slot::Position(rule.position),
-    };
-    Some(CounterKey {
-        family: rule.family.clone(),
-        table: rule.table.clone(),
-        chain: rule.chain.clone(),
-        slot,
-    })
+    fn chain_mut(&mut self, family: &'static str, table: &str, chain: &str) -> &mut ChainCounters {
+        let tables = self.0.entry(family).or_default();
+        if !tables.contains_key(table) {
+            tables.insert(table.to_string(), HashMap::new());
+        }
+        let chains = tables.get_mut(table).expect("inserted above");
+        if !chains.contains_key(chain) {
+            chains.insert(chain.to_string(), ChainCounters::default());
+        }
+        chains.get_mut(chain).expect("inserted above")
+    }
 }
 
 /// Reads every counter: the rules' and the chains' policies.
 pub fn read() -> Result<Counters, NetlinkError> {
-    let mut collector = Collector::default();
-    dump(GET_RULE, |kind, body| collector.take(kind, body))?;
-    dump(GET_CHAIN, |kind, body| collector.take(kind, body))?;
-    Ok(collector.counters)
+    let mut counters = Counters::default();
+    dump(GET_RULE, |kind, body| counters.take(kind, body))?;
+    dump(GET_CHAIN, |kind, body| counters.take(kind, body))?;
+    Ok(counters)
 }
 
-/// The counters of a dump's answers, as they arrive, with each chain's rules counted so far.
-#[derive(Default)]
-struct Collector {
-    counters: Counters,
-    places: HashMap<(String, String, String), u32>,
-}
-
-impl Collector {
+impl Counters {
+    /// Keeps what one answer of a dump says: a rule's counter, or a chain's policy counter.
     fn take(&mut self, kind: u16, body: &[u8]) {
         if kind == NFTABLES | NEW_RULE
             && let Some(rule) = rule_counter(body)
         {
-            let chain = (rule.family.clone(), rule.table.clone(), rule.chain.clone());
-            let position = *self.places.entry(chain).and_modify(|p| *p += 1).or_insert(1);
-            self.counters.insert(rule, position);
+            let chain = self.chain_mut(rule.family, rule.table, rule.chain);
+            chain.in_order.push(rule.packets);
+            if let Some(packets) = rule.packets {
+                chain.by_handle.insert(rule.handle, packets);
+            }
         }
         if kind == NFTABLES | NEW_CHAIN
-            && let Some((key, packets)) = policy_counter(body)
+            && let Some(policy) = policy_counter(body)
         {
-            self.counters.0.insert(key, packets);
+            self.chain_mut(policy.family, policy.table, policy.chain).policy = Some(policy.packets);
         }
     }
 }
@@ -146,45 +138,29 @@ fn dump(kind: u16, each: impl FnMut(u16, &[u8])) -> Result<(), NetlinkError> {
     netlink::ask(SockProtocol::NetlinkNetFilter, &request, each)
 }
 
-/// One rule's place and counter, as a dump names it.
+/// One rule's place and counter, as a dump names it (borrowed from the answer).
 #[derive(Debug, PartialEq, Eq)]
-struct RuleCounter {
-    family: String,
-    table: String,
-    chain: String,
+struct RuleCounter<'a> {
+    family: &'static str,
+    table: &'a str,
+    chain: &'a str,
     handle: u64,
     packets: Option<u64>,
 }
 
-impl Counters {
-    /// Keeps a rule's counter under its handle and under its place in its chain.
-    fn insert(&mut self, rule: RuleCounter, position: u32) {
-        let Some(packets) = rule.packets else { return };
-        let key = |slot| CounterKey {
-            family: rule.family.clone(),
-            table: rule.table.clone(),
-            chain: rule.chain.clone(),
-            slot,
-        };
-        self.0.insert(key(Slot::Handle(rule.handle)), packets);
-        self.0.insert(key(Slot::Position(position)), packets);
-    }
-}
-
 /// A `NFT_MSG_NEWRULE` message's rule: where it is and its counter expression's packets.
-fn rule_counter(body: &[u8]) -> Option<RuleCounter> {
-    let family = family_name(*body.first()?)?;
+fn rule_counter(body: &[u8]) -> Option<RuleCounter<'_>> {
     let mut rule = RuleCounter {
-        family: family.into(),
-        table: String::new(),
-        chain: String::new(),
+        family: family_name(*body.first()?)?,
+        table: "",
+        chain: "",
         handle: 0,
         packets: None,
     };
     for (kind, value) in netlink::attributes(body.get(GENERIC_HEADER..)?) {
         match kind {
-            RULE_TABLE => rule.table = netlink::string(value),
-            RULE_CHAIN => rule.chain = netlink::string(value),
+            RULE_TABLE => rule.table = netlink::str(value)?,
+            RULE_CHAIN => rule.chain = netlink::str(value)?,
             RULE_HANDLE => rule.handle = netlink::be_u64(value)?,
             RULE_EXPRESSIONS => rule.packets = counter_expression(value),
             _ => {}
@@ -197,11 +173,11 @@ fn rule_counter(body: &[u8]) -> Option<RuleCounter> {
 fn counter_expression(expressions: &[u8]) -> Option<u64> {
     netlink::attributes(expressions).filter(|(kind, _)| *kind == LIST_ELEMENT).find_map(
         |(_, element)| {
-            let mut name = String::new();
+            let mut name = "";
             let mut data: &[u8] = &[];
             for (kind, value) in netlink::attributes(element) {
                 match kind {
-                    EXPRESSION_NAME => name = netlink::string(value),
+                    EXPRESSION_NAME => name = netlink::str(value).unwrap_or_default(),
                     EXPRESSION_DATA => data = value,
                     _ => {}
                 }
@@ -211,20 +187,27 @@ fn counter_expression(expressions: &[u8]) -> Option<u64> {
     )
 }
 
-/// A base chain's policy counter, when it keeps one.
-fn policy_counter(body: &[u8]) -> Option<(CounterKey, u64)> {
+/// A base chain's policy counter (borrowed from the answer).
+struct PolicyCounter<'a> {
+    family: &'static str,
+    table: &'a str,
+    chain: &'a str,
+    packets: u64,
+}
+
+/// A `NFT_MSG_NEWCHAIN` message's policy counter, when the chain keeps one.
+fn policy_counter(body: &[u8]) -> Option<PolicyCounter<'_>> {
     let family = family_name(*body.first()?)?;
-    let (mut table, mut chain, mut counted) = (String::new(), String::new(), None);
+    let (mut table, mut chain, mut counted) = ("", "", None);
     for (kind, value) in netlink::attributes(body.get(GENERIC_HEADER..)?) {
         match kind {
-            CHAIN_TABLE => table = netlink::string(value),
-            CHAIN_NAME => chain = netlink::string(value),
+            CHAIN_TABLE => table = netlink::str(value)?,
+            CHAIN_NAME => chain = netlink::str(value)?,
             CHAIN_COUNTERS => counted = packets(value),
             _ => {}
         }
     }
-    let key = CounterKey { family: family.into(), table, chain, slot: Slot::Policy };
-    Some((key, counted?))
+    Some(PolicyCounter { family, table, chain, packets: counted? })
 }
 
 /// `NFTA_COUNTER_PACKETS` of a counter's attributes.
@@ -263,32 +246,27 @@ mod tests {
     /// filter input` chain (port 81 counter reject, port 84 drop without a counter, port 82
     /// counter drop), after SYNs to 86, 87, 81 twice and 82.
     fn lab_counters() -> Counters {
-        let mut collector = Collector::default();
-        let mut take = |kind: u16, body: &[u8]| collector.take(kind, body);
+        let mut counters = Counters::default();
+        let mut take = |kind: u16, body: &[u8]| counters.take(kind, body);
         netlink::read_messages(include_bytes!("testdata/nft-rules.netlink"), &mut take).unwrap();
         netlink::read_messages(include_bytes!("testdata/nft-chains.netlink"), &mut take).unwrap();
-        collector.counters
+        counters
     }
 
     #[test]
     fn a_real_dump_gives_each_counted_rule_by_handle_and_by_place() {
         let counters = lab_counters();
-        let at = |family: &str, table: &str, chain: &str, slot| {
-            let key = CounterKey {
-                family: family.into(),
-                table: table.into(),
-                chain: chain.into(),
-                slot,
-            };
-            counters.0.get(&key).copied()
+        let chain = |family: &str, table: &str, chain: &str| {
+            counters.0.get(family).and_then(|t| t.get(table)).and_then(|c| c.get(chain)).unwrap()
         };
-        assert_eq!(at("inet", "filter", "input", Slot::Handle(2)), Some(2), "port 81, twice");
-        assert_eq!(at("inet", "filter", "input", Slot::Handle(3)), None, "no counter");
-        assert_eq!(at("inet", "filter", "input", Slot::Handle(4)), Some(1));
-        assert_eq!(at("ip", "filter", "INPUT", Slot::Position(1)), Some(1), "port 86");
-        assert_eq!(at("ip", "filter", "INPUT", Slot::Position(2)), Some(1), "port 87");
-        assert_eq!(at("ip", "filter", "FORWARD", Slot::Policy), Some(0), "iptables' policy");
-        assert_eq!(at("inet", "filter", "input", Slot::Policy), None, "nft keeps none");
+        let input = chain("inet", "filter", "input");
+        assert_eq!(input.by_handle.get(&2), Some(&2), "port 81, twice");
+        assert_eq!(input.by_handle.get(&3), None, "port 84: no counter");
+        assert_eq!(input.by_handle.get(&4), Some(&1));
+        assert_eq!(input.in_order, [Some(2), None, Some(1)]);
+        assert_eq!(input.policy, None, "nft keeps none");
+        assert_eq!(chain("ip", "filter", "INPUT").in_order, [Some(1), Some(1)], "ports 86, 87");
+        assert_eq!(chain("ip", "filter", "FORWARD").policy, Some(0), "iptables' policy");
     }
 
     #[test]
@@ -336,6 +314,6 @@ mod tests {
     fn legacy_rules_have_no_netfilter_counter() {
         let legacy =
             iptables::parse("iptables-legacy", include_str!("testdata/iptables-legacy-save.txt"));
-        assert!(legacy.iter().all(|rule| key_of(rule).is_none()));
+        assert!(legacy.iter().all(|rule| lab_counters().of(rule).is_none()));
     }
 }

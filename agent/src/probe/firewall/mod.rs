@@ -12,7 +12,9 @@
 //! large ruleset: that listing runs once, beside the check's connects, and is kept while the
 //! ruleset's generation stays the same. The counters around the probe are read from nf_tables
 //! over netlink, in about a millisecond ([`counters`]). iptables-legacy's rules live outside
-//! nf_tables: with any of them, both readings are listings.
+//! nf_tables: with any of them, both readings are listings. When no rule that drops or rejects
+//! could match the probe's address and port (a host without rules, the common case of a port
+//! where nothing listens), nothing is probed.
 //!
 //! Reading the counters needs CAP_NET_ADMIN; without it the finding says so and nothing else.
 
@@ -33,7 +35,6 @@ use whyrefused_shared::{FIREWALL_NEEDS, FirewallMatch, FirewallRule, RuleAction}
 use crate::clock;
 use crate::rate::ConnectBudget;
 use condition::Condition;
-use counters::Counters;
 
 /// How long the rule probe's connect may take: its SYN crosses this host's own chains
 /// (OUTPUT, then INPUT over loopback) as it is sent, so a reject answers at once and a drop has
@@ -129,8 +130,13 @@ impl RuleListing {
 /// The last listing and the ruleset generation it was read at.
 static LAST_LISTING: Mutex<Option<(u32, Arc<Vec<ListedRule>>)>> = Mutex::new(None);
 
+/// One listing at a time: the checks that start together wait for the first one's listing and
+/// then find it kept, instead of each running the tools.
+static LISTING_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Every rule, listed, or kept from the last listing when the ruleset has not changed since.
 async fn listing() -> Listed {
+    let _turn = LISTING_TURN.lock().await;
     let generation = match any_legacy_tables() {
         true => None, // iptables-legacy's changes do not move nf_tables' generation
         false => tokio::task::spawn_blocking(counters::generation).await.ok().and_then(Result::ok),
@@ -157,33 +163,17 @@ enum Reading {
     Listings,
 }
 
-/// The counters at one moment, as read.
-enum Counted {
-    Netlink(Counters),
-    Listed(Vec<ListedRule>),
-}
-
-impl Counted {
-    async fn read(reading: Reading) -> Result<Counted, SnapshotError> {
-        Ok(match reading {
-            Reading::Netlink => Counted::Netlink(
-                tokio::task::spawn_blocking(counters::read)
-                    .await
-                    .map_err(|e| SnapshotError::Stopped(e.to_string()))??,
-            ),
-            Reading::Listings => Counted::Listed(snapshot().await?),
-        })
-    }
-
-    /// The rules with these counters.
-    async fn rules(self, listing: &mut RuleListing) -> Result<Vec<ListedRule>, SnapshotError> {
+impl Reading {
+    /// Every rule with its counter now: `rules` with nf_tables' counters, or a new listing.
+    async fn read(self, rules: &[ListedRule]) -> Result<Vec<ListedRule>, SnapshotError> {
         match self {
-            Counted::Netlink(counters) => {
-                let rules =
-                    listing.rules().await.map_err(|e| SnapshotError::Stopped(e.to_string()))?;
-                Ok(counters.applied_to(&rules))
+            Reading::Netlink => {
+                let counters = tokio::task::spawn_blocking(counters::read)
+                    .await
+                    .map_err(|e| SnapshotError::Stopped(e.to_string()))??;
+                Ok(counters.applied_to(rules))
             }
-            Counted::Listed(rules) => Ok(rules),
+            Reading::Listings => snapshot().await,
         }
     }
 }
@@ -223,15 +213,19 @@ async fn probe_between_snapshots(
     listing: &mut RuleListing,
     found: &mut FirewallMatch,
 ) -> Result<(), SnapshotError> {
+    let rules = listing.rules().await.map_err(|e| SnapshotError::Stopped(e.to_string()))?;
+    found.rules_read = rules.len() as u32;
+    if !rules.iter().any(|r| r.rule.action.stops() && condition::may_match(&r.conditions, address))
+    {
+        return Ok(()); // no rule of this firewall could stop it: nothing to probe
+    }
     let reading = match any_legacy_tables() {
         true => Reading::Listings,
         false => Reading::Netlink,
     };
-    // Both readings first, then the rules' names: the listing may still be running.
-    let first = Counted::read(reading).await?;
+    let mut before = reading.read(&rules).await?;
     send_probe(address, budget, found).await;
-    let second = Counted::read(reading).await?;
-    let (mut before, mut after) = (first.rules(listing).await?, second.rules(listing).await?);
+    let mut after = reading.read(&rules).await?;
     let mut settled = false;
     loop {
         found.rules_read = after.len() as u32;
@@ -239,7 +233,7 @@ async fn probe_between_snapshots(
         if moved.is_empty() && !settled {
             settled = true;
             tokio::time::sleep(SETTLE).await;
-            after = Counted::read(reading).await?.rules(listing).await?;
+            after = reading.read(&rules).await?;
             continue;
         }
         if moved.is_empty() {
@@ -254,7 +248,7 @@ async fn probe_between_snapshots(
         }
         send_probe(address, budget, found).await;
         before = after;
-        after = Counted::read(reading).await?.rules(listing).await?;
+        after = reading.read(&rules).await?;
     }
 }
 
