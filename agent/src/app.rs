@@ -105,6 +105,9 @@ pub struct AppState {
     pub show_processes: bool,
     /// The probe modules of `/probe` and the counters of `/metrics`.
     pub exporter: Exporter,
+    /// The proxy variables of the agent's environment, followed by its checks only with
+    /// `--use-env-proxy` (a check must not change with how the agent was started).
+    pub env_proxy: Option<Arc<crate::proxy::ProxySettings>>,
 }
 
 impl AppState {
@@ -127,6 +130,7 @@ impl AppState {
             hub: Hub::default(),
             show_processes: false,
             exporter: Exporter::default(),
+            env_proxy: None,
         }
     }
 

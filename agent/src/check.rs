@@ -22,6 +22,8 @@ use whyrefused_shared::{
 };
 
 use crate::policy::TargetPolicy;
+use crate::probe::proxy::ProxyRequest;
+use crate::proxy::{ProxySettings, Reading, Routing};
 use crate::probe::after_connect::{self, AfterConnectPlan};
 use crate::probe::shared_sweep::{self, SharedSweeps};
 use crate::probe::trace::{self as path_trace, TraceOptions};
@@ -108,6 +110,9 @@ pub struct CheckPlan {
     /// Whether to name what answers on an open port even when the target expects nothing in
     /// particular (a scheme or well-known port always asks).
     pub identify: bool,
+    /// The proxy variables the check follows, as a program would (the CLI's own environment, a
+    /// serving agent's with `--use-env-proxy`); `None` connects directly.
+    pub proxy: Option<Arc<ProxySettings>>,
 }
 
 /// When a check traces an address's path.
@@ -199,6 +204,7 @@ impl CheckPlan {
             trace: TraceWhen::from_request(request),
             rdns: !request.no_rdns,
             identify: request.identify,
+            proxy: None,
         })
     }
 
@@ -294,8 +300,116 @@ impl Reporter {
     }
 }
 
-/// One round, or with retries every round and a verdict across them.
+/// The program's way to the target: through the proxy its proxy variables name, or directly
+/// (saying so when `NO_PROXY` excluded the target or the clients read the variables apart).
 async fn run_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
+    let routing = plan.proxy.as_deref().and_then(|settings| crate::proxy::route(settings, &plan.target));
+    let Some(routing) = routing else { return direct_rounds(plan, reporter).await };
+    if let Reading::Proxied { proxy, .. } = &routing.reading {
+        if proxy.is_followed() {
+            return through_proxy(plan, &routing, proxy, reporter).await;
+        }
+    }
+    let mut verdict = direct_rounds(plan, reporter).await;
+    if let Some(finding) = verdict::proxy::direct_finding(&routing) {
+        verdict::proxy::annotate_direct(&mut verdict, &finding);
+        reporter.send(Step::Finding { finding: Finding::Proxy(finding) });
+    }
+    if let Reading::Proxied { proxy, variable } = &routing.reading {
+        verdict.evidence.push(whyrefused_shared::Evidence {
+            probe: "proxy".into(),
+            result: format!(
+                "{variable} names {proxy}, a {} proxy: whyrefused follows http:// proxies only, \
+                 so this check went directly",
+                proxy.scheme
+            ),
+            elapsed_us: None,
+        });
+    }
+    verdict
+}
+
+/// The check of a target through an HTTP proxy: the proxy's own address checked in full (its
+/// steps stream as the check's: they are the program's real connects), then `CONNECT` (or the
+/// request) through it. One round: retries are not repeated through a proxy.
+async fn through_proxy(
+    plan: &CheckPlan,
+    routing: &Routing,
+    proxy: &crate::proxy::ProxyUrl,
+    reporter: &Reporter,
+) -> Verdict {
+    let request = proxy_request(&plan.target);
+    let proxy_plan = match Target::parse(&proxy.authority(), None) {
+        Ok(target) => CheckPlan {
+            target,
+            tls: false,
+            http: false,
+            expect_status: Vec::new(),
+            follow: false,
+            large: false,
+            identify: false,
+            proxy: None,
+            ..plan.clone()
+        },
+        Err(error) => {
+            return Verdict {
+                cause: whyrefused_shared::Cause::ProxyUnreachable,
+                summary: format!("The proxy variable names {proxy}, not a valid address: {error}"),
+                suggestions: vec![],
+                evidence: vec![],
+                pattern: None,
+            };
+        }
+    };
+    let round = probe_round(&proxy_plan, reporter).await;
+    let proxy_verdict = verdict::conclude(&proxy_plan.target, &round, plan.timeout_ms);
+    let open = round.attempts.iter().find(|a| a.state == ConnectState::Open);
+    let answer = match open {
+        Some(attempt) => Some(
+            probe::proxy::ask(
+                attempt.socket_addr(),
+                &request,
+                proxy.authorization().as_deref(),
+                plan.connect_deadline(),
+                plan.budget(),
+            )
+            .await,
+        ),
+        None => None,
+    };
+    let through = verdict::proxy::Through {
+        target: authority(&plan.target),
+        routing,
+        request: &request,
+        proxy_verdict: &proxy_verdict,
+        answer: answer.as_ref(),
+    };
+    reporter.send(Step::Finding { finding: Finding::Proxy(verdict::proxy::finding(&through)) });
+    verdict::proxy::conclude(&through)
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+fn authority(target: &Target) -> String {
+    match &target.host {
+        Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]:{}", target.port),
+        host => format!("{}:{}", host.ascii(), target.port),
+    }
+}
+
+/// What the program sends its proxy: the request with the full URL for http://, else a tunnel.
+fn proxy_request(target: &Target) -> ProxyRequest {
+    let authority = authority(target);
+    match target.scheme.as_deref() {
+        Some("http") => {
+            let path = target.path.as_deref().unwrap_or("/");
+            ProxyRequest::Get { url: format!("http://{authority}{path}"), authority }
+        }
+        _ => ProxyRequest::Connect { authority },
+    }
+}
+
+/// One round, or with retries every round and a verdict across them.
+async fn direct_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
     if plan.retries == 0 {
         let round = probe_round(plan, reporter).await;
         return verdict::conclude(&plan.target, &round, plan.timeout_ms);

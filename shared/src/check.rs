@@ -476,6 +476,16 @@ pub enum Cause {
     /// The agent's host's connection-tracking table (netfilter conntrack) is full, or dropped
     /// new connections during the check: it drops them while everything else is up.
     ConntrackFull,
+    /// The program goes through an HTTP proxy (its proxy variables), and the proxy's own
+    /// address cannot be reached: the evidence names the proxy's own cause.
+    ProxyUnreachable,
+    /// The proxy answered 407: it wants credentials, or refuses the ones given.
+    ProxyAuthRequired,
+    /// The proxy answered 403: its rules refuse this destination.
+    ProxyDenied,
+    /// The proxy answered 502, 503 or 504: it could not reach the target itself (the status
+    /// line is in the evidence).
+    ProxyUpstreamFailed,
     /// A cause this version does not know: a newer agent named it. Shown as "unknown cause"
     /// rather than failing to read the whole message.
     #[serde(other)]
@@ -484,7 +494,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, for documentation and exhaustive tests.
-    pub const ALL: [Cause; 29] = [
+    pub const ALL: [Cause; 33] = [
         Cause::Reachable,
         Cause::Partial,
         Cause::PortClosed,
@@ -514,6 +524,10 @@ impl Cause {
         Cause::BacklogFull,
         Cause::LocalPortsExhausted,
         Cause::ConntrackFull,
+        Cause::ProxyUnreachable,
+        Cause::ProxyAuthRequired,
+        Cause::ProxyDenied,
+        Cause::ProxyUpstreamFailed,
     ];
 
     /// The cause's wire name (`port_closed`).
@@ -548,6 +562,10 @@ impl Cause {
             Cause::BacklogFull => "backlog_full",
             Cause::LocalPortsExhausted => "local_ports_exhausted",
             Cause::ConntrackFull => "conntrack_full",
+            Cause::ProxyUnreachable => "proxy_unreachable",
+            Cause::ProxyAuthRequired => "proxy_auth_required",
+            Cause::ProxyDenied => "proxy_denied",
+            Cause::ProxyUpstreamFailed => "proxy_upstream_failed",
             Cause::Unknown => "unknown",
         }
     }
@@ -589,7 +607,11 @@ impl Cause {
             Cause::ServerStopped
             | Cause::BacklogFull
             | Cause::LocalPortsExhausted
-            | Cause::ConntrackFull => Severity::Bad,
+            | Cause::ConntrackFull
+            | Cause::ProxyUnreachable
+            | Cause::ProxyAuthRequired
+            | Cause::ProxyDenied
+            | Cause::ProxyUpstreamFailed => Severity::Bad,
         }
     }
 

@@ -50,6 +50,9 @@ pub enum Finding {
     /// After an unanswered connect: this host's conntrack table full or dropping, or SYN
     /// cookies sent, during the check.
     HostPressure(crate::host::HostPressure),
+    /// The proxy variables the program follows for the target: the proxy the check went
+    /// through and what it answered, or the `NO_PROXY` entry that sent it directly.
+    Proxy(crate::proxy::ProxyFinding),
 }
 
 impl Finding {
@@ -71,6 +74,7 @@ impl Finding {
             Finding::FirewallRule(_) => "firewall_rule",
             Finding::LocalPorts(_) => "local_ports",
             Finding::HostPressure(_) => "host_pressure",
+            Finding::Proxy(_) => "proxy",
         }
     }
 }

@@ -17,13 +17,14 @@ use std::sync::Arc;
 use clap::Args;
 use futures::future::join_all;
 use serde::Serialize;
-use whyrefused_shared::explain::{self, Recognised, Recognition};
+use whyrefused_shared::explain::{self, Kind, Recognised, Recognition};
 use whyrefused_shared::{CheckReport, CheckRequest, DEFAULT_TIMEOUT_MS};
 
 use super::{exit, fail, report};
 use crate::check::{self, CheckPlan};
 use crate::policy::TargetPolicy;
 use crate::probe::dns_detail;
+use crate::proxy::{Client, ProxyEnv, ProxySettings};
 use crate::probe::unix_socket::{self, SocketState};
 use crate::verdict;
 
@@ -40,6 +41,11 @@ pub struct ExplainArgs {
     /// Print one JSON document: {"recognised": [...], "checks": [...]}.
     #[arg(long)]
     json: bool,
+    /// Connect directly, whatever the proxy variables (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY,
+    /// NO_PROXY) say; without it, http:// and https:// targets go through the proxy they name,
+    /// read as the program's library reads them (Python requests, Go, else curl).
+    #[arg(long)]
+    no_proxy: bool,
 }
 
 /// What `--json` prints.
@@ -176,6 +182,7 @@ fn plans(
 ) -> Result<Vec<(Recognised, CheckPlan)>, String> {
     // The CLI connects for its own user, as the program that failed did: no target policy.
     let policy = Arc::new(TargetPolicy::unrestricted());
+    let env = (!args.no_proxy).then(ProxyEnv::from_process);
     let mut plans = Vec::new();
     for recognised in &recognition.recognised {
         let Some(target) = recognised.target() else { continue };
@@ -184,9 +191,21 @@ fn plans(
         request.no_trace = args.no_trace;
         let plan = CheckPlan::from_request(&request, policy.clone(), None)
             .map_err(|error| format!("{target}: {error}"))?;
-        plans.push((recognised.clone(), plan));
+        let proxy = env.as_ref().map(|env| {
+            Arc::new(ProxySettings { env: env.clone(), client: proxy_client(recognised.kind) })
+        });
+        plans.push((recognised.clone(), CheckPlan { proxy, ..plan }));
     }
     Ok(plans)
+}
+
+/// Whose reading of the proxy variables a program of this kind follows.
+fn proxy_client(kind: Kind) -> Client {
+    match kind {
+        Kind::Python => Client::Requests,
+        Kind::Go | Kind::Grpc | Kind::Docker => Client::Go,
+        _ => Client::Curl,
+    }
 }
 
 /// Runs every check at once, as `whyrefused check` does, and annotates each verdict with what

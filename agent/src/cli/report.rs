@@ -90,6 +90,9 @@ pub fn render(report: &CheckReport, colors: Colors) -> String {
             paint(colors.dim, &format!("({source})"))
         );
     }
+    if let Some(proxy) = proxy_line(report) {
+        let _ = writeln!(out, "{} {}", paint(colors.bold, "proxy  "), proxy);
+    }
     if let Some(dns) = &report.dns {
         let _ = writeln!(out, "{} {}", paint(colors.bold, "dns    "), dns_line(dns));
     }
@@ -126,6 +129,20 @@ pub fn render(report: &CheckReport, colors: Colors) -> String {
         );
     }
     out
+}
+
+/// Where the check went through the proxy variables: when through a proxy, the addresses
+/// listed below are the proxy's, as they are the program's connects.
+fn proxy_line(report: &CheckReport) -> Option<String> {
+    let proxy = report.findings.iter().find_map(|finding| match finding {
+        Finding::Proxy(proxy) => Some(proxy),
+        _ => None,
+    })?;
+    let below = match &proxy.proxy {
+        Some(_) => ": the lookup and connects below are the proxy's",
+        None => "",
+    };
+    Some(format!("checked {}{below}", proxy.summary()))
 }
 
 /// The phase timings of the first connection that opened.

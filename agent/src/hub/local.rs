@@ -182,7 +182,10 @@ impl Plan {
         show_processes: bool,
     ) -> Result<Plan, Refused> {
         CheckPlan::from_request(request, state.policy.clone(), state.connect_budget.clone())
-            .map(|plan| Plan::Check(CheckPlan { show_processes, ..plan }))
+            .map(|plan| {
+                let proxy = state.env_proxy.clone();
+                Plan::Check(CheckPlan { show_processes, proxy, ..plan })
+            })
             .map_err(|error| Refused { code: error.code(), message: error.to_string() })
     }
 

@@ -19,6 +19,7 @@ pub mod local_ports;
 pub mod mtu;
 pub mod mtu_hops;
 pub mod nearby;
+pub mod proxy;
 pub mod redirects;
 pub mod repeat;
 pub mod resolve;

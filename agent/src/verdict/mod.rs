@@ -25,6 +25,7 @@ mod host;
 mod loss;
 pub mod mtu;
 pub mod path;
+pub mod proxy;
 mod service;
 mod wrong_service;
 
