@@ -113,6 +113,10 @@ pub struct CheckPlan {
     /// The proxy variables the check follows, as a program would (the CLI's own environment, a
     /// serving agent's with `--use-env-proxy`); `None` connects directly.
     pub proxy: Option<Arc<ProxySettings>>,
+    /// From inside a container or another network namespace, whether a failed loopback check
+    /// also tries the host's side of the link (the default gateway) on the same port
+    /// (`--try-host`).
+    pub try_host: bool,
 }
 
 /// When a check traces an address's path.
@@ -205,6 +209,7 @@ impl CheckPlan {
             rdns: !request.no_rdns,
             identify: request.identify,
             proxy: None,
+            try_host: false,
         })
     }
 
@@ -304,7 +309,11 @@ impl Reporter {
 /// (saying so when `NO_PROXY` excluded the target or the clients read the variables apart).
 async fn run_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
     let routing = plan.proxy.as_deref().and_then(|settings| crate::proxy::route(settings, &plan.target));
-    let Some(routing) = routing else { return direct_rounds(plan, reporter).await };
+    let Some(routing) = routing else {
+        let mut verdict = direct_rounds(plan, reporter).await;
+        from_inside(plan, &mut verdict).await;
+        return verdict;
+    };
     if let Reading::Proxied { proxy, .. } = &routing.reading {
         if proxy.is_followed() {
             return through_proxy(plan, &routing, proxy, reporter).await;
@@ -327,6 +336,27 @@ async fn run_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
         });
     }
     verdict
+}
+
+/// A failed loopback check from inside a container or another network namespace: says whose
+/// loopback it is and how to reach the host; with `--try-host`, tries the host's side.
+async fn from_inside(plan: &CheckPlan, verdict: &mut Verdict) {
+    if verdict.cause.is_reachable() || !verdict::namespace::is_loopback(&plan.target) {
+        return;
+    }
+    let placement = match tokio::task::spawn_blocking(probe::namespace::read).await {
+        Ok(placement) => placement,
+        Err(_) => return,
+    };
+    let inside = verdict::namespace::inside(&placement).is_some();
+    let host = placement.gateway.filter(|_| plan.try_host && inside);
+    let tried = match host.map(|gw| SocketAddr::new(IpAddr::V4(gw), plan.target.port)) {
+        Some(address) if plan.policy.check(address).is_ok() => Some(
+            probe::connect::connect(address, plan.connect_deadline(), plan.budget()).await,
+        ),
+        _ => None,
+    };
+    verdict::namespace::annotate(&plan.target, &placement, tried.as_ref(), verdict);
 }
 
 /// The check of a target through an HTTP proxy: the proxy's own address checked in full (its

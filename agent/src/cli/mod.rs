@@ -448,6 +448,10 @@ struct CheckArgs {
     /// Print one JSON document instead of the readable report.
     #[arg(long)]
     json: bool,
+    /// From inside a container or another network namespace, when a loopback target fails:
+    /// also try the host's side of the link (this namespace's default gateway) on the port.
+    #[arg(long, conflicts_with = "via")]
+    try_host: bool,
     #[command(flatten)]
     proxy: ProxyArgs,
     #[command(flatten)]
@@ -788,7 +792,7 @@ async fn run_check(args: CheckArgs) -> ExitCode {
     // The CLI connects for its own user, as any program they run would: no target policy.
     let unrestricted = Arc::new(TargetPolicy::unrestricted());
     let plan = match CheckPlan::from_request(&request, unrestricted, None) {
-        Ok(plan) => CheckPlan { proxy: args.proxy.settings(), ..plan },
+        Ok(plan) => CheckPlan { proxy: args.proxy.settings(), try_host: args.try_host, ..plan },
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };
     let mut report = CheckReport::default();

@@ -18,6 +18,7 @@ pub mod local_drops;
 pub mod local_ports;
 pub mod mtu;
 pub mod mtu_hops;
+pub mod namespace;
 pub mod nearby;
 pub mod proxy;
 pub mod redirects;

@@ -24,6 +24,7 @@ pub mod explain;
 mod host;
 mod loss;
 pub mod mtu;
+pub mod namespace;
 pub mod path;
 pub mod proxy;
 mod service;
