@@ -18,10 +18,11 @@ use whyrefused_shared::path::DEFAULT_MAX_HOPS;
 use whyrefused_shared::{
     Attempt, CheckEvent, CheckRequest, ConnectState, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS,
     DnsDetail, DnsStatus, ErrorCode, Finding, Liveness, LocalDrops, MAX_RETRIES, MAX_TIMEOUT_MS,
-    MtuProbe, NearbyPorts, Outcome, Path, Round, Step, Tries, Verdict,
+    MtuProbe, NearbyPorts, Outcome, Path, Resolution, Round, Step, Tries, Verdict,
 };
 
 use crate::policy::TargetPolicy;
+use crate::probe::dns_detail::Resolver;
 use crate::probe::proxy::ProxyRequest;
 use crate::proxy::{ProxySettings, Reading, Routing};
 use crate::probe::after_connect::{self, AfterConnectPlan};
@@ -117,6 +118,9 @@ pub struct CheckPlan {
     /// also tries the host's side of the link (the default gateway) on the same port
     /// (`--try-host`).
     pub try_host: bool,
+    /// The DNS servers to resolve with instead of the system resolver (`--resolver`); empty
+    /// for the system's.
+    pub resolvers: Vec<Resolver>,
 }
 
 /// When a check traces an address's path.
@@ -153,6 +157,8 @@ pub enum RequestError {
     RetryDelay(u32),
     #[error("expect_status holds {0}: HTTP statuses run from 100 to 599")]
     ExpectStatus(u16),
+    #[error("{0}")]
+    Resolver(String),
 }
 
 impl RequestError {
@@ -163,7 +169,8 @@ impl RequestError {
             RequestError::Timeout(_)
             | RequestError::Retries(_)
             | RequestError::RetryDelay(_)
-            | RequestError::ExpectStatus(_) => ErrorCode::InvalidOption,
+            | RequestError::ExpectStatus(_)
+            | RequestError::Resolver(_) => ErrorCode::InvalidOption,
         }
     }
 }
@@ -192,6 +199,19 @@ impl CheckPlan {
             return Err(RequestError::ExpectStatus(*status));
         }
         let target = Target::parse(&request.target, request.port)?;
+        if request.resolvers.len() > whyrefused_shared::MAX_RESOLVERS {
+            return Err(RequestError::Resolver(format!(
+                "at most {} resolvers, not {}",
+                whyrefused_shared::MAX_RESOLVERS,
+                request.resolvers.len()
+            )));
+        }
+        let resolvers = request
+            .resolvers
+            .iter()
+            .map(|text| Resolver::parse(text))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(RequestError::Resolver)?;
         Ok(CheckPlan {
             target,
             timeout_ms,
@@ -210,6 +230,7 @@ impl CheckPlan {
             identify: request.identify,
             proxy: None,
             try_host: false,
+            resolvers,
         })
     }
 
@@ -498,10 +519,44 @@ fn http_status(findings: &[Finding]) -> Option<u16> {
 /// own listeners at once.
 async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
     let started = Instant::now();
+    if let (false, Host::Name { ascii, .. }) = (plan.resolvers.is_empty(), &plan.target.host) {
+        let (resolution, detail) = resolve_with_resolvers(plan, ascii).await;
+        reporter.send(Step::Resolved { resolution: resolution.clone() });
+        let mut findings = Vec::new();
+        reporter.finding(Finding::DnsDetail(detail), &mut findings);
+        return probe_addresses(plan, resolution, findings, DnsDetailTask(None), started, reporter)
+            .await;
+    }
     let dns_detail = DnsDetailTask::start(&plan.target.host);
     let resolution = probe::resolve(&plan.target.host, DNS_DEADLINE).await;
     reporter.send(Step::Resolved { resolution: resolution.clone() });
-    let mut findings = Vec::new();
+    probe_addresses(plan, resolution, Vec::new(), dns_detail, started, reporter).await
+}
+
+/// Resolves `name` with the plan's resolvers, the system resolver beside them to compare.
+async fn resolve_with_resolvers(plan: &CheckPlan, name: &str) -> (Resolution, DnsDetail) {
+    let start = Instant::now();
+    let asked = async {
+        let answers = dns_detail::ask_resolvers(name, &plan.resolvers).await;
+        (answers, clock::micros(start.elapsed()))
+    };
+    let (((qualified, answers), elapsed_us), system) =
+        tokio::join!(asked, probe::resolve(&plan.target.host, DNS_DEADLINE));
+    let resolution = dns_detail::resolution_from(name, &answers, elapsed_us);
+    let hosts_file = dns_detail::hosts_file_entries(name).await;
+    let detail = DnsDetail { name: qualified, answers, hosts_file, system: Some(system) };
+    (resolution, detail)
+}
+
+/// Probes every address of a resolution and the host's own listeners at once.
+async fn probe_addresses(
+    plan: &CheckPlan,
+    resolution: Resolution,
+    mut findings: Vec<Finding>,
+    dns_detail: DnsDetailTask,
+    started: Instant,
+    reporter: &Reporter,
+) -> RoundResult {
     if resolution.status != DnsStatus::Ok {
         if let Some(detail) = dns_detail.finish(None).await {
             reporter.finding(Finding::DnsDetail(detail), &mut findings);

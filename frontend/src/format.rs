@@ -138,6 +138,7 @@ pub fn method_label(method: ResolveMethod) -> &'static str {
     match method {
         ResolveMethod::Literal => "IP address, no lookup",
         ResolveMethod::System => "system resolver",
+        ResolveMethod::Resolver => "the resolvers asked",
     }
 }
 

@@ -60,7 +60,15 @@ pub struct CheckRequest {
     /// target's scheme and port expect nothing in particular.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub identify: bool,
+    /// Resolve with these DNS servers instead of the system resolver (`IP[:PORT]`, or
+    /// `tls://IP[:PORT]` for DNS over TLS); the system's answer is compared with theirs. Each
+    /// address obeys the agent's target policy. At most [`MAX_RESOLVERS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolvers: Vec<String>,
 }
+
+/// The most resolvers one check asks.
+pub const MAX_RESOLVERS: usize = 4;
 
 impl CheckRequest {
     /// A request for `target` with default options.
@@ -80,6 +88,7 @@ impl CheckRequest {
             no_trace: false,
             no_rdns: false,
             identify: false,
+            resolvers: Vec::new(),
         }
     }
 }
@@ -219,6 +228,9 @@ pub enum ResolveMethod {
     /// The system resolver (`getaddrinfo`: `/etc/hosts`, `resolv.conf`, nsswitch), as any program
     /// on the agent's host sees it.
     System,
+    /// The DNS servers the request named (`--resolver`), asked directly instead of the system
+    /// resolver: the first with addresses gives them.
+    Resolver,
 }
 
 /// The result of a resolution.

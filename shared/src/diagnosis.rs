@@ -133,6 +133,9 @@ pub struct NameserverAnswer {
     pub detail: Option<String>,
     /// How long it took, in microseconds.
     pub elapsed_us: u64,
+    /// Whether it was asked over TLS (DNS over TLS, `tls://`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
 }
 
 /// The configured nameservers asked directly (via `/etc/resolv.conf`).
@@ -146,6 +149,10 @@ pub struct DnsDetail {
     /// that use the system resolver.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts_file: Vec<IpAddr>,
+    /// With resolvers named by the request (the servers in `answers`): what the system
+    /// resolver answered, to compare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<crate::check::Resolution>,
 }
 
 /// One extra TCP probe to a port.

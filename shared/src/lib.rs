@@ -53,7 +53,7 @@ pub mod service;
 pub mod vantage;
 
 pub use check::{
-    Attempt, Cause, CheckEvent, CheckRequest, ConnectState, DnsStatus, Errno, Family, Outcome,
+    Attempt, Cause, CheckEvent, CheckRequest, MAX_RESOLVERS, ConnectState, DnsStatus, Errno, Family, Outcome,
     PortSource, Resolution, ResolveMethod, Severity, Step, TargetInfo, Timestamp, Verdict,
 };
 pub use diagnosis::{

@@ -452,6 +452,11 @@ struct CheckArgs {
     /// also try the host's side of the link (this namespace's default gateway) on the port.
     #[arg(long, conflicts_with = "via")]
     try_host: bool,
+    /// Resolve with this DNS server instead of the system resolver (IP[:PORT], or
+    /// tls://IP[:PORT] for DNS over TLS); repeat for several (at most 4). The system
+    /// resolver's answer is shown beside theirs.
+    #[arg(long = "resolver", value_name = "SERVER")]
+    resolvers: Vec<String>,
     #[command(flatten)]
     proxy: ProxyArgs,
     #[command(flatten)]
@@ -781,6 +786,7 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         no_trace: args.no_trace,
         no_rdns: args.no_rdns,
         identify: args.identify,
+        resolvers: args.resolvers,
     };
     if let Some(hub) = args.via.hub() {
         return match hub {

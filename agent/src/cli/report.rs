@@ -167,15 +167,19 @@ fn phases_line(phases: &Phases) -> String {
 }
 
 fn dns_line(dns: &whyrefused_shared::Resolution) -> String {
-    let took = format!("{:.3} ms", dns.elapsed_us as f64 / 1000.0);
+    let who = match dns.method {
+        ResolveMethod::Resolver => "the resolvers asked",
+        _ => "system resolver",
+    };
+    let took = format!("{who}, {:.3} ms", dns.elapsed_us as f64 / 1000.0);
     match (dns.method, dns.status) {
         (ResolveMethod::Literal, _) => "an IP address: nothing to look up".to_string(),
         (_, DnsStatus::Ok) => {
             let list: Vec<String> = dns.addresses.iter().map(|a| a.to_string()).collect();
-            format!("{} → {} (system resolver, {took})", dns.host, list.join(", "))
+            format!("{} → {} ({took})", dns.host, list.join(", "))
         }
         (_, status) => format!(
-            "{} → {:?}: {} (system resolver, {took})",
+            "{} → {:?}: {} ({took})",
             dns.host,
             status,
             dns.detail.as_deref().unwrap_or("no details")

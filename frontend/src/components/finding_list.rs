@@ -193,6 +193,7 @@ mod tests {
                 name: "x.".into(),
                 answers: vec![],
                 hosts_file: vec![],
+                system: None,
             }),
             Finding::Liveness(Liveness {
                 address,
