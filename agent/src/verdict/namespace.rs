@@ -60,8 +60,8 @@ pub fn annotate(
             verdict.evidence.push(evidence(
                 "container",
                 format!(
-                    "only one sign of a container ({sign}): not taken as one, and this is the \
-                     namespace PID 1 runs in or it cannot be told"
+                    "only one sign of a container ({sign}): not taken as one, and nothing shows \
+                     another network namespace than the host's"
                 ),
             ));
         }
