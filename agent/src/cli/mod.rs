@@ -860,6 +860,7 @@ async fn run_scan(args: ScanArgs) -> ExitCode {
     if args.identify {
         report.services = scan::identify_open(&report, &plan).await;
     }
+    report.listeners = scan::local_owners(&report).await;
     let output = if args.json {
         match serde_json::to_string_pretty(&scan::json(&report, args.all)) {
             Ok(json) => json + "\n",
