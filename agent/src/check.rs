@@ -16,7 +16,7 @@ use tokio_util::task::AbortOnDropHandle;
 use whyrefused_shared::HopReply;
 use whyrefused_shared::path::DEFAULT_MAX_HOPS;
 use whyrefused_shared::{
-    Attempt, CheckEvent, CheckRequest, ConnectState, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS,
+    Attempt, CheckEvent, CheckReport, CheckRequest, ConnectState, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS,
     DnsDetail, DnsStatus, ErrorCode, Finding, Liveness, LocalDrops, MAX_RETRIES, MAX_TIMEOUT_MS,
     MtuProbe, NearbyPorts, Outcome, Path, Resolution, Round, Step, Tries, Verdict,
 };
@@ -121,6 +121,9 @@ pub struct CheckPlan {
     /// The DNS servers to resolve with instead of the system resolver (`--resolver`); empty
     /// for the system's.
     pub resolvers: Vec<Resolver>,
+    /// The words of a pasted error that named the target, when the check explains one: the
+    /// verdict is annotated as `whyrefused explain` annotates it.
+    pub recognised: Option<whyrefused_shared::explain::Recognised>,
 }
 
 /// When a check traces an address's path.
@@ -231,6 +234,7 @@ impl CheckPlan {
             proxy: None,
             try_host: false,
             resolvers,
+            recognised: request.recognised.clone().map(bounded_words),
         })
     }
 
@@ -281,6 +285,18 @@ impl CheckPlan {
     }
 }
 
+/// The recognised words a client sent, cut to what the recogniser itself keeps.
+fn bounded_words(mut recognised: whyrefused_shared::explain::Recognised) -> whyrefused_shared::explain::Recognised {
+    let limit = whyrefused_shared::explain::MAX_MATCHED_CHARS;
+    recognised.text = recognised.text.chars().take(limit).collect();
+    for field in [&mut recognised.host, &mut recognised.name, &mut recognised.scheme, &mut recognised.socket] {
+        if let Some(value) = field.as_mut() {
+            *value = value.chars().take(limit).collect();
+        }
+    }
+    recognised
+}
+
 /// Runs the check, handing each step to `emit` the moment it happens, ending with `done`.
 ///
 /// Dropping the future stops the check at once and closes its sockets; the caller then reports
@@ -292,19 +308,47 @@ pub async fn run(plan: &CheckPlan, mut emit: impl FnMut(CheckEvent)) {
     reporter.send(Step::Started { target: plan.target.info(), timeout_ms: plan.timeout_ms });
     let work = run_rounds(plan, &reporter);
     tokio::pin!(work);
+    // What the check found so far, kept only when its verdict explains a pasted error.
+    let mut found = plan.recognised.as_ref().map(|_| CheckReport::default());
+    let mut forward = |event: CheckEvent| {
+        if let Some(found) = found.as_mut() {
+            found.apply(&event);
+        }
+        emit(event);
+    };
     let verdict = loop {
         tokio::select! {
             biased;
-            Some(event) = steps.recv() => emit(event),
+            Some(event) = steps.recv() => forward(event),
             verdict = &mut work => break verdict,
         }
     };
     while let Ok(event) = steps.try_recv() {
-        emit(event);
+        forward(event);
     }
+    let verdict = match (&plan.recognised, found) {
+        (Some(recognised), Some(found)) => explained(recognised, found, verdict).await,
+        _ => verdict,
+    };
     let elapsed_us = clock::micros(start.elapsed());
     emit(stamped(Step::Verdict { verdict }));
     emit(stamped(Step::Done { outcome: Outcome::Completed, elapsed_us }));
+}
+
+/// The verdict annotated with what follows from how the program that wrote `recognised`
+/// connected (see [`verdict::explain`]).
+async fn explained(
+    recognised: &whyrefused_shared::explain::Recognised,
+    mut found: CheckReport,
+    verdict: Verdict,
+) -> Verdict {
+    let hosts = match verdict::explain::looked_up_name(recognised) {
+        Some(name) => dns_detail::hosts_file_entries(name).await,
+        None => Vec::new(),
+    };
+    found.verdict = Some(verdict.clone());
+    verdict::explain::annotate(recognised, &hosts, &mut found);
+    found.verdict.unwrap_or(verdict)
 }
 
 fn stamped(step: Step) -> CheckEvent {

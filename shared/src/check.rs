@@ -65,6 +65,11 @@ pub struct CheckRequest {
     /// address obeys the agent's target policy. At most [`MAX_RESOLVERS`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resolvers: Vec<String>,
+    /// The words of a pasted error that named this target (the page's "Explain an error" box):
+    /// the verdict then says what follows from how the program connected (the address family
+    /// it used, its `/etc/hosts` entry). Only the recognised words travel, never the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recognised: Option<crate::explain::Recognised>,
 }
 
 /// The most resolvers one check asks.
@@ -89,6 +94,7 @@ impl CheckRequest {
             no_rdns: false,
             identify: false,
             resolvers: Vec::new(),
+            recognised: None,
         }
     }
 }

@@ -787,6 +787,7 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         no_rdns: args.no_rdns,
         identify: args.identify,
         resolvers: args.resolvers,
+        recognised: None,
     };
     if let Some(hub) = args.via.hub() {
         return match hub {
