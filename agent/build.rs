@@ -90,7 +90,11 @@ const INNER_VARIABLES: &[&str] = &[
     "CARGO_NET_OFFLINE",
 ];
 
+/// Set by `./dev dist`: the commit a release is built from, which `--version` names.
+const COMMIT: &str = "WHYREFUSED_COMMIT";
+
 fn main() {
+    declare_version();
     let manifest_dir = PathBuf::from(env_var("CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir
         .parent()
@@ -111,6 +115,15 @@ fn main() {
     copy_file(&workspace.join("index.html"), &page_dir.join("index.html"));
     copy_file(&workspace.join("frontend/style.css"), &page_dir.join("style.css"));
     write_asset_table(&page_dir, &out_dir.join("page_assets.rs"));
+}
+
+/// Passes the commit (from `./dev dist`, else "unknown: a development build") and the target
+/// triple to the agent's `--version`.
+fn declare_version() {
+    println!("cargo:rerun-if-env-changed={COMMIT}");
+    let commit = env::var(COMMIT).unwrap_or_else(|_| "unknown: a development build".into());
+    println!("cargo:rustc-env={COMMIT}={commit}");
+    println!("cargo:rustc-env=WHYREFUSED_TARGET={}", env_var("TARGET").to_string_lossy());
 }
 
 /// A variable cargo always sets for build scripts.

@@ -611,6 +611,12 @@ async fn probe_addresses(
     // The policy is checked on every resolved address before anything is sent to any of them.
     let (allowed, denied) = plan.split_by_policy(&resolution.addresses);
     let on_this_host = allowed.iter().any(icmp::is_local_address);
+    // The firewall's rules are listed beside the connects, in case one of them stops a connect.
+    let mut rule_listing = if on_this_host {
+        firewall::RuleListing::start()
+    } else {
+        firewall::RuleListing::default()
+    };
     let dns_us = resolution.elapsed_us;
     let addresses =
         join_all(allowed.iter().map(|ip| probe_address(plan, *ip, dns_us, started, reporter)));
@@ -643,7 +649,8 @@ async fn probe_addresses(
     }
     // One address at a time: each rule probe reads counters the others would move.
     for attempt in attempts.iter().filter(|a| stopped_on_this_host(a)) {
-        let found = firewall::find_rule(attempt.socket_addr(), plan.budget()).await;
+        let found =
+            firewall::find_rule(attempt.socket_addr(), plan.budget(), &mut rule_listing).await;
         let found = if plan.show_processes { found } else { found.without_rule_text() };
         reporter.finding(Finding::FirewallRule(found), &mut findings);
     }

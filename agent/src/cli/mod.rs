@@ -9,7 +9,9 @@
 //! nothing to scan (the name did not resolve); both exit 2 for invalid input and 3 for an
 //! internal failure.
 
+mod config;
 mod explain;
+mod package;
 mod reload;
 mod report;
 mod scan;
@@ -41,9 +43,20 @@ use clap::builder::TypedValueParser as _;
 /// given: enough for a full scan of a host in seconds, far from a flood.
 const DEFAULT_CONNECTS_PER_SECOND: u32 = 5_000;
 
+/// What `--version` says: the package's version, the commit it was built from (set by `./dev
+/// dist`; a development build says so) and the target it runs on.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("WHYREFUSED_COMMIT"),
+    ", ",
+    env!("WHYREFUSED_TARGET"),
+    ")"
+);
+
 /// Connection refused (or timed out)? whyrefused finds which part is causing it.
 #[derive(Debug, Parser)]
-#[command(name = "whyrefused", version, about, long_about = None)]
+#[command(name = "whyrefused", version = VERSION, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -52,6 +65,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the agent: serve the page and the WebSocket (the default with no arguments).
+    #[command(args_override_self = true)]
     Serve(Box<ServeArgs>),
     /// Check a target now and print the verdict.
     Check(CheckArgs),
@@ -63,6 +77,10 @@ enum Command {
     Trace(trace::TraceArgs),
     /// Read an error message (TEXT, or standard input) and check every target it names.
     Explain(explain::ExplainArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(package::CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command with --out-dir.
+    Manual(package::ManualArgs),
 }
 
 /// How to reach a hub, for commands run through one.
@@ -108,6 +126,11 @@ struct AgentsArgs {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
+    /// Read options from this TOML file first (keys are these options' long names: `listen =
+    /// "0.0.0.0:7070"`, a list repeats an option, a switch is true or false); the command line
+    /// wins over it. Default /etc/whyrefused/whyrefused.toml, when it exists.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// Where to serve the page and the WebSocket (default 127.0.0.1:7070; an agent that joins a
     /// hub with --join listens only when given this). Beyond loopback only with --token-file and
     /// TLS (--tls-self-signed, or --tls-cert and --tls-key).
@@ -510,7 +533,11 @@ mod exit {
 
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let arguments = match config::with_config_file(std::env::args_os().collect()) {
+        Ok(arguments) => arguments,
+        Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
+    };
+    let cli = Cli::parse_from(arguments);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -530,6 +557,8 @@ pub fn main() -> ExitCode {
             crate::logging::init("whyrefused=warn");
             explain::run(args).await
         }),
+        Some(Command::Completions(args)) => package::completions(args),
+        Some(Command::Manual(args)) => package::manual(args),
         Some(Command::Agents(args)) => runtime.block_on(async {
             crate::logging::init("whyrefused=warn");
             let fingerprint = args.tls_fingerprint.as_deref();
@@ -557,6 +586,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
     // Signals are caught from here on: a SIGTERM right after the start line is not lost.
     let signal = crate::logging::shutdown_signal();
     let hangups = reload::catch_hangups();
+    if let Some(file) = &args.config {
+        tracing::info!(file = %file.display().to_string().escape_debug(), "options read from the config file");
+    }
     let tokens = match args.token_file.as_deref().map(Tokens::load).transpose() {
         Ok(tokens) => tokens,
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),

@@ -21,16 +21,31 @@ pub struct Reading {
 
 /// Reads the counters now.
 pub fn read() -> Reading {
-    let number = |path: &str| fs::read_to_string(path).ok()?.trim().parse().ok();
-    let netstat = fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let file = |path: &str| fs::read_to_string(path).ok();
+    reading(Files {
+        conntrack_count: file("/proc/sys/net/netfilter/nf_conntrack_count"),
+        conntrack_max: file("/proc/sys/net/netfilter/nf_conntrack_max"),
+        conntrack_stat: file("/proc/net/stat/nf_conntrack"),
+        netstat: file("/proc/net/netstat").unwrap_or_default(),
+    })
+}
+
+/// The files a reading is made of, as read (absent when conntrack is not loaded).
+struct Files {
+    conntrack_count: Option<String>,
+    conntrack_max: Option<String>,
+    conntrack_stat: Option<String>,
+    netstat: String,
+}
+
+fn reading(files: Files) -> Reading {
+    let number = |text: Option<String>| text?.trim().parse().ok();
     Reading {
-        conntrack_count: number("/proc/sys/net/netfilter/nf_conntrack_count"),
-        conntrack_max: number("/proc/sys/net/netfilter/nf_conntrack_max"),
-        conntrack_drops: fs::read_to_string("/proc/net/stat/nf_conntrack")
-            .ok()
-            .and_then(|text| conntrack_drops(&text)),
-        syncookies_sent: super::local_drops::parse_tcp_ext(&netstat, "SyncookiesSent"),
-        syncookies_failed: super::local_drops::parse_tcp_ext(&netstat, "SyncookiesFailed"),
+        conntrack_count: number(files.conntrack_count),
+        conntrack_max: number(files.conntrack_max),
+        conntrack_drops: files.conntrack_stat.and_then(|text| conntrack_drops(&text)),
+        syncookies_sent: super::local_drops::parse_tcp_ext(&files.netstat, "SyncookiesSent"),
+        syncookies_failed: super::local_drops::parse_tcp_ext(&files.netstat, "SyncookiesFailed"),
     }
 }
 
@@ -74,37 +89,50 @@ fn conntrack_drops(text: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    /// The header of this kernel's `/proc/net/stat/nf_conntrack` (Linux 6.x), with two CPUs'
-    /// lines: the values are written by hand (a full table cannot be made in a test without
-    /// changing the host-wide `nf_conntrack_max`), in the kernel's layout.
-    const STAT: &str = "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart
-00040000  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000002 00000010 00000000 00000000  00000000 00000000 00000000 00000000
-00040000  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000005 00000001 00000000  00000000 00000000 00000000 00000000
-";
+    /// Real files, captured in a network namespace whose table was filled to this host's
+    /// `nf_conntrack_max` (262,144) with unanswered UDP flows, before and after 1,000 more:
+    /// each of those evicted an older flow (`early_drop`, CPU 0's column moved by 0x3e8).
+    fn full_table(stat: &str) -> Reading {
+        reading(Files {
+            conntrack_count: Some(include_str!("testdata/nf_conntrack_count-full").into()),
+            conntrack_max: Some(include_str!("testdata/nf_conntrack_max").into()),
+            conntrack_stat: Some(stat.into()),
+            netstat: String::new(),
+        })
+    }
 
     #[test]
-    fn conntrack_drops_sum_every_cpu_by_column_name() {
-        assert_eq!(conntrack_drops(STAT), Some(2 + 0x10 + 5 + 1));
+    fn a_real_full_table_is_full_and_its_evictions_are_counted() {
+        let before = full_table(include_str!("testdata/nf_conntrack-full-before"));
+        let after = full_table(include_str!("testdata/nf_conntrack-full-after"));
+        assert_eq!((before.conntrack_count, before.conntrack_max), (Some(262_144), Some(262_144)));
+        assert_eq!(before.conntrack_drops, Some(0xfffb), "every CPU's line is summed");
+        let found = since(&before, &after);
+        assert_eq!(found.conntrack_drops, 1000);
+        assert!(found.conntrack_full() && found.is_notable(), "{found:?}");
+    }
+
+    #[test]
+    fn unknown_columns_are_not_guessed() {
         assert_eq!(conntrack_drops("entries found\n00000001 00000002\n"), None);
     }
 
     #[test]
-    fn a_full_table_and_moving_cookies_are_notable() {
-        let before = Reading {
-            conntrack_count: Some(262_144),
-            conntrack_max: Some(262_144),
-            conntrack_drops: Some(10),
-            syncookies_sent: Some(7),
-            syncookies_failed: Some(0),
+    fn moving_cookies_alone_are_notable_and_a_quiet_host_is_not() {
+        let netstat =
+            |sent: u64| format!("TcpExt: SyncookiesSent SyncookiesFailed\nTcpExt: {sent} 0\n");
+        let cookies = |sent| {
+            reading(Files {
+                conntrack_count: Some("12\n".into()),
+                conntrack_max: Some("262144\n".into()),
+                conntrack_stat: None,
+                netstat: netstat(sent),
+            })
         };
-        let after =
-            Reading { conntrack_drops: Some(13), syncookies_sent: Some(9), ..before.clone() };
-        let found = since(&before, &after);
-        assert_eq!((found.conntrack_drops, found.syncookies_sent), (3, 2));
-        assert!(found.conntrack_full() && found.is_notable());
-        let quiet = Reading { conntrack_count: Some(12), ..Reading::default() };
-        let found = since(&quiet, &quiet);
-        assert!(!found.is_notable(), "{found:?}");
+        let found = since(&cookies(7), &cookies(9));
+        assert_eq!(found.syncookies_sent, 2);
+        assert!(!found.conntrack_full() && found.is_notable(), "{found:?}");
+        assert!(!since(&cookies(7), &cookies(7)).is_notable());
     }
 
     #[test]

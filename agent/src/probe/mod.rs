@@ -20,6 +20,7 @@ pub mod mtu;
 pub mod mtu_hops;
 pub mod namespace;
 pub mod nearby;
+pub mod netlink;
 pub mod proxy;
 pub mod redirects;
 pub mod repeat;

@@ -1,34 +1,48 @@
 //! Which rule of this host's own firewall stopped a connect to one of its own addresses.
 //!
-//! The packet counter of every rule is read (netfilter's own tools: `nft -j list ruleset`, and
-//! `iptables-save -c` for the tables iptables-nft or iptables-legacy wrote), one SYN is sent to
-//! the port, and the counters are read again: the dropping or rejecting rules whose counters
-//! moved matched it. Other traffic moves counters too, so the probe is sent again when a rule
-//! moved by more than its one SYN, and the rule is exact only when it moved by exactly one.
-//! A rule written without `counter` cannot be seen moving: the rules without one that could
-//! match the probe's port and address are listed as candidates instead.
+//! The packet counter of every rule is read, one SYN is sent to the port, and the counters are
+//! read again: the dropping or rejecting rules whose counters moved matched it. Other traffic
+//! moves counters too, so the probe is sent again when a rule moved by more than its one SYN,
+//! and the rule is exact only when it moved by exactly one. A rule written without `counter`
+//! cannot be seen moving: the rules without one that could match the probe's port and address
+//! are listed as candidates instead.
+//!
+//! The rules are named by netfilter's own tools (`nft -j list ruleset`, and `iptables-save -c`
+//! for the tables iptables-nft or iptables-legacy wrote), which take tens of milliseconds on a
+//! large ruleset: that listing runs once, beside the check's connects, and is kept while the
+//! ruleset's generation stays the same. The counters around the probe are read from nf_tables
+//! over netlink, in about a millisecond ([`counters`]). iptables-legacy's rules live outside
+//! nf_tables: with any of them, both readings are listings.
 //!
 //! Reading the counters needs CAP_NET_ADMIN; without it the finding says so and nothing else.
 
 mod condition;
+mod counters;
 mod iptables;
 mod nft;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio_util::task::AbortOnDropHandle;
 use whyrefused_shared::{FIREWALL_NEEDS, FirewallMatch, FirewallRule, RuleAction};
 
 use crate::clock;
 use crate::rate::ConnectBudget;
 use condition::Condition;
+use counters::Counters;
 
 /// How long the rule probe's connect may take: its SYN crosses this host's own chains
-/// (OUTPUT, then INPUT over loopback) before `connect` returns, so a drop is seen at once and a
-/// reject answers at once; the deadline only bounds the wait.
-pub const RULE_PROBE_DEADLINE: Duration = Duration::from_millis(20);
+/// (OUTPUT, then INPUT over loopback) as it is sent, so a reject answers at once and a drop has
+/// moved its counter by then; the deadline only bounds the wait.
+pub const RULE_PROBE_DEADLINE: Duration = Duration::from_millis(5);
+
+/// How long to wait before reading the counters once more when none moved: the SYN may still
+/// have been on its way through the chains (another CPU's backlog) at the first reading.
+const SETTLE: Duration = Duration::from_millis(20);
 
 /// How many times the probe is sent at most, while other traffic moves the counters too.
 pub const MAX_RULE_PROBES: u32 = 3;
@@ -71,11 +85,116 @@ pub enum SnapshotError {
     Slow { tool: String },
     #[error(transparent)]
     Listing(#[from] nft::ListingError),
+    #[error(transparent)]
+    Counters(#[from] crate::probe::netlink::NetlinkError),
+    #[error("the rule listing stopped: {0}")]
+    Stopped(String),
+}
+
+/// A listing of the rules, or why there is none; shared by the checks of one ruleset.
+type Listed = Result<Arc<Vec<ListedRule>>, Arc<SnapshotError>>;
+
+/// The rules' listing, started early (beside a check's connects) and read when a rule probe
+/// needs the rules' names.
+#[derive(Default)]
+pub struct RuleListing {
+    running: Option<AbortOnDropHandle<Listed>>,
+    done: Option<Listed>,
+}
+
+impl RuleListing {
+    /// Starts listing now, when this process may read the rules; otherwise does nothing.
+    pub fn start() -> RuleListing {
+        let running = has_net_admin().then(|| AbortOnDropHandle::new(tokio::spawn(listing())));
+        RuleListing { running, done: None }
+    }
+
+    /// The rules, listed (once) if not started already.
+    async fn rules(&mut self) -> Listed {
+        if let Some(done) = &self.done {
+            return done.clone();
+        }
+        let task = self.running.take();
+        let listed = match task {
+            Some(task) => {
+                task.await.unwrap_or_else(|e| Err(Arc::new(SnapshotError::Stopped(e.to_string()))))
+            }
+            None => listing().await,
+        };
+        self.done = Some(listed.clone());
+        listed
+    }
+}
+
+/// The last listing and the ruleset generation it was read at.
+static LAST_LISTING: Mutex<Option<(u32, Arc<Vec<ListedRule>>)>> = Mutex::new(None);
+
+/// Every rule, listed, or kept from the last listing when the ruleset has not changed since.
+async fn listing() -> Listed {
+    let generation = match any_legacy_tables() {
+        true => None, // iptables-legacy's changes do not move nf_tables' generation
+        false => tokio::task::spawn_blocking(counters::generation).await.ok().and_then(Result::ok),
+    };
+    let last = LAST_LISTING.lock().ok().and_then(|last| last.clone());
+    if let (Some(now), Some((then, rules))) = (generation, last)
+        && now == then
+    {
+        return Ok(rules);
+    }
+    let rules = Arc::new(snapshot().await.map_err(Arc::new)?);
+    if let (Some(generation), Ok(mut last)) = (generation, LAST_LISTING.lock()) {
+        *last = Some((generation, rules.clone()));
+    }
+    Ok(rules)
+}
+
+/// How the counters around the probe are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// From nf_tables over netlink; the rules named from the listing.
+    Netlink,
+    /// By listing the rules each time (iptables-legacy's rules are outside nf_tables).
+    Listings,
+}
+
+/// The counters at one moment, as read.
+enum Counted {
+    Netlink(Counters),
+    Listed(Vec<ListedRule>),
+}
+
+impl Counted {
+    async fn read(reading: Reading) -> Result<Counted, SnapshotError> {
+        Ok(match reading {
+            Reading::Netlink => Counted::Netlink(
+                tokio::task::spawn_blocking(counters::read)
+                    .await
+                    .map_err(|e| SnapshotError::Stopped(e.to_string()))??,
+            ),
+            Reading::Listings => Counted::Listed(snapshot().await?),
+        })
+    }
+
+    /// The rules with these counters.
+    async fn rules(self, listing: &mut RuleListing) -> Result<Vec<ListedRule>, SnapshotError> {
+        match self {
+            Counted::Netlink(counters) => {
+                let rules =
+                    listing.rules().await.map_err(|e| SnapshotError::Stopped(e.to_string()))?;
+                Ok(counters.applied_to(&rules))
+            }
+            Counted::Listed(rules) => Ok(rules),
+        }
+    }
 }
 
 /// Finds the rule of this host's firewall that stops connects to `address`, one of this
 /// host's own addresses: counters read, a SYN sent, counters read again.
-pub async fn find_rule(address: SocketAddr, budget: Option<&ConnectBudget>) -> FirewallMatch {
+pub async fn find_rule(
+    address: SocketAddr,
+    budget: Option<&ConnectBudget>,
+    listing: &mut RuleListing,
+) -> FirewallMatch {
     let started = Instant::now();
     let mut found = FirewallMatch {
         address,
@@ -91,7 +210,7 @@ pub async fn find_rule(address: SocketAddr, budget: Option<&ConnectBudget>) -> F
         found.unreadable = Some(FIREWALL_NEEDS.to_string());
         return found;
     }
-    if let Err(error) = probe_between_snapshots(address, budget, &mut found).await {
+    if let Err(error) = probe_between_snapshots(address, budget, listing, &mut found).await {
         found.unreadable = Some(error.to_string());
     }
     found.elapsed_us = clock::micros(started.elapsed());
@@ -101,15 +220,28 @@ pub async fn find_rule(address: SocketAddr, budget: Option<&ConnectBudget>) -> F
 async fn probe_between_snapshots(
     address: SocketAddr,
     budget: Option<&ConnectBudget>,
+    listing: &mut RuleListing,
     found: &mut FirewallMatch,
 ) -> Result<(), SnapshotError> {
-    let mut before = snapshot().await?;
-    while found.probes < MAX_RULE_PROBES {
-        found.probes += 1;
-        super::connect::connect(address, RULE_PROBE_DEADLINE, budget).await;
-        let after = snapshot().await?;
+    let reading = match any_legacy_tables() {
+        true => Reading::Listings,
+        false => Reading::Netlink,
+    };
+    // Both readings first, then the rules' names: the listing may still be running.
+    let first = Counted::read(reading).await?;
+    send_probe(address, budget, found).await;
+    let second = Counted::read(reading).await?;
+    let (mut before, mut after) = (first.rules(listing).await?, second.rules(listing).await?);
+    let mut settled = false;
+    loop {
         found.rules_read = after.len() as u32;
         let mut moved = moved(&before, &after);
+        if moved.is_empty() && !settled {
+            settled = true;
+            tokio::time::sleep(SETTLE).await;
+            after = Counted::read(reading).await?.rules(listing).await?;
+            continue;
+        }
         if moved.is_empty() {
             found.matched.clear();
             found.candidates = candidates(&after, address);
@@ -117,12 +249,22 @@ async fn probe_between_snapshots(
         }
         found.exact = the_rule_first(&mut moved);
         found.matched = moved;
-        if found.exact {
-            break;
+        if found.exact || found.probes >= MAX_RULE_PROBES {
+            return Ok(());
         }
+        send_probe(address, budget, found).await;
         before = after;
+        after = Counted::read(reading).await?.rules(listing).await?;
     }
-    Ok(())
+}
+
+async fn send_probe(
+    address: SocketAddr,
+    budget: Option<&ConnectBudget>,
+    found: &mut FirewallMatch,
+) {
+    found.probes += 1;
+    super::connect::connect(address, RULE_PROBE_DEADLINE, budget).await;
 }
 
 /// The stopping rules whose counters moved from `before` to `after`, with how much.
@@ -219,6 +361,11 @@ pub async fn snapshot() -> Result<Vec<ListedRule>, SnapshotError> {
         }
     }
     Ok(rules)
+}
+
+/// Whether iptables-legacy holds tables of either family in this network namespace.
+fn any_legacy_tables() -> bool {
+    legacy_tables("/proc/net/ip_tables_names") || legacy_tables("/proc/net/ip6_tables_names")
 }
 
 /// Whether iptables-legacy holds tables in this network namespace (its kernel module lists them).
