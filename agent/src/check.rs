@@ -16,22 +16,23 @@ use tokio_util::task::AbortOnDropHandle;
 use whyrefused_shared::HopReply;
 use whyrefused_shared::path::DEFAULT_MAX_HOPS;
 use whyrefused_shared::{
-    Attempt, CheckEvent, CheckReport, CheckRequest, ConnectState, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS,
-    DnsDetail, DnsStatus, ErrorCode, Finding, Liveness, LocalDrops, MAX_RETRIES, MAX_TIMEOUT_MS,
-    MtuProbe, NearbyPorts, Outcome, Path, Resolution, Round, Step, Tries, Verdict,
+    Attempt, CheckEvent, CheckReport, CheckRequest, ConnectState, DEFAULT_RETRY_DELAY_MS,
+    DEFAULT_TIMEOUT_MS, DnsDetail, DnsStatus, ErrorCode, Finding, Liveness, LocalDrops,
+    MAX_RETRIES, MAX_TIMEOUT_MS, MtuProbe, NearbyPorts, Outcome, Path, Resolution, Round, Step,
+    Tries, Verdict,
 };
 
 use crate::policy::TargetPolicy;
+use crate::probe::after_connect::{self, AfterConnectPlan};
 use crate::probe::dns_detail::Resolver;
 use crate::probe::proxy::ProxyRequest;
-use crate::proxy::{ProxySettings, Reading, Routing};
-use crate::probe::after_connect::{self, AfterConnectPlan};
 use crate::probe::shared_sweep::{self, SharedSweeps};
 use crate::probe::trace::{self as path_trace, TraceOptions};
 use crate::probe::{
     self, dns_detail, firewall, host_pressure, icmp, identify, listeners, liveness, local_drops,
     local_ports, mtu, mtu_hops, nearby, repeat,
 };
+use crate::proxy::{ProxySettings, Reading, Routing};
 use crate::rate::{ConnectBudget, SharedBudget};
 use crate::target::{Host, Target, TargetError};
 use crate::verdict::{self, Denied, RoundResult};
@@ -286,10 +287,14 @@ impl CheckPlan {
 }
 
 /// The recognised words a client sent, cut to what the recogniser itself keeps.
-fn bounded_words(mut recognised: whyrefused_shared::explain::Recognised) -> whyrefused_shared::explain::Recognised {
+fn bounded_words(
+    mut recognised: whyrefused_shared::explain::Recognised,
+) -> whyrefused_shared::explain::Recognised {
     let limit = whyrefused_shared::explain::MAX_MATCHED_CHARS;
     recognised.text = recognised.text.chars().take(limit).collect();
-    for field in [&mut recognised.host, &mut recognised.name, &mut recognised.scheme, &mut recognised.socket] {
+    for field in
+        [&mut recognised.host, &mut recognised.name, &mut recognised.scheme, &mut recognised.socket]
+    {
         if let Some(value) = field.as_mut() {
             *value = value.chars().take(limit).collect();
         }
@@ -373,7 +378,8 @@ impl Reporter {
 /// The program's way to the target: through the proxy its proxy variables name, or directly
 /// (saying so when `NO_PROXY` excluded the target or the clients read the variables apart).
 async fn run_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
-    let routing = plan.proxy.as_deref().and_then(|settings| crate::proxy::route(settings, &plan.target));
+    let routing =
+        plan.proxy.as_deref().and_then(|settings| crate::proxy::route(settings, &plan.target));
     let Some(routing) = routing else {
         let mut verdict = direct_rounds(plan, reporter).await;
         from_inside(plan, &mut verdict).await;
@@ -416,9 +422,9 @@ async fn from_inside(plan: &CheckPlan, verdict: &mut Verdict) {
     let inside = verdict::namespace::inside(&placement).is_some();
     let host = placement.gateway.filter(|_| plan.try_host && inside);
     let tried = match host.map(|gw| SocketAddr::new(IpAddr::V4(gw), plan.target.port)) {
-        Some(address) if plan.policy.check(address).is_ok() => Some(
-            probe::connect::connect(address, plan.connect_deadline(), plan.budget()).await,
-        ),
+        Some(address) if plan.policy.check(address).is_ok() => {
+            Some(probe::connect::connect(address, plan.connect_deadline(), plan.budget()).await)
+        }
         _ => None,
     };
     verdict::namespace::annotate(&plan.target, &placement, tried.as_ref(), verdict);

@@ -76,9 +76,11 @@ const NAMES: [&str; 8] = [
 impl ProxyEnv {
     /// The proxy variables of this process's environment.
     pub fn from_process() -> ProxyEnv {
-        ProxyEnv::from_pairs(NAMES.iter().filter_map(|name| {
-            std::env::var(name).ok().map(|value| (name.to_string(), value))
-        }))
+        ProxyEnv::from_pairs(
+            NAMES
+                .iter()
+                .filter_map(|name| std::env::var(name).ok().map(|value| (name.to_string(), value))),
+        )
     }
 
     /// The variables from name-value pairs (empty values are unset, as every client reads them).
@@ -177,7 +179,8 @@ impl ProxyUrl {
     pub fn authorization(&self) -> Option<String> {
         use base64::Engine as _;
         let (user, password) = self.credentials.as_ref()?;
-        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         Some(format!("Basic {encoded}"))
     }
 
@@ -444,7 +447,10 @@ fn requests_excludes(list: &str, host: &str, port: Option<u16>) -> Option<String
         }
         let name = entry.trim_start_matches('.').to_ascii_lowercase();
         let dotted = format!(".{name}");
-        if host == name || with_port == name || host.ends_with(&dotted) || with_port.ends_with(&dotted)
+        if host == name
+            || with_port == name
+            || host.ends_with(&dotted)
+            || with_port.ends_with(&dotted)
         {
             return Some(entry.to_string());
         }
@@ -537,7 +543,10 @@ mod tests {
         assert!(proxied(&all, Client::Curl, target));
         assert!(proxied(&all, Client::Requests, target));
         assert!(!proxied(&all, Client::Go, target));
-        assert_eq!(reading(&all, Client::Curl, "postgres", "db", 5432, true), Reading::NoProxyVariable);
+        assert_eq!(
+            reading(&all, Client::Curl, "postgres", "db", 5432, true),
+            Reading::NoProxyVariable
+        );
     }
 
     #[test]

@@ -53,8 +53,9 @@ pub mod service;
 pub mod vantage;
 
 pub use check::{
-    Attempt, Cause, CheckEvent, CheckRequest, MAX_RESOLVERS, ConnectState, DnsStatus, Errno, Family, Outcome,
-    PortSource, Resolution, ResolveMethod, Severity, Step, TargetInfo, Timestamp, Verdict,
+    Attempt, Cause, CheckEvent, CheckRequest, ConnectState, DnsStatus, Errno, Family,
+    MAX_RESOLVERS, Outcome, PortSource, Resolution, ResolveMethod, Severity, Step, TargetInfo,
+    Timestamp, Verdict,
 };
 pub use diagnosis::{
     AfterConnect, CertificateSummary, DnsDetail, DnsRcode, EarlyClose, EchoState, Evidence,

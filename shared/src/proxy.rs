@@ -52,8 +52,13 @@ impl ProxyFinding {
     /// One line: where the check went and why.
     pub fn summary(&self) -> String {
         match &self.proxy {
-            Some(proxy) => format!("through {proxy} ({}, as {} reads it)", self.variable, self.client),
-            None => format!("directly ({} excludes the target, as {} reads it)", self.variable, self.client),
+            Some(proxy) => {
+                format!("through {proxy} ({}, as {} reads it)", self.variable, self.client)
+            }
+            None => format!(
+                "directly ({} excludes the target, as {} reads it)",
+                self.variable, self.client
+            ),
         }
     }
 

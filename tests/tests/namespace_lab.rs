@@ -24,7 +24,10 @@ fn a_loopback_check_from_a_fresh_namespace_names_it_and_try_host_finds_the_host(
     assert_eq!(cause(&report), "port_closed", "{report:#}");
     let said = summary(&report);
     assert!(
-        said.contains(&format!("This check ran in the network namespace {}, not the host's", inner.netns)),
+        said.contains(&format!(
+            "This check ran in the network namespace {}, not the host's",
+            inner.netns
+        )),
         "{said}"
     );
     assert!(said.contains("127.0.0.1 is that namespace's own loopback"), "{said}");
@@ -37,7 +40,9 @@ fn a_loopback_check_from_a_fresh_namespace_names_it_and_try_host_finds_the_host(
     let first = tried["verdict"]["suggestions"][0].as_str().unwrap_or_default();
     assert_eq!(
         first,
-        format!("The host answers on 10.0.7.1:{port}: point the program there instead of 127.0.0.1.")
+        format!(
+            "The host answers on 10.0.7.1:{port}: point the program there instead of 127.0.0.1."
+        )
     );
 }
 
@@ -59,7 +64,9 @@ fn a_kube_proxy_reject_rule_names_the_service_without_endpoints() {
     assert_eq!(cause(&report), "firewall_reject", "{report:#}");
     let said = summary(&report);
     assert!(
-        said.contains("rejected by kube-proxy: the Kubernetes service shop/web:http has no endpoints"),
+        said.contains(
+            "rejected by kube-proxy: the Kubernetes service shop/web:http has no endpoints"
+        ),
         "{said}"
     );
     let first = report["verdict"]["suggestions"][0].as_str().unwrap_or_default();

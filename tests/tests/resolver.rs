@@ -106,7 +106,10 @@ async fn dns_over_tls_resolves_with_the_named_server_and_an_untrusted_one_is_sai
         .and_then(|f| f.iter().find(|f| f["probe"] == "dns_detail"))
         .expect("a dns_detail finding");
     let a = detail["answers"].as_array().unwrap().iter().find(|a| a["record"] == "A").unwrap();
-    assert_eq!((a["tls"].clone(), a["server"].clone()), (Value::Bool(true), dot.to_string().into()));
+    assert_eq!(
+        (a["tls"].clone(), a["server"].clone()),
+        (Value::Bool(true), dot.to_string().into())
+    );
 
     let untrusted = tokio::task::spawn_blocking({
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();

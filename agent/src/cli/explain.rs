@@ -24,8 +24,8 @@ use super::{exit, fail, report};
 use crate::check::{self, CheckPlan};
 use crate::policy::TargetPolicy;
 use crate::probe::dns_detail;
-use crate::proxy::{Client, ProxyEnv, ProxySettings};
 use crate::probe::unix_socket::{self, SocketState};
+use crate::proxy::{Client, ProxyEnv, ProxySettings};
 use crate::verdict;
 
 #[derive(Debug, Args)]

@@ -126,7 +126,9 @@ pub async fn local_owners(report: &ScanReport) -> Vec<Listener> {
     let open: Vec<(IpAddr, u16)> = report
         .results
         .iter()
-        .filter(|r| r.state == ConnectState::Open && crate::probe::icmp::is_local_address(&r.address))
+        .filter(|r| {
+            r.state == ConnectState::Open && crate::probe::icmp::is_local_address(&r.address)
+        })
         .map(|r| (r.address, r.port))
         .take(MAX_IDENTIFIED_PORTS)
         .collect();
@@ -193,10 +195,9 @@ pub fn render(report: &ScanReport, colors: Colors, all: bool) -> String {
 
 /// `listening on 0.0.0.0:22: pid 812 (sshd)`, for an open port of this host.
 fn owner_of(report: &ScanReport, address: std::net::SocketAddr) -> Option<String> {
-    let listener = report
-        .listeners
-        .iter()
-        .find(|l| l.address.port() == address.port() && listeners::accepts(&l.address, &address.ip()))?;
+    let listener = report.listeners.iter().find(|l| {
+        l.address.port() == address.port() && listeners::accepts(&l.address, &address.ip())
+    })?;
     let owner = match (listener.pid, &listener.process) {
         (Some(pid), Some(process)) => format!("pid {pid} ({process})"),
         _ => "owner not readable (run as root to see other users' processes)".into(),

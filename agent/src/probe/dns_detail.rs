@@ -14,7 +14,9 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-use whyrefused_shared::{DnsDetail, DnsRcode, DnsStatus, NameserverAnswer, Resolution, ResolveMethod};
+use whyrefused_shared::{
+    DnsDetail, DnsRcode, DnsStatus, NameserverAnswer, Resolution, ResolveMethod,
+};
 
 use crate::clock;
 
@@ -189,7 +191,8 @@ pub fn resolution_from(host: &str, answers: &[NameserverAnswer], elapsed_us: u64
     let (status, addresses, detail) = match with_addresses {
         Some(addresses) => (DnsStatus::Ok, addresses, None),
         None => {
-            let all = |rcode: DnsRcode| !answers.is_empty() && answers.iter().all(|a| a.rcode == rcode);
+            let all =
+                |rcode: DnsRcode| !answers.is_empty() && answers.iter().all(|a| a.rcode == rcode);
             let status = if all(DnsRcode::NxDomain) {
                 DnsStatus::Nxdomain
             } else if all(DnsRcode::NoError) {
@@ -351,10 +354,8 @@ async fn exchange_over_tls(
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
     let server_name = rustls::pki_types::ServerName::IpAddress(server.ip().into());
     let tcp = TcpStream::connect(server).await?;
-    let mut stream = connector
-        .connect(server_name, tcp)
-        .await
-        .map_err(|e| ExchangeError::Tls(e.to_string()))?;
+    let mut stream =
+        connector.connect(server_name, tcp).await.map_err(|e| ExchangeError::Tls(e.to_string()))?;
     let response = over_stream(&mut stream, &query.bytes).await?;
     if response.metadata.id != query.id {
         return Err(ExchangeError::Mismatch);

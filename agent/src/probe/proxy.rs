@@ -87,7 +87,10 @@ pub async fn ask(
             ..ProxyAnswer::default()
         },
         Err(_) => ProxyAnswer {
-            error: Some(format!("the connect to the proxy timed out ({} ms)", deadline.as_millis())),
+            error: Some(format!(
+                "the connect to the proxy timed out ({} ms)",
+                deadline.as_millis()
+            )),
             ..ProxyAnswer::default()
         },
     };
@@ -116,7 +119,10 @@ where
         }
         match tokio::time::timeout_at(until, stream.read(&mut chunk)).await {
             Err(_) if head.is_empty() => {
-                return failed(format!("the proxy sent no answer within {} ms", deadline.as_millis()));
+                return failed(format!(
+                    "the proxy sent no answer within {} ms",
+                    deadline.as_millis()
+                ));
             }
             Err(_) => break,
             Ok(Ok(0)) if head.is_empty() => {
@@ -183,7 +189,10 @@ mod tests {
             b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"corp\"\r\n\r\n",
         );
         assert_eq!(answer.status, Some(407));
-        assert_eq!(answer.status_line.as_deref(), Some("HTTP/1.1 407 Proxy Authentication Required"));
+        assert_eq!(
+            answer.status_line.as_deref(),
+            Some("HTTP/1.1 407 Proxy Authentication Required")
+        );
         assert_eq!(answer.authenticate.as_deref(), Some("Basic realm=\"corp\""));
         let junk = parse_head(b"SSH-2.0-OpenSSH_9.2\r\n");
         assert_eq!(junk.status, None);

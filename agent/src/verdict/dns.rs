@@ -173,7 +173,12 @@ pub(super) fn note_resolvers(verdict: &mut Verdict, findings: &[Finding]) {
         let addresses: Vec<IpAddr> = answers.iter().flat_map(|a| a.addresses.clone()).collect();
         let said = match addresses.is_empty() {
             false => list(&addresses),
-            true => answers.iter().map(|a| format!("{} {:?}", a.record, a.rcode)).collect::<Vec<_>>().join(", ").to_lowercase(),
+            true => answers
+                .iter()
+                .map(|a| format!("{} {:?}", a.record, a.rcode))
+                .collect::<Vec<_>>()
+                .join(", ")
+                .to_lowercase(),
         };
         let name = if tls { format!("tls://{server}") } else { server.to_string() };
         let same = said == system_said;

@@ -467,7 +467,9 @@ mod tests {
         apply(&found(vec![kube], true), 80, &mut d);
         assert_eq!(d.cause, Cause::FirewallReject);
         assert!(
-            d.summary.contains("rejected by kube-proxy: the Kubernetes service shop/web:http has no endpoints"),
+            d.summary.contains(
+                "rejected by kube-proxy: the Kubernetes service shop/web:http has no endpoints"
+            ),
             "{}",
             d.summary
         );

@@ -155,12 +155,21 @@ pub fn conclude(through: &Through<'_>) -> Verdict {
                 "The program goes through {}, which accepted the connection but {error}.",
                 through.proxy()
             ),
-            vec!["Check the proxy itself (its logs, its port): it is not answering as a proxy.".into()],
+            vec![
+                "Check the proxy itself (its logs, its port): it is not answering as a proxy."
+                    .into(),
+            ],
         ),
         (Some(status), None) => by_status(through, status, &said),
         (None, None) => (Cause::ProxyUnreachable, "The proxy gave no answer.".into(), vec![]),
     };
-    Verdict { cause, summary: capitalised(summary), suggestions, evidence: evidence_list, pattern: None }
+    Verdict {
+        cause,
+        summary: capitalised(summary),
+        suggestions,
+        evidence: evidence_list,
+        pattern: None,
+    }
 }
 
 /// The sentence with its first letter in upper case.
@@ -264,11 +273,7 @@ fn by_status(through: &Through<'_>, status: u16, said: &str) -> (Cause, String, 
             format!("{target} answered through {proxy} with an error (\"{said}\")."),
             vec![],
         ),
-        _ => (
-            Cause::Reachable,
-            format!("{target} answered through {proxy} (\"{said}\")."),
-            vec![],
-        ),
+        _ => (Cause::Reachable, format!("{target} answered through {proxy} (\"{said}\")."), vec![]),
     }
 }
 
@@ -299,11 +304,8 @@ mod tests {
         let routing = routing(proxy);
         let request = ProxyRequest::Connect { authority: "db.internal:443".into() };
         let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok());
-        let answer = ProxyAnswer {
-            status,
-            status_line: Some(status_line.into()),
-            ..ProxyAnswer::default()
-        };
+        let answer =
+            ProxyAnswer { status, status_line: Some(status_line.into()), ..ProxyAnswer::default() };
         let through = Through {
             target: "db.internal:443".into(),
             routing: &routing,
@@ -336,7 +338,10 @@ mod tests {
 
     #[test]
     fn credentials_are_used_never_shown() {
-        let verdict = answered("http://alice:hunter2@127.0.0.1:3128", "HTTP/1.1 407 Proxy Authentication Required");
+        let verdict = answered(
+            "http://alice:hunter2@127.0.0.1:3128",
+            "HTTP/1.1 407 Proxy Authentication Required",
+        );
         let text = serde_json::to_string(&verdict).unwrap();
         assert!(!text.contains("hunter2") && !text.contains("alice"), "{text}");
         assert!(verdict.summary.contains("refused the user name and password in HTTPS_PROXY"));

@@ -44,10 +44,8 @@ pub fn explain_form(props: &ExplainFormProps) -> Html {
             if blocked {
                 return;
             }
-            let text = text_ref
-                .cast::<HtmlTextAreaElement>()
-                .map(|area| area.value())
-                .unwrap_or_default();
+            let text =
+                text_ref.cast::<HtmlTextAreaElement>().map(|area| area.value()).unwrap_or_default();
             let recognition = explain::recognise(&text);
             drop(text);
             problem.set(nothing_to_check(&recognition));
@@ -186,9 +184,8 @@ mod tests {
 
     #[test]
     fn the_places_say_who_said_what_and_what_is_missing() {
-        let recognition = explain::recognise(
-            "connect ECONNREFUSED ::1:3000\ngetaddrinfo ENOTFOUND db",
-        );
+        let recognition =
+            explain::recognise("connect ECONNREFUSED ::1:3000\ngetaddrinfo ENOTFOUND db");
         let html = render::<Places>(PlacesProps { recognition });
         assert!(html.contains("The text names 2 places:"), "{html}");
         assert!(html.contains("::1 port 3000 (IPv6): Node.js said"), "{html}");

@@ -153,7 +153,9 @@ fn finding(finding: &Finding) -> Html {
 fn proxy_line(proxy: &whyrefused_shared::ProxyFinding) -> String {
     let way = format!("Checked {}", proxy.summary());
     let answer = match (&proxy.request, &proxy.status_line, &proxy.error, proxy.proxy_cause) {
-        (_, _, _, Some(cause)) => format!(": the proxy itself is not reachable ({}).", cause.as_str()),
+        (_, _, _, Some(cause)) => {
+            format!(": the proxy itself is not reachable ({}).", cause.as_str())
+        }
         (Some(request), Some(line), _, _) => format!(": {request} answered \"{line}\"."),
         (Some(request), None, Some(error), _) => format!(": {request}: {error}."),
         _ => ".".to_string(),
