@@ -385,10 +385,10 @@ async fn run_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
         from_inside(plan, &mut verdict).await;
         return verdict;
     };
-    if let Reading::Proxied { proxy, .. } = &routing.reading {
-        if proxy.is_followed() {
-            return through_proxy(plan, &routing, proxy, reporter).await;
-        }
+    if let Reading::Proxied { proxy, .. } = &routing.reading
+        && proxy.is_followed()
+    {
+        return through_proxy(plan, &routing, proxy, reporter).await;
     }
     let mut verdict = direct_rounds(plan, reporter).await;
     if let Some(finding) = verdict::proxy::direct_finding(&routing) {
