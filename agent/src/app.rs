@@ -108,6 +108,9 @@ pub struct AppState {
     pub exporter: Exporter,
     /// Where every check and scan run here is stored (`--no-history`: off).
     pub history: Availability,
+    /// The proxy variables of the agent's environment, followed by its checks only with
+    /// `--use-env-proxy` (a check must not change with how the agent was started).
+    pub env_proxy: Option<Arc<crate::proxy::ProxySettings>>,
 }
 
 impl AppState {
@@ -131,6 +134,7 @@ impl AppState {
             show_processes: false,
             exporter: Exporter::default(),
             history: Availability::Off,
+            env_proxy: None,
         }
     }
 

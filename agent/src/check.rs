@@ -16,19 +16,23 @@ use tokio_util::task::AbortOnDropHandle;
 use whyrefused_shared::HopReply;
 use whyrefused_shared::path::DEFAULT_MAX_HOPS;
 use whyrefused_shared::{
-    Attempt, CheckEvent, CheckRequest, ConnectState, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS,
-    DnsDetail, DnsStatus, ErrorCode, Finding, Liveness, LocalDrops, MAX_RETRIES, MAX_TIMEOUT_MS,
-    MtuProbe, NearbyPorts, Outcome, Path, Round, Step, Tries, Verdict,
+    Attempt, CheckEvent, CheckReport, CheckRequest, ConnectState, DEFAULT_RETRY_DELAY_MS,
+    DEFAULT_TIMEOUT_MS, DnsDetail, DnsStatus, ErrorCode, Finding, Liveness, LocalDrops,
+    MAX_RETRIES, MAX_TIMEOUT_MS, MtuProbe, NearbyPorts, Outcome, Path, Resolution, Round, Step,
+    Tries, Verdict,
 };
 
 use crate::policy::TargetPolicy;
 use crate::probe::after_connect::{self, AfterConnectPlan};
+use crate::probe::dns_detail::Resolver;
+use crate::probe::proxy::ProxyRequest;
 use crate::probe::shared_sweep::{self, SharedSweeps};
 use crate::probe::trace::{self as path_trace, TraceOptions};
 use crate::probe::{
     self, dns_detail, firewall, host_pressure, icmp, identify, listeners, liveness, local_drops,
     local_ports, mtu, mtu_hops, nearby, repeat,
 };
+use crate::proxy::{ProxySettings, Reading, Routing};
 use crate::rate::{ConnectBudget, SharedBudget};
 use crate::target::{Host, Target, TargetError};
 use crate::verdict::{self, Denied, RoundResult};
@@ -108,6 +112,19 @@ pub struct CheckPlan {
     /// Whether to name what answers on an open port even when the target expects nothing in
     /// particular (a scheme or well-known port always asks).
     pub identify: bool,
+    /// The proxy variables the check follows, as a program would (the CLI's own environment, a
+    /// serving agent's with `--use-env-proxy`); `None` connects directly.
+    pub proxy: Option<Arc<ProxySettings>>,
+    /// From inside a container or another network namespace, whether a failed loopback check
+    /// also tries the host's side of the link (the default gateway) on the same port
+    /// (`--try-host`).
+    pub try_host: bool,
+    /// The DNS servers to resolve with instead of the system resolver (`--resolver`); empty
+    /// for the system's.
+    pub resolvers: Vec<Resolver>,
+    /// The words of a pasted error that named the target, when the check explains one: the
+    /// verdict is annotated as `whyrefused explain` annotates it.
+    pub recognised: Option<whyrefused_shared::explain::Recognised>,
 }
 
 /// When a check traces an address's path.
@@ -144,6 +161,8 @@ pub enum RequestError {
     RetryDelay(u32),
     #[error("expect_status holds {0}: HTTP statuses run from 100 to 599")]
     ExpectStatus(u16),
+    #[error("{0}")]
+    Resolver(String),
 }
 
 impl RequestError {
@@ -154,7 +173,8 @@ impl RequestError {
             RequestError::Timeout(_)
             | RequestError::Retries(_)
             | RequestError::RetryDelay(_)
-            | RequestError::ExpectStatus(_) => ErrorCode::InvalidOption,
+            | RequestError::ExpectStatus(_)
+            | RequestError::Resolver(_) => ErrorCode::InvalidOption,
         }
     }
 }
@@ -183,6 +203,19 @@ impl CheckPlan {
             return Err(RequestError::ExpectStatus(*status));
         }
         let target = Target::parse(&request.target, request.port)?;
+        if request.resolvers.len() > whyrefused_shared::MAX_RESOLVERS {
+            return Err(RequestError::Resolver(format!(
+                "at most {} resolvers, not {}",
+                whyrefused_shared::MAX_RESOLVERS,
+                request.resolvers.len()
+            )));
+        }
+        let resolvers = request
+            .resolvers
+            .iter()
+            .map(|text| Resolver::parse(text))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(RequestError::Resolver)?;
         Ok(CheckPlan {
             target,
             timeout_ms,
@@ -199,6 +232,10 @@ impl CheckPlan {
             trace: TraceWhen::from_request(request),
             rdns: !request.no_rdns,
             identify: request.identify,
+            proxy: None,
+            try_host: false,
+            resolvers,
+            recognised: request.recognised.clone().map(bounded_words),
         })
     }
 
@@ -249,6 +286,22 @@ impl CheckPlan {
     }
 }
 
+/// The recognised words a client sent, cut to what the recogniser itself keeps.
+fn bounded_words(
+    mut recognised: whyrefused_shared::explain::Recognised,
+) -> whyrefused_shared::explain::Recognised {
+    let limit = whyrefused_shared::explain::MAX_MATCHED_CHARS;
+    recognised.text = recognised.text.chars().take(limit).collect();
+    for field in
+        [&mut recognised.host, &mut recognised.name, &mut recognised.scheme, &mut recognised.socket]
+    {
+        if let Some(value) = field.as_mut() {
+            *value = value.chars().take(limit).collect();
+        }
+    }
+    recognised
+}
+
 /// Runs the check, handing each step to `emit` the moment it happens, ending with `done`.
 ///
 /// Dropping the future stops the check at once and closes its sockets; the caller then reports
@@ -260,19 +313,47 @@ pub async fn run(plan: &CheckPlan, mut emit: impl FnMut(CheckEvent)) {
     reporter.send(Step::Started { target: plan.target.info(), timeout_ms: plan.timeout_ms });
     let work = run_rounds(plan, &reporter);
     tokio::pin!(work);
+    // What the check found so far, kept only when its verdict explains a pasted error.
+    let mut found = plan.recognised.as_ref().map(|_| CheckReport::default());
+    let mut forward = |event: CheckEvent| {
+        if let Some(found) = found.as_mut() {
+            found.apply(&event);
+        }
+        emit(event);
+    };
     let verdict = loop {
         tokio::select! {
             biased;
-            Some(event) = steps.recv() => emit(event),
+            Some(event) = steps.recv() => forward(event),
             verdict = &mut work => break verdict,
         }
     };
     while let Ok(event) = steps.try_recv() {
-        emit(event);
+        forward(event);
     }
+    let verdict = match (&plan.recognised, found) {
+        (Some(recognised), Some(found)) => explained(recognised, found, verdict).await,
+        _ => verdict,
+    };
     let elapsed_us = clock::micros(start.elapsed());
     emit(stamped(Step::Verdict { verdict }));
     emit(stamped(Step::Done { outcome: Outcome::Completed, elapsed_us }));
+}
+
+/// The verdict annotated with what follows from how the program that wrote `recognised`
+/// connected (see [`verdict::explain`]).
+async fn explained(
+    recognised: &whyrefused_shared::explain::Recognised,
+    mut found: CheckReport,
+    verdict: Verdict,
+) -> Verdict {
+    let hosts = match verdict::explain::looked_up_name(recognised) {
+        Some(name) => dns_detail::hosts_file_entries(name).await,
+        None => Vec::new(),
+    };
+    found.verdict = Some(verdict.clone());
+    verdict::explain::annotate(recognised, &hosts, &mut found);
+    found.verdict.unwrap_or(verdict)
 }
 
 fn stamped(step: Step) -> CheckEvent {
@@ -294,8 +375,142 @@ impl Reporter {
     }
 }
 
-/// One round, or with retries every round and a verdict across them.
+/// The program's way to the target: through the proxy its proxy variables name, or directly
+/// (saying so when `NO_PROXY` excluded the target or the clients read the variables apart).
 async fn run_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
+    let routing =
+        plan.proxy.as_deref().and_then(|settings| crate::proxy::route(settings, &plan.target));
+    let Some(routing) = routing else {
+        let mut verdict = direct_rounds(plan, reporter).await;
+        from_inside(plan, &mut verdict).await;
+        return verdict;
+    };
+    if let Reading::Proxied { proxy, .. } = &routing.reading
+        && proxy.is_followed()
+    {
+        return through_proxy(plan, &routing, proxy, reporter).await;
+    }
+    let mut verdict = direct_rounds(plan, reporter).await;
+    if let Some(finding) = verdict::proxy::direct_finding(&routing) {
+        verdict::proxy::annotate_direct(&mut verdict, &finding);
+        reporter.send(Step::Finding { finding: Finding::Proxy(finding) });
+    }
+    if let Reading::Proxied { proxy, variable } = &routing.reading {
+        verdict.evidence.push(whyrefused_shared::Evidence {
+            probe: "proxy".into(),
+            result: format!(
+                "{variable} names {proxy}, a {} proxy: whyrefused follows http:// proxies only, \
+                 so this check went directly",
+                proxy.scheme
+            ),
+            elapsed_us: None,
+        });
+    }
+    verdict
+}
+
+/// A failed loopback check from inside a container or another network namespace: says whose
+/// loopback it is and how to reach the host; with `--try-host`, tries the host's side.
+async fn from_inside(plan: &CheckPlan, verdict: &mut Verdict) {
+    if verdict.cause.is_reachable() || !verdict::namespace::is_loopback(&plan.target) {
+        return;
+    }
+    let placement = match tokio::task::spawn_blocking(probe::namespace::read).await {
+        Ok(placement) => placement,
+        Err(_) => return,
+    };
+    let inside = verdict::namespace::inside(&placement).is_some();
+    let host = placement.gateway.filter(|_| plan.try_host && inside);
+    let tried = match host.map(|gw| SocketAddr::new(IpAddr::V4(gw), plan.target.port)) {
+        Some(address) if plan.policy.check(address).is_ok() => {
+            Some(probe::connect::connect(address, plan.connect_deadline(), plan.budget()).await)
+        }
+        _ => None,
+    };
+    verdict::namespace::annotate(&plan.target, &placement, tried.as_ref(), verdict);
+}
+
+/// The check of a target through an HTTP proxy: the proxy's own address checked in full (its
+/// steps stream as the check's: they are the program's real connects), then `CONNECT` (or the
+/// request) through it. One round: retries are not repeated through a proxy.
+async fn through_proxy(
+    plan: &CheckPlan,
+    routing: &Routing,
+    proxy: &crate::proxy::ProxyUrl,
+    reporter: &Reporter,
+) -> Verdict {
+    let request = proxy_request(&plan.target);
+    let proxy_plan = match Target::parse(&proxy.authority(), None) {
+        Ok(target) => CheckPlan {
+            target,
+            tls: false,
+            http: false,
+            expect_status: Vec::new(),
+            follow: false,
+            large: false,
+            identify: false,
+            proxy: None,
+            ..plan.clone()
+        },
+        Err(error) => {
+            return Verdict {
+                cause: whyrefused_shared::Cause::ProxyUnreachable,
+                summary: format!("The proxy variable names {proxy}, not a valid address: {error}"),
+                suggestions: vec![],
+                evidence: vec![],
+                pattern: None,
+            };
+        }
+    };
+    let round = probe_round(&proxy_plan, reporter).await;
+    let proxy_verdict = verdict::conclude(&proxy_plan.target, &round, plan.timeout_ms);
+    let open = round.attempts.iter().find(|a| a.state == ConnectState::Open);
+    let answer = match open {
+        Some(attempt) => Some(
+            probe::proxy::ask(
+                attempt.socket_addr(),
+                &request,
+                proxy.authorization().as_deref(),
+                plan.connect_deadline(),
+                plan.budget(),
+            )
+            .await,
+        ),
+        None => None,
+    };
+    let through = verdict::proxy::Through {
+        target: authority(&plan.target),
+        routing,
+        request: &request,
+        proxy_verdict: &proxy_verdict,
+        answer: answer.as_ref(),
+    };
+    reporter.send(Step::Finding { finding: Finding::Proxy(verdict::proxy::finding(&through)) });
+    verdict::proxy::conclude(&through)
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+fn authority(target: &Target) -> String {
+    match &target.host {
+        Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]:{}", target.port),
+        host => format!("{}:{}", host.ascii(), target.port),
+    }
+}
+
+/// What the program sends its proxy: the request with the full URL for http://, else a tunnel.
+fn proxy_request(target: &Target) -> ProxyRequest {
+    let authority = authority(target);
+    match target.scheme.as_deref() {
+        Some("http") => {
+            let path = target.path.as_deref().unwrap_or("/");
+            ProxyRequest::Get { url: format!("http://{authority}{path}"), authority }
+        }
+        _ => ProxyRequest::Connect { authority },
+    }
+}
+
+/// One round, or with retries every round and a verdict across them.
+async fn direct_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
     if plan.retries == 0 {
         let round = probe_round(plan, reporter).await;
         return verdict::conclude(&plan.target, &round, plan.timeout_ms);
@@ -354,10 +569,44 @@ fn http_status(findings: &[Finding]) -> Option<u16> {
 /// own listeners at once.
 async fn probe_round(plan: &CheckPlan, reporter: &Reporter) -> RoundResult {
     let started = Instant::now();
+    if let (false, Host::Name { ascii, .. }) = (plan.resolvers.is_empty(), &plan.target.host) {
+        let (resolution, detail) = resolve_with_resolvers(plan, ascii).await;
+        reporter.send(Step::Resolved { resolution: resolution.clone() });
+        let mut findings = Vec::new();
+        reporter.finding(Finding::DnsDetail(detail), &mut findings);
+        return probe_addresses(plan, resolution, findings, DnsDetailTask(None), started, reporter)
+            .await;
+    }
     let dns_detail = DnsDetailTask::start(&plan.target.host);
     let resolution = probe::resolve(&plan.target.host, DNS_DEADLINE).await;
     reporter.send(Step::Resolved { resolution: resolution.clone() });
-    let mut findings = Vec::new();
+    probe_addresses(plan, resolution, Vec::new(), dns_detail, started, reporter).await
+}
+
+/// Resolves `name` with the plan's resolvers, the system resolver beside them to compare.
+async fn resolve_with_resolvers(plan: &CheckPlan, name: &str) -> (Resolution, DnsDetail) {
+    let start = Instant::now();
+    let asked = async {
+        let answers = dns_detail::ask_resolvers(name, &plan.resolvers).await;
+        (answers, clock::micros(start.elapsed()))
+    };
+    let (((qualified, answers), elapsed_us), system) =
+        tokio::join!(asked, probe::resolve(&plan.target.host, DNS_DEADLINE));
+    let resolution = dns_detail::resolution_from(name, &answers, elapsed_us);
+    let hosts_file = dns_detail::hosts_file_entries(name).await;
+    let detail = DnsDetail { name: qualified, answers, hosts_file, system: Some(system) };
+    (resolution, detail)
+}
+
+/// Probes every address of a resolution and the host's own listeners at once.
+async fn probe_addresses(
+    plan: &CheckPlan,
+    resolution: Resolution,
+    mut findings: Vec<Finding>,
+    dns_detail: DnsDetailTask,
+    started: Instant,
+    reporter: &Reporter,
+) -> RoundResult {
     if resolution.status != DnsStatus::Ok {
         if let Some(detail) = dns_detail.finish(None).await {
             reporter.finding(Finding::DnsDetail(detail), &mut findings);

@@ -8,6 +8,8 @@
 //! - [`check`]: runs a whole check, streaming each step as it happens.
 //! - [`policy`]: where an agent may connect (`--allow`, `--deny`, `--allow-ports`, the default
 //!   rules of an agent open to the network), checked on every address before a packet is sent.
+//! - [`proxy`]: the proxy variables (`HTTPS_PROXY`, `NO_PROXY` …) as curl, Python requests and
+//!   Go each read them for a target.
 //! - [`rate`]: the agent-wide budget of connects per second.
 //! - [`scan`]: port scans: port specs, an epoll connect engine, batched results.
 //! - [`wire`]: the bounded outbox and frame writer every socket uses, decoding client messages.
@@ -41,6 +43,7 @@ pub mod logging;
 pub mod peer;
 pub mod policy;
 pub mod probe;
+pub mod proxy;
 pub mod rate;
 pub mod scan;
 pub mod server;

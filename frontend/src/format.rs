@@ -125,6 +125,10 @@ pub fn cause_title(cause: Cause) -> &'static str {
         Cause::BacklogFull => "The server's accept queue is full",
         Cause::LocalPortsExhausted => "No local port left",
         Cause::ConntrackFull => "Connection-tracking table full",
+        Cause::ProxyUnreachable => "The proxy cannot be reached",
+        Cause::ProxyAuthRequired => "The proxy wants credentials",
+        Cause::ProxyDenied => "The proxy refuses this destination",
+        Cause::ProxyUpstreamFailed => "The proxy cannot reach the target",
         Cause::Unknown => "Unknown cause (a newer agent's: update this page)",
     }
 }
@@ -134,6 +138,7 @@ pub fn method_label(method: ResolveMethod) -> &'static str {
     match method {
         ResolveMethod::Literal => "IP address, no lookup",
         ResolveMethod::System => "system resolver",
+        ResolveMethod::Resolver => "the resolvers asked",
     }
 }
 

@@ -33,6 +33,7 @@ use yew::prelude::*;
 use components::check_card::CheckCard;
 use components::check_form::CheckForm;
 use components::connection_status::ConnectionStatus;
+use components::explain_form::ExplainForm;
 use components::mode_switch::{Mode, ModeSwitch};
 use components::scan_card::ScanCard;
 use components::scan_form::ScanForm;
@@ -98,7 +99,10 @@ fn app() -> Html {
                         <CheckForm blocked={blocked.clone()} from={from.clone()} />
                     </div>
                     <div class="form-slot" hidden={*mode != Mode::Scan}>
-                        <ScanForm {blocked} {from} />
+                        <ScanForm blocked={blocked.clone()} from={from.clone()} />
+                    </div>
+                    <div class="form-slot" hidden={*mode != Mode::Explain}>
+                        <ExplainForm {blocked} {from} />
                     </div>
                     if let Some(notice) = &state.notice {
                         <p class="notice" role="alert">{ notice }</p>

@@ -60,7 +60,20 @@ pub struct CheckRequest {
     /// target's scheme and port expect nothing in particular.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub identify: bool,
+    /// Resolve with these DNS servers instead of the system resolver (`IP[:PORT]`, or
+    /// `tls://IP[:PORT]` for DNS over TLS); the system's answer is compared with theirs. Each
+    /// address obeys the agent's target policy. At most [`MAX_RESOLVERS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolvers: Vec<String>,
+    /// The words of a pasted error that named this target (the page's "Explain an error" box):
+    /// the verdict then says what follows from how the program connected (the address family
+    /// it used, its `/etc/hosts` entry). Only the recognised words travel, never the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recognised: Option<crate::explain::Recognised>,
 }
+
+/// The most resolvers one check asks.
+pub const MAX_RESOLVERS: usize = 4;
 
 impl CheckRequest {
     /// A request for `target` with default options.
@@ -80,6 +93,8 @@ impl CheckRequest {
             no_trace: false,
             no_rdns: false,
             identify: false,
+            resolvers: Vec::new(),
+            recognised: None,
         }
     }
 }
@@ -219,6 +234,9 @@ pub enum ResolveMethod {
     /// The system resolver (`getaddrinfo`: `/etc/hosts`, `resolv.conf`, nsswitch), as any program
     /// on the agent's host sees it.
     System,
+    /// The DNS servers the request named (`--resolver`), asked directly instead of the system
+    /// resolver: the first with addresses gives them.
+    Resolver,
 }
 
 /// The result of a resolution.
@@ -476,6 +494,16 @@ pub enum Cause {
     /// The agent's host's connection-tracking table (netfilter conntrack) is full, or dropped
     /// new connections during the check: it drops them while everything else is up.
     ConntrackFull,
+    /// The program goes through an HTTP proxy (its proxy variables), and the proxy's own
+    /// address cannot be reached: the evidence names the proxy's own cause.
+    ProxyUnreachable,
+    /// The proxy answered 407: it wants credentials, or refuses the ones given.
+    ProxyAuthRequired,
+    /// The proxy answered 403: its rules refuse this destination.
+    ProxyDenied,
+    /// The proxy answered 502, 503 or 504: it could not reach the target itself (the status
+    /// line is in the evidence).
+    ProxyUpstreamFailed,
     /// A cause this version does not know: a newer agent named it. Shown as "unknown cause"
     /// rather than failing to read the whole message.
     #[serde(other)]
@@ -484,7 +512,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, for documentation and exhaustive tests.
-    pub const ALL: [Cause; 29] = [
+    pub const ALL: [Cause; 33] = [
         Cause::Reachable,
         Cause::Partial,
         Cause::PortClosed,
@@ -514,6 +542,10 @@ impl Cause {
         Cause::BacklogFull,
         Cause::LocalPortsExhausted,
         Cause::ConntrackFull,
+        Cause::ProxyUnreachable,
+        Cause::ProxyAuthRequired,
+        Cause::ProxyDenied,
+        Cause::ProxyUpstreamFailed,
     ];
 
     /// The cause's wire name (`port_closed`).
@@ -548,6 +580,10 @@ impl Cause {
             Cause::BacklogFull => "backlog_full",
             Cause::LocalPortsExhausted => "local_ports_exhausted",
             Cause::ConntrackFull => "conntrack_full",
+            Cause::ProxyUnreachable => "proxy_unreachable",
+            Cause::ProxyAuthRequired => "proxy_auth_required",
+            Cause::ProxyDenied => "proxy_denied",
+            Cause::ProxyUpstreamFailed => "proxy_upstream_failed",
             Cause::Unknown => "unknown",
         }
     }
@@ -589,7 +625,11 @@ impl Cause {
             Cause::ServerStopped
             | Cause::BacklogFull
             | Cause::LocalPortsExhausted
-            | Cause::ConntrackFull => Severity::Bad,
+            | Cause::ConntrackFull
+            | Cause::ProxyUnreachable
+            | Cause::ProxyAuthRequired
+            | Cause::ProxyDenied
+            | Cause::ProxyUpstreamFailed => Severity::Bad,
         }
     }
 

@@ -50,6 +50,9 @@ pub enum Finding {
     /// After an unanswered connect: this host's conntrack table full or dropping, or SYN
     /// cookies sent, during the check.
     HostPressure(crate::host::HostPressure),
+    /// The proxy variables the program follows for the target: the proxy the check went
+    /// through and what it answered, or the `NO_PROXY` entry that sent it directly.
+    Proxy(crate::proxy::ProxyFinding),
 }
 
 impl Finding {
@@ -71,6 +74,7 @@ impl Finding {
             Finding::FirewallRule(_) => "firewall_rule",
             Finding::LocalPorts(_) => "local_ports",
             Finding::HostPressure(_) => "host_pressure",
+            Finding::Proxy(_) => "proxy",
         }
     }
 }
@@ -129,6 +133,9 @@ pub struct NameserverAnswer {
     pub detail: Option<String>,
     /// How long it took, in microseconds.
     pub elapsed_us: u64,
+    /// Whether it was asked over TLS (DNS over TLS, `tls://`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
 }
 
 /// The configured nameservers asked directly (via `/etc/resolv.conf`).
@@ -142,6 +149,10 @@ pub struct DnsDetail {
     /// that use the system resolver.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts_file: Vec<IpAddr>,
+    /// With resolvers named by the request (the servers in `answers`): what the system
+    /// resolver answered, to compare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<crate::check::Resolution>,
 }
 
 /// One extra TCP probe to a port.

@@ -21,6 +21,8 @@
 //! - [`host`]: what the agent sees on the target host itself: the firewall rule that matched
 //!   its probe ([`FirewallMatch`]), a listener's [`AcceptQueue`] and its owner's [`OwnerState`].
 //! - [`mtu`]: the MSS probe of a connection that opened and then stalled ([`MtuProbe`]).
+//! - [`proxy`]: a check through an HTTP proxy ([`ProxyFinding`]): the variable followed, the
+//!   proxy's answer, and how curl, Python requests and Go read the variables.
 //! - [`port_group`]: the nine groups a scan's ports are summarised in ([`PortGroup`]), with
 //!   their headings and [`Severity`], so the CLI and the page word and colour them alike.
 //! - [`vantage`]: vantage points (a hub and the agents that joined it), [`VantageInfo`], and
@@ -44,14 +46,16 @@ pub mod message;
 pub mod mtu;
 pub mod path;
 pub mod port_group;
+pub mod proxy;
 pub mod report;
 pub mod scan;
 pub mod service;
 pub mod vantage;
 
 pub use check::{
-    Attempt, Cause, CheckEvent, CheckRequest, ConnectState, DnsStatus, Errno, Family, Outcome,
-    PortSource, Resolution, ResolveMethod, Severity, Step, TargetInfo, Timestamp, Verdict,
+    Attempt, Cause, CheckEvent, CheckRequest, ConnectState, DnsStatus, Errno, Family,
+    MAX_RESOLVERS, Outcome, PortSource, Resolution, ResolveMethod, Severity, Step, TargetInfo,
+    Timestamp, Verdict,
 };
 pub use diagnosis::{
     AfterConnect, CertificateSummary, DnsDetail, DnsRcode, EarlyClose, EchoState, Evidence,
@@ -68,6 +72,7 @@ pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, Req
 pub use mtu::{LARGE_SEND, LargeSend, MssTry, MtuProbe, SMALL_MSS, SizedHop, SizedHops};
 pub use path::{Hop, HopReply, LastAnswered, Path, TraceRequest};
 pub use port_group::PortGroup;
+pub use proxy::{ProxyFinding, ProxyReading};
 pub use report::CheckReport;
 pub use scan::{
     DEFAULT_PORT_SPEC, DEFAULT_SCAN_RETRIES, DEFAULT_SCAN_TIMEOUT_MS, MAX_SCAN_RETRIES, PortResult,

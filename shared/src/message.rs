@@ -465,8 +465,10 @@ mod tests {
                     cnames: vec!["cdn.example.".into()],
                     detail: None,
                     elapsed_us: 800,
+                    tls: false,
                 }],
                 hosts_file: vec![v6],
+                system: None,
             }),
             Finding::Liveness(Liveness {
                 address: v4,

@@ -393,6 +393,11 @@ pub struct ScanReport {
     /// [`MAX_IDENTIFIED_PORTS`]), in the order of `results`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<crate::service::ServiceIdentity>,
+    /// When the scanned host is the agent's own: the listening socket behind each open port
+    /// (at most [`MAX_IDENTIFIED_PORTS`] ports), with the process that owns it when it may be
+    /// named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<crate::diagnosis::Listener>,
 }
 
 /// The most open ports of one scan whose service is identified.

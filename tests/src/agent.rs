@@ -65,6 +65,18 @@ impl Agent {
         Agent::spawn(LOOPBACK_ANY_PORT, args, Stdio::inherit())
     }
 
+    /// Like [`Agent::start_with`], with these variables added to the agent's environment (the
+    /// test's proxy variables removed first).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Agent {
+        let mut command = Command::new(agent_binary());
+        for name in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"] {
+            command.env_remove(name);
+        }
+        command.env_remove("ALL_PROXY").env_remove("no_proxy").env_remove("NO_PROXY");
+        command.envs(env.iter().copied());
+        Agent::spawn_command(command, LOOPBACK_ANY_PORT, args, Stdio::inherit())
+    }
+
     /// Like [`Agent::start_with`], listening on `address` (to restart an agent on its port).
     pub fn start_on(address: SocketAddr, args: &[&str]) -> Agent {
         Agent::spawn(&address.to_string(), args, Stdio::inherit())

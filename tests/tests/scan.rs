@@ -349,3 +349,30 @@ async fn the_agents_connect_budget_paces_a_scan_and_every_port_still_gets_its_st
         report.rate_per_s
     );
 }
+
+#[test]
+fn a_scan_of_this_host_names_the_process_behind_each_open_port() {
+    let (_listeners, mut ports) = listeners();
+    ports.sort_unstable();
+    let spec = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+    let output = Command::new(agent_binary())
+        .args(["scan", "127.0.0.1", "--ports", &spec, "--json"])
+        .output()
+        .expect("whyrefused runs");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    let owners = report["listeners"].as_array().expect("the listeners of the open ports");
+    assert_eq!(owners.len(), ports.len(), "{report:#}");
+    for (owner, port) in owners.iter().zip(&ports) {
+        assert_eq!(owner["address"], format!("127.0.0.1:{port}"));
+        // The test process owns them.
+        assert_eq!(owner["pid"], std::process::id(), "{owner}");
+    }
+    let readable = Command::new(agent_binary())
+        .args(["scan", "127.0.0.1", "--ports", &spec])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("whyrefused runs");
+    let text = String::from_utf8_lossy(&readable.stdout);
+    let line = format!("listening on 127.0.0.1:{}: pid {}", ports[0], std::process::id());
+    assert!(text.contains(&line), "{text}");
+}

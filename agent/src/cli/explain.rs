@@ -17,7 +17,7 @@ use std::sync::Arc;
 use clap::Args;
 use futures::future::join_all;
 use serde::Serialize;
-use whyrefused_shared::explain::{self, Recognised, Recognition};
+use whyrefused_shared::explain::{self, Kind, Recognised, Recognition};
 use whyrefused_shared::{CheckReport, CheckRequest, DEFAULT_TIMEOUT_MS};
 
 use super::{exit, fail, report};
@@ -25,6 +25,7 @@ use crate::check::{self, CheckPlan};
 use crate::policy::TargetPolicy;
 use crate::probe::dns_detail;
 use crate::probe::unix_socket::{self, SocketState};
+use crate::proxy::{Client, ProxyEnv, ProxySettings};
 use crate::verdict;
 
 #[derive(Debug, Args)]
@@ -42,6 +43,11 @@ pub struct ExplainArgs {
     json: bool,
     #[command(flatten)]
     history: super::history::HistoryArgs,
+    /// Connect directly, whatever the proxy variables (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY,
+    /// NO_PROXY) say; without it, http:// and https:// targets go through the proxy they name,
+    /// read as the program's library reads them (Python requests, Go, else curl).
+    #[arg(long)]
+    no_proxy: bool,
 }
 
 /// What `--json` prints.
@@ -183,6 +189,7 @@ fn plans(
 ) -> Result<Vec<(Recognised, CheckPlan)>, String> {
     // The CLI connects for its own user, as the program that failed did: no target policy.
     let policy = Arc::new(TargetPolicy::unrestricted());
+    let env = (!args.no_proxy).then(ProxyEnv::from_process);
     let mut plans = Vec::new();
     for recognised in &recognition.recognised {
         let Some(target) = recognised.target() else { continue };
@@ -191,9 +198,21 @@ fn plans(
         request.no_trace = args.no_trace;
         let plan = CheckPlan::from_request(&request, policy.clone(), None)
             .map_err(|error| format!("{target}: {error}"))?;
-        plans.push((recognised.clone(), plan));
+        let proxy = env.as_ref().map(|env| {
+            Arc::new(ProxySettings { env: env.clone(), client: proxy_client(recognised.kind) })
+        });
+        plans.push((recognised.clone(), CheckPlan { proxy, ..plan }));
     }
     Ok(plans)
+}
+
+/// Whose reading of the proxy variables a program of this kind follows.
+fn proxy_client(kind: Kind) -> Client {
+    match kind {
+        Kind::Python => Client::Requests,
+        Kind::Go | Kind::Grpc | Kind::Docker => Client::Go,
+        _ => Client::Curl,
+    }
 }
 
 /// Runs every check at once, as `whyrefused check` does, and annotates each verdict with what

@@ -249,6 +249,11 @@ struct ServeArgs {
     /// http_2xx.
     #[arg(long, value_name = "FILE")]
     probe_config: Option<std::path::PathBuf>,
+    /// Check http:// and https:// targets through the proxy that this agent's own HTTP_PROXY,
+    /// HTTPS_PROXY, ALL_PROXY and NO_PROXY name (as curl reads them). Without it the agent
+    /// ignores them: its checks do not change with how it was started.
+    #[arg(long)]
+    use_env_proxy: bool,
 }
 
 /// Where an agent that does not join a hub listens unless told otherwise.
@@ -472,10 +477,59 @@ struct CheckArgs {
     /// Print one JSON document instead of the readable report.
     #[arg(long)]
     json: bool,
+    /// From inside a container or another network namespace, when a loopback target fails:
+    /// also try the host's side of the link (this namespace's default gateway) on the port.
+    #[arg(long, conflicts_with = "via")]
+    try_host: bool,
+    /// Resolve with this DNS server instead of the system resolver (IP[:PORT], or
+    /// tls://IP[:PORT] for DNS over TLS); repeat for several (at most 4). The system
+    /// resolver's answer is shown beside theirs.
+    #[arg(long = "resolver", value_name = "SERVER")]
+    resolvers: Vec<String>,
+    #[command(flatten)]
+    proxy: ProxyArgs,
     #[command(flatten)]
     via: ViaArgs,
     #[command(flatten)]
     history: history::HistoryArgs,
+}
+
+/// How a check follows the proxy variables of its environment (HTTP_PROXY, HTTPS_PROXY,
+/// ALL_PROXY, NO_PROXY): http:// and https:// targets go through the proxy they name, as the
+/// program would.
+#[derive(Debug, Args)]
+struct ProxyArgs {
+    /// Connect directly, whatever the proxy variables say.
+    #[arg(long)]
+    no_proxy: bool,
+    /// Read the proxy variables as this client does (they differ: which variables, NO_PROXY's
+    /// leading dots, wildcards, CIDR blocks and ports).
+    #[arg(long, value_enum, default_value = "curl", conflicts_with = "no_proxy")]
+    proxy_as: ProxyClient,
+}
+
+/// The clients whose reading of the proxy variables a check can follow.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ProxyClient {
+    Curl,
+    Python,
+    Go,
+}
+
+impl ProxyArgs {
+    /// The proxy settings a check follows: this process's variables, unless `--no-proxy`.
+    fn settings(&self) -> Option<Arc<crate::proxy::ProxySettings>> {
+        use crate::proxy::{Client, ProxyEnv, ProxySettings};
+        if self.no_proxy {
+            return None;
+        }
+        let client = match self.proxy_as {
+            ProxyClient::Curl => Client::Curl,
+            ProxyClient::Python => Client::Requests,
+            ProxyClient::Go => Client::Go,
+        };
+        Some(Arc::new(ProxySettings { env: ProxyEnv::from_process(), client }))
+    }
 }
 
 /// The exit codes of `whyrefused check`.
@@ -695,6 +749,13 @@ fn agent_state(
     let mut state = AppState::new(args.limits(), policy).with_connect_budget(connects_per_second);
     state.show_processes = args.show_processes;
     state.exporter = exporter;
+    if args.use_env_proxy {
+        let env = crate::proxy::ProxyEnv::from_process();
+        // The names only: a value may hold a password.
+        tracing::info!(proxy_variables = ?env, "checks follow the environment's proxy variables");
+        let settings = crate::proxy::ProxySettings { env, client: crate::proxy::Client::Curl };
+        state.env_proxy = Some(Arc::new(settings));
+    }
     if args.probe_config.is_some() {
         crate::exporter::reload_on_hangup(&state);
     }
@@ -803,6 +864,8 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         no_trace: args.no_trace,
         no_rdns: args.no_rdns,
         identify: args.identify,
+        resolvers: args.resolvers,
+        recognised: None,
     };
     if let Some(hub) = args.via.hub() {
         return match hub {
@@ -814,7 +877,7 @@ async fn run_check(args: CheckArgs) -> ExitCode {
     // The CLI connects for its own user, as any program they run would: no target policy.
     let unrestricted = Arc::new(TargetPolicy::unrestricted());
     let plan = match CheckPlan::from_request(&request, unrestricted, None) {
-        Ok(plan) => plan,
+        Ok(plan) => CheckPlan { proxy: args.proxy.settings(), try_host: args.try_host, ..plan },
         Err(error) => return fail(exit::INVALID_INPUT, &error.to_string()),
     };
     let mut report = CheckReport::default();
@@ -884,6 +947,7 @@ async fn run_scan(args: ScanArgs) -> ExitCode {
     if args.identify {
         report.services = scan::identify_open(&report, &plan).await;
     }
+    report.listeners = scan::local_owners(&report).await;
     let (host, now) = (plan.host.ascii(), std::time::SystemTime::now());
     let entry = crate::history::Entry::of_scan(&report, host, cli_asker(), now);
     history::store(&args.history, Some(entry)).await;

@@ -90,6 +90,9 @@ pub fn render(report: &CheckReport, colors: Colors) -> String {
             paint(colors.dim, &format!("({source})"))
         );
     }
+    if let Some(proxy) = proxy_line(report) {
+        let _ = writeln!(out, "{} {}", paint(colors.bold, "proxy  "), proxy);
+    }
     if let Some(dns) = &report.dns {
         let _ = writeln!(out, "{} {}", paint(colors.bold, "dns    "), dns_line(dns));
     }
@@ -128,6 +131,20 @@ pub fn render(report: &CheckReport, colors: Colors) -> String {
     out
 }
 
+/// Where the check went through the proxy variables: when through a proxy, the addresses
+/// listed below are the proxy's, as they are the program's connects.
+fn proxy_line(report: &CheckReport) -> Option<String> {
+    let proxy = report.findings.iter().find_map(|finding| match finding {
+        Finding::Proxy(proxy) => Some(proxy),
+        _ => None,
+    })?;
+    let below = match &proxy.proxy {
+        Some(_) => ": the lookup and connects below are the proxy's",
+        None => "",
+    };
+    Some(format!("checked {}{below}", proxy.summary()))
+}
+
 /// The phase timings of the first connection that opened.
 fn first_phases(report: &CheckReport) -> Option<Phases> {
     report.findings.iter().find_map(|finding| match finding {
@@ -150,15 +167,19 @@ fn phases_line(phases: &Phases) -> String {
 }
 
 fn dns_line(dns: &whyrefused_shared::Resolution) -> String {
-    let took = format!("{:.3} ms", dns.elapsed_us as f64 / 1000.0);
+    let who = match dns.method {
+        ResolveMethod::Resolver => "the resolvers asked",
+        _ => "system resolver",
+    };
+    let took = format!("{who}, {:.3} ms", dns.elapsed_us as f64 / 1000.0);
     match (dns.method, dns.status) {
         (ResolveMethod::Literal, _) => "an IP address: nothing to look up".to_string(),
         (_, DnsStatus::Ok) => {
             let list: Vec<String> = dns.addresses.iter().map(|a| a.to_string()).collect();
-            format!("{} → {} (system resolver, {took})", dns.host, list.join(", "))
+            format!("{} → {} ({took})", dns.host, list.join(", "))
         }
         (_, status) => format!(
-            "{} → {:?}: {} (system resolver, {took})",
+            "{} → {:?}: {} ({took})",
             dns.host,
             status,
             dns.detail.as_deref().unwrap_or("no details")

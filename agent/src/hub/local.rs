@@ -166,6 +166,12 @@ impl Plan {
     pub fn unresolved_denial(&self) -> Option<String> {
         let denied = match self {
             Plan::Check(plan) => {
+                // A resolver is an address the agent sends to like any other.
+                for resolver in &plan.resolvers {
+                    if let Err(denial) = plan.policy.check(resolver.address) {
+                        return Some(format!("resolver {resolver}: {denial}"));
+                    }
+                }
                 plan.policy.check_unresolved(&plan.target.host, Some(plan.target.port))
             }
             Plan::Scan(plan) => plan.policy.check_unresolved(&plan.host, None),
@@ -182,7 +188,10 @@ impl Plan {
         show_processes: bool,
     ) -> Result<Plan, Refused> {
         CheckPlan::from_request(request, state.policy.clone(), state.connect_budget.clone())
-            .map(|plan| Plan::Check(CheckPlan { show_processes, ..plan }))
+            .map(|plan| {
+                let proxy = state.env_proxy.clone();
+                Plan::Check(CheckPlan { show_processes, proxy, ..plan })
+            })
             .map_err(|error| Refused { code: error.code(), message: error.to_string() })
     }
 

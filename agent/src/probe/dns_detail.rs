@@ -14,7 +14,9 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-use whyrefused_shared::{DnsDetail, DnsRcode, NameserverAnswer};
+use whyrefused_shared::{
+    DnsDetail, DnsRcode, DnsStatus, NameserverAnswer, Resolution, ResolveMethod,
+};
 
 use crate::clock;
 
@@ -102,7 +104,119 @@ async fn ask_all(name: &str, config: &resolv_conf::Config, hosts: &str) -> DnsDe
     });
     let answers = join_all(questions).await;
     let hosts_file = hosts_file_addresses(hosts, &[name, &qualified]);
-    DnsDetail { name: qualified, answers, hosts_file }
+    DnsDetail { name: qualified, answers, hosts_file, system: None }
+}
+
+/// A DNS server a request names (`--resolver`): asked directly instead of the system resolver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolver {
+    /// Its address and port.
+    pub address: SocketAddr,
+    /// Whether it is asked over TLS (DNS over TLS, RFC 7858), its certificate checked against
+    /// this host's trusted authorities for its IP address.
+    pub tls: bool,
+}
+
+impl Resolver {
+    /// Parses `IP[:PORT]` (port 53) or `tls://IP[:PORT]` (port 853); an IPv6 address with a
+    /// port in brackets.
+    pub fn parse(text: &str) -> Result<Resolver, String> {
+        let text = text.trim();
+        let (tls, rest) = match text.strip_prefix("tls://") {
+            Some(rest) => (true, rest.trim_end_matches('/')),
+            None => (false, text.strip_prefix("udp://").unwrap_or(text)),
+        };
+        let default_port = if tls { 853 } else { 53 };
+        let address = match (rest.parse::<SocketAddr>(), rest.parse::<IpAddr>()) {
+            (Ok(address), _) => address,
+            (_, Ok(ip)) => SocketAddr::new(ip, default_port),
+            _ => {
+                return Err(format!(
+                    "resolver '{text}' is not IP[:PORT] or tls://IP[:PORT] (such as 127.0.0.1:5353 \
+                     or tls://[2001:db8::53]:853): name the server by its address"
+                ));
+            }
+        };
+        if address.port() == 0 {
+            return Err(format!("resolver '{text}': port 0 is no server's"));
+        }
+        Ok(Resolver { address, tls })
+    }
+}
+
+impl std::fmt::Display for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.tls {
+            true => write!(f, "tls://{}", self.address),
+            false => write!(f, "{}", self.address),
+        }
+    }
+}
+
+/// Asks each resolver about `name` (qualified as the system resolver would), for A and AAAA
+/// at once; the caller has checked every address against its policy.
+pub async fn ask_resolvers(name: &str, resolvers: &[Resolver]) -> (String, Vec<NameserverAnswer>) {
+    let config = tokio::fs::read(RESOLV_CONF)
+        .await
+        .ok()
+        .and_then(|text| resolv_conf::Config::parse(text).ok())
+        .unwrap_or_default();
+    let qualified = qualify(name, &config);
+    let questions = resolvers.iter().flat_map(|resolver| {
+        [RecordType::A, RecordType::AAAA].map(|record| {
+            ask_over(resolver.address, &qualified, record, MAX_QUERY_DEADLINE, resolver.tls)
+        })
+    });
+    (qualified.clone(), join_all(questions).await)
+}
+
+/// The resolution the resolvers' answers give, in the resolvers' order: the first with
+/// addresses gives them (IPv4 first, as its A and AAAA answers came); with none, the most
+/// telling failure (every one NXDOMAIN is NXDOMAIN, every one silent a timeout).
+pub fn resolution_from(host: &str, answers: &[NameserverAnswer], elapsed_us: u64) -> Resolution {
+    let mut servers: Vec<SocketAddr> = Vec::new();
+    for answer in answers {
+        if !servers.contains(&answer.server) {
+            servers.push(answer.server);
+        }
+    }
+    let with_addresses = servers.iter().find_map(|server| {
+        let addresses: Vec<IpAddr> = answers
+            .iter()
+            .filter(|a| a.server == *server)
+            .flat_map(|a| a.addresses.iter().copied())
+            .collect();
+        (!addresses.is_empty()).then_some(addresses)
+    });
+    let (status, addresses, detail) = match with_addresses {
+        Some(addresses) => (DnsStatus::Ok, addresses, None),
+        None => {
+            let all =
+                |rcode: DnsRcode| !answers.is_empty() && answers.iter().all(|a| a.rcode == rcode);
+            let status = if all(DnsRcode::NxDomain) {
+                DnsStatus::Nxdomain
+            } else if all(DnsRcode::NoError) {
+                DnsStatus::NoAddress
+            } else if all(DnsRcode::Timeout) {
+                DnsStatus::Timeout
+            } else {
+                DnsStatus::Error
+            };
+            let said: Vec<String> = answers
+                .iter()
+                .map(|a| format!("{} {}: {:?}", a.server, a.record, a.rcode))
+                .collect();
+            (status, Vec::new(), Some(format!("the resolvers answered {}", said.join(", "))))
+        }
+    };
+    Resolution {
+        host: host.to_string(),
+        method: ResolveMethod::Resolver,
+        status,
+        addresses,
+        detail,
+        elapsed_us,
+    }
 }
 
 /// The name a search-list resolver asks first: as written when it has at least `ndots` dots
@@ -126,8 +240,25 @@ async fn ask(
     record: RecordType,
     deadline: Duration,
 ) -> NameserverAnswer {
+    ask_over(server, name, record, deadline, false).await
+}
+
+/// One question to one server, over UDP (TCP when truncated) or over TLS, classified.
+async fn ask_over(
+    server: SocketAddr,
+    name: &str,
+    record: RecordType,
+    deadline: Duration,
+    tls: bool,
+) -> NameserverAnswer {
     let start = Instant::now();
-    let outcome = match tokio::time::timeout(deadline, exchange(server, name, record)).await {
+    let exchanged = async {
+        match tls {
+            true => exchange_over_tls(server, name, record).await,
+            false => exchange(server, name, record).await,
+        }
+    };
+    let outcome = match tokio::time::timeout(deadline, exchanged).await {
         Ok(Ok(response)) => Reply::Response(Box::new(response)),
         Ok(Err(error)) => Reply::Failed(describe_failure(&error)),
         Err(_) => Reply::Silent(deadline),
@@ -140,6 +271,7 @@ async fn ask(
         cnames: Vec::new(),
         detail: None,
         elapsed_us: clock::micros(start.elapsed()),
+        tls,
     };
     match outcome {
         Reply::Response(response) => read_response(&response, name, &mut answer),
@@ -206,6 +338,31 @@ async fn exchange(
     Ok(response)
 }
 
+/// A query over TLS (RFC 7858): the server's certificate must be valid for its IP address.
+async fn exchange_over_tls(
+    server: SocketAddr,
+    name: &str,
+    record: RecordType,
+) -> Result<Message, ExchangeError> {
+    let query = query_bytes(name, record)?;
+    let roots = super::tls::trusted_roots().await;
+    let config = rustls::ClientConfig::builder_with_provider(super::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ExchangeError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let server_name = rustls::pki_types::ServerName::IpAddress(server.ip().into());
+    let tcp = TcpStream::connect(server).await?;
+    let mut stream =
+        connector.connect(server_name, tcp).await.map_err(|e| ExchangeError::Tls(e.to_string()))?;
+    let response = over_stream(&mut stream, &query.bytes).await?;
+    if response.metadata.id != query.id {
+        return Err(ExchangeError::Mismatch);
+    }
+    Ok(response)
+}
+
 /// An encoded question and its id.
 struct Query {
     id: u16,
@@ -237,10 +394,19 @@ async fn over_udp(server: SocketAddr, query: &[u8]) -> Result<Message, ExchangeE
 
 async fn over_tcp(server: SocketAddr, query: &[u8]) -> Result<Message, ExchangeError> {
     let mut stream = TcpStream::connect(server).await?;
+    over_stream(&mut stream, query).await
+}
+
+/// One length-prefixed query and answer over a stream (TCP, or TLS over it).
+async fn over_stream<S>(stream: &mut S, query: &[u8]) -> Result<Message, ExchangeError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let length =
         u16::try_from(query.len()).map_err(|_| ExchangeError::Malformed("query".into()))?;
     stream.write_all(&length.to_be_bytes()).await?;
     stream.write_all(query).await?;
+    stream.flush().await?;
     let length = stream.read_u16().await?;
     let mut buffer = vec![0; usize::from(length)];
     stream.read_exact(&mut buffer).await?;
@@ -258,6 +424,8 @@ enum ExchangeError {
     Malformed(String),
     #[error("a response to another question")]
     Mismatch,
+    #[error("the TLS handshake failed: {0}")]
+    Tls(String),
 }
 
 fn describe_failure(error: &ExchangeError) -> String {
@@ -366,6 +534,7 @@ mod tests {
             cnames: Vec::new(),
             detail: None,
             elapsed_us: 0,
+            tls: false,
         }
     }
 

@@ -18,6 +18,35 @@ use whyrefused_shared::{Listener, LocalListeners, OWNERS_UNREADABLE, OwnerState}
 /// The TCP state number of a listening socket in `/proc/net/tcp`.
 const LISTEN: &str = "0A";
 
+/// The listening sockets on each of `ports` (whatever address each is bound to), the tables
+/// and the owners read once for all of them: a scan's open ports.
+pub fn listeners_on_ports(ports: &[u16]) -> Vec<Listener> {
+    let mut sockets: Vec<ListeningSocket> = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(text) = fs::read_to_string(table) {
+            let listed = parse_table(&text).into_iter();
+            sockets.extend(listed.filter(|socket| ports.contains(&socket.address.port())));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    sockets.retain(|socket| seen.insert(socket.inode));
+    let owners = if sockets.is_empty() { HashMap::new() } else { socket_owners() };
+    sockets
+        .into_iter()
+        .map(|socket| {
+            let owner = owners.get(&socket.inode);
+            Listener {
+                address: socket.address,
+                pid: owner.map(|(pid, _)| *pid),
+                process: owner.map(|(_, name)| name.clone()),
+                command: owner.and_then(|(pid, _)| command_line(*pid)),
+                queue: None,
+                owner_state: None,
+            }
+        })
+        .collect()
+}
+
 /// Every listening socket on `port`, whatever address it is bound to.
 pub fn listeners_on(port: u16) -> LocalListeners {
     // Reading the tables costs the kernel a walk of every socket (over a millisecond each in a

@@ -85,7 +85,7 @@ pub async fn handshake(stream: TcpStream, host: &Host, deadline: Duration) -> Ha
 }
 
 /// The certificate authorities this host trusts (its CA bundle), loaded once.
-async fn trusted_roots() -> Arc<RootCertStore> {
+pub(crate) async fn trusted_roots() -> Arc<RootCertStore> {
     static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
     if let Some(roots) = ROOTS.get() {
         return roots.clone();
@@ -101,7 +101,7 @@ async fn trusted_roots() -> Arc<RootCertStore> {
     ROOTS.get_or_init(|| roots).clone()
 }
 
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 

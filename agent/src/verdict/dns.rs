@@ -145,6 +145,81 @@ fn servers_with(detail: &DnsDetail, test: impl Fn(&NameserverAnswer) -> bool) ->
     servers.join(", ")
 }
 
+/// With resolvers named by the request: what the system resolver said beside what each of
+/// them said, and when they differ, that the program's answer depends on which it asks.
+pub(super) fn note_resolvers(verdict: &mut Verdict, findings: &[Finding]) {
+    let Some(detail) = dns_detail(findings) else { return };
+    let Some(system) = &detail.system else { return };
+    let list = |addresses: &[IpAddr]| {
+        let mut sorted: Vec<String> = addresses.iter().map(IpAddr::to_string).collect();
+        sorted.sort();
+        sorted.dedup();
+        sorted.join(", ")
+    };
+    let system_said = match system.status {
+        whyrefused_shared::DnsStatus::Ok => list(&system.addresses),
+        status => format!("{status:?}").to_lowercase(),
+    };
+    let mut servers: Vec<(std::net::SocketAddr, bool)> = Vec::new();
+    for answer in &detail.answers {
+        if !servers.contains(&(answer.server, answer.tls)) {
+            servers.push((answer.server, answer.tls));
+        }
+    }
+    let mut parts = vec![format!("system resolver: {system_said}")];
+    let mut differing = Vec::new();
+    for (server, tls) in servers {
+        let answers: Vec<_> = detail.answers.iter().filter(|a| a.server == server).collect();
+        let addresses: Vec<IpAddr> = answers.iter().flat_map(|a| a.addresses.clone()).collect();
+        let said = match addresses.is_empty() {
+            false => list(&addresses),
+            true => answers
+                .iter()
+                .map(|a| format!("{} {:?}", a.record, a.rcode))
+                .collect::<Vec<_>>()
+                .join(", ")
+                .to_lowercase(),
+        };
+        let name = if tls { format!("tls://{server}") } else { server.to_string() };
+        let same = said == system_said;
+        parts.push(format!("{name}: {said} ({})", if same { "same" } else { "differs" }));
+        if !same {
+            differing.push(format!("{name} gives {said}"));
+        }
+    }
+    verdict.evidence.push(evidence("resolvers compared", parts.join("; "), None));
+    if !differing.is_empty() {
+        verdict.suggestions.push(format!(
+            "The resolvers disagree about {}: the system resolver (getaddrinfo, what most \
+             programs use) gives {system_said}, while {}. Find out which one the program asks.",
+            detail.name,
+            differing.join(", ")
+        ));
+    }
+}
+
+/// When the name is short of `ndots` dots, the system resolver asks it with the first search
+/// domain first: says so, as a program that asks DNS itself without the search list (`dig`,
+/// some resolver libraries) asks the name as written and may get another answer.
+pub(super) fn note_search_domain(verdict: &mut Verdict, written: &str, findings: &[Finding]) {
+    let Some(detail) = dns_detail(findings) else { return };
+    let written = written.trim_end_matches('.');
+    if detail.name.eq_ignore_ascii_case(written) {
+        return;
+    }
+    verdict.evidence.push(evidence(
+        "search domain",
+        format!(
+            "{written} has fewer dots than resolv.conf's ndots: the system resolver asks {} \
+             first (then the other search domains, then {written} as written); a program that \
+             asks DNS itself without the search list (dig, some resolver libraries) asks \
+             {written}",
+            detail.name
+        ),
+        None,
+    ));
+}
+
 /// When `/etc/hosts` gave the failing addresses while DNS gives others, says so: a stale hosts
 /// entry is a classic cause of connecting to the wrong machine.
 pub(super) fn note_hosts_override(verdict: &mut Verdict, findings: &[Finding]) {
@@ -190,6 +265,7 @@ mod tests {
             cnames: Vec::new(),
             detail: None,
             elapsed_us: 900,
+            tls: false,
         }
     }
 
@@ -198,6 +274,7 @@ mod tests {
             name: "db.internal".into(),
             answers,
             hosts_file: hosts_file.iter().map(|a| a.parse().unwrap()).collect(),
+            system: None,
         }
     }
 

@@ -265,6 +265,9 @@ fn name_the_rule(
         diagnosis.evidence.push(rule_evidence(found, other));
     }
     diagnosis.suggestions = vec![fix(rule, port)];
+    if let Some(service) = kube_service_without_endpoints(&rule.text) {
+        name_the_kube_service(found, rule, &service, diagnosis);
+    }
     if !found.exact {
         diagnosis.suggestions.push(
             "Other traffic moved its counter too: run the check again on a quieter moment to be \
@@ -272,6 +275,44 @@ fn name_the_rule(
                 .into(),
         );
     }
+}
+
+/// The Kubernetes service a kube-proxy rule rejects for having no endpoints: its comment
+/// `"default/web:http has no endpoints"` gives `default/web:http`.
+fn kube_service_without_endpoints(text: &str) -> Option<String> {
+    const NO_ENDPOINTS: &str = " has no endpoints";
+    let end = text.find(NO_ENDPOINTS)?;
+    let start = text[..end].rfind('"').map_or(0, |quote| quote + 1);
+    let service = text[start..end].trim();
+    (!service.is_empty() && !service.contains(char::is_whitespace)).then(|| service.to_string())
+}
+
+/// The rule is kube-proxy's: the service has no ready pod behind it, which no firewall change
+/// fixes.
+fn name_the_kube_service(
+    found: &FirewallMatch,
+    rule: &FirewallRule,
+    service: &str,
+    diagnosis: &mut AddressDiagnosis,
+) {
+    let (namespace, name) = service.split_once('/').unwrap_or(("default", service));
+    let name = name.split(':').next().unwrap_or(name);
+    diagnosis.summary = format!(
+        "The connection to {} is rejected by kube-proxy: the Kubernetes service {service} has no \
+         endpoints (no ready pod behind it), so its rule `{}` refuses every connection.",
+        found.address,
+        rule.place()
+    );
+    diagnosis.suggestions = vec![
+        format!(
+            "Look at the service's pods: `kubectl get endpointslices -n {namespace} -l \
+             kubernetes.io/service-name={name}` and `kubectl describe service -n {namespace} \
+             {name}`: a selector that matches no pod, or pods that are not Ready (failing \
+             readiness probes, crash loops), leave it without endpoints."
+        ),
+        "Do not delete the rule: kube-proxy writes it back; it goes away once a pod is ready."
+            .into(),
+    ];
 }
 
 /// `inet filter input rule 2: tcp dport 81 counter drop: +1 packet for 1 probe (exact)`.
@@ -408,6 +449,29 @@ mod tests {
         assert!(d.summary.contains("is most likely rejected by"), "{}", d.summary);
         assert!(d.evidence[0].result.contains("+5 packet(s)"), "{:?}", d.evidence);
         assert!(!d.suggestions.iter().any(|s| s.contains("service is running")));
+    }
+
+    #[test]
+    fn a_kube_proxy_rule_for_a_service_without_endpoints_names_the_service() {
+        let mut kube = rule(RuleAction::Reject, 1);
+        kube.tool = "iptables".into();
+        kube.text = "-A KUBE-SERVICES -d 10.96.0.12/32 -p tcp -m comment --comment \
+                     \"shop/web:http has no endpoints\" -m tcp --dport 80 -j REJECT \
+                     --reject-with icmp-port-unreachable"
+            .into();
+        let mut d = diagnosis(Cause::HostUnreachable);
+        apply(&found(vec![kube], true), 80, &mut d);
+        assert_eq!(d.cause, Cause::FirewallReject);
+        assert!(
+            d.summary.contains(
+                "rejected by kube-proxy: the Kubernetes service shop/web:http has no endpoints"
+            ),
+            "{}",
+            d.summary
+        );
+        assert!(d.suggestions[0].contains("kubernetes.io/service-name=web"), "{:?}", d.suggestions);
+        assert!(d.suggestions[0].contains("-n shop"));
+        assert_eq!(kube_service_without_endpoints("tcp dport 80 counter drop"), None);
     }
 
     #[test]

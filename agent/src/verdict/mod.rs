@@ -24,7 +24,9 @@ pub mod explain;
 mod host;
 mod loss;
 pub mod mtu;
+pub mod namespace;
 pub mod path;
+pub mod proxy;
 mod service;
 mod wrong_service;
 
@@ -56,7 +58,10 @@ pub fn conclude(target: &Target, round: &RoundResult, timeout_ms: u32) -> Verdic
         return verdict(Cause::ConnectError, "The check did not run.".into(), vec![], vec![]);
     };
     if dns.status != DnsStatus::Ok {
-        return dns::dns_verdict(target, dns, &round.findings);
+        let mut verdict = dns::dns_verdict(target, dns, &round.findings);
+        dns::note_resolvers(&mut verdict, &round.findings);
+        dns::note_search_domain(&mut verdict, &target.host.ascii(), &round.findings);
+        return verdict;
     }
     if round.attempts.is_empty() && !round.denied.is_empty() {
         let mut verdict = policy_denied(target, &round.denied);
@@ -72,6 +77,10 @@ pub fn conclude(target: &Target, round: &RoundResult, timeout_ms: u32) -> Verdic
         dns::note_hosts_override(&mut verdict, &round.findings);
     }
     note_denied(&mut verdict, &round.denied);
+    dns::note_resolvers(&mut verdict, &round.findings);
+    if !verdict.cause.is_reachable() {
+        dns::note_search_domain(&mut verdict, &target.host.ascii(), &round.findings);
+    }
     verdict
 }
 
@@ -228,9 +237,15 @@ fn resolution_evidence(dns: &Resolution) -> Evidence {
         whyrefused_shared::ResolveMethod::Literal => {
             "an IP address, nothing to look up".to_string()
         }
-        whyrefused_shared::ResolveMethod::System => format!("{} → {}", dns.host, list.join(", ")),
+        whyrefused_shared::ResolveMethod::System | whyrefused_shared::ResolveMethod::Resolver => {
+            format!("{} → {}", dns.host, list.join(", "))
+        }
     };
-    evidence("dns (system resolver)", how, Some(dns.elapsed_us))
+    let probe = match dns.method {
+        whyrefused_shared::ResolveMethod::Resolver => "dns (the resolvers asked)",
+        _ => "dns (system resolver)",
+    };
+    evidence(probe, how, Some(dns.elapsed_us))
 }
 
 impl Context<'_> {

@@ -96,6 +96,7 @@ mod tests {
             cnames: cnames.iter().map(|c| (*c).to_owned()).collect(),
             detail: None,
             elapsed_us: 1_500,
+            tls: false,
         }
     }
 
@@ -108,6 +109,7 @@ mod tests {
                 answer(DnsRcode::NxDomain, &[], &[]),
             ],
             hosts_file: vec!["192.0.2.99".parse().unwrap()],
+            system: None,
         };
         let html = render::<DnsDetailFinding>(DnsDetailFindingProps { detail });
         let hosts = html.find("/etc/hosts").expect("the override");

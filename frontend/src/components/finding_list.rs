@@ -125,6 +125,18 @@ fn finding(finding: &Finding) -> Html {
             true,
             html! { <FirewallRuleFinding found={found.clone()} /> },
         ),
+        Finding::Proxy(proxy) => (
+            "Proxy",
+            false,
+            html! {
+                <>
+                    <p class="finding-line">{ proxy_line(proxy) }</p>
+                    if let Some(line) = proxy.disagreement() {
+                        <p class="finding-line">{ line }</p>
+                    }
+                </>
+            },
+        ),
     };
     html! {
         <section
@@ -135,6 +147,20 @@ fn finding(finding: &Finding) -> Html {
             { body }
         </section>
     }
+}
+
+/// Where the check went through the proxy variables, and what the proxy answered.
+fn proxy_line(proxy: &whyrefused_shared::ProxyFinding) -> String {
+    let way = format!("Checked {}", proxy.summary());
+    let answer = match (&proxy.request, &proxy.status_line, &proxy.error, proxy.proxy_cause) {
+        (_, _, _, Some(cause)) => {
+            format!(": the proxy itself is not reachable ({}).", cause.as_str())
+        }
+        (Some(request), Some(line), _, _) => format!(": {request} answered \"{line}\"."),
+        (Some(request), None, Some(error), _) => format!(": {request}: {error}."),
+        _ => ".".to_string(),
+    };
+    way + &answer
 }
 
 /// What answers on the port, and what was expected when it differs.
@@ -169,6 +195,7 @@ mod tests {
                 name: "x.".into(),
                 answers: vec![],
                 hosts_file: vec![],
+                system: None,
             }),
             Finding::Liveness(Liveness {
                 address,

@@ -10,6 +10,7 @@ pub mod copy_markdown;
 pub mod cross_verdict;
 pub mod dns_detail_finding;
 pub mod evidence_list;
+pub mod explain_form;
 pub mod finding_list;
 pub mod firewall_rule_finding;
 pub mod form_submit;

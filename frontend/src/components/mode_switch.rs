@@ -10,6 +10,8 @@ pub enum Mode {
     Check,
     /// Scan a host's ports (`whyrefused scan`).
     Scan,
+    /// Paste an error and check every target it names (`whyrefused explain`).
+    Explain,
 }
 
 #[derive(Properties, PartialEq)]
@@ -33,7 +35,11 @@ pub fn mode_switch(props: &ModeSwitchProps) -> Html {
                 {id}
                 class={classes!("mode", pressed.then_some("mode--on"))}
                 aria-pressed={if pressed { "true" } else { "false" }}
-                aria-controls={match mode { Mode::Check => "check-form", Mode::Scan => "scan-form" }}
+                aria-controls={match mode {
+                    Mode::Check => "check-form",
+                    Mode::Scan => "scan-form",
+                    Mode::Explain => "explain-form",
+                }}
                 onclick={Callback::from(move |_: MouseEvent| onchange.emit(mode))}
             >
                 { label }
@@ -44,6 +50,7 @@ pub fn mode_switch(props: &ModeSwitchProps) -> Html {
         <div class="mode-switch" role="group" aria-label="What to run">
             { button(Mode::Check, "mode-check", "Diagnose a connection") }
             { button(Mode::Scan, "mode-scan", "Scan ports") }
+            { button(Mode::Explain, "mode-explain", "Explain an error") }
         </div>
     }
 }
