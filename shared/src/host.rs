@@ -122,6 +122,7 @@ impl FirewallMatch {
     pub fn nothing_found(&self) -> String {
         let rules = self.rules_read;
         match self.probes {
+            0 if rules == 0 => "this host's firewall has no rules: nothing could stop it".into(),
             0 => format!(
                 "none of this host's {rules} firewall rules drops or rejects this address and \
                  port: nothing to probe"
@@ -357,6 +358,11 @@ mod tests {
         assert_eq!(queue, RuleAction::Other);
         let none = FirewallMatch { matched: vec![], exact: false, probes: 0, ..found.clone() };
         assert!(none.nothing_found().starts_with("none of this host's 7 firewall rules"));
+        let empty = FirewallMatch { rules_read: 0, ..none.clone() };
+        assert_eq!(
+            empty.nothing_found(),
+            "this host's firewall has no rules: nothing could stop it"
+        );
         let uncounted = FirewallMatch { probes: 1, ..none };
         assert!(uncounted.nothing_found().ends_with("7 counted the probe"));
     }
