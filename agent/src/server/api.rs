@@ -125,6 +125,20 @@ fn query_of(params: &HashMap<String, String>) -> Result<history::Query, Problem>
     Ok(query)
 }
 
+/// The history the caller may read and the results its query parameters ask for, or the
+/// answer that refuses them (who may call, or what is wrong with the query).
+async fn matching(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    params: &HashMap<String, String>,
+) -> Result<(History, Vec<Summary>), Response> {
+    let history = history_for(state, headers, peer).map_err(IntoResponse::into_response)?;
+    let query = query_of(params).map_err(IntoResponse::into_response)?;
+    let results = summaries(&history, query).await.map_err(IntoResponse::into_response)?;
+    Ok((history, results))
+}
+
 /// Runs `query` on the history.
 async fn summaries(history: &History, query: history::Query) -> Result<Vec<Summary>, Problem> {
     history
@@ -139,21 +153,13 @@ async fn list(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let history = match history_for(&state, &headers, peer) {
-        Ok(history) => history,
-        Err(unserved) => return unserved.into_response(),
-    };
-    let found = match query_of(&params) {
-        Ok(query) => summaries(&history, query).await,
-        Err(problem) => Err(problem),
-    };
-    match found {
-        Ok(results) => {
+    match matching(&state, &headers, peer, &params).await {
+        Ok((history, results)) => {
             let (unstored, unstored_reason) = history.lost();
             let listing = Listing { results, unstored, unstored_reason };
             ([(CACHE_CONTROL, "no-store")], axum::Json(listing)).into_response()
         }
-        Err(problem) => problem.into_response(),
+        Err(refused) => refused,
     }
 }
 
@@ -163,20 +169,12 @@ async fn csv(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let history = match history_for(&state, &headers, peer) {
-        Ok(history) => history,
-        Err(unserved) => return unserved.into_response(),
-    };
-    let found = match query_of(&params) {
-        Ok(query) => summaries(&history, query).await,
-        Err(problem) => Err(problem),
-    };
-    match found {
-        Ok(results) => {
+    match matching(&state, &headers, peer, &params).await {
+        Ok((_, results)) => {
             let headers = [(CONTENT_TYPE, "text/csv; charset=utf-8"), (CACHE_CONTROL, "no-store")];
             (headers, history::csv::render(&results)).into_response()
         }
-        Err(problem) => problem.into_response(),
+        Err(refused) => refused,
     }
 }
 
