@@ -34,17 +34,18 @@ pub fn completions(args: CompletionsArgs) -> ExitCode {
 
 /// Prints the manual page (roff), or writes every page into `--out-dir`.
 pub fn manual(args: ManualArgs) -> ExitCode {
-    let result = match &args.out_dir {
+    let written = match &args.out_dir {
         Some(dir) => std::fs::create_dir_all(dir)
             .and_then(|()| clap_mangen::generate_to(Cli::command(), dir)),
         None => {
             let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command()).render(&mut page).map(|()| page).map(|page| {
-                print(&page);
-            })
+            match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                Ok(()) => return print(&page),
+                Err(error) => Err(error),
+            }
         }
     };
-    match result {
+    match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(exit::INTERNAL, &format!("cannot write the manual: {error}")),
     }

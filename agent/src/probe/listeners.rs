@@ -21,30 +21,9 @@ const LISTEN: &str = "0A";
 /// The listening sockets on each of `ports` (whatever address each is bound to), the tables
 /// and the owners read once for all of them: a scan's open ports.
 pub fn listeners_on_ports(ports: &[u16]) -> Vec<Listener> {
-    let mut sockets: Vec<ListeningSocket> = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(text) = fs::read_to_string(table) {
-            let listed = parse_table(&text).into_iter();
-            sockets.extend(listed.filter(|socket| ports.contains(&socket.address.port())));
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    sockets.retain(|socket| seen.insert(socket.inode));
+    let sockets = listening_sockets(|port| ports.contains(&port));
     let owners = if sockets.is_empty() { HashMap::new() } else { socket_owners() };
-    sockets
-        .into_iter()
-        .map(|socket| {
-            let owner = owners.get(&socket.inode);
-            Listener {
-                address: socket.address,
-                pid: owner.map(|(pid, _)| *pid),
-                process: owner.map(|(_, name)| name.clone()),
-                command: owner.and_then(|(pid, _)| command_line(*pid)),
-                queue: None,
-                owner_state: None,
-            }
-        })
-        .collect()
+    sockets.into_iter().map(|socket| owned(socket, &owners)).collect()
 }
 
 /// Every listening socket on `port`, whatever address it is bound to.
@@ -59,36 +38,50 @@ pub fn listeners_on(port: u16) -> LocalListeners {
             listen_overflows: None,
         };
     }
-    let mut sockets: Vec<ListeningSocket> = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(text) = fs::read_to_string(table) {
-            sockets.extend(
-                parse_table(&text).into_iter().filter(|socket| socket.address.port() == port),
-            );
-        }
-    }
-    // The kernel may list a socket twice when the table changes while it is read.
-    let mut seen = std::collections::HashSet::new();
-    sockets.retain(|socket| seen.insert(socket.inode));
+    let sockets = listening_sockets(|found| found == port);
     let owners = if sockets.is_empty() { HashMap::new() } else { socket_owners() };
     let queues = if sockets.is_empty() { HashMap::new() } else { sock_diag::accept_queues() };
     let listeners: Vec<Listener> = sockets
         .into_iter()
         .map(|socket| {
-            let owner = owners.get(&socket.inode);
-            Listener {
-                address: socket.address,
-                pid: owner.map(|(pid, _)| *pid),
-                process: owner.map(|(_, name)| name.clone()),
-                command: owner.and_then(|(pid, _)| command_line(*pid)),
-                queue: queues.get(&socket.inode).copied(),
-                owner_state: owner.and_then(|(pid, _)| process_state(*pid)),
-            }
+            let inode = socket.inode;
+            let mut listener = owned(socket, &owners);
+            listener.queue = queues.get(&inode).copied();
+            listener.owner_state = listener.pid.and_then(process_state);
+            listener
         })
         .collect();
     let unreadable = listeners.iter().any(|listener| listener.pid.is_none());
     let owners_hidden = unreadable.then(|| OWNERS_UNREADABLE.to_string());
     LocalListeners { port, listeners, owners_hidden, listen_overflows: None }
+}
+
+/// The listening TCP sockets (IPv4 and IPv6) whose port is `wanted`, each once.
+fn listening_sockets(wanted: impl Fn(u16) -> bool) -> Vec<ListeningSocket> {
+    let mut sockets: Vec<ListeningSocket> = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(text) = fs::read_to_string(table) {
+            let listed = parse_table(&text).into_iter();
+            sockets.extend(listed.filter(|socket| wanted(socket.address.port())));
+        }
+    }
+    // The kernel may list a socket twice when the table changes while it is read.
+    let mut seen = std::collections::HashSet::new();
+    sockets.retain(|socket| seen.insert(socket.inode));
+    sockets
+}
+
+/// A listening socket with its owner, as far as `owners` knows it (no queue or state read).
+fn owned(socket: ListeningSocket, owners: &HashMap<u64, (u32, String)>) -> Listener {
+    let owner = owners.get(&socket.inode);
+    Listener {
+        address: socket.address,
+        pid: owner.map(|(pid, _)| *pid),
+        process: owner.map(|(_, name)| name.clone()),
+        command: owner.and_then(|(pid, _)| command_line(*pid)),
+        queue: None,
+        owner_state: None,
+    }
 }
 
 /// A process's state (`/proc/PID/stat`'s field after the name in parentheses).

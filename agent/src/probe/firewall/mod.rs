@@ -90,6 +90,9 @@ pub enum SnapshotError {
     Counters(#[from] crate::probe::netlink::NetlinkError),
     #[error("the rule listing stopped: {0}")]
     Stopped(String),
+    /// The shared listing's own error, said as it is.
+    #[error(transparent)]
+    Shared(Arc<SnapshotError>),
 }
 
 /// A listing of the rules, or why there is none; shared by the checks of one ruleset.
@@ -213,7 +216,7 @@ async fn probe_between_snapshots(
     listing: &mut RuleListing,
     found: &mut FirewallMatch,
 ) -> Result<(), SnapshotError> {
-    let rules = listing.rules().await.map_err(|e| SnapshotError::Stopped(e.to_string()))?;
+    let rules = listing.rules().await.map_err(SnapshotError::Shared)?;
     found.rules_read = rules.len() as u32;
     if !rules.iter().any(|r| r.rule.action.stops() && condition::may_match(&r.conditions, address))
     {
