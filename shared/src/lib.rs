@@ -80,7 +80,7 @@ pub use scan::{
 };
 pub use service::{Protocol, ServiceIdentity};
 pub use vantage::{
-    ALL_VANTAGES, CrossCause, CrossVerdict, LOCAL_VANTAGE, VantageInfo, VantageResult,
+    ALL_VANTAGES, CrossCause, CrossVerdict, LOCAL_VANTAGE, RouterRule, VantageInfo, VantageResult,
 };
 
 /// The protocol version both sides announce in `hello`. Bump it on any incompatible change.

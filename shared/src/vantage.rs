@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{Cause, Outcome, Timestamp};
+use crate::host::FirewallMatch;
 
 /// The name of the hub itself as a vantage point.
 pub const LOCAL_VANTAGE: &str = "local";
@@ -92,6 +93,19 @@ pub struct CrossVerdict {
     pub details: Vec<String>,
     /// What each vantage point saw, in the order they were asked.
     pub vantages: Vec<VantageResult>,
+    /// The rule of a router on the way (the hub, when it forwards between the vantage points
+    /// and the target) that stopped the failing vantage points' SYNs, read from its counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_rule: Option<RouterRule>,
+}
+
+/// A router's firewall rule that counted the failing vantage points' SYNs while they probed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterRule {
+    /// The router (a vantage point's name: `local` for the hub).
+    pub router: String,
+    /// Its forwarding rules that moved (never `exact`: the router did not send the SYNs).
+    pub found: FirewallMatch,
 }
 
 /// One vantage point's result, as the comparison used it.

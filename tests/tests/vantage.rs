@@ -668,55 +668,81 @@ fn agents_join_a_tls_hub_by_its_pinned_fingerprint_and_a_wrong_pin_is_refused() 
     assert!(stderr.contains("not the pinned one"), "{stderr}");
 }
 
-#[test]
-fn in_a_lab_two_places_see_a_firewall_between_them_and_the_hub_says_so() {
-    // A hub routing between two agents' networks and a target's. The target's firewall drops
-    // a2's SYNs to port 80 and lets a1's in. The agents join over TLS, pinned.
-    let files = Files::new();
-    let tokens = files.hub_tokens(&["a1", "a2"]);
-    let mut lab = Lab::new();
-    let hub = lab.host("hub");
-    let (a1, a2, target) = (lab.host("a1"), lab.host("a2"), lab.host("target"));
-    lab.link(&hub, "10.7.1.1/24", &a1, "10.7.1.2/24");
-    lab.link(&hub, "10.7.2.1/24", &a2, "10.7.2.2/24");
-    lab.link(&hub, "10.7.3.1/24", &target, "10.7.3.2/24");
-    lab.sh(&hub, "sysctl -qw net.ipv4.ip_forward=1");
-    lab.sh(&a1, "ip route add default via 10.7.1.1");
-    lab.sh(&a2, "ip route add default via 10.7.2.1");
-    lab.sh(&target, "ip route add default via 10.7.3.1");
-    lab.sh(&target, "iptables -A INPUT -s 10.7.2.2 -p tcp --dport 80 -j DROP");
-    lab.spawn(&target, env!("CARGO_BIN_EXE_lab-server"), &["hold", "10.7.3.2:80"]);
-    lab.wait_listening(&target, 80);
+/// A hub routing between two agents' networks (10.7.1.0/24 with a1, 10.7.2.0/24 with a2) and a
+/// target's (10.7.3.2, holding port 80 open); the agents join it over TLS, pinned.
+struct RoutedLab {
+    lab: Lab,
+    hub: Host,
+    target: Host,
+    /// `--via` and its pin and token, for the CLI run on the hub's host.
+    via: Vec<String>,
+    _files: Files,
+}
 
-    let made = certificates::with_openssl(
-        files.directory.path(),
-        "hub",
-        "IP:10.7.1.1,IP:10.7.2.1,IP:127.0.0.1",
-    );
-    let (cert, key) =
-        (made.cert.to_str().unwrap().to_string(), made.key.to_str().unwrap().to_string());
-    let pin = made.fingerprint;
-    let binary = agent_binary();
-    let binary = binary.to_str().unwrap();
-    let serve = ["serve", "--listen", "0.0.0.0:7443", "--token-file", &tokens];
-    let hub_args = [&serve[..], &["--tls-cert", &cert, "--tls-key", &key]].concat();
-    lab.spawn(&hub, binary, &hub_args);
-    lab.wait_listening(&hub, 7443);
-    for (host, name, url) in
-        [(&a1, "a1", "wss://10.7.1.1:7443"), (&a2, "a2", "wss://10.7.2.1:7443")]
-    {
-        let own = files.agent_tokens(name);
-        let join = ["--join", url, "--join-tls-fingerprint", &pin];
-        let args =
-            [&["serve", "--listen", "127.0.0.1:7070", "--token-file", &own][..], &join].concat();
-        lab.spawn(host, binary, &args);
+impl RoutedLab {
+    fn new() -> RoutedLab {
+        let files = Files::new();
+        let tokens = files.hub_tokens(&["a1", "a2"]);
+        let mut lab = Lab::new();
+        let hub = lab.host("hub");
+        let (a1, a2, target) = (lab.host("a1"), lab.host("a2"), lab.host("target"));
+        lab.link(&hub, "10.7.1.1/24", &a1, "10.7.1.2/24");
+        lab.link(&hub, "10.7.2.1/24", &a2, "10.7.2.2/24");
+        lab.link(&hub, "10.7.3.1/24", &target, "10.7.3.2/24");
+        lab.sh(&hub, "sysctl -qw net.ipv4.ip_forward=1");
+        lab.sh(&a1, "ip route add default via 10.7.1.1");
+        lab.sh(&a2, "ip route add default via 10.7.2.1");
+        lab.sh(&target, "ip route add default via 10.7.3.1");
+        lab.spawn(&target, env!("CARGO_BIN_EXE_lab-server"), &["hold", "10.7.3.2:80"]);
+        lab.wait_listening(&target, 80);
+
+        let made = certificates::with_openssl(
+            files.directory.path(),
+            "hub",
+            "IP:10.7.1.1,IP:10.7.2.1,IP:127.0.0.1",
+        );
+        let (cert, key) =
+            (made.cert.to_str().unwrap().to_string(), made.key.to_str().unwrap().to_string());
+        let pin = made.fingerprint;
+        let binary = agent_binary();
+        let binary = binary.to_str().unwrap();
+        let serve = ["serve", "--listen", "0.0.0.0:7443", "--token-file", &tokens];
+        let hub_args = [&serve[..], &["--tls-cert", &cert, "--tls-key", &key]].concat();
+        lab.spawn(&hub, binary, &hub_args);
+        lab.wait_listening(&hub, 7443);
+        for (host, name, url) in
+            [(&a1, "a1", "wss://10.7.1.1:7443"), (&a2, "a2", "wss://10.7.2.1:7443")]
+        {
+            let own = files.agent_tokens(name);
+            let join = ["--join", url, "--join-tls-fingerprint", &pin];
+            let args = [&["serve", "--listen", "127.0.0.1:7070", "--token-file", &own][..], &join]
+                .concat();
+            lab.spawn(host, binary, &args);
+        }
+        let via: Vec<String> =
+            ["--via", "wss://127.0.0.1:7443", "--tls-fingerprint", &pin, "--token-file", &tokens]
+                .map(String::from)
+                .to_vec();
+        let via_args: Vec<&str> = via.iter().map(String::as_str).collect();
+        wait_online_in(&lab, &hub, &via_args, &["a1", "a2", "local"], Duration::from_secs(10));
+        RoutedLab { lab, hub, target, via, _files: files }
     }
 
-    let via = ["--via", "wss://127.0.0.1:7443", "--tls-fingerprint", &pin, "--token-file", &tokens];
-    wait_online_in(&lab, &hub, &via, &["a1", "a2", "local"], Duration::from_secs(10));
+    /// `whyrefused check 10.7.3.2:80 --from a1,a2 --json` with `extra` arguments, run on the
+    /// hub's host through the hub.
+    fn check_from_both(&self, extra: &[&str]) -> serde_json::Value {
+        let check = ["check", "10.7.3.2:80", "--from", "a1,a2", "--timeout-ms", "1000", "--json"];
+        let via: Vec<&str> = self.via.iter().map(String::as_str).collect();
+        json_in(&self.lab, &self.hub, &[&check[..], extra, &via].concat())
+    }
+}
 
-    let check = ["check", "10.7.3.2:80", "--from", "a1,a2", "--timeout-ms", "1000", "--json"];
-    let result = json_in(&lab, &hub, &[&check[..], &via].concat());
+#[test]
+fn in_a_lab_two_places_see_a_firewall_between_them_and_the_hub_says_so() {
+    // The target's firewall drops a2's SYNs to port 80 and lets a1's in.
+    let routed = RoutedLab::new();
+    routed.lab.sh(&routed.target, "iptables -A INPUT -s 10.7.2.2 -p tcp --dport 80 -j DROP");
+    let result = routed.check_from_both(&[]);
     let cause_at = |name: &str| {
         let entry = result["vantages"].as_array().unwrap().iter().find(|v| v["vantage"] == name);
         entry.map(|v| v["report"]["verdict"]["cause"].as_str().unwrap_or("").to_string())
@@ -737,6 +763,53 @@ fn in_a_lab_two_places_see_a_firewall_between_them_and_the_hub_says_so() {
         summary.ends_with("From a1 it connects; from a2 the SYNs die after 10.7.2.1 (hop 1)."),
         "{summary}"
     );
+}
+
+#[test]
+fn in_a_lab_the_hub_routing_between_the_places_names_its_forward_rule() {
+    // The hub itself drops a2's SYNs as it forwards them: iptables-nft first, then native nft.
+    let routed = RoutedLab::new();
+    let (lab, hub) = (&routed.lab, &routed.hub);
+    lab.sh(hub, "iptables -A FORWARD -s 10.7.2.2 -p tcp --dport 80 -j DROP");
+    let result = routed.check_from_both(&["--no-trace"]);
+    let verdict = &result["verdict"];
+    assert_eq!(verdict["cause"], "firewall_between", "{verdict}");
+    let summary = verdict["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(
+            "a2 is dropped by the hub's `iptables filter FORWARD` rule 1: `-s 10.7.2.2/32 -p tcp \
+             -m tcp --dport 80 -j DROP` (likely: it counted"
+        ),
+        "{summary}"
+    );
+    let found = &verdict["router_rule"]["found"];
+    assert_eq!(verdict["router_rule"]["router"], "local", "{verdict}");
+    assert_eq!(found["address"], "10.7.3.2:80", "{found}");
+    assert!(found["matched"][0]["packets"].as_u64().unwrap() >= 1, "{found}");
+
+    lab.sh(hub, "iptables -F FORWARD");
+    lab.sh(
+        hub,
+        "nft add table inet filter && nft add chain inet filter forward \
+         '{ type filter hook forward priority 0; policy accept; }' && \
+         nft add rule inet filter forward ip saddr 10.7.2.2 tcp dport 80 counter reject with tcp reset",
+    );
+    let result = routed.check_from_both(&["--no-trace"]);
+    let verdict = &result["verdict"];
+    let summary = verdict["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(
+            "a2 is rejected by the hub's `inet filter forward` rule 1: `ip saddr 10.7.2.2 tcp \
+             dport 80 counter reject with tcp reset`"
+        ),
+        "{summary}"
+    );
+
+    // Without a stopping forwarding rule, nothing is named (and a2 connects).
+    lab.sh(hub, "nft flush ruleset");
+    let result = routed.check_from_both(&["--no-trace"]);
+    assert!(result["verdict"].get("router_rule").is_none(), "{result}");
+    assert_eq!(result["verdict"]["cause"], "same", "{result}");
 }
 
 /// The packets a host's first INPUT rule matched so far.

@@ -8,7 +8,7 @@
 //! hung vantage point cannot stall the request). Once every one has ended, the reports are
 //! compared and the cross-vantage verdict goes out as `vantages_done`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -16,8 +16,8 @@ use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use whyrefused_shared::{
-    AgentMessage, CheckEvent, CheckReport, CheckRequest, ClientMessage, ErrorCode, Origin, Outcome,
-    RequestId, ScanEvent, ScanReport, ScanRequest, ScanStep, Step,
+    AgentMessage, CheckEvent, CheckReport, CheckRequest, ClientMessage, ConnectState, ErrorCode,
+    LOCAL_VANTAGE, Origin, Outcome, RequestId, ScanEvent, ScanReport, ScanRequest, ScanStep, Step,
 };
 
 use super::SILENCE_GRACE;
@@ -30,8 +30,9 @@ use crate::app::AppState;
 use crate::clock;
 use crate::exporter::{AgentMetrics, Via};
 use crate::history::{Asker, History};
+use crate::probe::firewall::ForwardWatch;
 use crate::scan::limits::ScanSlots;
-use crate::verdict::cross::{VantageCheck, compare_checks, compare_scans};
+use crate::verdict::cross::{VantageCheck, add_router_rule, compare_checks, compare_scans};
 use crate::wire::Outbox;
 
 /// What a client asked for.
@@ -96,6 +97,24 @@ impl Job {
         };
         Duration::from_millis(u64::from(longest_ms)) + SILENCE_GRACE
     }
+}
+
+/// The destinations the joined agents' connects did not open (silent, turned back, or reset:
+/// a REJECT may answer with a reset): what a forwarding rule of the hub may have stopped. `parts` pairs each vantage point's report with
+/// whether it is a joined agent (the hub's own connects do not cross its forwarding rules).
+fn failed_destinations<'a>(parts: impl Iterator<Item = (bool, &'a Report)>) -> Vec<SocketAddr> {
+    let mut failed = Vec::new();
+    for (remote, report) in parts {
+        let Report::Check(report) = report else { continue };
+        let unopened = report.attempts.iter().filter(|a| remote && a.state != ConnectState::Open);
+        for attempt in unopened {
+            let to = SocketAddr::new(attempt.address, attempt.port);
+            if !failed.contains(&to) {
+                failed.push(to);
+            }
+        }
+    }
+    failed
 }
 
 /// When a vantage point last said something about a request (shared between the part that
@@ -214,8 +233,15 @@ impl Fold<'_> {
 }
 
 impl Fanout {
-    /// Runs the job at every vantage point, then sends the comparison.
+    /// Runs the job at every vantage point, then sends the comparison. When the hub routes
+    /// the joined agents' packets, its forwarding rules' counters are read around their checks,
+    /// so the rule that stopped them can be named ([`ForwardWatch`]).
     pub async fn run(self, job: Job) -> RequestId {
+        let others_probe = self.vantages.iter().any(|v| matches!(v, Vantage::Remote { .. }));
+        let forwarding = match (&job.plan, others_probe) {
+            (Plan::Check(_), true) => ForwardWatch::start().await,
+            _ => None,
+        };
         let runs = self.vantages.iter().map(|vantage| self.run_at(vantage, &job));
         let reports: Vec<Report> = join_all(runs).await;
         self.count(&reports);
@@ -235,7 +261,15 @@ impl Fanout {
                         Report::Scan(_) => None,
                     })
                     .collect();
-                compare_checks(&checks)
+                let mut verdict = compare_checks(&checks);
+                if let Some(watch) = forwarding {
+                    let remote = self.vantages.iter().map(|v| matches!(v, Vantage::Remote { .. }));
+                    let failed = failed_destinations(remote.zip(&reports));
+                    if let Some(found) = watch.finish(&failed).await {
+                        add_router_rule(&mut verdict, LOCAL_VANTAGE, found);
+                    }
+                }
+                verdict
             }
             Plan::Scan(_) => {
                 let scans: Vec<(&str, &ScanReport)> = self

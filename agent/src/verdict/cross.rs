@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use whyrefused_shared::{
-    Cause, CheckReport, CrossCause, CrossVerdict, DnsStatus, Outcome, Resolution, ResolveMethod,
-    ScanReport, VantageResult,
+    Cause, CheckReport, CrossCause, CrossVerdict, DnsStatus, FirewallMatch, FirewallRule,
+    LOCAL_VANTAGE, Outcome, Resolution, ResolveMethod, RouterRule, RuleAction, ScanReport,
+    VantageResult,
 };
 
 /// One vantage point's finished (or abandoned) check, for [`compare_checks`].
@@ -87,7 +88,7 @@ pub fn compare_checks(checks: &[VantageCheck<'_>]) -> CrossVerdict {
             }
             None => summary,
         };
-        CrossVerdict { cause, summary, details, vantages: vantages.clone() }
+        CrossVerdict { cause, summary, details, vantages: vantages.clone(), router_rule: None }
     };
     if finished.len() < 2 {
         let summary = match finished.first() {
@@ -186,26 +187,72 @@ fn target_host_view(finished: &[(&VantageCheck<'_>, Cause)]) -> Option<String> {
         _ => None,
     });
     if let Some(rule) = rule {
-        let verb = match rule.action {
-            whyrefused_shared::RuleAction::Reject => "rejected",
-            _ => "dropped",
-        };
-        let family = if rule.tool == "nft" { &rule.family } else { &rule.tool };
-        let chain = format!("`{family} {} {}`", rule.table, rule.chain);
-        let place = match rule.policy {
-            true => format!("{chain} policy"),
-            false => format!("{chain} rule {}", rule.position),
-        };
         let who = match others.as_slice() {
             [] => "Connections are".to_string(),
             [one] => format!("{one} is"),
             many => format!("{} are", list(many)),
         };
-        return Some(format!("{who} {verb} by {}'s {place}: `{}`.", host.name, rule.text));
+        return Some(format!("{who} {} by {}'s {}.", stopped(rule), host.name, rule_place(rule)));
     }
     let proven = matches!(cause, Cause::ServerStopped | Cause::BacklogFull | Cause::ConntrackFull);
     let summary = host.report.verdict.as_ref().map(|verdict| verdict.summary.as_str())?;
     proven.then(|| format!("On {} (the target host itself): {summary}", host.name))
+}
+
+/// What a rule did to a SYN: `dropped` or `rejected`.
+fn stopped(rule: &FirewallRule) -> &'static str {
+    match rule.action {
+        RuleAction::Reject => "rejected",
+        _ => "dropped",
+    }
+}
+
+/// A rule as its tool's user finds it: "`inet filter input` rule 3: `tcp dport 81 drop`".
+fn rule_place(rule: &FirewallRule) -> String {
+    let family = if rule.tool == "nft" { &rule.family } else { &rule.tool };
+    let chain = format!("`{family} {} {}`", rule.table, rule.chain);
+    match rule.policy {
+        true => format!("{chain} policy: `{}`", rule.text),
+        false => format!("{chain} rule {}: `{}`", rule.position, rule.text),
+    }
+}
+
+/// Adds what a router on the way (`router`, a vantage point that forwards between the others
+/// and the target) found: the forwarding rule that counted the failing vantage points' SYNs.
+/// "a2 is dropped by the hub's `iptables filter FORWARD` rule 1: `…` (likely: it counted 3
+/// packets while the vantage points probed)."
+pub fn add_router_rule(verdict: &mut CrossVerdict, router: &str, found: FirewallMatch) {
+    let Some(rule) = found.matched.first() else { return };
+    let failing: Vec<&str> = verdict
+        .vantages
+        .iter()
+        .filter(|v| v.outcome == Some(Outcome::Completed) && !v.cause.is_some_and(connected))
+        .map(|v| v.name.as_str())
+        .collect();
+    let who = match failing.as_slice() {
+        [] => "SYNs to the target are".to_string(),
+        [one] => format!("{one} is"),
+        many => format!("{} are", list(many)),
+    };
+    let counted = match rule.packets {
+        Some(1) => "1 packet".to_string(),
+        Some(packets) => format!("{packets} packets"),
+        None => "packets".to_string(),
+    };
+    let called = match router {
+        LOCAL_VANTAGE => "the hub".to_string(),
+        name => format!("the router {name}"),
+    };
+    let sentence = format!(
+        "{who} {} by {called}'s {} (likely: it counted {counted} to {} while the \
+         vantage points probed).",
+        stopped(rule),
+        rule_place(rule),
+        found.address,
+    );
+    verdict.details.push(sentence.clone());
+    verdict.summary = format!("{} {sentence}", verdict.summary);
+    verdict.router_rule = Some(RouterRule { router: router.to_string(), found });
 }
 
 /// Where each vantage point's SYNs go, from the paths they traced.
@@ -289,7 +336,7 @@ pub fn compare_scans(scans: &[(&str, &ScanReport)]) -> CrossVerdict {
         .collect();
     let verdict = |cause, summary: String, mut details: Vec<String>| {
         details.extend(missing.iter().cloned());
-        CrossVerdict { cause, summary, details, vantages: vantages.clone() }
+        CrossVerdict { cause, summary, details, vantages: vantages.clone(), router_rule: None }
     };
     if finished.len() < 2 {
         let summary = "Fewer than two vantage points finished: there is nothing to compare.";
@@ -633,6 +680,52 @@ mod tests {
             },
         ));
         report
+    }
+
+    fn forward_rule(action: RuleAction, packets: u64) -> FirewallMatch {
+        let rule = FirewallRule {
+            tool: "iptables".into(),
+            family: "ip".into(),
+            table: "filter".into(),
+            chain: "FORWARD".into(),
+            position: 1,
+            policy: false,
+            handle: None,
+            text: "-s 10.7.2.2/32 -p tcp -m tcp --dport 80 -j DROP".into(),
+            action,
+            packets: Some(packets),
+        };
+        FirewallMatch {
+            address: "10.7.3.2:80".parse().unwrap(),
+            matched: vec![rule],
+            exact: false,
+            probes: 0,
+            candidates: vec![],
+            rules_read: 4,
+            unreadable: None,
+            elapsed_us: 1200,
+        }
+    }
+
+    #[test]
+    fn a_routers_forward_rule_names_the_failing_places_as_likely() {
+        let (open, dropped) = (report(&[DB], Cause::Reachable), report(&[DB], Cause::Filtered));
+        let mut verdict = compare(&[("a1", &[], &open), ("a2", &[], &dropped)]);
+        assert_eq!(verdict.cause, CrossCause::FirewallBetween);
+        add_router_rule(&mut verdict, LOCAL_VANTAGE, forward_rule(RuleAction::Drop, 3));
+        assert!(
+            verdict.summary.ends_with(
+                "a2 is dropped by the hub's `iptables filter FORWARD` rule 1: `-s 10.7.2.2/32 -p \
+                 tcp -m tcp --dport 80 -j DROP` (likely: it counted 3 packets to 10.7.3.2:80 \
+                 while the vantage points probed)."
+            ),
+            "{verdict:?}"
+        );
+        assert_eq!(verdict.router_rule.as_ref().map(|r| r.router.as_str()), Some("local"));
+        let mut rejected = compare(&[("a1", &[], &open), ("a2", &[], &dropped)]);
+        add_router_rule(&mut rejected, "r1", forward_rule(RuleAction::Reject, 1));
+        assert!(rejected.summary.contains("a2 is rejected by the router r1's"), "{rejected:?}");
+        assert!(rejected.summary.contains("it counted 1 packet to"), "{rejected:?}");
     }
 
     #[test]

@@ -230,10 +230,19 @@ pub fn apply(found: &FirewallMatch, port: u16, diagnosis: &mut AddressDiagnosis)
                 .into(),
         );
     } else {
+        // No rule of this host could stop it, or none counted it: the reset came from the
+        // host's TCP stack, and the note that a rule's reset looks like a closed port is moot.
+        drop_reset_note(diagnosis);
         let words = found.nothing_found();
         diagnosis.evidence.push(evidence("firewall rules", words, Some(found.elapsed_us)));
     }
     false
+}
+
+/// Removes the note that a firewall's reset looks like a closed port, once the host's own
+/// rules settled the question.
+fn drop_reset_note(diagnosis: &mut AddressDiagnosis) {
+    diagnosis.evidence.retain(|line| line.result != super::RESET_LOOKS_CLOSED);
 }
 
 fn name_the_rule(
@@ -259,7 +268,7 @@ fn name_the_rule(
         };
     }
     // The rule is known: the note that a reset from a rule looks like a closed port is moot.
-    diagnosis.evidence.retain(|line| !line.result.contains("looks exactly like a closed port"));
+    drop_reset_note(diagnosis);
     diagnosis.evidence.push(rule_evidence(found, rule));
     for other in found.matched.iter().skip(1) {
         diagnosis.evidence.push(rule_evidence(found, other));
@@ -436,13 +445,31 @@ mod tests {
     }
 
     #[test]
+    fn a_host_whose_rules_stop_nothing_drops_the_note_that_a_reset_may_be_a_rule() {
+        for rules_read in [0, 12] {
+            let mut d = diagnosis(Cause::PortClosed);
+            d.evidence.push(evidence("note", crate::verdict::RESET_LOOKS_CLOSED, None));
+            let nothing = FirewallMatch { probes: 0, rules_read, ..found(vec![], false) };
+            assert!(!apply(&nothing, 81, &mut d));
+            assert_eq!(d.cause, Cause::PortClosed, "the verdict stands");
+            let lines: Vec<&str> = d.evidence.iter().map(|e| e.result.as_str()).collect();
+            assert_eq!(lines, [nothing.nothing_found()], "{rules_read} rules");
+        }
+        // Unreadable rules settle nothing: the note stays.
+        let mut d = diagnosis(Cause::PortClosed);
+        d.evidence.push(evidence("note", crate::verdict::RESET_LOOKS_CLOSED, None));
+        let unread = FirewallMatch {
+            unreadable: Some("needs CAP_NET_ADMIN".into()),
+            ..found(vec![], false)
+        };
+        apply(&unread, 81, &mut d);
+        assert_eq!(d.evidence[0].result, crate::verdict::RESET_LOOKS_CLOSED);
+    }
+
+    #[test]
     fn a_reject_rule_turns_a_closed_port_into_a_firewall_reject_and_a_busy_one_is_likely() {
         let mut d = diagnosis(Cause::PortClosed);
-        d.evidence.push(evidence(
-            "note",
-            "a firewall rejecting with a TCP reset looks exactly like a closed port from here",
-            None,
-        ));
+        d.evidence.push(evidence("note", crate::verdict::RESET_LOOKS_CLOSED, None));
         apply(&found(vec![rule(RuleAction::Reject, 5)], false), 81, &mut d);
         assert!(d.evidence.iter().all(|e| e.probe != "note"), "{:?}", d.evidence);
         assert_eq!(d.cause, Cause::FirewallReject);

@@ -223,6 +223,11 @@ fn verdict(
     Verdict { cause, summary, suggestions, evidence, pattern: None }
 }
 
+/// The note on a closed port's reset, which a firewall's REJECT with a reset looks like; dropped
+/// once the host's own rules settle it (see `host`).
+pub const RESET_LOOKS_CLOSED: &str =
+    "a firewall rejecting with a TCP reset looks exactly like a closed port from here";
+
 fn evidence(
     probe: impl Into<String>,
     result: impl Into<String>,
@@ -525,11 +530,7 @@ impl Context<'_> {
         diagnosis.cause = Cause::PortClosed;
         diagnosis.summary =
             format!("Nothing listens on {endpoint}: the host is up and answered with a reset.");
-        diagnosis.evidence.push(evidence(
-            "note",
-            "a firewall rejecting with a TCP reset looks exactly like a closed port from here",
-            None,
-        ));
+        diagnosis.evidence.push(evidence("note", RESET_LOOKS_CLOSED, None));
         if let Some(listeners) = self.local_listeners() {
             diagnosis.evidence.push(listeners_evidence(listeners));
         }

@@ -605,6 +605,7 @@ fn cross(id: u64, cause: CrossCause) -> Action {
             summary: "Every vantage point sees the same.".into(),
             details: vec![],
             vantages: vec![],
+            router_rule: None,
         },
     })
 }

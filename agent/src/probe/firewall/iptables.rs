@@ -42,7 +42,8 @@ pub fn parse(tool: &str, text: &str) -> Vec<ListedRule> {
             };
             let key = format!("{tool} {table} {chain} {position} {arguments}");
             let conditions = conditions(&words, ipv4);
-            rules.push(ListedRule { rule, counter: Some(packets), key, conditions });
+            let hook = builtin_hook(&chain);
+            rules.push(ListedRule { rule, counter: Some(packets), key, conditions, hook });
         }
     }
     for (table, chain, policy, packets) in policies {
@@ -63,9 +64,16 @@ pub fn parse(tool: &str, text: &str) -> Vec<ListedRule> {
             packets: None,
         };
         let conditions = vec![Condition::Family { ipv4 }];
-        rules.push(ListedRule { rule, counter: Some(packets), key, conditions });
+        let hook = builtin_hook(&rule.chain);
+        rules.push(ListedRule { rule, counter: Some(packets), key, conditions, hook });
     }
     rules
+}
+
+/// The hook of a built-in chain (`FORWARD` is `forward`); none for a chain only jumped to.
+fn builtin_hook(chain: &str) -> Option<String> {
+    let builtin = ["INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"].contains(&chain);
+    builtin.then(|| chain.to_ascii_lowercase())
 }
 
 /// `INPUT DROP [3:188]`: a built-in chain, its policy and its counter (`-` for a user chain,
@@ -140,8 +148,11 @@ fn conditions(words: &[String], ipv4: bool) -> Vec<Condition> {
                 .map(condition::port_range)
                 .collect::<Option<Vec<_>>>()
                 .map(|ranges| Condition::DestinationPort { ranges, negated }),
-            "-d" | "-s" => condition::network(value)
-                .map(|network| Condition::Address { networks: vec![network], negated }),
+            "-d" | "-s" => condition::network(value).map(|network| Condition::Address {
+                networks: vec![network],
+                negated,
+                source: words[at] == "-s",
+            }),
             _ => None,
         };
         found.extend(condition);

@@ -20,8 +20,11 @@
 
 mod condition;
 mod counters;
+mod forward;
 mod iptables;
 mod nft;
+
+pub use forward::{ForwardWatch, forwards};
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -73,6 +76,15 @@ pub struct ListedRule {
     pub key: String,
     /// What it matches on, as far as understood.
     pub conditions: Vec<Condition>,
+    /// The hook of its chain (`input`, `forward`); none for a chain only jumped to.
+    pub hook: Option<String>,
+}
+
+impl ListedRule {
+    /// Whether it stops packets this host forwards (a rule of a chain on the `forward` hook).
+    fn stops_forwarded(&self) -> bool {
+        self.rule.action.stops() && self.hook.as_deref() == Some("forward")
+    }
 }
 
 /// Why the rules could not be read.
@@ -167,6 +179,14 @@ enum Reading {
 }
 
 impl Reading {
+    /// How this host's counters are read: over netlink, unless iptables-legacy holds rules.
+    fn of_this_host() -> Reading {
+        match any_legacy_tables() {
+            true => Reading::Listings,
+            false => Reading::Netlink,
+        }
+    }
+
     /// Every rule with its counter now: `rules` with nf_tables' counters, or a new listing.
     async fn read(self, rules: &[ListedRule]) -> Result<Vec<ListedRule>, SnapshotError> {
         match self {
@@ -222,10 +242,7 @@ async fn probe_between_snapshots(
     {
         return Ok(()); // no rule of this firewall could stop it: nothing to probe
     }
-    let reading = match any_legacy_tables() {
-        true => Reading::Listings,
-        false => Reading::Netlink,
-    };
+    let reading = Reading::of_this_host();
     let mut before = reading.read(&rules).await?;
     send_probe(address, budget, found).await;
     let mut after = reading.read(&rules).await?;

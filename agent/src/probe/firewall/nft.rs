@@ -68,6 +68,13 @@ pub fn parse(json: &str) -> Result<Vec<ListedRule>, ListingError> {
             rules.push(listed(rule, position));
         }
     }
+    for rule in &mut rules {
+        let r = &rule.rule;
+        let base = chains
+            .iter()
+            .find(|c| (&c.family, &c.table, &c.name) == (&r.family, &r.table, &r.chain));
+        rule.hook = base.and_then(|chain| chain.hook.clone());
+    }
     for chain in chains.into_iter().filter(|chain| chain.hook.is_some()) {
         let in_chain = |r: &&ListedRule| {
             (&r.rule.family, &r.rule.table, &r.rule.chain)
@@ -85,7 +92,7 @@ pub fn parse(json: &str) -> Result<Vec<ListedRule>, ListingError> {
 fn policy(chain: Chain, position: u32) -> Option<ListedRule> {
     let policy = chain.policy?;
     let action = if policy == "drop" { RuleAction::Drop } else { RuleAction::Other };
-    let hook = chain.hook.unwrap_or_default();
+    let hook = chain.hook;
     let key = format!("nft {} {} {} policy", chain.family, chain.table, chain.name);
     let conditions = family_condition(&chain.family).into_iter().collect();
     Some(ListedRule {
@@ -97,13 +104,14 @@ fn policy(chain: Chain, position: u32) -> Option<ListedRule> {
             position,
             policy: true,
             handle: None,
-            text: format!("hook {hook} policy {policy}"),
+            text: format!("hook {} policy {policy}", hook.as_deref().unwrap_or_default()),
             action,
             packets: None,
         },
         counter: None,
         key,
         conditions,
+        hook,
     })
 }
 
@@ -144,6 +152,7 @@ fn listed(rule: Rule, position: u32) -> ListedRule {
         counter,
         key,
         conditions,
+        hook: None, // set from its chain once every chain is read
     }
 }
 
@@ -266,9 +275,11 @@ fn match_condition(body: &Value) -> Option<Condition> {
             ("tcp" | "th", "dport") => {
                 Some(Condition::DestinationPort { ranges: port_ranges(right)?, negated })
             }
-            ("ip" | "ip6", "daddr" | "saddr") => {
-                Some(Condition::Address { networks: networks(right)?, negated })
-            }
+            ("ip" | "ip6", "daddr" | "saddr") => Some(Condition::Address {
+                networks: networks(right)?,
+                negated,
+                source: field == "saddr",
+            }),
             ("tcp" | "th" | "ip" | "ip6", _) => None,
             _ => Some(Condition::NotTcp),
         };
