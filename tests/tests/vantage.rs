@@ -777,8 +777,8 @@ fn in_a_lab_the_hub_routing_between_the_places_names_its_forward_rule() {
     let summary = verdict["summary"].as_str().unwrap();
     assert!(
         summary.contains(
-            "a2 is dropped by the hub's `iptables filter FORWARD` rule 1: `-s 10.7.2.2/32 -p tcp \
-             -m tcp --dport 80 -j DROP` (likely: it counted"
+            "a2 is dropped by the hub's `iptables filter FORWARD` rule 1: `-A FORWARD -s 10.7.2.2/32 \
+             -p tcp -m tcp --dport 80 -j DROP` (likely: it counted"
         ),
         "{summary}"
     );

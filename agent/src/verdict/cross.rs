@@ -691,7 +691,7 @@ mod tests {
             position: 1,
             policy: false,
             handle: None,
-            text: "-s 10.7.2.2/32 -p tcp -m tcp --dport 80 -j DROP".into(),
+            text: "-A FORWARD -s 10.7.2.2/32 -p tcp -m tcp --dport 80 -j DROP".into(),
             action,
             packets: Some(packets),
         };
@@ -715,8 +715,8 @@ mod tests {
         add_router_rule(&mut verdict, LOCAL_VANTAGE, forward_rule(RuleAction::Drop, 3));
         assert!(
             verdict.summary.ends_with(
-                "a2 is dropped by the hub's `iptables filter FORWARD` rule 1: `-s 10.7.2.2/32 -p \
-                 tcp -m tcp --dport 80 -j DROP` (likely: it counted 3 packets to 10.7.3.2:80 \
+                "a2 is dropped by the hub's `iptables filter FORWARD` rule 1: `-A FORWARD -s \
+                 10.7.2.2/32 -p tcp -m tcp --dport 80 -j DROP` (likely: it counted 3 packets to 10.7.3.2:80 \
                  while the vantage points probed)."
             ),
             "{verdict:?}"
