@@ -399,8 +399,8 @@ async fn run_rounds(plan: &CheckPlan, reporter: &Reporter) -> Verdict {
         verdict.evidence.push(whyrefused_shared::Evidence {
             probe: "proxy".into(),
             result: format!(
-                "{variable} names {proxy}, a {} proxy: whyrefused follows http:// proxies only, \
-                 so this check went directly",
+                "{variable} names {proxy}, a {} proxy: whyrefused follows http://, https://, \
+                 socks5:// and socks5h:// proxies, so this check went directly",
                 proxy.scheme
             ),
             elapsed_us: None,
@@ -430,16 +430,20 @@ async fn from_inside(plan: &CheckPlan, verdict: &mut Verdict) {
     verdict::namespace::annotate(&plan.target, &placement, tried.as_ref(), verdict);
 }
 
-/// The check of a target through an HTTP proxy: the proxy's own address checked in full (its
-/// steps stream as the check's: they are the program's real connects), then `CONNECT` (or the
-/// request) through it. One round: retries are not repeated through a proxy.
+/// The check of a target through a proxy: the proxy's own address checked in full (its steps
+/// stream as the check's: they are the program's real connects), then `CONNECT` (or the
+/// request) through it, over TLS for an `https://` proxy, or SOCKS5's `CONNECT`. One round:
+/// retries are not repeated through a proxy.
 async fn through_proxy(
     plan: &CheckPlan,
     routing: &Routing,
     proxy: &crate::proxy::ProxyUrl,
     reporter: &Reporter,
 ) -> Verdict {
-    let request = proxy_request(&plan.target);
+    let request = match proxy_request(&plan.target, proxy).await {
+        Ok(request) => request,
+        Err(unresolved) => return unresolved,
+    };
     let proxy_plan = match Target::parse(&proxy.authority(), None) {
         Ok(target) => CheckPlan {
             target,
@@ -465,17 +469,18 @@ async fn through_proxy(
     let round = probe_round(&proxy_plan, reporter).await;
     let proxy_verdict = verdict::conclude(&proxy_plan.target, &round, plan.timeout_ms);
     let open = round.attempts.iter().find(|a| a.state == ConnectState::Open);
+    let tls_host = (proxy.scheme == "https").then(|| proxy_plan.target.host.clone());
     let answer = match open {
-        Some(attempt) => Some(
-            probe::proxy::ask(
-                attempt.socket_addr(),
-                &request,
-                proxy.authorization().as_deref(),
-                plan.connect_deadline(),
-                plan.budget(),
-            )
-            .await,
-        ),
+        Some(attempt) => {
+            let dial = probe::proxy::ProxyDial {
+                address: attempt.socket_addr(),
+                tls_host: tls_host.as_ref(),
+                authorization: proxy.authorization(),
+                credentials: proxy.credentials(),
+            };
+            let deadline = plan.connect_deadline();
+            Some(probe::proxy::ask(&dial, &request, deadline, plan.budget()).await)
+        }
         None => None,
     };
     let through = verdict::proxy::Through {
@@ -497,15 +502,63 @@ fn authority(target: &Target) -> String {
     }
 }
 
-/// What the program sends its proxy: the request with the full URL for http://, else a tunnel.
-fn proxy_request(target: &Target) -> ProxyRequest {
+/// What the program sends its proxy: to an HTTP proxy, the request with the full URL for
+/// http://, else a tunnel; to a SOCKS5 proxy, its `CONNECT` with the name (`socks5h://`) or with
+/// the address the program resolved itself (`socks5://`). A name that does not resolve here for
+/// a `socks5://` proxy ends the check: the program stops there too.
+async fn proxy_request(
+    target: &Target,
+    proxy: &crate::proxy::ProxyUrl,
+) -> Result<ProxyRequest, Verdict> {
     let authority = authority(target);
-    match target.scheme.as_deref() {
+    if proxy.is_socks() {
+        let destination = socks_destination(target, proxy).await?;
+        return Ok(ProxyRequest::Socks { destination, authority });
+    }
+    Ok(match target.scheme.as_deref() {
         Some("http") => {
             let path = target.path.as_deref().unwrap_or("/");
             ProxyRequest::Get { url: format!("http://{authority}{path}"), authority }
         }
         _ => ProxyRequest::Connect { authority },
+    })
+}
+
+/// Where a SOCKS5 proxy is asked to connect.
+async fn socks_destination(
+    target: &Target,
+    proxy: &crate::proxy::ProxyUrl,
+) -> Result<probe::socks::Destination, Verdict> {
+    use probe::socks::Destination;
+    let name = match &target.host {
+        Host::Ip(ip) => return Ok(Destination::Address(SocketAddr::new(*ip, target.port))),
+        Host::Name { ascii, .. } => ascii.clone(),
+    };
+    if proxy.scheme == "socks5h" {
+        return Ok(Destination::Name(name, target.port));
+    }
+    let resolved = tokio::net::lookup_host((name.as_str(), target.port)).await;
+    match resolved.map(|mut addresses| addresses.next()) {
+        Ok(Some(address)) => Ok(Destination::Address(address)),
+        Ok(None) => Err(unresolved_for_socks(&name, proxy, "no address")),
+        Err(error) => Err(unresolved_for_socks(&name, proxy, &error.to_string())),
+    }
+}
+
+fn unresolved_for_socks(name: &str, proxy: &crate::proxy::ProxyUrl, why: &str) -> Verdict {
+    Verdict {
+        cause: whyrefused_shared::Cause::DnsError,
+        summary: format!(
+            "The program resolves {name} itself before asking its SOCKS5 proxy {proxy} (a \
+             socks5:// proxy is sent an address), and {name} does not resolve here: {why}."
+        ),
+        suggestions: vec![format!(
+            "Use socks5h://{} to let the proxy resolve the name, or fix the name here \
+             (`whyrefused check --no-proxy` shows this host's DNS answer in full).",
+            proxy.authority()
+        )],
+        evidence: vec![],
+        pattern: None,
     }
 }
 

@@ -110,7 +110,8 @@ impl ProxyEnv {
 /// A proxy, parsed from a variable's value: `[http://][user[:password]@]host[:port][/]`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProxyUrl {
-    /// The proxy's scheme (`http`; `https`, `socks5` … are named but not followed).
+    /// The proxy's scheme (`http`, `https`, `socks5`, `socks5h` are followed; `socks4` … are
+    /// named but not followed).
     pub scheme: String,
     /// Its host: a name, or an IP address (without brackets).
     pub host: String,
@@ -184,9 +185,20 @@ impl ProxyUrl {
         Some(format!("Basic {encoded}"))
     }
 
-    /// Whether whyrefused can go through it (plain HTTP proxies only).
+    /// The user name and password, to send to a SOCKS5 proxy (never to show).
+    pub fn credentials(&self) -> Option<(&str, &str)> {
+        self.credentials.as_ref().map(|(user, password)| (user.as_str(), password.as_str()))
+    }
+
+    /// Whether whyrefused can go through it: HTTP proxies, plain or over TLS, and SOCKS5 ones
+    /// (`socks5h://` letting the proxy resolve the name).
     pub fn is_followed(&self) -> bool {
-        self.scheme == "http"
+        matches!(self.scheme.as_str(), "http" | "https" | "socks5" | "socks5h")
+    }
+
+    /// Whether it is a SOCKS5 proxy.
+    pub fn is_socks(&self) -> bool {
+        self.scheme.starts_with("socks5")
     }
 }
 

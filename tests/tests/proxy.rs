@@ -222,3 +222,164 @@ async fn a_serving_agent_ignores_its_environments_proxy_unless_told_to_use_it() 
         assert_eq!(verdict.cause.as_str(), cause, "{args:?}: {}", verdict.summary);
     }
 }
+
+/// A real SOCKS5 server (Debian's microsocks) on loopback, stopped when dropped; with
+/// `login`, it wants that user name and password.
+struct Microsocks {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Microsocks {
+    fn start(login: Option<(&str, &str)>) -> Microsocks {
+        let port = closed_port();
+        let mut command = Command::new("microsocks");
+        command.args(["-i", "127.0.0.1", "-p", &port.to_string()]);
+        if let Some((user, password)) = login {
+            command.args(["-u", user, "-P", password]);
+        }
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("microsocks runs (./dev setup installs it)");
+        wait_listening(port);
+        Microsocks { port, child }
+    }
+}
+
+impl Drop for Microsocks {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits (at most 5 s) until something listens on loopback's `port`.
+fn wait_listening(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on 127.0.0.1:{port}");
+}
+
+#[test]
+fn a_socks5_proxy_tunnels_to_an_open_port_and_names_the_port_it_could_not_reach() {
+    let socks = Microsocks::start(None);
+    let open = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open_port = open.local_addr().unwrap().port();
+    // socks5h: the proxy resolves "localhost" itself.
+    let variable = ("ALL_PROXY", format!("socks5h://127.0.0.1:{}", socks.port));
+    let target = format!("https://localhost:{open_port}/");
+    let report = json(&check(&[&target, "--json", "--no-trace"], std::slice::from_ref(&variable)));
+    assert_eq!(report["verdict"]["cause"], "reachable", "{report}");
+    let finding = proxy_finding(&report);
+    assert_eq!(finding["request"], format!("SOCKS5 CONNECT localhost:{open_port}"));
+    assert_eq!(finding["status_line"], "SOCKS5 reply 0: succeeded", "{finding}");
+
+    // A closed port behind it: the proxy itself is fine, its connect was refused.
+    let closed = closed_port();
+    let target = format!("https://localhost:{closed}/");
+    let report = json(&check(&[&target, "--json", "--no-trace"], &[variable]));
+    assert_eq!(report["verdict"]["cause"], "proxy_upstream_failed", "{report}");
+    let summary = report["verdict"]["summary"].as_str().unwrap();
+    assert!(summary.contains("SOCKS5 reply"), "{summary}");
+    assert!(summary.contains(&format!("socks5h://127.0.0.1:{} (ALL_PROXY)", socks.port)));
+
+    // socks5: the program resolves the name itself; one that does not resolve stops it here.
+    let variable = ("ALL_PROXY", format!("socks5://127.0.0.1:{}", socks.port));
+    let report = json(&check(&["https://no-such-host.invalid/", "--json"], &[variable]));
+    assert_eq!(report["verdict"]["cause"], "dns_error", "{report}");
+    let summary = report["verdict"]["summary"].as_str().unwrap();
+    assert!(summary.contains("resolves no-such-host.invalid itself"), "{summary}");
+}
+
+#[test]
+fn a_socks5_proxy_that_wants_a_login_is_proxy_auth_required_and_the_password_never_shows() {
+    let socks = Microsocks::start(Some(("alice", "hunter2")));
+    let open = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("https://127.0.0.1:{}/", open.local_addr().unwrap().port());
+    let with = |login: &str| ("ALL_PROXY", format!("socks5://{login}127.0.0.1:{}", socks.port));
+    for (login, cause) in [
+        ("", "proxy_auth_required"),
+        ("alice:wrong@", "proxy_auth_required"),
+        ("alice:hunter2@", "reachable"),
+    ] {
+        let output = check(&[&target, "--json", "--no-trace"], &[with(login)]);
+        let printed = [output.stdout.as_slice(), output.stderr.as_slice()].concat();
+        let printed = String::from_utf8_lossy(&printed);
+        assert!(!printed.contains("hunter2") && !printed.contains("wrong"), "{printed}");
+        let report = json(&output);
+        assert_eq!(report["verdict"]["cause"], cause, "{login}: {report}");
+    }
+}
+
+/// An HTTPS proxy: stunnel (Debian's) holding a certificate for 127.0.0.1 in front of a proxy
+/// that opens every tunnel; stopped when dropped.
+struct TlsProxy {
+    port: u16,
+    /// The certificate, for `SSL_CERT_FILE`.
+    cert: std::path::PathBuf,
+    child: std::process::Child,
+    _inner: FakeProxy,
+    _files: tempfile::TempDir,
+}
+
+impl TlsProxy {
+    fn start() -> TlsProxy {
+        let inner = FakeProxy::answering("HTTP/1.1 200 Connection established");
+        let files = tempfile::tempdir().unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let (cert, key) = (files.path().join("proxy.pem"), files.path().join("proxy-key.pem"));
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+        let port = closed_port();
+        let config = files.path().join("stunnel.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "foreground = yes\npid =\n[proxy]\naccept = 127.0.0.1:{port}\n\
+                 connect = 127.0.0.1:{}\ncert = {}\nkey = {}\n",
+                inner.port,
+                cert.display(),
+                key.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("stunnel4")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("stunnel4 runs (./dev setup installs it)");
+        wait_listening(port);
+        TlsProxy { port, cert, child, _inner: inner, _files: files }
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_https_proxy_is_reached_over_tls_and_an_untrusted_one_is_said() {
+    let proxy = TlsProxy::start();
+    let variable = ("HTTPS_PROXY", format!("https://127.0.0.1:{}", proxy.port));
+    let args = ["https://db.internal.test/", "--json", "--no-trace"];
+    let trusted = ("SSL_CERT_FILE", proxy.cert.display().to_string());
+    let report = json(&check(&args, &[variable.clone(), trusted]));
+    assert_eq!(report["verdict"]["cause"], "reachable", "{report}");
+    assert_eq!(proxy_finding(&report)["status_line"], "HTTP/1.1 200 Connection established");
+
+    // The same proxy, its certificate not trusted: the TLS failure is the proxy's.
+    let report = json(&check(&args, &[variable]));
+    assert_eq!(report["verdict"]["cause"], "proxy_unreachable", "{report}");
+    let error = proxy_finding(&report)["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.starts_with("its TLS handshake failed"), "{report}");
+}

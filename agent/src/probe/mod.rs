@@ -27,6 +27,7 @@ pub mod repeat;
 pub mod resolve;
 pub mod shared_sweep;
 pub mod sock_diag;
+pub mod socks;
 pub mod tcp_info;
 pub mod tls;
 pub mod trace;

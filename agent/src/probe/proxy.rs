@@ -1,7 +1,9 @@
-//! One exchange with an HTTP proxy, as the program would have it: connect to the proxy, send
+//! One exchange with a proxy, as the program would have it: connect to the proxy (with TLS for an
+//! `https://` proxy, its certificate verified as a client would), then for an HTTP proxy send
 //! `CONNECT host:port` (for https:// targets) or the request itself with the full URL (for
 //! http:// ones), with `Proxy-Authorization` when the proxy variable carries credentials, and
-//! read the proxy's status line. Nothing is decided here; the request is never logged.
+//! read the proxy's status line; for a SOCKS5 proxy ([`super::socks`]), its `CONNECT` and reply.
+//! Nothing is decided here; the request is never logged.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -9,8 +11,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::after_connect::printable;
+use super::socks::{self, Destination, SocksOutcome};
 use crate::clock;
 use crate::rate::{self, ConnectBudget};
+use crate::target::Host;
 
 /// The most read of the proxy's answer: its status line and headers.
 const MAX_HEAD: usize = 8 * 1024;
@@ -22,6 +26,8 @@ pub enum ProxyRequest {
     Connect { authority: String },
     /// `GET url` with the full URL: the request itself, for an http:// target.
     Get { url: String, authority: String },
+    /// SOCKS5 `CONNECT` (any target: a SOCKS proxy only makes tunnels).
+    Socks { destination: Destination, authority: String },
 }
 
 impl ProxyRequest {
@@ -30,13 +36,21 @@ impl ProxyRequest {
         match self {
             ProxyRequest::Connect { authority } => format!("CONNECT {authority}"),
             ProxyRequest::Get { url, .. } => format!("GET {url}"),
+            ProxyRequest::Socks { authority, .. } => format!("SOCKS5 CONNECT {authority}"),
         }
     }
 
-    /// The whole request, with `authorization` (`Basic …`) when given.
+    /// Whether the proxy is asked for a tunnel (rather than to send the request itself).
+    pub fn is_tunnel(&self) -> bool {
+        !matches!(self, ProxyRequest::Get { .. })
+    }
+
+    /// The whole HTTP request, with `authorization` (`Basic …`) when given.
     fn text(&self, authorization: Option<&str>) -> String {
         let host = match self {
-            ProxyRequest::Connect { authority } | ProxyRequest::Get { authority, .. } => authority,
+            ProxyRequest::Connect { authority }
+            | ProxyRequest::Get { authority, .. }
+            | ProxyRequest::Socks { authority, .. } => authority,
         };
         let mut text = format!(
             "{} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: whyrefused/{}\r\n",
@@ -57,7 +71,8 @@ impl ProxyRequest {
 /// What the proxy answered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProxyAnswer {
-    /// The status code, when a status line arrived.
+    /// The status code, when a status line arrived; for a SOCKS5 proxy, the HTTP status its
+    /// reply amounts to (see `socks_answer`).
     pub status: Option<u16>,
     /// The status line, made printable.
     pub status_line: Option<String>,
@@ -69,19 +84,46 @@ pub struct ProxyAnswer {
     pub elapsed_us: u64,
 }
 
-/// Connects to the proxy at `proxy` (an address the caller has checked against its policy)
-/// and sends `request`, waiting at most `deadline` for each part.
+/// How to reach the proxy and speak to it.
+pub struct ProxyDial<'a> {
+    /// Its address, which the caller has checked against its policy.
+    pub address: SocketAddr,
+    /// For an `https://` proxy, its host: the TLS handshake's name, verified against this
+    /// host's trusted roots.
+    pub tls_host: Option<&'a Host>,
+    /// The `Proxy-Authorization` value (`Basic …`) of an HTTP proxy with credentials.
+    pub authorization: Option<String>,
+    /// The user name and password of a SOCKS5 proxy with credentials.
+    pub credentials: Option<(&'a str, &'a str)>,
+}
+
+/// Connects to the proxy and sends `request`, waiting at most `deadline` for each part.
 pub async fn ask(
-    proxy: SocketAddr,
+    proxy: &ProxyDial<'_>,
     request: &ProxyRequest,
-    authorization: Option<&str>,
     deadline: Duration,
     budget: Option<&ConnectBudget>,
 ) -> ProxyAnswer {
     rate::before_connect(budget).await;
     let start = Instant::now();
-    let mut answer = match tokio::time::timeout(deadline, super::connect::open(proxy)).await {
-        Ok(Ok(mut stream)) => exchange(&mut stream, request, authorization, deadline).await,
+    let mut answer = match tokio::time::timeout(deadline, super::connect::open(proxy.address)).await
+    {
+        Ok(Ok(stream)) => match proxy.tls_host {
+            Some(host) => {
+                let handshake = super::tls::handshake(stream, host, deadline).await;
+                match (handshake.stream, handshake.report.ok) {
+                    (Some(mut stream), true) => talk(&mut stream, proxy, request, deadline).await,
+                    _ => failed(format!(
+                        "its TLS handshake failed: {}",
+                        handshake.report.error.unwrap_or_else(|| "no reason given".into())
+                    )),
+                }
+            }
+            None => {
+                let mut stream = stream;
+                talk(&mut stream, proxy, request, deadline).await
+            }
+        },
         Ok(Err(failure)) => ProxyAnswer {
             error: Some(format!("the connect to the proxy failed: {}", failure.error)),
             ..ProxyAnswer::default()
@@ -96,6 +138,63 @@ pub async fn ask(
     };
     answer.elapsed_us = clock::micros(start.elapsed());
     answer
+}
+
+/// The exchange on an open connection: SOCKS5 or HTTP, as the request says.
+async fn talk<S>(
+    stream: &mut S,
+    proxy: &ProxyDial<'_>,
+    request: &ProxyRequest,
+    deadline: Duration,
+) -> ProxyAnswer
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let ProxyRequest::Socks { destination, .. } = request else {
+        return exchange(stream, request, proxy.authorization.as_deref(), deadline).await;
+    };
+    match tokio::time::timeout(deadline, socks::connect(stream, destination, proxy.credentials))
+        .await
+    {
+        Ok(outcome) => socks_answer(outcome, proxy.credentials.is_some()),
+        Err(_) => {
+            failed(format!("the proxy sent no SOCKS5 answer within {} ms", deadline.as_millis()))
+        }
+    }
+}
+
+/// A SOCKS5 outcome as the HTTP status it amounts to, so one verdict reads both kinds of proxy:
+/// success is 200, "not allowed by ruleset" 403, a refused or missing login 407, the proxy's
+/// failure to reach the target (refused, unreachable, TTL expired, general failure) 502, and a
+/// request it does not support 400. The status line says what the proxy really replied.
+fn socks_answer(outcome: SocksOutcome, had_credentials: bool) -> ProxyAnswer {
+    let (status, line) = match outcome {
+        SocksOutcome::Reply(code) => {
+            let status = match code {
+                0 => 200,
+                2 => 403,
+                1 | 3..=6 => 502,
+                _ => 400,
+            };
+            (status, format!("SOCKS5 reply {code}: {}", socks::reply_words(code)))
+        }
+        SocksOutcome::AuthFailed => (407, "SOCKS5: the user name and password were refused".into()),
+        SocksOutcome::NoAcceptableMethod => {
+            let offered = match had_credentials {
+                true => "no authentication, or a user name and password",
+                false => "no authentication",
+            };
+            (407, format!("SOCKS5: the proxy accepts none of the methods offered ({offered})"))
+        }
+        SocksOutcome::Broken(why) => return failed(why),
+    };
+    ProxyAnswer {
+        status: Some(status),
+        status_line: Some(line),
+        authenticate: None,
+        error: None,
+        elapsed_us: 0,
+    }
 }
 
 async fn exchange<S>(
@@ -212,7 +311,8 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
         });
         let request = ProxyRequest::Connect { authority: "x:443".into() };
-        let answer = ask(address, &request, None, Duration::from_secs(2), None).await;
+        let proxy = ProxyDial { address, tls_host: None, authorization: None, credentials: None };
+        let answer = ask(&proxy, &request, Duration::from_secs(2), None).await;
         assert_eq!(answer.status, Some(200));
         assert!(answer.elapsed_us < 1_000_000, "{answer:?}");
         server.abort();

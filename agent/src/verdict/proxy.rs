@@ -1,7 +1,8 @@
-//! The verdict of a check that went the program's way through an HTTP proxy: the proxy's own
+//! The verdict of a check that went the program's way through a proxy: the proxy's own
 //! address unreachable (`proxy_unreachable`, naming the proxy's own cause), or its answer to
 //! `CONNECT` (or to the request sent through it): 407 `proxy_auth_required`, 403
-//! `proxy_denied`, 502/503/504 `proxy_upstream_failed`, a tunnel `reachable`. And the note on a
+//! `proxy_denied`, 502/503/504 `proxy_upstream_failed`, a tunnel `reachable`. A SOCKS5 proxy's
+//! reply arrives as the HTTP status it amounts to, its own words in the status line. And the note on a
 //! check that went directly because `NO_PROXY` excluded the target, or on which the clients
 //! disagree. Decided from values; nothing is sent here.
 
@@ -37,6 +38,14 @@ impl Through<'_> {
         match &self.routing.reading {
             Reading::Proxied { variable, .. } => variable,
             _ => "the proxy variable",
+        }
+    }
+
+    /// The proxy's scheme (`http`, `socks5h` …).
+    fn scheme(&self) -> &str {
+        match &self.routing.reading {
+            Reading::Proxied { proxy, .. } => &proxy.scheme,
+            _ => "http",
         }
     }
 
@@ -209,7 +218,7 @@ fn unreachable(through: &Through<'_>, mut evidence_list: Vec<Evidence>) -> Verdi
 
 fn by_status(through: &Through<'_>, status: u16, said: &str) -> (Cause, String, Vec<String>) {
     let (proxy, target) = (through.proxy(), &through.target);
-    let tunnel = matches!(through.request, ProxyRequest::Connect { .. });
+    let tunnel = through.request.is_tunnel();
     match status {
         407 => {
             let why = match through.has_credentials() {
@@ -221,9 +230,10 @@ fn by_status(through: &Through<'_>, status: u16, said: &str) -> (Cause, String, 
                 format!("{proxy} wants credentials (\"{said}\"), and {why}."),
                 vec![format!(
                     "Give the program the proxy's credentials the way it reads them \
-                     ({}=http://USER:PASSWORD@host:port, percent-encoding special characters); \
+                     ({}={}://USER:PASSWORD@host:port, percent-encoding special characters); \
                      whyrefused sends them but never shows them.",
-                    through.variable()
+                    through.variable(),
+                    through.scheme()
                 )],
             )
         }
