@@ -1,10 +1,10 @@
 //! A check from inside another network namespace than the host's, in a namespace lab: a
 //! loopback target that fails names the namespace (127.0.0.1 there is its own loopback), says
-//! how to reach the host, and with `--try-host` tries the namespace's gateway, where the
-//! service listens. And kube-proxy's "has no endpoints" REJECT rule names the Kubernetes
+//! how to reach the host, and with `--try-host` (on `check` and `explain`) tries the namespace's
+//! gateway, where the service listens. And kube-proxy's "has no endpoints" REJECT rule names the Kubernetes
 //! service it stands for.
 
-use whyrefused_tests::lab_check::{cause, check, has_evidence, summary};
+use whyrefused_tests::lab_check::{cause, check, has_evidence, json_in, summary};
 use whyrefused_tests::{Lab, closed_port};
 
 #[test]
@@ -44,6 +44,13 @@ fn a_loopback_check_from_a_fresh_namespace_names_it_and_try_host_finds_the_host(
             "The host answers on 10.0.7.1:{port}: point the program there instead of 127.0.0.1."
         )
     );
+
+    // `explain` on the program's own error tries the host the same way.
+    let error = format!("Error: connect ECONNREFUSED 127.0.0.1:{port}");
+    let args = ["explain", &error, "--json", "--no-trace", "--timeout-ms", "500", "--try-host"];
+    let explained = json_in(&lab, &inner, &args);
+    let checked = &explained["checks"][0];
+    assert!(has_evidence(checked, &format!("try host 10.0.7.1:{port}"), "open"), "{explained:#}");
 }
 
 #[test]

@@ -48,6 +48,10 @@ pub struct ExplainArgs {
     /// read as the program's library reads them (Python requests, Go, else curl).
     #[arg(long)]
     no_proxy: bool,
+    /// From inside a container or another network namespace, when a loopback target fails:
+    /// also try the host's side of the link (this namespace's default gateway) on the port.
+    #[arg(long)]
+    try_host: bool,
 }
 
 /// What `--json` prints.
@@ -201,7 +205,7 @@ fn plans(
         let proxy = env.as_ref().map(|env| {
             Arc::new(ProxySettings { env: env.clone(), client: proxy_client(recognised.kind) })
         });
-        plans.push((recognised.clone(), CheckPlan { proxy, ..plan }));
+        plans.push((recognised.clone(), CheckPlan { proxy, try_host: args.try_host, ..plan }));
     }
     Ok(plans)
 }
