@@ -238,6 +238,30 @@ pub struct Listener {
     pub owner_state: Option<crate::host::OwnerState>,
 }
 
+/// Whether a socket bound to `bound` takes connections to `destination` (see
+/// [`Listener::accepts`]).
+pub fn bound_accepts(bound: &SocketAddr, destination: &IpAddr) -> bool {
+    let bound = bound.ip().to_canonical();
+    let destination = destination.to_canonical();
+    bound == destination
+        || (bound.is_unspecified() && (bound.is_ipv4() == destination.is_ipv4() || bound.is_ipv6()))
+}
+
+impl Listener {
+    /// Whether this socket takes connections to `destination`: bound to that address, or to
+    /// the unspecified address of its family (an IPv6 one, `[::]`, takes IPv4 too unless
+    /// `IPV6_V6ONLY`, which `/proc` does not tell, so it is assumed to). An IPv4-mapped
+    /// address is the IPv4 address it carries, on either side.
+    pub fn accepts(&self, destination: &IpAddr) -> bool {
+        bound_accepts(&self.address, destination)
+    }
+
+    /// Its owner in words: `pid 812 (sshd)`; `None` when it is not known.
+    pub fn owner(&self) -> Option<String> {
+        Some(format!("pid {} ({})", self.pid?, self.process.as_deref()?))
+    }
+}
+
 /// The agent host's listeners on the asked port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalListeners {

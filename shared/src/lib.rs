@@ -75,8 +75,9 @@ pub use port_group::PortGroup;
 pub use proxy::{ProxyFinding, ProxyReading};
 pub use report::CheckReport;
 pub use scan::{
-    DEFAULT_PORT_SPEC, DEFAULT_SCAN_RETRIES, DEFAULT_SCAN_TIMEOUT_MS, MAX_SCAN_RETRIES, PortResult,
-    PortRun, ScanEvent, ScanLoss, ScanProgress, ScanReport, ScanRequest, ScanStep, StateCounts,
+    DEFAULT_PORT_SPEC, DEFAULT_SCAN_RETRIES, DEFAULT_SCAN_TIMEOUT_MS, MAX_SCAN_RETRIES,
+    OpenPortsFound, PortResult, PortRun, ScanEvent, ScanLoss, ScanProgress, ScanReport,
+    ScanRequest, ScanStep, StateCounts,
 };
 pub use service::{Protocol, ServiceIdentity};
 pub use vantage::{

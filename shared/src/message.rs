@@ -430,6 +430,7 @@ mod tests {
                         counts: crate::scan::StateCounts { open: 1, ..Default::default() },
                         elapsed_us: 5,
                         loss: None,
+                        found: None,
                     },
                 },
             },

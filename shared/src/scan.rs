@@ -5,12 +5,13 @@
 //! never one message per port): every port that is not `refused` individually, and the refused
 //! ones as runs of consecutive ports, so a full 65,535-port range costs a few dozen messages.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
 use crate::check::{ConnectState, Errno, Family, Outcome, Resolution, Timestamp};
-use crate::diagnosis::IcmpError;
+use crate::diagnosis::{IcmpError, Listener};
+use crate::service::ServiceIdentity;
 
 /// A scan's connect deadline for each port when the request names none. Shorter than a check's:
 /// an answering host replies in milliseconds, and a filtered port is retried anyway.
@@ -49,6 +50,10 @@ pub struct ScanRequest {
     /// Scan only this one of the resolved addresses (`--address`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<IpAddr>,
+    /// Name what answers on each open port (at most [`MAX_IDENTIFIED_PORTS`]), as a check's
+    /// `identify` does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub identify: bool,
 }
 
 impl ScanRequest {
@@ -61,6 +66,7 @@ impl ScanRequest {
             retries: None,
             family: None,
             address: None,
+            identify: false,
         }
     }
 }
@@ -124,7 +130,24 @@ pub enum ScanStep {
         /// The packet loss the scan saw (ports that answered only on a retry), when it saw any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         loss: Option<ScanLoss>,
+        /// What was found behind the open ports once the scan ended, when anything was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        found: Option<Box<OpenPortsFound>>,
     },
+}
+
+/// What a scan finds behind its open ports once it ends (at most [`MAX_IDENTIFIED_PORTS`]):
+/// what answers on each (with `identify`), and, when the scanned host is the agent's own, the
+/// listening socket behind each with its owner.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OpenPortsFound {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<crate::service::ServiceIdentity>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<crate::diagnosis::Listener>,
+    /// Why the listeners' owners are left out (a client that is not on the agent's host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owners_hidden: Option<String>,
 }
 
 impl ScanLoss {
@@ -398,12 +421,39 @@ pub struct ScanReport {
     /// named.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listeners: Vec<crate::diagnosis::Listener>,
+    /// Why `listeners` name no owners (a client that is not on the agent's host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owners_hidden: Option<String>,
 }
 
 /// The most open ports of one scan whose service is identified.
 pub const MAX_IDENTIFIED_PORTS: usize = 64;
 
 impl ScanReport {
+    /// The listener of the agent's host behind an open port, when the scan found it.
+    pub fn listener_behind(&self, address: SocketAddr) -> Option<&Listener> {
+        self.listeners
+            .iter()
+            .find(|l| l.address.port() == address.port() && l.accepts(&address.ip()))
+    }
+
+    /// Who listens behind an open port, in words, as the CLI and the page say it:
+    /// `listening on 0.0.0.0:22: pid 812 (sshd)`.
+    pub fn owner_words(&self, address: SocketAddr) -> Option<String> {
+        let listener = self.listener_behind(address)?;
+        let owner = match (listener.owner(), &self.owners_hidden) {
+            (Some(owner), _) => owner,
+            (None, Some(hidden)) => hidden.clone(),
+            (None, None) => "owner not readable (run as root to see other users' processes)".into(),
+        };
+        Some(format!("listening on {}: {owner}", listener.address))
+    }
+
+    /// What answers on an open port, when the scan identified it.
+    pub fn service_behind(&self, address: SocketAddr) -> Option<&ServiceIdentity> {
+        self.services.iter().find(|s| s.address == address)
+    }
+
     /// Folds one event into the report.
     pub fn apply(&mut self, event: &ScanEvent) {
         match &event.step {
@@ -424,7 +474,12 @@ impl ScanReport {
                 self.total = u64::from(self.port_count) * addresses.len() as u64;
             }
             ScanStep::Progress(progress) => self.add_batch(progress),
-            ScanStep::Done { outcome, counts, elapsed_us, loss } => {
+            ScanStep::Done { outcome, counts, elapsed_us, loss, found } => {
+                if let Some(found) = found {
+                    self.services = found.services.clone();
+                    self.listeners = found.listeners.clone();
+                    self.owners_hidden = found.owners_hidden.clone();
+                }
                 self.loss = loss.clone();
                 self.outcome = Some(*outcome);
                 self.counts = *counts;
@@ -648,9 +703,14 @@ mod tests {
             counts,
             elapsed_us: 9,
             loss: None,
+            found: Some(Box::new(OpenPortsFound {
+                owners_hidden: Some("hidden from remote clients".into()),
+                ..OpenPortsFound::default()
+            })),
         }));
         assert!(report.is_done());
         assert_eq!(report.counts.get(ConnectState::Refused), 99);
+        assert_eq!(report.owners_hidden.as_deref(), Some("hidden from remote clients"));
     }
 
     #[test]

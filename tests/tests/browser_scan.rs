@@ -75,6 +75,11 @@ async fn a_full_range_scan_of_loopback_finds_the_tests_listeners_and_maps_every_
             .await
             .unwrap_or_else(|_| panic!("port {port} is listed"));
         assert_eq!(row.attr("data-state").await.unwrap().as_deref(), Some("open"), "{port}");
+        // This browser is on the agent's host: the process behind the port is named.
+        let owner = row.find(Locator::Css(".port-owner")).await.expect("the port's owner");
+        let text = owner.text().await.unwrap();
+        let expected = format!("listening on 127.0.0.1:{port}: pid {}", std::process::id());
+        assert!(text.contains(&expected), "{text}");
     }
 
     // 256 cells of 256 ports (the last 255): the cell of each listener is open, and no cell is

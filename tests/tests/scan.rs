@@ -64,6 +64,13 @@ async fn a_full_range_streams_in_a_bounded_number_of_batches_and_finds_every_lis
     let known = (1..=u16::MAX).filter(|p| report.state_of(localhost(), *p).is_some()).count();
     assert_eq!(known, 65_535, "every port's state arrived");
     assert_eq!(report.outcome, Some(Outcome::Completed));
+    // The scanned host is the agent's own, and this client is on it: each listener's owner
+    // (this test process) came with `done`.
+    for port in &open {
+        let address = std::net::SocketAddr::new(localhost(), *port);
+        let listener = report.listener_behind(address).unwrap_or_else(|| panic!("{port}'s owner"));
+        assert_eq!(listener.pid, Some(std::process::id()), "{listener:?}");
+    }
 }
 
 #[tokio::test]

@@ -924,6 +924,7 @@ async fn run_scan(args: ScanArgs) -> ExitCode {
         retries: Some(args.retries),
         family,
         address: args.address,
+        identify: args.identify,
     };
     if let Some(hub) = args.via.hub() {
         return match hub {
@@ -944,10 +945,6 @@ async fn run_scan(args: ScanArgs) -> ExitCode {
         progress.follow(&event.step, &report);
     })
     .await;
-    if args.identify {
-        report.services = scan::identify_open(&report, &plan).await;
-    }
-    report.listeners = scan::local_owners(&report).await;
     let (host, now) = (plan.host.ascii(), std::time::SystemTime::now());
     let entry = crate::history::Entry::of_scan(&report, host, cli_asker(), now);
     history::store(&args.history, Some(entry)).await;

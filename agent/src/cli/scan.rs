@@ -6,14 +6,9 @@ use std::net::IpAddr;
 
 use anstyle::Style;
 use indicatif::{ProgressBar, ProgressStyle};
-use whyrefused_shared::scan::MAX_IDENTIFIED_PORTS;
-use whyrefused_shared::{
-    AfterConnect, ConnectState, Listener, PortGroup, PortResult, ScanReport, ScanStep,
-    ServiceIdentity,
-};
+use whyrefused_shared::{ConnectState, PortGroup, PortResult, ScanReport, ScanStep};
 
 use super::report::Colors;
-use crate::probe::listeners;
 use crate::scan::ports;
 
 /// A live progress bar on stderr, drawn only when stderr is a terminal.
@@ -86,69 +81,6 @@ fn refused_port(address: IpAddr, port: u16) -> PortResult {
     }
 }
 
-/// What answers on each open port of a finished scan (at most [`MAX_IDENTIFIED_PORTS`], eight
-/// at a time), asked as a check asks, under the scan's policy.
-pub async fn identify_open(
-    report: &ScanReport,
-    plan: &crate::scan::ScanPlan,
-) -> Vec<ServiceIdentity> {
-    use futures::StreamExt;
-    let open = report
-        .results
-        .iter()
-        .filter(|r| r.state == ConnectState::Open)
-        .take(MAX_IDENTIFIED_PORTS)
-        .map(|r| std::net::SocketAddr::new(r.address, r.port));
-    let asked = open.map(|address| async move {
-        let target = crate::target::Target::parse(&address.to_string(), None).ok()?;
-        let nothing_yet = AfterConnect {
-            address,
-            early_close: None,
-            banner: None,
-            tls: None,
-            http: None,
-            phases: whyrefused_shared::Phases::default(),
-        };
-        let policy = &plan.policy;
-        Some(crate::probe::identify::identify(address, &target, &nothing_yet, policy, None).await)
-    });
-    let found: Vec<Option<ServiceIdentity>> =
-        futures::stream::iter(asked).buffered(8).collect().await;
-    found.into_iter().flatten().collect()
-}
-
-/// When the scanned host is this one: the listener behind each open port (at most
-/// [`MAX_IDENTIFIED_PORTS`]), with its process, as a check names it.
-pub async fn local_owners(report: &ScanReport) -> Vec<Listener> {
-    if !report.addresses.iter().any(crate::probe::icmp::is_local_address) {
-        return Vec::new();
-    }
-    let open: Vec<(IpAddr, u16)> = report
-        .results
-        .iter()
-        .filter(|r| {
-            r.state == ConnectState::Open && crate::probe::icmp::is_local_address(&r.address)
-        })
-        .map(|r| (r.address, r.port))
-        .take(MAX_IDENTIFIED_PORTS)
-        .collect();
-    if open.is_empty() {
-        return Vec::new();
-    }
-    let ports: Vec<u16> = open.iter().map(|(_, port)| *port).collect();
-    let all = tokio::task::spawn_blocking(move || listeners::listeners_on_ports(&ports))
-        .await
-        .unwrap_or_default();
-    // The socket that takes each open address and port.
-    open.iter()
-        .filter_map(|(address, port)| {
-            all.iter()
-                .find(|l| l.address.port() == *port && listeners::accepts(&l.address, address))
-                .cloned()
-        })
-        .collect()
-}
-
 /// The readable summary of a finished scan.
 pub fn render(report: &ScanReport, colors: Colors, all: bool) -> String {
     let mut out = String::new();
@@ -170,10 +102,10 @@ pub fn render(report: &ScanReport, colors: Colors, all: bool) -> String {
         for result in report.in_group(group) {
             out.push_str(&port_line(result, report.addresses.len() > 1));
             let address = std::net::SocketAddr::new(result.address, result.port);
-            if let Some(owner) = owner_of(report, address) {
+            if let Some(owner) = report.owner_words(address) {
                 let _ = writeln!(out, "           {}", paint(colors.dim, &owner));
             }
-            if let Some(service) = report.services.iter().find(|s| s.address == address) {
+            if let Some(service) = report.service_behind(address) {
                 let _ = writeln!(
                     out,
                     "           {}",
@@ -191,18 +123,6 @@ pub fn render(report: &ScanReport, colors: Colors, all: bool) -> String {
         let _ = writeln!(out, "\n{} {}", paint(colors.bad, "!"), loss.describe());
     }
     out
-}
-
-/// `listening on 0.0.0.0:22: pid 812 (sshd)`, for an open port of this host.
-fn owner_of(report: &ScanReport, address: std::net::SocketAddr) -> Option<String> {
-    let listener = report.listeners.iter().find(|l| {
-        l.address.port() == address.port() && listeners::accepts(&l.address, &address.ip())
-    })?;
-    let owner = match (listener.pid, &listener.process) {
-        (Some(pid), Some(process)) => format!("pid {pid} ({process})"),
-        _ => "owner not readable (run as root to see other users' processes)".into(),
-    };
-    Some(format!("listening on {}: {owner}", listener.address))
 }
 
 fn title(report: &ScanReport) -> String {

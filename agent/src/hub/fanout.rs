@@ -53,15 +53,15 @@ pub struct Job {
 
 impl Job {
     /// Validates the request once, at the hub (so a bad target is one error, not one per
-    /// vantage point), against the hub's own policy and limits. The hub's own part names its
-    /// listeners' owners only when `show_processes` (each joined agent decides for its own).
+    /// vantage point), against the hub's own policy and limits. The hub's own part (a check's,
+    /// or a scan's open ports') names its listeners' owners only when `show_processes` (each joined agent decides for its own).
     /// What the hub's policy can decide without resolving (an address literal, the ports) is
     /// decided here, before anything is forwarded; each vantage point checks every rule again
     /// on the addresses its own resolver gives (a name may resolve differently there).
     pub fn new(work: Work, state: &AppState, show_processes: bool) -> Result<Job, Refused> {
         let plan = match &work {
             Work::Check(request) => Plan::check(request, state, show_processes),
-            Work::Scan(request) => Plan::scan(request, state),
+            Work::Scan(request) => Plan::scan(request, state, show_processes),
         };
         let plan = plan.and_then(|plan| match plan.unresolved_denial() {
             Some(denial) => Err(Refused { code: ErrorCode::PolicyDenied, message: denial }),
@@ -220,7 +220,7 @@ impl Fold<'_> {
                 let (counts, loss) = (report.counts, report.loss.clone());
                 self.scan(ScanEvent {
                     at,
-                    step: ScanStep::Done { outcome, counts, elapsed_us, loss },
+                    step: ScanStep::Done { outcome, counts, elapsed_us, loss, found: None },
                 })
             }
         }

@@ -140,7 +140,7 @@ pub async fn run(
             }
             Plan::Scan(_) => Said::Scan(ScanEvent {
                 at,
-                step: ScanStep::Done { outcome, counts, elapsed_us, loss: None },
+                step: ScanStep::Done { outcome, counts, elapsed_us, loss: None, found: None },
             }),
         });
     }
@@ -196,10 +196,12 @@ impl Plan {
     }
 
     /// Validates a scan request against this agent's scan limit and target policy; it will
-    /// run within the agent's connect budget.
+    /// run within the agent's connect budget, and name the owners of this host's listeners
+    /// behind its open ports only when `show_processes`.
     pub fn scan(
         request: &whyrefused_shared::ScanRequest,
         state: &AppState,
+        show_processes: bool,
     ) -> Result<Plan, Refused> {
         let (policy, budget) = (state.policy.clone(), state.connect_budget.clone());
         let caps = scan::Caps {
@@ -207,7 +209,7 @@ impl Plan {
             max_spec_items: state.limits.max_port_spec_items,
         };
         ScanPlan::from_request(request, caps, policy, budget)
-            .map(Plan::Scan)
+            .map(|plan| Plan::Scan(ScanPlan { show_processes, ..plan }))
             .map_err(|error| Refused { code: error.code(), message: error.to_string() })
     }
 }

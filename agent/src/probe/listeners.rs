@@ -137,10 +137,7 @@ pub fn port_is_free(port: u16) -> bool {
 /// `/proc/net/tcp6` shows an IPv6 socket bound to an IPv4 address) is the IPv4 address it
 /// carries, on either side.
 pub fn accepts(listener: &SocketAddr, destination: &IpAddr) -> bool {
-    let bound = listener.ip().to_canonical();
-    let destination = destination.to_canonical();
-    bound == destination
-        || (bound.is_unspecified() && (bound.is_ipv4() == destination.is_ipv4() || bound.is_ipv6()))
+    whyrefused_shared::diagnosis::bound_accepts(listener, destination)
 }
 
 /// One listening socket of a `/proc/net/tcp*` table.

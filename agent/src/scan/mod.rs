@@ -4,6 +4,7 @@
 //! - [`ports`]: port specs (`22,80,8000-8100`, `top1000`) and service names.
 //! - [`limits`]: the window of connects in flight, sized from the open-files limit.
 //! - [`engine`]: the connects themselves, on epoll threads.
+//! - [`open_ports`]: what answers behind the open ports, and this host's listeners behind them.
 //!
 //! [`run`] is what the WebSocket session and the CLI call: it streams `started`, `resolved`, a
 //! `progress` batch at most every [`BATCH_INTERVAL`] (every port not `refused` individually, the
@@ -13,6 +14,7 @@
 pub mod engine;
 pub mod limits;
 pub mod loss;
+pub mod open_ports;
 pub mod ports;
 
 use std::collections::BTreeSet;
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use whyrefused_shared::scan::MAX_IDENTIFIED_PORTS;
 use whyrefused_shared::{
     ConnectState, DEFAULT_PORT_SPEC, DEFAULT_SCAN_RETRIES, DEFAULT_SCAN_TIMEOUT_MS, DnsStatus,
     ErrorCode, Family, MAX_SCAN_RETRIES, MAX_TIMEOUT_MS, Outcome, PortResult, PortRun, Resolution,
@@ -83,6 +86,11 @@ pub struct ScanPlan {
     /// How fast the agent may connect, shared with every other check and scan; `None` without
     /// a limit (the in-process CLI).
     pub budget: SharedBudget,
+    /// Name what answers on each open port.
+    pub identify: bool,
+    /// Whether the owners (pid, command) of this host's listeners may be named: to a client on
+    /// this host, or with the agent's `--show-processes`.
+    pub show_processes: bool,
 }
 
 /// Why a scan request cannot run.
@@ -166,6 +174,8 @@ impl ScanPlan {
             address: request.address,
             policy,
             budget,
+            identify: request.identify,
+            show_processes: true,
         })
     }
 
@@ -268,13 +278,27 @@ pub async fn run(plan: &ScanPlan, window: usize, mut emit: impl FnMut(ScanEvent)
     let window = settings.window as u32;
     step(ScanStep::Resolved { resolution, addresses, window, problem, denied });
     let mut tally = Tally::new(if scanning { work.len() as u64 } else { 0 });
+    let mut open = Vec::new();
     if scanning {
-        stream_batches(receiver, &mut tally, &mut step).await;
+        let mut noting = |found: ScanStep| {
+            if let ScanStep::Progress(progress) = &found {
+                let opened = progress.results.iter().filter(|r| r.state == ConnectState::Open);
+                for address in opened.map(|r| SocketAddr::new(r.address, r.port)) {
+                    if open.len() < MAX_IDENTIFIED_PORTS && !open.contains(&address) {
+                        open.push(address);
+                    }
+                }
+            }
+            step(found)
+        };
+        stream_batches(receiver, &mut tally, &mut noting).await;
     }
+    let found = open_ports::find(plan, &open).await;
     let elapsed_us = clock::micros(start.elapsed());
     let tries = work.loss.retries(plan.retries) + 1;
     let loss = work.loss.summary(tally.counts.timeout, tries);
-    step(ScanStep::Done { outcome: Outcome::Completed, counts: tally.counts, elapsed_us, loss });
+    let counts = tally.counts;
+    step(ScanStep::Done { outcome: Outcome::Completed, counts, elapsed_us, loss, found });
 }
 
 /// A few ports, for a message: `25, 8080 and 3 more`.

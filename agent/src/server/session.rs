@@ -303,7 +303,7 @@ impl Session {
                 Flow::Continue
             }
             Ok(ClientMessage::Scan { id, request, from: None, origin }) => {
-                let plan = Plan::scan(&request, &self.state);
+                let plan = Plan::scan(&request, &self.state, self.show_processes());
                 self.on_request(id, plan, origin);
                 Flow::Continue
             }

@@ -1,7 +1,9 @@
 //! [`PortList`]: the ports of a scan that are not closed (open, rejected, filtered, unreachable
 //! …), grouped by state as `whyrefused scan` groups them, with the service usually found there,
-//! the ICMP error or errno, the tries and the time.
+//! the ICMP error or errno, the tries and the time; under an open port, what answers there and
+//! the process listening behind it (on the agent's own host), as the CLI says them.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 use whyrefused_shared::{PortGroup, PortResult, ScanReport};
@@ -39,12 +41,17 @@ pub fn port_list(props: &PortListProps) -> Html {
                     { if report.is_done() { "None: every port scanned is closed." } else { "None so far." } }
                 </p>
             }
-            { for groups.iter().map(|(group, results)| group_table(*group, results, several)) }
+            { for groups.iter().map(|(group, results)| group_table(report, *group, results, several)) }
         </section>
     }
 }
 
-fn group_table(group: PortGroup, results: &[&PortResult], several: bool) -> Html {
+fn group_table(
+    report: &ScanReport,
+    group: PortGroup,
+    results: &[&PortResult],
+    several: bool,
+) -> Html {
     let hidden = results.len().saturating_sub(ROWS_PER_GROUP);
     html! {
         <div class="port-group" data-state={group.as_str()}>
@@ -65,7 +72,7 @@ fn group_table(group: PortGroup, results: &[&PortResult], several: bool) -> Html
                     </tr>
                 </thead>
                 <tbody>
-                    { for results.iter().take(ROWS_PER_GROUP).map(|result| row(result, group, several)) }
+                    { for results.iter().take(ROWS_PER_GROUP).map(|result| row(report, result, group, several)) }
                 </tbody>
             </table>
             if hidden > 0 {
@@ -78,7 +85,7 @@ fn group_table(group: PortGroup, results: &[&PortResult], several: bool) -> Html
     }
 }
 
-fn row(result: &PortResult, group: PortGroup, several: bool) -> Html {
+fn row(report: &ScanReport, result: &PortResult, group: PortGroup, several: bool) -> Html {
     let place = match (several, result.address) {
         (false, _) => result.port.to_string(),
         (true, std::net::IpAddr::V4(v4)) => format!("{v4}:{}", result.port),
@@ -94,12 +101,31 @@ fn row(result: &PortResult, group: PortGroup, several: bool) -> Html {
             data-state={group.as_str()}>
             <td class="port mono">{ place }</td>
             <td class="service">{ result.service.as_deref().unwrap_or("—") }</td>
-            <td class="detail">{ detail }</td>
+            <td class="detail">
+                { detail }
+                { behind(report, SocketAddr::new(result.address, result.port)) }
+            </td>
             <td class={classes!("tries", "num", (result.tries == 1).then_some("tries--once"))}>
                 { result.tries }
             </td>
             <td class="time num mono">{ format::millis(result.elapsed_us) }</td>
         </tr>
+    }
+}
+
+/// What the scan found behind an open port: what answers there, and who listens.
+fn behind(report: &ScanReport, address: SocketAddr) -> Html {
+    let service = report.service_behind(address).map(|s| format!("answers: {}", s.describe()));
+    let owner = report.owner_words(address);
+    html! {
+        <>
+            if let Some(service) = service {
+                <span class="port-found port-service">{ service }</span>
+            }
+            if let Some(owner) = owner {
+                <span class="port-found port-owner mono">{ owner }</span>
+            }
+        </>
     }
 }
 
@@ -143,5 +169,32 @@ mod tests {
         assert_eq!(html.matches("<tr data-port=").count(), ROWS_PER_GROUP);
         assert!(html.contains("and 50 more"), "{html}");
         assert!(html.contains("250 ports"), "{html}");
+    }
+
+    #[test]
+    fn an_open_port_of_the_agents_host_names_its_process_or_why_not() {
+        let listener = whyrefused_shared::Listener {
+            address: "0.0.0.0:22".parse().unwrap(),
+            pid: Some(812),
+            process: Some("sshd".into()),
+            command: None,
+            queue: None,
+            owner_state: None,
+        };
+        let report = ScanReport {
+            addresses: vec!["127.0.0.1".parse().unwrap()],
+            results: vec![result(22, ConnectState::Open)],
+            listeners: vec![listener.clone()],
+            ..ScanReport::default()
+        };
+        let html = render::<PortList>(PortListProps { report: Rc::new(report.clone()) });
+        assert!(html.contains("listening on 0.0.0.0:22: pid 812 (sshd)"), "{html}");
+        let hidden = ScanReport {
+            listeners: vec![whyrefused_shared::Listener { pid: None, process: None, ..listener }],
+            owners_hidden: Some(whyrefused_shared::OWNERS_HIDDEN_FROM_REMOTE.into()),
+            ..report
+        };
+        let html = render::<PortList>(PortListProps { report: Rc::new(hidden) });
+        assert!(html.contains(whyrefused_shared::OWNERS_HIDDEN_FROM_REMOTE), "{html}");
     }
 }

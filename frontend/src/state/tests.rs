@@ -399,6 +399,7 @@ fn scan_done(outcome: Outcome, open: u64, refused: u64) -> ScanStep {
         counts: StateCounts { open, refused, ..StateCounts::default() },
         elapsed_us: 20_000,
         loss: None,
+        found: None,
     }
 }
 
