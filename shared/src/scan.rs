@@ -412,18 +412,11 @@ pub struct ScanReport {
     /// The packet loss the scan saw, when it saw any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<ScanLoss>,
-    /// With `--identify`: what answers on each open port (at most
-    /// [`MAX_IDENTIFIED_PORTS`]), in the order of `results`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub services: Vec<crate::service::ServiceIdentity>,
-    /// When the scanned host is the agent's own: the listening socket behind each open port
-    /// (at most [`MAX_IDENTIFIED_PORTS`] ports), with the process that owns it when it may be
-    /// named.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub listeners: Vec<crate::diagnosis::Listener>,
-    /// Why `listeners` name no owners (a client that is not on the agent's host).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owners_hidden: Option<String>,
+    /// What was found behind the open ports once the scan ended: what answers on each (with
+    /// `identify`) and, when the scanned host is the agent's own, the listening socket behind
+    /// each, with its owner when it may be named (at most [`MAX_IDENTIFIED_PORTS`] ports).
+    #[serde(flatten)]
+    pub found: OpenPortsFound,
 }
 
 /// The most open ports of one scan whose service is identified.
@@ -432,7 +425,8 @@ pub const MAX_IDENTIFIED_PORTS: usize = 64;
 impl ScanReport {
     /// The listener of the agent's host behind an open port, when the scan found it.
     pub fn listener_behind(&self, address: SocketAddr) -> Option<&Listener> {
-        self.listeners
+        self.found
+            .listeners
             .iter()
             .find(|l| l.address.port() == address.port() && l.accepts(&address.ip()))
     }
@@ -441,7 +435,7 @@ impl ScanReport {
     /// `listening on 0.0.0.0:22: pid 812 (sshd)`.
     pub fn owner_words(&self, address: SocketAddr) -> Option<String> {
         let listener = self.listener_behind(address)?;
-        let owner = match (listener.owner(), &self.owners_hidden) {
+        let owner = match (listener.owner(), &self.found.owners_hidden) {
             (Some(owner), _) => owner,
             (None, Some(hidden)) => hidden.clone(),
             (None, None) => "owner not readable (run as root to see other users' processes)".into(),
@@ -451,7 +445,7 @@ impl ScanReport {
 
     /// What answers on an open port, when the scan identified it.
     pub fn service_behind(&self, address: SocketAddr) -> Option<&ServiceIdentity> {
-        self.services.iter().find(|s| s.address == address)
+        self.found.services.iter().find(|s| s.address == address)
     }
 
     /// Folds one event into the report.
@@ -476,9 +470,7 @@ impl ScanReport {
             ScanStep::Progress(progress) => self.add_batch(progress),
             ScanStep::Done { outcome, counts, elapsed_us, loss, found } => {
                 if let Some(found) = found {
-                    self.services = found.services.clone();
-                    self.listeners = found.listeners.clone();
-                    self.owners_hidden = found.owners_hidden.clone();
+                    self.found = (**found).clone();
                 }
                 self.loss = loss.clone();
                 self.outcome = Some(*outcome);
@@ -710,7 +702,7 @@ mod tests {
         }));
         assert!(report.is_done());
         assert_eq!(report.counts.get(ConnectState::Refused), 99);
-        assert_eq!(report.owners_hidden.as_deref(), Some("hidden from remote clients"));
+        assert_eq!(report.found.owners_hidden.as_deref(), Some("hidden from remote clients"));
     }
 
     #[test]

@@ -184,14 +184,24 @@ mod tests {
         let report = ScanReport {
             addresses: vec!["127.0.0.1".parse().unwrap()],
             results: vec![result(22, ConnectState::Open)],
-            listeners: vec![listener.clone()],
+            found: whyrefused_shared::OpenPortsFound {
+                listeners: vec![listener.clone()],
+                ..Default::default()
+            },
             ..ScanReport::default()
         };
         let html = render::<PortList>(PortListProps { report: Rc::new(report.clone()) });
         assert!(html.contains("listening on 0.0.0.0:22: pid 812 (sshd)"), "{html}");
         let hidden = ScanReport {
-            listeners: vec![whyrefused_shared::Listener { pid: None, process: None, ..listener }],
-            owners_hidden: Some(whyrefused_shared::OWNERS_HIDDEN_FROM_REMOTE.into()),
+            found: whyrefused_shared::OpenPortsFound {
+                listeners: vec![whyrefused_shared::Listener {
+                    pid: None,
+                    process: None,
+                    ..listener
+                }],
+                services: vec![],
+                owners_hidden: Some(whyrefused_shared::OWNERS_HIDDEN_FROM_REMOTE.into()),
+            },
             ..report
         };
         let html = render::<PortList>(PortListProps { report: Rc::new(hidden) });
