@@ -25,7 +25,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Serialize;
+use whyrefused_shared::ResultListing;
 
 use super::Peer;
 use super::admit::{Refusal, admit};
@@ -48,18 +48,6 @@ impl IntoResponse for Problem {
         let Problem(status, message) = self;
         (status, [(CACHE_CONTROL, "no-store")], message + "\n").into_response()
     }
-}
-
-/// The list's document.
-#[derive(Serialize)]
-struct Listing {
-    /// The results, newest first.
-    results: Vec<Summary>,
-    /// Results this agent could not store since it started (never silently lost).
-    unstored: u64,
-    /// Why the last of them was not stored.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unstored_reason: Option<String>,
 }
 
 /// Why a request gets no history: refused by the rules, or the history is off or unavailable.
@@ -156,7 +144,7 @@ async fn list(
     match matching(&state, &headers, peer, &params).await {
         Ok((history, results)) => {
             let (unstored, unstored_reason) = history.lost();
-            let listing = Listing { results, unstored, unstored_reason };
+            let listing = ResultListing { results, unstored, unstored_reason };
             ([(CACHE_CONTROL, "no-store")], axum::Json(listing)).into_response()
         }
         Err(refused) => refused,

@@ -18,8 +18,8 @@ pub mod webhook;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use serde::Serialize;
 use whyrefused_shared::{Cause, CheckReport};
+pub use whyrefused_shared::{Change, Latency, WatchSummary};
 
 use crate::history::record::connect_us;
 
@@ -31,21 +31,6 @@ pub const LATENCY_WINDOW: usize = 100_000;
 
 /// How many changes a summary lists: the latest ones (the count covers all).
 pub const MAX_CHANGES: usize = 1_000;
-
-/// One change of cause.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Change {
-    /// The round that saw it, from 1.
-    pub round: u64,
-    /// When that round started (RFC 3339).
-    pub at: String,
-    /// The cause before and after.
-    pub from: Cause,
-    pub to: Cause,
-    /// The stored result of the diagnosed round, when it was stored.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
-}
 
 /// How one round compares with the one before.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,31 +143,6 @@ impl Watch {
             },
         }
     }
-}
-
-/// What a watch saw, as it prints when it ends.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WatchSummary {
-    /// Rounds run.
-    pub rounds: u64,
-    /// The share of rounds that reached the target.
-    pub uptime_percent: f64,
-    /// How many rounds ended with each cause.
-    pub causes: BTreeMap<String, u64>,
-    /// How many times the cause changed.
-    pub change_count: u64,
-    /// The changes (the latest [`MAX_CHANGES`]), oldest first.
-    pub changes: Vec<Change>,
-    /// The connect times (the latest [`LATENCY_WINDOW`] rounds').
-    pub connect_ms: Latency,
-}
-
-/// Connect-time percentiles, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Latency {
-    pub p50: Option<f64>,
-    pub p95: Option<f64>,
-    pub max: Option<f64>,
 }
 
 /// The nearest-rank percentile of sorted values.
