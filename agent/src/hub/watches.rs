@@ -563,3 +563,42 @@ impl Source for Fanned {
         parts
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended(id: usize) -> WatchRow {
+        WatchRow {
+            id: format!("w{id}"),
+            spec: String::new(),
+            created_ms: id as i64,
+            created_by: None,
+            state: WatchRowState::Finished,
+            ended_ms: Some(id as i64),
+            ended_by: None,
+            summary: None,
+        }
+    }
+
+    #[test]
+    fn the_listing_keeps_the_latest_ended_watches_within_its_bound() {
+        let watches = Watches::default();
+        let spec = WatchSpec {
+            check: CheckRequest::new("db:1"),
+            every: "10s".into(),
+            count: None,
+            from: vec![],
+            quorum: None,
+            webhook: Some("https://hooks.example/T0/secret".into()),
+        };
+        for id in 0..MAX_ENDED + 5 {
+            watches.list_ended(ended(id), spec.clone());
+        }
+        let listing = watches.list();
+        assert_eq!(listing.watches.len(), MAX_ENDED);
+        assert_eq!(listing.watches[0].id, format!("w{}", MAX_ENDED + 4), "newest first");
+        assert_eq!(listing.watches[0].spec.webhook.as_deref(), Some("https://hooks.example"));
+        assert_eq!((listing.max_running, listing.min_every.as_str()), (20, "1s"));
+    }
+}
