@@ -99,6 +99,9 @@ struct Held {
 #[derive(Clone, Default)]
 pub struct Watches {
     held: Arc<Mutex<VecDeque<Held>>>,
+    /// Held while a watch is checked, stored and started: two at once cannot both take the
+    /// last place under `max_running`.
+    creating: Arc<tokio::sync::Mutex<()>>,
     limits: WatchLimits,
     /// The base of the links webhooks carry (`serve --public-url`).
     public_url: Option<Arc<str>>,
@@ -113,7 +116,12 @@ impl std::fmt::Debug for Watches {
 impl Watches {
     /// No watches yet, within `limits`; webhooks link under `public_url`.
     pub fn new(limits: WatchLimits, public_url: Option<String>) -> Watches {
-        Watches { held: Arc::default(), limits, public_url: public_url.map(Arc::from) }
+        Watches {
+            held: Arc::default(),
+            creating: Arc::default(),
+            limits,
+            public_url: public_url.map(Arc::from),
+        }
     }
 
     /// Its bounds.
@@ -150,6 +158,7 @@ impl Watches {
         let history = history_of(state)?;
         let checked = spec::check(&spec, self.limits.min_every, &state.policy)?;
         check_vantages(state, &checked)?;
+        let _one_at_a_time = self.creating.lock().await;
         if self.running() >= self.limits.max_running {
             return Err(WatchError::Full(self.limits.max_running));
         }
