@@ -25,6 +25,10 @@
 //!   proxy's answer, and how curl, Python requests and Go read the variables.
 //! - [`port_group`]: the nine groups a scan's ports are summarised in ([`PortGroup`]), with
 //!   their headings and [`Severity`], so the CLI and the page word and colour them alike.
+//! - [`history`]: stored results as the agent's HTTP API lists them ([`ResultSummary`]) and
+//!   gives one back ([`StoredResult`]): what the page's History view and `/#/r/ID` links read.
+//! - [`watch`]: watches that run inside an agent ([`WatchSpec`], [`WatchInfo`]), their rounds
+//!   and summaries, as the agent's `/api/watches` routes carry them.
 //! - [`vantage`]: vantage points (a hub and the agents that joined it), [`VantageInfo`], and
 //!   the cross-vantage verdict comparing what each place saw.
 //!
@@ -40,6 +44,7 @@
 pub mod check;
 pub mod diagnosis;
 pub mod explain;
+pub mod history;
 pub mod host;
 pub mod loss;
 pub mod message;
@@ -51,6 +56,7 @@ pub mod report;
 pub mod scan;
 pub mod service;
 pub mod vantage;
+pub mod watch;
 
 pub use check::{
     Attempt, Cause, CheckEvent, CheckRequest, ConnectState, DnsStatus, Errno, Family,
@@ -63,6 +69,7 @@ pub use diagnosis::{
     Listener, Liveness, LocalDrops, LocalListeners, NameserverAnswer, NearbyPorts,
     OWNERS_HIDDEN_FROM_REMOTE, OWNERS_UNREADABLE, Pattern, Phases, PortProbe, Round, TlsReport,
 };
+pub use history::{ResultKind, ResultListing, ResultSummary, StoredResult};
 pub use host::{
     AcceptQueue, FIREWALL_NEEDS, FirewallMatch, FirewallRule, HostPressure, LocalPorts, OwnerState,
     PortHolder, RULE_TEXT_HIDDEN, RuleAction,
@@ -82,6 +89,10 @@ pub use scan::{
 pub use service::{Protocol, ServiceIdentity};
 pub use vantage::{
     ALL_VANTAGES, CrossCause, CrossVerdict, LOCAL_VANTAGE, RouterRule, VantageInfo, VantageResult,
+};
+pub use watch::{
+    Change, Latency, VantageRound, WatchInfo, WatchListing, WatchRound, WatchRounds, WatchSpec,
+    WatchState, WatchSummary,
 };
 
 /// The protocol version both sides announce in `hello`. Bump it on any incompatible change.

@@ -4,38 +4,11 @@
 
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
 use whyrefused_shared::{CheckReport, ScanReport};
 
 use super::formats;
 
-/// What ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// A connectivity check; its report is the document `whyrefused check --json` prints.
-    Check,
-    /// A port scan; its report is the scan's full report (refused ports as runs).
-    Scan,
-}
-
-impl Kind {
-    /// Its name as stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Check => "check",
-            Kind::Scan => "scan",
-        }
-    }
-
-    /// The kind a stored name means.
-    pub fn from_stored(text: &str) -> Kind {
-        match text {
-            "scan" => Kind::Scan,
-            _ => Kind::Check,
-        }
-    }
-}
+pub use whyrefused_shared::history::{ResultKind as Kind, ResultSummary as Summary};
 
 /// Who asked for a result and through what, as stored beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,46 +146,5 @@ pub fn connect_us(report: &CheckReport) -> Option<u64> {
     open.or_else(|| report.attempts.first().map(|a| a.elapsed_us))
 }
 
-/// One stored result, as listed: everything but the report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    /// Its short stable id.
-    pub id: String,
-    /// When it started and ended (RFC 3339, UTC, milliseconds).
-    pub at: String,
-    pub finished_at: String,
-    /// `check` or `scan`.
-    pub kind: Kind,
-    /// What the user typed.
-    pub target: String,
-    /// The host and port it was stored under.
-    pub host: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
-    /// Where it ran from (`local`, or a joined agent's name).
-    pub vantage: String,
-    /// The token's name of whoever asked, when the agent has tokens.
-    pub asked_by: Option<String>,
-    /// Through what: `cli`, `watch`, `websocket`, `hub`.
-    pub source: String,
-    /// The cause, or a scan's outcome.
-    pub cause: Option<String>,
-    /// Whether a check reached its target.
-    pub reachable: Option<bool>,
-    /// The connect time in milliseconds.
-    pub connect_ms: Option<f64>,
-    /// The verdict's sentence, or a scan's counts.
-    pub summary: Option<String>,
-    /// The watch it is a round of.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub watch: Option<String>,
-}
-
-/// One stored result with its whole report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Stored {
-    #[serde(flatten)]
-    pub summary: Summary,
-    /// The report as it was when the request ended.
-    pub report: serde_json::Value,
-}
+/// One stored result with its whole report, as JSON.
+pub type Stored = whyrefused_shared::StoredResult<serde_json::Value>;

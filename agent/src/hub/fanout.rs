@@ -237,6 +237,12 @@ impl Fanout {
     /// the joined agents' packets, its forwarding rules' counters are read around their checks,
     /// so the rule that stopped them can be named ([`ForwardWatch`]).
     pub async fn run(self, job: Job) -> RequestId {
+        self.run_for_reports(job).await.0
+    }
+
+    /// Like [`Fanout::run`]; also gives each vantage point's report, by name, in order (an
+    /// agent-side watch combines them).
+    pub async fn run_for_reports(self, job: Job) -> (RequestId, Vec<(String, Report)>) {
         let others_probe = self.vantages.iter().any(|v| matches!(v, Vantage::Remote { .. }));
         let forwarding = match (&job.plan, others_probe) {
             (Plan::Check(_), true) => ForwardWatch::start().await,
@@ -298,7 +304,8 @@ impl Fanout {
             "request"
         );
         let _ = self.outbox.message(&AgentMessage::VantagesDone { id: self.id, verdict });
-        self.id
+        let names = self.vantages.iter().map(|vantage| vantage.name().to_string());
+        (self.id, names.zip(reports).collect())
     }
 
     /// Counts each vantage point's finished part.

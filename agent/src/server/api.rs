@@ -1,4 +1,5 @@
-//! The HTTP API beside the WebSocket: the stored results.
+//! The HTTP API beside the WebSocket: the stored results (and, merged here, the agent's own
+//! watches: [`super::watch_api`]).
 //!
 //! Who may call: every route meets the WebSocket's rules through [`admit`]: the Host check
 //! (DNS rebinding) and the Origin check; a browser request from another site
@@ -25,7 +26,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Serialize;
+use whyrefused_shared::ResultListing;
 
 use super::Peer;
 use super::admit::{Refusal, admit};
@@ -38,10 +39,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/results", get(list))
         .route("/api/results.csv", get(csv))
         .route("/api/results/{id}", get(one))
+        .merge(super::watch_api::routes())
 }
 
 /// A refusal or a failure, as a status and one line of text.
-struct Problem(StatusCode, String);
+pub(super) struct Problem(pub(super) StatusCode, pub(super) String);
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
@@ -50,20 +52,8 @@ impl IntoResponse for Problem {
     }
 }
 
-/// The list's document.
-#[derive(Serialize)]
-struct Listing {
-    /// The results, newest first.
-    results: Vec<Summary>,
-    /// Results this agent could not store since it started (never silently lost).
-    unstored: u64,
-    /// Why the last of them was not stored.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unstored_reason: Option<String>,
-}
-
 /// Why a request gets no history: refused by the rules, or the history is off or unavailable.
-enum Unserved {
+pub(super) enum Unserved {
     Refused(Refusal),
     Problem(Problem),
 }
@@ -78,7 +68,7 @@ impl IntoResponse for Unserved {
 }
 
 /// Admits the request and finds the history, or says why not.
-fn history_for(
+pub(super) fn history_for(
     state: &AppState,
     headers: &HeaderMap,
     peer: SocketAddr,
@@ -156,7 +146,7 @@ async fn list(
     match matching(&state, &headers, peer, &params).await {
         Ok((history, results)) => {
             let (unstored, unstored_reason) = history.lost();
-            let listing = Listing { results, unstored, unstored_reason };
+            let listing = ResultListing { results, unstored, unstored_reason };
             ([(CACHE_CONTROL, "no-store")], axum::Json(listing)).into_response()
         }
         Err(refused) => refused,
