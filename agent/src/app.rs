@@ -13,6 +13,7 @@ use whyrefused_shared::AgentInfo;
 use crate::exporter::Exporter;
 use crate::history::Availability;
 use crate::hub::Hub;
+use crate::hub::watches::Watches;
 use crate::peer::{OpenSessions, SessionCaps};
 use crate::policy::TargetPolicy;
 use crate::rate::SharedBudget;
@@ -108,6 +109,8 @@ pub struct AppState {
     pub exporter: Exporter,
     /// Where every check and scan run here is stored (`--no-history`: off).
     pub history: Availability,
+    /// The agent's own watches (`/api/watches`), stored in the history.
+    pub watches: Watches,
     /// The proxy variables of the agent's environment, followed by its checks only with
     /// `--use-env-proxy` (a check must not change with how the agent was started).
     pub env_proxy: Option<Arc<crate::proxy::ProxySettings>>,
@@ -134,6 +137,7 @@ impl AppState {
             show_processes: false,
             exporter: Exporter::default(),
             history: Availability::Off,
+            watches: Watches::default(),
             env_proxy: None,
         }
     }

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Cause, CheckRequest};
+use crate::{Cause, CheckRequest, Outcome};
 
 /// What a watch repeats, how often, from where, and whom it tells.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,11 +126,16 @@ pub struct WatchRound {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VantageRound {
     pub vantage: String,
+    /// Its cause; `unknown` when it gave no verdict (then `outcome` says why).
     pub cause: Cause,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+    /// How its part ended when it did not run to the end: `vantage_offline`,
+    /// `vantage_timeout` or `rejected` (it counts as failing the round).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
 }
 
 /// The answer to `GET /api/watches/{id}/rounds`.

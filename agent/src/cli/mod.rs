@@ -33,6 +33,7 @@ use whyrefused_shared::{
 
 use crate::check::{self, CheckPlan};
 use crate::hub::HubLimits;
+use crate::hub::watches::WatchLimits;
 use crate::policy::{Cidr, Rules, Serves, TargetPolicy};
 use crate::scan::ports::PortSpec;
 use crate::scan::{self as port_scan, ScanPlan, limits};
@@ -249,6 +250,19 @@ struct ServeArgs {
     /// http_2xx.
     #[arg(long, value_name = "FILE")]
     probe_config: Option<std::path::PathBuf>,
+    /// The most watches the agent runs at once for its clients (POST /api/watches,
+    /// whyrefused watches --add); one more is refused, naming this limit.
+    #[arg(long, value_name = "N", default_value_t = WatchLimits::DEFAULT.max_running, value_parser = clap::value_parser!(u32).range(1..=10_000).map(|n| n as usize))]
+    max_watches: usize,
+    /// The shortest interval between the rounds of the agent's own watches (10ms, 1s, 30s):
+    /// each round is a check with its connects, so a busy agent wants it long.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_min_watch_every)]
+    min_watch_every: std::time::Duration,
+    /// The agent's address as its users open it (https://whyrefused.example:7070): the links
+    /// a watch's webhook carries are URL/#/r/ID. Without it, a webhook carries the result's
+    /// id only.
+    #[arg(long, value_name = "URL", value_parser = parse_public_url)]
+    public_url: Option<String>,
     /// Check http:// and https:// targets through the proxy that this agent's own HTTP_PROXY,
     /// HTTPS_PROXY, ALL_PROXY and NO_PROXY name (as curl reads them). Without it the agent
     /// ignores them: its checks do not change with how it was started.
@@ -367,6 +381,25 @@ impl ServeArgs {
         };
         TargetPolicy::for_agent(self.serves(listen), &rules)
     }
+}
+
+fn parse_min_watch_every(text: &str) -> Result<std::time::Duration, String> {
+    let every = crate::history::formats::parse_duration(text)?;
+    match every >= std::time::Duration::from_millis(10) {
+        true => Ok(every),
+        false => Err(format!("'{text}' is shorter than the shortest interval, 10ms")),
+    }
+}
+
+/// `--public-url`: an http(s) URL without a query or fragment; kept without its trailing `/`.
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let invalid = || format!("'{text}' is not a URL: write https://HOST[:PORT][/PATH]");
+    let uri: axum::http::Uri = text.parse().map_err(|_| invalid())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || uri.host().is_none() || uri.query().is_some() || text.contains('#') {
+        return Err(invalid());
+    }
+    Ok(text.trim_end_matches('/').to_string())
 }
 
 fn parse_max_port_spec_items(text: &str) -> Result<usize, String> {
@@ -646,6 +679,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let _ = std::io::stdout().flush();
     let state = agent_state(&args, address, tokens, exporter);
     reload_tokens_on_hangup(hangups, &args, &state);
+    // The watches it ran when it stopped run on (only an agent that serves the API has any).
+    state.watches.resume(&state).await;
     let gave_up = Arc::new(std::sync::OnceLock::new());
     let stop = match join {
         Some(join) => {
@@ -761,6 +796,9 @@ fn agent_state(
     }
     state.hub = crate::hub::Hub::new(args.hub_limits());
     state.history = open_history(&args.history);
+    let watch_limits =
+        WatchLimits { max_running: args.max_watches, min_every: args.min_watch_every };
+    state.watches = crate::hub::watches::Watches::new(watch_limits, args.public_url.clone());
     if let Some(tokens) = tokens {
         tracing::info!(tokens = ?tokens.names(), "clients must authenticate");
         state = state.with_tokens(tokens);

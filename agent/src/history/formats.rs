@@ -38,6 +38,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     count.checked_mul(unit_ms).map(Duration::from_millis).ok_or_else(invalid)
 }
 
+/// A duration as [`parse_duration`] reads it, in the largest unit that divides it (`1s`,
+/// `200ms`, `10m`).
+pub fn duration_text(duration: Duration) -> String {
+    let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    let (unit, size) = DURATION_UNITS
+        .iter()
+        .rev()
+        .find(|(_, size)| ms > 0 && ms % size == 0)
+        .copied()
+        .unwrap_or(("ms", 1));
+    format!("{}{unit}", ms / size)
+}
+
 /// A size: a whole number and one unit, `B`, `KB`, `MB`, `GB` (powers of 1000) or `KiB`,
 /// `MiB`, `GiB` (powers of 1024), without spaces (`500MB`).
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -127,6 +140,9 @@ mod tests {
         assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
         for bad in ["", "30", "d", "1.5h", "-1s", "1 h", "1h30m", "30 d", "99999999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        for text in ["200ms", "1s", "90s", "10m", "36h", "30d", "1500ms"] {
+            assert_eq!(duration_text(parse_duration(text).unwrap()), text, "written back");
         }
     }
 

@@ -27,7 +27,7 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::Duration;
 
 pub use record::{Asker, Document, Entry, Kind, Stored, Summary};
-pub use store::{Query, Retention, Store, StoreError};
+pub use store::{Query, Retention, RoundRow, Store, StoreError, WatchRow, WatchRowState};
 use writer::{Command, Health};
 
 use crate::target::{Host, Target};
@@ -81,6 +81,22 @@ impl History {
         let id = entry.id.clone();
         writer::send(&self.sender, &self.health, entry);
         id
+    }
+
+    /// Hands a watch's round to the writer without waiting (as [`History::record`]).
+    pub fn record_round(&self, row: RoundRow) {
+        writer::send_round(&self.sender, &self.health, row);
+    }
+
+    /// Runs `write` on a fresh connection that may write (the watches' rare changes), off the
+    /// async runtime's workers.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let path = self.path.clone();
+        let joined = tokio::task::spawn_blocking(move || write(&mut Store::open(&path)?)).await;
+        joined.unwrap_or_else(|error| Err(StoreError::Interrupted(error.to_string())))
     }
 
     /// Waits (blocking, at most `limit`) until everything recorded so far is written; says

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
+use whyrefused_shared::{Cause, WatchRound};
+
 use super::formats;
 use super::record::{Entry, Kind, Stored, Summary};
 
@@ -18,7 +20,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The migrations, in order: the database's `user_version` is how many have run. Append only:
 /// a released migration never changes.
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // 1: results, with the columns a watch and a quorum across vantage points will filter on.
     "CREATE TABLE results (
         seq INTEGER PRIMARY KEY,
@@ -42,6 +44,34 @@ const MIGRATIONS: [&str; 1] = [
     CREATE INDEX results_by_target ON results (host, port, started_ms);
     CREATE INDEX results_by_time ON results (started_ms);
     CREATE INDEX results_by_watch ON results (watch, started_ms) WHERE watch IS NOT NULL;",
+    // 2: the agent's own watches (their spec as JSON, who made and ended them), and each
+    // round of a watch as it counted: its cause across vantage points, whether it changed,
+    // each vantage point's part (JSON).
+    "CREATE TABLE watches (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        spec TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        created_by TEXT,
+        state TEXT NOT NULL,
+        ended_ms INTEGER,
+        ended_by TEXT,
+        summary TEXT
+    );
+    CREATE TABLE watch_rounds (
+        seq INTEGER PRIMARY KEY,
+        watch TEXT NOT NULL,
+        round INTEGER NOT NULL,
+        started_ms INTEGER NOT NULL,
+        cause TEXT NOT NULL,
+        reachable INTEGER NOT NULL,
+        connect_us INTEGER,
+        changed INTEGER NOT NULL,
+        result TEXT,
+        vantages TEXT
+    );
+    CREATE INDEX watch_rounds_by_watch ON watch_rounds (watch, round);
+    CREATE INDEX watch_rounds_by_time ON watch_rounds (started_ms);",
 ];
 
 /// Why the history file cannot be used; each says which file and what to do.
@@ -102,6 +132,57 @@ impl Retention {
     /// Thirty days, 500 MB.
     pub const DEFAULT: Retention =
         Retention { max_age: Some(Duration::from_secs(30 * 86_400)), max_bytes: Some(500_000_000) };
+}
+
+/// One round of a watch, to store.
+#[derive(Debug, Clone)]
+pub struct RoundRow {
+    /// The watch's id.
+    pub watch: String,
+    /// The round as it counted.
+    pub round: WatchRound,
+}
+
+/// How a stored watch stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchRowState {
+    Running,
+    Stopped,
+    Finished,
+}
+
+impl WatchRowState {
+    fn as_str(&self) -> &'static str {
+        match self {
+            WatchRowState::Running => "running",
+            WatchRowState::Stopped => "stopped",
+            WatchRowState::Finished => "finished",
+        }
+    }
+
+    fn from_stored(text: &str) -> WatchRowState {
+        match text {
+            "stopped" => WatchRowState::Stopped,
+            "finished" => WatchRowState::Finished,
+            _ => WatchRowState::Running,
+        }
+    }
+}
+
+/// One stored watch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchRow {
+    pub id: String,
+    /// Its spec as JSON (the webhook URL whole: it is needed to resume the watch).
+    pub spec: String,
+    pub created_ms: i64,
+    pub created_by: Option<String>,
+    pub state: WatchRowState,
+    /// When it stopped or finished, and who stopped it.
+    pub ended_ms: Option<i64>,
+    pub ended_by: Option<String>,
+    /// Its summary as JSON, once it ended.
+    pub summary: Option<String>,
 }
 
 /// The columns a [`Summary`] is read from, in order.
@@ -252,6 +333,157 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(sqlite)
     }
 
+    /// Stores the rounds of watches in one transaction.
+    pub fn insert_rounds(&mut self, rounds: &[RoundRow]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sqlite = |source| classify(&path, source);
+        let transaction = self.connection.transaction().map_err(sqlite)?;
+        {
+            let mut insert = transaction
+                .prepare_cached(
+                    "INSERT INTO watch_rounds (watch, round, started_ms, cause, reachable, \
+                     connect_us, changed, result, vantages) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+                     ?8, ?9)",
+                )
+                .map_err(sqlite)?;
+            for row in rounds {
+                let round = &row.round;
+                let started_ms = humantime::parse_rfc3339(&round.at).map_or(0, formats::unix_ms);
+                let vantages = match round.vantages.is_empty() {
+                    true => None,
+                    false => serde_json::to_string(&round.vantages).ok(),
+                };
+                insert
+                    .execute(params![
+                        row.watch,
+                        i64::try_from(round.round).unwrap_or(i64::MAX),
+                        started_ms,
+                        round.cause.as_str(),
+                        round.reachable,
+                        round.connect_ms.map(|ms| (ms * 1000.0).round() as i64),
+                        round.changed,
+                        round.result,
+                        vantages,
+                    ])
+                    .map_err(sqlite)?;
+            }
+        }
+        transaction.commit().map_err(sqlite)
+    }
+
+    /// The latest `limit` rounds of `watch` that started at or after `since_ms`, oldest first.
+    pub fn rounds(
+        &self,
+        watch: &str,
+        since_ms: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<WatchRound>, StoreError> {
+        let sqlite = |source| classify(&self.path, source);
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT round, started_ms, cause, reachable, connect_us, changed, result, \
+                 vantages FROM watch_rounds WHERE watch = ?1 AND started_ms >= ?2 \
+                 ORDER BY round DESC, seq DESC LIMIT ?3",
+            )
+            .map_err(sqlite)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = statement
+            .query_map(params![watch, since_ms.unwrap_or(i64::MIN), limit], |row| {
+                let cause: String = row.get(2)?;
+                let connect_us: Option<i64> = row.get(4)?;
+                let vantages: Option<String> = row.get(7)?;
+                Ok(WatchRound {
+                    round: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+                    at: formats::rfc3339_ms(row.get(1)?),
+                    cause: serde_json::from_value(serde_json::Value::String(cause))
+                        .unwrap_or(Cause::Unknown),
+                    reachable: row.get(3)?,
+                    connect_ms: connect_us.map(|us| us as f64 / 1000.0),
+                    changed: row.get(5)?,
+                    result: row.get(6)?,
+                    vantages: vantages
+                        .and_then(|json| serde_json::from_str(&json).ok())
+                        .unwrap_or_default(),
+                })
+            })
+            .map_err(sqlite)?;
+        let mut rounds = rows.collect::<Result<Vec<_>, _>>().map_err(sqlite)?;
+        rounds.reverse();
+        Ok(rounds)
+    }
+
+    /// Stores a new watch.
+    pub fn insert_watch(&mut self, watch: &WatchRow) -> Result<(), StoreError> {
+        self.connection
+            .execute(
+                "INSERT INTO watches (id, spec, created_ms, created_by, state, ended_ms, \
+                 ended_by, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    watch.id,
+                    watch.spec,
+                    watch.created_ms,
+                    watch.created_by,
+                    watch.state.as_str(),
+                    watch.ended_ms,
+                    watch.ended_by,
+                    watch.summary,
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| classify(&self.path, e))
+    }
+
+    /// Marks a watch stopped or finished, at `ended_ms`, by `by`, with its summary.
+    pub fn end_watch(
+        &mut self,
+        id: &str,
+        state: WatchRowState,
+        ended_ms: i64,
+        by: Option<&str>,
+        summary: &str,
+    ) -> Result<(), StoreError> {
+        self.connection
+            .execute(
+                "UPDATE watches SET state = ?2, ended_ms = ?3, ended_by = ?4, summary = ?5 \
+                 WHERE id = ?1",
+                params![id, state.as_str(), ended_ms, by, summary],
+            )
+            .map(|_| ())
+            .map_err(|e| classify(&self.path, e))
+    }
+
+    /// Every running watch, and the latest `ended` that ended, newest first.
+    pub fn watches(&self, ended: usize) -> Result<Vec<WatchRow>, StoreError> {
+        let sqlite = |source| classify(&self.path, source);
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT id, spec, created_ms, created_by, state, ended_ms, ended_by, summary \
+                 FROM watches WHERE state = 'running' OR seq IN (SELECT seq FROM watches \
+                 WHERE state != 'running' ORDER BY ended_ms DESC, seq DESC LIMIT ?1) \
+                 ORDER BY created_ms DESC, seq DESC",
+            )
+            .map_err(sqlite)?;
+        let limit = i64::try_from(ended).unwrap_or(i64::MAX);
+        let rows = statement
+            .query_map([limit], |row| {
+                let state: String = row.get(4)?;
+                Ok(WatchRow {
+                    id: row.get(0)?,
+                    spec: row.get(1)?,
+                    created_ms: row.get(2)?,
+                    created_by: row.get(3)?,
+                    state: WatchRowState::from_stored(&state),
+                    ended_ms: row.get(5)?,
+                    ended_by: row.get(6)?,
+                    summary: row.get(7)?,
+                })
+            })
+            .map_err(sqlite)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sqlite)
+    }
+
     /// The result with this id, with its report.
     pub fn get(&self, id: &str) -> Result<Option<Stored>, StoreError> {
         let sql = format!("SELECT {SUMMARY_COLUMNS}, report FROM results WHERE id = ?1");
@@ -299,6 +531,10 @@ impl Store {
                 .connection
                 .execute("DELETE FROM results WHERE started_ms < ?1", [cutoff])
                 .map_err(sqlite)? as u64;
+            // A watch's rounds go with their results (the watch itself stays listed).
+            self.connection
+                .execute("DELETE FROM watch_rounds WHERE started_ms < ?1", [cutoff])
+                .map_err(sqlite)?;
         }
         if let Some(limit) = retention.max_bytes {
             // A few rounds at most: each removes the share of rows the excess suggests.

@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 
 use super::formats;
 use super::record::Entry;
-use super::store::{Retention, Store};
+use super::store::{Retention, RoundRow, Store};
 
 /// How many results may wait for the writer: a request fanned out to a hub's most joined
 /// agents (4,096 by default) fits at once. At tens of microseconds a write in a batch, a full
@@ -31,6 +31,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 pub enum Command {
     /// Store a result.
     Record(Box<Entry>),
+    /// Store a watch's round.
+    Round(Box<RoundRow>),
     /// Answer once every result sent before is written (or failed).
     Flush(SyncSender<()>),
 }
@@ -59,6 +61,19 @@ impl Health {
     }
 }
 
+/// Sends a watch's round to the writer without waiting; when the queue is full or the writer
+/// gone, says so (log and [`Health`]).
+pub fn send_round(sender: &SyncSender<Command>, health: &Health, row: RoundRow) {
+    let (watch, round) = (row.watch.clone(), row.round.round);
+    let reason = match sender.try_send(Command::Round(Box::new(row))) {
+        Ok(()) => return,
+        Err(TrySendError::Full(_)) => format!("{QUEUE} results were already waiting to be written"),
+        Err(TrySendError::Disconnected(_)) => "the history's writer has stopped".to_string(),
+    };
+    warn!(watch, round, %reason, "a watch's round was not stored in the history");
+    health.lose(1, reason);
+}
+
 /// Sends `entry` to the writer without waiting; when the queue is full or the writer gone, says
 /// so (log and [`Health`]).
 pub fn send(sender: &SyncSender<Command>, health: &Health, entry: Entry) {
@@ -81,7 +96,7 @@ pub fn run(
 ) {
     prune(&mut store, retention, &health);
     let mut last_prune = Instant::now();
-    let mut batch: Vec<Entry> = Vec::with_capacity(BATCH);
+    let mut batch = Batch::default();
     let mut flushes: Vec<SyncSender<()>> = Vec::new();
     loop {
         let first = match commands.recv_timeout(PRUNE_EVERY) {
@@ -94,7 +109,7 @@ pub fn run(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         take(first, &mut batch, &mut flushes);
-        while batch.len() < BATCH {
+        while batch.entries.len() + batch.rounds.len() < BATCH {
             match commands.try_recv() {
                 Ok(command) => take(command, &mut batch, &mut flushes),
                 Err(_) => break,
@@ -111,15 +126,38 @@ pub fn run(
     }
 }
 
-fn take(command: Command, batch: &mut Vec<Entry>, flushes: &mut Vec<SyncSender<()>>) {
+/// What the writer is about to write.
+#[derive(Default)]
+struct Batch {
+    entries: Vec<Entry>,
+    rounds: Vec<RoundRow>,
+}
+
+fn take(command: Command, batch: &mut Batch, flushes: &mut Vec<SyncSender<()>>) {
     match command {
-        Command::Record(entry) => batch.push(*entry),
+        Command::Record(entry) => batch.entries.push(*entry),
+        Command::Round(row) => batch.rounds.push(*row),
         Command::Flush(done) => flushes.push(done),
     }
 }
 
+/// Writes and empties `batch`: the results, then the rounds that name them.
+fn write(store: &mut Store, batch: &mut Batch, health: &Health) {
+    write_entries(store, &mut batch.entries, health);
+    if batch.rounds.is_empty() {
+        return;
+    }
+    if let Err(error) = store.insert_rounds(&batch.rounds) {
+        let rounds: Vec<(&str, u64)> =
+            batch.rounds.iter().map(|row| (row.watch.as_str(), row.round.round)).collect();
+        warn!(%error, ?rounds, "watch rounds were not stored in the history");
+        health.lose(batch.rounds.len() as u64, error.to_string());
+    }
+    batch.rounds.clear();
+}
+
 /// Writes and empties `batch`; a failure loses the batch, loudly.
-fn write(store: &mut Store, batch: &mut Vec<Entry>, health: &Health) {
+fn write_entries(store: &mut Store, batch: &mut Vec<Entry>, health: &Health) {
     if batch.is_empty() {
         return;
     }
@@ -192,11 +230,11 @@ mod tests {
         let health = Health::default();
         let first = entry();
         let duplicate = Entry { input: "again".into(), ..first.clone() };
-        write(&mut store, &mut vec![first], &health);
-        write(&mut store, &mut vec![duplicate], &health);
+        write_entries(&mut store, &mut vec![first], &health);
+        write_entries(&mut store, &mut vec![duplicate], &health);
         assert_eq!(health.stored.load(Ordering::Relaxed), 1);
         assert_eq!(health.lost.load(Ordering::Relaxed), 1, "the id is unique: the second failed");
-        write(&mut store, &mut vec![entry()], &health);
+        write_entries(&mut store, &mut vec![entry()], &health);
         assert_eq!(health.stored.load(Ordering::Relaxed), 2);
     }
 }

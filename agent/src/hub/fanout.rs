@@ -219,6 +219,12 @@ impl Fold<'_> {
 impl Fanout {
     /// Runs the job at every vantage point, then sends the comparison.
     pub async fn run(self, job: Job) -> RequestId {
+        self.run_for_reports(job).await.0
+    }
+
+    /// Like [`Fanout::run`]; also gives each vantage point's report, by name, in order (an
+    /// agent-side watch combines them).
+    pub async fn run_for_reports(self, job: Job) -> (RequestId, Vec<(String, Report)>) {
         let runs = self.vantages.iter().map(|vantage| self.run_at(vantage, &job));
         let reports: Vec<Report> = join_all(runs).await;
         self.count(&reports);
@@ -267,7 +273,8 @@ impl Fanout {
             "request"
         );
         let _ = self.outbox.message(&AgentMessage::VantagesDone { id: self.id, verdict });
-        self.id
+        let names = self.vantages.iter().map(|vantage| vantage.name().to_string());
+        (self.id, names.zip(reports).collect())
     }
 
     /// Counts each vantage point's finished part.

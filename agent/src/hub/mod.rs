@@ -17,6 +17,8 @@
 //!   each vantage point given up on (`vantage_timeout`) once silent for longer than the
 //!   request's longest wait plus [`SILENCE_GRACE`], ending with the cross-vantage verdict
 //!   (`verdict::cross`).
+//! - [`watches`]: the agent's own watches, each a task running its rounds through the
+//!   fan-out; stored, resumed at start, bounded in number and interval.
 //!
 //! The joining agent's side (dialling, backoff, serving the hub as a client) is `join`, above
 //! the server; this layer only ever answers sockets it is handed.
@@ -31,6 +33,7 @@ pub mod link;
 pub mod local;
 pub mod recorded;
 pub mod registry;
+pub mod watches;
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -38,10 +38,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/results", get(list))
         .route("/api/results.csv", get(csv))
         .route("/api/results/{id}", get(one))
+        .merge(super::watch_api::routes())
 }
 
 /// A refusal or a failure, as a status and one line of text.
-struct Problem(StatusCode, String);
+pub(super) struct Problem(pub(super) StatusCode, pub(super) String);
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
@@ -51,7 +52,7 @@ impl IntoResponse for Problem {
 }
 
 /// Why a request gets no history: refused by the rules, or the history is off or unavailable.
-enum Unserved {
+pub(super) enum Unserved {
     Refused(Refusal),
     Problem(Problem),
 }
@@ -66,7 +67,7 @@ impl IntoResponse for Unserved {
 }
 
 /// Admits the request and finds the history, or says why not.
-fn history_for(
+pub(super) fn history_for(
     state: &AppState,
     headers: &HeaderMap,
     peer: SocketAddr,

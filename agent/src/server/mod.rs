@@ -1,6 +1,6 @@
 //! The agent server: the page at `/` and the WebSocket at `/ws`, from one origin, and the
 //! Prometheus routes (`/probe`, `/metrics`, `/-/reload`), and the HTTP API of stored results
-//! (`/api/results`, [`api`]).
+//! (`/api/results`, [`api`]) and of the agent's own watches (`/api/watches`, [`watch_api`]).
 //!
 //! [`router`] builds the routes (tests serve it on port 0); [`serve`] runs it until a shutdown
 //! signal, then tells every session's running requests and waits briefly for them to finish.
@@ -13,6 +13,7 @@ pub mod prometheus;
 pub mod request_ids;
 pub mod session;
 pub mod tls;
+pub mod watch_api;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -3,17 +3,27 @@
 //! - [`Watch`] (here): the rounds seen so far: the current cause, the changes with their
 //!   timestamps, the count of each cause, connect times for the percentiles, the recent rounds
 //!   for a sparkline; and [`WatchSummary`], what a watch prints when it ends.
+//! - [`rounds`]: one watch's rounds, for every caller alike (the command line's `whyrefused
+//!   watch`, here or through a hub, and the agent's own watches): each round run at its vantage
+//!   points, combined, diagnosed on a change, stored with the watch's id, the change POSTed.
+//! - [`quorum`]: "down when N of M vantage points fail", and how a round's parts combine.
+//! - [`spec`]: an agent-side watch's [`WatchSpec`](whyrefused_shared::WatchSpec) checked field
+//!   by field against the agent's limits and target policy.
 //! - [`webhook`]: the POST sent on each change (Slack- and Mattermost-compatible `text`), with
 //!   retries and a timeout, its target held to the target policy.
 //!
 //! A round whose cause differs from the previous one's (and the first round) is *diagnosed*:
 //! it runs the full check, every side probe and the path trace, so the evidence stored is from
-//! the moment of the change. The command line's `whyrefused watch` drives it; an agent-side
-//! watch can drive the same type.
+//! the moment of the change.
 //!
 //! Layer: above check and history (it runs the one and feeds the other), below the hub and
-//! the command line.
+//! the command line. Where a round runs is a [`rounds::Source`] given from above: the command
+//! line's (here, or through a hub's socket) and the hub's fan-out for the agent's own watches
+//! (`hub::watches`).
 
+pub mod quorum;
+pub mod rounds;
+pub mod spec;
 pub mod webhook;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -66,6 +76,8 @@ pub struct Watch {
     connect_ms: VecDeque<f64>,
     max_connect_ms: Option<f64>,
     recent: VecDeque<Recent>,
+    /// The number of the last round (rounds go on from it when a stored watch resumes).
+    last_round: u64,
 }
 
 impl Watch {
@@ -80,17 +92,46 @@ impl Watch {
         self.last
     }
 
+    /// The number of the last round (0 before the first).
+    pub fn last_round(&self) -> u64 {
+        self.last_round
+    }
+
     /// Counts a finished round that started `at`, stored as `result`.
     pub fn observe(&mut self, at: &str, report: &CheckReport, result: Option<String>) -> Observed {
         let cause = report.verdict.as_ref().map_or(Cause::Unknown, |v| v.cause);
+        let connect_ms = connect_us(report).map(|us| us as f64 / 1000.0);
+        self.observe_cause(at, cause, connect_ms, result)
+    }
+
+    /// Counts the next round, which started `at` and ended `cause` (across vantage points).
+    pub fn observe_cause(
+        &mut self,
+        at: &str,
+        cause: Cause,
+        connect_ms: Option<f64>,
+        result: Option<String>,
+    ) -> Observed {
+        self.observe_numbered(self.last_round + 1, at, cause, connect_ms, result)
+    }
+
+    /// Counts round `round` (a stored one, replayed when its watch resumes).
+    pub fn observe_numbered(
+        &mut self,
+        round: u64,
+        at: &str,
+        cause: Cause,
+        connect_ms: Option<f64>,
+        result: Option<String>,
+    ) -> Observed {
         self.rounds += 1;
+        self.last_round = round;
         let previous = self.last.replace(cause);
         let changed = previous.is_some_and(|previous| previous != cause);
         *self.causes.entry(cause.as_str()).or_default() += 1;
         if cause.is_reachable() {
             self.reachable_rounds += 1;
         }
-        let connect_ms = connect_us(report).map(|us| us as f64 / 1000.0);
         if let Some(ms) = connect_ms {
             if self.connect_ms.len() == LATENCY_WINDOW {
                 self.connect_ms.pop_front();
@@ -107,10 +148,10 @@ impl Watch {
             if self.changes.len() == MAX_CHANGES {
                 self.changes.pop_front();
             }
-            let change = Change { round: self.rounds, at: at.to_string(), from, to: cause, result };
+            let change = Change { round, at: at.to_string(), from, to: cause, result };
             self.changes.push_back(change);
         }
-        Observed { round: self.rounds, changed, previous, cause }
+        Observed { round, changed, previous, cause }
     }
 
     /// The last change, if there was one.

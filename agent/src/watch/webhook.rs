@@ -54,9 +54,32 @@ impl std::fmt::Display for WebhookUrl {
 }
 
 impl WebhookUrl {
+    /// Its scheme and host only, as every listing and log shows it: the path and query of a
+    /// chat webhook are often its secret.
+    pub fn shown(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        match self.host.contains(':') {
+            true => format!("{scheme}://[{}]", self.host),
+            false => format!("{scheme}://{}", self.host),
+        }
+    }
+
+    /// `text` as listings show a webhook URL: its scheme and host only.
+    pub fn shown_text(text: &str) -> String {
+        WebhookUrl::parse(text).map_or_else(|_| "(not a webhook URL)".into(), |url| url.shown())
+    }
+
+    /// The host, without brackets, and the port.
+    pub fn host_port(&self) -> (&str, u16) {
+        (&self.host, self.port)
+    }
+
     /// Checks a webhook URL the user gave.
     pub fn parse(text: &str) -> Result<WebhookUrl, String> {
-        let invalid = || format!("'{text}' is not a webhook URL: write http(s)://HOST[:PORT]/PATH");
+        let invalid = || {
+            let shown: String = text.chars().take(64).flat_map(char::escape_default).collect();
+            format!("'{shown}' is not a webhook URL: write http(s)://HOST[:PORT]/PATH")
+        };
         let uri: axum::http::Uri = text.parse().map_err(|_| invalid())?;
         let (tls, default_port) = match uri.scheme_str() {
             Some("https") => (true, 443),
@@ -118,6 +141,10 @@ pub struct ChangeBody {
     /// The stored result of the diagnosed round, when it was stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+    /// The link that opens it on the agent's page (`serve --public-url` + `/#/r/ID`), when the
+    /// agent knows its public URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 impl ChangeBody {
@@ -141,7 +168,18 @@ impl ChangeBody {
             summary,
             evidence: report.verdict.as_ref().map(|v| v.evidence.clone()).unwrap_or_default(),
             result: change.result.clone(),
+            link: None,
         }
+    }
+
+    /// The same body, linking its result under `public_url` (`URL/#/r/ID`), said in `text`.
+    pub fn linked(mut self, public_url: Option<&str>) -> ChangeBody {
+        if let (Some(base), Some(id)) = (public_url, &self.result) {
+            let link = format!("{}/#/r/{id}", base.trim_end_matches('/'));
+            self.text = format!("{} {link}", self.text);
+            self.link = Some(link);
+        }
+        self
     }
 }
 
@@ -182,7 +220,7 @@ impl Webhook {
     }
 
     fn failed(&self, detail: String) -> WebhookError {
-        WebhookError::Failed { url: self.url.to_string(), detail }
+        WebhookError::Failed { url: self.url.shown(), detail }
     }
 
     /// One attempt: resolve, check every address against the policy, connect to the first
@@ -206,7 +244,7 @@ impl Webhook {
             .collect();
         if allowed.is_empty() {
             let reason = denial.unwrap_or_else(|| format!("{} has no address", url.host));
-            return Err(WebhookError::Denied { url: url.to_string(), reason });
+            return Err(WebhookError::Denied { url: url.shown(), reason });
         }
         let tcp = TcpStream::connect(&allowed[..])
             .await
@@ -226,7 +264,7 @@ impl Webhook {
         };
         match status.map_err(|error| self.failed(error.to_string()))? {
             status @ 200..=299 => Ok(status),
-            status => Err(WebhookError::Status { url: url.to_string(), status }),
+            status => Err(WebhookError::Status { url: url.shown(), status }),
         }
     }
 
@@ -295,6 +333,8 @@ mod tests {
     fn webhook_urls_are_http_or_https_with_a_path() {
         let url = WebhookUrl::parse("http://127.0.0.1:9000/hooks/x?a=1").unwrap();
         assert_eq!(url.to_string(), "http://127.0.0.1:9000/hooks/x?a=1");
+        assert_eq!(url.shown(), "http://127.0.0.1", "listings and logs: scheme and host");
+        assert_eq!(WebhookUrl::shown_text("https://[::1]:8443/T0/B1/secret"), "https://[::1]");
         assert_eq!(WebhookUrl::parse("https://hooks.example").unwrap().port, 443);
         assert!(WebhookUrl::parse("ftp://x/").is_err());
         assert!(WebhookUrl::parse("not a url").is_err());
@@ -338,6 +378,9 @@ mod tests {
             "{}",
             body.text
         );
+        let linked = body.clone().linked(Some("https://agent.example:7070/"));
+        assert_eq!(linked.link.as_deref(), Some("https://agent.example:7070/#/r/abc"));
+        assert!(linked.text.ends_with(" https://agent.example:7070/#/r/abc"), "{}", linked.text);
         let json = serde_json::to_value(&body).unwrap();
         assert_eq!(
             (json["old_cause"].as_str(), json["new_cause"].as_str()),
