@@ -82,7 +82,8 @@ fn app() -> Html {
             match chosen {
                 Mode::History => route::go(&Route::History),
                 Mode::Watches => route::go(&Route::Watches),
-                _ if matches!(*route, Route::History | Route::Watches) => route::go(&Route::Home),
+                // A form chosen: the address no longer names a view or a stored result.
+                _ if !matches!(*route, Route::Home | Route::Check(_)) => route::go(&Route::Home),
                 _ => {}
             }
         })

@@ -53,7 +53,7 @@ pub fn check_card(props: &CheckCardProps) -> Html {
         >
             <header class="check-head">
                 <h2 id={title_id} class="check-title mono">{ &check.request.target }</h2>
-                <span class="check-meta">{ meta(check, phase) }</span>
+                <span class="check-meta">{ meta(check, phase, props.readonly) }</span>
                 if phase == Phase::Running && !props.readonly {
                     <button
                         type="button"
@@ -106,7 +106,7 @@ pub fn check_card(props: &CheckCardProps) -> Html {
 }
 
 /// The short status beside the title: the id and how far the check got.
-fn meta(check: &Check, phase: Phase) -> String {
+fn meta(check: &Check, phase: Phase, readonly: bool) -> String {
     let status = match phase {
         Phase::Running if check.cancel_requested => "cancelling…".to_owned(),
         Phase::Running => "running…".to_owned(),
@@ -119,9 +119,14 @@ fn meta(check: &Check, phase: Phase) -> String {
         Phase::Failed => "not run".to_owned(),
         Phase::Interrupted => "interrupted".to_owned(),
     };
+    // A stored result is named by its stored id; the page's own number means nothing there.
+    let name = match (check.stored.as_deref(), readonly) {
+        (Some(stored), true) => format!("result {stored}"),
+        _ => check.id.to_string(),
+    };
     match &check.from {
-        Some(_) => format!("{} · {status} · from {}", check.id, vantage_names(&check.vantages)),
-        None => format!("{} · {status}", check.id),
+        Some(_) => format!("{name} · {status} · from {}", vantage_names(&check.vantages)),
+        None => format!("{name} · {status}"),
     }
 }
 

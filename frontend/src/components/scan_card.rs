@@ -56,7 +56,7 @@ pub fn scan_card(props: &ScanCardProps) -> Html {
                     <span class="kind">{ " ports " }</span>
                     <span class="mono">{ scan.ports() }</span>
                 </h2>
-                <span class="check-meta">{ meta(scan, phase) }</span>
+                <span class="check-meta">{ meta(scan, phase, props.readonly) }</span>
                 if phase == Phase::Running && !props.readonly {
                     <button
                         type="button"
@@ -105,7 +105,7 @@ pub fn scan_card(props: &ScanCardProps) -> Html {
 }
 
 /// The short status beside the title: the id and how far the scan got.
-fn meta(scan: &Scan, phase: Phase) -> String {
+fn meta(scan: &Scan, phase: Phase, readonly: bool) -> String {
     let status = match phase {
         Phase::Running if scan.cancel_requested => "cancelling…".to_owned(),
         Phase::Running => "scanning…".to_owned(),
@@ -118,8 +118,13 @@ fn meta(scan: &Scan, phase: Phase) -> String {
         Phase::Failed => "not run".to_owned(),
         Phase::Interrupted => "interrupted".to_owned(),
     };
+    // A stored result is named by its stored id; the page's own number means nothing there.
+    let name = match (scan.stored.as_deref(), readonly) {
+        (Some(stored), true) => format!("result {stored}"),
+        _ => scan.id.to_string(),
+    };
     match &scan.from {
-        Some(_) => format!("{} · {status} · from {}", scan.id, vantage_names(&scan.vantages)),
-        None => format!("{} · {status}", scan.id),
+        Some(_) => format!("{name} · {status} · from {}", vantage_names(&scan.vantages)),
+        None => format!("{name} · {status}"),
     }
 }

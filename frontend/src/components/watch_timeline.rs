@@ -66,6 +66,8 @@ pub fn watch_timeline(props: &WatchTimelineProps) -> Html {
                     );
                     let marker = html! {
                         <>
+                            // A wide, clear strip: the mark is easy to hit with a mouse or a finger.
+                            <rect class="change-hit" x={format!("{:.2}", mark.x - 8.0)} y="0" width="16" height={HEIGHT.to_string()} />
                             <line class="change-line" x1={format!("{:.2}", mark.x)} x2={format!("{:.2}", mark.x)} y1="0" y2={HEIGHT.to_string()} />
                             <circle class={classes!("change-dot", format::severity_class(mark.cause.severity()))} cx={format!("{:.2}", mark.x)} cy={(BAND_HEIGHT / 2.0).to_string()} r="5" />
                             <title>{ title }</title>
