@@ -113,6 +113,10 @@ async fn a_check_is_in_history_its_link_opens_read_only_anywhere_and_a_check_lin
         .unwrap();
     wait_for(client, &format!(".watch[data-watch='{watch}'][data-state='stopped']"), PATIENCE)
         .await;
+    // History holds the watch's rounds too, each opening its own card.
+    client.find(Locator::Css("#mode-history")).await.unwrap().click().await.unwrap();
+    wait_for(client, ".history-row[data-cause='reachable']", PATIENCE).await;
+    desk.screenshot("browser-history-watch").await;
     drop(desk);
 
     // The link in a fresh profile (a new session), on a phone: the same stored card.

@@ -42,10 +42,10 @@ pub fn history_row(props: &HistoryRowProps) -> Html {
                     }
                     { &summary.target }
                 </span>
-                <span class="history-vantage muted">
+                <span class="history-vantage muted" title={summary.watch.as_ref().map(|watch| format!("a round of watch {watch}"))}>
                     { format!("from {}", summary.vantage) }
-                    if let Some(watch) = &summary.watch {
-                        { format!(" · watch {watch}") }
+                    if summary.watch.is_some() {
+                        { " · watch" }
                     }
                 </span>
                 <span class={classes!("state", "history-cause", cause_class)}>{ cause_label }</span>
