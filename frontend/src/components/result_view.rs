@@ -38,7 +38,7 @@ pub enum StoredReport {
 #[derive(Debug, Clone, PartialEq)]
 enum Fetched {
     Loading,
-    Loaded(ResultSummary, StoredReport),
+    Loaded(Box<ResultSummary>, StoredReport),
     Failed(ApiError),
 }
 
@@ -56,7 +56,7 @@ pub fn result_view(props: &ResultViewProps) -> Html {
             spawn_local(async move {
                 fetched.set(match api::get::<StoredResult<Value>>(&path, token).await {
                     Ok(stored) => match read(stored) {
-                        Ok((summary, report)) => Fetched::Loaded(summary, report),
+                        Ok((summary, report)) => Fetched::Loaded(Box::new(summary), report),
                         Err(error) => Fetched::Failed(error),
                     },
                     Err(error) => Fetched::Failed(error),
@@ -69,7 +69,7 @@ pub fn result_view(props: &ResultViewProps) -> Html {
             <p class="history-state" data-state="loading">{ "Loading the stored result…" }</p>
         },
         Fetched::Loaded(summary, report) => html! {
-            <StoredCard summary={summary.clone()} report={report.clone()} />
+            <StoredCard summary={(**summary).clone()} report={report.clone()} />
         },
         Fetched::Failed(ApiError::NotFound(message)) if message.contains("no history") => html! {
             <p class="notice" role="alert" data-state="missing">

@@ -32,7 +32,7 @@ pub struct WatchFormProps {
 enum Sent {
     Idle,
     Sending,
-    Made(WatchInfo),
+    Made(Box<WatchInfo>),
     Failed(String),
 }
 
@@ -87,7 +87,7 @@ pub fn watch_form(props: &WatchFormProps) -> Html {
             sent.set(Sent::Sending);
             spawn_local(async move {
                 sent.set(match api::post::<_, WatchInfo>("/api/watches", &spec, token).await {
-                    Ok(info) => Sent::Made(info),
+                    Ok(info) => Sent::Made(Box::new(info)),
                     Err(error) => Sent::Failed(error.to_string()),
                 });
             });

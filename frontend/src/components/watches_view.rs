@@ -91,7 +91,7 @@ struct Watched {
 
 enum Heard {
     Rounds(Vec<WatchRound>),
-    Info(WatchInfo),
+    Info(Box<WatchInfo>),
     Problem(String),
 }
 
@@ -107,7 +107,7 @@ impl Reducible for Watched {
                 timeline::keep_newest(rounds, MAX_ROUNDS);
                 watched.problem = None;
             }
-            Heard::Info(info) => watched.info = info,
+            Heard::Info(info) => watched.info = *info,
             Heard::Problem(problem) => watched.problem = Some(problem),
         }
         watched.into()
@@ -151,7 +151,7 @@ pub fn watch_panel(props: &WatchPanelProps) -> Html {
                 match api::delete(&path, token.clone()).await {
                     Ok(()) => {
                         if let Ok(info) = api::get::<WatchInfo>(&path, token).await {
-                            dispatcher.dispatch(Heard::Info(info));
+                            dispatcher.dispatch(Heard::Info(Box::new(info)));
                         }
                     }
                     Err(error) => dispatcher.dispatch(Heard::Problem(error.to_string())),
@@ -233,7 +233,7 @@ async fn poll(
         {
             let ended = info.state != WatchState::Running;
             if !stop.get() {
-                dispatcher.dispatch(Heard::Info(info));
+                dispatcher.dispatch(Heard::Info(Box::new(info)));
             }
             if ended {
                 return;
