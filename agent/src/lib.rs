@@ -23,11 +23,11 @@
 //!   series that name the cause) and the agent's own `/metrics`.
 //! - [`join`]: joining a hub as a vantage point (`serve --join`), and dialling one.
 //! - [`watch`]: a check repeated: the rounds, the changes of cause, the summary, the webhook.
-//! - [`cli`]: the `whyrefused` command line (`serve`, `check`, `scan`, `trace`, `explain`, `agents`, `history`, `watch`).
+//! - [`cli`]: the `whyrefused` command line (`serve`, `check`, `scan`, `trace`, `explain`, `agents`, `history`, `watch`, `watches`).
 //! - [`app`]: the state every layer shares; [`tokens`] and [`peer`]: who may use the agent and
 //!   how peers are counted; [`clock`] and [`logging`]: timestamps, logs, the shutdown signal.
 //!
-//! The layers go one way: cli → join → server → exporter → hub → history → wire → check/scan → verdict → probe. The
+//! The layers go one way: cli → join → server → exporter → hub → watch → history → wire → check/scan → verdict → probe. The
 //! wire protocol lives in the `whyrefused-shared` crate, shared with the page.
 
 pub mod app;

@@ -113,8 +113,9 @@ pub struct WatchRound {
     pub connect_ms: Option<f64>,
     /// Its cause differs from the round before (the first round never counts as a change).
     pub changed: bool,
-    /// The stored result of this round (with several vantage points, of this agent's part or
-    /// the first one's), which `/#/r/ID` opens; a changed round's holds the full diagnosis.
+    /// The stored result of this round (with several vantage points, of the first whose cause
+    /// is the round's, else of this agent's part, else of the first one's), which `/#/r/ID`
+    /// opens; a changed round's holds the full diagnosis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
     /// Each vantage point's part, with several.

@@ -313,7 +313,7 @@ async fn through_api(args: &HistoryCommandArgs, url: &str) -> Result<String, (u8
 }
 
 /// `text` percent-encoded for a query string (everything but unreserved characters).
-fn percent_encode(text: &str) -> String {
+pub(super) fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
@@ -327,15 +327,34 @@ fn percent_encode(text: &str) -> String {
 /// One HTTP/1.1 GET to the agent (TLS as its URL says), `Connection: close`; the status and
 /// the body.
 async fn http_get(hub: &HubUrl, path: &str, token: Option<&str>) -> Result<(u16, Vec<u8>), String> {
-    let mut stream = dial::connect(hub).await.map_err(|error| error.to_string())?;
+    http_request(hub, "GET", path, token, None).await
+}
+
+/// One HTTP/1.1 request to the agent's API (TLS as its URL says), `Connection: close`, with a
+/// JSON body when given; the status and the body.
+pub(super) async fn http_request(
+    hub: &HubUrl,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    json: Option<&[u8]>,
+) -> Result<(u16, Vec<u8>), String> {
+    let mut stream = dial::connect(hub)
+        .await
+        .map_err(|error| format!("{error} (is `whyrefused serve` running there?)"))?;
     let authorization =
         token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\n{authorization}Accept: */*\r\nConnection: close\r\n\r\n",
+    let content = json.map_or_else(String::new, |body| {
+        format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len())
+    });
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\n{authorization}{content}Accept: */*\r\nConnection: close\r\n\r\n",
         hub.authority()
-    );
+    )
+    .into_bytes();
+    request.extend_from_slice(json.unwrap_or_default());
     let exchange = async {
-        stream.write_all(request.as_bytes()).await?;
+        stream.write_all(&request).await?;
         let mut answer = Vec::new();
         (&mut stream).take(MAX_ANSWER_BYTES).read_to_end(&mut answer).await?;
         Ok::<_, std::io::Error>(answer)

@@ -19,6 +19,7 @@ mod scan;
 mod trace;
 mod via;
 mod watch;
+mod watches;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -83,6 +84,9 @@ enum Command {
     /// Check a target again and again: one line a round, the full report when the cause
     /// changes, a summary at the end (Ctrl-C or --count).
     Watch(watch::WatchArgs),
+    /// List an agent's own watches (default the local agent at http://127.0.0.1:7070), make
+    /// one that runs inside it (--add TARGET), or stop one (--stop ID).
+    Watches(watches::WatchesArgs),
     /// List stored results, newest first (this host's history, or an agent's with --via).
     History(history::HistoryCommandArgs),
     /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
@@ -595,6 +599,10 @@ pub fn main() -> ExitCode {
             trace::run(args).await
         }),
         Some(Command::Watch(args)) => runtime.block_on(watch::run(args)),
+        Some(Command::Watches(args)) => runtime.block_on(async {
+            crate::logging::init("whyrefused=warn");
+            watches::run(args).await
+        }),
         Some(Command::History(args)) => runtime.block_on(async {
             crate::logging::init("whyrefused=warn");
             history::run(args).await

@@ -18,6 +18,7 @@ use super::report::{self, Colors};
 use super::{exit, fail};
 use crate::join::dial::{self, HubSocket, HubUrl};
 use crate::tokens::{Secret, Tokens};
+use crate::watch::quorum::Part;
 
 /// The one request a CLI run sends.
 const REQUEST: RequestId = RequestId(1);
@@ -304,16 +305,16 @@ async fn run<R: Default>(
     }
 }
 
-/// One check through the hub from the one vantage point `from`: its report, whatever it says
-/// (one that went offline ends without a verdict); an error only when the hub could not be
-/// asked. For `watch --via`.
-pub async fn check_from(
+/// One check through the hub from the vantage points `from`: each one's part, whatever it
+/// says (one that went offline ends without a verdict, its outcome says so); an error only
+/// when the hub could not be asked. For `watch --via`.
+pub async fn check_parts(
     hub: Hub,
     request: CheckRequest,
-    from: &str,
-) -> Result<CheckReport, String> {
-    let from = Some(vec![from.to_string()]);
-    let message = ClientMessage::Check { id: REQUEST, request, from, origin: None };
+    from: &[String],
+) -> Result<Vec<Part>, String> {
+    let message =
+        ClientMessage::Check { id: REQUEST, request, from: Some(from.to_vec()), origin: None };
     let results = run(hub, message, |report: &mut CheckReport, message| {
         if let AgentMessage::Event { event, .. } = message {
             report.apply(event);
@@ -322,8 +323,24 @@ pub async fn check_from(
     let results = results.await.map_err(|error| match error {
         ViaError::Input(message) | ViaError::Failure(message) => message,
     })?;
-    let entry = results.vantages.into_iter().next().ok_or("the hub sent no result")?;
-    Ok(entry.report)
+    let outcome = |name: &str| {
+        let result = results.verdict.vantages.iter().find(|result| result.name == name);
+        result.and_then(|result| result.outcome)
+    };
+    let parts: Vec<Part> = results
+        .vantages
+        .iter()
+        .map(|entry| Part {
+            vantage: entry.vantage.clone(),
+            report: entry.report.clone(),
+            outcome: outcome(&entry.vantage).or(entry.report.outcome),
+            errors: entry.errors.clone(),
+        })
+        .collect();
+    match parts.is_empty() {
+        true => Err("the hub sent no result".into()),
+        false => Ok(parts),
+    }
 }
 
 /// `whyrefused check TARGET --via URL [--from …]`.

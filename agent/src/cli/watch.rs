@@ -12,22 +12,26 @@
 use std::io::{IsTerminal, Write};
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use clap::Args;
 use serde::Serialize;
 use serde_json::json;
 use tokio::task::JoinSet;
-use whyrefused_shared::{CheckReport, CheckRequest, DEFAULT_TIMEOUT_MS};
+use whyrefused_shared::{
+    ALL_VANTAGES, Cause, CheckReport, CheckRequest, DEFAULT_TIMEOUT_MS, VantageRound, WatchRound,
+};
 
 use super::history::{self as stored, HistoryArgs};
 use super::report::{self, Colors};
 use super::{exit, fail, via};
 use crate::check::{self, CheckPlan, TraceWhen};
-use crate::history::{Asker, Entry, History, formats};
+use crate::history::{History, formats};
 use crate::policy::TargetPolicy;
+use crate::watch::quorum::{Part, Quorum};
+use crate::watch::rounds::{Rounds, Seen, Settings, Source, Storage};
 use crate::watch::webhook::{ChangeBody, Webhook, WebhookUrl};
-use crate::watch::{Change, Watch, WatchSummary, percentile};
+use crate::watch::{Watch, WatchSummary, percentile};
 
 /// The shortest interval between rounds.
 const MIN_EVERY: Duration = Duration::from_millis(10);
@@ -80,9 +84,20 @@ pub struct WatchArgs {
     /// wss://hub.example:7070; the hub stores the rounds in its history.
     #[arg(long, value_name = "URL")]
     via: Option<String>,
-    /// With --via: the one vantage point to run from (local is the hub itself).
-    #[arg(long, value_name = "NAME", requires = "via", default_value = "local")]
-    from: String,
+    /// With --via: the vantage points to run from, comma-separated (local is the hub itself,
+    /// all every online one); a round is down when any fails, or as --quorum says.
+    #[arg(
+        long,
+        value_name = "NAMES",
+        requires = "via",
+        value_delimiter = ',',
+        default_value = "local"
+    )]
+    from: Vec<String>,
+    /// With several vantage points: down when N of the M fail (2/3); a round's cause is then
+    /// the one most of the failing ones gave, and an offline vantage point counts as failing.
+    #[arg(long, value_name = "N/M", requires = "via")]
+    quorum: Option<String>,
     /// The hub's token file: its first secret is presented (else WHYREFUSED_TOKEN).
     #[arg(long, requires = "via")]
     token_file: Option<std::path::PathBuf>,
@@ -119,25 +134,55 @@ struct RoundInfo<'a> {
     at: &'a str,
     /// Its stored result, when it was stored here.
     result: Option<&'a str>,
+    /// With several vantage points: the round's cause under the quorum (the report is the
+    /// part of the first vantage point that gave it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<Cause>,
+    /// With several vantage points: each one's part.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    vantages: &'a [VantageRound],
 }
 
-/// What a running watch holds besides its [`Watch`].
+/// Where the command line's rounds run: here, or through a hub from its vantage points.
+enum Place {
+    Here(CheckPlan),
+    Hub { hub: via::Hub, request: CheckRequest, from: Vec<String> },
+}
+
+impl Source for Place {
+    async fn run(&self, diagnose: bool) -> Vec<Part> {
+        match self {
+            Place::Here(plan) => {
+                let trace = if diagnose { TraceWhen::Always } else { TraceWhen::Never };
+                let report = checked(&CheckPlan { trace, ..plan.clone() }).await;
+                let outcome = report.outcome;
+                vec![Part { vantage: "local".into(), report, outcome, errors: Vec::new() }]
+            }
+            Place::Hub { hub, request, from } => {
+                let request =
+                    CheckRequest { trace: diagnose, no_trace: !diagnose, ..request.clone() };
+                match via::check_parts(hub.clone(), request, from).await {
+                    Ok(parts) => parts,
+                    Err(error) => {
+                        // The round counts as unknown; the watch goes on (the hub may come back).
+                        eprintln!("whyrefused: this round could not run through the hub: {error}");
+                        vec![Part { vantage: from.join(","), ..Part::default() }]
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a running watch holds besides its rounds.
 struct Watcher {
     args: WatchArgs,
-    /// The check each round asks for.
-    request: CheckRequest,
-    plan: CheckPlan,
-    /// The hub the rounds run through, with `--via`.
-    hub: Option<via::Hub>,
+    rounds: Rounds<Place>,
+    /// Where the rounds are stored here (not through a hub: the hub stores them).
     history: Option<History>,
-    /// This watch's id, stored with each round.
-    id: String,
-    webhook: Option<Webhook>,
     colors: Colors,
-    /// Webhook deliveries and `--on-change` commands still running.
+    /// `--on-change` commands still running.
     tasks: JoinSet<()>,
-    /// How long each round spent handing its result to the history, in microseconds.
-    storage_us: Vec<f64>,
 }
 
 /// Runs `whyrefused watch`.
@@ -161,20 +206,24 @@ pub async fn run(args: WatchArgs) -> ExitCode {
         Ok(url) => url.map(|url| Webhook::new(url, unrestricted)),
         Err(error) => return fail(exit::INVALID_INPUT, &format!("--webhook: {error}")),
     };
-    let hub = match args.via.as_deref() {
-        None => None,
+    let quorum = match quorum(&args) {
+        Ok(quorum) => quorum,
+        Err(error) => return fail(exit::INVALID_INPUT, &format!("--quorum: {error}")),
+    };
+    let place = match args.via.as_deref() {
+        None => Place::Here(plan),
         Some(url) => {
             let pin = args.tls_fingerprint.as_deref();
             match via::Hub::new(url, pin, args.token_file.as_deref()) {
-                Ok(hub) => Some(hub),
+                Ok(hub) => Place::Hub { hub, request, from: args.from.clone() },
                 Err(error) => return fail(exit::INVALID_INPUT, &error),
             }
         }
     };
     // Through a hub, the hub stores each round (as it does a check --via).
-    let opened = match hub {
-        Some(_) => None,
-        None => stored::opened(&args.history).await,
+    let opened = match place {
+        Place::Hub { .. } => None,
+        Place::Here(_) => stored::opened(&args.history).await,
     };
     let history = match opened {
         None => None,
@@ -184,27 +233,39 @@ pub async fn run(args: WatchArgs) -> ExitCode {
             None
         }
     };
-    let colors = Colors::for_stdout(std::io::stdout().is_terminal());
-    let mut watcher = Watcher {
-        args,
-        request,
-        plan,
-        hub,
-        history,
+    let settings = Settings {
         id: formats::new_id(),
+        target: args.target.clone(),
+        quorum,
+        storage: history.clone().map(|history| Storage { history, token: None, source: "watch" }),
         webhook,
-        colors,
-        tasks: JoinSet::new(),
-        storage_us: Vec::new(),
+        public_url: None,
     };
-    let watch = watcher.rounds().await;
-    watcher.end(&watch).await
+    let colors = Colors::for_stdout(std::io::stdout().is_terminal());
+    let rounds = Rounds::new(place, settings);
+    let mut watcher = Watcher { args, rounds, history, colors, tasks: JoinSet::new() };
+    watcher.rounds().await;
+    watcher.end().await
+}
+
+/// `--quorum N/M` checked against `--from`; without it, down when any vantage point fails.
+fn quorum(args: &WatchArgs) -> Result<Quorum, String> {
+    let mut names: Vec<&String> = Vec::new();
+    for name in &args.from {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let counted = (!names.iter().any(|name| *name == ALL_VANTAGES)).then_some(names.len());
+    match &args.quorum {
+        Some(text) => Quorum::parse(text, counted),
+        None => Ok(Quorum::any_of(counted.unwrap_or(1))),
+    }
 }
 
 impl Watcher {
-    /// Runs rounds until `--count` or Ctrl-C; returns what they saw.
-    async fn rounds(&mut self) -> Watch {
-        let mut watch = Watch::default();
+    /// Runs rounds until `--count` or Ctrl-C.
+    async fn rounds(&mut self) {
         let mut ticks = tokio::time::interval(self.args.every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let interrupted = tokio::signal::ctrl_c();
@@ -214,94 +275,50 @@ impl Watcher {
                 _ = ticks.tick() => {}
                 _ = &mut interrupted => break,
             }
-            let at = crate::clock::now().0;
-            let report = tokio::select! {
-                report = self.round(&watch) => report,
+            let seen = tokio::select! {
+                seen = self.rounds.next() => seen,
                 _ = &mut interrupted => break,
             };
-            let result = self.store(&at, &report);
-            let observed = watch.observe(&at, &report, result.clone());
-            self.show(&watch, observed.round, observed.changed, &at, &report, result.as_deref());
-            if observed.changed {
-                let change = watch.last_change();
-                self.announce(change, &report);
+            self.show(&seen);
+            if let Some((_, body)) = &seen.change {
+                self.on_change(body);
             }
             self.tasks_reap();
-            if self.args.count.is_some_and(|count| observed.round >= count) {
+            if self.args.count.is_some_and(|count| seen.round.round >= count) {
                 break;
             }
         }
-        watch
-    }
-
-    /// One round: a check without the path trace; when its cause is new, the full diagnosis.
-    async fn round(&self, watch: &Watch) -> CheckReport {
-        let report = self.check(false).await;
-        let cause = report.verdict.as_ref().map(|verdict| verdict.cause);
-        match cause.is_some_and(|cause| !watch.needs_diagnosis(cause)) {
-            true => report,
-            false => self.check(true).await,
-        }
-    }
-
-    /// One check, here or through the hub; with `diagnose`, the path traced whatever the
-    /// outcome, else never.
-    async fn check(&self, diagnose: bool) -> CheckReport {
-        let Some(hub) = &self.hub else {
-            let trace = if diagnose { TraceWhen::Always } else { TraceWhen::Never };
-            return checked(&CheckPlan { trace, ..self.plan.clone() }).await;
-        };
-        let request = CheckRequest { trace: diagnose, no_trace: !diagnose, ..self.request.clone() };
-        match via::check_from(hub.clone(), request, &self.args.from).await {
-            Ok(report) => report,
-            Err(error) => {
-                // The round counts as unknown; the watch goes on (the hub may come back).
-                eprintln!("whyrefused: this round could not run through the hub: {error}");
-                CheckReport::default()
-            }
-        }
-    }
-
-    /// Hands the round that started `at` to the history; its id.
-    fn store(&mut self, at: &str, report: &CheckReport) -> Option<String> {
-        let history = self.history.as_ref()?;
-        let asker = Asker {
-            vantage: "local".into(),
-            token: None,
-            source: "watch",
-            watch: Some(self.id.clone()),
-        };
-        let mut entry = Entry::of_check(report, asker, SystemTime::now())?;
-        // The round's start, not its diagnosis's: the time the change was seen.
-        if let Ok(started) = humantime::parse_rfc3339(at) {
-            entry.started_ms = formats::unix_ms(started);
-        }
-        let start = Instant::now();
-        let id = history.record(entry);
-        self.storage_us.push(start.elapsed().as_secs_f64() * 1e6);
-        Some(id)
     }
 
     /// Prints the round: a JSON line, or a line on the terminal (and the report on a change).
-    fn show(
-        &self,
-        watch: &Watch,
-        round: u64,
-        changed: bool,
-        at: &str,
-        report: &CheckReport,
-        result: Option<&str>,
-    ) {
+    fn show(&self, seen: &Seen) {
+        let round = &seen.round;
+        let report = seen.report();
         let text = match self.args.json {
             true => {
-                let watch = RoundInfo { round, changed, at, result };
+                let watch = RoundInfo {
+                    round: round.round,
+                    changed: round.changed,
+                    at: &round.at,
+                    result: round.result.as_deref(),
+                    cause: (!round.vantages.is_empty()).then_some(round.cause),
+                    vantages: &round.vantages,
+                };
                 let line = serde_json::to_string(&RoundLine { watch, report }).unwrap_or_default();
                 format!("{line}\n")
             }
             false => {
-                let mut text = self.line(watch, round, at, report);
-                if changed || round == 1 {
-                    text.push_str(&report::render(report, self.colors));
+                let mut text = self.line(round);
+                if round.changed || round.round == 1 {
+                    for part in &seen.parts {
+                        if seen.parts.len() > 1 {
+                            text.push_str(&format!("── from {} ──\n", part.vantage));
+                        }
+                        for error in &part.errors {
+                            text.push_str(&format!("✗ {error}\n"));
+                        }
+                        text.push_str(&report::render(&part.report, self.colors));
+                    }
                 }
                 text
             }
@@ -310,44 +327,41 @@ impl Watcher {
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     }
 
-    /// `2026-12-02T09:00:01.123Z  #12  ✓ reachable   0.1 ms  ▁▂▁█`
-    fn line(&self, watch: &Watch, round: u64, at: &str, report: &CheckReport) -> String {
-        let (mark, cause, style) = match &report.verdict {
-            Some(verdict) => (
-                if verdict.cause.is_reachable() { "✓" } else { "✗" },
-                verdict.cause.as_str(),
-                self.colors.for_severity(verdict.cause.severity()),
-            ),
-            None => ("?", "unknown", self.colors.warn),
-        };
-        let connect = crate::history::record::connect_us(report)
-            .map_or_else(|| "-".to_string(), |us| format!("{:.1} ms", us as f64 / 1000.0));
+    /// `2026-12-02T09:00:01.123Z  #12  ✓ reachable   0.1 ms  ▁▂▁█`, and each vantage
+    /// point's cause when there are several.
+    fn line(&self, round: &WatchRound) -> String {
+        let cause = round.cause;
+        let mark = if cause.is_reachable() { "✓" } else { "✗" };
+        let style = self.colors.for_severity(cause.severity());
+        let connect = round.connect_ms.map_or_else(|| "-".to_string(), |ms| format!("{ms:.1} ms"));
+        let at = &round.at;
         let time = at.get(..23).map_or_else(|| at.to_string(), |ms| format!("{ms}Z"));
         let dim = self.colors.dim;
+        let parts: Vec<String> = round
+            .vantages
+            .iter()
+            .map(|part| {
+                let said = part.outcome.map_or(part.cause.as_str(), |outcome| outcome.as_str());
+                format!("{} {said}", part.vantage)
+            })
+            .collect();
+        let parts = match parts.is_empty() {
+            true => String::new(),
+            false => format!("  ({})", parts.join(", ")),
+        };
         format!(
-            "{dim}{time}{dim:#}  #{round:<5} {style}{mark} {cause:<22}{style:#} {connect:>9}  {}\n",
-            sparkline(watch)
+            "{dim}{time}{dim:#}  #{:<5} {style}{mark} {:<22}{style:#} {connect:>9}  {}{parts}\n",
+            round.round,
+            cause.as_str(),
+            sparkline(self.rounds.watch())
         )
     }
 
-    /// Sends the change to the webhook and the `--on-change` command, in the background.
-    fn announce(&mut self, change: Option<Change>, report: &CheckReport) {
-        let Some(change) = change else { return };
-        let vantage = if self.hub.is_some() { self.args.from.as_str() } else { "local" };
-        let body = ChangeBody::new(&self.args.target, vantage, &change, report);
-        if let Some(webhook) = self.webhook.clone() {
-            let body = body.clone();
-            self.tasks.spawn(async move {
-                if let Err(error) = webhook.deliver(&body).await {
-                    eprintln!(
-                        "whyrefused: the change of round {} was not delivered: {error}",
-                        body.round
-                    );
-                }
-            });
-        }
+    /// Hands the change to the `--on-change` command, in the background (the webhook is the
+    /// rounds' own).
+    fn on_change(&mut self, body: &ChangeBody) {
         if let Some(command) = self.args.on_change.clone() {
-            let quiet = self.args.json;
+            let (quiet, body) = (self.args.json, body.clone());
             self.tasks.spawn(async move { run_on_change(&command, &body, quiet).await });
         }
     }
@@ -359,8 +373,8 @@ impl Watcher {
 
     /// Prints the summary, waits for the background tasks and the history; the exit code: 0
     /// when the last round reached the target, 1 when it did not.
-    async fn end(mut self, watch: &Watch) -> ExitCode {
-        let summary = watch.summary();
+    async fn end(mut self) -> ExitCode {
+        let summary = self.rounds.watch().summary();
         let text = match self.args.json {
             true => format!("{}\n", json!({ "summary": self.summary_document(&summary) })),
             false => self.summary_text(&summary),
@@ -369,13 +383,15 @@ impl Watcher {
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
         drop(out);
         let waiting = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(TASKS_DEADLINE, waiting).await.is_err() {
+        let commands = tokio::time::timeout(TASKS_DEADLINE, waiting).await.is_ok();
+        let webhooks = self.rounds.finish(TASKS_DEADLINE).await;
+        if !(commands && webhooks) {
             eprintln!("whyrefused: webhooks or --on-change commands still running were stopped");
         }
         if let Some(history) = self.history.take() {
             stored::finish(history).await;
         }
-        match watch.last_cause() {
+        match self.rounds.watch().last_cause() {
             Some(cause) if cause.is_reachable() => ExitCode::SUCCESS,
             _ => ExitCode::from(exit::UNREACHABLE),
         }
@@ -383,11 +399,10 @@ impl Watcher {
 
     /// The summary as JSON, with the watch's id and what storing each round cost.
     fn summary_document(&self, summary: &WatchSummary) -> serde_json::Value {
-        let mut storage = self.storage_us.clone();
-        storage.sort_by(f64::total_cmp);
+        let storage = self.rounds.storage_us();
         json!({
             "target": self.args.target,
-            "watch": self.id,
+            "watch": self.rounds.settings().id,
             "rounds": summary.rounds,
             "uptime_percent": summary.uptime_percent,
             "causes": summary.causes,
@@ -437,7 +452,8 @@ impl Watcher {
         if self.history.is_some() {
             text.push_str(&format!(
                 "  stored as watch {} (whyrefused history {})\n",
-                self.id, self.args.target
+                self.rounds.settings().id,
+                self.args.target
             ));
         }
         text

@@ -196,7 +196,7 @@ impl Watches {
             storage: Some(Storage {
                 history: history.clone(),
                 token: row.created_by.clone(),
-                source: "agent",
+                source: "watch",
             }),
             webhook,
             public_url: self.public_url.as_deref().map(str::to_string),

@@ -31,13 +31,16 @@ impl Quorum {
     /// when the list holds `all`, whose count changes as agents join and leave: then the share
     /// N/M of the vantage points of each round is what counts).
     pub fn parse(text: &str, vantages: Option<usize>) -> Result<Quorum, String> {
+        // Said back as given, but never a control character (it may come from the network).
+        let shown: String = text.chars().take(32).flat_map(char::escape_default).collect();
+        let text = shown.as_str();
         let invalid = || {
             format!(
                 "'{text}' is not a quorum: write N/M, as 2/3 (down when 2 of the 3 vantage \
                  points fail)"
             )
         };
-        let (n, m) = text.split_once('/').ok_or_else(invalid)?;
+        let (n, m) = text.split_once('/').filter(|_| text.len() <= 32).ok_or_else(invalid)?;
         let whole = |digits: &str| match digits.bytes().all(|b| b.is_ascii_digit()) {
             true => digits.parse::<usize>().ok(),
             false => None,

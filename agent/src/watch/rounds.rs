@@ -35,7 +35,7 @@ pub struct Storage {
     pub history: History,
     /// The token's name of whoever made the watch.
     pub token: Option<String>,
-    /// Through what the watch was made: `watch` (the command line), `agent` (the agent's own).
+    /// Through what the rounds were asked, as results say it (`watch`).
     pub source: &'static str,
 }
 
@@ -112,7 +112,8 @@ impl<S: Source> Rounds<S> {
     /// when the combined cause is new; stores it, counts it, POSTs a change.
     pub async fn next(&mut self) -> Seen {
         self.reap();
-        let at = crate::clock::now().0;
+        // To the millisecond, as the history keeps it: the live round and the stored one agree.
+        let at = formats::rfc3339_ms(formats::unix_ms(SystemTime::now()));
         let quorum = self.settings.quorum;
         let mut parts = self.source.run(false).await;
         let mut combined = combine(&parts, quorum);

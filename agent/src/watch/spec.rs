@@ -78,6 +78,9 @@ pub fn check(
 
 /// `every`: a duration at least `min_every` and at most [`MAX_EVERY`].
 fn every(text: &str, min_every: Duration) -> Result<Duration, SpecError> {
+    // Said back as given, but never a control character (it comes from the network).
+    let shown: String = text.chars().take(32).flat_map(char::escape_default).collect();
+    let text = shown.as_str();
     let every = formats::parse_duration(text).map_err(|error| refuse("every", error))?;
     if every < min_every {
         return Err(refuse(
