@@ -50,7 +50,9 @@ pub fn history_row(props: &HistoryRowProps) -> Html {
                 </span>
                 <span class={classes!("state", "history-cause", cause_class)}>{ cause_label }</span>
                 <span class="history-connect mono">{ connect.unwrap_or_else(|| "–".into()) }</span>
-                <span class="history-summary">{ summary.summary.clone().unwrap_or_default() }</span>
+                <span class="history-summary" title={summary.summary.clone()}>
+                    { summary.summary.clone().unwrap_or_default() }
+                </span>
             </a>
         </li>
     }
