@@ -362,6 +362,20 @@ fn a_watch_from_two_joined_agents_stays_up_while_one_fails_and_goes_down_when_bo
         "1 of 2 failing: up"
     );
 
+    // The command line's watch through the hub combines the same way.
+    let client = write_token_file(&directory.path().join("team"), &format!("team:{SECRET}\n"));
+    let hub_url = format!("ws://{}", hub.address);
+    let through = cli(&[
+        &["watch", &target, "--via", &hub_url, "--token-file", &client][..],
+        &["--from", "a1,a2", "--quorum", "2/2", "--count", "1", "--json"],
+    ]
+    .concat());
+    let out = String::from_utf8_lossy(&through.stdout);
+    assert_eq!(through.status.code(), Some(0), "up under the quorum: {out}");
+    let line: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(line["watch"]["cause"], "reachable", "{line}");
+    assert_eq!(line["watch"]["vantages"][1]["outcome"], "vantage_offline", "{line}");
+
     drop(listener);
     let seen = wait_for_round(hub.address, &id, &headers, "down", |r| cause(r) == "port_closed");
     let down = seen.iter().find(|r| cause(r) == "port_closed").unwrap();

@@ -99,6 +99,9 @@ struct Held {
 #[derive(Clone, Default)]
 pub struct Watches {
     held: Arc<Mutex<VecDeque<Held>>>,
+    /// Held while a watch is checked, stored and started: two at once cannot both take the
+    /// last place under `max_running`.
+    creating: Arc<tokio::sync::Mutex<()>>,
     limits: WatchLimits,
     /// The base of the links webhooks carry (`serve --public-url`).
     public_url: Option<Arc<str>>,
@@ -113,7 +116,12 @@ impl std::fmt::Debug for Watches {
 impl Watches {
     /// No watches yet, within `limits`; webhooks link under `public_url`.
     pub fn new(limits: WatchLimits, public_url: Option<String>) -> Watches {
-        Watches { held: Arc::default(), limits, public_url: public_url.map(Arc::from) }
+        Watches {
+            held: Arc::default(),
+            creating: Arc::default(),
+            limits,
+            public_url: public_url.map(Arc::from),
+        }
     }
 
     /// Its bounds.
@@ -150,6 +158,7 @@ impl Watches {
         let history = history_of(state)?;
         let checked = spec::check(&spec, self.limits.min_every, &state.policy)?;
         check_vantages(state, &checked)?;
+        let _one_at_a_time = self.creating.lock().await;
         if self.running() >= self.limits.max_running {
             return Err(WatchError::Full(self.limits.max_running));
         }
@@ -562,5 +571,44 @@ impl Source for Fanned {
         let place = |part: &Part| self.from.iter().position(|name| *name == part.vantage);
         parts.sort_by_key(|part| place(part).unwrap_or(usize::MAX));
         parts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended(id: usize) -> WatchRow {
+        WatchRow {
+            id: format!("w{id}"),
+            spec: String::new(),
+            created_ms: id as i64,
+            created_by: None,
+            state: WatchRowState::Finished,
+            ended_ms: Some(id as i64),
+            ended_by: None,
+            summary: None,
+        }
+    }
+
+    #[test]
+    fn the_listing_keeps_the_latest_ended_watches_within_its_bound() {
+        let watches = Watches::default();
+        let spec = WatchSpec {
+            check: CheckRequest::new("db:1"),
+            every: "10s".into(),
+            count: None,
+            from: vec![],
+            quorum: None,
+            webhook: Some("https://hooks.example/T0/secret".into()),
+        };
+        for id in 0..MAX_ENDED + 5 {
+            watches.list_ended(ended(id), spec.clone());
+        }
+        let listing = watches.list();
+        assert_eq!(listing.watches.len(), MAX_ENDED);
+        assert_eq!(listing.watches[0].id, format!("w{}", MAX_ENDED + 4), "newest first");
+        assert_eq!(listing.watches[0].spec.webhook.as_deref(), Some("https://hooks.example"));
+        assert_eq!((listing.max_running, listing.min_every.as_str()), (20, "1s"));
     }
 }

@@ -1,4 +1,5 @@
-//! The HTTP API beside the WebSocket: the stored results.
+//! The HTTP API beside the WebSocket: the stored results (and, merged here, the agent's own
+//! watches: [`super::watch_api`]).
 //!
 //! Who may call: every route meets the WebSocket's rules through [`admit`]: the Host check
 //! (DNS rebinding) and the Origin check; a browser request from another site

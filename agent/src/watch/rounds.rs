@@ -242,7 +242,7 @@ mod tests {
             self.diagnosed.lock().unwrap().push(diagnose);
             // A diagnosis runs again the round the plain run just saw; the test moves on.
             let causes = self.rounds.lock().unwrap().front().cloned().unwrap_or_default();
-            let parts = causes
+            causes
                 .iter()
                 .enumerate()
                 .map(|(index, cause)| Part {
@@ -260,8 +260,7 @@ mod tests {
                     outcome: None,
                     errors: vec![],
                 })
-                .collect();
-            parts
+                .collect()
         }
     }
 

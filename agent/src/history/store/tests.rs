@@ -164,3 +164,65 @@ fn two_writers_on_one_file_take_turns_and_lose_nothing() {
         store.connection.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");
 }
+
+fn round(number: u64, at_ms: i64, cause: Cause) -> RoundRow {
+    RoundRow {
+        watch: "w1".into(),
+        round: WatchRound {
+            round: number,
+            at: formats::rfc3339_ms(at_ms),
+            cause,
+            reachable: cause.is_reachable(),
+            connect_ms: Some(1.5),
+            changed: number == 3,
+            result: Some(format!("r{number}")),
+            vantages: vec![],
+        },
+    }
+}
+
+#[test]
+fn a_watchs_rounds_come_back_oldest_first_the_latest_within_the_limit() {
+    let (_dir, mut store) = temp_store();
+    let rounds: Vec<RoundRow> = (1..=5)
+        .map(|n| {
+            round(n, 1_000 * n as i64, if n < 3 { Cause::PortClosed } else { Cause::Reachable })
+        })
+        .collect();
+    store.insert_rounds(&rounds).unwrap();
+    let numbers = |found: Vec<WatchRound>| found.iter().map(|r| r.round).collect::<Vec<_>>();
+    assert_eq!(numbers(store.rounds("w1", None, 100).unwrap()), [1, 2, 3, 4, 5]);
+    assert_eq!(numbers(store.rounds("w1", None, 2).unwrap()), [4, 5], "the latest two");
+    assert_eq!(numbers(store.rounds("w1", Some(2_000), 100).unwrap()), [2, 3, 4, 5]);
+    assert!(store.rounds("w2", None, 100).unwrap().is_empty());
+    let third = &store.rounds("w1", None, 100).unwrap()[2];
+    assert_eq!(*third, rounds[2].round, "every field kept");
+}
+
+#[test]
+fn watches_are_kept_with_their_state_and_the_ended_ones_listed_within_the_limit() {
+    let (_dir, mut store) = temp_store();
+    for (index, id) in ["a", "b", "c"].into_iter().enumerate() {
+        let row = WatchRow {
+            id: id.into(),
+            spec: "{}".into(),
+            created_ms: index as i64,
+            created_by: Some("team".into()),
+            state: WatchRowState::Running,
+            ended_ms: None,
+            ended_by: None,
+            summary: None,
+        };
+        store.insert_watch(&row).unwrap();
+    }
+    store.end_watch("a", WatchRowState::Stopped, 10, Some("ops"), "{\"rounds\":1}").unwrap();
+    store.end_watch("b", WatchRowState::Finished, 20, None, "{}").unwrap();
+    let ids = |rows: Vec<WatchRow>| rows.into_iter().map(|row| row.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.watches(10).unwrap()), ["c", "b", "a"], "newest first");
+    assert_eq!(ids(store.watches(1).unwrap()), ["c", "b"], "running ones, the latest ended");
+    let stopped = store.watches(10).unwrap().pop().unwrap();
+    assert_eq!(
+        (stopped.state, stopped.ended_ms, stopped.ended_by.as_deref()),
+        (WatchRowState::Stopped, Some(10), Some("ops"))
+    );
+}
