@@ -15,7 +15,11 @@
 //! - [`map_cells`]: the port map's cells, computed in one pass over the sorted report.
 //! - [`format`]: durations and labels as people read them.
 //! - [`markdown`]: a check as Markdown, for "Copy as Markdown"; [`clipboard`] writes it.
+//! - [`route`]: the hash routes a link opens (`#/r/ID`, `#/check?target=…`, `#/history`,
+//!   `#/watches`); [`api`]: the agent's HTTP API (stored results, watches); [`timeline`]: a
+//!   watch's timeline computed from its rounds.
 
+mod api;
 mod backoff;
 mod clipboard;
 mod components;
@@ -26,7 +30,9 @@ mod format;
 mod hooks;
 mod map_cells;
 mod markdown;
+mod route;
 mod state;
+mod timeline;
 
 use yew::prelude::*;
 
@@ -34,13 +40,19 @@ use components::check_card::CheckCard;
 use components::check_form::CheckForm;
 use components::connection_status::ConnectionStatus;
 use components::explain_form::ExplainForm;
+use components::history_view::HistoryView;
 use components::mode_switch::{Mode, ModeSwitch};
+use components::result_view::ResultView;
 use components::scan_card::ScanCard;
 use components::scan_form::ScanForm;
 use components::token_form::TokenForm;
 use components::vantage_panel::VantagePanel;
+use components::watches_view::WatchesView;
 use hooks::{AgentLink, use_agent_link};
+use route::Route;
 use state::{Card, LinkStatus, State, from_choice};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
 use whyrefused_shared::LOCAL_VANTAGE;
 
 #[function_component(App)]
@@ -48,10 +60,36 @@ fn app() -> Html {
     let state = use_reducer(State::default);
     let link = use_agent_link(state.dispatcher());
     let mode = use_state(|| Mode::Check);
+    let route = use_route();
+    // A target a `#/check?target=…` link filled in (never run by the link).
+    let prefill = use_state(|| None::<AttrValue>);
+    {
+        let (mode, prefill) = (mode.clone(), prefill.clone());
+        use_effect_with((*route).clone(), move |route| match route {
+            Route::History => mode.set(Mode::History),
+            Route::Watches => mode.set(Mode::Watches),
+            Route::Check(target) => {
+                mode.set(Mode::Check);
+                prefill.set(Some(target.clone().into()));
+            }
+            Route::Home | Route::Result(_) => {}
+        });
+    }
     let onmode = {
-        let mode = mode.clone();
-        Callback::from(move |chosen: Mode| mode.set(chosen))
+        let (mode, route) = (mode.clone(), route.clone());
+        Callback::from(move |chosen: Mode| {
+            mode.set(chosen);
+            match chosen {
+                Mode::History => route::go(&Route::History),
+                Mode::Watches => route::go(&Route::Watches),
+                // A form chosen: the address no longer names a view or a stored result.
+                _ if !matches!(*route, Route::Home | Route::Check(_)) => route::go(&Route::Home),
+                _ => {}
+            }
+        })
     };
+    let connected = matches!(state.link, LinkStatus::Connected { .. });
+    let runs = matches!(*mode, Mode::Check | Mode::Scan | Mode::Explain);
     // The vantage points checks and scans run from: the agent itself until the user ticks others.
     let chosen = use_state(|| vec![LOCAL_VANTAGE.to_owned()]);
     let onchoose = {
@@ -93,10 +131,13 @@ fn app() -> Html {
                             onchange={onchoose}
                         />
                     }
+                    if let Route::Result(id) = &*route {
+                        <ResultView id={AttrValue::from(id.clone())} {connected} />
+                    }
                     <ModeSwitch mode={*mode} onchange={onmode} />
                     // Both forms stay mounted, so switching keeps what was typed in each.
                     <div class="form-slot" hidden={*mode != Mode::Check}>
-                        <CheckForm blocked={blocked.clone()} from={from.clone()} />
+                        <CheckForm blocked={blocked.clone()} from={from.clone()} prefill={(*prefill).clone()} />
                     </div>
                     <div class="form-slot" hidden={*mode != Mode::Scan}>
                         <ScanForm blocked={blocked.clone()} from={from.clone()} />
@@ -104,10 +145,16 @@ fn app() -> Html {
                     <div class="form-slot" hidden={*mode != Mode::Explain}>
                         <ExplainForm {blocked} {from} />
                     </div>
+                    <div class="view-slot" hidden={*mode != Mode::History}>
+                        <HistoryView visible={*mode == Mode::History} {connected} />
+                    </div>
+                    <div class="view-slot" hidden={*mode != Mode::Watches}>
+                        <WatchesView visible={*mode == Mode::Watches} {connected} />
+                    </div>
                     if let Some(notice) = &state.notice {
                         <p class="notice" role="alert">{ notice }</p>
                     }
-                    <section id="results" class="results" aria-live="polite" aria-label="Checks and scans">
+                    <section id="results" class="results" aria-live="polite" aria-label="Checks and scans" hidden={!runs}>
                         if state.cards.is_empty() {
                             <p class="empty">
                                 { "No checks yet. Try " }<code>{ "localhost:22" }</code>
@@ -128,6 +175,35 @@ fn app() -> Html {
             </div>
         </ContextProvider<AgentLink>>
     }
+}
+
+/// The route of the page's address, kept up to date as it changes (`hashchange`: a link
+/// followed, Back pressed, a fragment typed).
+#[hook]
+fn use_route() -> UseStateHandle<Route> {
+    let route = use_state(route::current);
+    {
+        let route = route.clone();
+        use_effect_with((), move |_| {
+            let listener = Closure::<dyn Fn()>::new(move || route.set(route::current()));
+            let window = web_sys::window();
+            if let Some(window) = &window {
+                let _ = window.add_event_listener_with_callback(
+                    "hashchange",
+                    listener.as_ref().unchecked_ref(),
+                );
+            }
+            move || {
+                if let Some(window) = window {
+                    let _ = window.remove_event_listener_with_callback(
+                        "hashchange",
+                        listener.as_ref().unchecked_ref(),
+                    );
+                }
+            }
+        });
+    }
+    route
 }
 
 fn main() {

@@ -75,7 +75,9 @@ pub use host::{
     PortHolder, RULE_TEXT_HIDDEN, RuleAction,
 };
 pub use loss::{Loss, LossFinding, Tries};
-pub use message::{AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, RequestId};
+pub use message::{
+    AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, PAGE_CLIENT, RequestId,
+};
 pub use mtu::{LARGE_SEND, LargeSend, MssTry, MtuProbe, SMALL_MSS, SizedHop, SizedHops};
 pub use path::{Hop, HopReply, LastAnswered, Path, TraceRequest};
 pub use port_group::PortGroup;

@@ -197,7 +197,25 @@ pub enum AgentMessage {
         /// The name it is listed under.
         name: String,
     },
+    /// A request that ended was stored in the agent's history under `result`, which
+    /// `GET /api/results/{result}` and the page's `/#/r/ID` links open. Sent after the request's
+    /// `done` (with `from`: one per vantage point's part, before the comparison), and only to
+    /// the page this agent serves (whose hello names it [`PAGE_CLIENT`]): the page always
+    /// matches its agent's version, while an older CLI or hub would not know the type.
+    Stored {
+        /// The request.
+        id: RequestId,
+        /// The vantage point whose part this is, for a request with `from`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vantage: Option<String>,
+        /// The stored result's id.
+        result: String,
+    },
 }
+
+/// The `client` the page names in its hello: the agent tells it the stored ids of its requests
+/// ([`AgentMessage::Stored`]).
+pub const PAGE_CLIENT: &str = "page";
 
 /// Who an agent is: shown by the page so the user knows where probes start from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -585,6 +603,8 @@ mod tests {
         assert!(round_trip(&tagged).contains(r#""vantage":"a1""#));
         assert!(!round_trip(&event(Step::RoundStarted { round: 1, of: 1 })).contains("vantage"));
         round_trip(&AgentMessage::Registered { name: "a1".into() });
+        let stored = AgentMessage::Stored { id: RequestId(4), vantage: None, result: "r1".into() };
+        assert_eq!(round_trip(&stored), r#"{"type":"stored","id":4,"result":"r1"}"#);
         round_trip(&AgentMessage::VantageError {
             id: RequestId(7),
             vantage: "a1".into(),

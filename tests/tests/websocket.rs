@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{self, Message};
 use whyrefused_shared::{
     AgentMessage, Cause, CheckRequest, ClientMessage, ConnectState, ErrorCode, Finding,
-    MAX_MESSAGE_BYTES, Outcome, RequestId, Step,
+    MAX_MESSAGE_BYTES, Outcome, PAGE_CLIENT, PROTOCOL_VERSION, RequestId, Step,
 };
 use whyrefused_tests::client::{open, step_names};
+use whyrefused_tests::scrape::get;
 use whyrefused_tests::{Agent, Client, HangingPort, closed_port, syn_sent_to};
 
 /// Waits until `condition` holds, failing the test after a few seconds.
@@ -95,6 +96,52 @@ async fn an_open_port_streams_each_step_in_order_and_is_reachable() {
     assert!(attempt.elapsed_us > 0 && attempt.elapsed_us < 1_000_000, "{attempt:?}");
     assert_eq!(report.verdict.unwrap().cause, Cause::Reachable);
     assert_eq!(report.outcome, Some(Outcome::Completed));
+}
+
+/// Waits until the agent's history serves the result `id` (the writer stores it a moment after
+/// the request ends).
+async fn stored_result(agent: &Agent, id: &str) -> serde_json::Value {
+    let path = format!("/api/results/{id}");
+    let mut found = None;
+    eventually("the result is in the history", || {
+        let answer = get(agent.address, &path);
+        found = (answer.status == 200).then_some(answer.body);
+        found.is_some()
+    })
+    .await;
+    serde_json::from_str(&found.unwrap()).expect("a stored result is JSON")
+}
+
+#[tokio::test]
+async fn the_page_is_told_the_stored_id_of_its_check_and_other_clients_are_not() {
+    let agent = Agent::start();
+    let port = closed_port();
+    let target = format!("127.0.0.1:{port}");
+
+    let mut page = Client::connect_silent(&agent).await;
+    let hello = ClientMessage::Hello {
+        protocol: PROTOCOL_VERSION,
+        client: PAGE_CLIENT.into(),
+        token: None,
+    };
+    page.send(&hello).await;
+    page.check(1, CheckRequest::new(&target)).await;
+    let AgentMessage::Stored { id, vantage, result } = page.recv().await else {
+        panic!("the page is told where its check is stored, after its done");
+    };
+    assert_eq!((id, vantage), (RequestId(1), None));
+    let stored = stored_result(&agent, &result).await;
+    assert_eq!(stored["target"], target.as_str());
+    assert_eq!(stored["report"]["verdict"]["cause"], "port_closed");
+
+    // A CLI (or an older client) would not know the message: it is never sent one.
+    let mut cli = Client::connect(&agent).await;
+    cli.check(2, CheckRequest::new(&target)).await;
+    let listing = || get(agent.address, "/api/results?limit=10").body;
+    eventually("both checks are stored", || listing().matches(r#""id":"#).count() == 2).await;
+    cli.send(&ClientMessage::Agents { id: RequestId(3) }).await;
+    let next = cli.recv().await;
+    assert!(matches!(next, AgentMessage::Agents { .. }), "no stored id for a CLI: {next:?}");
 }
 
 #[tokio::test]

@@ -180,6 +180,7 @@ async fn run_at(
         metrics: None,
         // A scrape is a measurement, repeated every interval: Prometheus keeps those.
         history: None,
+        tell_stored: false,
         origin,
     };
     // Dropped at the budget: the vantage point's part is cancelled there.

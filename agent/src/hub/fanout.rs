@@ -172,6 +172,9 @@ pub(crate) struct Fanout {
     pub metrics: Option<AgentMetrics>,
     /// Where each vantage point's finished part is stored; `None` when it is not.
     pub history: Option<History>,
+    /// Whether the client is told each stored part's id ([`AgentMessage::Stored`]): only the
+    /// page this agent serves is.
+    pub tell_stored: bool,
 }
 
 /// Folds one vantage point's events and passes them on, tagged.
@@ -337,7 +340,11 @@ impl Fanout {
                 source: "websocket",
                 watch: None,
             };
-            report.store(Some(history), &job.plan, asker);
+            let stored = report.store(Some(history), &job.plan, asker);
+            if let Some(result) = stored.filter(|_| self.tell_stored) {
+                let vantage = Some(vantage.name().to_string());
+                let _ = self.outbox.message(&AgentMessage::Stored { id: self.id, vantage, result });
+            }
         }
     }
 
@@ -544,6 +551,7 @@ mod tests {
             client,
             metrics: None,
             history: None,
+            tell_stored: false,
         };
         (fanout, client_end)
     }

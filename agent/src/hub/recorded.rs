@@ -50,10 +50,12 @@ impl Folded {
         }
     }
 
-    /// Stores the finished request in `history`, when the agent keeps one.
-    pub fn store(&self, history: Option<&History>, plan: &Plan, asker: Asker) {
-        if let (Some(history), Some(entry)) = (history, self.entry(plan, asker)) {
-            history.record(entry);
+    /// Stores the finished request in `history`, when the agent keeps one; returns the id it
+    /// is stored under (queued for the writer, which counts it lost if it cannot write it).
+    pub fn store(&self, history: Option<&History>, plan: &Plan, asker: Asker) -> Option<String> {
+        match (history, self.entry(plan, asker)) {
+            (Some(history), Some(entry)) => Some(history.record(entry)),
+            _ => None,
         }
     }
 }

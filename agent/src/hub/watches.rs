@@ -550,6 +550,7 @@ impl Source for Fanned {
             client: self.client,
             metrics: Some(self.state.exporter.metrics.clone()),
             history: None,
+            tell_stored: false,
         };
         let (_, reports) = fanout.run_for_reports(job).await;
         let mut errors: Vec<(String, String)> = Vec::new();

@@ -18,8 +18,8 @@ use futures::{Stream, StreamExt};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 use whyrefused_shared::{
-    AgentMessage, ClientMessage, ErrorCode, LOCAL_VANTAGE, Origin, PROTOCOL_VERSION, RequestId,
-    ScanStep, Step,
+    AgentMessage, ClientMessage, ErrorCode, LOCAL_VANTAGE, Origin, PAGE_CLIENT, PROTOCOL_VERSION,
+    RequestId, ScanStep, Step,
 };
 
 use super::request_ids::{Claim, IdBusy, RequestIds};
@@ -162,6 +162,9 @@ struct Session {
     registration: Option<Registration>,
     /// This client as the hub's links count it: it may hold only its share of each one.
     hub_client: ClientId,
+    /// Whether the client is the page this agent serves, which is told the stored id of each
+    /// request ([`AgentMessage::Stored`]).
+    is_page: bool,
 }
 
 impl Session {
@@ -179,6 +182,7 @@ impl Session {
             tasks: JoinSet::new(),
             registration: None,
             hub_client: ClientId::next(),
+            is_page: false,
         }
     }
 
@@ -371,6 +375,7 @@ impl Session {
         let token = self.holder.as_ref().map(|holder| holder.name.as_str());
         info!(peer = %self.peer, client = ?client, token, "client said hello");
         self.greeted = true;
+        self.is_page = self.role == Role::Client && client == PAGE_CLIENT;
         Flow::Continue
     }
 
@@ -440,6 +445,7 @@ impl Session {
             client: self.hub_client,
             metrics: Some(self.state.exporter.metrics.clone()),
             history: self.state.history.history().cloned(),
+            tell_stored: self.is_page,
         };
         self.tasks.spawn(async move {
             let id = fanout.run(job).await;
@@ -471,6 +477,7 @@ impl Session {
             stops: Stops { cancel: claim.cancel.clone(), shutdown: self.state.shutdown.clone() },
             claim,
             audit,
+            tell_stored: self.is_page,
             state: self.state.clone(),
         };
         self.tasks.spawn(request.run(plan));
@@ -608,6 +615,8 @@ struct Request {
     stops: Stops,
     /// Who asked, for the audit log.
     audit: Audit,
+    /// Whether the client is told the stored result's id once the request is stored.
+    tell_stored: bool,
     /// The agent's scan slots, among the rest.
     state: AppState,
 }
@@ -654,7 +663,11 @@ impl Request {
             Ok(ran) => {
                 self.count(&plan, &ran, start.elapsed());
                 self.write_audit(&plan, &ran, start.elapsed());
-                folded.store(self.state.history.history(), &plan, self.asker());
+                let stored = folded.store(self.state.history.history(), &plan, self.asker());
+                if let Some(result) = stored.filter(|_| self.tell_stored) {
+                    let _ =
+                        self.outbox.message(&AgentMessage::Stored { id, vantage: None, result });
+                }
             }
             Err(refused) => {
                 let error = AgentMessage::Error {

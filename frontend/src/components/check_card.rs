@@ -3,6 +3,7 @@
 
 use yew::prelude::*;
 
+use crate::components::card_actions::CardActions;
 use crate::components::check_details::CheckDetails;
 use crate::components::cross_verdict::CrossVerdictPanel;
 use crate::components::request_error_note::RequestErrorNote;
@@ -15,6 +16,10 @@ use crate::state::{Check, Phase};
 pub struct CheckCardProps {
     /// The check to show.
     pub check: Check,
+    /// A stored result opened from a link: nothing on it runs anything (no Cancel, no "Scan
+    /// nearby ports", no "Trace the path", no "Watch this").
+    #[prop_or_default]
+    pub readonly: bool,
 }
 
 /// The title with the status (and Cancel while it runs), then [`CheckDetails`]; with vantage
@@ -22,15 +27,19 @@ pub struct CheckCardProps {
 /// Carries `data-request-id`, `data-cause` (once a verdict arrived) and `data-done`.
 #[function_component(CheckCard)]
 pub fn check_card(props: &CheckCardProps) -> Html {
-    let link =
-        use_context::<AgentLink>().expect("CheckCard is rendered inside the AgentLink provider");
+    let link = use_context::<AgentLink>();
     let check = &props.check;
     let report = &check.report;
     let id = check.id;
     let phase = check.phase();
     let title_id = format!("check-{}-title", id.0);
     let cause = report.verdict.as_ref().map(|verdict| verdict.cause.as_str());
-    let oncancel = Callback::from(move |_: MouseEvent| link.cancel(id));
+    let oncancel = Callback::from(move |_: MouseEvent| {
+        if let Some(link) = &link {
+            link.cancel(id);
+        }
+    });
+    let watchable = !props.readonly && phase == Phase::Completed && check.error.is_none();
 
     html! {
         <article
@@ -44,8 +53,8 @@ pub fn check_card(props: &CheckCardProps) -> Html {
         >
             <header class="check-head">
                 <h2 id={title_id} class="check-title mono">{ &check.request.target }</h2>
-                <span class="check-meta">{ meta(check, phase) }</span>
-                if phase == Phase::Running {
+                <span class="check-meta">{ meta(check, phase, props.readonly) }</span>
+                if phase == Phase::Running && !props.readonly {
                     <button
                         type="button"
                         class="cancel"
@@ -57,8 +66,16 @@ pub fn check_card(props: &CheckCardProps) -> Html {
                     </button>
                 }
             </header>
+            if check.is_done() {
+                <CardActions
+                    stored={check.link_id().map(AttrValue::from)}
+                    watch={watchable.then(|| check.request.clone())}
+                    from={check.from.clone()}
+                    readonly={props.readonly}
+                />
+            }
             if check.from.is_none() {
-                <CheckDetails check={check.clone()} />
+                <CheckDetails check={check.clone()} offer_nearby={!props.readonly} />
             } else {
                 if let Some(error) = &check.error {
                     <RequestErrorNote error={error.clone()} />
@@ -89,7 +106,7 @@ pub fn check_card(props: &CheckCardProps) -> Html {
 }
 
 /// The short status beside the title: the id and how far the check got.
-fn meta(check: &Check, phase: Phase) -> String {
+fn meta(check: &Check, phase: Phase, readonly: bool) -> String {
     let status = match phase {
         Phase::Running if check.cancel_requested => "cancelling…".to_owned(),
         Phase::Running => "running…".to_owned(),
@@ -102,9 +119,14 @@ fn meta(check: &Check, phase: Phase) -> String {
         Phase::Failed => "not run".to_owned(),
         Phase::Interrupted => "interrupted".to_owned(),
     };
+    // A stored result is named by its stored id; the page's own number means nothing there.
+    let name = match (check.stored.as_deref(), readonly) {
+        (Some(stored), true) => format!("result {stored}"),
+        _ => check.id.to_string(),
+    };
     match &check.from {
-        Some(_) => format!("{} · {status} · from {}", check.id, vantage_names(&check.vantages)),
-        None => format!("{} · {status}", check.id),
+        Some(_) => format!("{name} · {status} · from {}", vantage_names(&check.vantages)),
+        None => format!("{name} · {status}"),
     }
 }
 

@@ -33,8 +33,7 @@ pub struct CheckDetailsProps {
 /// phase waterfall and the findings.
 #[function_component(CheckDetails)]
 pub fn check_details(props: &CheckDetailsProps) -> Html {
-    let link =
-        use_context::<AgentLink>().expect("CheckDetails is rendered inside the AgentLink provider");
+    let link = use_context::<AgentLink>();
     let check = &props.check;
     let report = &check.report;
     let phase = check.phase();
@@ -42,7 +41,7 @@ pub fn check_details(props: &CheckDetailsProps) -> Html {
     let onscan = {
         let nearby = nearby.clone();
         Callback::from(move |_: MouseEvent| {
-            if let Some(request) = &nearby {
+            if let (Some(request), Some(link)) = (&nearby, &link) {
                 link.scan(request.clone(), None);
             }
         })

@@ -19,6 +19,10 @@ pub struct CheckFormProps {
     /// The vantage points to run from (`from`); `None` for this agent alone.
     #[prop_or_default]
     pub from: Option<Vec<String>>,
+    /// A target a `#/check?target=…` link gave: put in the field and focused, never run (a link
+    /// must not make the agent connect; the person presses Enter).
+    #[prop_or_default]
+    pub prefill: Option<AttrValue>,
 }
 
 /// Submits on Enter or the button; keeps the text so a check can be edited and run again.
@@ -36,9 +40,13 @@ pub fn check_form(props: &CheckFormProps) -> Html {
 
     {
         // `autofocus` only works on the first page load; the form is rendered later than that.
+        // A link's target is filled in, and focused the same way.
         let target_ref = target_ref.clone();
-        use_effect_with((), move |_| {
+        use_effect_with(props.prefill.clone(), move |prefill| {
             if let Some(input) = target_ref.cast::<HtmlInputElement>() {
+                if let Some(target) = prefill {
+                    input.set_value(target);
+                }
                 let _ = input.focus();
             }
         });

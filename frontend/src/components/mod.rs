@@ -2,6 +2,7 @@
 
 pub mod after_connect_finding;
 pub mod attempt_table;
+pub mod card_actions;
 pub mod check_card;
 pub mod check_details;
 pub mod check_form;
@@ -15,6 +16,8 @@ pub mod finding_list;
 pub mod firewall_rule_finding;
 pub mod form_submit;
 pub mod happy_eyeballs_finding;
+pub mod history_row;
+pub mod history_view;
 pub mod http_response;
 pub mod liveness_finding;
 pub mod local_drops_finding;
@@ -30,6 +33,7 @@ pub mod port_list;
 pub mod port_map;
 pub mod request_error_note;
 pub mod resolution_summary;
+pub mod result_view;
 pub mod round_timeline;
 pub mod scan_card;
 pub mod scan_details;
@@ -39,6 +43,9 @@ pub mod token_form;
 pub mod vantage_panel;
 pub mod vantage_result;
 pub mod verdict_panel;
+pub mod watch_form;
+pub mod watch_timeline;
+pub mod watches_view;
 
 /// Renders a component to HTML natively, for unit tests of what it shows.
 #[cfg(test)]

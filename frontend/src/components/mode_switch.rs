@@ -1,5 +1,5 @@
-//! [`ModeSwitch`]: chooses what the form above the results runs: a diagnosis of one connection,
-//! or a scan of a host's ports.
+//! [`ModeSwitch`]: chooses what the page shows: a form (a diagnosis of one connection, a scan of
+//! a host's ports, an error explained), the History of stored results, or the watches.
 
 use yew::prelude::*;
 
@@ -12,6 +12,10 @@ pub enum Mode {
     Scan,
     /// Paste an error and check every target it names (`whyrefused explain`).
     Explain,
+    /// Every result the agent stored (`whyrefused history`).
+    History,
+    /// The watches that run inside the agent (`whyrefused watches`).
+    Watches,
 }
 
 #[derive(Properties, PartialEq)]
@@ -22,7 +26,8 @@ pub struct ModeSwitchProps {
     pub onchange: Callback<Mode>,
 }
 
-/// Two toggle buttons (`#mode-check`, `#mode-scan`), each in the tab order and pressed with
+/// Toggle buttons (`#mode-check`, `#mode-scan`, `#mode-explain`, `#mode-history`,
+/// `#mode-watches`), each in the tab order and pressed with
 /// Enter or Space; `aria-pressed` tells which one is chosen.
 #[function_component(ModeSwitch)]
 pub fn mode_switch(props: &ModeSwitchProps) -> Html {
@@ -39,6 +44,8 @@ pub fn mode_switch(props: &ModeSwitchProps) -> Html {
                     Mode::Check => "check-form",
                     Mode::Scan => "scan-form",
                     Mode::Explain => "explain-form",
+                    Mode::History => "history",
+                    Mode::Watches => "watches",
                 }}
                 onclick={Callback::from(move |_: MouseEvent| onchange.emit(mode))}
             >
@@ -51,6 +58,8 @@ pub fn mode_switch(props: &ModeSwitchProps) -> Html {
             { button(Mode::Check, "mode-check", "Diagnose a connection") }
             { button(Mode::Scan, "mode-scan", "Scan ports") }
             { button(Mode::Explain, "mode-explain", "Explain an error") }
+            { button(Mode::History, "mode-history", "History") }
+            { button(Mode::Watches, "mode-watches", "Watches") }
         </div>
     }
 }

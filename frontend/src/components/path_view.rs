@@ -38,11 +38,12 @@ pub struct TraceActionProps {
 /// the check did not end silent.
 #[function_component(TraceAction)]
 pub fn trace_action(props: &TraceActionProps) -> Html {
-    let link =
-        use_context::<AgentLink>().expect("TraceAction is rendered inside the AgentLink provider");
+    let link = use_context::<AgentLink>();
     let request = CheckRequest { trace: true, no_trace: false, ..props.request.clone() };
     let ontrace = Callback::from(move |_: MouseEvent| {
-        link.check(request.clone(), None);
+        if let Some(link) = &link {
+            link.check(request.clone(), None);
+        }
     });
     html! {
         <p class="next-step">

@@ -3,6 +3,7 @@
 
 use yew::prelude::*;
 
+use crate::components::card_actions::CardActions;
 use crate::components::check_card::vantage_names;
 use crate::components::cross_verdict::CrossVerdictPanel;
 use crate::components::request_error_note::RequestErrorNote;
@@ -16,6 +17,9 @@ use crate::state::{Phase, Scan};
 pub struct ScanCardProps {
     /// The scan to show.
     pub scan: Scan,
+    /// A stored result opened from a link: nothing on it runs anything.
+    #[prop_or_default]
+    pub readonly: bool,
 }
 
 /// The host and spec with the status (and Cancel while it runs), then [`ScanDetails`]; with
@@ -23,13 +27,16 @@ pub struct ScanCardProps {
 /// Carries `data-request-id`, `data-phase` and `data-done`.
 #[function_component(ScanCard)]
 pub fn scan_card(props: &ScanCardProps) -> Html {
-    let link =
-        use_context::<AgentLink>().expect("ScanCard is rendered inside the AgentLink provider");
+    let link = use_context::<AgentLink>();
     let scan = &props.scan;
     let id = scan.id;
     let phase = scan.phase();
     let title_id = format!("scan-{}-title", id.0);
-    let oncancel = Callback::from(move |_: MouseEvent| link.cancel(id));
+    let oncancel = Callback::from(move |_: MouseEvent| {
+        if let Some(link) = &link {
+            link.cancel(id);
+        }
+    });
 
     html! {
         <article
@@ -49,8 +56,8 @@ pub fn scan_card(props: &ScanCardProps) -> Html {
                     <span class="kind">{ " ports " }</span>
                     <span class="mono">{ scan.ports() }</span>
                 </h2>
-                <span class="check-meta">{ meta(scan, phase) }</span>
-                if phase == Phase::Running {
+                <span class="check-meta">{ meta(scan, phase, props.readonly) }</span>
+                if phase == Phase::Running && !props.readonly {
                     <button
                         type="button"
                         class="cancel"
@@ -62,6 +69,12 @@ pub fn scan_card(props: &ScanCardProps) -> Html {
                     </button>
                 }
             </header>
+            if scan.is_done() {
+                <CardActions
+                    stored={scan.link_id().map(AttrValue::from)}
+                    readonly={props.readonly}
+                />
+            }
             if scan.from.is_none() {
                 <ScanDetails scan={scan.clone()} />
             } else {
@@ -92,7 +105,7 @@ pub fn scan_card(props: &ScanCardProps) -> Html {
 }
 
 /// The short status beside the title: the id and how far the scan got.
-fn meta(scan: &Scan, phase: Phase) -> String {
+fn meta(scan: &Scan, phase: Phase, readonly: bool) -> String {
     let status = match phase {
         Phase::Running if scan.cancel_requested => "cancelling…".to_owned(),
         Phase::Running => "scanning…".to_owned(),
@@ -105,8 +118,13 @@ fn meta(scan: &Scan, phase: Phase) -> String {
         Phase::Failed => "not run".to_owned(),
         Phase::Interrupted => "interrupted".to_owned(),
     };
+    // A stored result is named by its stored id; the page's own number means nothing there.
+    let name = match (scan.stored.as_deref(), readonly) {
+        (Some(stored), true) => format!("result {stored}"),
+        _ => scan.id.to_string(),
+    };
     match &scan.from {
-        Some(_) => format!("{} · {status} · from {}", scan.id, vantage_names(&scan.vantages)),
-        None => format!("{} · {status}", scan.id),
+        Some(_) => format!("{name} · {status} · from {}", vantage_names(&scan.vantages)),
+        None => format!("{name} · {status}"),
     }
 }

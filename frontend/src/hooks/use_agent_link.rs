@@ -17,8 +17,8 @@ use gloo_net::websocket::futures::WebSocket;
 use gloo_net::websocket::{Message, WebSocketError};
 use gloo_timers::future::TimeoutFuture;
 use whyrefused_shared::{
-    AgentMessage, CheckRequest, ClientMessage, ErrorCode, PROTOCOL_VERSION, RequestId, ScanRequest,
-    WS_PATH,
+    AgentMessage, CheckRequest, ClientMessage, ErrorCode, PAGE_CLIENT, PROTOCOL_VERSION, RequestId,
+    ScanRequest, WS_PATH,
 };
 use yew::prelude::*;
 
@@ -48,6 +48,9 @@ struct Inner {
     /// The id of the next check or scan: unique for the page's life, so late events never mix up
     /// cards, and increasing, so the cards sort newest first by id.
     next_id: Cell<u64>,
+    /// The token the socket said hello with (or will), shared with the socket task: the HTTP
+    /// API's calls send it too.
+    token: Rc<RefCell<Option<String>>>,
 }
 
 impl PartialEq for AgentLink {
@@ -83,6 +86,11 @@ impl AgentLink {
         self.send(ClientMessage::Cancel { id });
     }
 
+    /// The agent's token, when the page has one: for `Authorization: Bearer` on API calls.
+    pub fn token(&self) -> Option<String> {
+        self.0.token.borrow().clone()
+    }
+
     /// Gives the agent's token (typed by the user); the link says hello with it.
     pub fn authenticate(&self, token: String) {
         let _ = self.0.tokens.unbounded_send(token);
@@ -109,7 +117,8 @@ pub fn use_agent_link(dispatch: UseReducerDispatcher<State>) -> AgentLink {
         use_memo((), move |_| {
             let (outgoing, receiver) = mpsc::unbounded();
             let (tokens, token_receiver) = mpsc::unbounded();
-            let inner = Inner { outgoing, tokens, dispatch, next_id: Cell::new(1) };
+            let token = Rc::new(RefCell::new(None));
+            let inner = Inner { outgoing, tokens, dispatch, next_id: Cell::new(1), token };
             let link = AgentLink(Rc::new(inner));
             (link, RefCell::new(Some((receiver, token_receiver))))
         })
@@ -118,7 +127,9 @@ pub fn use_agent_link(dispatch: UseReducerDispatcher<State>) -> AgentLink {
         let channel = channel.clone();
         use_effect_with((), move |_| {
             if let Some((receiver, tokens)) = channel.1.borrow_mut().take() {
-                let link = Link { outgoing: receiver, tokens, token: token_from_fragment() };
+                let token = Rc::clone(&channel.0.0.token);
+                *token.borrow_mut() = token_from_fragment();
+                let link = Link { outgoing: receiver, tokens, token };
                 wasm_bindgen_futures::spawn_local(keep_connected(socket_url(), link, dispatch));
             }
         });
@@ -130,17 +141,20 @@ pub fn use_agent_link(dispatch: UseReducerDispatcher<State>) -> AgentLink {
 struct Link {
     outgoing: UnboundedReceiver<ClientMessage>,
     tokens: UnboundedReceiver<String>,
-    /// The token to say hello with, once known.
-    token: Option<String>,
+    /// The token to say hello with, once known (shared with the [`AgentLink`]).
+    token: Rc<RefCell<Option<String>>>,
 }
 
 /// A token given in the page's URL fragment (`#token=SECRET`: a fragment never reaches a server
-/// or its logs, unlike a query string), removed from the address bar once read.
+/// or its logs, unlike a query string), removed from the address bar once read (the rest of the
+/// fragment, a route, stays).
 fn token_from_fragment() -> Option<String> {
     let window = web_sys::window()?;
     let location = window.location();
-    let token = token_in_fragment(&location.hash().ok()?)?;
-    let clean = format!("{}{}", location.pathname().ok()?, location.search().ok()?);
+    let hash = location.hash().ok()?;
+    let token = token_in_fragment(&hash)?;
+    let rest = fragment_without_token(&hash);
+    let clean = format!("{}{}{rest}", location.pathname().ok()?, location.search().ok()?);
     if let Ok(history) = window.history() {
         let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&clean));
     }
@@ -155,6 +169,16 @@ fn token_in_fragment(fragment: &str) -> Option<String> {
         .find_map(|part| part.strip_prefix("token="))
         .filter(|token| !token.is_empty())
         .map(str::to_string)
+}
+
+/// The fragment with its `token=` part taken out (`#/r/ID&token=x` → `#/r/ID`), or nothing.
+fn fragment_without_token(fragment: &str) -> String {
+    let fragment = fragment.strip_prefix('#').unwrap_or(fragment);
+    let kept: Vec<&str> = fragment
+        .split('&')
+        .filter(|part| !part.starts_with("token=") && !part.is_empty())
+        .collect();
+    if kept.is_empty() { String::new() } else { format!("#{}", kept.join("&")) }
 }
 
 /// The WebSocket URL on the page's own origin: `ws://` for an `http://` page, `wss://` for
@@ -190,7 +214,7 @@ async fn keep_connected(url: String, mut link: Link, dispatch: UseReducerDispatc
         match session(&url, &mut link, &dispatch).await {
             SessionEnd::LinkDropped => return,
             SessionEnd::TokenRefused => match link.tokens.next().await {
-                Some(token) => link.token = Some(token),
+                Some(token) => *link.token.borrow_mut() = Some(token),
                 None => return,
             },
             SessionEnd::SocketClosed { greeted, reason } => {
@@ -244,7 +268,7 @@ async fn session(url: &str, link: &mut Link, dispatch: &UseReducerDispatcher<Sta
             frame = incoming.next() => match frame {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<AgentMessage>(&text) {
                     Ok(hello @ AgentMessage::Hello { auth_required: true, .. })
-                        if link.token.is_none() =>
+                        if link.token.borrow().is_none() =>
                     {
                         dispatch.dispatch(Action::TokenNeeded { problem: None });
                         waiting = Some(hello);
@@ -253,10 +277,11 @@ async fn session(url: &str, link: &mut Link, dispatch: &UseReducerDispatcher<Sta
                     Ok(hello @ AgentMessage::Hello { .. }) => {
                         greeted = true;
                         agents_due = TimeoutFuture::new(0).fuse();
-                        say_hello(&mut sink, link.token.clone(), hello, dispatch).await
+                        let token = link.token.borrow().clone();
+                        say_hello(&mut sink, token, hello, dispatch).await
                     }
                     Ok(AgentMessage::Error { code: ErrorCode::Unauthorized, .. }) => {
-                        link.token = None;
+                        *link.token.borrow_mut() = None;
                         refused = true;
                         let problem = "The agent refused that token: check it and try again.";
                         dispatch.dispatch(Action::TokenNeeded { problem: Some(problem.into()) });
@@ -278,13 +303,13 @@ async fn session(url: &str, link: &mut Link, dispatch: &UseReducerDispatcher<Sta
             },
             token = link.tokens.next() => match (token, waiting.take()) {
                 (Some(token), Some(hello)) => {
-                    link.token = Some(token.clone());
+                    *link.token.borrow_mut() = Some(token.clone());
                     greeted = true;
                     agents_due = TimeoutFuture::new(0).fuse();
                     say_hello(&mut sink, Some(token), hello, dispatch).await
                 }
                 (Some(token), None) => {
-                    link.token = Some(token);
+                    *link.token.borrow_mut() = Some(token);
                     Ok(())
                 }
                 (None, _) => return SessionEnd::LinkDropped,
@@ -316,7 +341,8 @@ async fn say_hello(
     agent_hello: AgentMessage,
     dispatch: &UseReducerDispatcher<State>,
 ) -> Result<(), Option<String>> {
-    let hello = ClientMessage::Hello { protocol: PROTOCOL_VERSION, client: "page".into(), token };
+    let hello =
+        ClientMessage::Hello { protocol: PROTOCOL_VERSION, client: PAGE_CLIENT.into(), token };
     send(sink, &hello).await.map_err(close_reason)?;
     dispatch.dispatch(Action::Received(agent_hello));
     Ok(())
@@ -351,5 +377,12 @@ mod tests {
         assert_eq!(token_in_fragment("#token="), None);
         assert_eq!(token_in_fragment(""), None);
         assert_eq!(token_in_fragment("#tokens=abc"), None);
+    }
+
+    #[test]
+    fn reading_the_token_keeps_the_rest_of_the_fragment() {
+        assert_eq!(fragment_without_token("#token=abc"), "");
+        assert_eq!(fragment_without_token("#/history&token=abc"), "#/history");
+        assert_eq!(fragment_without_token("#token=abc&/r/x1"), "#/r/x1");
     }
 }

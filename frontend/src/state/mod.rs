@@ -135,6 +135,11 @@ impl Card {
         either!(self, request => request.cancel_requested = true)
     }
 
+    /// Keeps the id its result (or a vantage point's part) is stored under.
+    fn stored(&mut self, vantage: Option<&str>, result: String) {
+        either!(self, request => request.stored(vantage, result))
+    }
+
     /// Marks the request cut off by a dropped socket.
     fn interrupted(&mut self) {
         either!(self, request => request.interrupted = true)
@@ -214,6 +219,11 @@ impl State {
             }
             AgentMessage::VantagesDone { id, verdict } => self.vantages_done(id, verdict),
             AgentMessage::Agents { agents, .. } => self.vantages = agents,
+            AgentMessage::Stored { id, vantage, result } => {
+                if let Some(card) = self.card_mut(id) {
+                    card.stored(vantage.as_deref(), result);
+                }
+            }
             // Only a joining agent is sent this, never a page.
             AgentMessage::Registered { .. } => {}
         }

@@ -115,11 +115,13 @@ pub struct Part<R> {
     pub report: Rc<R>,
     /// Its `vantage_error`, if it refused or stopped its part.
     pub error: Option<RequestError>,
+    /// The id its part is stored under in the agent's history, once stored.
+    pub stored: Option<String>,
 }
 
 impl<R: Default> Part<R> {
     fn new(name: &str) -> Self {
-        Part { name: name.to_owned(), report: Rc::default(), error: None }
+        Part { name: name.to_owned(), report: Rc::default(), error: None, stored: None }
     }
 }
 
@@ -145,6 +147,9 @@ pub struct Request<R: Fold> {
     pub vantages: Vec<Part<R>>,
     /// With `from`: the comparison across vantage points, which ends the request.
     pub cross: Option<CrossVerdict>,
+    /// The id its result is stored under in the agent's history (`/#/r/ID`), once the agent
+    /// said so; with `from`, each part has its own.
+    pub stored: Option<String>,
 }
 
 impl<R: Fold> Request<R> {
@@ -160,6 +165,7 @@ impl<R: Fold> Request<R> {
             vantages: parts_for(from.as_deref()),
             from,
             cross: None,
+            stored: None,
         }
     }
 
@@ -200,6 +206,7 @@ impl<R: Fold> Request<R> {
             from: None,
             vantages: Vec::new(),
             cross: None,
+            stored: part.stored.clone(),
         }
     }
 
@@ -211,6 +218,30 @@ impl<R: Fold> Request<R> {
             None => &mut self.report,
         };
         Rc::make_mut(report).apply(event);
+    }
+
+    /// Keeps the id its result is stored under, or with a vantage point's name that part's.
+    /// Arrives after `done`: taken whatever the phase.
+    pub(super) fn stored(&mut self, vantage: Option<&str>, result: String) {
+        match vantage {
+            Some(name) => self.part_mut(name).stored = Some(result),
+            None => self.stored = Some(result),
+        }
+    }
+
+    /// A finished request as the agent stored it (`/#/r/ID`): its report, nothing running.
+    pub fn of_stored(request: R::Request, report: Rc<R>, stored: String) -> Self {
+        let mut shown = Request::new(RequestId(0), request, None);
+        shown.report = report;
+        shown.stored = Some(stored);
+        shown
+    }
+
+    /// The stored id a link to it names: its own, or with `from` the first stored part's.
+    pub fn link_id(&self) -> Option<&str> {
+        self.stored
+            .as_deref()
+            .or_else(|| self.vantages.iter().find_map(|part| part.stored.as_deref()))
     }
 
     /// Keeps a vantage point's refusal of its part.

@@ -169,6 +169,26 @@ fn a_verdict_and_done_complete_a_check() {
 }
 
 #[test]
+fn the_stored_id_that_follows_done_is_kept_for_the_cards_link() {
+    let stored = |id: u64, result: &str| {
+        Action::Received(AgentMessage::Stored {
+            id: RequestId(id),
+            vantage: None,
+            result: result.into(),
+        })
+    };
+    let state = reduce(
+        connected(),
+        [submit(1, "localhost:80"), event(1, done(Outcome::Completed)), stored(1, "r7k2")],
+    );
+    let check = state.check(RequestId(1)).unwrap();
+    assert_eq!(check.phase(), Phase::Completed, "the id changes nothing else");
+    assert_eq!(check.stored.as_deref(), Some("r7k2"));
+    let unknown = reduce(state, [stored(9, "zz")]);
+    assert_eq!(unknown.cards.len(), 1, "an id for no card is dropped");
+}
+
+#[test]
 fn only_a_check_with_retries_plans_rounds_and_they_count_the_first() {
     let mut check = Check::new(RequestId(1), CheckRequest::new("a:1"), None);
     assert_eq!(check.rounds_planned(), None);
