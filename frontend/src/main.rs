@@ -35,6 +35,7 @@ use components::check_form::CheckForm;
 use components::connection_status::ConnectionStatus;
 use components::explain_form::ExplainForm;
 use components::mode_switch::{Mode, ModeSwitch};
+use components::page_footer::PageFooter;
 use components::scan_card::ScanCard;
 use components::scan_form::ScanForm;
 use components::token_form::TokenForm;
@@ -125,8 +126,17 @@ fn app() -> Html {
                         }) }
                     </section>
                 </main>
+                <PageFooter agent={connected_agent(&state.link)} />
             </div>
         </ContextProvider<AgentLink>>
+    }
+}
+
+/// The agent that answered, while the page is connected to it.
+fn connected_agent(link: &LinkStatus) -> Option<whyrefused_shared::AgentInfo> {
+    match link {
+        LinkStatus::Connected { agent } => Some(agent.clone()),
+        _ => None,
     }
 }
 

@@ -81,6 +81,7 @@ pub use scan::{
 pub use service::{Protocol, ServiceIdentity};
 pub use vantage::{
     ALL_VANTAGES, CrossCause, CrossVerdict, LOCAL_VANTAGE, VantageInfo, VantageResult,
+    version_warning,
 };
 
 /// The protocol version both sides announce in `hello`. Bump it on any incompatible change.
