@@ -116,6 +116,11 @@ pub struct AppState {
     pub env_proxy: Option<Arc<crate::proxy::ProxySettings>>,
 }
 
+/// The build every hello names, as `--version` does: the commit (set by `./dev dist`; a
+/// development build says so) and the target triple.
+pub const BUILD: &str =
+    concat!("commit ", env!("WHYREFUSED_COMMIT"), ", ", env!("WHYREFUSED_TARGET"));
+
 impl AppState {
     /// State for an agent on this host with these limits and this target policy, not yet
     /// shutting down.
@@ -123,7 +128,11 @@ impl AppState {
         let hostname =
             hostname::get().map_or_else(|_| "unknown".into(), |h| h.to_string_lossy().into_owned());
         AppState {
-            agent: AgentInfo { version: env!("CARGO_PKG_VERSION").into(), hostname },
+            agent: AgentInfo {
+                version: env!("CARGO_PKG_VERSION").into(),
+                hostname,
+                build: Some(BUILD.into()),
+            },
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
             limits,

@@ -42,6 +42,7 @@ use components::connection_status::ConnectionStatus;
 use components::explain_form::ExplainForm;
 use components::history_view::HistoryView;
 use components::mode_switch::{Mode, ModeSwitch};
+use components::page_footer::PageFooter;
 use components::result_view::ResultView;
 use components::scan_card::ScanCard;
 use components::scan_form::ScanForm;
@@ -172,6 +173,7 @@ fn app() -> Html {
                         }) }
                     </section>
                 </main>
+                <PageFooter agent={connected_agent(&state.link)} />
             </div>
         </ContextProvider<AgentLink>>
     }
@@ -204,6 +206,14 @@ fn use_route() -> UseStateHandle<Route> {
         });
     }
     route
+}
+
+/// The agent that answered, while the page is connected to it.
+fn connected_agent(link: &LinkStatus) -> Option<whyrefused_shared::AgentInfo> {
+    match link {
+        LinkStatus::Connected { agent } => Some(agent.clone()),
+        _ => None,
+    }
 }
 
 fn main() {

@@ -91,6 +91,7 @@ pub use scan::{
 pub use service::{Protocol, ServiceIdentity};
 pub use vantage::{
     ALL_VANTAGES, CrossCause, CrossVerdict, LOCAL_VANTAGE, RouterRule, VantageInfo, VantageResult,
+    version_warning,
 };
 pub use watch::{
     Change, Latency, VantageRound, WatchInfo, WatchListing, WatchRound, WatchRounds, WatchSpec,

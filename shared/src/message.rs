@@ -224,6 +224,10 @@ pub struct AgentInfo {
     pub version: String,
     /// The host name of the machine the agent runs on: probes start from there.
     pub hostname: String,
+    /// The build, as `whyrefused --version` names it: `commit 1a2b3c4d5e6f,
+    /// x86_64-unknown-linux-musl`. Absent from agents older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
 }
 
 /// Why the agent refused a client message.
@@ -365,6 +369,18 @@ mod tests {
     }
 
     #[test]
+    fn an_agents_build_is_optional_so_older_agents_hellos_still_read() {
+        let older = r#"{"type":"hello","protocol":1,"agent":{"version":"0.1.0","hostname":"box"}}"#;
+        let AgentMessage::Hello { agent, .. } = serde_json::from_str(older).unwrap() else {
+            panic!("a hello");
+        };
+        assert_eq!(agent.build, None);
+        let build = Some("commit 1a2b3c4d5e6f, aarch64-unknown-linux-musl".to_string());
+        let newer = AgentInfo { version: "0.2.0".into(), hostname: "box".into(), build };
+        assert!(round_trip(&newer).contains(r#""build":"commit 1a2b3c4d5e6f, aarch64"#));
+    }
+
+    #[test]
     fn every_agent_message_and_step_round_trips() {
         let address: std::net::IpAddr = "2001:db8::1".parse().unwrap();
         let target = TargetInfo {
@@ -379,7 +395,7 @@ mod tests {
         let messages = [
             AgentMessage::Hello {
                 protocol: 1,
-                agent: AgentInfo { version: "0.1.0".into(), hostname: "box".into() },
+                agent: AgentInfo { version: "0.1.0".into(), hostname: "box".into(), build: None },
                 auth_required: true,
             },
             event(Step::Started { target, timeout_ms: 3000 }),

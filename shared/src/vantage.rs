@@ -43,6 +43,21 @@ pub struct VantageInfo {
     pub connected_since: Option<Timestamp>,
 }
 
+/// What a list of vantage points says of `agent`'s version when it is not the hub's (`local`'s,
+/// first in the list): a joined agent of another version still runs requests (a different
+/// protocol version is refused when it joins), but may see or say things differently.
+pub fn version_warning(list: &[VantageInfo], agent: &VantageInfo) -> Option<String> {
+    let hub = list.iter().find(|info| info.name == LOCAL_VANTAGE)?;
+    (agent.name != LOCAL_VANTAGE && agent.version != hub.version).then(|| {
+        format!(
+            "{} runs whyrefused {}, the hub {}: install the same version on both",
+            agent.name,
+            agent.version.escape_debug(),
+            hub.version.escape_debug()
+        )
+    })
+}
+
 /// The pattern across vantage points. The vocabulary is stable: programs may match on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -125,4 +140,35 @@ pub struct VantageResult {
     /// A scan's open ports there (over every address scanned).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub open_ports: Vec<u16>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, version: &str) -> VantageInfo {
+        VantageInfo {
+            name: name.into(),
+            online: true,
+            version: version.into(),
+            hostname: format!("{name}-host"),
+            addresses: vec![],
+            last_seen: None,
+            connected_since: None,
+        }
+    }
+
+    #[test]
+    fn only_a_joined_agent_of_another_version_is_warned_about() {
+        let list = [info(LOCAL_VANTAGE, "0.2.0"), info("app1", "0.2.0"), info("db1", "0.1.0")];
+        assert_eq!(version_warning(&list, &list[0]), None, "the hub itself");
+        assert_eq!(version_warning(&list, &list[1]), None, "the same version");
+        assert_eq!(
+            version_warning(&list, &list[2]).as_deref(),
+            Some("db1 runs whyrefused 0.1.0, the hub 0.2.0: install the same version on both")
+        );
+        let odd = info("x", "0.1\n\u{1b}[31m");
+        let said = version_warning(&[info(LOCAL_VANTAGE, "0.2.0"), odd.clone()], &odd).unwrap();
+        assert!(!said.contains('\n') && !said.contains('\u{1b}'), "{said}");
+    }
 }

@@ -211,7 +211,7 @@ pub async fn open(url: &str, origin: Option<&str>) -> Result<Socket, tungstenite
 }
 
 fn empty_info() -> whyrefused_shared::AgentInfo {
-    whyrefused_shared::AgentInfo { version: String::new(), hostname: String::new() }
+    whyrefused_shared::AgentInfo { version: String::new(), hostname: String::new(), build: None }
 }
 
 /// The `kind` of each step, for asserting the order of a stream.

@@ -156,6 +156,38 @@ fn agents_lists_the_hub_and_every_joined_agent_online() {
     let table = String::from_utf8_lossy(&table.stdout).into_owned();
     assert!(table.starts_with("NAME"), "{table}");
     assert!(table.lines().any(|l| l.starts_with("a2") && l.contains("online")), "{table}");
+    assert!(!table.contains("warning"), "the same version everywhere: {table}");
+}
+
+#[tokio::test]
+async fn a_joined_agent_of_another_version_is_warned_about_in_the_log_and_the_list() {
+    let files = Files::new();
+    let tokens = files.hub_tokens(&["old1"]);
+    let log = files.path("hub.log");
+    let hub = Agent::start_logged(&["--token-file", &tokens], &log);
+    let mut agent = Client::connect_with_token(&hub, Some(&agent_secret("old1"))).await;
+    // An agent of another release: the same protocol, another package version ("0").
+    agent.send(&register("old1")).await;
+    assert!(matches!(agent.recv().await, AgentMessage::Registered { name } if name == "old1"));
+
+    let table = cli(&["agents", "--via", &hub_url(&hub), "--token-file", &tokens]);
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    let expected = format!(
+        "warning: old1 runs whyrefused 0, the hub {}: install the same version on both",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(table.lines().any(|line| line == expected), "{table}");
+    let start = Instant::now();
+    let line = loop {
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        let warning = "a joined agent runs another whyrefused version";
+        if let Some(line) = logged.lines().find(|line| line.contains(warning)) {
+            break line.to_string();
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no warning logged: {logged}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(line.contains("WARN") && line.contains("old1") && line.contains("\"0\""), "{line}");
 }
 
 #[tokio::test]

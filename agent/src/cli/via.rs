@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 use whyrefused_shared::{
     AgentMessage, CheckReport, CheckRequest, ClientMessage, CrossVerdict, ErrorCode,
-    PROTOCOL_VERSION, RequestId, ScanReport, ScanRequest, VantageInfo,
+    PROTOCOL_VERSION, RequestId, ScanReport, ScanRequest, VantageInfo, version_warning,
 };
 
 use super::report::{self, Colors};
@@ -234,6 +234,11 @@ fn render_agents(agents: &[VantageInfo]) -> String {
             seen,
             addresses.join(", ")
         );
+    }
+    for agent in agents {
+        if let Some(warning) = version_warning(agents, agent) {
+            out += &format!("warning: {warning}\n");
+        }
     }
     out
 }

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use whyrefused_shared::{AgentMessage, ClientMessage, ErrorCode, RequestId, ScanStep, Step};
 
-use super::registry::Conflict;
+use super::registry::{Conflict, MAX_VERSION_LEN};
 use super::{PING_TIMEOUT, Registration};
 use crate::app::AppState;
 use crate::wire::{Outbox, close};
@@ -182,6 +182,7 @@ pub(crate) async fn serve(
     outbox: Outbox,
 ) {
     let name = registration.name.clone();
+    let version = registration.version.clone();
     let link = LinkHandle::new(outbox.clone(), state.hub.limits().requests_per_client);
     let ticket = match state.hub.register(registration, link.clone()) {
         Ok(ticket) => ticket,
@@ -198,6 +199,7 @@ pub(crate) async fn serve(
     };
     let _ = outbox.message(&AgentMessage::Registered { name: name.clone() });
     info!(%peer, vantage = %name, "an agent joined");
+    warn_of_another_version(&state, &name, &version);
     let why = loop {
         tokio::select! {
             () = state.shutdown.cancelled() => break "the hub is shutting down",
@@ -220,6 +222,22 @@ pub(crate) async fn serve(
     link.close();
     outbox.close(close::AWAY, close::LINK_ENDED);
     warn!(%peer, vantage = %name, reason = why, "an agent went offline");
+}
+
+/// Logs a joined agent whose whyrefused version is not the hub's: its requests still run (a
+/// different protocol version is refused at its hello), but it may see or say things
+/// differently. The agents list says the same (`version_warning`).
+fn warn_of_another_version(state: &AppState, name: &str, version: &str) {
+    if version != state.agent.version {
+        let version: String = version.chars().take(MAX_VERSION_LEN).collect();
+        warn!(
+            vantage = %name,
+            agent_version = ?version,
+            hub_version = %state.agent.version,
+            "a joined agent runs another whyrefused version than this hub: install the same \
+             version on both"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -397,7 +397,7 @@ mod tests {
     }
 
     fn local() -> AgentInfo {
-        AgentInfo { version: "0.1.0".into(), hostname: "hub".into() }
+        AgentInfo { version: "0.1.0".into(), hostname: "hub".into(), build: None }
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod mode_switch;
 pub mod mtu_probe_finding;
 pub mod nearby_ports_finding;
 pub mod number_field;
+pub mod page_footer;
 pub mod path_view;
 pub mod phase_waterfall;
 pub mod port_list;

@@ -2,7 +2,7 @@
 //! checkbox to choose it.
 
 use web_sys::HtmlInputElement;
-use whyrefused_shared::{LOCAL_VANTAGE, VantageInfo};
+use whyrefused_shared::{LOCAL_VANTAGE, VantageInfo, version_warning};
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]
@@ -71,6 +71,9 @@ pub fn vantage_panel(props: &VantagePanelProps) -> Html {
                                         { if info.online { "online" } else { "offline" } }
                                     </span>
                                     <span class="vantage-about">{ about(info) }</span>
+                                    if let Some(warning) = version_warning(&props.vantages, info) {
+                                        <span class="vantage-warning" role="note">{ warning }</span>
+                                    }
                                 </label>
                             </li>
                         }
@@ -152,6 +155,19 @@ mod tests {
         assert!(html.contains(r#"data-name="a1""#) && html.contains(r#"data-online="false""#));
         assert!(html.contains("a1-host · v0.1.0 · seen 10:00:07 UTC"), "{html}");
         assert!(html.contains("local-host · v0.1.0<"), "no last seen for the hub itself: {html}");
+    }
+
+    #[test]
+    fn a_joined_agent_of_another_version_than_the_hubs_is_warned_about() {
+        let older = VantageInfo { version: "0.0.9".into(), ..info("a1", true) };
+        let html = render::<VantagePanel>(VantagePanelProps {
+            vantages: vec![info("local", true), older, info("a2", true)],
+            chosen: names(&["local"]),
+            onchange: Callback::noop(),
+        });
+        let warning = "a1 runs whyrefused 0.0.9, the hub 0.1.0: install the same version on both";
+        assert!(html.contains(warning), "{html}");
+        assert_eq!(html.matches("vantage-warning").count(), 1, "a2 runs the hub's: {html}");
     }
 
     #[test]

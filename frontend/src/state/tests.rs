@@ -22,7 +22,7 @@ fn reduce(state: State, actions: impl IntoIterator<Item = Action>) -> State {
 fn hello(protocol: u32) -> Action {
     Action::Received(AgentMessage::Hello {
         protocol,
-        agent: AgentInfo { version: "0.1.0".into(), hostname: "box".into() },
+        agent: AgentInfo { version: "0.1.0".into(), hostname: "box".into(), build: None },
         auth_required: false,
     })
 }
