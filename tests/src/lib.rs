@@ -14,6 +14,7 @@ pub mod lab_check;
 pub mod scrape;
 pub mod targets;
 pub mod tokens;
+pub mod webhook;
 
 pub use agent::{Agent, Joiner, agent_binary, workspace_root};
 pub use browser::Browser;

@@ -4,16 +4,16 @@
 //! as its rules say, by target and id and as CSV; retention prunes; a broken file is named
 //! and the agent still serves checks; two agents share one file. Every target is on loopback.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use whyrefused_shared::CheckRequest;
 use whyrefused_tests::scrape::{get, request};
+use whyrefused_tests::webhook::webhook_receiver;
 use whyrefused_tests::{Agent, Client, agent_binary, closed_port, write_token_file};
 
 /// Runs the CLI with `args`; its exit code and standard output and error.
@@ -31,35 +31,6 @@ fn stored(state: &Path, target: &str) -> Vec<Value> {
     assert_eq!(code, 0, "{err}");
     let document: Value = serde_json::from_str(&out).expect("history --json is JSON");
     document["results"].as_array().expect("a list").clone()
-}
-
-/// A webhook receiver on loopback: every POST's body, in order, through the channel.
-fn webhook_receiver() -> (SocketAddr, mpsc::Receiver<Value>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    let (bodies, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(16) {
-            let Ok(mut stream) = stream else { continue };
-            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = value.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
-            let _ = bodies.send(serde_json::from_slice(&body).expect("the webhook body is JSON"));
-        }
-    });
-    (address, received)
 }
 
 #[test]

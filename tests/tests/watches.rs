@@ -6,14 +6,14 @@
 //! quorum keeps it up while one fails and takes it down when both do. Every target is on
 //! loopback.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output};
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 use whyrefused_tests::scrape::{Scraped, get};
+use whyrefused_tests::webhook::webhook_receiver;
 use whyrefused_tests::{Agent, agent_binary, closed_port, write_token_file};
 
 /// How long the test waits for something a watch of 200 ms rounds should show within a
@@ -76,35 +76,6 @@ fn wait_for_round(
         assert!(start.elapsed() < PATIENCE, "no round {what} within {PATIENCE:?}: {all:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// A webhook receiver on loopback: every POST's body, in order, through the channel.
-fn webhook_receiver() -> (SocketAddr, mpsc::Receiver<Value>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    let (bodies, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(16) {
-            let Ok(mut stream) = stream else { continue };
-            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = value.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
-            let _ = bodies.send(serde_json::from_slice(&body).expect("the webhook body is JSON"));
-        }
-    });
-    (address, received)
 }
 
 fn time(value: &Value) -> SystemTime {
