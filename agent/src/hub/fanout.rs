@@ -54,7 +54,8 @@ pub struct Job {
 impl Job {
     /// Validates the request once, at the hub (so a bad target is one error, not one per
     /// vantage point), against the hub's own policy and limits. The hub's own part (a check's,
-    /// or a scan's open ports') names its listeners' owners only when `show_processes` (each joined agent decides for its own).
+    /// or a scan's open ports') names its listeners' owners, and its forwarding rules' text,
+    /// only when `show_processes` (each joined agent decides for its own).
     /// What the hub's policy can decide without resolving (an address literal, the ports) is
     /// decided here, before anything is forwarded; each vantage point checks every rule again
     /// on the addresses its own resolver gives (a name may resolve differently there).
@@ -96,6 +97,15 @@ impl Job {
             Plan::Scan(plan) => plan.timeout_ms,
         };
         Duration::from_millis(u64::from(longest_ms)) + SILENCE_GRACE
+    }
+}
+
+/// Whether the client may read this host's own details (its listeners' owners, its rules'
+/// text): a client on this host, or any with `--show-processes`.
+fn shows_processes(plan: &Plan) -> bool {
+    match plan {
+        Plan::Check(plan) => plan.show_processes,
+        Plan::Scan(plan) => plan.show_processes,
     }
 }
 
@@ -275,6 +285,12 @@ impl Fanout {
                     let remote = self.vantages.iter().map(|v| matches!(v, Vantage::Remote { .. }));
                     let failed = failed_destinations(remote.zip(&reports));
                     if let Some(found) = watch.finish(&failed).await {
+                        // The hub's rules' text is for clients on its host, as its own
+                        // check's rule is.
+                        let found = match shows_processes(&job.plan) {
+                            true => found,
+                            false => found.without_rule_text(),
+                        };
                         add_router_rule(&mut verdict, LOCAL_VANTAGE, found);
                     }
                 }
