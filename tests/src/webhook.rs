@@ -36,3 +36,19 @@ pub fn webhook_receiver() -> (SocketAddr, mpsc::Receiver<Value>) {
     });
     (address, received)
 }
+
+/// The two changes a watch of a port closed, then opened, then closed again posts, in order,
+/// each checked: `port_closed` to `reachable`, then back.
+pub fn closed_opened_closed(bodies: &mpsc::Receiver<Value>, patience: Duration) -> (Value, Value) {
+    let first = bodies.recv_timeout(patience).expect("the first change is posted");
+    let second = bodies.recv_timeout(patience).expect("the second change is posted");
+    assert_eq!(
+        (first["old_cause"].as_str(), first["new_cause"].as_str()),
+        (Some("port_closed"), Some("reachable"))
+    );
+    assert_eq!(
+        (second["old_cause"].as_str(), second["new_cause"].as_str()),
+        (Some("reachable"), Some("port_closed"))
+    );
+    (first, second)
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 use whyrefused_shared::CheckRequest;
 use whyrefused_tests::scrape::{get, request};
-use whyrefused_tests::webhook::webhook_receiver;
+use whyrefused_tests::webhook::{closed_opened_closed, webhook_receiver};
 use whyrefused_tests::{Agent, Client, agent_binary, closed_port, write_token_file};
 
 /// Runs the CLI with `args`; its exit code and standard output and error.
@@ -109,16 +109,7 @@ fn a_watch_records_each_change_of_a_port_with_its_time_and_posts_it_to_a_webhook
         "{diagnosed}"
     );
 
-    let first = bodies.recv_timeout(Duration::from_secs(20)).expect("the first change is posted");
-    let second = bodies.recv_timeout(Duration::from_secs(20)).expect("the second change is posted");
-    assert_eq!(
-        (first["old_cause"].as_str(), first["new_cause"].as_str()),
-        (Some("port_closed"), Some("reachable"))
-    );
-    assert_eq!(
-        (second["old_cause"].as_str(), second["new_cause"].as_str()),
-        (Some("reachable"), Some("port_closed"))
-    );
+    let (first, _second) = closed_opened_closed(&bodies, Duration::from_secs(20));
     assert!(first["text"].as_str().unwrap().contains(&target), "{first}");
     assert_eq!(first["at"], changes[0]["at"]);
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 use whyrefused_tests::scrape::{Scraped, get};
-use whyrefused_tests::webhook::webhook_receiver;
+use whyrefused_tests::webhook::{closed_opened_closed, webhook_receiver};
 use whyrefused_tests::{Agent, agent_binary, closed_port, write_token_file};
 
 /// How long the test waits for something a watch of 200 ms rounds should show within a
@@ -162,16 +162,7 @@ fn an_agent_watch_records_each_change_posts_it_survives_a_restart_and_stops_when
         "{report}"
     );
 
-    let first = bodies.recv_timeout(PATIENCE).expect("the first change is posted");
-    let second = bodies.recv_timeout(PATIENCE).expect("the second change is posted");
-    assert_eq!(
-        (first["old_cause"].as_str(), first["new_cause"].as_str()),
-        (Some("port_closed"), Some("reachable"))
-    );
-    assert_eq!(
-        (second["old_cause"].as_str(), second["new_cause"].as_str()),
-        (Some("reachable"), Some("port_closed"))
-    );
+    let (first, _second) = closed_opened_closed(&bodies, PATIENCE);
     assert_eq!(first["at"], changes[0]["at"]);
     assert_eq!(first["link"], format!("{public}/#/r/{diagnosed}"), "the link under --public-url");
 

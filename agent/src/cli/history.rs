@@ -11,6 +11,7 @@ use clap::Args;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::report::escape;
 use super::{exit, fail, via};
 use crate::history::{self, Entry, History, Query, Retention, Summary, formats};
 use crate::join::dial::{self, HubUrl};
@@ -257,17 +258,6 @@ fn table(results: &[Summary]) -> String {
         ));
     }
     out
-}
-
-/// Text from the history (other people's targets) with control characters escaped, so it
-/// cannot move the terminal's cursor or change its colours.
-fn escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| match c.is_control() {
-            true => c.escape_default().collect::<Vec<_>>(),
-            false => vec![c],
-        })
-        .collect()
 }
 
 /// Reads an agent's history through `GET /api/results` (`.csv` for `--csv`).

@@ -48,6 +48,17 @@ impl Colors {
     }
 }
 
+/// Text another party wrote (a stored target, an agent's answer) with control characters
+/// escaped, so it cannot move the terminal's cursor or change its colours.
+pub fn escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_default().collect::<Vec<_>>(),
+            false => vec![c],
+        })
+        .collect()
+}
+
 fn paint(style: Style, text: &str) -> String {
     format!("{style}{text}{style:#}")
 }

@@ -13,6 +13,7 @@ use whyrefused_shared::{
 };
 
 use super::history::{http_request, percent_encode};
+use super::report::escape;
 use super::{exit, fail, via};
 use crate::join::dial::HubUrl;
 
@@ -217,16 +218,6 @@ fn table(listing: &WatchListing) -> String {
         ));
     }
     out
-}
-
-/// Text from the agent with control characters escaped (it cannot move the terminal's cursor).
-fn escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| match c.is_control() {
-            true => c.escape_default().collect::<Vec<_>>(),
-            false => vec![c],
-        })
-        .collect()
 }
 
 #[cfg(test)]
