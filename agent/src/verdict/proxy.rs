@@ -174,15 +174,19 @@ pub fn conclude(through: &Through<'_>) -> Verdict {
     };
     Verdict {
         cause,
-        summary: capitalised(summary),
+        summary: capitalised(summary, &through.target),
         suggestions,
         evidence: evidence_list,
         pattern: None,
     }
 }
 
-/// The sentence with its first letter in upper case.
-fn capitalised(sentence: String) -> String {
+/// The sentence with its first letter in upper case, unless it starts with the target (a host
+/// name is written as it is: `localhost:8080 is reachable…`).
+fn capitalised(sentence: String, target: &str) -> String {
+    if sentence.starts_with(target) {
+        return sentence;
+    }
     let mut chars = sentence.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
