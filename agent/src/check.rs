@@ -415,9 +415,12 @@ async fn from_inside(plan: &CheckPlan, verdict: &mut Verdict) {
     if verdict.cause.is_reachable() || !verdict::namespace::is_loopback(&plan.target) {
         return;
     }
-    let placement = match tokio::task::spawn_blocking(probe::namespace::read).await {
-        Ok(placement) => placement,
-        Err(_) => return,
+    let placement = match probe::namespace::recent() {
+        Some(placement) => placement,
+        None => match tokio::task::spawn_blocking(probe::namespace::read_and_keep).await {
+            Ok(placement) => placement,
+            Err(_) => return,
+        },
     };
     let inside = verdict::namespace::inside(&placement).is_some();
     let host = placement.gateway.filter(|_| plan.try_host && inside);
@@ -679,8 +682,7 @@ async fn probe_addresses(
     let dns_us = resolution.elapsed_us;
     let addresses =
         join_all(allowed.iter().map(|ip| probe_address(plan, *ip, dns_us, started, reporter)));
-    let overflows_before = on_this_host.then(local_drops::listen_overflows).flatten();
-    let pressure_before = host_pressure::read();
+    let pressure_before = host_pressure::read_before();
     let own_listeners = async {
         match on_this_host {
             true => tokio::task::spawn_blocking(move || listeners::listeners_on(port)).await.ok(),
@@ -693,15 +695,19 @@ async fn probe_addresses(
         attempts.push(attempt);
         findings.extend(address_findings);
     }
+    let timed_out = attempts.iter().any(|attempt| attempt.state == ConnectState::Timeout);
+    let listening = own_listeners.as_ref().is_some_and(|found| !found.listeners.is_empty());
+    // Read again only when what moved can matter: a listener's queue, or a connect left silent.
+    let pressure_after = (timed_out || listening).then(host_pressure::read);
     if let Some(mut found) = own_listeners {
-        found.listen_overflows = local_drops::listen_overflows()
-            .zip(overflows_before)
-            .and_then(|(after, before)| after.checked_sub(before));
+        found.listen_overflows = pressure_after
+            .as_ref()
+            .and_then(|after| host_pressure::listen_overflows_since(&pressure_before, after));
         let found = if plan.show_processes { found } else { found.without_owners() };
         reporter.finding(Finding::LocalListeners(found), &mut findings);
     }
-    if attempts.iter().any(|attempt| attempt.state == ConnectState::Timeout) {
-        let pressure = host_pressure::since(&pressure_before, &host_pressure::read());
+    if let Some(after) = pressure_after.filter(|_| timed_out) {
+        let pressure = host_pressure::since(&pressure_before, &after);
         if pressure.is_notable() {
             reporter.finding(Finding::HostPressure(pressure), &mut findings);
         }

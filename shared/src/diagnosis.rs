@@ -214,6 +214,14 @@ pub struct NearbyPorts {
     pub probed: u32,
     /// The ones that opened, nearest first.
     pub open: Vec<u16>,
+    /// How many of them were read from the host's own listening sockets rather than connected
+    /// to: the agent's own address, where no rule of its firewall could stop a connect to them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub from_listeners: u32,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 /// A listening socket on the agent's host.

@@ -515,7 +515,12 @@ mod tests {
                 port_loss: None,
                 echo_loss: None,
             }),
-            Finding::NearbyPorts(NearbyPorts { address: v4, probed: 40, open: vec![8080] }),
+            Finding::NearbyPorts(NearbyPorts {
+                address: v4,
+                probed: 40,
+                open: vec![8080],
+                from_listeners: 0,
+            }),
             Finding::LocalListeners(LocalListeners {
                 port: 5432,
                 listeners: vec![Listener {

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use std::os::fd::AsFd;
 
 use nix::errno::Errno as OsErrno;
-use tokio::net::{TcpSocket, TcpStream};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpStream;
 use whyrefused_shared::{Attempt, ConnectState, Errno, Family, IcmpError};
 
 use super::icmp;
@@ -72,23 +73,38 @@ pub struct ConnectFailure {
 /// Opens a TCP connection with zero linger and ICMP errors queued, so a failure can say which
 /// ICMP message (from whom) ended it. The open stream is returned for post-connect probes;
 /// dropping it resets the connection.
+///
+/// The answer is looked for as soon as `connect` returns: to this host's own addresses it has
+/// usually arrived by then (loopback delivers the SYN and its reset within the call), and the
+/// attempt ends without waiting on the event loop. Otherwise the socket is waited on until it
+/// connects or fails.
 pub async fn open(address: SocketAddr) -> Result<TcpStream, ConnectFailure> {
     let failed = |error| ConnectFailure { error, icmp: None };
-    let socket = match address {
-        SocketAddr::V4(_) => TcpSocket::new_v4(),
-        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    let socket = nonblocking_socket(address).map_err(failed)?;
+    match socket.connect(&address.into()) {
+        Ok(()) => {}
+        Err(error) if error.raw_os_error() == Some(OsErrno::EINPROGRESS as i32) => {}
+        Err(error) => return Err(ConnectFailure { icmp: icmp::take(&socket), error }),
     }
-    .map_err(failed)?;
-    socket.set_zero_linger().map_err(failed)?;
-    // Best effort: without the error queue the attempt still runs, only without ICMP detail.
+    if let Some(error) = socket.take_error().map_err(failed)? {
+        return Err(ConnectFailure { icmp: icmp::take(&socket), error });
+    }
+    let stream = TcpStream::from_std(std::net::TcpStream::from(socket)).map_err(failed)?;
+    stream.writable().await.map_err(failed)?;
+    match stream.take_error().map_err(failed)? {
+        Some(error) => Err(ConnectFailure { icmp: icmp::take(&stream), error }),
+        None => Ok(stream),
+    }
+}
+
+/// A non-blocking TCP socket for `address`'s family, with zero linger and (best effort: without
+/// it the attempt still runs, only without ICMP detail) ICMP errors queued.
+fn nonblocking_socket(address: SocketAddr) -> io::Result<Socket> {
+    let kind = Type::STREAM.nonblocking().cloexec();
+    let socket = Socket::new(Domain::for_address(address), kind, Some(Protocol::TCP))?;
+    socket.set_linger(Some(Duration::ZERO))?;
     let _ = icmp::enable(socket.as_fd(), Family::of(&address.ip()));
-    // `connect` consumes the socket and closes it on failure: a second descriptor keeps it
-    // open long enough to read its error queue.
-    let watcher = socket.as_fd().try_clone_to_owned().map_err(failed)?;
-    socket
-        .connect(address)
-        .await
-        .map_err(|error| ConnectFailure { icmp: icmp::take(&watcher), error })
+    Ok(socket)
 }
 
 /// Maps a connect error, with the ICMP error behind it if any, to a state; the errno is kept

@@ -1,10 +1,14 @@
 //! This host's kernel tables that drop new connections when they overflow, read before and after
 //! a check: the connection-tracking table (`/proc/sys/net/netfilter/nf_conntrack_count` and
 //! `_max`, and the drop counters of `/proc/net/stat/nf_conntrack`) and SYN cookies
-//! (`TcpExt: SyncookiesSent`, `SyncookiesFailed` in `/proc/net/netstat`). Each read is a few
-//! small files; missing ones (conntrack not loaded) read as absent.
+//! (`TcpExt: SyncookiesSent`, `SyncookiesFailed` in `/proc/net/netstat`), with the SYNs dropped
+//! to full accept queues (`ListenOverflows`) from the same read. Each read is a few small files;
+//! missing ones (conntrack not loaded) read as absent.
 
 use std::fs;
+use std::time::Duration;
+
+use super::recent::Recent;
 
 use whyrefused_shared::HostPressure;
 
@@ -17,6 +21,23 @@ pub struct Reading {
     conntrack_drops: Option<u64>,
     syncookies_sent: Option<u64>,
     syncookies_failed: Option<u64>,
+    /// `TcpExt: ListenOverflows`: SYNs dropped because a listener's accept queue was full.
+    listen_overflows: Option<u64>,
+}
+
+/// How old a reading taken before a check may be and still stand for the moment it started:
+/// these counters are the whole host's, so a check already sees other connections move them,
+/// and this widens that window by a few milliseconds. What moved is read after the check.
+const BEFORE_MAX_AGE: Duration = Duration::from_millis(50);
+
+/// The newest reading taken before a check, shared by the checks that start together.
+static BEFORE: Recent<Reading> = Recent::new(BEFORE_MAX_AGE);
+
+/// A reading to compare a check's outcome with: taken now, or by another check that started at
+/// most [`BEFORE_MAX_AGE`] ago (reading `/proc/net/netstat` costs the kernel a walk of every
+/// counter it keeps, which a thousand checks a second would otherwise pay each).
+pub fn read_before() -> Reading {
+    BEFORE.get_or_read(read)
 }
 
 /// Reads the counters now.
@@ -46,7 +67,13 @@ fn reading(files: Files) -> Reading {
         conntrack_drops: files.conntrack_stat.and_then(|text| conntrack_drops(&text)),
         syncookies_sent: super::local_drops::parse_tcp_ext(&files.netstat, "SyncookiesSent"),
         syncookies_failed: super::local_drops::parse_tcp_ext(&files.netstat, "SyncookiesFailed"),
+        listen_overflows: super::local_drops::parse_tcp_ext(&files.netstat, "ListenOverflows"),
     }
+}
+
+/// How many SYNs this host dropped to full accept queues from `before` to `after`.
+pub fn listen_overflows_since(before: &Reading, after: &Reading) -> Option<u64> {
+    after.listen_overflows?.checked_sub(before.listen_overflows?)
 }
 
 /// What moved from `before` to `after`, with the table's fill as `after` read it.

@@ -109,10 +109,11 @@ pub fn command_line(pid: u32) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" "))
 }
 
-/// Whether no socket of this host (in this network namespace) holds TCP `port` on any address:
-/// binding it on the IPv4 and the IPv6 wildcard both succeed (a listener on any address, or any
-/// other socket bound to the port, makes a bind fail). `false` whenever that cannot be shown
-/// (a privileged port, a port in use by a connection): the caller then reads the tables.
+/// Whether no socket of this host (in this network namespace) listens on TCP `port` on any
+/// address: binding it on the IPv4 and the IPv6 wildcard, allowing reuse, both succeed (a
+/// listener on any address makes such a bind fail; a socket that does not listen and allows
+/// reuse too does not). `false` whenever that cannot be shown (a privileged port, a port held by
+/// a socket that allows no reuse): the caller then reads the tables.
 pub fn port_is_free(port: u16) -> bool {
     let binds = |domain: Domain, address: SocketAddr| -> Option<bool> {
         let socket = match Socket::new(domain, Type::STREAM, None) {
@@ -124,6 +125,9 @@ pub fn port_is_free(port: u16) -> bool {
         if domain == Domain::IPV6 {
             socket.set_only_v6(true).ok()?;
         }
+        // A listener on the port still makes the bind fail; another check's test socket on the
+        // same port (checks of one port run at once) or a closing connection does not.
+        socket.set_reuse_address(true).ok()?;
         Some(socket.bind(&address.into()).is_ok())
     };
     let v4 = binds(Domain::IPV4, SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
@@ -319,6 +323,10 @@ mod tests {
         drop(listener);
         assert!(port_is_free(port), "released");
         assert!(listeners_on(port).listeners.is_empty());
+        let other_check = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        other_check.set_reuse_address(true).unwrap();
+        other_check.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into()).unwrap();
+        assert!(port_is_free(port), "another check's test socket does not hold it");
         let v6 = std::net::TcpListener::bind("[::1]:0");
         if let Ok(v6) = v6 {
             assert!(!port_is_free(v6.local_addr().unwrap().port()), "an IPv6 listener holds it");

@@ -15,12 +15,6 @@ pub fn retransmit_failures() -> Option<u64> {
     tcp_ext("TCPRetransFail")
 }
 
-/// How many SYNs this network namespace dropped because a listener's accept queue was full
-/// (`ListenOverflows`), if readable.
-pub fn listen_overflows() -> Option<u64> {
-    tcp_ext("ListenOverflows")
-}
-
 /// One `TcpExt` counter of `/proc/net/netstat`.
 fn tcp_ext(name: &str) -> Option<u64> {
     parse(&fs::read_to_string("/proc/net/netstat").ok()?, name)

@@ -22,6 +22,7 @@ pub mod namespace;
 pub mod nearby;
 pub mod netlink;
 pub mod proxy;
+pub mod recent;
 pub mod redirects;
 pub mod repeat;
 pub mod resolve;

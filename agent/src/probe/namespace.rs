@@ -8,6 +8,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::Duration;
+
+use super::recent::Recent;
 
 /// What the files say about where this process runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +32,24 @@ pub struct Placement {
 
 /// The container runtimes whose names show in a cgroup path.
 const RUNTIMES: [&str; 6] = ["docker", "kubepods", "containerd", "libpod", "lxc", "crio"];
+
+/// How long a placement read is kept: a process's namespace does not change under it, and a
+/// container's files change only when it is rebuilt; a new `ip netns` name shows within this.
+const KEPT_FOR: Duration = Duration::from_secs(2);
+
+/// The newest placement read, shared by the checks that need it.
+static NEWEST: Recent<Placement> = Recent::new(KEPT_FOR);
+
+/// The placement of this process read within the last [`KEPT_FOR`], if one was.
+pub fn recent() -> Option<Placement> {
+    NEWEST.fresh()
+}
+
+/// Reads the placement of this process now (a few files, `/proc/self/mountinfo` the largest),
+/// and keeps it for [`recent`].
+pub fn read_and_keep() -> Placement {
+    NEWEST.get_or_read(read)
+}
 
 /// Reads the placement of this process.
 pub fn read() -> Placement {

@@ -1,13 +1,18 @@
 //! Open ports near the asked one and its usual alternatives: "nothing on 8080, but 8081 is
 //! open" is the fix more often than not.
+//!
+//! Each is connected to, except on this host's own addresses where the firewall's rules are
+//! readable and none of them could act on a connect to the port: there the kernel's table of
+//! listening sockets says what the connect would, without twenty SYNs per check.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures::future::join_all;
 use whyrefused_shared::{ConnectState, NearbyPorts};
 
-use super::connect;
+use super::{connect, firewall, icmp, listeners, sock_diag};
 use crate::policy::TargetPolicy;
 use crate::rate::ConnectBudget;
 
@@ -56,12 +61,48 @@ pub async fn nearby_ports(
 ) -> NearbyPorts {
     let mut candidates = candidates(port);
     candidates.retain(|candidate| policy.allows_port(*candidate));
-    let attempts =
-        candidates.iter().map(|p| connect(SocketAddr::new(address, *p), deadline, budget));
+    let listening = read_from_listeners(address, &candidates).await;
+    let attempts = candidates
+        .iter()
+        .filter(|p| !listening.contains_key(p))
+        .map(|p| connect(SocketAddr::new(address, *p), deadline, budget));
     let attempts = join_all(attempts).await;
-    let open: Vec<u16> =
+    let connected: Vec<u16> =
         attempts.iter().filter(|a| a.state == ConnectState::Open).map(|a| a.port).collect();
-    NearbyPorts { address, probed: candidates.len() as u32, open }
+    let open = candidates
+        .iter()
+        .filter(|p| listening.get(p) == Some(&true) || connected.contains(p))
+        .copied()
+        .collect();
+    NearbyPorts {
+        address,
+        probed: candidates.len() as u32,
+        open,
+        from_listeners: listening.len() as u32,
+    }
+}
+
+/// For this host's own `address`: the `ports` no rule of its firewall could act on, each with
+/// whether a socket listens for connects to it. Empty elsewhere, or when the rules or the
+/// listeners cannot be read: every port is then connected to.
+async fn read_from_listeners(address: IpAddr, ports: &[u16]) -> HashMap<u16, bool> {
+    if !icmp::is_local_address(&address) {
+        return HashMap::new();
+    }
+    let probes: Vec<SocketAddr> = ports.iter().map(|p| SocketAddr::new(address, *p)).collect();
+    let Some(acted_on) = firewall::could_act_on(&probes).await else { return HashMap::new() };
+    let Ok(bound) = sock_diag::listening_addresses() else { return HashMap::new() };
+    let listens = |port: u16| {
+        bound
+            .iter()
+            .any(|listener| listener.port() == port && listeners::accepts(listener, &address))
+    };
+    ports
+        .iter()
+        .zip(acted_on)
+        .filter(|(_, acted_on)| !acted_on)
+        .map(|(port, _)| (*port, listens(*port)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -100,5 +141,38 @@ mod tests {
         let only_asked = TargetPolicy::unrestricted().allow_ports(spec);
         let found = nearby_ports(address, open - 1, deadline, &only_asked, None).await;
         assert_eq!((found.probed, found.open.len()), (0, 0), "{found:?}");
+    }
+
+    #[tokio::test]
+    async fn a_listener_beside_a_closed_port_of_this_host_is_found_and_only_for_its_address() {
+        let (closed, neighbour) = free_pair();
+        let _listener = std::net::TcpListener::bind(("127.0.0.1", neighbour)).unwrap();
+        let open = TargetPolicy::default();
+        let here = nearby_ports("127.0.0.1".parse().unwrap(), closed, DEADLINE, &open, None).await;
+        assert_eq!(here.open, vec![neighbour], "{here:?}");
+        let other = nearby_ports("127.0.0.2".parse().unwrap(), closed, DEADLINE, &open, None).await;
+        assert!(other.open.is_empty(), "127.0.0.2 is not the listener's address: {other:?}");
+        // Read from the listening sockets exactly when this host's rules are readable and none
+        // could act on these ports; connected to otherwise.
+        let probes: Vec<SocketAddr> =
+            candidates(closed).iter().map(|p| SocketAddr::from(([127, 0, 0, 1], *p))).collect();
+        let untouched = match firewall::could_act_on(&probes).await {
+            Some(acted_on) => acted_on.iter().filter(|acted_on| !**acted_on).count(),
+            None => 0,
+        };
+        assert_eq!(here.from_listeners as usize, untouched);
+    }
+
+    const DEADLINE: Duration = Duration::from_millis(500);
+
+    /// A free port whose next port is free too.
+    fn free_pair() -> (u16, u16) {
+        loop {
+            let port =
+                std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+                return (port, port + 1);
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! read here without `unsafe`.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 
 use nix::sys::socket::SockProtocol;
 use whyrefused_shared::AcceptQueue;
@@ -26,18 +27,26 @@ const MESSAGE: usize = 72;
 pub fn accept_queues() -> HashMap<u64, AcceptQueue> {
     let mut queues = HashMap::new();
     for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
-        if let Ok(found) = dump(family) {
+        if let Ok(found) = dump(family, accept_queue) {
             queues.extend(found);
         }
     }
     queues
 }
 
-fn dump(family: u8) -> Result<Vec<(u64, AcceptQueue)>, NetlinkError> {
+/// The address every listening TCP socket is bound to (IPv4 and IPv6): one dump per family,
+/// which walks only the kernel's table of listeners.
+pub fn listening_addresses() -> Result<Vec<SocketAddr>, NetlinkError> {
+    let mut found = dump(libc::AF_INET as u8, bound_address)?;
+    found.extend(dump(libc::AF_INET6 as u8, bound_address)?);
+    Ok(found)
+}
+
+fn dump<T>(family: u8, read: fn(&[u8]) -> Option<T>) -> Result<Vec<T>, NetlinkError> {
     let mut found = Vec::new();
     netlink::ask(SockProtocol::NetlinkSockDiag, &request(family), |kind, body| {
-        if let Some(queue) = (kind == SOCK_DIAG_BY_FAMILY).then(|| accept_queue(body)).flatten() {
-            found.push(queue);
+        if let Some(item) = (kind == SOCK_DIAG_BY_FAMILY).then(|| read(body)).flatten() {
+            found.push(item);
         }
     })?;
     Ok(found)
@@ -50,6 +59,21 @@ fn request(family: u8) -> Vec<u8> {
     body.extend((1u32 << TCP_LISTEN).to_ne_bytes());
     body.resize(REQUEST, 0); // any socket id: every listener
     netlink::request(SOCK_DIAG_BY_FAMILY, netlink::DUMP_REQUEST, &body)
+}
+
+/// One listener's bound address, from its `inet_diag_msg`: the family, then the socket id's
+/// source port and address (network byte order).
+fn bound_address(message: &[u8]) -> Option<SocketAddr> {
+    if message.len() < MESSAGE {
+        return None;
+    }
+    let port = u16::from_be_bytes([message[4], message[5]]);
+    let ip = match i32::from(message[0]) {
+        libc::AF_INET => IpAddr::from(<[u8; 4]>::try_from(&message[8..12]).ok()?),
+        libc::AF_INET6 => IpAddr::from(<[u8; 16]>::try_from(&message[8..24]).ok()?),
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
 }
 
 /// One listener's socket inode and accept queue, from its `inet_diag_msg`.
@@ -76,6 +100,20 @@ mod tests {
         assert_eq!(bytes[header], libc::AF_INET as u8);
         assert_eq!(bytes[header + 1], 6, "TCP");
         assert_eq!(netlink::u32_at(&bytes, header + 4), Some(1 << 10), "LISTEN only");
+    }
+
+    #[test]
+    fn the_listeners_of_this_process_are_listed_with_their_addresses() {
+        let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let found = listening_addresses().unwrap();
+        assert!(found.contains(&v4.local_addr().unwrap()), "{found:?}");
+        if let Ok(v6) = std::net::TcpListener::bind("[::1]:0") {
+            let found = listening_addresses().unwrap();
+            assert!(found.contains(&v6.local_addr().unwrap()), "{found:?}");
+        }
+        let connected = std::net::TcpStream::connect(v4.local_addr().unwrap()).unwrap();
+        let found = listening_addresses().unwrap();
+        assert!(!found.contains(&connected.local_addr().unwrap()), "only listeners");
     }
 
     #[test]

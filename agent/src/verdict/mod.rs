@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use whyrefused_shared::{
     AfterConnect, Attempt, Cause, ConnectState, DnsStatus, EarlyClose, EchoState, Evidence, Family,
-    Finding, LocalListeners, LossFinding, Pattern, Resolution, Round, Verdict,
+    Finding, LocalListeners, LossFinding, NearbyPorts, Pattern, Resolution, Round, Verdict,
 };
 
 use crate::policy::Denial;
@@ -535,24 +535,26 @@ impl Context<'_> {
             diagnosis.evidence.push(listeners_evidence(listeners));
         }
         match self.nearby(attempt.address) {
-            Some(open) if !open.is_empty() => {
+            Some(nearby) if !nearby.open.is_empty() => {
                 diagnosis.evidence.push(evidence(
                     "nearby ports",
-                    format!("open: {}", join_ports(open)),
+                    format!("open: {}{}", join_ports(&nearby.open), read_from_listeners(nearby)),
                     None,
                 ));
-                for port in open.iter().take(3) {
+                for port in nearby.open.iter().take(3) {
                     diagnosis
                         .suggestions
                         .push(format!("Port {port} on that host is open: did you mean {port}?"));
                 }
             }
-            Some(_) if self.nearby_probed(attempt.address) == Some(0) => diagnosis.evidence.push(
-                evidence("nearby ports", "not probed: none is in this agent's --allow-ports", None),
-            ),
-            Some(_) => diagnosis.evidence.push(evidence(
+            Some(nearby) if nearby.probed == 0 => diagnosis.evidence.push(evidence(
                 "nearby ports",
-                "none of the nearby ports is open",
+                "not probed: none is in this agent's --allow-ports",
+                None,
+            )),
+            Some(nearby) => diagnosis.evidence.push(evidence(
+                "nearby ports",
+                format!("none of the nearby ports is open{}", read_from_listeners(nearby)),
                 None,
             )),
             None => {}
@@ -772,18 +774,9 @@ impl Context<'_> {
         })
     }
 
-    fn nearby(&self, address: IpAddr) -> Option<&[u16]> {
+    fn nearby(&self, address: IpAddr) -> Option<&NearbyPorts> {
         self.findings.iter().find_map(|finding| match finding {
-            Finding::NearbyPorts(nearby) if nearby.address == address => {
-                Some(nearby.open.as_slice())
-            }
-            _ => None,
-        })
-    }
-
-    fn nearby_probed(&self, address: IpAddr) -> Option<u32> {
-        self.findings.iter().find_map(|finding| match finding {
-            Finding::NearbyPorts(nearby) if nearby.address == address => Some(nearby.probed),
+            Finding::NearbyPorts(nearby) if nearby.address == address => Some(nearby),
             _ => None,
         })
     }
@@ -848,6 +841,18 @@ fn host_and_port(target: &Target) -> String {
     match &target.host {
         Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]:{}", target.port),
         host => format!("{}:{}", host.display(), target.port),
+    }
+}
+
+/// How the nearby ports of this host's own address were seen, when not all by connecting.
+fn read_from_listeners(nearby: &NearbyPorts) -> String {
+    match nearby.from_listeners {
+        0 => String::new(),
+        read => format!(
+            " ({read} of the {} ports read from this host's listening sockets: no rule of its \
+             firewall could stop a connect to them)",
+            nearby.probed
+        ),
     }
 }
 
@@ -1215,6 +1220,7 @@ mod tests {
             address: "10.0.0.5".parse().unwrap(),
             probed: 24,
             open: vec![5433],
+            from_listeners: 0,
         });
         let verdict = conclude_on(
             "10.0.0.5:5432",

@@ -207,7 +207,12 @@ mod tests {
                 port_loss: None,
                 echo_loss: None,
             }),
-            Finding::NearbyPorts(NearbyPorts { address, probed: 20, open: vec![8080, 8081] }),
+            Finding::NearbyPorts(NearbyPorts {
+                address,
+                probed: 20,
+                open: vec![8080, 8081],
+                from_listeners: 0,
+            }),
             Finding::LocalListeners(LocalListeners {
                 port: 80,
                 listeners: vec![whyrefused_shared::Listener {

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use tokio_util::task::AbortOnDropHandle;
 use whyrefused_shared::{FIREWALL_NEEDS, FirewallMatch, FirewallRule, RuleAction};
 
+use super::recent::Recent;
 use crate::clock;
 use crate::rate::ConnectBudget;
 use condition::Condition;
@@ -142,31 +143,66 @@ impl RuleListing {
     }
 }
 
-/// The last listing and the ruleset generation it was read at.
-static LAST_LISTING: Mutex<Option<(u32, Arc<Vec<ListedRule>>)>> = Mutex::new(None);
+/// The last listing, the ruleset generation it was read at, and when that generation was last
+/// seen unchanged.
+#[derive(Clone)]
+struct Kept {
+    generation: Option<u32>,
+    confirmed: Instant,
+    rules: Arc<Vec<ListedRule>>,
+}
+
+/// The last listing kept.
+static LAST_LISTING: Mutex<Option<Kept>> = Mutex::new(None);
 
 /// One listing at a time: the checks that start together wait for the first one's listing and
 /// then find it kept, instead of each running the tools.
 static LISTING_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Every rule, listed, or kept from the last listing when the ruleset has not changed since.
+/// A listing confirmed after this check asked for one (by a check ahead of it in the turn) is
+/// as current as its own would be: a thousand checks at once read the generation a few times,
+/// not a thousand times in a row.
 async fn listing() -> Listed {
+    let asked = Instant::now();
     let _turn = LISTING_TURN.lock().await;
+    let last = LAST_LISTING.lock().ok().and_then(|last| last.clone());
+    if let Some(kept) = &last
+        && kept.confirmed >= asked
+    {
+        return Ok(kept.rules.clone());
+    }
+    let confirmed = Instant::now();
     let generation = match any_legacy_tables() {
         true => None, // iptables-legacy's changes do not move nf_tables' generation
         false => tokio::task::spawn_blocking(counters::generation).await.ok().and_then(Result::ok),
     };
-    let last = LAST_LISTING.lock().ok().and_then(|last| last.clone());
-    if let (Some(now), Some((then, rules))) = (generation, last)
-        && now == then
-    {
-        return Ok(rules);
-    }
-    let rules = Arc::new(snapshot().await.map_err(Arc::new)?);
-    if let (Some(generation), Ok(mut last)) = (generation, LAST_LISTING.lock()) {
-        *last = Some((generation, rules.clone()));
+    let rules = match last {
+        Some(kept) if generation.is_some() && kept.generation == generation => kept.rules,
+        _ => Arc::new(snapshot().await.map_err(Arc::new)?),
+    };
+    if let Ok(mut last) = LAST_LISTING.lock() {
+        *last = Some(Kept { generation, confirmed, rules: rules.clone() });
     }
     Ok(rules)
+}
+
+/// For each of `probes` (connects to this host's own addresses), whether some rule of this
+/// host's firewall might act on it: any rule outside the forwarding chains whose conditions
+/// may hold, whatever it does (a rule that accepts, counts or redirects counts too). `None` when
+/// the rules cannot be read (no CAP_NET_ADMIN, no tool, a listing error).
+pub async fn could_act_on(probes: &[SocketAddr]) -> Option<Vec<bool>> {
+    if !has_net_admin() {
+        return None;
+    }
+    let rules = listing().await.ok()?;
+    let acts = |probe: &SocketAddr| {
+        rules.iter().any(|rule| {
+            rule.hook.as_deref() != Some("forward")
+                && condition::may_match(&rule.conditions, *probe)
+        })
+    };
+    Some(probes.iter().map(acts).collect())
 }
 
 /// How the counters around the probe are read.
@@ -379,7 +415,10 @@ pub async fn snapshot() -> Result<Vec<ListedRule>, SnapshotError> {
 
 /// Whether iptables-legacy holds tables of either family in this network namespace.
 fn any_legacy_tables() -> bool {
-    legacy_tables("/proc/net/ip_tables_names") || legacy_tables("/proc/net/ip6_tables_names")
+    static NEWEST: Recent<bool> = Recent::new(Duration::from_secs(1));
+    NEWEST.get_or_read(|| {
+        legacy_tables("/proc/net/ip_tables_names") || legacy_tables("/proc/net/ip6_tables_names")
+    })
 }
 
 /// Whether iptables-legacy holds tables in this network namespace (its kernel module lists them).
@@ -417,8 +456,14 @@ fn locate(tool: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Whether this process may read the firewall's counters (CAP_NET_ADMIN is effective).
+/// Whether this process may read the firewall's counters (CAP_NET_ADMIN is effective), read
+/// at most once a second: a process's capabilities rarely change while it runs.
 pub fn has_net_admin() -> bool {
+    static NEWEST: Recent<bool> = Recent::new(Duration::from_secs(1));
+    NEWEST.get_or_read(read_net_admin)
+}
+
+fn read_net_admin() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| effective_capabilities(&status))
