@@ -441,6 +441,7 @@ fn register(name: &str) -> ClientMessage {
         hostname,
         addresses: Vec::new(),
         agent_id: None,
+        forwards: false,
     }
 }
 
