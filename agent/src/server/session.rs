@@ -565,7 +565,7 @@ impl Session {
     /// dialled; the rules' text goes with the answer only when the hub may read this host's
     /// details ([`Session::show_processes`]), as for the checks it forwards here.
     fn on_forward_watch(&mut self, id: RequestId) {
-        if !self.from_hub(id, "forward_watch") {
+        if !self.is_link_to_hub(id, "forward_watch") {
             return;
         }
         let (outbox, shutdown) = (self.outbox.clone(), self.state.shutdown.clone());
@@ -579,7 +579,7 @@ impl Session {
 
     /// The hub's check is over: the watch `id` names what stopped SYNs to `failed`.
     fn on_forward_watch_finish(&mut self, id: RequestId, failed: Vec<std::net::SocketAddr>) {
-        if !self.from_hub(id, "forward_watch_finish") {
+        if !self.is_link_to_hub(id, "forward_watch_finish") {
             return;
         }
         if let Err(refused) = self.forward_watches.finish(id, failed) {
@@ -589,7 +589,7 @@ impl Session {
 
     /// Whether this session is the link to the hub this agent joined; answers `kind` with an
     /// error when not (an ordinary client may not ask for the hub's forward watches).
-    fn from_hub(&self, id: RequestId, kind: &str) -> bool {
+    fn is_link_to_hub(&self, id: RequestId, kind: &str) -> bool {
         if self.role == Role::JoinedToHub {
             return true;
         }
