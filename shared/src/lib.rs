@@ -76,7 +76,8 @@ pub use host::{
 };
 pub use loss::{Loss, LossFinding, Tries};
 pub use message::{
-    AgentInfo, AgentMessage, ClientMessage, ErrorCode, Origin, PAGE_CLIENT, RequestId,
+    AgentInfo, AgentMessage, ClientMessage, ErrorCode, FORWARD_WATCH_LIFETIME_S,
+    MAX_FORWARD_WATCH_DESTINATIONS, MAX_FORWARD_WATCHES, Origin, PAGE_CLIENT, RequestId,
 };
 pub use mtu::{LARGE_SEND, LargeSend, MssTry, MtuProbe, SMALL_MSS, SizedHop, SizedHops};
 pub use path::{Hop, HopReply, LastAnswered, Path, TraceRequest};

@@ -1,10 +1,11 @@
 //! The envelopes exchanged over the WebSocket, one enum per direction.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
 use crate::check::{CheckEvent, CheckRequest};
+use crate::host::FirewallMatch;
 use crate::scan::{ScanEvent, ScanRequest};
 use crate::vantage::{CrossVerdict, VantageInfo};
 
@@ -99,8 +100,46 @@ pub enum ClientMessage {
         /// Absent from agents older than the field.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         agent_id: Option<String>,
+        /// Whether the joining agent's host forwards packets (a router) and the agent may read
+        /// its firewall's counters (CAP_NET_ADMIN), as it was when it joined: the hub then asks
+        /// it to watch its forwarding rules around each check from several places
+        /// ([`ClientMessage::ForwardWatch`]). Absent (false) from agents older than the field,
+        /// which are never asked.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        forwards: bool,
+    },
+    /// Sent by a hub, over a joined agent's link, to an agent whose `register` said it
+    /// `forwards`, before a check from several places: read the counters of this host's
+    /// forwarding rules now, for [`ClientMessage::ForwardWatchFinish`] to compare. Answered
+    /// with [`AgentMessage::ForwardWatching`]. Taken only from the hub an agent joined, at most
+    /// [`MAX_FORWARD_WATCHES`] at once on a link; a `cancel` with its id, or
+    /// [`FORWARD_WATCH_LIFETIME_S`] without its finish, ends it.
+    ForwardWatch {
+        /// The hub's id for the watch (from the same ids as its requests on the link).
+        id: RequestId,
+    },
+    /// The check a [`ClientMessage::ForwardWatch`] was opened for is over: name the forwarding
+    /// rule that counted SYNs to one of `failed` since the watch started. Answered with
+    /// [`AgentMessage::ForwardWatched`], which ends the watch.
+    ForwardWatchFinish {
+        /// The watch.
+        id: RequestId,
+        /// The destinations the other vantage points' connects did not open: at most
+        /// [`MAX_FORWARD_WATCH_DESTINATIONS`], none with port 0 or an unspecified, multicast
+        /// or broadcast address.
+        failed: Vec<SocketAddr>,
     },
 }
+
+/// The most forward watches a joined agent keeps open on its link to the hub at once.
+pub const MAX_FORWARD_WATCHES: usize = 4;
+
+/// How long a joined agent keeps a forward watch whose finish never came, in seconds: longer
+/// than a check from several places usually lasts (a connect timeout is at most a minute).
+pub const FORWARD_WATCH_LIFETIME_S: u64 = 600;
+
+/// The most failed destinations one [`ClientMessage::ForwardWatchFinish`] may carry.
+pub const MAX_FORWARD_WATCH_DESTINATIONS: usize = 64;
 
 /// Who asked for a request a hub forwards to a joined agent, for the agent's audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,8 +155,16 @@ pub struct Origin {
 
 impl ClientMessage {
     /// Every `type` tag a client may send, for error messages that list the valid ones.
-    pub const TYPES: &'static [&'static str] =
-        &["hello", "check", "scan", "cancel", "agents", "register"];
+    pub const TYPES: &'static [&'static str] = &[
+        "hello",
+        "check",
+        "scan",
+        "cancel",
+        "agents",
+        "register",
+        "forward_watch",
+        "forward_watch_finish",
+    ];
 }
 
 /// A message from the agent to a client.
@@ -210,6 +257,26 @@ pub enum AgentMessage {
         vantage: Option<String>,
         /// The stored result's id.
         result: String,
+    },
+    /// A joined agent's answer to [`ClientMessage::ForwardWatch`]: whether it watches (its host
+    /// forwards, it may read the counters, and a forwarding rule drops or rejects). When not,
+    /// the watch is over; when it does, the hub's `forward_watch_finish` follows.
+    ForwardWatching {
+        /// The watch.
+        id: RequestId,
+        /// Whether the counters were read.
+        watching: bool,
+    },
+    /// A joined agent's answer to [`ClientMessage::ForwardWatchFinish`]: the forwarding rules
+    /// that moved and could match a SYN to one of the failed destinations, or none. The rules'
+    /// text is there only when the agent shows its host's details to the hub (the hub is on its
+    /// host, or the agent runs with `--show-processes`), as for its own checks.
+    ForwardWatched {
+        /// The watch.
+        id: RequestId,
+        /// What moved, the busiest rule first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        found: Option<FirewallMatch>,
     },
 }
 
@@ -607,6 +674,7 @@ mod tests {
             hostname: "box".into(),
             addresses: vec!["192.0.2.1".parse().unwrap()],
             agent_id: None,
+            forwards: false,
         };
         assert_eq!(
             round_trip(&register),
@@ -644,6 +712,61 @@ mod tests {
                 connected_since: None,
             }],
         });
+    }
+
+    #[test]
+    fn forward_watches_round_trip_and_a_router_says_so_in_its_register() {
+        let older = r#"{"type":"register","name":"r1","version":"0.1.0","hostname":"box"}"#;
+        let older: ClientMessage = serde_json::from_str(older).unwrap();
+        assert!(matches!(older, ClientMessage::Register { forwards: false, .. }), "{older:?}");
+        let router = ClientMessage::Register {
+            name: "r1".into(),
+            version: "0.2.0".into(),
+            hostname: "gw".into(),
+            addresses: Vec::new(),
+            agent_id: None,
+            forwards: true,
+        };
+        assert!(round_trip(&router).ends_with(r#""forwards":true}"#));
+        let start = ClientMessage::ForwardWatch { id: RequestId(5) };
+        assert_eq!(round_trip(&start), r#"{"type":"forward_watch","id":5}"#);
+        let finish = ClientMessage::ForwardWatchFinish {
+            id: RequestId(5),
+            failed: vec!["10.7.3.2:80".parse().unwrap(), "[2001:db8::2]:443".parse().unwrap()],
+        };
+        assert_eq!(
+            round_trip(&finish),
+            r#"{"type":"forward_watch_finish","id":5,"failed":["10.7.3.2:80","[2001:db8::2]:443"]}"#
+        );
+        for tag in ["forward_watch", "forward_watch_finish"] {
+            assert!(ClientMessage::TYPES.contains(&tag), "{tag}");
+        }
+        let watching = AgentMessage::ForwardWatching { id: RequestId(5), watching: true };
+        assert_eq!(round_trip(&watching), r#"{"type":"forward_watching","id":5,"watching":true}"#);
+        let nothing = AgentMessage::ForwardWatched { id: RequestId(5), found: None };
+        assert_eq!(round_trip(&nothing), r#"{"type":"forward_watched","id":5}"#);
+        let found = FirewallMatch {
+            address: "10.7.3.2:80".parse().unwrap(),
+            matched: vec![crate::host::FirewallRule {
+                tool: "iptables".into(),
+                family: "ip".into(),
+                table: "filter".into(),
+                chain: "FORWARD".into(),
+                position: 1,
+                policy: false,
+                handle: None,
+                text: "-A FORWARD -p tcp -m tcp --dport 80 -j DROP".into(),
+                action: crate::host::RuleAction::Drop,
+                packets: Some(3),
+            }],
+            exact: false,
+            probes: 0,
+            candidates: Vec::new(),
+            rules_read: 4,
+            unreadable: None,
+            elapsed_us: 2_500_000,
+        };
+        round_trip(&AgentMessage::ForwardWatched { id: RequestId(5), found: Some(found) });
     }
 
     #[test]

@@ -267,6 +267,7 @@ async fn text_from_clients_and_joined_agents_never_starts_a_line_of_the_agents_l
         hostname: format!("host{FORGED}"),
         addresses: Vec::new(),
         agent_id: None,
+        forwards: false,
     };
     client.send(&register).await;
     assert!(matches!(client.recv().await, AgentMessage::Error { .. }), "refused");
@@ -279,6 +280,7 @@ async fn text_from_clients_and_joined_agents_never_starts_a_line_of_the_agents_l
         hostname: "host".into(),
         addresses: Vec::new(),
         agent_id: None,
+        forwards: false,
     };
     joined.send(&register).await;
     assert!(matches!(joined.recv().await, AgentMessage::Registered { .. }));

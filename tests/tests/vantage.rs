@@ -441,6 +441,7 @@ fn register(name: &str) -> ClientMessage {
         hostname,
         addresses: Vec::new(),
         agent_id: None,
+        forwards: false,
     }
 }
 
@@ -842,6 +843,63 @@ fn in_a_lab_the_hub_routing_between_the_places_names_its_forward_rule() {
     let result = routed.check_from_both(&["--no-trace"]);
     assert!(result["verdict"].get("router_rule").is_none(), "{result}");
     assert_eq!(result["verdict"]["cause"], "same", "{result}");
+}
+
+#[test]
+fn in_a_lab_a_joined_agent_on_the_router_between_names_its_forward_rule() {
+    // The hub (10.8.1.1) is outside the path: it reaches c1's network and the target's through
+    // r1, a router whose own agent joined it. r1's FORWARD chain drops SYNs to the target's
+    // port 80; r1's own connects (OUTPUT, not FORWARD) get through.
+    let files = Files::new();
+    let tokens = files.hub_tokens(&["c1", "r1"]);
+    let mut lab = Lab::new();
+    let (hub, r1) = (lab.host("hub"), lab.host("r1"));
+    let (c1, target) = (lab.host("c1"), lab.host("target"));
+    lab.link(&hub, "10.8.1.1/24", &r1, "10.8.1.2/24");
+    lab.link(&r1, "10.8.2.1/24", &c1, "10.8.2.2/24");
+    lab.link(&r1, "10.8.3.1/24", &target, "10.8.3.2/24");
+    lab.sh(&r1, "sysctl -qw net.ipv4.ip_forward=1");
+    lab.sh(&hub, "ip route add default via 10.8.1.2");
+    lab.sh(&c1, "ip route add default via 10.8.2.1");
+    lab.sh(&target, "ip route add default via 10.8.3.1");
+    lab.spawn(&target, env!("CARGO_BIN_EXE_lab-server"), &["hold", "10.8.3.2:80"]);
+    lab.wait_listening(&target, 80);
+
+    let made =
+        certificates::with_openssl(files.directory.path(), "hub", "IP:10.8.1.1,IP:127.0.0.1");
+    let (cert, key) =
+        (made.cert.to_str().unwrap().to_string(), made.key.to_str().unwrap().to_string());
+    let pin = made.fingerprint;
+    let binary = agent_binary();
+    let binary = binary.to_str().unwrap();
+    let serve = ["serve", "--listen", "0.0.0.0:7443", "--token-file", &tokens];
+    lab.spawn(&hub, binary, &[&serve[..], &["--tls-cert", &cert, "--tls-key", &key]].concat());
+    lab.wait_listening(&hub, 7443);
+    // r1 shows the hub its host's details (its rules' text): the hub is not on its host.
+    for (host, name, extra) in [(&c1, "c1", &[][..]), (&r1, "r1", &["--show-processes"][..])] {
+        let own = files.agent_tokens(name);
+        let serve = ["serve", "--listen", "127.0.0.1:7070", "--token-file", &own];
+        let join = ["--join", "wss://10.8.1.1:7443", "--join-tls-fingerprint", &pin];
+        lab.spawn(host, binary, &[&serve[..], &join, extra].concat());
+    }
+    let via = ["--via", "wss://127.0.0.1:7443", "--tls-fingerprint", &pin, "--token-file", &tokens];
+    wait_online_in(&lab, &hub, &via, &["c1", "local", "r1"], Duration::from_secs(10));
+
+    lab.sh(&r1, "iptables -A FORWARD -d 10.8.3.2 -p tcp --dport 80 -j DROP");
+    let check = ["check", "10.8.3.2:80", "--from", "c1,r1", "--timeout-ms", "1000", "--no-trace"];
+    let result = json_in(&lab, &hub, &[&check[..], &["--json"], &via].concat());
+    let verdict = &result["verdict"];
+    assert_eq!(verdict["cause"], "firewall_between", "{verdict}");
+    let summary = verdict["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(
+            "c1 is dropped by the router r1's `iptables filter FORWARD` rule 1: `-A FORWARD -d \
+             10.8.3.2/32 -p tcp -m tcp --dport 80 -j DROP` (likely: it counted"
+        ),
+        "{summary}"
+    );
+    assert_eq!(verdict["router_rule"]["router"], "r1", "{verdict}");
+    assert_eq!(verdict["router_rule"]["found"]["address"], "10.8.3.2:80", "{verdict}");
 }
 
 /// The packets a host's first INPUT rule matched so far.

@@ -238,6 +238,12 @@ async fn bad_messages_get_errors_and_the_session_goes_on() {
     client.send(&ClientMessage::Cancel { id: RequestId(99) }).await;
     assert_eq!(next_error(&mut client).await.1, ErrorCode::UnknownRequest);
 
+    // A forward watch is the hub's to ask of the agents that joined it, never a client's.
+    client.send(&ClientMessage::ForwardWatch { id: RequestId(10) }).await;
+    let (id, code, message) = next_error(&mut client).await;
+    assert_eq!((id, code), (Some(RequestId(10)), ErrorCode::InvalidMessage));
+    assert!(message.contains("only from the hub this agent joined"), "{message}");
+
     // After all that, the same socket still runs checks.
     let port = closed_port();
     let (_, report) = client.check(9, CheckRequest::new(format!("127.0.0.1:{port}"))).await;

@@ -182,6 +182,8 @@ async fn run_at(
         history: None,
         tell_stored: false,
         origin,
+        // Only this vantage point's own report is read, never the cross verdict.
+        routers: Vec::new(),
     };
     // Dropped at the budget: the vantage point's part is cancelled there.
     let _ = tokio::time::timeout(budget, fanout.run(job)).await;

@@ -12,15 +12,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::future::join_all;
+use futures::future::{join, join_all};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use whyrefused_shared::{
     AgentMessage, CheckEvent, CheckReport, CheckRequest, ClientMessage, ConnectState, ErrorCode,
-    LOCAL_VANTAGE, Origin, Outcome, RequestId, ScanEvent, ScanReport, ScanRequest, ScanStep, Step,
+    FirewallMatch, LOCAL_VANTAGE, Origin, Outcome, RequestId, ScanEvent, ScanReport, ScanRequest,
+    ScanStep, Step,
 };
 
 use super::SILENCE_GRACE;
+use super::forwarding::{self, Router, RouterWatch};
 use super::link::{ClientId, RemoteRequest, StartError};
 use super::local::{self, Plan, Refused, Said, Stops};
 // One vantage point's report as it is folded.
@@ -109,14 +111,16 @@ fn shows_processes(plan: &Plan) -> bool {
     }
 }
 
-/// The destinations the joined agents' connects did not open (silent, turned back, or reset:
-/// a REJECT may answer with a reset): what a forwarding rule of the hub may have stopped. `parts` pairs each vantage point's report with
-/// whether it is a joined agent (the hub's own connects do not cross its forwarding rules).
+/// The destinations the connects of the vantage points that may cross a router did not open
+/// (silent, turned back, or reset: a REJECT may answer with a reset): what a forwarding rule
+/// of that router may have stopped. `parts` pairs each vantage point's report with whether its
+/// packets may cross the router (for the hub: the joined agents; for a joined router: every
+/// vantage point but itself: a router's own connects do not cross its forwarding rules).
 fn failed_destinations<'a>(parts: impl Iterator<Item = (bool, &'a Report)>) -> Vec<SocketAddr> {
     let mut failed = Vec::new();
-    for (remote, report) in parts {
+    for (crosses, report) in parts {
         let Report::Check(report) = report else { continue };
-        let unopened = report.attempts.iter().filter(|a| remote && a.state != ConnectState::Open);
+        let unopened = report.attempts.iter().filter(|a| crosses && a.state != ConnectState::Open);
         for attempt in unopened {
             let to = SocketAddr::new(attempt.address, attempt.port);
             if !failed.contains(&to) {
@@ -185,6 +189,10 @@ pub(crate) struct Fanout {
     /// Whether the client is told each stored part's id ([`AgentMessage::Stored`]): only the
     /// page this agent serves is.
     pub tell_stored: bool,
+    /// The joined agents that are routers, asked to watch their forwarding rules around a
+    /// check ([`forwarding`]) so the cross verdict can name the rule that stopped it; empty
+    /// when nobody reads the cross verdict.
+    pub routers: Vec<Router>,
 }
 
 /// Folds one vantage point's events and passes them on, tagged.
@@ -248,7 +256,8 @@ impl Fold<'_> {
 impl Fanout {
     /// Runs the job at every vantage point, then sends the comparison. When the hub routes
     /// the joined agents' packets, its forwarding rules' counters are read around their checks,
-    /// so the rule that stopped them can be named ([`ForwardWatch`]).
+    /// so the rule that stopped them can be named ([`ForwardWatch`]); so are those of the
+    /// joined agents that are routers ([`forwarding`]).
     pub async fn run(self, job: Job) -> RequestId {
         self.run_for_reports(job).await.0
     }
@@ -256,11 +265,7 @@ impl Fanout {
     /// Like [`Fanout::run`]; also gives each vantage point's report, by name, in order (an
     /// agent-side watch combines them).
     pub async fn run_for_reports(self, job: Job) -> (RequestId, Vec<(String, Report)>) {
-        let others_probe = self.vantages.iter().any(|v| matches!(v, Vantage::Remote { .. }));
-        let forwarding = match (&job.plan, others_probe) {
-            (Plan::Check(_), true) => ForwardWatch::start().await,
-            _ => None,
-        };
+        let (forwarding, routers) = self.watch_forwarding(&job).await;
         let runs = self.vantages.iter().map(|vantage| self.run_at(vantage, &job));
         let reports: Vec<Report> = join_all(runs).await;
         self.count(&reports);
@@ -294,6 +299,11 @@ impl Fanout {
                         add_router_rule(&mut verdict, LOCAL_VANTAGE, found);
                     }
                 }
+                // A joined router decided itself whether the hub sees its rules' text, as for
+                // its own checks; what it found goes on as it came.
+                for (router, found) in self.finish_at_routers(routers, &reports).await {
+                    add_router_rule(&mut verdict, &router, found);
+                }
                 verdict
             }
             Plan::Scan(_) => {
@@ -325,6 +335,38 @@ impl Fanout {
         let _ = self.outbox.message(&AgentMessage::VantagesDone { id: self.id, verdict });
         let names = self.vantages.iter().map(|vantage| vantage.name().to_string());
         (self.id, names.zip(reports).collect())
+    }
+
+    /// Starts watching the forwarding rules around a check: the hub's own when it may route
+    /// the joined agents' packets, and the joined routers' ([`forwarding::start_at`]), at once.
+    async fn watch_forwarding(&self, job: &Job) -> (Option<ForwardWatch>, Vec<RouterWatch>) {
+        if !matches!(job.plan, Plan::Check(_)) {
+            return (None, Vec::new());
+        }
+        let others_probe = self.vantages.iter().any(|v| matches!(v, Vantage::Remote { .. }));
+        let own = async {
+            match others_probe {
+                true => ForwardWatch::start().await,
+                false => None,
+            }
+        };
+        join(own, forwarding::start_at(&self.routers)).await
+    }
+
+    /// Tells each watching router which destinations the other vantage points failed to
+    /// reach; gives each router's name with the rule it named, in the routers' order.
+    async fn finish_at_routers(
+        &self,
+        routers: Vec<RouterWatch>,
+        reports: &[Report],
+    ) -> Vec<(String, FirewallMatch)> {
+        let finishing = routers.into_iter().map(|watch| {
+            let name = watch.name().to_string();
+            let others = self.vantages.iter().map(|vantage| vantage.name() != name);
+            let failed = failed_destinations(others.zip(reports));
+            async move { watch.finish(&failed).await.map(|found| (name, found)) }
+        });
+        join_all(finishing).await.into_iter().flatten().collect()
     }
 
     /// Counts each vantage point's finished part.
@@ -568,6 +610,7 @@ mod tests {
             metrics: None,
             history: None,
             tell_stored: false,
+            routers: Vec::new(),
         };
         (fanout, client_end)
     }
@@ -673,5 +716,121 @@ mod tests {
             [("a1".to_string(), Outcome::VantageTimeout)],
             "another client was let through (and the silent agent timed out)"
         );
+    }
+
+    /// Lets every spawned task run as far as it can.
+    async fn settle() {
+        for _ in 0..16 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// The cross verdict the client received.
+    fn cross_verdict(client_end: &mut Inbox) -> whyrefused_shared::CrossVerdict {
+        std::iter::from_fn(|| client_end.try_next())
+            .find_map(|frame| match frame {
+                Frame::Text(json) => match serde_json::from_str(&json).unwrap() {
+                    AgentMessage::VantagesDone { verdict, .. } => Some(verdict),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .expect("the cross verdict came")
+    }
+
+    fn timed_out(to: &str) -> Step {
+        let to: SocketAddr = to.parse().unwrap();
+        let attempt = whyrefused_shared::Attempt {
+            address: to.ip(),
+            port: to.port(),
+            family: whyrefused_shared::Family::Ipv4,
+            state: ConnectState::Timeout,
+            errno: None,
+            icmp: None,
+            elapsed_us: 2_000_000,
+            elapsed_ms: 2_000.0,
+            started_at: Timestamp("2026-12-01T10:00:00.000000Z".into()),
+        };
+        Step::AttemptFinished { attempt }
+    }
+
+    fn forward_drop(to: &str) -> FirewallMatch {
+        FirewallMatch {
+            address: to.parse().unwrap(),
+            matched: vec![whyrefused_shared::FirewallRule {
+                tool: "iptables".into(),
+                family: "ip".into(),
+                table: "filter".into(),
+                chain: "FORWARD".into(),
+                position: 2,
+                policy: false,
+                handle: None,
+                text: "-A FORWARD -p tcp -m tcp --dport 9 -j DROP".into(),
+                action: whyrefused_shared::RuleAction::Drop,
+                packets: Some(3),
+            }],
+            exact: false,
+            probes: 0,
+            candidates: Vec::new(),
+            rules_read: 3,
+            unreadable: None,
+            elapsed_us: 2_100_000,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_joined_router_watches_around_the_check_and_the_verdict_names_its_rule() {
+        let (mut a1, mut r1) = (FakeAgent::new(8), FakeAgent::new(8));
+        let (mut fanout, mut client_end) = fanout(vec![a1.vantage("a1")], ClientId::next());
+        fanout.routers = vec![Router { name: "r1".into(), link: r1.link.clone() }];
+        let running = tokio::spawn(fanout.run(check_job(2_000)));
+        settle().await;
+        let watch = match r1.received().as_slice() {
+            [ClientMessage::ForwardWatch { id }] => *id,
+            other => panic!("r1 was not asked to watch: {other:?}"),
+        };
+        assert!(a1.received().is_empty(), "the check waits for the router's counters");
+        r1.link.route(AgentMessage::ForwardWatching { id: watch, watching: true });
+        settle().await;
+
+        let id = hub_id(&mut a1);
+        a1.say(id, timed_out("127.0.0.1:9"));
+        a1.say(id, Step::Done { outcome: Outcome::Completed, elapsed_us: 2_000_000 });
+        settle().await;
+        let failed = vec!["127.0.0.1:9".parse().unwrap()];
+        assert_eq!(r1.received(), [ClientMessage::ForwardWatchFinish { id: watch, failed }]);
+        let found = Some(forward_drop("127.0.0.1:9"));
+        r1.link.route(AgentMessage::ForwardWatched { id: watch, found });
+        running.await.unwrap();
+
+        let verdict = cross_verdict(&mut client_end);
+        assert!(
+            verdict.summary.contains(
+                "a1 is dropped by the router r1's `iptables filter FORWARD` rule 2: `-A FORWARD \
+                 -p tcp -m tcp --dport 9 -j DROP` (likely: it counted 3 packets to 127.0.0.1:9"
+            ),
+            "{verdict:?}"
+        );
+        assert_eq!(verdict.router_rule.map(|rule| rule.router), Some("r1".to_string()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_router_that_does_not_watch_is_not_told_the_check_is_over() {
+        let (mut a1, mut r1) = (FakeAgent::new(8), FakeAgent::new(8));
+        let (mut fanout, mut client_end) = fanout(vec![a1.vantage("a1")], ClientId::next());
+        fanout.routers = vec![Router { name: "r1".into(), link: r1.link.clone() }];
+        let running = tokio::spawn(fanout.run(check_job(2_000)));
+        settle().await;
+        let Some(ClientMessage::ForwardWatch { id: watch }) = r1.received().pop() else {
+            panic!("r1 was not asked to watch")
+        };
+        r1.link.route(AgentMessage::ForwardWatching { id: watch, watching: false });
+        settle().await;
+        let id = hub_id(&mut a1);
+        a1.say(id, timed_out("127.0.0.1:9"));
+        a1.say(id, Step::Done { outcome: Outcome::Completed, elapsed_us: 2_000_000 });
+        running.await.unwrap();
+        assert!(r1.received().is_empty(), "nothing more is sent to r1");
+        assert!(cross_verdict(&mut client_end).router_rule.is_none());
     }
 }

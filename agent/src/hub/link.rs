@@ -24,7 +24,11 @@ use crate::wire::{Outbox, close};
 pub struct ClientId(u64);
 
 impl ClientId {
-    /// A client id no other client of this process has.
+    /// The hub itself, for what it asks of a joined agent on its own behalf (the forward
+    /// watches around a check): it holds its own share of each link, as a client does.
+    pub const HUB: ClientId = ClientId(0);
+
+    /// A client id no other client of this process has (never [`ClientId::HUB`]).
     pub fn next() -> ClientId {
         static LAST: AtomicU64 = AtomicU64::new(0);
         ClientId(LAST.fetch_add(1, Ordering::Relaxed) + 1)
@@ -93,6 +97,11 @@ impl RemoteRequest {
     pub fn cancel(&self) {
         let _ = self.link.outbox.message(&ClientMessage::Cancel { id: self.id });
     }
+
+    /// Sends the agent a further message about the request (a forward watch's finish).
+    pub fn send(&self, message: &ClientMessage) -> Result<(), StartError> {
+        self.link.outbox.message(message).map_err(|_| StartError::Offline)
+    }
 }
 
 impl Drop for RemoteRequest {
@@ -143,8 +152,8 @@ impl LinkHandle {
         }
     }
 
-    /// Hands one of the agent's messages to the request it is about. A `done`, or an error
-    /// that no `done` follows, ends the request's route.
+    /// Hands one of the agent's messages to the request it is about. A `done`, an error that
+    /// no `done` follows, or a forward watch's last answer, ends the request's route.
     pub(super) fn route(&self, message: AgentMessage) {
         let (id, last) = match &message {
             AgentMessage::Event { id, event, .. } => (*id, matches!(event.step, Step::Done { .. })),
@@ -154,6 +163,9 @@ impl LinkHandle {
             AgentMessage::Error { id: Some(id), code, .. } => {
                 (*id, *code != ErrorCode::ShuttingDown)
             }
+            // A watch that is not watching is over; one that is awaits its finish's answer.
+            AgentMessage::ForwardWatching { id, watching } => (*id, !watching),
+            AgentMessage::ForwardWatched { id, .. } => (*id, true),
             other => return debug!(?other, "a joined agent sent a message about no request"),
         };
         let mut routes = self.lock();

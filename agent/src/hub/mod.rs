@@ -17,6 +17,10 @@
 //!   each vantage point given up on (`vantage_timeout`) once silent for longer than the
 //!   request's longest wait plus [`SILENCE_GRACE`], ending with the cross-vantage verdict
 //!   (`verdict::cross`).
+//! - [`forwarding`]: the forward watches around a check from several places: the hub asks the
+//!   joined agents that are routers to read their forwarding rules' counters before and after
+//!   (the hub's side), and a joined agent keeps the watches its hub opened, bounded (the
+//!   agent's side).
 //! - [`watches`]: the agent's own watches, each a task running its rounds through the
 //!   fan-out; stored, resumed at start, bounded in number and interval.
 //!
@@ -25,10 +29,13 @@
 //!
 //! On the wire, a joining agent sends `hello` (with a token) and then `register`; the hub
 //! answers `registered`, and from then on the hub sends `check`, `scan` and `cancel` and the
-//! agent answers with ordinary agent messages.
+//! agent answers with ordinary agent messages; to an agent whose `register` said it `forwards`,
+//! the hub also sends `forward_watch` and `forward_watch_finish` around a check from several
+//! places, answered with `forward_watching` and `forward_watched`.
 
 pub mod audit;
 pub mod fanout;
+pub mod forwarding;
 pub mod link;
 pub mod local;
 pub mod recorded;
@@ -101,6 +108,9 @@ pub struct Registration {
     pub addresses: Vec<IpAddr>,
     /// Its agent id (kept in its state directory), when it sent one.
     pub agent_id: Option<String>,
+    /// Whether its host forwards packets and it may read the firewall's counters: the hub asks
+    /// it to watch its forwarding rules around checks from several places ([`forwarding`]).
+    pub forwards: bool,
 }
 
 impl Registration {

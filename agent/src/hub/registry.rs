@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use whyrefused_shared::{ALL_VANTAGES, AgentInfo, LOCAL_VANTAGE, Timestamp, VantageInfo};
 
+use super::forwarding::Router;
 use super::link::LinkHandle;
 use super::{HubLimits, Registration};
 
@@ -24,6 +25,10 @@ pub const MAX_VERSION_LEN: usize = 64;
 
 /// The longest agent id kept of a registration; longer ones are cut.
 pub const MAX_AGENT_ID_LEN: usize = 64;
+
+/// The most routers (joined agents that forward) asked to watch their forwarding rules around
+/// one check: the first by name. Each costs its host two readings of its rules.
+pub const MAX_ROUTERS_ASKED: usize = 16;
 
 /// The registry, shared by every session of the hub.
 #[derive(Clone, Default)]
@@ -309,6 +314,19 @@ impl Hub {
         }
         Ok(chosen)
     }
+
+    /// The online joined agents whose registration says they forward packets and may read
+    /// their firewall's counters, by name: at most [`MAX_ROUTERS_ASKED`].
+    pub fn routers(&self) -> Vec<Router> {
+        let registry = self.lock();
+        let routers = registry.entries.iter().filter_map(|(name, entry)| match &entry.link {
+            Some(link) if entry.registration.forwards => {
+                Some(Router { name: name.clone(), link: link.clone() })
+            }
+            _ => None,
+        });
+        routers.take(MAX_ROUTERS_ASKED).collect()
+    }
 }
 
 impl Registry {
@@ -385,7 +403,26 @@ mod tests {
             hostname: format!("{name}-host"),
             addresses: vec!["192.0.2.1".parse().unwrap()],
             agent_id: Some(format!("{name}-id")),
+            forwards: false,
         }
+    }
+
+    #[test]
+    fn the_routers_are_the_online_agents_that_said_they_forward() {
+        let hub = Hub::default();
+        let router = |name: &str| Registration { forwards: true, ..registration(name) };
+        let r1 = hub.register(router("r1"), link()).unwrap();
+        hub.register(router("r2"), link()).unwrap();
+        hub.register(registration("a1"), link()).unwrap();
+        let named = |hub: &Hub| hub.routers().into_iter().map(|r| r.name).collect::<Vec<_>>();
+        assert_eq!(named(&hub), ["r1", "r2"]);
+        hub.offline(&r1);
+        assert_eq!(named(&hub), ["r2"], "an offline router is not asked");
+        let many = Hub::default();
+        for i in 0..MAX_ROUTERS_ASKED + 5 {
+            many.register(router(&format!("r{i:02}")), link()).unwrap();
+        }
+        assert_eq!(many.routers().len(), MAX_ROUTERS_ASKED);
     }
 
     fn link() -> LinkHandle {

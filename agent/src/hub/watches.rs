@@ -551,6 +551,8 @@ impl Source for Fanned {
             metrics: Some(self.state.exporter.metrics.clone()),
             history: None,
             tell_stored: false,
+            // A watch combines the reports itself, never reading the cross verdict.
+            routers: Vec::new(),
         };
         let (_, reports) = fanout.run_for_reports(job).await;
         let mut errors: Vec<(String, String)> = Vec::new();

@@ -24,6 +24,7 @@ use whyrefused_shared::{AgentMessage, ClientMessage, ErrorCode, PROTOCOL_VERSION
 
 use crate::app::AppState;
 use crate::hub::{PING_INTERVAL, Registration, host_addresses};
+use crate::probe::firewall;
 use crate::server::session;
 use crate::tokens::Secret;
 use backoff::{Backoff, random_unit};
@@ -259,9 +260,10 @@ async fn join_once(config: &JoinConfig, state: &AppState) -> Result<&'static str
         client: format!("whyrefused {} joining as {}", state.agent.version, config.name),
         token: Some(config.token.expose().to_string()),
     };
-    let Registration { name, version, hostname, addresses, agent_id } =
+    let Registration { name, version, hostname, addresses, agent_id, forwards } =
         Registration::of_this_agent(config, state);
-    let register = ClientMessage::Register { name, version, hostname, addresses, agent_id };
+    let register =
+        ClientMessage::Register { name, version, hostname, addresses, agent_id, forwards };
     for message in [hello, register] {
         let json = serde_json::to_string(&message).expect("protocol messages serialize");
         sink.send(Message::text(json)).await?;
@@ -331,7 +333,8 @@ fn to_tungstenite(message: ws::Message) -> Message {
 }
 
 impl Registration {
-    /// This agent's registration, as `config` says.
+    /// This agent's registration, as `config` says. It `forwards` when its host forwards
+    /// packets and it may read the firewall's counters now (each join looks again).
     pub fn of_this_agent(config: &JoinConfig, state: &AppState) -> Registration {
         Registration {
             name: config.name.clone(),
@@ -339,6 +342,7 @@ impl Registration {
             hostname: state.agent.hostname.clone(),
             addresses: host_addresses(),
             agent_id: Some(config.agent_id.clone()),
+            forwards: firewall::forwards() && firewall::has_net_admin(),
         }
     }
 }

@@ -28,6 +28,7 @@ use crate::clock;
 use crate::exporter::Via;
 use crate::history::Asker;
 use crate::hub::fanout::{Fanout, Job, Work};
+use crate::hub::forwarding::OpenWatches;
 use crate::hub::link::ClientId;
 use crate::hub::local::{self, Plan, Said, Stops};
 use crate::hub::recorded::Folded;
@@ -165,6 +166,8 @@ struct Session {
     /// Whether the client is the page this agent serves, which is told the stored id of each
     /// request ([`AgentMessage::Stored`]).
     is_page: bool,
+    /// On the link to the hub this agent joined: the forward watches the hub opened.
+    forward_watches: OpenWatches,
 }
 
 impl Session {
@@ -183,6 +186,7 @@ impl Session {
             registration: None,
             hub_client: ClientId::next(),
             is_page: false,
+            forward_watches: OpenWatches::default(),
         }
     }
 
@@ -326,11 +330,28 @@ impl Session {
                 }
                 Flow::Continue
             }
-            Ok(ClientMessage::Register { name, version, hostname, addresses, agent_id }) => {
-                self.on_register(Registration { name, version, hostname, addresses, agent_id })
+            Ok(ClientMessage::Register {
+                name,
+                version,
+                hostname,
+                addresses,
+                agent_id,
+                forwards,
+            }) => {
+                let registration =
+                    Registration { name, version, hostname, addresses, agent_id, forwards };
+                self.on_register(registration)
             }
             Ok(ClientMessage::Cancel { id }) => {
                 self.on_cancel(id);
+                Flow::Continue
+            }
+            Ok(ClientMessage::ForwardWatch { id }) => {
+                self.on_forward_watch(id);
+                Flow::Continue
+            }
+            Ok(ClientMessage::ForwardWatchFinish { id, failed }) => {
+                self.on_forward_watch_finish(id, failed);
                 Flow::Continue
             }
             Err(rejection) => {
@@ -446,6 +467,7 @@ impl Session {
             metrics: Some(self.state.exporter.metrics.clone()),
             history: self.state.history.history().cloned(),
             tell_stored: self.is_page,
+            routers: self.state.hub.routers(),
         };
         self.tasks.spawn(async move {
             let id = fanout.run(job).await;
@@ -538,7 +560,51 @@ impl Session {
         None
     }
 
+    /// The hub this agent joined asks it to read its forwarding rules' counters around a check
+    /// from several places ([`crate::hub::forwarding`]). Who may: only that hub, over the link this agent
+    /// dialled; the rules' text goes with the answer only when the hub may read this host's
+    /// details ([`Session::show_processes`]), as for the checks it forwards here.
+    fn on_forward_watch(&mut self, id: RequestId) {
+        if !self.is_link_to_hub(id, "forward_watch") {
+            return;
+        }
+        let (outbox, shutdown) = (self.outbox.clone(), self.state.shutdown.clone());
+        match self.forward_watches.open(id, outbox, self.show_processes(), shutdown) {
+            Ok(watch) => {
+                self.tasks.spawn(watch);
+            }
+            Err(refused) => self.send_error(Some(id), refused.code, refused.message),
+        }
+    }
+
+    /// The hub's check is over: the watch `id` names what stopped SYNs to `failed`.
+    fn on_forward_watch_finish(&mut self, id: RequestId, failed: Vec<std::net::SocketAddr>) {
+        if !self.is_link_to_hub(id, "forward_watch_finish") {
+            return;
+        }
+        if let Err(refused) = self.forward_watches.finish(id, failed) {
+            self.send_error(Some(id), refused.code, refused.message);
+        }
+    }
+
+    /// Whether this session is the link to the hub this agent joined; answers `kind` with an
+    /// error when not (an ordinary client may not ask for the hub's forward watches).
+    fn is_link_to_hub(&self, id: RequestId, kind: &str) -> bool {
+        if self.role == Role::JoinedToHub {
+            return true;
+        }
+        self.send_error(
+            Some(id),
+            ErrorCode::InvalidMessage,
+            format!("{kind} is taken only from the hub this agent joined, over its link"),
+        );
+        false
+    }
+
     fn on_cancel(&mut self, id: RequestId) {
+        if self.forward_watches.cancel(id) {
+            return;
+        }
         // The id stays taken until the request's done: see [`RequestIds`].
         if !self.running.cancel(id) {
             self.send_error(

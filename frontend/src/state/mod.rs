@@ -224,8 +224,10 @@ impl State {
                     card.stored(vantage.as_deref(), result);
                 }
             }
-            // Only a joining agent is sent this, never a page.
-            AgentMessage::Registered { .. } => {}
+            // Only a joining agent is sent these (or sends them), never a page.
+            AgentMessage::Registered { .. }
+            | AgentMessage::ForwardWatching { .. }
+            | AgentMessage::ForwardWatched { .. } => {}
         }
     }
 

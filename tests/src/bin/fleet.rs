@@ -63,6 +63,7 @@ async fn run_agent(
         hostname: format!("fleet-{name}"),
         addresses: Vec::new(),
         agent_id: None,
+        forwards: false,
     };
     sink.send(text(&hello)).await.map_err(|e| e.to_string())?;
     sink.send(text(&register)).await.map_err(|e| e.to_string())?;
