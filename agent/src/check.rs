@@ -685,6 +685,8 @@ async fn probe_addresses(
     let pressure_before = host_pressure::read_before();
     let own_listeners = async {
         match on_this_host {
+            // Two binds tell a free port at once; reading the tables may take a while.
+            true if listeners::port_is_free(port) => Some(listeners::none_on(port)),
             true => tokio::task::spawn_blocking(move || listeners::listeners_on(port)).await.ok(),
             false => None,
         }

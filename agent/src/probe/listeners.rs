@@ -31,12 +31,7 @@ pub fn listeners_on(port: u16) -> LocalListeners {
     // Reading the tables costs the kernel a walk of every socket (over a millisecond each in a
     // sandbox like gVisor); when the port is free there is nothing to find.
     if port_is_free(port) {
-        return LocalListeners {
-            port,
-            listeners: Vec::new(),
-            owners_hidden: None,
-            listen_overflows: None,
-        };
+        return none_on(port);
     }
     let sockets = listening_sockets(|found| found == port);
     let owners = if sockets.is_empty() { HashMap::new() } else { socket_owners() };
@@ -54,6 +49,11 @@ pub fn listeners_on(port: u16) -> LocalListeners {
     let unreadable = listeners.iter().any(|listener| listener.pid.is_none());
     let owners_hidden = unreadable.then(|| OWNERS_UNREADABLE.to_string());
     LocalListeners { port, listeners, owners_hidden, listen_overflows: None }
+}
+
+/// No listener on `port`.
+pub fn none_on(port: u16) -> LocalListeners {
+    LocalListeners { port, listeners: Vec::new(), owners_hidden: None, listen_overflows: None }
 }
 
 /// The listening TCP sockets (IPv4 and IPv6) whose port is `wanted`, each once.

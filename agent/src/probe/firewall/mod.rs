@@ -175,7 +175,8 @@ async fn listing() -> Listed {
     let confirmed = Instant::now();
     let generation = match any_legacy_tables() {
         true => None, // iptables-legacy's changes do not move nf_tables' generation
-        false => tokio::task::spawn_blocking(counters::generation).await.ok().and_then(Result::ok),
+        // One netlink round trip, answered by the kernel at once.
+        false => counters::generation().ok(),
     };
     let rules = match last {
         Some(kept) if generation.is_some() && kept.generation == generation => kept.rules,
