@@ -321,18 +321,7 @@ mod tests {
     }
 
     fn forward_rule(text: &str) -> FirewallRule {
-        FirewallRule {
-            tool: "iptables".into(),
-            family: "ip".into(),
-            table: "filter".into(),
-            chain: "FORWARD".into(),
-            position: 1,
-            policy: false,
-            handle: None,
-            text: text.into(),
-            action: RuleAction::Drop,
-            packets: Some(3),
-        }
+        crate::verdict::cross::iptables_forward_rule(text, RuleAction::Drop, 3)
     }
 
     fn found(to: &str, rules: usize) -> FirewallMatch {

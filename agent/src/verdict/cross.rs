@@ -463,6 +463,23 @@ fn list(names: &[&str]) -> String {
     }
 }
 
+/// Rule 1 of iptables' `filter FORWARD` chain, as a router's snapshot names it (for tests).
+#[cfg(test)]
+pub(crate) fn iptables_forward_rule(text: &str, action: RuleAction, packets: u64) -> FirewallRule {
+    FirewallRule {
+        tool: "iptables".into(),
+        family: "ip".into(),
+        table: "filter".into(),
+        chain: "FORWARD".into(),
+        position: 1,
+        policy: false,
+        handle: None,
+        text: text.into(),
+        action,
+        packets: Some(packets),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -683,18 +700,8 @@ mod tests {
     }
 
     fn forward_rule(action: RuleAction, packets: u64) -> FirewallMatch {
-        let rule = FirewallRule {
-            tool: "iptables".into(),
-            family: "ip".into(),
-            table: "filter".into(),
-            chain: "FORWARD".into(),
-            position: 1,
-            policy: false,
-            handle: None,
-            text: "-A FORWARD -s 10.7.2.2/32 -p tcp -m tcp --dport 80 -j DROP".into(),
-            action,
-            packets: Some(packets),
-        };
+        let text = "-A FORWARD -s 10.7.2.2/32 -p tcp -m tcp --dport 80 -j DROP";
+        let rule = iptables_forward_rule(text, action, packets);
         FirewallMatch {
             address: "10.7.3.2:80".parse().unwrap(),
             matched: vec![rule],
