@@ -1183,8 +1183,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_denied_port_is_policy_denied_and_an_allowed_one_is_probed_without_its_neighbours() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+        // Bound but never listening: the port stays closed and no other test can take it (a
+        // listener closed here could still be open in a process another test forks, and answer).
+        let closed = tokio::net::TcpSocket::new_v4().unwrap();
+        closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = closed.local_addr().unwrap().port();
         let only = |port: u16| {
             let spec = crate::scan::ports::PortSpec::parse(&port.to_string()).unwrap();
             TargetPolicy::unrestricted().allow_ports(spec)
@@ -1194,7 +1197,6 @@ mod tests {
         let verdict = report.verdict.unwrap();
         assert_eq!(verdict.cause, Cause::PolicyDenied);
         assert!(verdict.summary.contains(&format!("port {port} is not in --allow-ports 1")));
-        drop(listener);
         // Closed and allowed: probed, but the nearby ports outside --allow-ports are not.
         let (_, report) = steps_of(&plan_with(&format!("127.0.0.1:{port}"), only(port))).await;
         assert_eq!(report.verdict.unwrap().cause, Cause::PortClosed);

@@ -227,10 +227,28 @@ impl Store {
         self.connection.busy_timeout(BUSY_TIMEOUT)?;
         // Must come before the first table: it decides the file's layout.
         self.connection.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
-        self.connection.pragma_update(None, "journal_mode", "WAL")?;
+        self.switch_to_wal()?;
         // With WAL, NORMAL loses at most the last commits on a power cut, never the file.
         self.connection.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(())
+    }
+
+    /// Switching the journal mode needs the file to itself, and SQLite answers "busy" at once,
+    /// without its busy handler, while another process opens the same new file: wait our turn
+    /// here, as long as any other wait.
+    fn switch_to_wal(&self) -> rusqlite::Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            match self.connection.pragma_update(None, "journal_mode", "WAL") {
+                Err(error)
+                    if error.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                        && started.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                result => return result,
+            }
+        }
     }
 
     fn version(&self) -> Result<i64, StoreError> {

@@ -135,6 +135,11 @@ impl Inbox {
         Some(frame)
     }
 
+    /// Throws away what is queued and what comes, until no [`Outbox`] is left.
+    async fn discard_until_every_sender_is_gone(&mut self) {
+        while self.next().await.is_some() {}
+    }
+
     /// The next frame, if one is queued (for tests and for batching writes).
     pub fn try_next(&mut self) -> Option<Frame> {
         let frame = self.receiver.try_recv().ok()?;
@@ -144,8 +149,8 @@ impl Inbox {
 }
 
 /// Writes everything from the inbox as WebSocket frames until a close, until every sender is
-/// gone, or until the outbox overflows (then a close frame naming why, if the peer takes it
-/// within [`CLOSE_DEADLINE`]). Frames queued together are written together and flushed once.
+/// gone, or until the outbox overflows (then, once every sender is gone, a close frame naming
+/// why, if the peer takes it within [`CLOSE_DEADLINE`]). Frames queued together are written together and flushed once.
 pub async fn write_frames(
     mut sink: impl futures::Sink<Message, Error = axum::Error> + Unpin,
     mut inbox: Inbox,
@@ -180,6 +185,10 @@ pub async fn write_frames(
         closed = written => closed,
     };
     if overflow.is_cancelled() {
+        // The close comes after the session and its requests have let go of the outbox (what
+        // they held, scan slots included, is free again by then), or after the deadline.
+        let _ =
+            tokio::time::timeout(CLOSE_DEADLINE, inbox.discard_until_every_sender_is_gone()).await;
         let close = close_frame(close::POLICY, close::TOO_SLOW);
         let _ = tokio::time::timeout(CLOSE_DEADLINE, sink.send(close)).await;
     } else if !closed {
@@ -230,10 +239,39 @@ mod tests {
         let (outbox, inbox) = outbox(4);
         let (sink, mut written) = futures::channel::mpsc::unbounded::<Message>();
         let _ = outbox.send(Frame::Text("too long".into()));
+        drop(outbox);
         write_frames(sink.sink_map_err(axum::Error::new), inbox).await;
         let Some(Message::Close(Some(frame))) = futures::StreamExt::next(&mut written).await else {
             panic!("a close frame")
         };
         assert_eq!((frame.code, frame.reason.as_str()), (close::POLICY, close::TOO_SLOW));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_close_after_an_overflow_waits_for_the_running_requests_to_let_go() {
+        let (outbox, inbox) = outbox(4);
+        let request = outbox.clone();
+        let (sink, mut written) = futures::channel::mpsc::unbounded::<Message>();
+        let writer = tokio::spawn(write_frames(sink.sink_map_err(axum::Error::new), inbox));
+        let _ = outbox.send(Frame::Text("too long".into()));
+        drop(outbox);
+        tokio::time::sleep(CLOSE_DEADLINE / 2).await;
+        assert!(written.try_next().is_err(), "no close while a request still runs");
+        drop(request);
+        writer.await.unwrap();
+        let Ok(Some(Message::Close(Some(frame)))) = written.try_next() else {
+            panic!("a close frame once the request let go")
+        };
+        assert_eq!(frame.code, close::POLICY);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_never_lets_go_delays_the_close_only_until_the_deadline() {
+        let (outbox, inbox) = outbox(4);
+        let (sink, mut written) = futures::channel::mpsc::unbounded::<Message>();
+        let _ = outbox.send(Frame::Text("too long".into()));
+        write_frames(sink.sink_map_err(axum::Error::new), inbox).await;
+        assert!(matches!(written.try_next(), Ok(Some(Message::Close(_)))));
+        drop(outbox);
     }
 }

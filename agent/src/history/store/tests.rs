@@ -226,3 +226,26 @@ fn watches_are_kept_with_their_state_and_the_ended_ones_listed_within_the_limit(
         (WatchRowState::Stopped, Some(10), Some("ops"))
     );
 }
+
+#[test]
+fn processes_opening_one_new_file_at_once_all_get_it() {
+    // SQLite refuses a journal mode switch at once while another connection opens the file;
+    // a few dozen rounds of four openers hit that window on most runs without the wait.
+    for _ in 0..40 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let openers: Vec<_> = (0..4)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Store::open(&path).map(|_| ())
+                })
+            })
+            .collect();
+        for opener in openers {
+            opener.join().unwrap().expect("opened");
+        }
+    }
+}
