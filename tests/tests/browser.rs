@@ -99,7 +99,7 @@ async fn a_closed_port_shows_its_evidence_suggestions_and_findings_and_an_open_o
     let suggestions = texts(&closed_card, ".verdict .suggestions li").await;
     assert!(!suggestions.is_empty(), "a closed port comes with something to try");
     let nearby = texts(&closed_card, ".finding[data-probe='nearby_ports']").await;
-    assert!(nearby[0].contains("tried on 127.0.0.1"), "{nearby:?}");
+    assert!(nearby[0].contains("checked on 127.0.0.1"), "{nearby:?}");
     let listeners = texts(&closed_card, ".finding[data-probe='local_listeners']").await;
     assert!(listeners[0].contains(&format!("listens on port {closed}")), "{listeners:?}");
     assert!(
