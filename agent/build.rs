@@ -9,8 +9,8 @@
 //! 2. Runs wasm-bindgen on it as a library (`wasm-bindgen-cli-support`, the same exact version as
 //!    the `wasm-bindgen` crate the page uses), `--target web` style, into `$OUT_DIR/page/`, and
 //!    copies `index.html` and `style.css` beside the output.
-//! 3. Compresses every file (gzip and brotli, at their best levels: once here, never per
-//!    request), names each with a strong ETag (its SHA-256), and writes `$OUT_DIR/page_assets.rs`:
+//! 3. Compresses every file (gzip at its best level: once here, never per request; every
+//!    browser takes gzip, and a brotli copy would weigh about 370 KB more in the binary), names each with a strong ETag (its SHA-256), and writes `$OUT_DIR/page_assets.rs`:
 //!    a `PAGE_ASSETS` table the agent `include!`s and serves, and `PAGE_SCRIPT_HASH`, the
 //!    Content-Security-Policy hash of `index.html`'s inline module script.
 
@@ -236,7 +236,7 @@ fn copy_file(from: &Path, to: &Path) {
 }
 
 /// Writes the table of everything in `page_dir` the agent serves, `index.html` as `/`, each with
-/// its gzip and brotli forms (written beside it) and its ETag. The file as built is not carried:
+/// its gzip form (written beside it) and its ETag. The file as built is not carried:
 /// the agent inflates the gzip form for the rare client that accepts neither coding.
 fn write_asset_table(page_dir: &Path, table: &Path) {
     let mut files = Vec::new();
@@ -261,18 +261,15 @@ fn write_asset_table(page_dir: &Path, table: &Path) {
         let bytes = fs::read(file)
             .unwrap_or_else(|error| panic!("could not read {}: {error}", file.display()));
         let gzip = compressed_dir.join(format!("{index}.gz"));
-        let brotli = compressed_dir.join(format!("{index}.br"));
         write_file(&gzip, &gzip_of(&bytes));
-        write_file(&brotli, &brotli_of(&bytes));
         let etag = hex(&Sha256::digest(&bytes)[..16]);
         writeln!(
             source,
             "    Asset {{ path: {:?}, content_type: {:?}, etag: {etag:?}, \
-             gzip: include_bytes!({:?}), brotli: include_bytes!({:?}), identity: OnceLock::new() }},",
+             gzip: include_bytes!({:?}), identity: OnceLock::new() }},",
             url_path(relative),
             content_type(file),
             absolute(&gzip),
-            absolute(&brotli),
         )
         .expect("writing to a String cannot fail");
     }
@@ -303,14 +300,6 @@ fn gzip_of(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(bytes).expect("compressing in memory cannot fail");
     encoder.finish().expect("compressing in memory cannot fail")
-}
-
-fn brotli_of(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let params = brotli::enc::BrotliEncoderParams { quality: 11, lgwin: 22, ..Default::default() };
-    brotli::BrotliCompress(&mut &bytes[..], &mut out, &params)
-        .expect("compressing in memory cannot fail");
-    out
 }
 
 fn hex(bytes: &[u8]) -> String {

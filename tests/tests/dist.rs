@@ -77,8 +77,8 @@ fn each_binary_is_static_stripped_checksummed_and_carries_the_page() {
     }
 }
 
-/// Whether `binary` holds a gzip stream of `file` (the agent carries its page's files gzip and
-/// brotli compressed): some gzip header in it inflates to exactly `file`.
+/// Whether `binary` holds a gzip stream of `file` (the agent carries its page's files gzip
+/// compressed): some gzip header in it inflates to exactly `file`.
 fn carries_gzipped(binary: &[u8], file: &[u8]) -> bool {
     use std::io::Read as _;
     const GZIP_DEFLATE_HEADER: [u8; 3] = [0x1f, 0x8b, 0x08];

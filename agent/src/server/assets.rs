@@ -3,9 +3,10 @@
 //!
 //! Who may call: anyone who reaches the agent's address (the page holds no secret; everything it
 //! does goes through the WebSocket, which authenticates). Each file was compressed at build time
-//! (brotli and gzip, chosen by `Accept-Encoding`) and carries a strong ETag, so a reload costs a
-//! `304`. A client that accepts neither gets the gzip form inflated, once, then kept: the binary
-//! does not carry each file a third time. Every response carries a Content-Security-Policy that loads nothing from anywhere but
+//! with gzip (every browser takes it; a brotli copy too would weigh about 370 KB in a binary meant
+//! to be copied onto hosts) and carries a strong ETag, so a reload costs a `304`. A client that
+//! does not accept gzip gets the gzip form inflated, once, then kept: the binary does not carry
+//! each file twice. Every response carries a Content-Security-Policy that loads nothing from anywhere but
 //! the agent and forbids framing the page (clickjacking).
 
 use std::io::Read as _;
@@ -30,8 +31,6 @@ pub struct Asset {
     pub etag: &'static str,
     /// Compressed with gzip.
     pub gzip: &'static [u8],
-    /// Compressed with brotli.
-    pub brotli: &'static [u8],
     /// The file as built, inflated from `gzip` when a client first asks for no coding.
     identity: OnceLock<Box<[u8]>>,
 }
@@ -53,10 +52,9 @@ impl Asset {
 
 include!(concat!(env!("OUT_DIR"), "/page_assets.rs"));
 
-/// The encodings the agent serves, best first.
+/// The encodings the agent serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
-    Brotli,
     Gzip,
     Identity,
 }
@@ -64,7 +62,6 @@ enum Encoding {
 impl Encoding {
     fn token(self) -> &'static str {
         match self {
-            Encoding::Brotli => "br",
             Encoding::Gzip => "gzip",
             Encoding::Identity => "identity",
         }
@@ -117,7 +114,6 @@ fn serve(asset: &'static Asset, request: &HeaderMap) -> Response {
     }
     set(CONTENT_TYPE, asset.content_type);
     let body = match encoding {
-        Encoding::Brotli => asset.brotli,
         Encoding::Gzip => asset.gzip,
         Encoding::Identity => asset.identity(),
     };
@@ -127,7 +123,7 @@ fn serve(asset: &'static Asset, request: &HeaderMap) -> Response {
     (headers, body).into_response()
 }
 
-/// The best encoding `accept_encoding` allows: brotli, then gzip, else none. A coding with
+/// The encoding `accept_encoding` allows: gzip, else none. A coding with
 /// `q=0` is refused; `*` stands for any coding not named.
 fn choose_encoding(accept_encoding: &str) -> Encoding {
     let mut weights: Vec<(&str, bool)> = Vec::new();
@@ -149,10 +145,7 @@ fn choose_encoding(accept_encoding: &str) -> Encoding {
         let any = weights.iter().find(|(name, _)| *name == "*");
         named.or(any).is_some_and(|(_, allowed)| *allowed)
     };
-    [Encoding::Brotli, Encoding::Gzip]
-        .into_iter()
-        .find(|encoding| allows(encoding.token()))
-        .unwrap_or(Encoding::Identity)
+    if allows(Encoding::Gzip.token()) { Encoding::Gzip } else { Encoding::Identity }
 }
 
 /// Whether an `If-None-Match` list holds `etag` (or is `*`); weak tags compare by value.
@@ -168,26 +161,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn brotli_is_preferred_then_gzip_and_q_zero_refuses_a_coding() {
-        assert_eq!(choose_encoding("gzip, deflate, br, zstd"), Encoding::Brotli);
-        assert_eq!(choose_encoding("gzip"), Encoding::Gzip);
+    fn gzip_is_served_when_accepted_and_q_zero_refuses_it() {
+        assert_eq!(choose_encoding("gzip, deflate, br, zstd"), Encoding::Gzip);
+        assert_eq!(choose_encoding("GZIP"), Encoding::Gzip);
         assert_eq!(choose_encoding("br;q=0, gzip;q=0.5"), Encoding::Gzip);
+        assert_eq!(choose_encoding("br, gzip;q=0"), Encoding::Identity);
         assert_eq!(choose_encoding("*;q=0"), Encoding::Identity);
-        assert_eq!(choose_encoding("*"), Encoding::Brotli);
+        assert_eq!(choose_encoding("br, *"), Encoding::Gzip);
         assert_eq!(choose_encoding(""), Encoding::Identity);
         assert_eq!(choose_encoding("identity"), Encoding::Identity);
     }
 
     #[test]
     fn if_none_match_takes_lists_weak_tags_and_star() {
-        assert!(matches_etag(r#""a", "b-br""#, r#""b-br""#));
-        assert!(matches_etag(r#"W/"b-br""#, r#""b-br""#));
+        assert!(matches_etag(r#""a", "b-gzip""#, r#""b-gzip""#));
+        assert!(matches_etag(r#"W/"b-gzip""#, r#""b-gzip""#));
         assert!(matches_etag("*", r#""x""#));
-        assert!(!matches_etag(r#""b""#, r#""b-br""#), "another encoding is another tag");
+        assert!(!matches_etag(r#""b""#, r#""b-gzip""#), "another encoding is another tag");
     }
 
     #[test]
-    fn every_file_is_carried_in_two_encodings_that_decode_to_the_bytes_its_etag_names() {
+    fn every_file_is_carried_gzipped_and_inflates_to_the_bytes_its_etag_names() {
         use sha2::Digest as _;
         assert!(PAGE_ASSETS.iter().any(|asset| asset.path == "/"));
         for asset in &PAGE_ASSETS {
@@ -195,9 +189,6 @@ mod tests {
             let digest = sha2::Sha256::digest(identity);
             let hex: String = digest[..16].iter().map(|byte| format!("{byte:02x}")).collect();
             assert_eq!(hex, asset.etag, "the inflated gzip of {} is the file as built", asset.path);
-            let mut unbrotlied = Vec::new();
-            brotli::Decompressor::new(asset.brotli, 4096).read_to_end(&mut unbrotlied).unwrap();
-            assert_eq!(unbrotlied, identity, "brotli of {}", asset.path);
         }
     }
 
