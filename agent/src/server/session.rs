@@ -81,7 +81,7 @@ pub async fn run(socket: WebSocket, state: AppState, peer: SocketAddr) {
     }
     session.wind_down(end).await;
     drop(session);
-    let _ = writer.await;
+    wire::linger(writer, &mut stream, answer_wait(end)).await;
     info!(%peer, ?end, "session closed");
 }
 
@@ -99,12 +99,21 @@ pub async fn serve_link(
     let end = session.read(&mut stream).await;
     session.wind_down(end).await;
     drop(session);
-    let _ = writer.await;
+    wire::linger(writer, &mut stream, answer_wait(end)).await;
     match end {
         End::ShuttingDown => "this agent is shutting down",
         End::Silent => "the hub fell silent (no answer to pings)",
         End::TooSlow => "the hub did not read this agent's messages",
         _ => "the hub closed the link",
+    }
+}
+
+/// How long a socket waits for the peer's answer to its close frame: not at all when the agent
+/// shuts down (every socket closes at once), else as long as the close frame itself may take.
+fn answer_wait(end: End) -> Duration {
+    match end {
+        End::ShuttingDown => Duration::ZERO,
+        _ => wire::outbox::CLOSE_DEADLINE,
     }
 }
 

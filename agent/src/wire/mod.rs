@@ -9,7 +9,7 @@ pub mod codec;
 pub mod outbox;
 
 pub use codec::{Rejection, decode};
-pub use outbox::{Frame, Inbox, Outbox, SendError, outbox, write_frames};
+pub use outbox::{Frame, Inbox, Outbox, SendError, linger, outbox, write_frames};
 
 /// Close codes (RFC 6455) and the reasons the agent gives with them.
 pub mod close {

@@ -22,8 +22,14 @@ use super::close;
 /// or a check fanned out to a thousand vantage points, many times over.
 pub const DEFAULT_OUTBOX_BYTES: usize = 16 * 1024 * 1024;
 
-/// How long the writer tries to deliver a close frame to a peer that does not read.
-pub const CLOSE_DEADLINE: Duration = Duration::from_secs(1);
+/// How long the writer tries to deliver a close frame to a peer that does not read (it must first
+/// drain what the kernel holds for it, megabytes on a fast link), and how long it waits for the
+/// session's requests to let go before that.
+pub const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The longest a socket stays open after its session ended: the writer's wait for the requests
+/// and its close frame, then the peer's answer to the close.
+pub const LINGER_LIMIT: Duration = Duration::from_secs(15);
 
 /// One frame for the writer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,7 +170,8 @@ pub async fn write_frames(
                     Frame::Text(text) => Message::Text(text.into()),
                     Frame::Ping => Message::Ping(Vec::new().into()),
                     Frame::Close(code, reason) => {
-                        let _ = sink.send(close_frame(code, reason)).await;
+                        let close = close_frame(code, reason);
+                        let _ = tokio::time::timeout(CLOSE_DEADLINE, sink.send(close)).await;
                         return true;
                     }
                 };
@@ -193,6 +200,40 @@ pub async fn write_frames(
         let _ = tokio::time::timeout(CLOSE_DEADLINE, sink.send(close)).await;
     } else if !closed {
         let _ = sink.close().await;
+    }
+}
+
+/// Ends a socket's life once its session is over: waits for the writer (and its close frame),
+/// then for the peer's answer to the close, reading on and throwing away what the peer still
+/// sends. A socket closed with unread input is reset, and the reset would discard the close frame
+/// on its way. The peer's answer is awaited for at most `answer_wait` (zero when the agent shuts
+/// down), and everything for at most [`LINGER_LIMIT`], then the writer is stopped.
+pub async fn linger(
+    writer: tokio::task::JoinHandle<()>,
+    incoming: &mut (impl futures::Stream<Item = Result<Message, axum::Error>> + Unpin),
+    answer_wait: Duration,
+) {
+    let abort = writer.abort_handle();
+    let until_the_peer_closes = async {
+        while let Some(Ok(frame)) = futures::StreamExt::next(incoming).await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let both = async {
+        tokio::pin!(until_the_peer_closes, writer);
+        tokio::select! {
+            _ = &mut writer => {
+                let _ = tokio::time::timeout(answer_wait, until_the_peer_closes).await;
+            }
+            () = &mut until_the_peer_closes => {
+                let _ = writer.await;
+            }
+        }
+    };
+    if tokio::time::timeout(LINGER_LIMIT, both).await.is_err() {
+        abort.abort();
     }
 }
 
@@ -273,5 +314,48 @@ mod tests {
         write_frames(sink.sink_map_err(axum::Error::new), inbox).await;
         assert!(matches!(written.try_recv(), Ok(Message::Close(_))));
         drop(outbox);
+    }
+
+    /// The peer's side of a socket: `frames`, then nothing more, ever.
+    fn peer_sending(
+        frames: Vec<Message>,
+    ) -> impl futures::Stream<Item = Result<Message, axum::Error>> + Unpin {
+        futures::StreamExt::chain(
+            futures::stream::iter(frames.into_iter().map(Ok)),
+            futures::stream::pending(),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lingering_reads_what_the_peer_still_sends_until_its_close() {
+        let writer = tokio::spawn(async {});
+        let text = || Message::Text("more".into());
+        let mut incoming = peer_sending(vec![text(), text(), Message::Close(None), text()]);
+        let started = tokio::time::Instant::now();
+        linger(writer, &mut incoming, CLOSE_DEADLINE).await;
+        assert_eq!(started.elapsed(), Duration::ZERO, "the peer's close ends it at once");
+        let after = futures::StreamExt::next(&mut incoming).await;
+        assert!(matches!(after, Some(Ok(Message::Text(_)))), "read up to the close only");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lingering_waits_for_a_silent_peer_only_as_long_as_asked() {
+        let started = tokio::time::Instant::now();
+        linger(tokio::spawn(async {}), &mut peer_sending(vec![]), CLOSE_DEADLINE).await;
+        assert_eq!(started.elapsed(), CLOSE_DEADLINE);
+        let started = tokio::time::Instant::now();
+        linger(tokio::spawn(async {}), &mut peer_sending(vec![]), Duration::ZERO).await;
+        assert_eq!(started.elapsed(), Duration::ZERO, "no wait when the agent shuts down");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_writer_that_never_ends_is_stopped_at_the_linger_limit() {
+        let writer = tokio::spawn(futures::future::pending::<()>());
+        let stopped = writer.abort_handle();
+        let started = tokio::time::Instant::now();
+        linger(writer, &mut peer_sending(vec![]), CLOSE_DEADLINE).await;
+        assert_eq!(started.elapsed(), LINGER_LIMIT);
+        tokio::task::yield_now().await;
+        assert!(stopped.is_finished(), "the writer was aborted");
     }
 }
