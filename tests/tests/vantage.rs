@@ -65,6 +65,43 @@ impl Files {
     fn path(&self, name: &str) -> std::path::PathBuf {
         self.directory.path().join(name)
     }
+
+    /// Starts the hub on `hub` in `lab`: TLS on 0.0.0.0:7443 with a certificate for `names`
+    /// (openssl's subjectAltName list), clients and agents checked against `tokens`. Returns the
+    /// certificate's pin, for the agents that join and the CLI that goes through it.
+    fn start_tls_hub(&self, lab: &mut Lab, hub: &Host, tokens: &str, names: &str) -> String {
+        let made = certificates::with_openssl(self.directory.path(), "hub", names);
+        let (cert, key) = (made.cert.to_str().unwrap(), made.key.to_str().unwrap());
+        let serve = ["serve", "--listen", "0.0.0.0:7443", "--token-file", tokens];
+        let binary = agent_binary();
+        lab.spawn(
+            hub,
+            binary.to_str().unwrap(),
+            &[&serve[..], &["--tls-cert", cert, "--tls-key", key]].concat(),
+        );
+        lab.wait_listening(hub, 7443);
+        made.fingerprint
+    }
+
+    /// Starts the agent `name` on `host`, serving its own clients on `listen` and joining the hub
+    /// at `url` pinned to `pin`, with `extra` arguments.
+    #[allow(clippy::too_many_arguments)]
+    fn join(
+        &self,
+        lab: &mut Lab,
+        host: &Host,
+        name: &str,
+        listen: &str,
+        url: &str,
+        pin: &str,
+        extra: &[&str],
+    ) {
+        let own = self.agent_tokens(name);
+        let serve = ["serve", "--listen", listen, "--token-file", &own];
+        let join = ["--join", url, "--join-tls-fingerprint", pin];
+        let binary = agent_binary();
+        lab.spawn(host, binary.to_str().unwrap(), &[&serve[..], &join, extra].concat());
+    }
 }
 
 fn hub_url(hub: &Agent) -> String {
@@ -729,28 +766,12 @@ impl RoutedLab {
         lab.spawn(&target, env!("CARGO_BIN_EXE_lab-server"), &["hold", "10.7.3.2:80"]);
         lab.wait_listening(&target, 80);
 
-        let made = certificates::with_openssl(
-            files.directory.path(),
-            "hub",
-            "IP:10.7.1.1,IP:10.7.2.1,IP:127.0.0.1",
-        );
-        let (cert, key) =
-            (made.cert.to_str().unwrap().to_string(), made.key.to_str().unwrap().to_string());
-        let pin = made.fingerprint;
-        let binary = agent_binary();
-        let binary = binary.to_str().unwrap();
-        let serve = ["serve", "--listen", "0.0.0.0:7443", "--token-file", &tokens];
-        let hub_args = [&serve[..], &["--tls-cert", &cert, "--tls-key", &key]].concat();
-        lab.spawn(&hub, binary, &hub_args);
-        lab.wait_listening(&hub, 7443);
+        let pin =
+            files.start_tls_hub(&mut lab, &hub, &tokens, "IP:10.7.1.1,IP:10.7.2.1,IP:127.0.0.1");
         for (host, name, url) in
             [(&a1, "a1", "wss://10.7.1.1:7443"), (&a2, "a2", "wss://10.7.2.1:7443")]
         {
-            let own = files.agent_tokens(name);
-            let join = ["--join", url, "--join-tls-fingerprint", &pin];
-            let args = [&["serve", "--listen", "127.0.0.1:7070", "--token-file", &own][..], &join]
-                .concat();
-            lab.spawn(host, binary, &args);
+            files.join(&mut lab, host, name, "127.0.0.1:7070", url, &pin, &[]);
         }
         let via: Vec<String> =
             ["--via", "wss://127.0.0.1:7443", "--tls-fingerprint", &pin, "--token-file", &tokens]
@@ -865,22 +886,10 @@ fn in_a_lab_a_joined_agent_on_the_router_between_names_its_forward_rule() {
     lab.spawn(&target, env!("CARGO_BIN_EXE_lab-server"), &["hold", "10.8.3.2:80"]);
     lab.wait_listening(&target, 80);
 
-    let made =
-        certificates::with_openssl(files.directory.path(), "hub", "IP:10.8.1.1,IP:127.0.0.1");
-    let (cert, key) =
-        (made.cert.to_str().unwrap().to_string(), made.key.to_str().unwrap().to_string());
-    let pin = made.fingerprint;
-    let binary = agent_binary();
-    let binary = binary.to_str().unwrap();
-    let serve = ["serve", "--listen", "0.0.0.0:7443", "--token-file", &tokens];
-    lab.spawn(&hub, binary, &[&serve[..], &["--tls-cert", &cert, "--tls-key", &key]].concat());
-    lab.wait_listening(&hub, 7443);
+    let pin = files.start_tls_hub(&mut lab, &hub, &tokens, "IP:10.8.1.1,IP:127.0.0.1");
     // r1 shows the hub its host's details (its rules' text): the hub is not on its host.
     for (host, name, extra) in [(&c1, "c1", &[][..]), (&r1, "r1", &["--show-processes"][..])] {
-        let own = files.agent_tokens(name);
-        let serve = ["serve", "--listen", "127.0.0.1:7070", "--token-file", &own];
-        let join = ["--join", "wss://10.8.1.1:7443", "--join-tls-fingerprint", &pin];
-        lab.spawn(host, binary, &[&serve[..], &join, extra].concat());
+        files.join(&mut lab, host, name, "127.0.0.1:7070", "wss://10.8.1.1:7443", &pin, extra);
     }
     let via = ["--via", "wss://127.0.0.1:7443", "--tls-fingerprint", &pin, "--token-file", &tokens];
     wait_online_in(&lab, &hub, &via, &["c1", "local", "r1"], Duration::from_secs(10));
@@ -929,25 +938,12 @@ fn in_a_lab_an_agents_link_cut_mid_scan_still_ends_its_part_and_every_place_serv
     let (hub, a1) = (lab.host("hub"), lab.host("a1"));
     let (_, a1_end) = lab.link(&hub, "10.7.1.1/24", &a1, "10.7.1.2/24");
     lab.sh(&hub, "iptables -A INPUT -s 10.7.1.2 -p tcp --dport 1000:1199 -j DROP");
-    let made =
-        certificates::with_openssl(files.directory.path(), "hub", "IP:10.7.1.1,IP:127.0.0.1");
-    let (cert, key) =
-        (made.cert.to_str().unwrap().to_string(), made.key.to_str().unwrap().to_string());
-    let pin = made.fingerprint;
-    let binary = agent_binary();
-    let binary = binary.to_str().unwrap();
-    let tls = ["--tls-cert", &cert, "--tls-key", &key];
-    let serve = ["serve", "--listen", "0.0.0.0:7443", "--token-file", &tokens];
-    lab.spawn(&hub, binary, &[&serve[..], &tls].concat());
-    lab.wait_listening(&hub, 7443);
+    let pin = files.start_tls_hub(&mut lab, &hub, &tokens, "IP:10.7.1.1,IP:127.0.0.1");
     for (host, name, listen, url) in [
         (&a1, "a1", "127.0.0.1:7070", "wss://10.7.1.1:7443"),
         (&hub, "a2", "127.0.0.1:7071", "wss://127.0.0.1:7443"),
     ] {
-        let own = files.agent_tokens(name);
-        let serve = ["serve", "--listen", listen, "--token-file", &own];
-        let join = ["--join", url, "--join-tls-fingerprint", &pin];
-        lab.spawn(host, binary, &[&serve[..], &join].concat());
+        files.join(&mut lab, host, name, listen, url, &pin, &[]);
     }
     let via = ["--via", "wss://127.0.0.1:7443", "--tls-fingerprint", &pin, "--token-file", &tokens];
     wait_online_in(&lab, &hub, &via, &["a1", "a2", "local"], Duration::from_secs(10));

@@ -778,10 +778,19 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_joined_router_watches_around_the_check_and_the_verdict_names_its_rule() {
+    /// A check from a1 running with r1 as a joined router, and the id of the watch r1 was asked
+    /// to open before anything else happened.
+    struct WithRouter {
+        a1: FakeAgent,
+        r1: FakeAgent,
+        client_end: Inbox,
+        running: tokio::task::JoinHandle<RequestId>,
+        watch: RequestId,
+    }
+
+    async fn check_with_a_router() -> WithRouter {
         let (mut a1, mut r1) = (FakeAgent::new(8), FakeAgent::new(8));
-        let (mut fanout, mut client_end) = fanout(vec![a1.vantage("a1")], ClientId::next());
+        let (mut fanout, client_end) = fanout(vec![a1.vantage("a1")], ClientId::next());
         fanout.routers = vec![Router { name: "r1".into(), link: r1.link.clone() }];
         let running = tokio::spawn(fanout.run(check_job(2_000)));
         settle().await;
@@ -790,6 +799,13 @@ mod tests {
             other => panic!("r1 was not asked to watch: {other:?}"),
         };
         assert!(a1.received().is_empty(), "the check waits for the router's counters");
+        WithRouter { a1, r1, client_end, running, watch }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_joined_router_watches_around_the_check_and_the_verdict_names_its_rule() {
+        let WithRouter { mut a1, mut r1, mut client_end, running, watch } =
+            check_with_a_router().await;
         r1.link.route(AgentMessage::ForwardWatching { id: watch, watching: true });
         settle().await;
 
@@ -816,14 +832,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_router_that_does_not_watch_is_not_told_the_check_is_over() {
-        let (mut a1, mut r1) = (FakeAgent::new(8), FakeAgent::new(8));
-        let (mut fanout, mut client_end) = fanout(vec![a1.vantage("a1")], ClientId::next());
-        fanout.routers = vec![Router { name: "r1".into(), link: r1.link.clone() }];
-        let running = tokio::spawn(fanout.run(check_job(2_000)));
-        settle().await;
-        let Some(ClientMessage::ForwardWatch { id: watch }) = r1.received().pop() else {
-            panic!("r1 was not asked to watch")
-        };
+        let WithRouter { mut a1, mut r1, mut client_end, running, watch } =
+            check_with_a_router().await;
         r1.link.route(AgentMessage::ForwardWatching { id: watch, watching: false });
         settle().await;
         let id = hub_id(&mut a1);
